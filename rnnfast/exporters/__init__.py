@@ -1,0 +1,1 @@
+"""Writers that turn rnnfast models into other formats."""

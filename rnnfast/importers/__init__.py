@@ -1,0 +1,1 @@
+"""Readers that turn framework files into rnnfast models without the framework installed."""

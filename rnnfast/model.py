@@ -1,0 +1,74 @@
+"""Model: what `rnnfast.load` returns, whatever the source format.
+
+A Model wraps a format-specific graph (ONNX node graph, Keras layer graph, PyTorch module stack). The graph
+does the work; Model normalises inputs, checks names, and gives every format the same calling convention.
+A graph implements:
+    inputs / outputs: lists of TensorInfo
+    run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]   (one array per output, in `outputs` order)
+    describe() -> str                                         (human-readable summary)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclass
+class TensorInfo:
+    """Name, shape (ints for fixed axes, str or None for dynamic ones) and ONNX-style type string."""
+
+    name: str
+    shape: list
+    type: str = "tensor(float)"
+
+
+class Model:
+    def __init__(self, graph: Any, source: str = ""):
+        self.graph = graph
+        self.source = source
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return list(self.graph.inputs)
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        return list(self.graph.outputs)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.graph.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.graph.outputs]
+
+    def run(self, inputs, **options) -> list[np.ndarray]:
+        """Run the model. `inputs` is one array (single-input models), a sequence in input order, or a dict
+        name -> array. Returns one array per model output, in `output_names` order."""
+        return self.graph.run(self._feeds(inputs), **options)
+
+    def describe(self) -> str:
+        return self.graph.describe()
+
+    def __repr__(self) -> str:
+        return f"<rnnfast.Model from {self.source or 'memory'}: inputs {self.input_names} outputs {self.output_names}>"
+
+    def _feeds(self, inputs) -> dict[str, np.ndarray]:
+        names = self.input_names
+        if isinstance(inputs, dict):
+            unknown = [k for k in inputs if k not in names]
+            if unknown:
+                raise ValueError(f"unknown input name(s) {unknown}; the model's inputs are {names}")
+            return dict(inputs)
+        if isinstance(inputs, np.ndarray) or not isinstance(inputs, Sequence):
+            if len(names) != 1:
+                raise ValueError(
+                    f"the model has {len(names)} inputs {names}: pass a dict name -> array or a list in that order"
+                )
+            return {names[0]: inputs}
+        if len(inputs) > len(names):
+            raise ValueError(f"got {len(inputs)} inputs, the model takes at most {len(names)}: {names}")
+        return dict(zip(names, inputs))
