@@ -1,0 +1,148 @@
+/* rnnf.h: the public C API of rnnfast.
+ *
+ * Plain C99, no Python and no OpenMP types, so firmware and C programs can use the engine directly.
+ * A model (rnnf_model) holds packed, immutable weights of one or more stacked recurrent layers; a state
+ * (rnnf_state) holds everything that changes while running (recurrent state and scratch), so several
+ * threads may run one model concurrently with one state each. Every function that can fail returns an
+ * rnnf_status; none aborts on user input.
+ *
+ * Semantics are ONNX's (RNN / GRU / LSTM operators): gate order LSTM i,o,f,c and GRU z,r,h; weights
+ * w_ih [n_dirs][n_gates*hidden][input], w_hh [n_dirs][n_gates*hidden][out], biases [n_dirs][n_gates*hidden],
+ * peepholes [n_dirs][3*hidden] (i,o,f), projection w_hr [n_dirs][proj][hidden]; out = proj or hidden.
+ */
+#ifndef RNNF_H
+#define RNNF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RNNF_VERSION_MAJOR 0
+#define RNNF_VERSION_MINOR 1
+
+typedef enum {
+    RNNF_OK = 0,
+    RNNF_ERR_ARG = 1,         /* a null pointer or an out-of-range argument */
+    RNNF_ERR_SHAPE = 2,       /* dimensions that do not fit the model or each other */
+    RNNF_ERR_NOMEM = 3,       /* an allocation failed */
+    RNNF_ERR_FORMAT = 4,      /* a malformed or truncated model file */
+    RNNF_ERR_ISA = 5,         /* the requested instruction set is not compiled in or not supported by this CPU */
+    RNNF_ERR_UNSUPPORTED = 6  /* a valid request this build does not implement */
+} rnnf_status;
+
+const char *rnnf_status_str(rnnf_status status);
+
+typedef enum { RNNF_CELL_RNN = 0, RNNF_CELL_GRU = 1, RNNF_CELL_LSTM = 2 } rnnf_cell;
+
+/* ONNX activation functions plus the Keras ones ONNX lacks. alpha/beta as in the ONNX spec. */
+typedef enum {
+    RNNF_ACT_RELU = 0,
+    RNNF_ACT_TANH,
+    RNNF_ACT_SIGMOID,
+    RNNF_ACT_AFFINE,          /* alpha*x + beta */
+    RNNF_ACT_LEAKYRELU,       /* x >= 0 ? x : alpha*x */
+    RNNF_ACT_THRESHOLDEDRELU, /* x > alpha ? x : 0 */
+    RNNF_ACT_SCALEDTANH,      /* alpha*tanh(beta*x) */
+    RNNF_ACT_HARDSIGMOID,     /* clamp(alpha*x + beta, 0, 1) */
+    RNNF_ACT_ELU,             /* x >= 0 ? x : alpha*(exp(x)-1) */
+    RNNF_ACT_SOFTSIGN,        /* x/(1+|x|) */
+    RNNF_ACT_SOFTPLUS,        /* log(1+exp(x)) */
+    RNNF_ACT_SELU,            /* Keras selu */
+    RNNF_ACT_SWISH,           /* x*sigmoid(x) */
+    RNNF_ACT_GELU,            /* 0.5*x*(1+erf(x/sqrt(2))) */
+    RNNF_ACT_EXP,             /* exp(x) */
+    RNNF_ACT_COUNT
+} rnnf_act_kind;
+
+typedef struct {
+    int kind; /* rnnf_act_kind */
+    float alpha;
+    float beta;
+} rnnf_activation;
+
+/* One layer as handed to rnnf_model_create. The weights are copied (packed); the caller keeps ownership. */
+typedef struct {
+    int cell;        /* rnnf_cell */
+    int n_dirs;      /* 1 or 2 (bidirectional) */
+    int reverse;     /* with n_dirs == 1: process t = T-1..0 (outputs stay aligned with inputs) */
+    int input_size;
+    int hidden_size;
+    int proj_size;   /* LSTM projection size, 0 for none */
+    const float *w_ih, *w_hh;
+    const float *b_ih, *b_hh;   /* may be NULL: zeros */
+    const float *peepholes;     /* LSTM only, may be NULL */
+    const float *w_hr;          /* LSTM projection, NULL when proj_size == 0 */
+    rnnf_activation act[2][3];  /* per direction: RNN f; GRU f,g; LSTM f,g,h */
+    float clip;                 /* > 0: clamp every gate pre-activation to [-clip, clip]; <= 0: none */
+    int input_forget;           /* LSTM: f = 1 - i */
+    int linear_before_reset;    /* GRU */
+} rnnf_layer_desc;
+
+typedef struct rnnf_model rnnf_model;
+typedef struct rnnf_state rnnf_state;
+
+/* Layer k > 0 takes layer k-1's output, both directions concatenated: input_size == n_dirs * out. */
+rnnf_status rnnf_model_create(const rnnf_layer_desc *layers, int n_layers, rnnf_model **out);
+void rnnf_model_free(rnnf_model *model);
+int rnnf_model_n_layers(const rnnf_model *model);
+/* Sizes of one layer: returns RNNF_ERR_ARG for a bad index. Any output pointer may be NULL. */
+rnnf_status rnnf_model_layer_info(const rnnf_model *model, int layer, int *cell, int *n_dirs, int *input_size,
+                                  int *hidden_size, int *out_size);
+
+/* A state for `batch` rows. Streaming (rnnf_step) keeps the recurrent state here between calls. */
+rnnf_status rnnf_state_create(const rnnf_model *model, int batch, rnnf_state **out);
+void rnnf_state_free(rnnf_state *state);
+/* Zero the recurrent state of every layer, for all rows (rows == NULL) or for the n_rows listed. */
+rnnf_status rnnf_state_reset(rnnf_state *state, const int32_t *rows, int n_rows);
+/* Copy one layer's h [n_dirs][batch][out] or c [n_dirs][batch][hidden] out of / into the state. */
+rnnf_status rnnf_state_get(const rnnf_state *state, int layer, int which_c, float *dst);
+rnnf_status rnnf_state_set(rnnf_state *state, int layer, int which_c, const float *src);
+
+/* How rnnf_run writes y: ONNX [seq][dir][batch][out], or merged [seq][batch][dir*out] (Keras / PyTorch). */
+typedef enum { RNNF_Y_SEQ_DIR_BATCH = 0, RNNF_Y_SEQ_BATCH_DIR = 1 } rnnf_y_layout;
+
+typedef struct {
+    int seq_len;
+    int batch;                      /* must equal the state's batch */
+    const float *x;                 /* [seq_len][batch][input_size] */
+    const int32_t *sequence_lens;   /* [batch] in [0, seq_len], or NULL. ONNX: steps past a row's length
+                                       give zeros in y, the final state is the last valid step's, and a
+                                       length of 0 gives a zero final state. */
+    const uint8_t *mask;            /* [seq_len][batch], nonzero = real step, or NULL. Keras: a masked step
+                                       keeps the state and repeats the previous output (zeros before the
+                                       first real step), or gives zeros with mask_zero_output. */
+    int mask_zero_output;
+    const float *const *initial_h;  /* NULL, or per layer NULL (zeros) or [n_dirs][batch][out] */
+    const float *const *initial_c;  /* likewise [n_dirs][batch][hidden] */
+    float *y;                       /* last layer's output sequence, or NULL */
+    int y_layout;                   /* rnnf_y_layout */
+    float *const *y_h;              /* NULL, or per layer NULL or [n_dirs][batch][out] */
+    float *const *y_c;              /* likewise [n_dirs][batch][hidden] (LSTM layers only) */
+    int n_threads;                  /* <= 0: one per available core */
+} rnnf_run_args;
+
+/* Run whole sequences from the given initial state; the state object only provides scratch and is left
+ * holding each layer's final state (so a stream may continue from it). */
+rnnf_status rnnf_run(const rnnf_model *model, rnnf_state *state, const rnnf_run_args *args);
+
+/* One time step for every row, continuing from the state: x [batch][input_size], y [batch][out of the
+ * last layer] (may be NULL). Allocates nothing. Bidirectional layers cannot stream: RNNF_ERR_UNSUPPORTED. */
+rnnf_status rnnf_step(const rnnf_model *model, rnnf_state *state, const float *x, float *y, int n_threads);
+
+/* Build and CPU information, for show_config(). */
+const char *rnnf_isa_compiled(void);   /* e.g. "ref,avx2" */
+const char *rnnf_isa_supported(void);  /* what this CPU can run of those */
+const char *rnnf_isa_selected(void);   /* the kernel table in use */
+/* Force a kernel table by name ("ref", "avx2"); RNNF_ERR_ISA if unknown or unsupported here. Not thread-safe:
+ * call before running. The RNNFAST_ISA environment variable does the same at first use. */
+rnnf_status rnnf_isa_select(const char *name);
+int rnnf_openmp_enabled(void);
+int rnnf_default_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,62 @@
+"""Build of rnnfast._core: the C engine in src_c/ behind a Cython binding.
+
+ISA-specific kernel files get their own flags (-mavx2 -mfma) and are reached only through the run-time
+dispatch table, so the package runs on any x86-64 CPU. No -march=native, no -ffast-math.
+OpenMP is used when the compiler supports it; RNNFAST_NO_OPENMP=1 turns it off.
+"""
+import os
+import platform
+import sys
+import tempfile
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+CORE_SOURCES = ["src_c/api.c", "src_c/dispatch.c", "src_c/model.c", "src_c/recurrent.c", "src_c/threads.c",
+                "src_c/lstm.c", "src_c/gru.c", "src_c/rnn.c"]
+# The reference kernels are the executable spec: no contraction of a*b+c into FMA.
+EXACT_SOURCES = ["src_c/kernels/ref.c", "src_c/kernels/activations.c"]
+IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")
+ISA_SOURCES = [("src_c/kernels/avx2.c", ["-mavx2", "-mfma"], "RNNF_HAVE_AVX2")] if IS_X86 else []
+COMMON_FLAGS = ["-O3", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
+INCLUDE_DIRS = ["include", "src_c"]
+
+
+def compiler_accepts(compiler, flag):
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
+        try:
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=[flag])
+            compiler.link_executable(objs, os.path.join(tmp, "probe"), extra_postargs=[flag])
+            return True
+        except Exception:
+            return False
+
+
+class BuildExt(build_ext):
+    def build_extension(self, ext):
+        use_omp = os.environ.get("RNNFAST_NO_OPENMP", "") not in ("1", "true", "yes") and compiler_accepts(
+            self.compiler, "-fopenmp")
+        omp = ["-fopenmp"] if use_omp else []
+        macros = [(m, "1") for _, _, m in ISA_SOURCES]
+        objects = []
+        for src, flags, _ in ISA_SOURCES:
+            objects += self.compiler.compile([src], output_dir=self.build_temp, include_dirs=INCLUDE_DIRS,
+                                             macros=macros, extra_postargs=COMMON_FLAGS + flags)
+        objects += self.compiler.compile(EXACT_SOURCES, output_dir=self.build_temp, include_dirs=INCLUDE_DIRS,
+                                         macros=macros, extra_postargs=COMMON_FLAGS + ["-ffp-contract=off"])
+        ext.extra_objects = objects
+        ext.define_macros = list(ext.define_macros or []) + macros
+        ext.extra_compile_args = COMMON_FLAGS + omp
+        ext.extra_link_args = omp + ["-lm"]
+        sys.stderr.write(f"rnnfast: OpenMP {'on' if use_omp else 'off'}; ISA kernels: "
+                         f"{[s for s, _, _ in ISA_SOURCES] or 'none'}\n")
+        super().build_extension(ext)
+
+
+extension = Extension("rnnfast._core", sources=["rnnfast/_core.pyx"] + CORE_SOURCES, include_dirs=INCLUDE_DIRS)
+
+setup(ext_modules=cythonize([extension], compiler_directives={"language_level": "3"}), cmdclass={"build_ext": BuildExt})

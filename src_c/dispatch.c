@@ -1,0 +1,93 @@
+/* dispatch.c: picks the kernel table once, from CPUID + XGETBV, or from RNNFAST_ISA.
+ *
+ * Compiled without ISA flags so it runs on any x86-64 (and any other) CPU; only the ISA files are built
+ * with -mavx2 -mfma, and they are reached only through the table chosen here.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+static int cpu_has_avx2_fma(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    if (!(fma && osxsave && avx)) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0x6) != 0x6) return 0; /* the OS must save XMM and YMM state */
+    if (__get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (b >> 5) & 1;
+}
+#else
+static int cpu_has_avx2_fma(void) { return 0; }
+#endif
+
+typedef struct {
+    const char *name;
+    const rnnf_kernels *table;
+    int (*supported)(void);
+} isa_entry;
+
+static int always(void) { return 1; }
+
+static const isa_entry isas[] = {
+#ifdef RNNF_HAVE_AVX2
+    {"avx2", &rnnf_kernels_avx2, cpu_has_avx2_fma},
+#endif
+    {"ref", &rnnf_kernels_ref, always},
+};
+#define N_ISAS (sizeof(isas) / sizeof(isas[0]))
+
+static const rnnf_kernels *selected;
+
+static const rnnf_kernels *best(void)
+{
+    for (size_t i = 0; i < N_ISAS; i++)
+        if (isas[i].supported()) return isas[i].table;
+    return &rnnf_kernels_ref;
+}
+
+rnnf_status rnnf_isa_select(const char *name)
+{
+    if (!name) return RNNF_ERR_ARG;
+    for (size_t i = 0; i < N_ISAS; i++)
+        if (strcmp(isas[i].name, name) == 0) {
+            if (!isas[i].supported()) return RNNF_ERR_ISA;
+            selected = isas[i].table;
+            return RNNF_OK;
+        }
+    return RNNF_ERR_ISA;
+}
+
+const rnnf_kernels *rnnf_kernels_get(void)
+{
+    if (!selected) {
+        const char *env = getenv("RNNFAST_ISA");
+        /* An unusable RNNFAST_ISA falls back to the best table here; the Python layer checks it at import and
+         * raises, so the fallback only affects plain-C users, who can call rnnf_isa_select to see the error. */
+        if (!env || !*env || rnnf_isa_select(env) != RNNF_OK) selected = best();
+    }
+    return selected;
+}
+
+const char *rnnf_isa_compiled(void)
+{
+#ifdef RNNF_HAVE_AVX2
+    return "ref,avx2";
+#else
+    return "ref";
+#endif
+}
+
+const char *rnnf_isa_supported(void)
+{
+    return cpu_has_avx2_fma() ? rnnf_isa_compiled() : "ref";
+}
+
+const char *rnnf_isa_selected(void) { return rnnf_kernels_get()->name; }

@@ -1,0 +1,101 @@
+/* internal.h: the model and state objects shared by the C files, and the per-cell step interface.
+ *
+ * A model is immutable after rnnf_model_create: packed weights (kernels.h layout) and derived sizes.
+ * A state owns everything that changes: recurrent h (double-buffered, because every unit's update reads the
+ * whole previous h) and c, and scratch that grows with seq_len in rnnf_run but never in rnnf_step.
+ */
+#ifndef RNNF_INTERNAL_H
+#define RNNF_INTERNAL_H
+
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "rnnfast/rnnf.h"
+
+typedef struct {
+    int cell, n_dirs, reverse;
+    int input_size, hidden_size, proj_size, out_size;
+    int n_gates;
+    int n_blocks;   /* unit blocks of RNNF_UB */
+    int hpad;       /* n_blocks * RNNF_UB */
+    int gh_cols;    /* n_gates * hpad: width of every packed-row vector */
+    int n_qpanels;  /* projection panels (rows of w_hr padded to RNNF_UB) */
+    int hstride;    /* row stride of the h state: max(hpad, n_qpanels * RNNF_UB) */
+    int linear_before_reset;
+    float *w_ih[2]; /* packed: n_blocks*n_gates panels of [input_size][UB] */
+    float *w_hh[2]; /* packed: n_blocks*n_gates panels of [out_size][UB] */
+    float *w_hr[2]; /* packed: n_qpanels panels of [hidden_size][UB], or NULL */
+    float *bias_x[2]; /* [gh_cols]: every bias that can be added to the input projection */
+    float *bias_h[2]; /* [gh_cols] or NULL: GRU lbr=1 keeps Rb_h inside r*(...) */
+    float *peep[2];   /* [n_blocks][3][UB] or NULL */
+    rnnf_gate_params gp[2];
+} rnnf_layer;
+
+struct rnnf_model {
+    int n_layers;
+    rnnf_layer *layers;
+};
+
+typedef struct {
+    float *h[2][2];  /* [dir][buffer]: [batch][hstride] */
+    float *c[2];     /* [dir]: [batch][hpad], LSTM only */
+    int cur[2];      /* which h buffer holds the current state, per direction */
+    float *gh[2];    /* [batch][gh_cols] scratch */
+    float *m[2];     /* [batch][hpad]: LSTM o*h(c) before projection, GRU r*h */
+    float *z[2];     /* [batch][hpad]: GRU update gate between the two halves */
+} rnnf_layer_state;
+
+struct rnnf_state {
+    const rnnf_model *model;
+    int batch;
+    rnnf_layer_state *ls;
+    /* Grown on demand by rnnf_run; rnnf_step only uses the seq_len = 1 capacity made at creation. */
+    int cap_steps;
+    float *gx[2];      /* [cap_steps*batch][max gh_cols] per direction */
+    float *inter[2];   /* ping-pong layer outputs [cap_steps][batch][max n_dirs*out] */
+    uint8_t *active;   /* [cap_steps][batch] */
+    int32_t *first_step[2]; /* [dir][batch]: first processing step that is real, for mask output repeat */
+};
+
+/* Everything one thread needs for one direction of one layer over one call. */
+typedef struct {
+    const rnnf_layer *L;
+    rnnf_layer_state *S;
+    const rnnf_kernels *K;
+    int d, batch;
+    int jb0, jb1;  /* this thread's unit blocks */
+    int q0, q1;    /* this thread's projection panels */
+    struct rnnf_barrier *barrier;
+    int *sense;
+} rnnf_step_ctx;
+
+/* One time step of one direction for this thread's units: reads the current h buffer hp, the input
+ * projection gx_t [batch][gh_cols], active [batch]; writes hn (and c in place). May wait on the barrier
+ * (GRU lbr=0 and projection need the whole of an intermediate vector). */
+typedef void (*rnnf_cell_step_fn)(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *active,
+                                  const float *hp, float *hn);
+void rnnf_lstm_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *active, const float *hp,
+                    float *hn);
+void rnnf_gru_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *active, const float *hp, float *hn);
+void rnnf_rnn_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *active, const float *hp, float *hn);
+
+/* Copy hp to hn over columns [c0, c1) for the rows that are not active: masked rows keep their state. */
+void rnnf_carry_inactive(int batch, const uint8_t *active, const float *hp, float *hn, int stride, int c0, int c1);
+
+/* Spin barrier for the threads of one group (OpenMP's barrier spans the whole team, and the two directions
+ * of a bidirectional layer run as two independent groups). */
+typedef struct rnnf_barrier {
+    volatile int count;
+    volatile int sense;
+    int n;
+} rnnf_barrier;
+void rnnf_barrier_init(rnnf_barrier *b, int n);
+void rnnf_barrier_wait(rnnf_barrier *b, int *local_sense);
+
+/* The driver: run `seq_len` steps of every layer from the state's current h/c (rnnf_run sets them first). */
+rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *state, int seq_len, const float *x,
+                            const int32_t *lens, const uint8_t *mask, int mask_zero_output, float *y, int y_layout,
+                            int n_threads);
+rnnf_status rnnf_state_reserve(rnnf_state *state, int seq_len);
+
+#endif

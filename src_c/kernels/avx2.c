@@ -1,0 +1,271 @@
+/* avx2.c: the AVX2 + FMA kernel table (x86-64 since Haswell / Zen).
+ *
+ * Compiled alone with -mavx2 -mfma and reached only through dispatch.c. The GEMM is a register-blocked
+ * microkernel over the packed panels of kernels.h (up to 6 rows x 16 columns in 12 accumulators); the gate
+ * kernels fuse bias-free pre-activation sums, clip, activations and the state update into one pass over a
+ * block of 16 units. Activations not vectorized here fall back to the scalar definitions (activations.c).
+ */
+#include <immintrin.h>
+#include <stddef.h>
+
+#include "kernels.h"
+
+#define UB RNNF_UB
+#define MR 6     /* rows per microkernel call: 12 accumulators + 2 panel loads + 1 broadcast = 15 ymm */
+#define MBLOCK 96 /* rows of A kept hot in L2 while the panels stream through L1 */
+
+/* ---- GEMM ---- */
+
+static inline __attribute__((always_inline)) void micro_rows(int R, int K, const float *A, int lda,
+                                                             const float *panel, const float *bias, float *C,
+                                                             int ldc)
+{
+    __m256 acc[MR][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const __m256 b0 = _mm256_load_ps(panel + (size_t)k * UB);
+        const __m256 b1 = _mm256_load_ps(panel + (size_t)k * UB + 8);
+        for (int r = 0; r < R; r++) {
+            const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
+            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+        }
+    }
+    const __m256 z0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+    const __m256 z1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+    for (int r = 0; r < R; r++) {
+        _mm256_storeu_ps(C + (size_t)r * ldc, _mm256_add_ps(acc[r][0], z0));
+        _mm256_storeu_ps(C + (size_t)r * ldc + 8, _mm256_add_ps(acc[r][1], z1));
+    }
+}
+
+/* One row: a single FMA chain per half would stall on FMA latency, so four k-phases accumulate apart. */
+static void micro_one_row(int K, const float *a, const float *panel, const float *bias, float *c)
+{
+    __m256 s[8];
+    for (int i = 0; i < 8; i++) s[i] = _mm256_setzero_ps();
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const float *p = panel + (size_t)k * UB;
+        for (int u = 0; u < 4; u++) {
+            const __m256 av = _mm256_broadcast_ss(a + k + u);
+            s[2 * u] = _mm256_fmadd_ps(av, _mm256_load_ps(p + u * UB), s[2 * u]);
+            s[2 * u + 1] = _mm256_fmadd_ps(av, _mm256_load_ps(p + u * UB + 8), s[2 * u + 1]);
+        }
+    }
+    for (; k < K; k++) {
+        const __m256 av = _mm256_broadcast_ss(a + k);
+        s[0] = _mm256_fmadd_ps(av, _mm256_load_ps(panel + (size_t)k * UB), s[0]);
+        s[1] = _mm256_fmadd_ps(av, _mm256_load_ps(panel + (size_t)k * UB + 8), s[1]);
+    }
+    __m256 lo = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6]));
+    __m256 hi = _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7]));
+    if (bias) {
+        lo = _mm256_add_ps(lo, _mm256_loadu_ps(bias));
+        hi = _mm256_add_ps(hi, _mm256_loadu_ps(bias + 8));
+    }
+    _mm256_storeu_ps(c, lo);
+    _mm256_storeu_ps(c + 8, hi);
+}
+
+static void gemm_packed_avx2(int M, int K, const float *A, int lda, const float *Bp, int p0, int p1,
+                             const float *bias, float *C, int ldc)
+{
+    for (int m0 = 0; m0 < M; m0 += MBLOCK) {
+        const int m1 = m0 + MBLOCK < M ? m0 + MBLOCK : M;
+        for (int p = p0; p < p1; p++) {
+            const float *panel = Bp + (size_t)p * K * UB;
+            const float *bp = bias ? bias + (size_t)p * UB : NULL;
+            if (m1 - m0 == 1) {
+                micro_one_row(K, A + (size_t)m0 * lda, panel, bp, C + (size_t)m0 * ldc + (size_t)p * UB);
+                continue;
+            }
+            int m = m0;
+            for (; m + MR <= m1; m += MR)
+                micro_rows(MR, K, A + (size_t)m * lda, lda, panel, bp, C + (size_t)m * ldc + (size_t)p * UB, ldc);
+            const float *a = A + (size_t)m * lda;
+            float *c = C + (size_t)m * ldc + (size_t)p * UB;
+            switch (m1 - m) { /* constant row counts let the compiler keep the accumulators in registers */
+            case 5: micro_rows(5, K, a, lda, panel, bp, c, ldc); break;
+            case 4: micro_rows(4, K, a, lda, panel, bp, c, ldc); break;
+            case 3: micro_rows(3, K, a, lda, panel, bp, c, ldc); break;
+            case 2: micro_rows(2, K, a, lda, panel, bp, c, ldc); break;
+            case 1: micro_one_row(K, a, panel, bp, c); break;
+            default: break;
+            }
+        }
+    }
+}
+
+/* ---- activations ----
+ * exp: x = n*ln2 + r, |r| <= ln2/2, exp(r) by its Taylor series to degree 7 (truncation < 1.2e-9
+ * relative), 2^n built in the exponent bits. Inputs are clamped to [-87.3, 88.7] so 2^n stays normal.
+ * sigmoid = 1/(1+exp(-x)) with a true division. tanh: for |x| < 0.25 its odd Taylor series to x^11
+ * (truncation < 3e-10), above that 1 - 2/(exp(2|x|)+1), whose cancellation costs at most two bits at 0.25.
+ * Measured against float64 over a dense grid of [-20, 20] (tests/test_kernels.py asserts these bounds):
+ * sigmoid max abs error 1.2e-7, tanh 2.4e-7. */
+
+static const float EXP_HI = 88.3762626647949f, EXP_LO = -87.3365447504019f;
+static const float LOG2E = 1.44269504088896341f;
+static const float LN2_HI = 0.693359375f, LN2_LO = -2.12194440e-4f; /* ln 2 split so n*LN2_HI is exact */
+static const float INV_FACT[8] = {1.0f, 1.0f, 0.5f, 1.66666667e-1f, 4.16666667e-2f, 8.33333333e-3f,
+                                  1.38888889e-3f, 1.98412698e-4f};
+static const float TANH_SERIES[6] = {1.0f, -3.33333333e-1f, 1.33333333e-1f, -5.39682540e-2f, 2.18694885e-2f,
+                                     -8.86323552e-3f};
+static const float TANH_SMALL = 0.25f;
+
+static inline __m256 exp_ps(__m256 x)
+{
+    /* operand order matters: max/min return their second operand for NaN, and NaN must stay NaN */
+    x = _mm256_min_ps(_mm256_set1_ps(EXP_HI), _mm256_max_ps(_mm256_set1_ps(EXP_LO), x));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    __m256 p = _mm256_set1_ps(INV_FACT[7]);
+    for (int i = 6; i >= 0; i--) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(INV_FACT[i]));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static inline __m256 sigmoid_ps(__m256 x)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+static inline __m256 tanh_ps(__m256 x)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 ax = _mm256_andnot_ps(sign, x);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    /* large branch: 1 - 2/(e^{2|x|}+1), sign restored */
+    const __m256 e = exp_ps(_mm256_add_ps(ax, ax));
+    __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+    big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
+    /* small branch: x * P(x^2) */
+    const __m256 x2 = _mm256_mul_ps(x, x);
+    __m256 p = _mm256_set1_ps(TANH_SERIES[5]);
+    for (int i = 4; i >= 0; i--) p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(TANH_SERIES[i]));
+    const __m256 small = _mm256_mul_ps(p, x);
+    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(TANH_SMALL), _CMP_LT_OQ));
+}
+
+static __m256 act_scalar_lanes(const rnnf_activation *a, __m256 x)
+{
+    float v[8] __attribute__((aligned(32)));
+    _mm256_store_ps(v, x);
+    for (int i = 0; i < 8; i++) v[i] = rnnf_act_scalar(a, v[i]);
+    return _mm256_load_ps(v);
+}
+
+static inline __m256 act_ps(const rnnf_activation *a, __m256 x)
+{
+    switch (a->kind) {
+    case RNNF_ACT_SIGMOID: return sigmoid_ps(x);
+    case RNNF_ACT_TANH: return tanh_ps(x);
+    case RNNF_ACT_RELU: return _mm256_max_ps(x, _mm256_setzero_ps());
+    case RNNF_ACT_AFFINE: return _mm256_fmadd_ps(_mm256_set1_ps(a->alpha), x, _mm256_set1_ps(a->beta));
+    case RNNF_ACT_HARDSIGMOID:
+        return _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(_mm256_set1_ps(a->alpha), x, _mm256_set1_ps(a->beta)),
+                                           _mm256_setzero_ps()),
+                             _mm256_set1_ps(1.0f));
+    case RNNF_ACT_SCALEDTANH:
+        return _mm256_mul_ps(_mm256_set1_ps(a->alpha), tanh_ps(_mm256_mul_ps(_mm256_set1_ps(a->beta), x)));
+    default: return act_scalar_lanes(a, x);
+    }
+}
+
+static inline __m256 clip_ps(__m256 x, float clip)
+{
+    if (clip > 0.0f) x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-clip)), _mm256_set1_ps(clip));
+    return x;
+}
+
+static inline __m256 ld(const float *p) { return _mm256_loadu_ps(p); }
+
+/* ---- gate kernels: each loops over the two 8-lane halves of a 16-unit block ---- */
+
+static void lstm_block_avx2(const float *gx, const float *gh, const float *peep, float *c, float *h_out,
+                            const rnnf_gate_params *gp)
+{
+    for (int j = 0; j < UB; j += 8) {
+        const __m256 c_prev = ld(c + j);
+        __m256 pi = _mm256_add_ps(ld(gx + j), ld(gh + j));
+        __m256 po = _mm256_add_ps(ld(gx + UB + j), ld(gh + UB + j));
+        __m256 pf = _mm256_add_ps(ld(gx + 2 * UB + j), ld(gh + 2 * UB + j));
+        const __m256 pc = _mm256_add_ps(ld(gx + 3 * UB + j), ld(gh + 3 * UB + j));
+        if (peep) {
+            pi = _mm256_fmadd_ps(ld(peep + j), c_prev, pi);
+            pf = _mm256_fmadd_ps(ld(peep + 2 * UB + j), c_prev, pf);
+        }
+        const __m256 i = act_ps(&gp->f, clip_ps(pi, gp->clip));
+        const __m256 f = gp->input_forget ? _mm256_sub_ps(_mm256_set1_ps(1.0f), i) : act_ps(&gp->f, clip_ps(pf, gp->clip));
+        const __m256 g = act_ps(&gp->g, clip_ps(pc, gp->clip));
+        const __m256 c_new = _mm256_fmadd_ps(f, c_prev, _mm256_mul_ps(i, g));
+        if (peep) po = _mm256_fmadd_ps(ld(peep + UB + j), c_new, po);
+        const __m256 o = act_ps(&gp->f, clip_ps(po, gp->clip));
+        _mm256_storeu_ps(c + j, c_new);
+        _mm256_storeu_ps(h_out + j, _mm256_mul_ps(o, act_ps(&gp->h, c_new)));
+    }
+}
+
+/* h_new = (1-z)*n + z*h_prev, written as n + z*(h_prev - n) to use one FMA. */
+static inline __m256 gru_mix(__m256 z, __m256 n, __m256 h_prev)
+{
+    return _mm256_fmadd_ps(z, _mm256_sub_ps(h_prev, n), n);
+}
+
+static void gru_lbr_block_avx2(const float *gx, const float *gh, const float *h_prev, float *h_new,
+                               const rnnf_gate_params *gp)
+{
+    for (int j = 0; j < UB; j += 8) {
+        const __m256 z = act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + j), ld(gh + j)), gp->clip));
+        const __m256 r = act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + UB + j), ld(gh + UB + j)), gp->clip));
+        const __m256 n = act_ps(&gp->g, clip_ps(_mm256_fmadd_ps(r, ld(gh + 2 * UB + j), ld(gx + 2 * UB + j)), gp->clip));
+        _mm256_storeu_ps(h_new + j, gru_mix(z, n, ld(h_prev + j)));
+    }
+}
+
+static void gru_zr_block_avx2(const float *gx, const float *gh, const float *h_prev, float *z_out, float *rh_out,
+                              const rnnf_gate_params *gp)
+{
+    for (int j = 0; j < UB; j += 8) {
+        _mm256_storeu_ps(z_out + j, act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + j), ld(gh + j)), gp->clip)));
+        const __m256 r = act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + UB + j), ld(gh + UB + j)), gp->clip));
+        _mm256_storeu_ps(rh_out + j, _mm256_mul_ps(r, ld(h_prev + j)));
+    }
+}
+
+static void gru_h_block_avx2(const float *gx_h, const float *gh_h, const float *z, const float *h_prev,
+                             float *h_new, const rnnf_gate_params *gp)
+{
+    for (int j = 0; j < UB; j += 8) {
+        const __m256 n = act_ps(&gp->g, clip_ps(_mm256_add_ps(ld(gx_h + j), ld(gh_h + j)), gp->clip));
+        _mm256_storeu_ps(h_new + j, gru_mix(ld(z + j), n, ld(h_prev + j)));
+    }
+}
+
+static void rnn_block_avx2(const float *gx, const float *gh, float *h_new, const rnnf_gate_params *gp)
+{
+    for (int j = 0; j < UB; j += 8)
+        _mm256_storeu_ps(h_new + j, act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + j), ld(gh + j)), gp->clip)));
+}
+
+static void activation_avx2(const rnnf_activation *act, const float *x, float *y, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, act_ps(act, ld(x + i)));
+    for (; i < n; i++) y[i] = rnnf_act_scalar(act, x[i]);
+}
+
+const rnnf_kernels rnnf_kernels_avx2 = {
+    "avx2",
+    gemm_packed_avx2,
+    lstm_block_avx2,
+    gru_lbr_block_avx2,
+    gru_zr_block_avx2,
+    gru_h_block_avx2,
+    rnn_block_avx2,
+    activation_avx2,
+};

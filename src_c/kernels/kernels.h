@@ -1,0 +1,57 @@
+/* kernels.h: the kernel table every instruction set fills in, and the packed weight layout it assumes.
+ *
+ * Weights are packed once at load into panels of RNNF_UB rows: panel p holds rows p*RNNF_UB .. +RNNF_UB-1
+ * as [K][RNNF_UB], so a microkernel streams one panel with unit-stride loads. Hidden units are grouped in
+ * blocks of RNNF_UB; for a cell with G gates, unit block jb owns panels jb*G .. jb*G+G-1 (one per gate, in
+ * canonical order), so a thread that owns a range of unit blocks owns a contiguous range of panels and all
+ * of its units' gates. Every vector and matrix indexed by "packed row" follows the same order.
+ */
+#ifndef RNNF_KERNELS_H
+#define RNNF_KERNELS_H
+
+#include "rnnfast/rnnf.h"
+
+#define RNNF_UB 16
+
+typedef struct {
+    rnnf_activation f, g, h; /* ONNX names: f gates, g candidate, h cell output (LSTM) */
+    float clip;              /* > 0: clamp pre-activations */
+    int input_forget;
+} rnnf_gate_params;
+
+typedef struct {
+    const char *name;
+    /* C[m][p*UB + j] = (bias ? bias[p*UB + j] : 0) + sum_k A[m*lda + k] * Bp[p][k][j], for m < M and
+     * panels p in [p0, p1). Bp is the packed matrix with K rows per panel. */
+    void (*gemm_packed)(int M, int K, const float *A, int lda, const float *Bp, int p0, int p1,
+                        const float *bias, float *C, int ldc);
+    /* One block of UB units of one row. gx, gh: [4][UB] gate pre-activations (i,o,f,c) from the input and
+     * recurrent products; peep: [3][UB] (i,o,f) or NULL; c: cell state, updated in place; h_out: o*h(c). */
+    void (*lstm_block)(const float *gx, const float *gh, const float *peep, float *c, float *h_out,
+                       const rnnf_gate_params *gp);
+    /* GRU, linear_before_reset = 1: gx, gh [3][UB] (z,r,h), gh's h part already holds h*R_h^T + Rb_h. */
+    void (*gru_lbr_block)(const float *gx, const float *gh, const float *h_prev, float *h_new,
+                          const rnnf_gate_params *gp);
+    /* GRU, linear_before_reset = 0, first half: z into z_out, r*h_prev into rh_out. gx, gh: [2][UB] (z,r). */
+    void (*gru_zr_block)(const float *gx, const float *gh, const float *h_prev, float *z_out, float *rh_out,
+                         const rnnf_gate_params *gp);
+    /* Second half: h~ = g(gx_h + gh_h), h_new = (1-z)*h~ + z*h_prev. gx_h, gh_h: [UB]. */
+    void (*gru_h_block)(const float *gx_h, const float *gh_h, const float *z, const float *h_prev, float *h_new,
+                        const rnnf_gate_params *gp);
+    void (*rnn_block)(const float *gx, const float *gh, float *h_new, const rnnf_gate_params *gp);
+    /* y = act(x) for n values (used by the gate kernels' slow paths and by the tests). */
+    void (*activation)(const rnnf_activation *act, const float *x, float *y, int n);
+} rnnf_kernels;
+
+extern const rnnf_kernels rnnf_kernels_ref;
+#ifdef RNNF_HAVE_AVX2
+extern const rnnf_kernels rnnf_kernels_avx2;
+#endif
+
+/* The table in use; chosen once (CPUID, or RNNFAST_ISA) on first call. */
+const rnnf_kernels *rnnf_kernels_get(void);
+
+/* Scalar activation shared by every table's slow path: the one definition of each function. */
+float rnnf_act_scalar(const rnnf_activation *act, float x);
+
+#endif

@@ -1,0 +1,111 @@
+/* ref.c: scalar reference kernels, the executable spec of every kernel-table entry.
+ *
+ * Plain loops in the packed layout of kernels.h, compiled without FMA contraction, with libm activations.
+ * The SIMD tables are tested against this one (RNNFAST_ISA=ref forces it).
+ */
+#include <stddef.h>
+
+#include "kernels.h"
+
+#define UB RNNF_UB
+
+static void gemm_packed_ref(int M, int K, const float *A, int lda, const float *Bp, int p0, int p1,
+                            const float *bias, float *C, int ldc)
+{
+    for (int p = p0; p < p1; p++) {
+        const float *panel = Bp + (size_t)p * K * UB;
+        for (int m = 0; m < M; m++) {
+            const float *a = A + (size_t)m * lda;
+            float *c = C + (size_t)m * ldc + (size_t)p * UB;
+            for (int j = 0; j < UB; j++) {
+                float s = 0.0f;
+                for (int k = 0; k < K; k++) s += a[k] * panel[(size_t)k * UB + j];
+                c[j] = bias ? s + bias[(size_t)p * UB + j] : s;
+            }
+        }
+    }
+}
+
+static float clamp(float x, float clip)
+{
+    if (clip > 0.0f) {
+        if (x > clip) return clip;
+        if (x < -clip) return -clip;
+    }
+    return x;
+}
+
+static void lstm_block_ref(const float *gx, const float *gh, const float *peep, float *c, float *h_out,
+                           const rnnf_gate_params *gp)
+{
+    for (int j = 0; j < UB; j++) {
+        float c_prev = c[j];
+        float pi = gx[0 * UB + j] + gh[0 * UB + j];
+        float po = gx[1 * UB + j] + gh[1 * UB + j];
+        float pf = gx[2 * UB + j] + gh[2 * UB + j];
+        float pc = gx[3 * UB + j] + gh[3 * UB + j];
+        if (peep) {
+            pi += peep[0 * UB + j] * c_prev;
+            pf += peep[2 * UB + j] * c_prev;
+        }
+        float i = rnnf_act_scalar(&gp->f, clamp(pi, gp->clip));
+        float f = gp->input_forget ? 1.0f - i : rnnf_act_scalar(&gp->f, clamp(pf, gp->clip));
+        float g = rnnf_act_scalar(&gp->g, clamp(pc, gp->clip));
+        float c_new = f * c_prev + i * g;
+        if (peep) po += peep[1 * UB + j] * c_new; /* ONNX: the o-gate peephole sees the new cell */
+        float o = rnnf_act_scalar(&gp->f, clamp(po, gp->clip));
+        c[j] = c_new;
+        h_out[j] = o * rnnf_act_scalar(&gp->h, c_new);
+    }
+}
+
+static void gru_lbr_block_ref(const float *gx, const float *gh, const float *h_prev, float *h_new,
+                              const rnnf_gate_params *gp)
+{
+    for (int j = 0; j < UB; j++) {
+        float z = rnnf_act_scalar(&gp->f, clamp(gx[0 * UB + j] + gh[0 * UB + j], gp->clip));
+        float r = rnnf_act_scalar(&gp->f, clamp(gx[1 * UB + j] + gh[1 * UB + j], gp->clip));
+        float n = rnnf_act_scalar(&gp->g, clamp(gx[2 * UB + j] + r * gh[2 * UB + j], gp->clip));
+        h_new[j] = (1.0f - z) * n + z * h_prev[j];
+    }
+}
+
+static void gru_zr_block_ref(const float *gx, const float *gh, const float *h_prev, float *z_out, float *rh_out,
+                             const rnnf_gate_params *gp)
+{
+    for (int j = 0; j < UB; j++) {
+        z_out[j] = rnnf_act_scalar(&gp->f, clamp(gx[0 * UB + j] + gh[0 * UB + j], gp->clip));
+        float r = rnnf_act_scalar(&gp->f, clamp(gx[1 * UB + j] + gh[1 * UB + j], gp->clip));
+        rh_out[j] = r * h_prev[j];
+    }
+}
+
+static void gru_h_block_ref(const float *gx_h, const float *gh_h, const float *z, const float *h_prev,
+                            float *h_new, const rnnf_gate_params *gp)
+{
+    for (int j = 0; j < UB; j++) {
+        float n = rnnf_act_scalar(&gp->g, clamp(gx_h[j] + gh_h[j], gp->clip));
+        h_new[j] = (1.0f - z[j]) * n + z[j] * h_prev[j];
+    }
+}
+
+static void rnn_block_ref(const float *gx, const float *gh, float *h_new, const rnnf_gate_params *gp)
+{
+    for (int j = 0; j < UB; j++) h_new[j] = rnnf_act_scalar(&gp->f, clamp(gx[j] + gh[j], gp->clip));
+}
+
+static void activation_ref(const rnnf_activation *act, const float *x, float *y, int n)
+{
+    for (int i = 0; i < n; i++) y[i] = rnnf_act_scalar(act, x[i]);
+}
+
+const rnnf_kernels rnnf_kernels_ref = {
+    "ref",
+    gemm_packed_ref,
+    lstm_block_ref,
+    gru_lbr_block_ref,
+    gru_zr_block_ref,
+    gru_h_block_ref,
+    rnn_block_ref,
+    activation_ref,
+};

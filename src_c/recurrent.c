@@ -1,0 +1,181 @@
+/* recurrent.c: the time loop shared by all cells: input projection hoisted out of the loop, threads,
+ * directions, sequence_lens and masks, and where each step's output goes.
+ *
+ * Threads split hidden-unit blocks (all gates of a unit stay together), never a reduction, so every thread
+ * count gives the same bits. A bidirectional layer with two or more threads runs its directions in two
+ * independent groups, each with its own barrier.
+ */
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "internal.h"
+
+/* Below this many multiply-adds per step a barrier costs more than splitting saves. */
+#define RNNF_MIN_MACS_PER_THREAD 16384
+
+typedef struct {
+    const int32_t *lens;
+    const uint8_t *active;      /* [seq_len][batch] */
+    int mask_zero_output;
+    float *out;                 /* NULL: no output sequence wanted */
+    size_t ys_t, ys_d, ys_b;    /* output strides in floats */
+} rnnf_io;
+
+static rnnf_cell_step_fn step_fn(int cell)
+{
+    return cell == RNNF_CELL_LSTM ? rnnf_lstm_step : cell == RNNF_CELL_GRU ? rnnf_gru_step : rnnf_rnn_step;
+}
+
+static int is_reverse(const rnnf_layer *L, int d) { return L->n_dirs == 2 ? d == 1 : L->reverse; }
+
+static void write_output(const rnnf_layer *L, const rnnf_state *st, const rnnf_io *io, int d, int s, int t,
+                         const float *hn, int o0, int o1)
+{
+    const int B = st->batch;
+    const int32_t *first = st->first_step[is_reverse(L, d)];
+    if (o1 <= o0) return;
+    for (int b = 0; b < B; b++) {
+        float *dst = io->out + t * io->ys_t + d * io->ys_d + b * io->ys_b + o0;
+        int keep = io->active[(size_t)t * B + b];
+        if (!keep && !(io->lens && t >= io->lens[b]) && !io->mask_zero_output)
+            keep = s >= first[b]; /* Keras: a masked step repeats the last output, zeros before any real step */
+        if (keep)
+            memcpy(dst, hn + (size_t)b * L->hstride + o0, (size_t)(o1 - o0) * sizeof(float));
+        else
+            memset(dst, 0, (size_t)(o1 - o0) * sizeof(float));
+    }
+}
+
+static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int d, int T,
+                          const float *in, int in_ld, const rnnf_io *io, rnnf_barrier *bar, int gtid, int gthreads)
+{
+    const rnnf_kernels *K = rnnf_kernels_get();
+    const int B = st->batch, G = L->n_gates, cols = L->gh_cols;
+    int sense = 0;
+    rnnf_step_ctx ctx = {L, S, K, d, B,
+                         L->n_blocks * gtid / gthreads, L->n_blocks * (gtid + 1) / gthreads,
+                         L->n_qpanels * gtid / gthreads, L->n_qpanels * (gtid + 1) / gthreads,
+                         bar, &sense};
+    const rnnf_cell_step_fn step = step_fn(L->cell);
+    float *gx = st->gx[d];
+    int o0, o1;
+    if (L->proj_size) {
+        o0 = ctx.q0 * RNNF_UB;
+        o1 = ctx.q1 * RNNF_UB;
+    } else {
+        o0 = ctx.jb0 * RNNF_UB;
+        o1 = ctx.jb1 * RNNF_UB;
+    }
+    if (o1 > L->out_size) o1 = L->out_size;
+
+    /* Each thread projects the inputs for its own gate panels only, so no barrier is needed before the loop. */
+    if (ctx.jb1 > ctx.jb0)
+        K->gemm_packed(T * B, L->input_size, in, in_ld, L->w_ih[d], ctx.jb0 * G, ctx.jb1 * G, L->bias_x[d], gx, cols);
+
+    int cur = S->cur[d];
+    for (int s = 0; s < T; s++) {
+        int t = is_reverse(L, d) ? T - 1 - s : s;
+        const float *hp = S->h[d][cur];
+        float *hn = S->h[d][cur ^ 1];
+        step(&ctx, gx + (size_t)t * B * cols, io->active + (size_t)t * B, hp, hn);
+        if (io->out) write_output(L, st, io, d, s, t, hn, o0, o1);
+        rnnf_barrier_wait(bar, &sense);
+        cur ^= 1;
+    }
+    if (gtid == 0) S->cur[d] = cur;
+}
+
+static int useful_threads(const rnnf_layer *L, int batch, int n_threads)
+{
+    long macs = (long)batch * L->gh_cols * (L->out_size + (L->proj_size ? L->hidden_size : 0));
+    int per_dir = (int)(macs / RNNF_MIN_MACS_PER_THREAD);
+    if (per_dir < 1) per_dir = 1;
+    if (per_dir > L->n_blocks) per_dir = L->n_blocks;
+    int useful = per_dir * L->n_dirs;
+    return n_threads < useful ? n_threads : useful;
+}
+
+static void run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int T, const float *in,
+                      int in_ld, const rnnf_io *io, int n_threads)
+{
+    rnnf_barrier bars[2];
+    int nt = useful_threads(L, st->batch, n_threads);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+        int tid = 0, team = 1;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+        team = omp_get_num_threads();
+#endif
+        /* The team may be smaller than asked (nested regions, OMP_THREAD_LIMIT): size groups from it. */
+        int groups = (L->n_dirs == 2 && team >= 2) ? 2 : 1;
+        int g = tid % groups, gtid = tid / groups;
+        int gthreads = (team - g + groups - 1) / groups;
+#ifdef _OPENMP
+#pragma omp single
+#endif
+        {
+            for (int k = 0; k < groups; k++) rnnf_barrier_init(&bars[k], (team - k + groups - 1) / groups);
+        }
+        if (groups == 2) {
+            run_direction(L, S, st, g, T, in, in_ld, io, &bars[g], gtid, gthreads);
+        } else {
+            for (int d = 0; d < L->n_dirs; d++) run_direction(L, S, st, d, T, in, in_ld, io, &bars[0], gtid, gthreads);
+        }
+    }
+}
+
+static void find_first_steps(rnnf_state *st, int T)
+{
+    const int B = st->batch;
+    for (int b = 0; b < B; b++) {
+        int fwd = T, rev = T;
+        for (int s = 0; s < T && fwd == T; s++)
+            if (st->active[(size_t)s * B + b]) fwd = s;
+        for (int s = 0; s < T && rev == T; s++)
+            if (st->active[(size_t)(T - 1 - s) * B + b]) rev = s;
+        st->first_step[0][b] = fwd;
+        st->first_step[1][b] = rev;
+    }
+}
+
+rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *st, int T, const float *x, const int32_t *lens,
+                            const uint8_t *mask, int mask_zero_output, float *y, int y_layout, int n_threads)
+{
+    const int B = st->batch;
+    (void)rnnf_kernels_get(); /* choose the table before any parallel region reads it */
+    rnnf_status status = rnnf_state_reserve(st, T);
+    if (status != RNNF_OK) return status;
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++)
+            st->active[(size_t)t * B + b] =
+                (uint8_t)((!lens || t < lens[b]) && (!mask || mask[(size_t)t * B + b]));
+    find_first_steps(st, T);
+
+    const float *in = x;
+    int in_ld = model->layers[0].input_size;
+    for (int l = 0; l < model->n_layers; l++) {
+        const rnnf_layer *L = &model->layers[l];
+        const size_t D = (size_t)L->n_dirs, P = (size_t)L->out_size;
+        rnnf_io io = {lens, st->active, mask_zero_output, NULL, 0, 0, 0};
+        if (l + 1 < model->n_layers) {
+            io.out = st->inter[l % 2];
+        } else {
+            io.out = y;
+        }
+        if (l + 1 < model->n_layers || y_layout == RNNF_Y_SEQ_BATCH_DIR) {
+            io.ys_t = B * D * P; io.ys_d = P; io.ys_b = D * P;
+        } else {
+            io.ys_t = D * B * P; io.ys_d = B * P; io.ys_b = P;
+        }
+        run_layer(L, &st->ls[l], st, T, in, in_ld, &io, n_threads);
+        in = io.out;
+        in_ld = (int)(D * P);
+    }
+    return RNNF_OK;
+}
