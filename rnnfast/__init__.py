@@ -1,0 +1,44 @@
+"""rnnfast: fast CPU inference for recurrent neural networks (RNN, GRU, LSTM) without the training framework.
+
+    import rnnfast
+    model = rnnfast.load("model.onnx")       # or .h5 / .keras / .pt / .safetensors
+    outputs = model.run(x)
+"""
+from __future__ import annotations
+
+from .config import show_config
+from .errors import FormatError
+from .model import Model, TensorInfo
+
+__version__ = "0.1.0"
+__all__ = ["load", "Model", "TensorInfo", "InferenceSession", "FormatError", "show_config", "__version__"]
+
+
+def load(path_or_bytes, **options) -> Model:
+    """Load a model file (path, bytes or binary file object); the format is recognised by content."""
+    from . import formats
+
+    data, name = formats.read_source(path_or_bytes)
+    kind = formats.detect(data, name)
+    if kind == "onnx":
+        from .importers.onnx import load_onnx
+
+        return load_onnx(data, name=name, **options)
+    if kind in ("keras-h5", "keras-zip"):
+        from .importers.keras import load_keras
+
+        return load_keras(data, name=name, **options)
+    if kind in ("torch-zip", "torch-legacy", "safetensors"):
+        from .importers.torch import load_torch
+
+        return load_torch(data, name=name, **options)
+    raise FormatError(f"{name}: {kind} files are not supported yet")
+
+
+def __getattr__(attr):
+    # InferenceSession imports the ONNX importer; load it only when asked for.
+    if attr == "InferenceSession":
+        from .session import InferenceSession
+
+        return InferenceSession
+    raise AttributeError(f"module 'rnnfast' has no attribute {attr!r}")
