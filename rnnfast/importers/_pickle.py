@@ -1,0 +1,313 @@
+"""A restricted unpickler for PyTorch files: it reads data, and never imports or calls what a file names.
+
+`pickle` resolves every global a file mentions through `find_class`; here that method answers from a fixed table
+of stand-ins written in this module (the same allow-list idea as torch's `weights_only` loader,
+torch/_weights_only_unpickler.py). A global outside the table raises FormatError naming it, before anything runs.
+
+What the stand-ins do:
+- tensors (`torch._utils._rebuild_tensor_v2` and friends) become `LazyTensor` records: the storage bytes live
+  elsewhere (zip records, or after the pickle in the legacy format), so `LazyTensor.materialize` turns them into
+  numpy arrays once the caller has the bytes;
+- storage types (`torch.FloatStorage`, ...) become their numpy dtype; persistent ids become `StorageRef`;
+- module classes (`torch.nn.modules.*`, TorchScript `__torch__.*`, and user classes the caller names in
+  `allow_classes`) become `PickledObject`: a plain record of the class name and the pickled attributes. They can
+  only be rebuilt the way pickle rebuilds an instance (NEWOBJ + BUILD); calling one as a function is refused;
+- containers and a few harmless helpers (OrderedDict, set, torch.Size, `_codecs.encode`, numpy scalars) are
+  rebuilt as plain Python / numpy values.
+"""
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..errors import FormatError
+
+# Storage class name -> numpy dtype of its elements. bfloat16 has no numpy dtype: kept as its raw uint16 bits.
+STORAGE_DTYPES = {
+    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+    "BFloat16Storage": "bfloat16", "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_, "UntypedStorage": np.uint8,
+}
+TORCH_DTYPES = (
+    "float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64", "long", "int32", "int",
+    "int16", "short", "int8", "uint8", "bool", "complex64", "complex128",
+)
+
+
+@dataclass(frozen=True)
+class StorageType:
+    name: str
+    dtype: object  # numpy dtype class, or "bfloat16"
+
+    @property
+    def itemsize(self) -> int:
+        return 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
+
+
+@dataclass(frozen=True)
+class StorageRef:
+    """A persistent id ('storage', type, key, location, numel[, view_metadata]); the bytes come later."""
+
+    key: str
+    stype: StorageType
+    numel: int
+    view: Optional[tuple] = None  # legacy views: (view_key, offset, size), in elements
+
+
+@dataclass
+class LazyTensor:
+    storage: StorageRef
+    offset: int
+    size: tuple
+    stride: tuple
+
+    def materialize(self, storage_array: Callable[[StorageRef], np.ndarray], where: str) -> np.ndarray:
+        """The tensor as a numpy array (float types as float32), checking it lies inside its storage."""
+        flat = storage_array(self.storage)
+        offset = self.offset
+        if self.storage.view is not None:
+            _, view_offset, view_size = self.storage.view
+            if view_offset + view_size > flat.size:
+                raise FormatError(f"{where}: storage view ({view_offset}+{view_size}) runs past storage "
+                                  f"{self.storage.key!r} of {flat.size} elements")
+            flat = flat[view_offset:view_offset + view_size]
+        if any(s == 0 for s in self.size):
+            out = np.zeros(self.size, flat.dtype)
+        else:
+            last = offset + sum((s - 1) * st for s, st in zip(self.size, self.stride))
+            if last >= flat.size:
+                raise FormatError(
+                    f"{where}: storage {self.storage.key!r} holds {flat.size} elements, but the tensor "
+                    f"(offset {offset}, size {self.size}, stride {self.stride}) needs {last + 1}"
+                )
+            item = flat.itemsize
+            out = np.lib.stride_tricks.as_strided(
+                flat[offset:], shape=self.size, strides=tuple(st * item for st in self.stride), writeable=False
+            ).copy()
+        if self.storage.stype.dtype == "bfloat16":
+            return (out.astype(np.uint32) << 16).view(np.float32)
+        if np.issubdtype(out.dtype, np.floating):
+            return out.astype(np.float32)
+        return out
+
+
+class PickledObject:
+    """An instance of an allowed class, kept as data: the class's dotted name and its pickled state."""
+
+    rn_class = "object"
+
+    def __new__(cls, *args):
+        obj = object.__new__(cls)
+        obj.rn_args = args
+        obj.rn_state = {}
+        return obj
+
+    def __setstate__(self, state):
+        # Module pickles hand over a dict; a (dict, slots) pair comes from classes with __slots__.
+        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], (dict, type(None))):
+            state = {**(state[0] or {}), **(state[1] or {})}
+        self.rn_state = state
+
+    def __repr__(self):
+        return f"<pickled {self.rn_class}>"
+
+
+class _DataOnlyClass(type):
+    """Metaclass of the stand-in classes: pickle may build an instance (NEWOBJ) but not call the class."""
+
+    def __call__(cls, *args, **kwargs):
+        raise FormatError(f"the pickle calls {cls.rn_class}(...) as a function; only plain instances of allowed "
+                          f"classes can be read (nothing was imported or called)")
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
+                       metadata=None):
+    if not isinstance(storage, StorageRef):
+        raise FormatError(f"_rebuild_tensor_v2 expects a storage, got {type(storage).__name__}")
+    try:
+        size, stride, storage_offset = tuple(int(s) for s in size), tuple(int(s) for s in stride), int(storage_offset)
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"_rebuild_tensor_v2: bad size/stride/offset ({e})") from None
+    if len(size) != len(stride) or min(size + stride + (storage_offset,), default=0) < 0:
+        raise FormatError(f"_rebuild_tensor_v2: bad size {size} / stride {stride} / offset {storage_offset}")
+    return LazyTensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride):
+    return _rebuild_tensor_v2(storage, storage_offset, size, stride)
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, state=None):
+    return data
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    # `func` can only be one of this module's stand-ins: find_class produced it.
+    return func(*args)
+
+
+def _parameter(data=None, requires_grad=True):
+    return data
+
+
+def _codecs_encode(text, encoding="utf-8"):
+    # Protocol 2 pickles bytes as _codecs.encode(str, 'latin1').
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise FormatError(f"_codecs.encode is only read for latin1 text, got encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+def _restore_type_tag(value, type_str=None):
+    return value
+
+
+def _build_list(items):
+    return list(items)
+
+
+class _NumpyDType:
+    """numpy.dtype(str, align, copy) + BUILD: remembers the descriptor and the byte order only."""
+
+    def __init__(self, descr, align=False, copy=False):
+        if not isinstance(descr, str):
+            raise FormatError(f"numpy.dtype stand-in expects a type string, got {type(descr).__name__}")
+        self.descr, self.order = descr, "="
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
+            self.order = state[1]
+
+    def resolve(self) -> np.dtype:
+        try:
+            dt = np.dtype(self.descr).newbyteorder(self.order)
+        except TypeError as e:
+            raise FormatError(f"numpy dtype {self.descr!r}: {e}") from None
+        if dt.kind not in "biufc":
+            raise FormatError(f"numpy scalar of dtype {self.descr!r}: only numbers are read")
+        return dt
+
+
+def _numpy_scalar(dtype, data=b""):
+    if not isinstance(dtype, _NumpyDType) or not isinstance(data, bytes):
+        raise FormatError("numpy scalar stand-in expects (numpy.dtype, bytes)")
+    dt = dtype.resolve()
+    if len(data) != dt.itemsize:
+        raise FormatError(f"numpy scalar of dtype {dt} needs {dt.itemsize} bytes, got {len(data)}")
+    return np.frombuffer(data, dt)[0].item()
+
+
+def _device(*args):
+    return ":".join(str(a) for a in args)
+
+
+_FUNCTIONS = {
+    "collections.OrderedDict": collections.OrderedDict,
+    "builtins.set": set, "__builtin__.set": set,
+    "builtins.frozenset": frozenset, "__builtin__.frozenset": frozenset,
+    "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+    "torch._utils._rebuild_tensor": _rebuild_tensor,
+    "torch._utils._rebuild_parameter": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+    "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
+    "torch.nn.parameter.Parameter": _parameter,
+    "torch.Size": tuple,
+    "torch.device": _device,
+    "_codecs.encode": _codecs_encode,
+    "torch.jit._pickle.restore_type_tag": _restore_type_tag,
+    "torch.jit._pickle.build_intlist": _build_list,
+    "torch.jit._pickle.build_doublelist": _build_list,
+    "torch.jit._pickle.build_boollist": _build_list,
+    "torch.jit._pickle.build_tensorlist": _build_list,
+    "numpy.dtype": _NumpyDType,
+    "numpy.core.multiarray.scalar": _numpy_scalar,
+    "numpy._core.multiarray.scalar": _numpy_scalar,
+}
+# A class from these namespaces is only ever data to us: torch's own modules, and TorchScript's named types.
+_DATA_CLASS_PREFIXES = ("torch.nn.modules.", "__torch__.")
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """`load()` one pickle; storages become StorageRef via `persistent_load`, tensors LazyTensor.
+
+    where: text for error messages (file and record). allow_classes: extra dotted class names to read as data
+    (user-defined nn.Module subclasses in whole-model pickles), e.g. ("__main__.Net",).
+    """
+
+    def __init__(self, file, where: str, allow_classes=(), persistent=True):
+        super().__init__(file)
+        self.where = where
+        self.allow_classes = frozenset(allow_classes)
+        self.persistent = persistent
+        self.storages: dict[str, StorageRef] = {}
+        self._classes: dict[str, type] = {}
+
+    def find_class(self, module, name):
+        dotted = f"{module}.{name}"
+        if dotted in _FUNCTIONS:
+            return _FUNCTIONS[dotted]
+        if module in ("torch", "torch.cuda") and name in STORAGE_DTYPES:
+            return StorageType(name, STORAGE_DTYPES[name])
+        if module == "torch.storage" and name in ("UntypedStorage", "TypedStorage"):
+            return StorageType(name, np.uint8)
+        if module == "torch" and name in TORCH_DTYPES:
+            return f"torch.{name}"
+        if dotted.startswith(_DATA_CLASS_PREFIXES) or dotted in self.allow_classes:
+            return self._data_class(dotted)
+        hint = ""
+        if "." not in name and name[:1].isupper() and not module.startswith(("torch", "builtins", "__builtin__")):
+            hint = (f" If this is your own nn.Module subclass in a whole-model save, pass "
+                    f"allow_classes=[{dotted!r}] to read its attributes as data (the class is still never imported)"
+                    f", or save model.state_dict() instead.")
+        raise FormatError(f"{self.where}: refused global '{dotted}': it is not on the allow-list of a weights file "
+                          f"(nothing was imported or called).{hint}")
+
+    def _data_class(self, dotted):
+        if dotted not in self._classes:
+            self._classes[dotted] = _DataOnlyClass(dotted.rsplit(".", 1)[-1], (PickledObject,), {"rn_class": dotted})
+        return self._classes[dotted]
+
+    def persistent_load(self, pid):
+        if not self.persistent:
+            raise FormatError(f"{self.where}: unexpected persistent id {pid!r}")
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
+            raise FormatError(f"{self.where}: persistent id {pid!r} is not ('storage', type, key, location, numel)")
+        stype, key, numel = pid[1], pid[2], pid[4]
+        if not isinstance(stype, StorageType):
+            raise FormatError(f"{self.where}: persistent id names {stype!r}, not a torch storage type")
+        if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
+            raise FormatError(f"{self.where}: persistent id {pid!r} has a bad key or element count")
+        view = pid[5] if len(pid) == 6 else None
+        if view is not None:
+            if not (isinstance(view, tuple) and len(view) == 3 and all(isinstance(v, int) and v >= 0 for v in view[1:])):
+                raise FormatError(f"{self.where}: storage view metadata {view!r} is not (key, offset, size)")
+        ref = StorageRef(key, stype, numel, view)
+        known = self.storages.setdefault(key, ref)
+        if known.stype != stype:
+            raise FormatError(f"{self.where}: storage {key!r} is named both {known.stype.name} and {stype.name}")
+        return ref
+
+
+def restricted_load(file, where: str, allow_classes=(), persistent=True):
+    """Read one pickle from a binary file object with RestrictedUnpickler, turning every failure into FormatError.
+
+    Returns (object, storages): storages maps each storage key the pickle referenced to its StorageRef.
+    """
+    unpickler = RestrictedUnpickler(file, where, allow_classes, persistent)
+    try:
+        return unpickler.load(), unpickler.storages
+    except FormatError:
+        raise
+    except RecursionError:
+        raise FormatError(f"{where}: the pickle nests too deeply to read") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            UnicodeDecodeError, OverflowError, MemoryError) as e:
+        raise FormatError(f"{where}: not a readable pickle ({type(e).__name__}: {e})") from None
+
+
+def restricted_loads(data: bytes, where: str, allow_classes=(), persistent=True):
+    return restricted_load(io.BytesIO(data), where, allow_classes, persistent)

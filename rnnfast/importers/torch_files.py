@@ -1,0 +1,249 @@
+"""Read PyTorch weight files into `name -> numpy array` without torch.
+
+Formats (shared/docs/SEMANTICS.md section 1.3):
+- zip (`torch.save`, torch >= 1.6): `<archive>/data.pkl` plus one record `<archive>/data/<key>` per storage;
+- TorchScript (`torch.jit.save`): the same zip plus `code/` and `constants.pkl`; the module tree is pickled as
+  `__torch__.*` objects whose attributes are the tensors;
+- legacy (`_use_new_zipfile_serialization=False`, torch < 1.6): consecutive pickles (magic, protocol, sys_info,
+  the object, the storage keys), then per storage an int64 element count and the raw bytes;
+- safetensors.
+
+Where the weights sit inside the pickled object: a state_dict (dict of tensors) at the top, or nested in a
+checkpoint dict (`model_state_dict`, `state_dict`, `model`, ... or the key given as `state_dict_key`), or a whole
+pickled module (`torch.save(model)`), whose tree of `_parameters` / `_buffers` / `_modules` is flattened to the
+same dotted names `model.state_dict()` would give. Modules also yield their stored attributes (batch_first,
+nonlinearity, ...), returned in `TorchWeights.modules` by prefix.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import FormatError
+from ._pickle import LazyTensor, PickledObject, StorageRef, restricted_load
+from ._safetensors import read_safetensors
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+CHECKPOINT_KEYS = ("model_state_dict", "state_dict", "model", "net", "network", "module", "model_state")
+
+
+@dataclass
+class ModuleInfo:
+    cls: str  # dotted class name as pickled, e.g. torch.nn.modules.rnn.LSTM
+    attrs: dict  # the plain (str/int/float/bool/None) attributes it stored
+
+
+@dataclass
+class TorchWeights:
+    kind: str  # zip | torchscript | legacy | safetensors
+    tensors: dict  # name -> np.ndarray (floats as float32)
+    modules: dict = field(default_factory=dict)  # prefix ("" or "lstm.") -> ModuleInfo, for module pickles
+    found_at: str = ""  # where the state dict sat in the file, for messages
+
+
+def read_torch_weights(data: bytes, where: str, allow_classes=(), state_dict_key=None) -> TorchWeights:
+    """Read any supported PyTorch file held in memory."""
+    if data.startswith(b"PK"):
+        kind, obj = _read_zip(data, where, allow_classes)
+    elif _looks_like_pickle(data):
+        kind, obj = "legacy", _read_legacy(data, where, allow_classes)
+    else:
+        tensors, _ = read_safetensors(data, where)
+        return TorchWeights("safetensors", tensors)
+    tensors, modules, found_at = _state_dict(obj, where, state_dict_key)
+    return TorchWeights(kind, tensors, modules, found_at)
+
+
+def _looks_like_pickle(data: bytes) -> bool:
+    # A safetensors file starts with its header length, which can begin with these bytes too; its JSON cannot.
+    return data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and data[8:9] != b"{"
+
+
+def _read_zip(data: bytes, where: str, allow_classes):
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise FormatError(f"{where}: not a readable zip archive ({e})") from None
+    pkls = sorted((n for n in names if n == "data.pkl" or n.endswith("/data.pkl")), key=len)
+    if not pkls:
+        raise FormatError(f"{where}: zip archive has no */data.pkl record, so it is not a PyTorch file")
+    top = pkls[0][: -len("data.pkl")]
+    torchscript = f"{top}constants.pkl" in names or any(n.startswith(f"{top}code/") for n in names)
+
+    def record(name):
+        try:
+            return archive.read(name)
+        except KeyError:
+            raise FormatError(f"{where}: record {name!r} is missing from the archive") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+            raise FormatError(f"{where}: record {name!r} cannot be read ({e})") from None
+
+    byteorder = record(f"{top}byteorder").decode("ascii", "replace") if f"{top}byteorder" in names else "little"
+    if byteorder not in ("little", "big"):
+        raise FormatError(f"{where}: record {top}byteorder says {byteorder!r}, expected 'little' or 'big'")
+    pkl = f"{top}data.pkl"
+    obj, storages = restricted_load(io.BytesIO(record(pkl)), f"{where}: {pkl}", allow_classes)
+    arrays = {}
+    for key, ref in storages.items():
+        name = f"{top}data/{key}"
+        raw = record(name)
+        if len(raw) < ref.numel * ref.stype.itemsize:
+            raise FormatError(f"{where}: record {name!r} has {len(raw)} bytes, but storage {key!r} declares "
+                              f"{ref.numel} elements of {ref.stype.name} ({ref.numel * ref.stype.itemsize} bytes)")
+        arrays[key] = _storage_array(raw[: ref.numel * ref.stype.itemsize], ref, byteorder)
+    return ("torchscript" if torchscript else "zip"), _materialize(obj, arrays, where)
+
+
+def _read_legacy(data: bytes, where: str, allow_classes):
+    f = io.BytesIO(data)
+    magic, _ = restricted_load(f, f"{where}: legacy magic number", persistent=False)
+    if magic != LEGACY_MAGIC:
+        raise FormatError(f"{where}: starts with a pickle but not PyTorch's legacy magic number; "
+                          f"expected a .pt/.pth file")
+    protocol, _ = restricted_load(f, f"{where}: legacy protocol version", persistent=False)
+    if protocol != LEGACY_PROTOCOL:
+        raise FormatError(f"{where}: legacy protocol version {protocol!r}, expected {LEGACY_PROTOCOL}")
+    sys_info, _ = restricted_load(f, f"{where}: legacy sys_info", persistent=False)
+    little = not isinstance(sys_info, dict) or sys_info.get("little_endian", True)
+    obj, storages = restricted_load(f, f"{where}: legacy object pickle", allow_classes)
+    keys, _ = restricted_load(f, f"{where}: legacy storage key list", persistent=False)
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise FormatError(f"{where}: legacy storage key list is {type(keys).__name__}, expected a list of str")
+    arrays = {}
+    for key in keys:
+        if key not in storages:
+            raise FormatError(f"{where}: legacy storage {key!r} is listed but no tensor refers to it")
+        ref = storages[key]
+        head = f.read(8)
+        if len(head) < 8:
+            raise FormatError(f"{where}: file ends before the data of legacy storage {key!r}")
+        (numel,) = struct.unpack("<q" if little else ">q", head)
+        nbytes = numel * ref.stype.itemsize
+        raw = f.read(max(nbytes, 0))
+        if numel < 0 or len(raw) < nbytes:
+            raise FormatError(f"{where}: legacy storage {key!r} declares {numel} elements of {ref.stype.name} "
+                              f"({nbytes} bytes) but only {len(raw)} bytes remain")
+        arrays[key] = _storage_array(raw, ref, "little" if little else "big")
+    missing = sorted(set(storages) - set(arrays))
+    if missing:
+        raise FormatError(f"{where}: legacy storages {missing} are referred to but their data is missing")
+    return _materialize(obj, arrays, where)
+
+
+def _storage_array(raw: bytes, ref: StorageRef, byteorder: str) -> np.ndarray:
+    dtype = np.dtype(np.uint16 if ref.stype.dtype == "bfloat16" else ref.stype.dtype)
+    order = "<" if byteorder == "little" else ">"
+    return np.frombuffer(raw, dtype.newbyteorder(order) if dtype.itemsize > 1 else dtype).astype(dtype)
+
+
+def _materialize(obj, arrays: dict, where: str):
+    """The object tree with every LazyTensor replaced by its numpy array (shared objects stay shared)."""
+    done: dict[int, object] = {}
+
+    def storage_array(ref: StorageRef):
+        return arrays[ref.key]
+
+    def walk(o, path):
+        if id(o) in done:
+            return done[id(o)]
+        if isinstance(o, LazyTensor):
+            out = done[id(o)] = o.materialize(storage_array, f"{where}: tensor {path or '<top>'!r}")
+        elif isinstance(o, dict):
+            done[id(o)] = o
+            for k in list(o):
+                o[k] = walk(o[k], f"{path}.{k}" if path else str(k))
+            out = o
+        elif isinstance(o, list):
+            done[id(o)] = o
+            o[:] = [walk(v, f"{path}[{i}]") for i, v in enumerate(o)]
+            out = o
+        elif isinstance(o, tuple):
+            out = done[id(o)] = tuple(walk(v, f"{path}[{i}]") for i, v in enumerate(o))
+        elif isinstance(o, PickledObject):
+            done[id(o)] = o
+            o.rn_state = walk(o.rn_state, path)
+            out = o
+        else:
+            out = o
+        return out
+
+    try:
+        return walk(obj, "")
+    except RecursionError:
+        raise FormatError(f"{where}: the pickled object nests too deeply to read") from None
+
+
+def _is_state_dict(o) -> bool:
+    return isinstance(o, dict) and len(o) > 0 and all(
+        isinstance(k, str) and isinstance(v, np.ndarray) for k, v in o.items()
+    )
+
+
+def _state_dict(obj, where: str, key=None):
+    """(tensors, modules, found_at): find the weights inside whatever object the file pickled."""
+    if key is not None:
+        if not isinstance(obj, dict) or key not in obj:
+            have = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+            raise FormatError(f"{where}: state_dict_key={key!r} not found; the file's top-level keys are {have}")
+        obj, found_at = obj[key], f"[{key!r}]"
+    elif _is_state_dict(obj) or isinstance(obj, PickledObject):
+        found_at = ""
+    elif isinstance(obj, dict):
+        candidates = [k for k in CHECKPOINT_KEYS if k in obj and (_is_state_dict(obj[k])
+                                                                   or isinstance(obj[k], PickledObject))]
+        if not candidates:
+            candidates = [k for k, v in obj.items() if _is_state_dict(v) or isinstance(v, PickledObject)]
+        if len(candidates) != 1:
+            raise FormatError(
+                f"{where}: cannot tell which entry holds the model weights: top-level keys {sorted(map(str, obj))}"
+                f"{', candidates ' + str(candidates) if candidates else ''}; pass state_dict_key=..."
+            )
+        obj, found_at = obj[candidates[0]], f"[{candidates[0]!r}]"
+    else:
+        raise FormatError(f"{where}: the file holds a {type(obj).__name__}, not a state_dict, checkpoint or module")
+    if isinstance(obj, PickledObject):
+        tensors, modules = {}, {}
+        _flatten_module(obj, "", tensors, modules, where)
+        if not tensors:
+            raise FormatError(f"{where}{found_at}: the pickled {obj.rn_class} holds no tensors")
+        return tensors, modules, found_at
+    if not _is_state_dict(obj):
+        raise FormatError(f"{where}{found_at}: expected a dict of name -> tensor, got {type(obj).__name__}"
+                          + (f" with non-tensor entries {[k for k, v in obj.items() if not isinstance(v, np.ndarray)][:8]}"
+                             if isinstance(obj, dict) else ""))
+    return dict(obj), {}, found_at
+
+
+def _flatten_module(obj: PickledObject, prefix: str, tensors: dict, modules: dict, where: str):
+    """Dotted names as nn.Module.state_dict() gives them, for torch.save(model) and TorchScript module trees."""
+    state = obj.rn_state if isinstance(obj.rn_state, dict) else {}
+    plain = {k: v for k, v in state.items()
+             if isinstance(k, str) and not k.startswith("_") and isinstance(v, (str, int, float, bool, type(None)))}
+    modules[prefix] = ModuleInfo(obj.rn_class, plain)
+    if "_parameters" in state or "_modules" in state:  # an nn.Module pickled by torch.save
+        skip = state.get("_non_persistent_buffers_set") or set()
+        entries = list((state.get("_parameters") or {}).items())
+        entries += [(k, v) for k, v in (state.get("_buffers") or {}).items() if k not in skip]
+        children = list((state.get("_modules") or {}).items())
+    else:  # a TorchScript object: attributes are tensors and submodules directly
+        entries = [(k, v) for k, v in state.items() if isinstance(v, np.ndarray)]
+        children = [(k, v) for k, v in state.items() if isinstance(v, PickledObject)]
+    for name, value in entries:
+        if value is None:
+            continue
+        if not isinstance(value, np.ndarray):
+            raise FormatError(f"{where}: {prefix}{name} of {obj.rn_class} is a {type(value).__name__}, "
+                              f"expected a tensor")
+        tensors[f"{prefix}{name}"] = value
+    for name, child in children:
+        if child is None:
+            continue
+        if not isinstance(child, PickledObject):
+            raise FormatError(f"{where}: submodule {prefix}{name} is a {type(child).__name__}, expected a module")
+        _flatten_module(child, f"{prefix}{name}.", tensors, modules, where)
