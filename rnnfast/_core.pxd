@@ -68,6 +68,8 @@ cdef extern from "rnnfast/rnnf.h" nogil:
     rnnf_status rnnf_run(const rnnf_model *model, rnnf_state *state, const rnnf_run_args *args)
     rnnf_status rnnf_step(const rnnf_model *model, rnnf_state *state, const float *x, float *y, int n_threads)
 
+    rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, float *y, int n)
+
     const char *rnnf_isa_compiled()
     const char *rnnf_isa_supported()
     const char *rnnf_isa_selected()

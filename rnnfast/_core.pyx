@@ -50,6 +50,22 @@ def isa_select(str name):
                                              f"supported here: {rnnf_isa_supported().decode()})")
 
 
+def activation(int kind, float alpha, float beta, x):
+    """act(x) through the selected kernel table, for testing the vectorized activations."""
+    cdef rnnf_activation act
+    act.kind = kind
+    act.alpha = alpha
+    act.beta = beta
+    src = np.ascontiguousarray(x, dtype=np.float32).reshape(-1)
+    out = np.empty_like(src)
+    cdef const float[::1] xv = src
+    cdef float[::1] yv = out
+    if src.shape[0] == 0:
+        return out
+    check(rnnf_activation_apply(&act, &xv[0], &yv[0], xv.shape[0]), "applying an activation")
+    return out
+
+
 def openmp_enabled():
     return bool(rnnf_openmp_enabled())
 

@@ -159,6 +159,13 @@ rnnf_status rnnf_run(const rnnf_model *m, rnnf_state *st, const rnnf_run_args *a
     return RNNF_OK;
 }
 
+rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, float *y, int n)
+{
+    if (!act || act->kind < 0 || act->kind >= RNNF_ACT_COUNT || n < 0 || (n > 0 && (!x || !y))) return RNNF_ERR_ARG;
+    rnnf_kernels_get()->activation(act, x, y, n);
+    return RNNF_OK;
+}
+
 rnnf_status rnnf_step(const rnnf_model *m, rnnf_state *st, const float *x, float *y, int n_threads)
 {
     if (!m || !st || !x || st->model != m) return RNNF_ERR_ARG;

@@ -132,6 +132,9 @@ rnnf_status rnnf_run(const rnnf_model *model, rnnf_state *state, const rnnf_run_
  * last layer] (may be NULL). Allocates nothing. Bidirectional layers cannot stream: RNNF_ERR_UNSUPPORTED. */
 rnnf_status rnnf_step(const rnnf_model *model, rnnf_state *state, const float *x, float *y, int n_threads);
 
+/* y = act(x) for n values with the selected kernel table (what the gate kernels compute; used by tests). */
+rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, float *y, int n);
+
 /* Build and CPU information, for show_config(). */
 const char *rnnf_isa_compiled(void);   /* e.g. "ref,avx2" */
 const char *rnnf_isa_supported(void);  /* what this CPU can run of those */

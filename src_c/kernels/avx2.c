@@ -102,8 +102,8 @@ static void gemm_packed_avx2(int M, int K, const float *A, int lda, const float 
  * relative), 2^n built in the exponent bits. Inputs are clamped to [-87.3, 88.7] so 2^n stays normal.
  * sigmoid = 1/(1+exp(-x)) with a true division. tanh: for |x| < 0.25 its odd Taylor series to x^11
  * (truncation < 3e-10), above that 1 - 2/(exp(2|x|)+1), whose cancellation costs at most two bits at 0.25.
- * Measured against float64 over a dense grid of [-20, 20] (tests/test_kernels.py asserts these bounds):
- * sigmoid max abs error 1.2e-7, tanh 2.4e-7. */
+ * Measured against float64 on 2,000,001 points of [-20, 20] (tests/test_engine.py asserts 2e-7 for both):
+ * sigmoid max abs error 8.9e-8, tanh 8.7e-8 (relative 3.2e-7); libm's expf/tanhf give 8.9e-8 and 9.8e-8. */
 
 static const float EXP_HI = 88.3762626647949f, EXP_LO = -87.3365447504019f;
 static const float LOG2E = 1.44269504088896341f;
