@@ -16,7 +16,9 @@ nonlinearity, ...), returned in `TorchWeights.modules` by prefix.
 """
 from __future__ import annotations
 
+import ast
 import io
+import re
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -48,15 +50,36 @@ class TorchWeights:
 
 def read_torch_weights(data: bytes, where: str, allow_classes=(), state_dict_key=None) -> TorchWeights:
     """Read any supported PyTorch file held in memory."""
+    code = {}
     if data.startswith(b"PK"):
-        kind, obj = _read_zip(data, where, allow_classes)
+        kind, obj, code = _read_zip(data, where, allow_classes)
     elif _looks_like_pickle(data):
         kind, obj = "legacy", _read_legacy(data, where, allow_classes)
     else:
         tensors, _ = read_safetensors(data, where)
         return TorchWeights("safetensors", tensors)
     tensors, modules, found_at = _state_dict(obj, where, state_dict_key)
+    for info in modules.values():
+        if info.cls.startswith("__torch__."):
+            module, _, name = info.cls.rpartition(".")
+            for key, value in _final_constants(code.get(module.replace(".", "/") + ".py", ""), name).items():
+                info.attrs.setdefault(key, value)
     return TorchWeights(kind, tensors, modules, found_at)
+
+
+def _final_constants(source: str, class_name: str) -> dict:
+    """`name : Final[type] = literal` lines of one class in TorchScript's code/ text (read, never run).
+
+    TorchScript keeps module constants such as batch_first and mode there instead of in data.pkl.
+    """
+    block = re.search(rf"^class {re.escape(class_name)}\(.*?(?=^\S|\Z)", source, re.M | re.S)
+    out = {}
+    for key, literal in re.findall(r"^  (\w+) : Final\[\w+\] = (.+)$", block.group(0) if block else "", re.M):
+        try:
+            out[key] = ast.literal_eval(literal.strip())
+        except (ValueError, SyntaxError):
+            continue
+    return out
 
 
 def _looks_like_pickle(data: bytes) -> bool:
@@ -97,7 +120,12 @@ def _read_zip(data: bytes, where: str, allow_classes):
             raise FormatError(f"{where}: record {name!r} has {len(raw)} bytes, but storage {key!r} declares "
                               f"{ref.numel} elements of {ref.stype.name} ({ref.numel * ref.stype.itemsize} bytes)")
         arrays[key] = _storage_array(raw[: ref.numel * ref.stype.itemsize], ref, byteorder)
-    return ("torchscript" if torchscript else "zip"), _materialize(obj, arrays, where)
+    code = {}
+    if torchscript:
+        code_dir = f"{top}code/"
+        code = {n[len(code_dir):]: record(n).decode("utf-8", "replace") for n in names
+                if n.startswith(code_dir) and n.endswith(".py")}
+    return ("torchscript" if torchscript else "zip"), _materialize(obj, arrays, where), code
 
 
 def _read_legacy(data: bytes, where: str, allow_classes):

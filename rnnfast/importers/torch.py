@@ -1,0 +1,274 @@
+"""PyTorch nn.RNN / nn.LSTM / nn.GRU files (.pt/.pth zip or legacy, TorchScript, checkpoints, whole pickled
+modules, .safetensors) read without torch.
+
+    model = rnnfast.load("lstm.pt")                                   # a file holding one recurrent module
+    model = rnnfast.load("net.pt", embedding="emb", rnn="lstm", head="fc", batch_first=True)
+    output, h_n, c_n = model.run(x)                                   # or model.run({"input": x, "h0": h0, "c0": c0})
+
+What the weights tell: every recurrent module is found from its keys `<prefix>weight_ih_l{k}[_reverse]`,
+`weight_hh_l{k}`, `bias_ih_l{k}` / `bias_hh_l{k}` (absent when bias=False) and `weight_hr_l{k}` (LSTM proj_size):
+the cell type from the row count (1, 3 or 4 times hidden_size, where hidden_size is the column count of
+weight_hh, or of weight_hr with projection), num_layers, bidirectional, bias and proj_size.
+
+Options of `rnnfast.load` for these files (what a state_dict does not store):
+- rnn: prefix of the recurrent module to run ("lstm", "encoder.rnn"); needed only when the file holds several.
+- nonlinearity: "tanh" (default) or "relu", for nn.RNN.
+- batch_first: False (default) or True; applies to `input` and `output`, never to h0/c0/h_n/c_n.
+- embedding: prefix of an nn.Embedding (key `<prefix>.weight`) applied to integer token ids before the stack.
+- head: prefix of an nn.Linear (keys `<prefix>.weight`, optional `<prefix>.bias`) applied to the stack's output at
+  every time step; for a model that does `fc(out[:, -1])`, take `output[:, -1]`.
+- ignore: key prefixes to leave unused on purpose (e.g. ["decoder."]). Any other tensor not used is an error
+  naming it: a silently unused layer is the classic import bug.
+- state_dict_key: the checkpoint entry holding the weights, when it is not one of model_state_dict, state_dict,
+  model, net, network, module, model_state.
+- allow_classes: dotted names of your own nn.Module subclasses in a whole-model `torch.save(model)` file, e.g.
+  ["__main__.Net"]. They are read as plain data (their attributes and tensors); the class is never imported.
+  Without it such a file is refused, naming the class. torch.nn's own module classes need no permission.
+Whole pickled modules and TorchScript archives also store batch_first, nonlinearity and proj_size; those stored
+values are used, and an option that contradicts them is an error.
+
+Model.run follows nn.LSTM/GRU/RNN: inputs `input` [seq_len, batch, input_size] (batch-first, or unbatched
+[seq_len, input_size]; int token ids with an embedding), optional `h0` [layers*dirs, batch, out] and `c0`
+[layers*dirs, batch, hidden]; outputs `output`, `h_n` and, for LSTM, `c_n`. Run options: sequence_lens (int [batch],
+the lengths a post-padded PackedSequence would carry), n_threads.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ..errors import FormatError
+from ..layers import Activation, RecurrentLayer
+from ..model import Model
+from ._gates import from_torch
+from ._torch_graph import Embedding, Linear, TorchGraph
+from .torch_files import ModuleInfo, read_torch_weights
+
+OPTIONS = ("rnn", "nonlinearity", "batch_first", "embedding", "head", "ignore", "state_dict_key", "allow_classes")
+CELL_BY_GATES = {1: "rnn", 3: "gru", 4: "lstm"}
+CELL_BY_MODE = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn", "RNN_RELU": "rnn"}
+_RNN_KEY = re.compile(r"^((?:.*\.)?)weight_ih_l(\d+)(_reverse)?$")
+
+
+def load_torch(data: bytes, name: str = "<bytes>", **options) -> Model:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown option(s) {unknown} for a PyTorch file; expected some of {list(OPTIONS)}")
+    weights = read_torch_weights(data, name, allow_classes=options.get("allow_classes") or (),
+                                 state_dict_key=options.get("state_dict_key"))
+    where = f"{name}{weights.found_at}"
+    tensors = weights.tensors
+    prefix = _choose_prefix(tensors, options.get("rnn"), where)
+    info = weights.modules.get(prefix)
+    stored = dict(info.attrs) if info is not None else {}
+    if stored.get("mode") in ("RNN_TANH", "RNN_RELU"):
+        stored.setdefault("nonlinearity", stored["mode"][4:].lower())
+    nonlinearity = _stored_or_option(stored, "nonlinearity", options.get("nonlinearity"), "tanh", where, info)
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    batch_first = bool(_stored_or_option(stored, "batch_first", options.get("batch_first"), False, where, info))
+
+    used: set = set()
+    layers = _recurrent_layers(tensors, prefix, nonlinearity, info, where, used)
+    embedding = head = None
+    if options.get("embedding") is not None:
+        embedding = _embedding(tensors, options["embedding"], layers[0].input_size, weights.modules, where, used)
+    if options.get("head") is not None:
+        last = layers[-1]
+        head = _linear(tensors, options["head"], last.n_dirs * last.output_size, where, used)
+    _check_all_used(tensors, used, options.get("ignore") or (), layers, where)
+    graph = TorchGraph(layers, batch_first, embedding, head, name=prefix.rstrip("."), source=where)
+    return Model(graph, source=name)
+
+
+def _dot(prefix: str) -> str:
+    prefix = str(prefix)
+    return prefix if prefix == "" or prefix.endswith(".") else prefix + "."
+
+
+def _choose_prefix(tensors: dict, wanted, where: str) -> str:
+    prefixes = sorted({m.group(1) for k in tensors if (m := _RNN_KEY.match(k))})
+    if wanted is not None:
+        wanted = _dot(wanted)
+        if wanted not in prefixes:
+            raise FormatError(f"{where}: no recurrent module {wanted!r} (no key {wanted}weight_ih_l0); "
+                              f"recurrent modules in the file: {prefixes or 'none'}")
+        return wanted
+    if not prefixes:
+        sample = sorted(tensors)[:12]
+        raise FormatError(f"{where}: no nn.RNN/LSTM/GRU weights (keys like weight_ih_l0) among the tensors {sample}"
+                          f"{' ...' if len(tensors) > 12 else ''}")
+    if len(prefixes) > 1:
+        raise FormatError(f"{where}: several recurrent modules {prefixes}; choose one with rnn=<prefix>")
+    return prefixes[0]
+
+
+def _stored_or_option(stored: dict, key, option, default, where, info):
+    value = stored.get(key)
+    if value is None:
+        return default if option is None else option
+    if option is not None and option != value:
+        raise ValueError(f"{where}: option {key}={option!r} contradicts the stored module {info.cls}, which has "
+                         f"{key}={value!r}")
+    return value
+
+
+def _get(tensors, key, where, used, ndim):
+    if key not in tensors:
+        return None
+    arr = tensors[key]
+    if arr.dtype.kind != "f" or arr.ndim != ndim:
+        raise FormatError(f"{where}: {key} is {arr.dtype} with shape {arr.shape}, expected a {ndim}-D float tensor")
+    used.add(key)
+    return arr
+
+
+def _recurrent_layers(tensors, prefix, nonlinearity, info, where, used):
+    numbers = sorted({int(m.group(2)) for k in tensors if (m := _RNN_KEY.match(k)) and m.group(1) == prefix})
+    if numbers != list(range(len(numbers))):
+        raise FormatError(f"{where}: {prefix}weight_ih_l* has layers {numbers}; expected 0..{len(numbers) - 1} "
+                          f"without gaps")
+    bidirectional = f"{prefix}weight_ih_l0_reverse" in tensors
+    layers = []
+    input_size = has_bias = None
+    for k in numbers:
+        dirs = []
+        for sfx in ("", "_reverse") if bidirectional else ("",):
+            dirs.append(_direction(tensors, prefix, k, sfx, where, used))
+        cells = {d["cell"] for d in dirs}
+        shapes = {(d["hidden"], d["proj"], d["input"], d["bias"]) for d in dirs}
+        if len(cells) != 1 or len(shapes) != 1:
+            raise FormatError(f"{where}: the two directions of {prefix} layer {k} differ: {dirs[0]['desc']} vs "
+                              f"{dirs[1]['desc']}")
+        d0 = dirs[0]
+        if input_size is not None and d0["input"] != input_size:
+            raise FormatError(f"{where}: {prefix}weight_ih_l{k} has {d0['input']} columns; layer {k} reads the "
+                              f"previous layer's output of size {input_size}")
+        if layers and d0["cell"] != layers[0].cell:
+            raise FormatError(f"{where}: {prefix} layer {k} is {d0['cell']} but layer 0 is {layers[0].cell}")
+        if layers and d0["bias"] != has_bias:
+            raise FormatError(f"{where}: {prefix} layer {k} {'has' if d0['bias'] else 'lacks'} biases, layer 0 "
+                              f"does not agree")
+        has_bias = d0["bias"]
+        cell, H, P = d0["cell"], d0["hidden"], d0["proj"]
+        acts = (Activation("Relu" if nonlinearity == "relu" else "Tanh"),) if cell == "rnn" else ()
+        layer = RecurrentLayer(
+            cell=cell, direction="bidirectional" if bidirectional else "forward", hidden_size=H,
+            input_size=d0["input"],
+            w_ih=np.stack([d["w_ih"] for d in dirs]), w_hh=np.stack([d["w_hh"] for d in dirs]),
+            b_ih=np.stack([d["b_ih"] for d in dirs]), b_hh=np.stack([d["b_hh"] for d in dirs]),
+            activations=tuple(acts for _ in dirs) if acts else (),
+            linear_before_reset=cell == "gru",
+            w_hr=np.stack([d["w_hr"] for d in dirs]) if P else None,
+            name=f"{prefix}l{k}",
+            source=f"{where}: {prefix}*_l{k}",
+        )
+        layers.append(layer)
+        input_size = len(dirs) * (P or H)
+    _check_module_attrs(info, layers, has_bias, nonlinearity, where, prefix)
+    return layers
+
+
+def _direction(tensors, prefix, k, sfx, where, used) -> dict:
+    key = lambda kind: f"{prefix}{kind}_l{k}{sfx}"
+    w_ih = _get(tensors, key("weight_ih"), where, used, 2)
+    w_hh = _get(tensors, key("weight_hh"), where, used, 2)
+    w_hr = _get(tensors, key("weight_hr"), where, used, 2)
+    b_ih = _get(tensors, key("bias_ih"), where, used, 1)
+    b_hh = _get(tensors, key("bias_hh"), where, used, 1)
+    if w_ih is None or w_hh is None:
+        missing = [key(n) for n, a in (("weight_ih", w_ih), ("weight_hh", w_hh)) if a is None]
+        raise FormatError(f"{where}: missing {missing} (layer {k}{' reverse' if sfx else ''} of {prefix or '<top>'})")
+    if (b_ih is None) != (b_hh is None):
+        raise FormatError(f"{where}: {key('bias_ih')} and {key('bias_hh')} must both be present or both absent")
+    P = w_hh.shape[1]
+    H = w_hr.shape[1] if w_hr is not None else P
+    if w_hr is not None and w_hr.shape[0] != P:
+        raise FormatError(f"{where}: {key('weight_hr')} has shape {w_hr.shape}; expected [{P}, hidden] to match "
+                          f"{key('weight_hh')} {w_hh.shape}")
+    rows = w_hh.shape[0]
+    if H == 0 or rows % H or rows // H not in CELL_BY_GATES:
+        raise FormatError(f"{where}: {key('weight_hh')} has shape {w_hh.shape}: rows must be 1, 3 or 4 times the "
+                          f"hidden size {H} (RNN, GRU, LSTM)")
+    cell = CELL_BY_GATES[rows // H]
+    if w_hr is not None and cell != "lstm":
+        raise FormatError(f"{where}: {key('weight_hr')} (projection) found on a {cell.upper()}; only LSTM has it")
+    if w_ih.shape[0] != rows:
+        raise FormatError(f"{where}: {key('weight_ih')} has {w_ih.shape[0]} rows, {key('weight_hh')} has {rows}")
+    for name, b in (("bias_ih", b_ih), ("bias_hh", b_hh)):
+        if b is not None and b.shape != (rows,):
+            raise FormatError(f"{where}: {key(name)} has shape {b.shape}, expected ({rows},)")
+    wi, wh, bi, bh = from_torch(cell, w_ih, w_hh, b_ih, b_hh, H)
+    desc = f"{cell} hidden {H} proj {P if w_hr is not None else 0} input {w_ih.shape[1]} bias {b_ih is not None}"
+    return dict(cell=cell, hidden=H, proj=P if w_hr is not None else 0, input=w_ih.shape[1], bias=b_ih is not None,
+                w_ih=wi, w_hh=wh, b_ih=bi, b_hh=bh, w_hr=w_hr, desc=desc)
+
+
+def _check_module_attrs(info, layers, has_bias, nonlinearity, where, prefix):
+    """A pickled module states its shape; the weights must agree (else the file was edited or is corrupt)."""
+    if info is None:
+        return
+    a, first = info.attrs, layers[0]
+    found = {
+        "mode": {"lstm": "LSTM", "gru": "GRU", "rnn": f"RNN_{nonlinearity.upper()}"}[first.cell],
+        "hidden_size": first.hidden_size, "num_layers": len(layers), "input_size": first.input_size,
+        "bidirectional": first.n_dirs == 2, "proj_size": first.proj_size,
+        "bias": has_bias,
+    }
+    bad = {k: (a[k], v) for k, v in found.items() if k in a and a[k] != v}
+    if bad:
+        raise FormatError(f"{where}: module {prefix or '<top>'} ({info.cls}) stores "
+                          + ", ".join(f"{k}={s!r} but its weights give {v!r}" for k, (s, v) in bad.items()))
+
+
+def _embedding(tensors, prefix, input_size, modules, where, used) -> Embedding:
+    p = _dot(prefix)
+    w = _get(tensors, f"{p}weight", where, used, 2)
+    if w is None:
+        raise FormatError(f"{where}: embedding={prefix!r} but there is no tensor {p}weight")
+    if w.shape[1] != input_size:
+        raise FormatError(f"{where}: {p}weight has shape {w.shape}; its width must be the recurrent input size "
+                          f"{input_size}")
+    info = modules.get(p)
+    if info is not None and info.attrs.get("max_norm") is not None:
+        raise FormatError(f"{where}: Embedding {p.rstrip('.')} has max_norm={info.attrs['max_norm']}, which "
+                          f"renormalises rows at lookup time; rnnfast does not implement it")
+    return Embedding(p.rstrip("."), w.astype(np.float32))
+
+
+def _linear(tensors, prefix, in_features, where, used) -> Linear:
+    p = _dot(prefix)
+    w = _get(tensors, f"{p}weight", where, used, 2)
+    if w is None:
+        raise FormatError(f"{where}: head={prefix!r} but there is no tensor {p}weight")
+    if w.shape[1] != in_features:
+        raise FormatError(f"{where}: {p}weight has shape {w.shape}; a head after the recurrent stack needs "
+                          f"{in_features} input features")
+    b = _get(tensors, f"{p}bias", where, used, 1)
+    if b is not None and b.shape != (w.shape[0],):
+        raise FormatError(f"{where}: {p}bias has shape {b.shape}, expected ({w.shape[0]},)")
+    return Linear(p.rstrip("."), w.astype(np.float32), None if b is None else b.astype(np.float32))
+
+
+def _check_all_used(tensors, used, ignore, layers, where):
+    ignore = tuple(str(i) for i in ([ignore] if isinstance(ignore, str) else ignore))
+    left = [k for k in tensors if k not in used and not k.startswith(ignore)]
+    if not left:
+        return
+    hints = []
+    width = layers[0].input_size
+    out = layers[-1].n_dirs * layers[-1].output_size
+    for k in left:
+        arr = tensors[k]
+        if k.endswith(".weight") and arr.ndim == 2:
+            p = k[: -len(".weight")]
+            if arr.shape[1] == out:
+                hints.append(f"head={p!r}")
+            elif arr.shape[1] == width and f"{p}.bias" not in tensors:
+                hints.append(f"embedding={p!r}")
+    shown = ", ".join(f"{k} {tuple(tensors[k].shape)}" for k in left[:20])
+    more = f" and {len(left) - 20} more" if len(left) > 20 else ""
+    hint = f"; attach them with {', '.join(hints)}" if hints else ""
+    raise FormatError(f"{where}: {len(left)} tensor(s) left unused: {shown}{more}{hint}, or leave them out on "
+                      f"purpose with ignore=[prefixes]")

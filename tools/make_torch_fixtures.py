@@ -1,0 +1,201 @@
+"""Write PyTorch test fixtures with real torch: tests/data/torch/<name>.<ext> plus <name>.npz beside each.
+
+Run with a separate environment that has torch (never the package's own):
+    python -m venv /work/venv-torch && /work/venv-torch/bin/pip install torch==2.13.0 numpy safetensors
+    /work/venv-torch/bin/python tools/make_torch_fixtures.py
+
+Each .npz holds the inputs (input, optionally h0 / c0), torch's own outputs (output, h_n, optionally c_n), and two
+JSON strings: load_options (keyword options for rnnfast.load) and run_options (for Model.run). The tests read
+only these files; they never import torch. Sizes stay small (hidden <= 16) so the whole directory is well
+under 2 MiB.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "torch")
+
+
+class Net(nn.Module):
+    """Embedding -> LSTM -> Linear at every step: the typical sequence tagger."""
+
+    def __init__(self, vocab=20, dim=6, hidden=8, classes=5):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim)
+        self.lstm = nn.LSTM(dim, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, classes)
+
+    def forward(self, ids):
+        out, (h, c) = self.lstm(self.emb(ids))
+        return self.fc(out), h, c
+
+
+class EncoderDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.GRU(3, 5)
+        self.decoder = nn.LSTM(4, 6, num_layers=2)
+
+
+def run_rnn(m, x, h0=None, c0=None):
+    with torch.no_grad():
+        if isinstance(m, nn.LSTM):
+            out, (h, c) = m(x, None if h0 is None else (h0, c0))
+            return {"output": out, "h_n": h, "c_n": c}
+        out, h = m(x, h0)
+        return {"output": out, "h_n": h}
+
+
+def states(m, batch):
+    d = 2 if m.bidirectional else 1
+    out = m.proj_size or m.hidden_size
+    h0 = torch.randn(m.num_layers * d, batch, out)
+    c0 = torch.randn(m.num_layers * d, batch, m.hidden_size) if isinstance(m, nn.LSTM) else None
+    return h0, c0
+
+
+def save_npz(name, inputs, outputs, load_options=None, run_options=None):
+    arrays = {k: v.detach().numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in {**inputs, **outputs}.items()
+              if v is not None}
+    np.savez_compressed(os.path.join(OUT, name + ".npz"), **arrays,
+                        load_options=np.array(json.dumps(load_options or {})),
+                        run_options=np.array(json.dumps(run_options or {})))
+
+
+def rnn_case(name, m, seq=6, batch=3, with_state=True, load_options=None, save=None, ext="pt", batch_first=False):
+    """Save module `m` (state_dict unless `save` says otherwise) and its outputs on random input."""
+    m.eval()
+    x = torch.randn(batch, seq, m.input_size) if batch_first else torch.randn(seq, batch, m.input_size)
+    h0, c0 = states(m, batch) if with_state else (None, None)
+    outputs = run_rnn(m, x, h0, c0)
+    path = os.path.join(OUT, f"{name}.{ext}")
+    (save or (lambda mod, p: torch.save(mod.state_dict(), p)))(m, path)
+    save_npz(name, {"input": x, "h0": h0, "c0": c0}, outputs, load_options)
+
+
+def rounded(m, dtype):
+    """Round m's weights through `dtype` in place, so torch's float32 outputs use exactly what the file stores."""
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(p.to(dtype).float())
+    return m
+
+
+def shared_storage_state_dict(m):
+    """Every tensor a view into one flat storage; weight_ih also transposed in memory (non-contiguous)."""
+    sd = m.state_dict()
+    flat = torch.cat([v.reshape(-1) for v in sd.values()])
+    out, off = {}, 0
+    for k, v in sd.items():
+        out[k] = flat[off:off + v.numel()].view(v.shape)
+        off += v.numel()
+    w = sd["weight_ih_l0"]
+    out["weight_ih_l0"] = w.t().contiguous().t()
+    return out
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    for f in os.listdir(OUT):
+        os.remove(os.path.join(OUT, f))
+    torch.manual_seed(1234)
+
+    rnn_case("lstm", nn.LSTM(5, 8))
+    rnn_case("lstm_no_state", nn.LSTM(5, 8), with_state=False)
+    rnn_case("gru_2layer", nn.GRU(4, 7, num_layers=2))
+    rnn_case("rnn_tanh_3layer_bidir", nn.RNN(3, 6, num_layers=3, bidirectional=True))
+    rnn_case("rnn_relu_2layer", nn.RNN(4, 5, num_layers=2, nonlinearity="relu"),
+             load_options={"nonlinearity": "relu"})
+    rnn_case("lstm_bidir_batch_first", nn.LSTM(4, 6, num_layers=2, bidirectional=True, batch_first=True),
+             load_options={"batch_first": True}, batch_first=True)
+    rnn_case("gru_no_bias_bidir", nn.GRU(3, 5, bias=False, bidirectional=True))
+    rnn_case("lstm_no_bias_3layer", nn.LSTM(3, 4, num_layers=3, bias=False))
+    rnn_case("lstm_proj", nn.LSTM(4, 10, proj_size=4))
+    rnn_case("lstm_proj_2layer_bidir", nn.LSTM(4, 12, proj_size=5, num_layers=2, bidirectional=True))
+    rnn_case("lstm_proj_no_bias", nn.LSTM(3, 9, proj_size=3, bias=False, num_layers=2))
+    rnn_case("gru_legacy", nn.GRU(4, 6, num_layers=2),
+             save=lambda m, p: torch.save(m.state_dict(), p, _use_new_zipfile_serialization=False))
+    rnn_case("lstm_legacy_whole_module", nn.LSTM(3, 5, bidirectional=True),
+             save=lambda m, p: torch.save(m, p, _use_new_zipfile_serialization=False))
+    rnn_case("lstm_f16", rounded(nn.LSTM(4, 6), torch.float16),
+             save=lambda m, p: torch.save({k: v.half() for k, v in m.state_dict().items()}, p))
+    rnn_case("gru_bf16", rounded(nn.GRU(4, 6), torch.bfloat16),
+             save=lambda m, p: torch.save({k: v.bfloat16() for k, v in m.state_dict().items()}, p))
+    rnn_case("rnn_f64", nn.RNN(4, 6),
+             save=lambda m, p: torch.save({k: v.double() for k, v in m.state_dict().items()}, p))
+    rnn_case("lstm_shared_storage", nn.LSTM(3, 4),
+             save=lambda m, p: torch.save(shared_storage_state_dict(m), p))
+    rnn_case("rnn_relu_torchscript", nn.RNN(3, 5, num_layers=2, nonlinearity="relu", batch_first=True),
+             save=lambda m, p: torch.jit.save(torch.jit.script(m), p), batch_first=True)
+    rnn_case("lstm_proj_torchscript", nn.LSTM(3, 8, proj_size=3),
+             save=lambda m, p: torch.jit.save(torch.jit.script(m), p))
+    rnn_case("gru_whole_module", nn.GRU(3, 4, num_layers=2, batch_first=True),
+             save=lambda m, p: torch.save(m, p), batch_first=True)
+
+    def checkpoint(m, p):
+        opt = torch.optim.Adam(m.parameters())
+        torch.save({"epoch": 7, "model_state_dict": m.state_dict(), "optimizer_state_dict": opt.state_dict(),
+                    "loss": 0.25, "note": "trained"}, p)
+
+    rnn_case("lstm_checkpoint", nn.LSTM(4, 6, num_layers=2), save=checkpoint, ext="pth")
+
+    def safetensors_save(m, p):
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in m.state_dict().items()}, p, metadata={"format": "pt"})
+
+    rnn_case("gru_bidir_2layer", nn.GRU(4, 6, num_layers=2, bidirectional=True), save=safetensors_save,
+             ext="safetensors")
+
+    # Variable-length rows as a PackedSequence: rnnfast takes the lengths as sequence_lens.
+    m = nn.LSTM(3, 5, bidirectional=True).eval()
+    lengths = [6, 4, 1]
+    x = torch.randn(6, 3, 3)
+    for b, n in enumerate(lengths):
+        x[n:, b] = 0
+    with torch.no_grad():
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, (h, c) = m(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=6)
+    torch.save(m.state_dict(), os.path.join(OUT, "lstm_packed.pt"))
+    save_npz("lstm_packed", {"input": x}, {"output": out, "h_n": h, "c_n": c},
+             run_options={"sequence_lens": lengths})
+
+    # Unbatched (2-D) input and state.
+    m = nn.GRU(3, 4, num_layers=2).eval()
+    x, h0 = torch.randn(5, 3), torch.randn(2, 4)
+    with torch.no_grad():
+        out, h = m(x, h0)
+    torch.save(m.state_dict(), os.path.join(OUT, "gru_unbatched.pt"))
+    save_npz("gru_unbatched", {"input": x, "h0": h0}, {"output": out, "h_n": h})
+
+    # Embedding -> LSTM -> Linear, as a state_dict and as a whole pickled module.
+    net = Net().eval()
+    ids = torch.randint(0, 20, (2, 7))
+    with torch.no_grad():
+        logits, h, c = net(ids)
+    opts = {"embedding": "emb", "rnn": "lstm", "head": "fc", "batch_first": True}
+    torch.save(net.state_dict(), os.path.join(OUT, "emb_lstm_fc.pt"))
+    save_npz("emb_lstm_fc", {"input": ids}, {"output": logits, "h_n": h, "c_n": c}, opts)
+    torch.save(net, os.path.join(OUT, "emb_lstm_fc_whole_module.pt"))
+    save_npz("emb_lstm_fc_whole_module", {"input": ids}, {"output": logits, "h_n": h, "c_n": c},
+             {**opts, "allow_classes": ["__main__.Net"]})
+
+    # Two recurrent modules in one file: pick one, leave the other out on purpose.
+    ed = EncoderDecoder().eval()
+    x = torch.randn(5, 2, 4)
+    torch.save(ed.state_dict(), os.path.join(OUT, "two_modules.pt"))
+    save_npz("two_modules", {"input": x}, run_rnn(ed.decoder, x), {"rnn": "decoder", "ignore": ["encoder."]})
+
+    total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
+    print(f"wrote {len(os.listdir(OUT))} files, {total} bytes, to {os.path.normpath(OUT)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
