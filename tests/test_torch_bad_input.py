@@ -133,6 +133,17 @@ def test_allow_classes_reads_user_modules_as_data():
         read_torch_weights(data, "net.pt", allow_classes=["__main__.Net"])
 
 
+@pytest.mark.parametrize("target", [_global("torch._utils", "_rebuild_tensor_v2"), _global("numpy", "dtype"),
+                                    _global("torch", "FloatStorage"), _global("collections", "OrderedDict"),
+                                    _global("torch.nn.modules.rnn", "LSTM") + b")\x81"])
+@pytest.mark.parametrize("state", [b"}" + _str("__defaults__") + b")s", b"N}" + _str("rn_class") + _int(1) + b"s\x86"])
+def test_pickle_cannot_rewrite_the_stand_ins(target, state):
+    # BUILD sets attributes on whatever object is on the stack; none of ours may change.
+    with pytest.raises(FormatError):
+        read_torch_weights(torch_zip(b"\x80\x02" + target + state + b"b."), "evil.pt")
+    assert rnnfast.load(read("lstm.pt")).output_names == ["output", "h_n", "c_n"]
+
+
 def test_bad_persistent_id():
     data = torch_zip(b"\x80\x02" + _tuple(_str("storage"), _global("collections", "OrderedDict"), _str("0"),
                                           _str("cpu"), _int(1)) + b"Q.")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import io
 import pickle
+import reprlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -39,7 +40,9 @@ TORCH_DTYPES = (
 )
 
 
-@dataclass(frozen=True)
+# Frozen with slots: pickle's BUILD opcode can set attributes on any object it holds, so nothing it can reach
+# may be writable.
+@dataclass(frozen=True, slots=True)
 class StorageType:
     name: str
     dtype: object  # numpy dtype class, or "bfloat16"
@@ -49,7 +52,7 @@ class StorageType:
         return 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StorageRef:
     """A persistent id ('storage', type, key, location, numel[, view_metadata]); the bytes come later."""
 
@@ -59,7 +62,7 @@ class StorageRef:
     view: Optional[tuple] = None  # legacy views: (view_key, offset, size), in elements
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class LazyTensor:
     storage: StorageRef
     offset: int
@@ -99,6 +102,7 @@ class LazyTensor:
 class PickledObject:
     """An instance of an allowed class, kept as data: the class's dotted name and its pickled state."""
 
+    __slots__ = ("rn_args", "rn_state")
     rn_class = "object"
 
     def __new__(cls, *args):
@@ -173,14 +177,20 @@ def _build_list(items):
 class _NumpyDType:
     """numpy.dtype(str, align, copy) + BUILD: remembers the descriptor and the byte order only."""
 
+    __slots__ = ("descr", "order")
+
     def __init__(self, descr, align=False, copy=False):
         if not isinstance(descr, str):
             raise FormatError(f"numpy.dtype stand-in expects a type string, got {type(descr).__name__}")
-        self.descr, self.order = descr, "="
+        object.__setattr__(self, "descr", descr)
+        object.__setattr__(self, "order", "=")
+
+    def __setattr__(self, key, value):
+        raise FormatError("the pickle sets attributes on a numpy.dtype; refused")
 
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
-            self.order = state[1]
+            object.__setattr__(self, "order", state[1])
 
     def resolve(self) -> np.dtype:
         try:
@@ -203,6 +213,22 @@ def _numpy_scalar(dtype, data=b""):
 
 def _device(*args):
     return ":".join(str(a) for a in args)
+
+
+class _Fn:
+    """A stand-in function as pickle sees it: callable, and closed to BUILD (no __dict__, no setattr), so a file
+    cannot rewrite this module's functions for the loads that follow."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        object.__setattr__(self, "fn", fn)
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+    def __setattr__(self, key, value):
+        raise FormatError(f"the pickle sets attribute {key!r} on {self.fn.__name__}; refused")
 
 
 _FUNCTIONS = {
@@ -249,7 +275,9 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         dotted = f"{module}.{name}"
         if dotted in _FUNCTIONS:
-            return _FUNCTIONS[dotted]
+            fn = _FUNCTIONS[dotted]
+            # Builtin types (OrderedDict, set, tuple) are immutable already; wrap only what is ours.
+            return fn if fn.__module__ in ("builtins", "collections") else _Fn(fn)
         if module in ("torch", "torch.cuda") and name in STORAGE_DTYPES:
             return StorageType(name, STORAGE_DTYPES[name])
         if module == "torch.storage" and name in ("UntypedStorage", "TypedStorage"):
@@ -268,23 +296,31 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def _data_class(self, dotted):
         if dotted not in self._classes:
-            self._classes[dotted] = _DataOnlyClass(dotted.rsplit(".", 1)[-1], (PickledObject,), {"rn_class": dotted})
+            self._classes[dotted] = _DataOnlyClass(dotted.rsplit(".", 1)[-1], (PickledObject,),
+                                                   {"rn_class": dotted, "__slots__": ()})
         return self._classes[dotted]
 
     def persistent_load(self, pid):
         if not self.persistent:
-            raise FormatError(f"{self.where}: unexpected persistent id {pid!r}")
+            raise FormatError(f"{self.where}: unexpected persistent id {reprlib.repr(pid)}")
+        if isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "module":
+            # Legacy whole-module saves name each module class with its source text (to warn about edits).
+            if isinstance(pid[1], type) and issubclass(pid[1], PickledObject):
+                return pid[1]
+            raise FormatError(f"{self.where}: module persistent id names {reprlib.repr(pid[1])}, not a module class")
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
-            raise FormatError(f"{self.where}: persistent id {pid!r} is not ('storage', type, key, location, numel)")
+            raise FormatError(f"{self.where}: persistent id {reprlib.repr(pid)} is not "
+                              f"('storage', type, key, location, numel)")
         stype, key, numel = pid[1], pid[2], pid[4]
         if not isinstance(stype, StorageType):
             raise FormatError(f"{self.where}: persistent id names {stype!r}, not a torch storage type")
         if not isinstance(key, str) or not isinstance(numel, int) or numel < 0:
-            raise FormatError(f"{self.where}: persistent id {pid!r} has a bad key or element count")
+            raise FormatError(f"{self.where}: persistent id {reprlib.repr(pid)} has a bad key or element count")
         view = pid[5] if len(pid) == 6 else None
         if view is not None:
             if not (isinstance(view, tuple) and len(view) == 3 and all(isinstance(v, int) and v >= 0 for v in view[1:])):
-                raise FormatError(f"{self.where}: storage view metadata {view!r} is not (key, offset, size)")
+                raise FormatError(f"{self.where}: storage view metadata {reprlib.repr(view)} is not "
+                                  f"(key, offset, size)")
         ref = StorageRef(key, stype, numel, view)
         known = self.storages.setdefault(key, ref)
         if known.stype != stype:

@@ -77,7 +77,7 @@ def _final_constants(source: str, class_name: str) -> dict:
     for key, literal in re.findall(r"^  (\w+) : Final\[\w+\] = (.+)$", block.group(0) if block else "", re.M):
         try:
             out[key] = ast.literal_eval(literal.strip())
-        except (ValueError, SyntaxError):
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
             continue
     return out
 
@@ -255,10 +255,17 @@ def _flatten_module(obj: PickledObject, prefix: str, tensors: dict, modules: dic
              if isinstance(k, str) and not k.startswith("_") and isinstance(v, (str, int, float, bool, type(None)))}
     modules[prefix] = ModuleInfo(obj.rn_class, plain)
     if "_parameters" in state or "_modules" in state:  # an nn.Module pickled by torch.save
-        skip = state.get("_non_persistent_buffers_set") or set()
-        entries = list((state.get("_parameters") or {}).items())
-        entries += [(k, v) for k, v in (state.get("_buffers") or {}).items() if k not in skip]
-        children = list((state.get("_modules") or {}).items())
+        parts = {}
+        for part in ("_parameters", "_buffers", "_modules"):
+            parts[part] = state.get(part) or {}
+            if not isinstance(parts[part], dict):
+                raise FormatError(f"{where}: {prefix}{part} of {obj.rn_class} is a {type(parts[part]).__name__}, "
+                                  f"expected a dict")
+        skip = state.get("_non_persistent_buffers_set")
+        skip = skip if isinstance(skip, (set, frozenset, list, tuple)) else ()
+        entries = list(parts["_parameters"].items())
+        entries += [(k, v) for k, v in parts["_buffers"].items() if k not in skip]
+        children = list(parts["_modules"].items())
     else:  # a TorchScript object: attributes are tensors and submodules directly
         entries = [(k, v) for k, v in state.items() if isinstance(v, np.ndarray)]
         children = [(k, v) for k, v in state.items() if isinstance(v, PickledObject)]
