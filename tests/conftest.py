@@ -1,0 +1,51 @@
+"""Shared test helpers: the one float32 tolerance of the suite, and random canonical layers.
+
+Tolerance (DESIGN.md): float32 results are compared per element with rtol=1e-5, atol=1e-6 for short
+sequences. Over long sequences float32 rounding compounds through the recurrence, so `long=True` compares the
+relative RMS error ||a - e|| / ||e|| against 1e-5 instead, which bounds the error as a whole without letting
+a single element drift far (each element is still held to 1e-3 absolute). Never loosen these to make a test pass.
+"""
+import numpy as np
+
+from rnnfast.layers import Activation, RecurrentLayer
+
+RTOL, ATOL = 1e-5, 1e-6
+LONG_REL_RMS, LONG_MAX_ABS = 1e-5, 1e-3
+
+
+def assert_close(actual, expected, long=False, what=""):
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != expected {expected.shape}"
+    if not long:
+        np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
+        return
+    a, e = actual.astype(np.float64), expected.astype(np.float64)
+    rel_rms = np.linalg.norm(a - e) / max(np.linalg.norm(e), 1e-12)
+    assert rel_rms <= LONG_REL_RMS, f"{what}: relative RMS error {rel_rms:.3g} > {LONG_REL_RMS}"
+    np.testing.assert_allclose(a, e, rtol=0, atol=LONG_MAX_ABS, err_msg=what)
+
+
+def random_layer(rng, cell="lstm", direction="forward", input_size=4, hidden_size=8, clip=None, input_forget=False,
+                 linear_before_reset=False, peepholes=False, proj_size=0, activations=None, bias=True, name=""):
+    """A RecurrentLayer with weights uniform in ±1/sqrt(hidden) (as the frameworks initialise them), so gates
+    stay in their sensitive range. `activations` is a name (every slot of every direction) or a full tuple."""
+    n_dirs = 2 if direction == "bidirectional" else 1
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    out = proj_size or hidden_size
+    scale = 1.0 / np.sqrt(hidden_size)
+
+    def u(*shape):
+        return rng.uniform(-scale, scale, shape).astype(np.float32)
+
+    if isinstance(activations, str):
+        n_act = {"rnn": 1, "gru": 2, "lstm": 3}[cell]
+        activations = tuple((Activation(activations),) * n_act for _ in range(n_dirs))
+    zeros = np.zeros((n_dirs, gates * hidden_size), np.float32)
+    return RecurrentLayer(
+        cell=cell, direction=direction, hidden_size=hidden_size, input_size=input_size,
+        w_ih=u(n_dirs, gates * hidden_size, input_size), w_hh=u(n_dirs, gates * hidden_size, out),
+        b_ih=u(n_dirs, gates * hidden_size) if bias else zeros, b_hh=u(n_dirs, gates * hidden_size) if bias else zeros,
+        activations=activations or (), clip=clip, input_forget=input_forget,
+        linear_before_reset=linear_before_reset, peepholes=u(n_dirs, 3 * hidden_size) if peepholes else None,
+        w_hr=u(n_dirs, proj_size, hidden_size) if proj_size else None, name=name)

@@ -1,0 +1,196 @@
+"""The C engine itself: every kernel table against the scalar reference table, thread-count invariance,
+streaming against whole-sequence runs, the vectorized activations against float64, and argument checks.
+
+Semantics against onnxruntime and the float64 reference live in test_onnx_*.py and test_reference.py;
+this file pins down the properties DESIGN.md promises of the engine.
+"""
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from conftest import assert_close, random_layer
+from rnnfast import _core, engine
+from rnnfast.engine import ACTIVATION_CODES, CompiledStack
+
+HIDDEN_TAILS = [1, 7, 8, 15, 16, 17, 33, 64]  # every remainder of the 16-unit blocks and 8-lane vectors
+OTHER_ISAS = [isa for isa in _core.isa_supported() if isa != "ref"]
+
+
+@pytest.fixture
+def isa():
+    """Restore the kernel table chosen at import after a test that switches it."""
+    before = _core.isa_selected()
+    yield _core.isa_select
+    _core.isa_select(before)
+
+
+def run_with(layer_or_layers, x, isa_name=None, n_threads=1, **kw):
+    stack = CompiledStack(layer_or_layers if isinstance(layer_or_layers, list) else [layer_or_layers])
+    if isa_name:
+        _core.isa_select(isa_name)
+    return stack.run(x, n_threads=n_threads, **kw)
+
+
+def outputs_equal(a, b):
+    ya, ha, ca = a
+    yb, hb, cb = b
+    same = np.array_equal(ya, yb) and all(np.array_equal(p, q) for p, q in zip(ha, hb))
+    return same and all((p is None and q is None) or np.array_equal(p, q) for p, q in zip(ca, cb))
+
+
+CONFIGS = [
+    dict(cell="rnn"), dict(cell="rnn", activations="Relu"),
+    dict(cell="gru", linear_before_reset=True), dict(cell="gru", linear_before_reset=False),
+    dict(cell="lstm"), dict(cell="lstm", peepholes=True), dict(cell="lstm", input_forget=True),
+    dict(cell="lstm", clip=0.5), dict(cell="gru", clip=0.5, linear_before_reset=True),
+    dict(cell="lstm", proj_size=5),
+]
+
+
+@pytest.mark.skipif(not OTHER_ISAS, reason="no SIMD kernel table runs on this CPU")
+@pytest.mark.parametrize("other", OTHER_ISAS)
+@pytest.mark.parametrize("hidden", HIDDEN_TAILS)
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_simd_tables_match_the_reference_table(isa, other, hidden, config):
+    rng = np.random.default_rng(hidden)
+    direction = "bidirectional" if hidden % 2 else "forward"
+    layer = random_layer(rng, direction=direction, input_size=5, hidden_size=hidden, **config)
+    x = rng.standard_normal((6, 3, 5)).astype(np.float32)
+    lens = np.array([6, 0, 4], np.int32)
+    ref = run_with(layer, x, "ref", sequence_lens=lens)
+    got = run_with(layer, x, other, sequence_lens=lens)
+    for g, r in zip([got[0]] + got[1] + got[2], [ref[0]] + ref[1] + ref[2]):
+        if r is not None:
+            assert_close(g, r)
+
+
+@pytest.mark.parametrize("cell,direction,batch,hidden,extra", [
+    (c, d, b, h, e) for (c, d), b, h, e in itertools.product(
+        [("lstm", "forward"), ("lstm", "bidirectional"), ("gru", "forward"), ("gru", "reverse"),
+         ("rnn", "bidirectional")], [1, 5], [40, 200], [{}, {"mask": True}])
+] + [("lstm", "forward", 2, 64, {"proj_size": 24}), ("gru", "forward", 1, 300, {"linear_before_reset": False})])
+def test_thread_count_does_not_change_a_single_bit(cell, direction, batch, hidden, extra):
+    rng = np.random.default_rng(7)
+    extra = dict(extra)
+    use_mask = extra.pop("mask", False)
+    if cell == "gru":
+        extra.setdefault("linear_before_reset", True)
+    layer = random_layer(rng, cell=cell, direction=direction, input_size=12, hidden_size=hidden, **extra)
+    x = rng.standard_normal((9, batch, 12)).astype(np.float32)
+    mask = rng.random((9, batch)) > 0.3 if use_mask else None
+    one = run_with(layer, x, n_threads=1, mask=mask)
+    two = run_with(layer, x, n_threads=2, mask=mask)
+    assert outputs_equal(one, two)
+
+
+def test_stacked_layers_equal_layer_by_layer_runs():
+    rng = np.random.default_rng(3)
+    first = random_layer(rng, cell="lstm", direction="bidirectional", input_size=6, hidden_size=10)
+    second = random_layer(rng, cell="gru", direction="forward", input_size=20, hidden_size=9,
+                          linear_before_reset=True)
+    x = rng.standard_normal((7, 2, 6)).astype(np.float32)
+    y_stack, h_stack, _ = CompiledStack([first, second]).run(x, n_threads=2)
+    y1, h1, _ = engine.run_layer(first, x)
+    merged = y1.transpose(0, 2, 1, 3).reshape(7, 2, 20)  # [T, D, B, H] -> [T, B, D*H], directions concatenated
+    y2, h2, _ = engine.run_layer(second, merged)
+    assert np.array_equal(y_stack, y2)
+    assert np.array_equal(h_stack[0], h1) and np.array_equal(h_stack[1], h2)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_step_by_step_equals_whole_sequence(cell):
+    rng = np.random.default_rng(11)
+    layers = [random_layer(rng, cell=cell, input_size=4, hidden_size=19, linear_before_reset=cell == "gru"),
+              random_layer(rng, cell=cell, input_size=19, hidden_size=8)]
+    stack = CompiledStack(layers)
+    x = rng.standard_normal((12, 3, 4)).astype(np.float32)
+    y, y_h, _ = stack.run(x, y_layout=engine.Y_SEQ_BATCH_DIR)
+    stream = stack.stream(batch=3)
+    out = np.empty((3, 8), np.float32)
+    for t in range(12):
+        stream.step(x[t], out)
+        assert np.array_equal(out, y[t]), f"step {t}"
+    assert np.array_equal(stream.get(0, False), y_h[0]) and np.array_equal(stream.get(1, False), y_h[1])
+
+
+def test_stream_refuses_bidirectional_layers():
+    layer = random_layer(np.random.default_rng(0), cell="lstm", direction="bidirectional", input_size=3,
+                         hidden_size=4)
+    stream = CompiledStack([layer]).stream(batch=1)
+    with pytest.raises(ValueError, match="not supported"):
+        stream.step(np.zeros((1, 3), np.float32), np.zeros((1, 8), np.float32))
+
+
+ACTIVATION_CASES = [  # name, alpha, beta, float64 definition
+    ("Sigmoid", 0, 0, lambda x, a, b: 1 / (1 + np.exp(-x))),
+    ("Tanh", 0, 0, lambda x, a, b: np.tanh(x)),
+    ("Relu", 0, 0, lambda x, a, b: np.maximum(x, 0)),
+    ("Affine", 0.7, -0.2, lambda x, a, b: a * x + b),
+    ("LeakyRelu", 0.1, 0, lambda x, a, b: np.where(x >= 0, x, a * x)),
+    ("ThresholdedRelu", 0.5, 0, lambda x, a, b: np.where(x > a, x, 0)),
+    ("ScaledTanh", 1.5, 0.6, lambda x, a, b: a * np.tanh(b * x)),
+    ("HardSigmoid", 0.2, 0.5, lambda x, a, b: np.clip(a * x + b, 0, 1)),
+    ("Elu", 1.3, 0, lambda x, a, b: np.where(x >= 0, x, a * np.expm1(np.minimum(x, 0)))),
+    ("Softsign", 0, 0, lambda x, a, b: x / (1 + np.abs(x))),
+    ("Softplus", 0, 0, lambda x, a, b: np.logaddexp(0, x)),
+    ("Selu", 0, 0, lambda x, a, b: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0)))),
+    ("Swish", 0, 0, lambda x, a, b: x / (1 + np.exp(-x))),
+    ("Gelu", 0, 0, lambda x, a, b: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))),
+    ("Exp", 0, 0, lambda x, a, b: np.exp(x)),
+]
+
+
+@pytest.mark.parametrize("table", _core.isa_supported())
+@pytest.mark.parametrize("name,alpha,beta,exact", ACTIVATION_CASES, ids=[c[0] for c in ACTIVATION_CASES])
+def test_activations_against_float64(isa, table, name, alpha, beta, exact):
+    isa(table)
+    kind = ACTIVATION_CODES[name]
+    grid = np.linspace(-20, 20, 40001 if name != "Gelu" else 4001).astype(np.float32)
+    specials = np.array([0.0, -0.0, 25.0, -25.0, 1e-8, -1e-8, np.inf, -np.inf], np.float32)
+    if name == "Exp":
+        grid = grid[grid < 80]
+        specials = specials[specials < 80]
+    for x in (grid, specials):
+        got = _core.activation(kind, alpha, beta, x).astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = exact(x.astype(np.float64), alpha, beta)
+        finite = np.isfinite(want)
+        assert np.array_equal(np.isfinite(got), finite), f"{name}: inf/nan pattern differs"
+        # 2e-7 absolute or 4 float32 ulps relative: the bound documented beside the kernels' constants.
+        err = np.abs(got[finite] - want[finite])
+        assert np.all(err <= np.maximum(2e-7, 4 * np.finfo(np.float32).eps * np.abs(want[finite]))), \
+            f"{name}: max error {err.max():.3g}"
+    assert np.isnan(_core.activation(kind, alpha, beta, np.array([np.nan], np.float32))[0]) or name in (
+        "Relu", "HardSigmoid", "ThresholdedRelu", "LeakyRelu", "Elu", "Selu"), f"{name}: NaN must propagate"
+
+
+def test_unknown_isa_is_an_error(isa):
+    with pytest.raises(RuntimeError, match="RNNFAST_ISA='nonsense'"):
+        _core.isa_select("nonsense")
+
+
+def test_c_layer_checks_stacked_sizes():
+    rng = np.random.default_rng(0)
+    a = random_layer(rng, cell="lstm", input_size=3, hidden_size=4)
+    b = random_layer(rng, cell="lstm", input_size=5, hidden_size=4)
+    with pytest.raises(ValueError, match="takes 5 inputs but the layer before gives 4"):
+        CompiledStack([a, b])
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(x=np.zeros((3, 2), np.float32)), "expected \\[seq_len, batch, 3\\]"),
+    (dict(x=np.zeros((3, 2, 4), np.float32)), "expected \\[seq_len, batch, 3\\]"),
+    (dict(x=np.zeros((0, 2, 3), np.float32)), "at least 1"),
+    (dict(sequence_lens=np.array([1, 4])), "in \\[0, 3\\]"),
+    (dict(sequence_lens=np.array([1.0, 2.0])), "must be integers"),
+    (dict(initial_h=[np.zeros((1, 3, 4), np.float32)]), "initial_h\\[0\\] has shape"),
+    (dict(mask=np.ones((3, 3), bool)), "mask has shape"),
+    (dict(x=np.zeros((3, 2, 3), "U1")), "dtype"),
+])
+def test_bad_arguments_are_named(bad, match):
+    layer = random_layer(np.random.default_rng(0), cell="lstm", input_size=3, hidden_size=4)
+    args = dict(x=np.zeros((3, 2, 3), np.float32)) | bad
+    with pytest.raises(ValueError, match=match):
+        CompiledStack([layer]).run(args.pop("x"), **args)
