@@ -64,10 +64,7 @@ class Model:
                 raise ValueError(f"unknown input name(s) {unknown}; the model's inputs are {names}")
             return dict(inputs)
         if isinstance(inputs, np.ndarray) or not isinstance(inputs, Sequence):
-            if len(names) != 1:
-                raise ValueError(
-                    f"the model has {len(names)} inputs {names}: pass a dict name -> array or a list in that order"
-                )
+            # One array feeds the first input; the graph says whether the others (initial states) are optional.
             return {names[0]: inputs}
         if len(inputs) > len(names):
             raise ValueError(f"got {len(inputs)} inputs, the model takes at most {len(names)}: {names}")
