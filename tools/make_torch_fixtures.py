@@ -186,6 +186,9 @@ def main():
     torch.save(net, os.path.join(OUT, "emb_lstm_fc_whole_module.pt"))
     save_npz("emb_lstm_fc_whole_module", {"input": ids}, {"output": logits, "h_n": h, "c_n": c},
              {**opts, "allow_classes": ["__main__.Net"]})
+    torch.jit.save(torch.jit.script(net), os.path.join(OUT, "emb_lstm_fc_torchscript.pt"))
+    save_npz("emb_lstm_fc_torchscript", {"input": ids}, {"output": logits, "h_n": h, "c_n": c},
+             {"embedding": "emb", "rnn": "lstm", "head": "fc"})
 
     # Two recurrent modules in one file: pick one, leave the other out on purpose.
     ed = EncoderDecoder().eval()
