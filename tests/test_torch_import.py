@@ -116,6 +116,8 @@ def test_bad_options():
         rnnfast.load(model_file("lstm"), rnn="rnn")
     with pytest.raises(FormatError, match="no tensor fc.weight"):
         rnnfast.load(model_file("lstm"), head="fc")
+    with pytest.raises(ValueError, match="nonlinearity applies to nn.RNN only"):
+        rnnfast.load(model_file("lstm"), nonlinearity="relu")
 
 
 def test_bad_run_inputs():

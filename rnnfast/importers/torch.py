@@ -71,6 +71,9 @@ def load_torch(data: bytes, name: str = "<bytes>", **options) -> Model:
 
     used: set = set()
     layers = _recurrent_layers(tensors, prefix, nonlinearity, info, where, used)
+    if options.get("nonlinearity") is not None and layers[0].cell != "rnn":
+        raise ValueError(f"{where}: nonlinearity applies to nn.RNN only; {prefix or 'the module'} is an "
+                         f"{layers[0].cell.upper()}")
     embedding = head = None
     if options.get("embedding") is not None:
         embedding = _embedding(tensors, options["embedding"], layers[0].input_size, weights.modules, where, used)
