@@ -282,3 +282,13 @@ def test_checkpoint_without_a_clear_state_dict():
         read_torch_weights(torch_zip(payload), "ckpt.pt")
     with pytest.raises(FormatError, match=r"state_dict_key='c' not found"):
         read_torch_weights(torch_zip(payload), "ckpt.pt", state_dict_key="c")
+
+
+def test_checkpoint_numbers_saved_as_numpy_scalars_are_read():
+    from rnnfast.importers._pickle import restricted_loads
+
+    obj, storages = restricted_loads(pickle.dumps({"best": np.float64(0.5), "step": np.int32(3),
+                                                   "lr": np.float32(1e-3)}, protocol=2), "ckpt")
+    assert obj == {"best": 0.5, "step": 3, "lr": np.float32(1e-3).item()} and storages == {}
+    with pytest.raises(FormatError, match=r"refused global 'numpy\._core\.multiarray\._reconstruct'"):
+        restricted_loads(pickle.dumps(np.zeros(2), protocol=2), "ckpt")
