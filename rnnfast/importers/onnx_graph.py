@@ -1,0 +1,242 @@
+"""Run an ONNX graph of recurrent nodes and the glue exporters put around them.
+
+Recurrent nodes run in the C engine; the glue (Transpose, Reshape, Squeeze, ...) is a few numpy calls per
+run. Each operator is one small function in OPS, so more can be registered (issue #9). Anything else is
+refused at load with its op type, domain and node name.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import engine
+from ..errors import FormatError
+from ..model import Model, TensorInfo
+from .onnx import OP_CELLS, RecurrentNodeSpec
+
+ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
+               10: np.float16, 11: np.float64}
+TYPE_NAMES = {1: "tensor(float)", 6: "tensor(int32)", 7: "tensor(int64)", 10: "tensor(float16)", 11: "tensor(double)"}
+
+
+def _axes(node_ctx, inputs, attr_name="axes", input_index=1):
+    if len(inputs) > input_index and inputs[input_index] is not None:
+        return [int(a) for a in np.asarray(inputs[input_index]).reshape(-1)]
+    value = node_ctx.attrs.get(attr_name)
+    return None if value is None else [int(a) for a in value]
+
+
+def op_identity(ctx, x): return [x]
+def op_transpose(ctx, x): return [np.transpose(x, ctx.attrs.get("perm"))]
+def op_shape(ctx, x): return [np.array(x.shape, np.int64)]
+def op_concat(ctx, *xs): return [np.concatenate(xs, axis=ctx.attrs["axis"])]
+def op_cast(ctx, x): return [x.astype(ONNX_DTYPES[ctx.attrs["to"]])]
+def op_expand(ctx, x, shape): return [x * np.ones([int(s) for s in shape], x.dtype)]
+
+
+def op_squeeze(ctx, x, *rest):
+    axes = _axes(ctx, (x,) + rest)
+    return [np.squeeze(x, axis=tuple(axes)) if axes else np.squeeze(x)]
+
+
+def op_unsqueeze(ctx, x, *rest):
+    out = x
+    for a in sorted(a % (x.ndim + len(_axes(ctx, (x,) + rest))) for a in _axes(ctx, (x,) + rest)):
+        out = np.expand_dims(out, a)
+    return [out]
+
+
+def op_reshape(ctx, x, shape):
+    shape = [int(s) for s in shape]
+    if not ctx.attrs.get("allowzero", 0):
+        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
+    return [x.reshape(shape)]
+
+
+def op_gather(ctx, x, idx):
+    return [np.take(x, idx.astype(np.int64), axis=ctx.attrs.get("axis", 0))]
+
+
+def op_slice(ctx, x, *rest):
+    if rest:
+        starts, ends = rest[0], rest[1]
+        axes = rest[2] if len(rest) > 2 and rest[2] is not None else range(len(starts))
+        steps = rest[3] if len(rest) > 3 and rest[3] is not None else [1] * len(starts)
+    else:
+        starts, ends = ctx.attrs["starts"], ctx.attrs["ends"]
+        axes, steps = ctx.attrs.get("axes", range(len(starts))), [1] * len(starts)
+    index = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        index[int(a)] = slice(int(s), int(e), int(st))
+    return [x[tuple(index)]]
+
+
+def op_constant_of_shape(ctx, shape):
+    value = ctx.attrs.get("value")
+    fill = np.zeros(1, np.float32) if value is None else value
+    return [np.full([int(s) for s in shape], fill.reshape(-1)[0], fill.dtype)]
+
+
+def op_constant(ctx):
+    for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+        if key in ctx.attrs:
+            v = ctx.attrs[key]
+            return [np.asarray(v, np.float32 if "float" in key else np.int64) if not isinstance(v, np.ndarray) else v]
+    raise FormatError(f"{ctx.where}: Constant without a supported value attribute ({sorted(ctx.attrs)})")
+
+
+OPS = {"Identity": op_identity, "Transpose": op_transpose, "Shape": op_shape, "Concat": op_concat, "Cast": op_cast,
+       "Expand": op_expand, "Squeeze": op_squeeze, "Unsqueeze": op_unsqueeze, "Reshape": op_reshape,
+       "Gather": op_gather, "Slice": op_slice, "ConstantOfShape": op_constant_of_shape, "Constant": op_constant}
+
+
+class NodeContext:
+    def __init__(self, node, where):
+        from onnx import helper, numpy_helper
+
+        self.node, self.where = node, where
+        self.attrs = {}
+        for a in node.attribute:
+            v = helper.get_attribute_value(a)
+            self.attrs[a.name] = numpy_helper.to_array(v) if hasattr(v, "dims") else v
+
+
+class RecurrentNode:
+    """One RNN/GRU/LSTM node: its layer is built once when the weights are constants, else per run."""
+
+    def __init__(self, spec: RecurrentNodeSpec, consts: dict, n_threads):
+        self.spec, self.n_threads = spec, n_threads
+        names = spec.inputs
+        self.layer = None
+        weight_names = [names[k] for k in ("W", "R", "B", "P")]
+        if all(not n or n in consts for n in weight_names):
+            self.layer = spec.build_layer(*[consts.get(n) if n else None for n in weight_names])
+
+    def run(self, values: dict):
+        spec, names = self.spec, self.spec.inputs
+        get = lambda key: values.get(names[key]) if names[key] else None
+        layer = self.layer or spec.build_layer(get("W"), get("R"), get("B"), get("P"))
+        x = get("X")
+        if x is None or not np.issubdtype(np.asarray(x).dtype, np.floating):
+            raise ValueError(f"{spec.where}: input X must be a float tensor")
+        out_dtype = x.dtype
+        h0, c0 = get("initial_h"), get("initial_c")
+        if spec.layout == 1:  # batch-major: X [B,T,I], states [B,D,H]
+            x = np.swapaxes(x, 0, 1)
+            h0 = None if h0 is None else np.swapaxes(h0, 0, 1)
+            c0 = None if c0 is None else np.swapaxes(c0, 0, 1)
+        if x.ndim != 3 or x.shape[2] != layer.input_size:
+            raise ValueError(f"{spec.where}: X has shape {tuple(np.shape(get('X')))}, expected a 3-D tensor with "
+                             f"{layer.input_size} features ({'[batch, seq, input]' if spec.layout else '[seq, batch, input]'})")
+        lens = get("sequence_lens")
+        try:
+            y, y_h, y_c = engine.run_layer(layer, x, sequence_lens=lens, initial_h=h0, initial_c=c0,
+                                           n_threads=self.n_threads)
+        except ValueError as e:
+            raise ValueError(f"{spec.where}: {e}") from None
+        if spec.layout == 1:
+            y, y_h = y.transpose(2, 0, 1, 3), np.swapaxes(y_h, 0, 1)
+            y_c = None if y_c is None else np.swapaxes(y_c, 0, 1)
+        outs = [y, y_h, y_c]
+        return {name: outs[i].astype(out_dtype, copy=False) for i, name in enumerate(spec.node.output) if name}
+
+
+class OnnxGraph:
+    def __init__(self, model_proto, name: str, n_threads=None):
+        from onnx import numpy_helper
+
+        graph = model_proto.graph
+        self.name = name
+        opset = {o.domain: o.version for o in model_proto.opset_import}.get("", None) or \
+            {o.domain: o.version for o in model_proto.opset_import}.get("ai.onnx", 1)
+        self.consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+        self.inputs = [self._info(v) for v in graph.input if v.name not in self.consts]
+        self.outputs = [self._info(v) for v in graph.output]
+        self.steps = []
+        known = set(self.consts) | {v.name for v in graph.input}
+        for i, node in enumerate(graph.node):
+            where = f"{name}: node {node.name or '#' + str(i)} ({node.op_type})"
+            if node.domain not in ("", "ai.onnx"):
+                raise FormatError(f"{where}: operator domain {node.domain!r} is not supported")
+            for inp in node.input:
+                if inp and inp not in known:
+                    raise FormatError(f"{where}: input {inp!r} is not produced by any earlier node, initializer or "
+                                      f"graph input (dangling or out of order)")
+            for out in node.output:
+                if out and out in known:
+                    raise FormatError(f"{where}: output {out!r} is produced twice")
+                known.add(out)
+            if node.op_type in OP_CELLS:
+                self.steps.append(("recurrent", RecurrentNode(RecurrentNodeSpec(node, opset, where), self.consts,
+                                                              n_threads)))
+            elif node.op_type in OPS:
+                self.steps.append(("op", NodeContext(node, where)))
+            else:
+                raise FormatError(f"{where}: operator {node.op_type!r} (domain {node.domain or 'ai.onnx'!r}) is not "
+                                  f"supported; supported: RNN, GRU, LSTM, {', '.join(sorted(OPS))}")
+        for out in self.outputs:
+            if out.name not in known:
+                raise FormatError(f"{name}: graph output {out.name!r} is not produced by any node")
+
+    @staticmethod
+    def _info(value_info):
+        t = value_info.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+        return TensorInfo(value_info.name, shape, TYPE_NAMES.get(t.elem_type, f"tensor(type {t.elem_type})"))
+
+    def run(self, feeds: dict, output_names=None) -> list:
+        values = dict(self.consts)
+        for info in self.inputs:
+            if info.name not in feeds:
+                raise ValueError(f"{self.name}: missing input {info.name!r} (inputs: {[i.name for i in self.inputs]})")
+            values[info.name] = self._check_input(info, feeds[info.name])
+        for kind, step in self.steps:
+            if kind == "recurrent":
+                values.update(step.run(values))
+                continue
+            args = [values[n] if n else None for n in step.node.input]
+            try:
+                results = OPS[step.node.op_type](step, *args)
+            except (ValueError, IndexError, KeyError, TypeError) as e:
+                raise ValueError(f"{step.where}: {e}") from None
+            values.update(zip(step.node.output, results))
+        wanted = output_names or [o.name for o in self.outputs]
+        return [values[n] for n in wanted]
+
+    def _check_input(self, info, value):
+        value = np.asarray(value)
+        if len(info.shape) and value.ndim != len(info.shape):
+            raise ValueError(f"{self.name}: input {info.name!r} has {value.ndim} dimensions, expected "
+                             f"{len(info.shape)} {info.shape}")
+        for axis, (got, want) in enumerate(zip(value.shape, info.shape)):
+            if isinstance(want, int) and want > 0 and got != want:
+                raise ValueError(f"{self.name}: input {info.name!r} has size {got} on axis {axis}, expected {want}")
+        is_float = info.type in ("tensor(float)", "tensor(float16)", "tensor(double)")
+        if is_float and not np.issubdtype(value.dtype, np.floating):
+            raise ValueError(f"{self.name}: input {info.name!r} has dtype {value.dtype}, expected {info.type}")
+        if not is_float and not np.issubdtype(value.dtype, np.integer):
+            raise ValueError(f"{self.name}: input {info.name!r} has dtype {value.dtype}, expected {info.type}")
+        return value
+
+    def describe(self) -> str:
+        lines = [f"ONNX graph {self.name}: inputs {[i.name for i in self.inputs]}, outputs "
+                 f"{[o.name for o in self.outputs]}"]
+        for kind, step in self.steps:
+            if kind == "recurrent":
+                s = step.spec
+                lines.append(f"  {s.where}: {s.cell} {s.direction} hidden {s.hidden_size} layout {s.layout}")
+            else:
+                lines.append(f"  {step.where}")
+        return "\n".join(lines)
+
+
+def load_onnx(data: bytes, name: str = "<bytes>", n_threads=None) -> Model:
+    from google.protobuf.message import DecodeError
+    import onnx
+
+    try:
+        proto = onnx.load_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise FormatError(f"{name}: not a readable ONNX model (truncated or corrupt?): {e}") from None
+    if not proto.graph.node:
+        raise FormatError(f"{name}: the ONNX graph has no nodes (truncated or not an ONNX model?)")
+    return Model(OnnxGraph(proto, name, n_threads), source=name)
