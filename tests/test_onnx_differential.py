@@ -1,0 +1,153 @@
+"""rnnfast against onnxruntime on randomized single-node models over the attribute grid (seeded), plus
+layout=1 against onnx.reference (onnxruntime refuses it), every opset version, and a stacked graph with the
+glue PyTorch's exporter emits."""
+import itertools
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+import rnnfast
+from conftest import assert_close
+from onnx_builders import recurrent_model
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+N_ACT = {"rnn": 1, "gru": 2, "lstm": 3}
+ACTS = [("Relu", (), ()), ("Tanh", (), ()), ("Sigmoid", (), ()), ("Affine", (0.8,), (0.1,)),
+        ("LeakyRelu", (0.2,), ()), ("ThresholdedRelu", (0.3,), ()), ("ScaledTanh", (1.2,), (0.7,)),
+        ("HardSigmoid", (0.3,), (0.4,)), ("Elu", (0.9,), ()), ("Softsign", (), ()), ("Softplus", (), ())]
+GRID = list(itertools.product(["rnn", "gru", "lstm"], ["forward", "reverse", "bidirectional"], [0, 1],
+                              [None, 0.9], ["default", "custom", "custom_defaults"],
+                              ["none", "full", "mixed", "zeros"], [False, True], [1, 3, 7], [1, 7, 16, 33]))
+
+
+def ort_run(data, feeds):
+    return ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def build_case(index):
+    cell, direction, lbr, clip, acts, lens_kind, states, batch, hidden = GRID[index]
+    rng = np.random.default_rng(index)
+    D, G, T, I = (2 if direction == "bidirectional" else 1), GATES[cell], 5, 3
+    # Weights as the frameworks initialise them (±1/sqrt(hidden)): the regime trained models live in, where
+    # onnxruntime's own float32 activation error is not amplified past the shared tolerance.
+    scale = 1 / np.sqrt(hidden)
+    f32 = lambda *s: rng.uniform(-scale, scale, s).astype(np.float32)
+    attrs = {"hidden_size": hidden, "direction": direction}
+    if cell == "gru":
+        attrs["linear_before_reset"] = lbr
+    elif cell == "lstm":
+        attrs["input_forget"] = lbr
+    if clip:
+        attrs["clip"] = clip
+    if acts != "default":
+        chosen = [ACTS[(index + k) % len(ACTS)] for k in range(N_ACT[cell] * D)]
+        attrs["activations"] = [a[0] for a in chosen]
+        if acts == "custom":  # explicit alpha/beta for every function that takes one
+            attrs["activation_alpha"] = [v for a in chosen for v in a[1]] or None
+            attrs["activation_beta"] = [v for a in chosen for v in a[2]] or None
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+    lens = {"none": None, "full": np.full(batch, T, np.int32), "mixed": rng.integers(1, T + 1, batch, dtype=np.int32),
+            "zeros": rng.integers(0, 2, batch, dtype=np.int32) * T}[lens_kind]
+    inputs = [f32(T, batch, I), f32(D, G * hidden, I), f32(D, G * hidden, hidden), f32(D, 2 * G * hidden), lens,
+              f32(D, batch, hidden) if states else None]
+    if cell == "lstm":
+        inputs += [f32(D, batch, hidden) if states else None, f32(D, 3 * hidden) if index % 2 else None]
+    return recurrent_model(cell, attrs, inputs, 3 if cell == "lstm" else 2)
+
+
+@pytest.mark.parametrize("index", range(0, len(GRID), 23))  # ~400 seeded configurations across every axis
+def test_matches_onnxruntime(index):
+    data, feeds = build_case(index)
+    want = ort_run(data, feeds)
+    got = rnnfast.load(data).run(feeds)
+    for g, w in zip(got, want):
+        assert_close(g, w, what=str(GRID[index]))
+
+
+@pytest.mark.parametrize("name,alpha,beta", [
+    ("LeakyRelu", [0.3], []), ("LeakyRelu", [0.0, 0.3], []), ("HardSigmoid", [], []), ("Elu", [], []),
+    ("Affine", [], []), ("ScaledTanh", [], []), ("ThresholdedRelu", [], []), ("Affine", [0.5], [0.25])])
+def test_alpha_beta_consumed_and_defaulted_as_onnxruntime_does(name, alpha, beta):
+    """Bidirectional RNN [Tanh, <name>]: values go only to functions that take them (SEMANTICS.md 1.1)."""
+    rng = np.random.default_rng(1)
+    f32 = lambda *s: rng.uniform(-1, 1, s).astype(np.float32)
+    attrs = {"hidden_size": 4, "direction": "bidirectional", "activations": ["Tanh", name]}
+    if alpha:
+        attrs["activation_alpha"] = alpha
+    if beta:
+        attrs["activation_beta"] = beta
+    data, feeds = recurrent_model("rnn", attrs, [f32(3, 2, 3), f32(2, 4, 3), f32(2, 4, 4), f32(2, 8)], 2)
+    for g, w in zip(rnnfast.load(data).run(feeds), ort_run(data, feeds)):
+        assert_close(g, w)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("states", [False, True])
+def test_layout_1_against_onnx_reference(cell, states):
+    rng = np.random.default_rng(2)
+    f32 = lambda *s: rng.uniform(-1, 1, s).astype(np.float32)
+    B, T, I, H, G = 3, 4, 2, 5, GATES[cell]
+    inputs = [f32(B, T, I), f32(1, G * H, I), f32(1, G * H, H), f32(1, 2 * G * H), None,
+              f32(B, 1, H) if states else None]
+    if cell == "lstm":
+        inputs.append(f32(B, 1, H) if states else None)
+    data, feeds = recurrent_model(cell, {"hidden_size": H, "layout": 1}, inputs, 3 if cell == "lstm" else 2)
+    want = ReferenceEvaluator(data).run(None, feeds)
+    for g, w in zip(rnnfast.load(data).run(feeds), want):
+        assert_close(g, w)
+
+
+@pytest.mark.parametrize("cell,opset", [("rnn", 7), ("rnn", 14), ("rnn", 22), ("gru", 1), ("gru", 3), ("gru", 7),
+                                        ("gru", 14), ("gru", 22), ("lstm", 7), ("lstm", 14), ("lstm", 22)])
+def test_every_opset_version(cell, opset):
+    rng = np.random.default_rng(opset)
+    f32 = lambda *s: rng.uniform(-1, 1, s).astype(np.float32)
+    G = GATES[cell]
+    data, feeds = recurrent_model(cell, {"hidden_size": 3}, [f32(4, 2, 2), f32(1, G * 3, 2), f32(1, G * 3, 3)],
+                                  2, opset=opset)
+    got = rnnfast.load(data).run(feeds)
+    if opset >= 7:
+        for g, w in zip(got, ort_run(data, feeds)):
+            assert_close(g, w)
+    else:  # GRU-1: no linear_before_reset, default direction "foward": same numbers as opset 3 forward
+        data3, feeds3 = recurrent_model(cell, {"hidden_size": 3, "direction": "forward"},
+                                        [feeds["X"]] + list(_weights(data)), 2, opset=7)
+        for g, w in zip(got, ort_run(data3, feeds3)):
+            assert_close(g, w)
+
+
+def _weights(data):
+    import onnx
+
+    return [numpy_helper.to_array(t) for t in onnx.load_from_string(data).graph.initializer]
+
+
+def test_stacked_bidirectional_graph_with_exporter_glue_and_dynamic_axes():
+    """Two bidirectional LSTM layers joined as torch.onnx.export joins them: Transpose(0,2,1,3) + Reshape."""
+    rng = np.random.default_rng(4)
+    f32 = lambda *s: rng.uniform(-0.5, 0.5, s).astype(np.float32)
+    H, I = 6, 3
+    inits = [numpy_helper.from_array(a, n) for n, a in [
+        ("W0", f32(2, 4 * H, I)), ("R0", f32(2, 4 * H, H)), ("B0", f32(2, 8 * H)),
+        ("W1", f32(2, 4 * H, 2 * H)), ("R1", f32(2, 4 * H, H)), ("B1", f32(2, 8 * H)),
+        ("shape", np.array([0, 0, -1], np.int64))]]
+    nodes = [
+        helper.make_node("LSTM", ["X", "W0", "R0", "B0"], ["Y0", "H0"], hidden_size=H, direction="bidirectional"),
+        helper.make_node("Transpose", ["Y0"], ["Y0t"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["Y0t", "shape"], ["X1"]),
+        helper.make_node("LSTM", ["X1", "W1", "R1", "B1"], ["Y1", "H1"], hidden_size=H, direction="bidirectional"),
+        helper.make_node("Transpose", ["Y1"], ["Y1t"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["Y1t", "shape"], ["out"]),
+    ]
+    graph = helper.make_graph(nodes, "stack", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", I])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("H1", TensorProto.FLOAT, None)], inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
+    model = rnnfast.load(data)
+    for T, B in [(5, 1), (3, 4)]:
+        x = f32(T, B, I)
+        for g, w in zip(model.run(x), ort_run(data, {"X": x})):
+            assert_close(g, w)
