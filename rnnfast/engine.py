@@ -52,6 +52,10 @@ def layer_desc(layer: RecurrentLayer) -> dict:
 
 
 def _as_f32(name, a, shape=None):
+    if type(a) is np.ndarray and a.dtype == np.float32 and a.flags.c_contiguous:
+        if shape is not None and a.shape != tuple(shape):
+            raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
+        return a  # the common case, kept cheap: single-step calls are dominated by this overhead
     a = np.asarray(a)
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise ValueError(f"{name} has dtype {a.dtype}, expected a float array")
