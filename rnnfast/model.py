@@ -53,6 +53,14 @@ class Model:
     def describe(self) -> str:
         return self.graph.describe()
 
+    def stream(self, batch: int = 1, n_threads=None):
+        """A rnnfast.stream.Stream: step(x_t) with the recurrent state kept between calls."""
+        make = getattr(self.graph, "stream", None)
+        if make is None:
+            raise NotImplementedError(f"{self.source or 'this model'}: streaming is not available for "
+                                      f"{type(self.graph).__name__} models")
+        return make(batch, n_threads=n_threads)
+
     def __repr__(self) -> str:
         return f"<rnnfast.Model from {self.source or 'memory'}: inputs {self.input_names} outputs {self.output_names}>"
 

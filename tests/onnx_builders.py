@@ -20,7 +20,8 @@ def recurrent_model(cell, attrs, inputs, n_outputs, opset=14, constant=("W", "R"
             inits.append(numpy_helper.from_array(value, name))
         else:
             elem = TensorProto.INT32 if name == "sequence_lens" else helper.np_dtype_to_tensor_dtype(value.dtype)
-            graph_inputs.append(helper.make_tensor_value_info(name, elem, list(value.shape)))
+            shape = ["seq"] + list(value.shape[1:]) if name == "X" else list(value.shape)  # runs with any seq_len
+            graph_inputs.append(helper.make_tensor_value_info(name, elem, shape))
             feeds[name] = value
     while node_inputs and node_inputs[-1] == "":
         node_inputs.pop()

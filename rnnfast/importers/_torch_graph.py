@@ -95,6 +95,25 @@ class TorchGraph:
             outs = [outs[0][:, 0]] + [s[:, 0] for s in outs[1:]]
         return outs
 
+    def stream(self, batch=1, n_threads=None):
+        """Step by step through Embedding -> recurrent stack -> Linear, state kept in C between steps."""
+        from ..stream import Stream
+
+        pre = post = check = None
+        if self.embedding is not None:
+            vocab = self.embedding.weight.shape[0]
+
+            def check(ids, batch):
+                if ids.dtype.kind not in "iu" or ids.shape != (batch,) or ids.min() < 0 or ids.max() >= vocab:
+                    raise ValueError(f"{self._where()}: a step takes {batch} integer token id(s) in [0, {vocab}), "
+                                     f"got {ids.dtype} {ids.shape}")
+
+            pre = lambda ids: self.embedding.weight[ids]
+        if self.head is not None:
+            post = lambda y: y @ self.head.weight.T + (0 if self.head.bias is None else self.head.bias)
+        return Stream(self.layers, batch, pre=pre, post=post, input_check=check, n_threads=n_threads,
+                      where=self._where())
+
     def _input(self, x):
         """(time-major [T, B, I] float32 array, batched?) from the user's input."""
         if self.embedding is not None:

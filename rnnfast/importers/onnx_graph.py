@@ -217,6 +217,19 @@ class OnnxGraph:
             raise ValueError(f"{self.name}: input {info.name!r} has dtype {value.dtype}, expected {info.type}")
         return value
 
+    def stream(self, batch=1, n_threads=None):
+        """Streams a graph that is one forward recurrent node fed by the graph input; its step returns Y_t."""
+        from ..stream import Stream
+
+        recurrent = [step for kind, step in self.steps if kind == "recurrent"]
+        if len(self.steps) != 1 or len(recurrent) != 1 or recurrent[0].layer is None:
+            raise NotImplementedError(f"{self.name}: streaming needs a graph of one recurrent node with constant "
+                                      f"weights; this one has {len(self.steps)} node(s)")
+        node = recurrent[0]
+        if node.spec.inputs["X"] != self.inputs[0].name or len(self.inputs) != 1:
+            raise NotImplementedError(f"{self.name}: streaming needs X as the only graph input")
+        return Stream([node.layer], batch, n_threads=n_threads or node.n_threads, where=node.spec.where)
+
     def describe(self) -> str:
         lines = [f"ONNX graph {self.name}: inputs {[i.name for i in self.inputs]}, outputs "
                  f"{[o.name for o in self.outputs]}"]
