@@ -28,7 +28,8 @@ def recurrent_model(cell, attrs, inputs, n_outputs, opset=14, constant=("W", "R"
     outputs = ["Y", "Y_h", "Y_c"][:n_outputs]
     node = helper.make_node(OPS[cell], node_inputs, outputs, **attrs)
     graph = helper.make_graph([node], "g", graph_inputs,
-                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], inits)
+                              [helper.make_tensor_value_info(o, helper.np_dtype_to_tensor_dtype(inputs[0].dtype), None)
+                               for o in outputs], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model.SerializeToString(), feeds

@@ -151,3 +151,22 @@ def test_stacked_bidirectional_graph_with_exporter_glue_and_dynamic_axes():
         x = f32(T, B, I)
         for g, w in zip(model.run(x), ort_run(data, {"X": x})):
             assert_close(g, w)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+def test_half_and_double_models_are_computed_in_float32(dtype):
+    """Documented behaviour: weights and inputs of other float types are converted to float32, computed, and the
+    outputs returned in the input's dtype; the float32 model with the same (rounded) values is the oracle."""
+    rng = np.random.default_rng(6)
+    arrays = [rng.uniform(-0.5, 0.5, s).astype(dtype) for s in [(4, 2, 3), (1, 12, 3), (1, 12, 4), (1, 24)]]
+    data, feeds = recurrent_model("gru", {"hidden_size": 4, "linear_before_reset": 1}, arrays, 2)
+    data32, feeds32 = recurrent_model("gru", {"hidden_size": 4, "linear_before_reset": 1},
+                                      [a.astype(np.float32) for a in arrays], 2)
+    got = rnnfast.load(data).run(feeds)
+    want = rnnfast.load(data32).run(feeds32)
+    for g, w in zip(got, want):
+        assert g.dtype == dtype
+        assert np.array_equal(g, w.astype(dtype))
+    if dtype == np.float16:  # onnxruntime runs fp16 recurrent models too (through float32 casts)
+        for g, w in zip(got, ort_run(data, feeds)):
+            np.testing.assert_allclose(g.astype(np.float32), w.astype(np.float32), rtol=0, atol=2e-3)
