@@ -169,4 +169,4 @@ def test_half_and_double_models_are_computed_in_float32(dtype):
         assert np.array_equal(g, w.astype(dtype))
     if dtype == np.float16:  # onnxruntime runs fp16 recurrent models too (through float32 casts)
         for g, w in zip(got, ort_run(data, feeds)):
-            np.testing.assert_allclose(g.astype(np.float32), w.astype(np.float32), rtol=0, atol=2e-3)
+            assert_close(g, w, half=True)
