@@ -12,6 +12,7 @@ from .. import engine
 from ..errors import FormatError
 from ..model import Model, TensorInfo
 from .onnx import OP_CELLS, RecurrentNodeSpec
+from .onnx_ops import OPS as MODEL_OPS
 
 ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
                10: np.float16, 11: np.float64}
@@ -84,16 +85,16 @@ def op_constant(ctx):
     raise FormatError(f"{ctx.where}: Constant without a supported value attribute ({sorted(ctx.attrs)})")
 
 
-OPS = {"Identity": op_identity, "Transpose": op_transpose, "Shape": op_shape, "Concat": op_concat, "Cast": op_cast,
+OPS = {**MODEL_OPS, "Identity": op_identity, "Transpose": op_transpose, "Shape": op_shape, "Concat": op_concat, "Cast": op_cast,
        "Expand": op_expand, "Squeeze": op_squeeze, "Unsqueeze": op_unsqueeze, "Reshape": op_reshape,
        "Gather": op_gather, "Slice": op_slice, "ConstantOfShape": op_constant_of_shape, "Constant": op_constant}
 
 
 class NodeContext:
-    def __init__(self, node, where):
+    def __init__(self, node, where, opset=None):
         from onnx import helper, numpy_helper
 
-        self.node, self.where = node, where
+        self.node, self.where, self.opset = node, where, opset
         self.attrs = {}
         for a in node.attribute:
             v = helper.get_attribute_value(a)
@@ -169,7 +170,7 @@ class OnnxGraph:
                 self.steps.append(("recurrent", RecurrentNode(RecurrentNodeSpec(node, opset, where), self.consts,
                                                               n_threads)))
             elif node.op_type in OPS:
-                self.steps.append(("op", NodeContext(node, where)))
+                self.steps.append(("op", NodeContext(node, where, opset)))
             else:
                 raise FormatError(f"{where}: operator {node.op_type!r} (domain {node.domain or 'ai.onnx'!r}) is not "
                                   f"supported; supported: RNN, GRU, LSTM, {', '.join(sorted(OPS))}")

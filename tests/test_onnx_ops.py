@@ -1,0 +1,70 @@
+"""Operators around recurrent layers (rnnfast/importers/onnx_ops.py) against onnxruntime, one node at a time,
+plus a whole Embedding -> LSTM -> Gemm -> Softmax classifier graph."""
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import rnnfast
+from conftest import assert_close
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((3, 4, 5)).astype(np.float32)
+POS = np.abs(X) + 0.1
+M = RNG.standard_normal((5, 6)).astype(np.float32)
+C6 = RNG.standard_normal((6,)).astype(np.float32)
+
+CASES = [  # op, inputs, attributes, opset
+    ("MatMul", [X, M], {}, 13), ("Add", [X, X[0]], {}, 13), ("Sub", [X, X], {}, 13), ("Mul", [X, X], {}, 13),
+    ("Div", [X, POS], {}, 13), ("Pow", [POS, np.float32(1.7)], {}, 13), ("Sqrt", [POS], {}, 13),
+    ("Neg", [X], {}, 13), ("Abs", [X], {}, 13), ("Exp", [X], {}, 13), ("Log", [POS], {}, 13), ("Relu", [X], {}, 13),
+    ("LeakyRelu", [X], {"alpha": 0.2}, 13), ("Sigmoid", [X], {}, 13), ("Tanh", [X], {}, 13), ("Erf", [X], {}, 13),
+    ("Softmax", [X], {}, 13), ("Softmax", [X], {"axis": 1}, 13), ("Softmax", [X], {}, 11), ("LogSoftmax", [X], {}, 13),
+    ("LogSoftmax", [X], {"axis": 1}, 11), ("Clip", [X, np.float32(-0.5), np.float32(0.7)], {}, 13),
+    ("Clip", [X], {"min": -0.3, "max": 0.4}, 6), ("Flatten", [X], {"axis": 2}, 13), ("Dropout", [X], {}, 13),
+    ("Gemm", [X[0], M, C6], {"alpha": 0.5, "beta": 2.0}, 13), ("Gemm", [M, X[0], C6[:4]], {"transA": 1, "transB": 1}, 13),
+]
+
+
+def single_node(op, inputs, attrs, opset):
+    names = [f"in{i}" for i in range(len(inputs))]
+    graph = helper.make_graph(
+        [helper.make_node(op, names, ["out"], **attrs)], "g",
+        [helper.make_tensor_value_info(names[0], TensorProto.FLOAT, inputs[0].shape)],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.asarray(a), n) for n, a in zip(names[1:], inputs[1:])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
+
+
+@pytest.mark.parametrize("op,inputs,attrs,opset", CASES, ids=[f"{c[0]}-{c[3]}-{sorted(c[2])}" for c in CASES])
+def test_operator_matches_onnxruntime(op, inputs, attrs, opset):
+    data = single_node(op, inputs, attrs, opset)
+    want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"in0": inputs[0]})
+    got = rnnfast.load(data).run(inputs[0])
+    assert_close(got[0], want[0], what=op)
+
+
+def test_embedding_lstm_dense_softmax_classifier():
+    """What a text classifier exported to ONNX looks like: Gather (embedding) -> LSTM -> last step -> Gemm ->
+    Softmax, with the batch and sequence axes dynamic."""
+    rng = np.random.default_rng(1)
+    V, E, H, K = 20, 6, 8, 3
+    f = lambda *s: rng.uniform(-0.5, 0.5, s).astype(np.float32)
+    inits = {"emb": f(V, E), "W": f(1, 4 * H, E), "R": f(1, 4 * H, H), "B": f(1, 8 * H), "fc_w": f(K, H),
+             "fc_b": f(K), "axes0": np.array([0], np.int64)}
+    nodes = [
+        helper.make_node("Gather", ["emb", "ids"], ["x"]),
+        helper.make_node("LSTM", ["x", "W", "R", "B"], ["", "h"], hidden_size=H),
+        helper.make_node("Squeeze", ["h", "axes0"], ["h2"]),
+        helper.make_node("Gemm", ["h2", "fc_w", "fc_b"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["probs"]),
+    ]
+    graph = helper.make_graph(nodes, "clf", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["T", "B"])],
+                              [helper.make_tensor_value_info("probs", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    model = rnnfast.load(data)
+    for T, B in [(7, 2), (3, 5)]:
+        ids = rng.integers(0, V, (T, B)).astype(np.int64)
+        assert_close(model.run(ids)[0], sess.run(None, {"ids": ids})[0])
