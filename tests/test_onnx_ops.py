@@ -22,11 +22,23 @@ CASES = [  # op, inputs, attributes, opset
     ("Softmax", [X], {}, 13), ("Softmax", [X], {"axis": 1}, 13), ("Softmax", [X], {}, 11), ("LogSoftmax", [X], {}, 13),
     ("LogSoftmax", [X], {"axis": 1}, 11), ("Clip", [X, np.float32(-0.5), np.float32(0.7)], {}, 13),
     ("Clip", [X], {"min": -0.3, "max": 0.4}, 6), ("Flatten", [X], {"axis": 2}, 13), ("Dropout", [X], {}, 13),
-    ("Gemm", [X[0], M, C6], {"alpha": 0.5, "beta": 2.0}, 13), ("Gemm", [M, X[0], C6[:4]], {"transA": 1, "transB": 1}, 13),
+    ("Gemm", [X[0], M, C6], {"alpha": 0.5, "beta": 2.0}, 13),
+    ("ReduceMean", [X], {"axes": [1]}, 13), ("ReduceSum", [X, np.array([2], np.int64)], {"keepdims": 0}, 13),
+    ("ReduceMax", [X], {}, 13), ("ReduceMean", [X, np.array([0, 2], np.int64)], {}, 18),
+    ("LayerNormalization", [X, C6[:5], C6[1:]], {"epsilon": 1e-3}, 17),
+    ("BatchNormalization", [X, C6[:4] + 2, C6[1:5], C6[2:6], np.abs(C6[:4]) + 0.5], {}, 15),
+    ("Where", [X, X * 2, -X], {}, 13), ("Gemm", [M, X[0], C6[:4]], {"transA": 1, "transB": 1}, 13),
 ]
 
 
 def single_node(op, inputs, attrs, opset):
+    if op == "Where":  # the condition comes from Equal/Not on the float input, so those are exercised too
+        nodes = [helper.make_node("Equal", ["in0", "a"], ["eq"]), helper.make_node("Not", ["eq"], ["cond"]),
+                 helper.make_node("Where", ["cond", "a", "b"], ["out"])]
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("in0", TensorProto.FLOAT, inputs[0].shape)],
+                                  [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+                                  [numpy_helper.from_array(inputs[1], "a"), numpy_helper.from_array(inputs[2], "b")])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
     names = [f"in{i}" for i in range(len(inputs))]
     graph = helper.make_graph(
         [helper.make_node(op, names, ["out"], **attrs)], "g",
@@ -68,3 +80,15 @@ def test_embedding_lstm_dense_softmax_classifier():
     for T, B in [(7, 2), (3, 5)]:
         ids = rng.integers(0, V, (T, B)).astype(np.int64)
         assert_close(model.run(ids)[0], sess.run(None, {"ids": ids})[0])
+
+
+def test_split_into_parts():
+    graph = helper.make_graph(
+        [helper.make_node("Split", ["in0", "sizes"], ["a", "b"], axis=2)], "g",
+        [helper.make_tensor_value_info("in0", TensorProto.FLOAT, X.shape)],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in "ab"],
+        [numpy_helper.from_array(np.array([2, 3], np.int64), "sizes")])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"in0": X})
+    for g, w in zip(rnnfast.load(data).run(X), want):
+        assert_close(g, w)

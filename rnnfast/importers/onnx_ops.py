@@ -91,8 +91,65 @@ def op_clip(ctx, x, lo=None, hi=None):
     return [out]
 
 
+def op_equal(ctx, a, b): return [np.equal(a, b)]
+def op_not(ctx, x): return [np.logical_not(x)]
+def op_where(ctx, cond, a, b): return [np.where(cond, a, b)]
+def op_size(ctx, x): return [np.array(np.asarray(x).size, np.int64)]
+
+
+def op_split(ctx, x, split=None):
+    axis = ctx.attrs.get("axis", 0)
+    sizes = ctx.attrs.get("split") if split is None else [int(v) for v in split]
+    n_out = len(ctx.node.output)
+    if sizes is None:
+        if x.shape[axis] % n_out:
+            raise ValueError(f"axis {axis} of size {x.shape[axis]} does not split into {n_out} equal parts")
+        sizes = [x.shape[axis] // n_out] * n_out
+    return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+
+
+def _reduce(fn):
+    def op(ctx, x, axes=None):
+        if axes is None:
+            axes = ctx.attrs.get("axes")
+        keepdims = bool(ctx.attrs.get("keepdims", 1))
+        if axes is None or len(np.atleast_1d(axes)) == 0:
+            if ctx.attrs.get("noop_with_empty_axes", 0):
+                return [x]
+            axes = range(x.ndim)
+        return [np.asarray(fn(x, axis=tuple(int(a) for a in np.atleast_1d(axes)), keepdims=keepdims), x.dtype)]
+    return op
+
+
+def op_argmax(ctx, x):
+    if ctx.attrs.get("select_last_index", 0):
+        raise FormatError(f"{ctx.where}: ArgMax select_last_index=1 is not supported")
+    axis = ctx.attrs.get("axis", 0)
+    out = np.argmax(x, axis=axis)
+    return [np.expand_dims(out, axis) if ctx.attrs.get("keepdims", 1) else out]
+
+
+def op_layer_norm(ctx, x, scale, bias=None):
+    axis = ctx.attrs.get("axis", -1) % x.ndim
+    axes = tuple(range(axis, x.ndim))
+    xd = x.astype(np.float64)
+    mean = xd.mean(axis=axes, keepdims=True)
+    var = ((xd - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = (xd - mean) / np.sqrt(var + ctx.attrs.get("epsilon", 1e-5)) * scale
+    return _same(x, y if bias is None else y + bias)
+
+
+def op_batch_norm(ctx, x, scale, bias, mean, var):
+    """Inference mode: per channel (axis 1) with the stored running statistics."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + ctx.attrs.get("epsilon", 1e-5))
+    return _same(x, y * scale.reshape(shape) + bias.reshape(shape))
+
+
 OPS = {"MatMul": op_matmul, "Gemm": op_gemm, "Add": op_add, "Sub": op_sub, "Mul": op_mul, "Div": op_div,
        "Pow": op_pow, "Sqrt": op_sqrt, "Neg": op_neg, "Abs": op_abs, "Exp": op_exp, "Log": op_log,
        "Relu": op_relu, "LeakyRelu": op_leaky_relu, "Sigmoid": op_sigmoid, "Tanh": op_tanh, "Erf": op_erf,
        "Softmax": op_softmax, "LogSoftmax": op_log_softmax, "Clip": op_clip, "Flatten": op_flatten,
-       "Dropout": op_dropout}
+       "Dropout": op_dropout, "Equal": op_equal, "Not": op_not, "Where": op_where, "Size": op_size,
+       "Split": op_split, "ReduceMean": _reduce(np.mean), "ReduceSum": _reduce(np.sum), "ReduceMax": _reduce(np.max),
+       "ArgMax": op_argmax, "LayerNormalization": op_layer_norm, "BatchNormalization": op_batch_norm}
