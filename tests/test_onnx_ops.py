@@ -27,7 +27,12 @@ CASES = [  # op, inputs, attributes, opset
     ("ReduceMax", [X], {}, 13), ("ReduceMean", [X, np.array([0, 2], np.int64)], {}, 18),
     ("LayerNormalization", [X, C6[:5], C6[1:]], {"epsilon": 1e-3}, 17),
     ("BatchNormalization", [X, C6[:4] + 2, C6[1:5], C6[2:6], np.abs(C6[:4]) + 0.5], {}, 15),
-    ("Where", [X, X * 2, -X], {}, 13), ("Gemm", [M, X[0], C6[:4]], {"transA": 1, "transB": 1}, 13),
+    ("Where", [X, X * 2, -X], {}, 13),
+    ("Pad", [X, np.array([0, 1, 2, 0, 0, 1], np.int64), np.float32(0.5)], {}, 13),
+    ("Pad", [X, np.array([0, 0, 2, 0, 0, 1], np.int64)], {"mode": "reflect"}, 13),
+    ("Pad", [X], {"pads": [0, 1, 0, 0, 2, 0], "mode": "edge"}, 2),
+    ("Conv", [X, RNG.standard_normal((6, 4, 3)).astype(np.float32), C6], {"pads": [1, 1]}, 13),
+    ("Conv", [X, RNG.standard_normal((4, 2, 2)).astype(np.float32)], {"group": 2, "strides": [2], "dilations": [2]}, 13), ("Gemm", [M, X[0], C6[:4]], {"transA": 1, "transB": 1}, 13),
 ]
 
 

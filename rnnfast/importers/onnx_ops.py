@@ -146,10 +146,60 @@ def op_batch_norm(ctx, x, scale, bias, mean, var):
     return _same(x, y * scale.reshape(shape) + bias.reshape(shape))
 
 
+def op_pad(ctx, x, pads=None, value=None, axes=None):
+    mode = ctx.attrs.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode not in ("constant", "reflect", "edge"):
+        raise FormatError(f"{ctx.where}: Pad mode {mode!r} is not supported")
+    pads = ctx.attrs.get("pads") if pads is None else [int(p) for p in pads]
+    axes = list(range(x.ndim)) if axes is None else [int(a) % x.ndim for a in axes]
+    n = len(axes)
+    widths = [(0, 0)] * x.ndim
+    for i, a in enumerate(axes):
+        widths[a] = (pads[i], pads[i + n])
+    if any(b < 0 or e < 0 for b, e in widths):
+        raise FormatError(f"{ctx.where}: negative pads {pads} are not supported")
+    if mode == "constant":
+        fill = ctx.attrs.get("value", 0.0) if value is None else np.asarray(value).reshape(-1)[0]
+        return [np.pad(x, widths, mode="constant", constant_values=fill)]
+    return [np.pad(x, widths, mode=mode)]
+
+
+def op_conv(ctx, x, w, b=None):
+    """1-D convolution (x [N, C, L], w [M, C/group, K]); what audio and text front ends put before an RNN."""
+    if x.ndim != 3:
+        raise FormatError(f"{ctx.where}: only 1-D Conv is supported (input rank 3), got rank {x.ndim}")
+    auto_pad = ctx.attrs.get("auto_pad", b"NOTSET")
+    if (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) != "NOTSET":
+        raise FormatError(f"{ctx.where}: Conv auto_pad={auto_pad!r} is not supported; export with explicit pads")
+    stride = ctx.attrs.get("strides", [1])[0]
+    dilation = ctx.attrs.get("dilations", [1])[0]
+    pads = ctx.attrs.get("pads", [0, 0])
+    group = ctx.attrs.get("group", 1)
+    N, C, _ = x.shape
+    M, Cg, K = w.shape
+    if C != Cg * group or M % group:
+        raise ValueError(f"{ctx.where}: weight {w.shape} does not fit input channels {C} with group {group}")
+    xp = np.pad(x, [(0, 0), (0, 0), (pads[0], pads[1])])
+    L_out = (xp.shape[2] - dilation * (K - 1) - 1) // stride + 1
+    idx = np.arange(L_out)[:, None] * stride + np.arange(K)[None, :] * dilation  # [L_out, K]
+    cols = xp[:, :, idx]  # [N, C, L_out, K]
+    out = np.empty((N, M, L_out), np.float64)
+    mg = M // group
+    for g in range(group):
+        xs = cols[:, g * Cg:(g + 1) * Cg].astype(np.float64)
+        ws = w[g * mg:(g + 1) * mg].astype(np.float64)
+        out[:, g * mg:(g + 1) * mg] = np.einsum("nclk,mck->nml", xs, ws)
+    if b is not None:
+        out += b[None, :, None]
+    return _same(x, out)
+
+
 OPS = {"MatMul": op_matmul, "Gemm": op_gemm, "Add": op_add, "Sub": op_sub, "Mul": op_mul, "Div": op_div,
        "Pow": op_pow, "Sqrt": op_sqrt, "Neg": op_neg, "Abs": op_abs, "Exp": op_exp, "Log": op_log,
        "Relu": op_relu, "LeakyRelu": op_leaky_relu, "Sigmoid": op_sigmoid, "Tanh": op_tanh, "Erf": op_erf,
        "Softmax": op_softmax, "LogSoftmax": op_log_softmax, "Clip": op_clip, "Flatten": op_flatten,
        "Dropout": op_dropout, "Equal": op_equal, "Not": op_not, "Where": op_where, "Size": op_size,
        "Split": op_split, "ReduceMean": _reduce(np.mean), "ReduceSum": _reduce(np.sum), "ReduceMax": _reduce(np.max),
-       "ArgMax": op_argmax, "LayerNormalization": op_layer_norm, "BatchNormalization": op_batch_norm}
+       "ArgMax": op_argmax, "LayerNormalization": op_layer_norm, "BatchNormalization": op_batch_norm,
+       "Pad": op_pad, "Conv": op_conv}
