@@ -97,3 +97,33 @@ def test_split_into_parts():
     want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"in0": X})
     for g, w in zip(rnnfast.load(data).run(X), want):
         assert_close(g, w)
+
+
+def test_if_with_a_recurrent_layer_in_a_branch():
+    """An LSTM inside If's then-branch, a plain transform in the else-branch; the branch reads outer names."""
+    rng = np.random.default_rng(3)
+    H, I = 4, 3
+    f = lambda *s: rng.uniform(-0.5, 0.5, s).astype(np.float32)
+    then_graph = helper.make_graph(
+        [helper.make_node("LSTM", ["x", "W", "R"], ["", "h"], hidden_size=H)], "then", [],
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(f(1, 4 * H, I), "W"), numpy_helper.from_array(f(1, 4 * H, H), "R")])
+    else_graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x"], ["m"], axes=[0]), helper.make_node("Tanh", ["m"], ["t"]),
+         helper.make_node("MatMul", ["t", "P"], ["h2"])], "else", [],
+        [helper.make_tensor_value_info("h2", TensorProto.FLOAT, None)], [numpy_helper.from_array(f(I, H), "P")])
+    graph = helper.make_graph(
+        [helper.make_node("If", ["flag"], ["out"], then_branch=then_graph, else_branch=else_graph)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", 2, I]),
+         helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    model = rnnfast.load(data)
+    x = f(5, 2, I)
+    for flag in (True, False):
+        feeds = {"x": x, "flag": np.array(flag)}
+        want = sess.run(None, feeds)[0]
+        got = model.run(feeds)[0]
+        assert got.shape == want.shape
+        assert_close(got, want)

@@ -16,7 +16,8 @@ from .onnx_ops import OPS as MODEL_OPS
 
 ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
                10: np.float16, 11: np.float64}
-TYPE_NAMES = {1: "tensor(float)", 6: "tensor(int32)", 7: "tensor(int64)", 10: "tensor(float16)", 11: "tensor(double)"}
+TYPE_NAMES = {1: "tensor(float)", 6: "tensor(int32)", 7: "tensor(int64)", 9: "tensor(bool)", 10: "tensor(float16)",
+              11: "tensor(double)"}
 
 
 def _axes(node_ctx, inputs, attr_name="axes", input_index=1):
@@ -141,19 +142,44 @@ class RecurrentNode:
         return {name: outs[i].astype(out_dtype, copy=False) for i, name in enumerate(spec.node.output) if name}
 
 
+class IfNode:
+    """ONNX If: both branches are built (and checked) at load; the condition picks one per run."""
+
+    def __init__(self, node, where, opset, known, n_threads):
+        self.node, self.where = node, where
+        attrs = {a.name: a.g for a in node.attribute if a.name in ("then_branch", "else_branch")}
+        if set(attrs) != {"then_branch", "else_branch"}:
+            raise FormatError(f"{where}: If needs then_branch and else_branch graphs")
+        self.branches = {key: OnnxGraph(None, f"{where} {key}", n_threads, subgraph=g, opset=opset,
+                                        outer_known=known) for key, g in attrs.items()}
+        for key, branch in self.branches.items():
+            if len(branch.outputs) != len(node.output):
+                raise FormatError(f"{where}: {key} has {len(branch.outputs)} outputs, the node {len(node.output)}")
+
+    def run(self, values):
+        cond = np.asarray(values[self.node.input[0]])
+        if cond.size != 1:
+            raise ValueError(f"{self.where}: the condition must hold one value, got shape {cond.shape}")
+        branch = self.branches["then_branch" if bool(cond.reshape(-1)[0]) else "else_branch"]
+        outs = branch.execute(dict(values) | branch.consts)
+        return dict(zip(self.node.output, outs))
+
+
 class OnnxGraph:
-    def __init__(self, model_proto, name: str, n_threads=None):
+    def __init__(self, model_proto, name: str, n_threads=None, subgraph=None, opset=None, outer_known=()):
+        """A model, or (subgraph=GraphProto, opset, outer_known) an If branch that reads outer-scope names."""
         from onnx import numpy_helper
 
-        graph = model_proto.graph
+        graph = model_proto.graph if subgraph is None else subgraph
         self.name = name
-        opset = {o.domain: o.version for o in model_proto.opset_import}.get("", None) or \
-            {o.domain: o.version for o in model_proto.opset_import}.get("ai.onnx", 1)
+        if opset is None:
+            versions = {o.domain: o.version for o in model_proto.opset_import}
+            opset = versions.get("") or versions.get("ai.onnx", 1)
         self.consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
         self.inputs = [self._info(v) for v in graph.input if v.name not in self.consts]
         self.outputs = [self._info(v) for v in graph.output]
         self.steps = []
-        known = set(self.consts) | {v.name for v in graph.input}
+        known = set(outer_known) | set(self.consts) | {v.name for v in graph.input}
         for i, node in enumerate(graph.node):
             where = f"{name}: node {node.name or '#' + str(i)} ({node.op_type})"
             if node.domain not in ("", "ai.onnx"):
@@ -169,6 +195,8 @@ class OnnxGraph:
             if node.op_type in OP_CELLS:
                 self.steps.append(("recurrent", RecurrentNode(RecurrentNodeSpec(node, opset, where), self.consts,
                                                               n_threads)))
+            elif node.op_type == "If":
+                self.steps.append(("if", IfNode(node, where, opset, known, n_threads)))
             elif node.op_type in OPS:
                 self.steps.append(("op", NodeContext(node, where, opset)))
             else:
@@ -190,8 +218,15 @@ class OnnxGraph:
             if info.name not in feeds:
                 raise ValueError(f"{self.name}: missing input {info.name!r} (inputs: {[i.name for i in self.inputs]})")
             values[info.name] = self._check_input(info, feeds[info.name])
+        return self.execute(values, output_names)
+
+    def execute(self, values: dict, output_names=None) -> list:
+        """Run the nodes over `values` (inputs, constants and, for a branch, the outer scope)."""
         for kind, step in self.steps:
             if kind == "recurrent":
+                values.update(step.run(values))
+                continue
+            if kind == "if":
                 values.update(step.run(values))
                 continue
             args = [values[n] if n else None for n in step.node.input]
@@ -214,7 +249,10 @@ class OnnxGraph:
         is_float = info.type in ("tensor(float)", "tensor(float16)", "tensor(double)")
         if is_float and not np.issubdtype(value.dtype, np.floating):
             raise ValueError(f"{self.name}: input {info.name!r} has dtype {value.dtype}, expected {info.type}")
-        if not is_float and not np.issubdtype(value.dtype, np.integer):
+        if info.type == "tensor(bool)":
+            if value.dtype != np.bool_:
+                raise ValueError(f"{self.name}: input {info.name!r} has dtype {value.dtype}, expected tensor(bool)")
+        elif not is_float and not np.issubdtype(value.dtype, np.integer):
             raise ValueError(f"{self.name}: input {info.name!r} has dtype {value.dtype}, expected {info.type}")
         return value
 
