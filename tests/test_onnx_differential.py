@@ -170,3 +170,30 @@ def test_half_and_double_models_are_computed_in_float32(dtype):
     if dtype == np.float16:  # onnxruntime runs fp16 recurrent models too (through float32 casts)
         for g, w in zip(got, ort_run(data, feeds)):
             assert_close(g, w, half=True)
+
+
+def test_weights_computed_from_initializers_are_folded_at_load():
+    """The dynamo exporter reorders torch's gates with Slice/Concat on the raw weights: fold them once."""
+    rng = np.random.default_rng(8)
+    H, I = 5, 3
+    raw_w, raw_r = rng.uniform(-0.4, 0.4, (1, 4 * H, I)), rng.uniform(-0.4, 0.4, (1, 4 * H, H))
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in [("raw_w", raw_w), ("raw_r", raw_r)]]
+    nodes = []
+    for name in ("raw_w", "raw_r"):  # torch order i,f,g,o -> ONNX i,o,f,c
+        parts = []
+        for gate in (0, 3, 1, 2):
+            for tag, v in (("s", gate * H), ("e", (gate + 1) * H)):
+                inits.append(numpy_helper.from_array(np.array([v], np.int64), f"{name}_{tag}{gate}"))
+            inits.append(numpy_helper.from_array(np.array([1], np.int64), f"{name}_ax{gate}"))
+            nodes.append(helper.make_node("Slice", [name, f"{name}_s{gate}", f"{name}_e{gate}", f"{name}_ax{gate}"],
+                                          [f"{name}_g{gate}"]))
+            parts.append(f"{name}_g{gate}")
+        nodes.append(helper.make_node("Concat", parts, [name[4:].upper()], axis=1))
+    nodes.append(helper.make_node("LSTM", ["X", "W", "R"], ["Y"], hidden_size=H))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", 2, I])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
+    model = rnnfast.load(data)
+    assert [kind for kind, _ in model.graph.steps] == ["recurrent"]  # everything else became constants
+    x = rng.standard_normal((4, 2, I)).astype(np.float32)
+    assert_close(model.run(x)[0], ort_run(data, {"X": x})[0])

@@ -198,13 +198,26 @@ class OnnxGraph:
             elif node.op_type == "If":
                 self.steps.append(("if", IfNode(node, where, opset, known, n_threads)))
             elif node.op_type in OPS:
-                self.steps.append(("op", NodeContext(node, where, opset)))
+                ctx = NodeContext(node, where, opset)
+                if all(not n or n in self.consts for n in node.input):
+                    self._fold(ctx)  # e.g. the dynamo exporter's Slice/Concat gate reordering of W and R
+                else:
+                    self.steps.append(("op", ctx))
             else:
                 raise FormatError(f"{where}: operator {node.op_type!r} (domain {node.domain or 'ai.onnx'!r}) is not "
                                   f"supported; supported: RNN, GRU, LSTM, {', '.join(sorted(OPS))}")
         for out in self.outputs:
             if out.name not in known:
                 raise FormatError(f"{name}: graph output {out.name!r} is not produced by any node")
+
+    def _fold(self, ctx):
+        """Compute a node whose inputs are all constants once, at load, so recurrent nodes see plain weights."""
+        args = [self.consts[n] if n else None for n in ctx.node.input]
+        try:
+            results = OPS[ctx.node.op_type](ctx, *args)
+        except (ValueError, IndexError, KeyError, TypeError) as e:
+            raise FormatError(f"{ctx.where}: cannot evaluate this constant expression: {e}") from None
+        self.consts.update((name, np.asarray(r)) for name, r in zip(ctx.node.output, results) if name)
 
     @staticmethod
     def _info(value_info):
