@@ -64,25 +64,6 @@ def _median_time(fn, repeat=20):
     return float(np.median(times))
 
 
-def _load_or_compile(data, layer):
-    """rnnfast.load on the ONNX bytes when the ONNX importer is present, else the same layer compiled
-    directly (the engine both paths end in)."""
-    import rnnfast
-    from .engine import CompiledStack
-
-    try:
-        return rnnfast.load(data)
-    except ImportError:
-        stack = CompiledStack([layer])
-
-        class _Direct:
-            def run(self, x):
-                y, y_h, y_c = stack.run(x)
-                return [y, y_h[0]] + ([y_c[0]] if y_c[0] is not None else [])
-
-        return _Direct()
-
-
 def run_demo(out=print) -> int:
     """Returns the process exit code: 0 when every case agrees within the float32 tolerance."""
     import rnnfast
@@ -106,7 +87,7 @@ def run_demo(out=print) -> int:
         data = make_onnx(op, direction, attrs, H, inits)
         x = np.random.default_rng(1).standard_normal((T, B, I)).astype(np.float32)
         layer = make_layer(op, direction, attrs, H, inits)
-        model = _load_or_compile(data, layer)
+        model = rnnfast.load(data)
         ours = model.run(x)
         ref = reference.run_layer(layer, x)
         err_ref = max(float(np.abs(a - r).max()) for a, r in zip(ours, ref))
