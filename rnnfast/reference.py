@@ -104,12 +104,24 @@ def run_layer(layer: RecurrentLayer, x, sequence_lens=None, initial_h=None, init
 
     Returns (y [T, D, B, P], y_h [D, B, P], y_c [D, B, H] or None)."""
     x = np.asarray(x, np.float64)
+    if x.ndim != 3 or x.shape[2] != layer.input_size:
+        raise ValueError(f"x has shape {x.shape}, expected [seq_len, batch, {layer.input_size}]")
     T, B, _ = x.shape
     D, H, P = layer.n_dirs, layer.hidden_size, layer.output_size
+    # Shapes are checked because numpy broadcasting would otherwise turn a wrong shape into a wrong answer.
     if sequence_lens is not None:
         sequence_lens = np.asarray(sequence_lens)
+        if sequence_lens.shape != (B,) or not np.issubdtype(sequence_lens.dtype, np.integer):
+            raise ValueError(f"sequence_lens must be integers of shape ({B},), got {sequence_lens.dtype} "
+                             f"{sequence_lens.shape}")
         if sequence_lens.min() < 0 or sequence_lens.max() > T:
             raise ValueError(f"sequence_lens values must lie in [0, {T}], got {sequence_lens.tolist()}")
+    if mask is not None and np.shape(mask) != (T, B):
+        raise ValueError(f"mask has shape {np.shape(mask)}, expected (seq_len, batch) = {(T, B)}")
+    if initial_h is not None and np.shape(initial_h) != (D, B, P):
+        raise ValueError(f"initial_h has shape {np.shape(initial_h)}, expected {(D, B, P)}")
+    if initial_c is not None and (layer.cell != "lstm" or np.shape(initial_c) != (D, B, H)):
+        raise ValueError(f"initial_c has shape {np.shape(initial_c)}, expected {(D, B, H)} (LSTM only)")
     lens = np.full(B, T) if sequence_lens is None else sequence_lens
     real = np.arange(T)[:, None] < lens[None, :]
     if mask is not None:

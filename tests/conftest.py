@@ -6,8 +6,16 @@ relative RMS error ||a - e|| / ||e|| against 1e-5 instead, which bounds the erro
 a single element drift far (each element is still held to 1e-3 absolute). `half=True` is for results that
 passed through float16 (outputs in [-1, 1]): two engines may round differently in the last fp16 place, 2 ulp =
 2e-3 absolute. Never loosen these to make a test pass.
+
+For other test modules (pytest's rootdir import mode puts tests/ on sys.path):
+  from conftest import assert_close, random_layer
+  assert_close(actual, expected, long=False, what="", half=False)
+  random_layer(rng, cell, direction, input_size, hidden_size, clip=, input_forget=, linear_before_reset=,
+               peepholes=, proj_size=, activations=, bias=)
+and the `rng` fixture (a seeded numpy Generator). Keep these signatures stable: the whole suite uses them.
 """
 import numpy as np
+import pytest
 
 from rnnfast.layers import Activation, RecurrentLayer
 
@@ -31,6 +39,12 @@ def assert_close(actual, expected, long=False, what="", half=False):
     rel_rms = np.linalg.norm(a - e) / max(np.linalg.norm(e), 1e-12)
     assert rel_rms <= LONG_REL_RMS, f"{what}: relative RMS error {rel_rms:.3g} > {LONG_REL_RMS}"
     np.testing.assert_allclose(a, e, rtol=0, atol=LONG_MAX_ABS, err_msg=what)
+
+
+@pytest.fixture
+def rng():
+    """A seeded generator, fresh per test, so every test sees the same numbers whatever runs before it."""
+    return np.random.default_rng(20240531)
 
 
 def random_layer(rng, cell="lstm", direction="forward", input_size=4, hidden_size=8, clip=None, input_forget=False,
