@@ -1,0 +1,54 @@
+"""The standalone C library (`make -C src_c`, no Python) built and exercised by a C program; its printed outputs
+are compared with the float64 reference on the same weights."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_close
+from rnnfast.layers import RecurrentLayer
+from rnnfast.reference import run_layer
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
+                                reason="needs gcc and make")
+
+
+def filled(n, seed):  # the C program's weight formula
+    return (0.5 * np.sin(0.37 * np.arange(n) + seed)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def c_program(tmp_path_factory):
+    if not (ROOT / "src_c" / "Makefile").exists():
+        pytest.skip("not a source checkout")
+    build = tmp_path_factory.mktemp("cbuild")
+    src = build / "src_c"
+    shutil.copytree(ROOT / "src_c", src, ignore=shutil.ignore_patterns("build", "*.a", "*.so"))
+    shutil.copytree(ROOT / "include", build / "include")
+    subprocess.run(["make", "-s", "-C", str(src)], check=True, capture_output=True)
+    exe = build / "test_api"
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{build / 'include'}",
+                    str(ROOT / "tests" / "c" / "test_api.c"), str(src / "librnnfast.a"), "-fopenmp", "-lm",
+                    "-o", str(exe)], check=True, capture_output=True, text=True)
+    return exe
+
+
+def test_c_api_checks_pass_and_outputs_match_the_reference(c_program):
+    result = subprocess.run([str(c_program)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "1 passed, 0 failed" in result.stdout
+    values = {"y": [], "c": []}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if key in values:
+            values[key].append(float(value))
+    T, B, I, H = 6, 2, 3, 5
+    layer = RecurrentLayer("lstm", "forward", H, I, filled(4 * H * I, 0.1).reshape(1, 4 * H, I),
+                           filled(4 * H * H, 0.2).reshape(1, 4 * H, H), filled(4 * H, 0.3).reshape(1, -1),
+                           filled(4 * H, 0.4).reshape(1, -1))
+    y, _, y_c = run_layer(layer, filled(T * B * I, 0.5).reshape(T, B, I))
+    assert_close(np.array(values["y"]).reshape(T, B, H), y[:, 0])
+    assert_close(np.array(values["c"]).reshape(B, H), y_c[0])
