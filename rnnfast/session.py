@@ -6,7 +6,13 @@ from . import load
 
 
 class InferenceSession:
-    def __init__(self, path_or_bytes, n_threads=None, **options):
+    def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, n_threads=None,
+                 **options):
+        """`sess_options`, `providers` and `provider_options` are accepted so onnxruntime call sites work
+        unchanged; rnnfast always runs on the CPU, and takes only `intra_op_num_threads` from sess_options
+        (when n_threads is not given)."""
+        if n_threads is None and sess_options is not None:
+            n_threads = getattr(sess_options, "intra_op_num_threads", 0) or None
         self._model = load(path_or_bytes, n_threads=n_threads, **options)
 
     def get_inputs(self):
@@ -15,6 +21,9 @@ class InferenceSession:
     def get_outputs(self):
         return self._model.outputs
 
+    def get_providers(self):
+        return ["CPUExecutionProvider"]
+
     def run(self, output_names, input_feed: dict, run_options=None):
         if not isinstance(input_feed, dict):
             raise ValueError("input_feed must be a dict input name -> array, as in onnxruntime")
@@ -22,4 +31,5 @@ class InferenceSession:
         unknown = [n for n in (output_names or []) if n not in names]
         if unknown:
             raise ValueError(f"unknown output name(s) {unknown}; the model's outputs are {names}")
-        return self._model.graph.run(self._model._feeds(input_feed), output_names=output_names or None)
+        outputs = dict(zip(names, self._model.graph.run(self._model._feeds(input_feed))))
+        return [outputs[n] for n in (output_names or names)]

@@ -85,23 +85,29 @@ def test_alpha_beta_consumed_and_defaulted_as_onnxruntime_does(name, alpha, beta
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
 @pytest.mark.parametrize("states", [False, True])
-def test_layout_1_against_onnx_reference(cell, states):
+def test_layout_1_against_onnx_reference(cell, direction, states):
     rng = np.random.default_rng(2)
     f32 = lambda *s: rng.uniform(-1, 1, s).astype(np.float32)
     B, T, I, H, G = 3, 4, 2, 5, GATES[cell]
-    inputs = [f32(B, T, I), f32(1, G * H, I), f32(1, G * H, H), f32(1, 2 * G * H), None,
-              f32(B, 1, H) if states else None]
+    D = 2 if direction == "bidirectional" else 1
+    inputs = [f32(B, T, I), f32(D, G * H, I), f32(D, G * H, H), f32(D, 2 * G * H), None,
+              f32(B, D, H) if states else None]
     if cell == "lstm":
-        inputs.append(f32(B, 1, H) if states else None)
-    data, feeds = recurrent_model(cell, {"hidden_size": H, "layout": 1}, inputs, 3 if cell == "lstm" else 2)
+        inputs += [f32(B, D, H) if states else None, f32(D, 3 * H)]
+    data, feeds = recurrent_model(cell, {"hidden_size": H, "layout": 1, "direction": direction}, inputs,
+                                  3 if cell == "lstm" else 2)
     want = ReferenceEvaluator(data).run(None, feeds)
-    for g, w in zip(rnnfast.load(data).run(feeds), want):
+    got = rnnfast.load(data).run(feeds)
+    assert got[0].shape == (B, T, D, H)
+    for g, w in zip(got, want):
         assert_close(g, w)
 
 
-@pytest.mark.parametrize("cell,opset", [("rnn", 7), ("rnn", 14), ("rnn", 22), ("gru", 1), ("gru", 3), ("gru", 7),
-                                        ("gru", 14), ("gru", 22), ("lstm", 7), ("lstm", 14), ("lstm", 22)])
+@pytest.mark.parametrize("cell,opset", [("rnn", 1), ("rnn", 7), ("rnn", 14), ("rnn", 22), ("gru", 1), ("gru", 3),
+                                        ("gru", 7), ("gru", 14), ("gru", 22), ("lstm", 1), ("lstm", 7), ("lstm", 14),
+                                        ("lstm", 22)])
 def test_every_opset_version(cell, opset):
     rng = np.random.default_rng(opset)
     f32 = lambda *s: rng.uniform(-1, 1, s).astype(np.float32)
@@ -112,7 +118,7 @@ def test_every_opset_version(cell, opset):
     if opset >= 7:
         for g, w in zip(got, ort_run(data, feeds)):
             assert_close(g, w)
-    else:  # GRU-1: no linear_before_reset, default direction "foward": same numbers as opset 3 forward
+    else:  # onnxruntime has no kernels before opset 7; GRU-1's default direction "foward" means forward
         data3, feeds3 = recurrent_model(cell, {"hidden_size": 3, "direction": "forward"},
                                         [feeds["X"]] + list(_weights(data)), 2, opset=7)
         for g, w in zip(got, ort_run(data3, feeds3)):
@@ -197,3 +203,60 @@ def test_weights_computed_from_initializers_are_folded_at_load():
     assert [kind for kind, _ in model.graph.steps] == ["recurrent"]  # everything else became constants
     x = rng.standard_normal((4, 2, I)).astype(np.float32)
     assert_close(model.run(x)[0], ort_run(data, {"X": x})[0])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("output_sequence", [0, 1])
+def test_opset_1_output_sequence_is_accepted_and_y_produced(cell, output_sequence):
+    """output_sequence (opset 1) only says whether Y is optional; Y comes out whenever the node names it."""
+    rng = np.random.default_rng(9)
+    f32 = lambda *s: rng.uniform(-1, 1, s).astype(np.float32)
+    G = GATES[cell]
+    arrays = [f32(4, 2, 2), f32(1, G * 3, 2), f32(1, G * 3, 3)]
+    data, feeds = recurrent_model(cell, {"hidden_size": 3, "output_sequence": output_sequence}, arrays, 2, opset=1)
+    data7, feeds7 = recurrent_model(cell, {"hidden_size": 3}, arrays, 2, opset=7)
+    for g, w in zip(rnnfast.load(data).run(feeds), ort_run(data7, feeds7)):
+        assert_close(g, w)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_hidden_size_absent_is_taken_from_r(cell):
+    """onnxruntime refuses a node without hidden_size; the same node with it is the oracle."""
+    rng = np.random.default_rng(10)
+    f32 = lambda *s: rng.uniform(-1, 1, s).astype(np.float32)
+    G = GATES[cell]
+    arrays = [f32(4, 2, 3), f32(2, G * 5, 3), f32(2, G * 5, 5), f32(2, 2 * G * 5)]
+    data, feeds = recurrent_model(cell, {"direction": "bidirectional"}, arrays, 2)
+    data_h, feeds_h = recurrent_model(cell, {"direction": "bidirectional", "hidden_size": 5}, arrays, 2)
+    for g, w in zip(rnnfast.load(data).run(feeds), ort_run(data_h, feeds_h)):
+        assert_close(g, w)
+
+
+@pytest.mark.parametrize("acts,alpha,beta", [
+    (["LeakyRelu", "LeakyRelu"], [0.3], []),  # the list runs out: the second takes its default
+    (["HardSigmoid", "HardSigmoid"], [0.3, 0.4], []),
+    (["HardSigmoid", "HardSigmoid"], [], [0.3]),
+    (["Affine", "Elu"], [0.7], [0.2]),
+    (["Elu", "Affine"], [0.7], [0.2]),  # alpha and beta are consumed independently
+    (["ScaledTanh", "ThresholdedRelu"], [0.7], [0.9]),
+    (["Tanh", "Tanh"], [0.7], [0.9])])  # nobody takes them: ignored (with a warning)
+def test_partial_alpha_beta_lists_as_onnxruntime(acts, alpha, beta):
+    rng = np.random.default_rng(11)
+    f32 = lambda *s: rng.uniform(-2, 2, s).astype(np.float32)
+    attrs = {"hidden_size": 3, "direction": "bidirectional", "activations": acts}
+    attrs |= {"activation_alpha": alpha} if alpha else {}
+    attrs |= {"activation_beta": beta} if beta else {}
+    data, feeds = recurrent_model("rnn", attrs, [f32(4, 2, 3), f32(2, 3, 3), f32(2, 3, 3)], 2)
+    for g, w in zip(rnnfast.load(data).run(feeds), ort_run(data, feeds)):
+        assert_close(g, w)
+
+
+def test_alpha_without_activations_is_ignored_with_a_warning_as_onnxruntime_does():
+    rng = np.random.default_rng(12)
+    f32 = lambda *s: rng.uniform(-1, 1, s).astype(np.float32)
+    data, feeds = recurrent_model("lstm", {"hidden_size": 3, "activation_alpha": [0.5]},
+                                  [f32(4, 2, 3), f32(1, 12, 3), f32(1, 12, 3)], 3)
+    with pytest.warns(UserWarning, match="activation_alpha \\[0.5\\].*ignored"):
+        model = rnnfast.load(data)
+    for g, w in zip(model.run(feeds), ort_run(data, feeds)):
+        assert_close(g, w)

@@ -3,8 +3,13 @@
 shared/docs/SEMANTICS.md section 1.1 is the spec: every opset (1, 3, 7, 14, 22), activations with alpha/beta
 consumed only by functions that take them (as onnxruntime does), onnxruntime's defaults, clip, input_forget,
 linear_before_reset, layout 0/1, GRU opset 1's "foward" default. What is not understood is refused by name.
+
+Opset 1/3's `output_sequence` only says whether Y is optional; rnnfast produces Y whenever the node names it,
+so both values are accepted. float16 and double weights are converted to float32 and computed in float32.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -13,9 +18,6 @@ from ..layers import ACTIVATION_PARAMS, N_ACTIVATIONS, N_GATES, Activation, Recu
 from ._gates import split_onnx_bias
 
 OP_CELLS = {"RNN": "rnn", "GRU": "gru", "LSTM": "lstm"}
-COMMON_ATTRS = {"activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size", "layout",
-                "output_sequence"}
-CELL_ATTRS = {"rnn": set(), "gru": {"linear_before_reset"}, "lstm": {"input_forget"}}
 # onnxruntime's defaults when alpha / beta are absent (SEMANTICS.md 1.1, checked in tests against onnxruntime).
 DEFAULT_ALPHA = {"LeakyRelu": 0.01, "HardSigmoid": 0.2, "Elu": 1.0, "Affine": 0.0, "ScaledTanh": 0.0,
                  "ThresholdedRelu": 0.0}
@@ -31,21 +33,29 @@ class RecurrentNodeSpec:
         self.node, self.where = node, where
         self.cell = OP_CELLS[node.op_type]
         attrs = {a.name: a for a in node.attribute}
-        allowed = COMMON_ATTRS | CELL_ATTRS[self.cell]
-        if self.cell == "gru" and opset < 3:
-            allowed = allowed - {"linear_before_reset"}
-        for name in attrs:
+        schema = _schema(node.op_type, opset, where)
+        allowed = schema.attributes
+        if len(node.input) > schema.max_input or len(node.output) > schema.max_output:
+            raise FormatError(f"{where}: {len(node.input)} inputs and {len(node.output)} outputs; {node.op_type} "
+                              f"takes at most {schema.max_input} and {schema.max_output}")
+        for name, attr in attrs.items():
             if name not in allowed:
                 raise FormatError(f"{where}: attribute {name!r} is not part of {node.op_type} (opset {opset}); "
                                   f"known: {sorted(allowed)}")
-        get = lambda name, default=None: _attr_value(attrs[name]) if name in attrs else default
+            if int(attr.type) != int(allowed[name].type):
+                raise FormatError(f"{where}: attribute {name!r} has type {_type_name(attr.type)}, expected "
+                                  f"{_type_name(allowed[name].type)}")
+        get = lambda name, default=None: _attr_value(where, attrs[name]) if name in attrs else default
+        if get("output_sequence", 0) not in (0, 1):
+            raise FormatError(f"{where}: output_sequence {get('output_sequence')}; expected 0 or 1")
         direction = get("direction", "foward" if self.cell == "gru" and opset < 3 else "forward")
-        direction = direction.decode() if isinstance(direction, bytes) else direction
         self.direction = "forward" if direction == "foward" else direction  # GRU-1's default, a typo in the spec
         if self.direction not in ("forward", "reverse", "bidirectional"):
             raise FormatError(f"{where}: direction {direction!r}; expected forward, reverse or bidirectional")
         self.n_dirs = 2 if self.direction == "bidirectional" else 1
         self.hidden_size = get("hidden_size")
+        if self.hidden_size is not None and self.hidden_size < 1:
+            raise FormatError(f"{where}: hidden_size {self.hidden_size}; expected a positive integer")
         self.layout = get("layout", 0)
         if self.layout not in (0, 1):
             raise FormatError(f"{where}: layout {self.layout}; expected 0 or 1")
@@ -64,10 +74,7 @@ class RecurrentNodeSpec:
     def _activations(self, names, alphas, betas):
         n = N_ACTIVATIONS[self.cell]
         if names is None:
-            if alphas or betas:
-                raise FormatError(f"{self.where}: activation_alpha/beta given without activations")
-            return tuple(default_activations(self.cell) for _ in range(self.n_dirs))
-        names = [s.decode() if isinstance(s, bytes) else s for s in names]
+            names = [a.name for _ in range(self.n_dirs) for a in default_activations(self.cell)]
         if self.cell == "rnn" and self.n_dirs == 1 and len(names) == 2:
             names = names[:1]  # the RNN op's documented default lists Tanh twice; one direction uses the first
         if len(names) != n * self.n_dirs:
@@ -84,6 +91,10 @@ class RecurrentNodeSpec:
             alpha = alphas.pop(0) if canonical in DEFAULT_ALPHA and alphas else DEFAULT_ALPHA.get(canonical, 0.0)
             beta = betas.pop(0) if canonical in DEFAULT_BETA and betas else DEFAULT_BETA.get(canonical, 0.0)
             acts.append(Activation(canonical, alpha, beta))
+        if alphas or betas:  # onnxruntime ignores them too; say so rather than drop them silently
+            warnings.warn(f"{self.where}: activation_alpha {alphas} / activation_beta {betas} left over: no "
+                          f"activation in {names} takes them, so they are ignored (as onnxruntime does)",
+                          stacklevel=2)
         return tuple(tuple(acts[d * n:(d + 1) * n]) for d in range(self.n_dirs))
 
     def build_layer(self, W, R, B=None, P=None) -> RecurrentLayer:
@@ -120,7 +131,32 @@ def _float_tensor(where, key, value):
     return value.astype(np.float32)
 
 
-def _attr_value(attr):
+def _schema(op_type, opset, where):
+    """The operator as defined in this opset (attributes differ: output_sequence <7, layout >=14, ...)."""
+    from onnx import defs
+
+    try:
+        return defs.get_schema(op_type, opset)
+    except defs.SchemaError:
+        raise FormatError(f"{where}: {op_type} does not exist in opset {opset}") from None
+
+
+def _type_name(attr_type) -> str:
+    from onnx import AttributeProto
+
+    return AttributeProto.AttributeType.Name(int(attr_type))
+
+
+def _attr_value(where, attr):
+    """An attribute's value with strings decoded; undecodable text is a corrupt file, reported as such."""
     from onnx import helper
 
-    return helper.get_attribute_value(attr)
+    value = helper.get_attribute_value(attr)
+    try:
+        if isinstance(value, bytes):
+            return value.decode()
+        if isinstance(value, list) and value and isinstance(value[0], bytes):
+            return [v.decode() for v in value]
+    except UnicodeDecodeError:
+        raise FormatError(f"{where}: attribute {attr.name!r} is not valid UTF-8 text (corrupt file?)") from None
+    return value

@@ -16,8 +16,8 @@ from .onnx_ops import OPS as MODEL_OPS
 
 ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
                10: np.float16, 11: np.float64}
-TYPE_NAMES = {1: "tensor(float)", 6: "tensor(int32)", 7: "tensor(int64)", 9: "tensor(bool)", 10: "tensor(float16)",
-              11: "tensor(double)"}
+TYPE_NAMES = {1: "tensor(float)", 2: "tensor(uint8)", 3: "tensor(int8)", 5: "tensor(int16)", 6: "tensor(int32)",
+              7: "tensor(int64)", 9: "tensor(bool)", 10: "tensor(float16)", 11: "tensor(double)"}
 
 
 def _axes(node_ctx, inputs, attr_name="axes", input_index=1):
@@ -29,7 +29,7 @@ def _axes(node_ctx, inputs, attr_name="axes", input_index=1):
 
 def op_identity(ctx, x): return [x]
 def op_transpose(ctx, x): return [np.transpose(x, ctx.attrs.get("perm"))]
-def op_shape(ctx, x): return [np.array(x.shape, np.int64)]
+def op_shape(ctx, x): return [np.array(x.shape[ctx.attrs.get("start", 0):ctx.attrs.get("end")], np.int64)]
 def op_concat(ctx, *xs): return [np.concatenate(xs, axis=ctx.attrs["axis"])]
 def op_cast(ctx, x): return [x.astype(ONNX_DTYPES[ctx.attrs["to"]])]
 def op_expand(ctx, x, shape): return [x * np.ones([int(s) for s in shape], x.dtype)]
@@ -41,8 +41,11 @@ def op_squeeze(ctx, x, *rest):
 
 
 def op_unsqueeze(ctx, x, *rest):
+    axes = _axes(ctx, (x,) + rest)
+    if axes is None:
+        raise FormatError(f"{ctx.where}: Unsqueeze needs axes (an attribute before opset 13, an input from 13)")
     out = x
-    for a in sorted(a % (x.ndim + len(_axes(ctx, (x,) + rest))) for a in _axes(ctx, (x,) + rest)):
+    for a in sorted(a % (x.ndim + len(axes)) for a in axes):
         out = np.expand_dims(out, a)
     return [out]
 
@@ -86,6 +89,15 @@ def op_constant(ctx):
     raise FormatError(f"{ctx.where}: Constant without a supported value attribute ({sorted(ctx.attrs)})")
 
 
+def check_cast(ctx):
+    if ctx.attrs.get("to") not in ONNX_DTYPES:
+        raise FormatError(f"{ctx.where}: Cast to ONNX type {ctx.attrs.get('to')} is not supported; supported: "
+                          f"{sorted(TYPE_NAMES[t] for t in ONNX_DTYPES if t in TYPE_NAMES)}")
+
+
+# Attribute checks run at load, so an unsupported form is refused before any input arrives.
+LOAD_CHECKS = {"Cast": check_cast}
+
 OPS = {**MODEL_OPS, "Identity": op_identity, "Transpose": op_transpose, "Shape": op_shape, "Concat": op_concat, "Cast": op_cast,
        "Expand": op_expand, "Squeeze": op_squeeze, "Unsqueeze": op_unsqueeze, "Reshape": op_reshape,
        "Gather": op_gather, "Slice": op_slice, "ConstantOfShape": op_constant_of_shape, "Constant": op_constant}
@@ -93,13 +105,26 @@ OPS = {**MODEL_OPS, "Identity": op_identity, "Transpose": op_transpose, "Shape":
 
 class NodeContext:
     def __init__(self, node, where, opset=None):
-        from onnx import helper, numpy_helper
+        from onnx import helper
 
         self.node, self.where, self.opset = node, where, opset
         self.attrs = {}
         for a in node.attribute:
             v = helper.get_attribute_value(a)
-            self.attrs[a.name] = numpy_helper.to_array(v) if hasattr(v, "dims") else v
+            self.attrs[a.name] = _tensor(v, f"{where}: attribute {a.name!r}") if hasattr(v, "dims") else v
+        if node.op_type in LOAD_CHECKS:
+            LOAD_CHECKS[node.op_type](self)
+
+
+def _tensor(proto, what: str) -> np.ndarray:
+    """A TensorProto as an array; a tensor whose bytes do not match its type and shape is a corrupt file."""
+    from onnx import numpy_helper
+
+    try:
+        return numpy_helper.to_array(proto)
+    except (ValueError, TypeError, KeyError) as e:
+        raise FormatError(f"{what}: cannot decode the tensor (type {proto.data_type}, shape {list(proto.dims)}): "
+                          f"{e} (corrupt file?)") from None
 
 
 class RecurrentNode:
@@ -168,15 +193,16 @@ class IfNode:
 class OnnxGraph:
     def __init__(self, model_proto, name: str, n_threads=None, subgraph=None, opset=None, outer_known=()):
         """A model, or (subgraph=GraphProto, opset, outer_known) an If branch that reads outer-scope names."""
-        from onnx import numpy_helper
-
         graph = model_proto.graph if subgraph is None else subgraph
         self.name = name
         if opset is None:
             versions = {o.domain: o.version for o in model_proto.opset_import}
-            opset = versions.get("") or versions.get("ai.onnx", 1)
-        self.consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-        self.inputs = [self._info(v) for v in graph.input if v.name not in self.consts]
+            opset = versions.get("") or versions.get("ai.onnx")
+            if not opset:
+                raise FormatError(f"{name}: the model imports no opset of the ai.onnx domain (opset_import: "
+                                  f"{versions}); truncated or corrupt?")
+        self.consts = {init.name: _tensor(init, f"{name}: initializer {init.name!r}") for init in graph.initializer}
+        self.inputs = [self._info(v, is_input=True) for v in graph.input if v.name not in self.consts]
         self.outputs = [self._info(v) for v in graph.output]
         self.steps = []
         known = set(outer_known) | set(self.consts) | {v.name for v in graph.input}
@@ -219,9 +245,11 @@ class OnnxGraph:
             raise FormatError(f"{ctx.where}: cannot evaluate this constant expression: {e}") from None
         self.consts.update((name, np.asarray(r)) for name, r in zip(ctx.node.output, results) if name)
 
-    @staticmethod
-    def _info(value_info):
+    def _info(self, value_info, is_input=False):
         t = value_info.type.tensor_type
+        if is_input and t.elem_type not in TYPE_NAMES:  # feeds are checked against the type: it must be known
+            raise FormatError(f"{self.name}: graph input {value_info.name!r} has ONNX element type {t.elem_type}; "
+                              f"supported: {sorted(TYPE_NAMES.values())}")
         shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
         return TensorInfo(value_info.name, shape, TYPE_NAMES.get(t.elem_type, f"tensor(type {t.elem_type})"))
 
@@ -294,10 +322,15 @@ class OnnxGraph:
         return "\n".join(lines)
 
 
-def load_onnx(data: bytes, name: str = "<bytes>", n_threads=None) -> Model:
+def load_onnx(path_or_bytes, name: str = None, n_threads=None) -> Model:
+    """An ONNX model (path, bytes or binary file object) as a Model; `name` is used in messages."""
     from google.protobuf.message import DecodeError
     import onnx
 
+    from ..formats import read_source
+
+    data, source_name = read_source(path_or_bytes)
+    name = name or source_name
     try:
         proto = onnx.load_from_string(data)
     except (DecodeError, ValueError, RuntimeError) as e:
