@@ -260,3 +260,27 @@ def test_alpha_without_activations_is_ignored_with_a_warning_as_onnxruntime_does
         model = rnnfast.load(data)
     for g, w in zip(model.run(feeds), ort_run(data, feeds)):
         assert_close(g, w)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("shape", [(0, 2, 3), (4, 0, 3)])
+def test_empty_sequence_or_batch(cell, shape):
+    """No steps or no rows: empty Y, and zero states even with initial states given (every row has length 0,
+    SEMANTICS.md 1.1). onnxruntime 1.32 agrees for RNN; for LSTM with T=0 its Y_h/Y_c are sometimes garbage
+    (uninitialised memory) and it aborts the process on GRU with T=0 or B=0 and LSTM with B=0, so the
+    documented rule is the oracle here."""
+    rng = np.random.default_rng(13)
+    f32 = lambda *s: rng.uniform(-1, 1, s).astype(np.float32)
+    G, D, H, (T, B, I) = GATES[cell], 2, 3, shape
+    inputs = [f32(T, B, I), f32(D, G * H, I), f32(D, G * H, H), None, None, f32(D, B, H)]
+    if cell == "lstm":
+        inputs.append(f32(D, B, H))
+    data, feeds = recurrent_model(cell, {"hidden_size": H, "direction": "bidirectional"}, inputs,
+                                  3 if cell == "lstm" else 2)
+    got = rnnfast.load(data).run(feeds)
+    want = [np.zeros((T, D, B, H), np.float32)] + [np.zeros((D, B, H), np.float32)] * (len(got) - 1)
+    if cell == "rnn":
+        assert all(np.array_equal(w, z) for w, z in zip(ort_run(data, feeds), want))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert_close(g, w)

@@ -155,16 +155,26 @@ class RecurrentNode:
             raise ValueError(f"{spec.where}: X has shape {tuple(np.shape(get('X')))}, expected a 3-D tensor with "
                              f"{layer.input_size} features ({'[batch, seq, input]' if spec.layout else '[seq, batch, input]'})")
         lens = get("sequence_lens")
-        try:
-            y, y_h, y_c = engine.run_layer(layer, x, sequence_lens=lens, initial_h=h0, initial_c=c0,
-                                           n_threads=self.n_threads)
-        except ValueError as e:
-            raise ValueError(f"{spec.where}: {e}") from None
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            y, y_h, y_c = _empty_run(layer, x.shape[0], x.shape[1])
+        else:
+            try:
+                y, y_h, y_c = engine.run_layer(layer, x, sequence_lens=lens, initial_h=h0, initial_c=c0,
+                                               n_threads=self.n_threads)
+            except ValueError as e:
+                raise ValueError(f"{spec.where}: {e}") from None
         if spec.layout == 1:
             y, y_h = y.transpose(2, 0, 1, 3), np.swapaxes(y_h, 0, 1)
             y_c = None if y_c is None else np.swapaxes(y_c, 0, 1)
         outs = [y, y_h, y_c]
         return {name: outs[i].astype(out_dtype, copy=False) for i, name in enumerate(spec.node.output) if name}
+
+
+def _empty_run(layer, seq_len, batch):
+    """No steps or no rows: empty Y and zero states, as onnxruntime gives (every row has length 0)."""
+    D, P = layer.n_dirs, layer.output_size
+    y_c = np.zeros((D, batch, layer.hidden_size), np.float32) if layer.cell == "lstm" else None
+    return np.zeros((seq_len, D, batch, P), np.float32), np.zeros((D, batch, P), np.float32), y_c
 
 
 class IfNode:
