@@ -71,6 +71,8 @@ def test_sequence_lens_out_of_range_names_node_and_range():
     data, feeds = recurrent_model("gru", {"hidden_size": 4}, inputs + [np.array([2, 6], np.int32)], 2)
     with pytest.raises(ValueError, match="GRU.*sequence_lens values must lie in \\[0, 5\\]"):
         rnnfast.load(data).run(feeds)
+    with pytest.raises(ValueError, match="GRU.*sequence_lens values must lie in \\[0, 0\\]"):
+        rnnfast.load(data).run(feeds | {"X": feeds["X"][:0], "sequence_lens": np.array([0, 1], np.int32)})
 
 
 @pytest.mark.parametrize("x,match", [(np.zeros((5, 3), np.float32), "has 2 dimensions, expected 3"),

@@ -156,6 +156,9 @@ class RecurrentNode:
                              f"{layer.input_size} features ({'[batch, seq, input]' if spec.layout else '[seq, batch, input]'})")
         lens = get("sequence_lens")
         if x.shape[0] == 0 or x.shape[1] == 0:
+            if lens is not None and np.any(np.asarray(lens) != 0):
+                raise ValueError(f"{spec.where}: sequence_lens values must lie in [0, 0] (seq_len), got "
+                                 f"{np.asarray(lens).tolist()}")
             y, y_h, y_c = _empty_run(layer, x.shape[0], x.shape[1])
         else:
             try:
