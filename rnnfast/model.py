@@ -53,6 +53,14 @@ class Model:
     def describe(self) -> str:
         return self.graph.describe()
 
+    def reset_states(self) -> None:
+        """Zero the state that stateful layers (Keras stateful=True) keep from one run call to the next."""
+        reset = getattr(self.graph, "reset_states", None)
+        if reset is None:
+            raise NotImplementedError(f"{self.source or 'this model'}: {type(self.graph).__name__} models keep no "
+                                      f"state between run calls")
+        reset()
+
     def stream(self, batch: int = 1, n_threads=None):
         """A rnnfast.stream.Stream: step(x_t) with the recurrent state kept between calls."""
         make = getattr(self.graph, "stream", None)

@@ -95,3 +95,33 @@ def split_onnx_bias(cell: str, b, hidden: int):
 
 
 CANONICAL_ORDER_SIZE = {cell: len(order) for cell, order in CANONICAL_ORDER.items()}
+
+
+def from_keras1(cell: str, arrays, hidden: int):
+    """Keras 1 per-gate weights (consume_less 'cpu'/'mem') -> canonical, one direction.
+
+    LSTM stores 12 arrays W_x, U_x, b_x for x in KERAS1_LSTM_ORDER (i, c, f, o); GRU 9 arrays for z, r, h.
+    They are joined into the Keras 2 layout (what Keras 2's loader did) and converted by from_keras.
+    """
+    order = {"lstm": KERAS1_LSTM_ORDER, "gru": KERAS_ORDER["gru"]}[cell]
+    per_gate = {g: arrays[3 * k:3 * k + 3] for k, g in enumerate(order)}
+    joined = [np.concatenate([np.asarray(per_gate[g][j]) for g in KERAS_ORDER[cell]], axis=-1) for j in range(3)]
+    return from_keras(cell, joined[0], joined[1], joined[2], hidden)
+
+
+def from_keras_cudnn(cell: str, kernel, recurrent_kernel, bias, hidden: int):
+    """CuDNNLSTM / CuDNNGRU weights (Keras 2 / tf.keras 1.x) -> canonical, one direction.
+
+    These layers handed each gate's kernel block to cuDNN as a flat buffer that cuDNN reads as a row-major
+    [hidden, input] matrix, so the equivalent Keras LSTM/GRU kernel block is `k.T.reshape(k.shape, order='F')` and
+    the recurrent block its transpose (tf-keras hdf5_format._convert_rnn_weights). CuDNNLSTM's bias is [8H] =
+    input and recurrent halves, which only ever appear summed; CuDNNGRU's [6H] bias is GRU(reset_after=True)'s
+    [2, 3H]. Gate order is Keras' own (i,f,c,o / z,r,h).
+    """
+    n = len(KERAS_ORDER[cell])
+    kernel, recurrent_kernel, bias = (np.asarray(a) for a in (kernel, recurrent_kernel, bias))
+    k = np.hstack([b.T.reshape(b.shape, order="F") for b in np.hsplit(kernel, n)])
+    r = np.hstack([b.T for b in np.hsplit(recurrent_kernel, n)])
+    if cell == "lstm":
+        return from_keras(cell, k, r, bias.reshape(2, -1).sum(axis=0), hidden)
+    return from_keras(cell, k, r, bias.reshape(2, -1), hidden, reset_after=True)
