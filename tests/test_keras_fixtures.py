@@ -1,0 +1,52 @@
+"""Keras files made by tools/make_keras_fixtures.py with real Keras 3, tf-keras and (for Keras 1/2.1/CuDNN files)
+tf-keras' own legacy loader: rnnfast's run must give what model.predict gave."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import assert_close
+
+import rnnfast
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "keras")
+CASES = [c for path in sorted(glob.glob(os.path.join(DATA, "manifest_*.json"))) for c in json.load(open(path))]
+
+
+def _load(case):
+    options = {"config": os.path.join(DATA, case["config"])} if case.get("config") else {}
+    return rnnfast.load(os.path.join(DATA, case["file"]), **options)
+
+
+def _arrays(npz, prefix, letter):
+    out, i = [], 0
+    while f"{prefix}{letter}{i}" in npz:
+        out.append(npz[f"{prefix}{letter}{i}"])
+        i += 1
+    return out
+
+
+def test_fixtures_present():
+    generations = {c["generation"] for c in CASES}
+    assert {"keras3"} <= generations, generations
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] + "-" + c["generation"] for c in CASES])
+def test_matches_keras_predict(case):
+    model = _load(case)
+    npz = np.load(os.path.join(DATA, case["npz"]))
+    chunks = case.get("chunks")
+    calls = range(chunks) if chunks else [None]
+    for k in calls:
+        prefix = "" if k is None else f"c{k}_"
+        if k is not None and k in case.get("reset_before", []):
+            model.reset_states()
+        xs, ys = _arrays(npz, prefix, "x"), _arrays(npz, prefix, "y")
+        got = model.run(xs if len(xs) > 1 else xs[0])
+        assert len(got) == len(ys), f"{case['name']}: {len(got)} outputs, Keras gave {len(ys)}"
+        for j, (g, e) in enumerate(zip(got, ys)):
+            assert_close(g, e, what=f"{case['name']} output {j} ({model.output_names[j]}) call {k}")
+    text = model.describe()
+    for needle in case.get("describe", []):
+        assert needle in text, f"{case['name']}: describe() lacks {needle!r}:\n{text}"
