@@ -1,0 +1,73 @@
+"""The portable Pipeline (rnnfast/pipeline.py) against the float64 reference, stage by stage."""
+import numpy as np
+import pytest
+from conftest import assert_close, random_layer
+
+from rnnfast import reference
+from rnnfast.errors import FormatError
+from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, PipelineGraph, RecurrentStage, run_pipeline
+
+
+def _expected(p, ids):
+    """float64 walk of the same stages: Keras mask semantics from id 0 when the embedding asks for it."""
+    emb, stack, head = p.stages
+    x = emb.table.astype(np.float64)[ids]
+    mask = (ids != 0) if emb.mask_zero else None
+    for layer in stack.layers:
+        y, y_h, _ = reference.run_layer(layer, x, mask=mask)
+        T, B = x.shape[:2]
+        x = y.transpose(0, 2, 1, 3).reshape(T, B, -1)
+    if not stack.return_sequences:
+        x = y_h.transpose(1, 0, 2).reshape(x.shape[1], -1)
+    z = x @ head.weight.T.astype(np.float64) + head.bias
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+@pytest.mark.parametrize("mask_zero", [False, True])
+def test_embedding_stack_dense_matches_reference(rng, cell, return_sequences, mask_zero):
+    l1 = random_layer(rng, cell, "bidirectional", input_size=5, hidden_size=6)
+    l2 = random_layer(rng, cell, "forward", input_size=12, hidden_size=7)
+    p = Pipeline([EmbeddingStage(rng.standard_normal((11, 5)), mask_zero=mask_zero),
+                  RecurrentStage([l1, l2], return_sequences=return_sequences),
+                  DenseStage(rng.standard_normal((3, 7)), rng.standard_normal(3), "softmax")])
+    ids = rng.integers(1, 11, (9, 4))
+    ids[3:5, 1] = 0  # padding in the middle of a row
+    ids[7:, 2] = 0
+    got = run_pipeline(p, ids)
+    assert got.shape == ((9, 4, 3) if return_sequences else (4, 3))
+    assert_close(got, _expected(p, ids), what=f"{cell} pipeline")
+    graph = PipelineGraph(p)
+    assert_close(graph.run({"input": ids.T.copy() if p.batch_first else ids})[0], got)
+
+
+def test_batch_first_swaps_only_the_outer_axes(rng):
+    layer = random_layer(rng, "gru", "forward", input_size=4, hidden_size=5)
+    head = DenseStage(rng.standard_normal((2, 5)), None, "tanh")
+    x = rng.standard_normal((6, 3, 4)).astype(np.float32)
+    time_major = run_pipeline(Pipeline([RecurrentStage([layer]), head]), x)
+    batch_major = run_pipeline(Pipeline([RecurrentStage([layer]), head], batch_first=True), x.transpose(1, 0, 2))
+    np.testing.assert_array_equal(batch_major, time_major.transpose(1, 0, 2))
+
+
+def test_inconsistent_pipelines_are_refused(rng):
+    layer = random_layer(rng, "lstm", "forward", input_size=4, hidden_size=5)
+    with pytest.raises(FormatError, match="takes 6 features, gets 5"):
+        Pipeline([RecurrentStage([layer]), DenseStage(np.zeros((2, 6)))])
+    with pytest.raises(FormatError, match="returned no sequence"):
+        Pipeline([RecurrentStage([layer], return_sequences=False),
+                  RecurrentStage([random_layer(rng, "lstm", "forward", input_size=5, hidden_size=5)])])
+    with pytest.raises(FormatError, match="activation 'gelu'"):
+        DenseStage(np.zeros((2, 5)), activation="gelu")
+    with pytest.raises(FormatError, match="at least one recurrent"):
+        Pipeline([DenseStage(np.zeros((2, 5)))])
+
+
+def test_bad_input_is_named(rng):
+    p = Pipeline([EmbeddingStage(np.zeros((4, 3))), RecurrentStage([random_layer(rng, "rnn", input_size=3)])])
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 4\)"):
+        run_pipeline(p, np.array([[5]]))
+    with pytest.raises(ValueError, match="integer token ids"):
+        run_pipeline(p, np.zeros((2, 1), np.float32))
