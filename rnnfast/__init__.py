@@ -1,7 +1,7 @@
 """rnnfast: fast CPU inference for recurrent neural networks (RNN, GRU, LSTM) without the training framework.
 
     import rnnfast
-    model = rnnfast.load("model.onnx")       # or .h5 / .keras / .pt / .safetensors
+    model = rnnfast.load("model.onnx")       # or .h5 / .keras / .pt / .safetensors / .rnnf
     outputs = model.run(x)
 """
 from __future__ import annotations
@@ -32,6 +32,12 @@ def load(path_or_bytes, **options) -> Model:
         from .importers.torch import load_torch
 
         return load_torch(data, name=name, **options)
+    if kind == "rnnf":
+        from .importers.rnnf import load_rnnf_model
+
+        if options:
+            raise TypeError(f"{name}: .rnnf files take no load options, got {sorted(options)}")
+        return load_rnnf_model(data, name=name)
     raise FormatError(f"{name}: {kind} files are not supported yet")
 
 

@@ -1,0 +1,33 @@
+"""Write a Pipeline's canonical float32 weights to .safetensors (names in docs/format.md), with its options
+as JSON in the `rnnfast.pipeline` metadata entry. Layout per the huggingface spec: 8-byte little-endian header
+length, JSON header (padded with spaces to a multiple of 8), raw little-endian data."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from ._canonical import canonical_arrays, pipeline_config
+
+
+def to_bytes(pipeline) -> bytes:
+    arrays = canonical_arrays(pipeline)
+    header, offset, chunks = {"__metadata__": {"rnnfast.pipeline": pipeline_config(pipeline)}}, 0, []
+    for name, arr in arrays.items():
+        raw = np.ascontiguousarray(arr, "<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
+
+
+def save_safetensors(pipeline, path) -> None:
+    data = to_bytes(pipeline)
+    if hasattr(path, "write"):
+        path.write(data)
+        return
+    with open(os.fspath(path), "wb") as f:
+        f.write(data)

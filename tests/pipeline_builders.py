@@ -1,0 +1,95 @@
+"""Random Pipelines covering every cell and option, for the .rnnf round-trip, corruption and C-library tests.
+
+    random_pipeline(rng, cell, direction="forward", n_layers=1, embedding=None|"plain"|"mask_zero",
+                    head="softmax"|None|..., return_sequences=True, batch_first=False, **layer options)
+    random_input(rng, pipeline, seq_len, batch)   -> ids or floats in the pipeline's own layout
+    PIPELINE_CASES: named keyword sets for random_pipeline that together use every option
+"""
+import numpy as np
+from conftest import random_layer
+
+from rnnfast.layers import Activation
+from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+
+VOCAB = 13
+
+
+def _acts(rng, cell, n_dirs):
+    """Activations with non-default alpha/beta, one tuple per direction."""
+    choices = {"rnn": [("Tanh",), ("Relu",), ("ScaledTanh",)],
+               "gru": [("Sigmoid", "Tanh"), ("HardSigmoid", "Softsign"), ("Sigmoid", "LeakyRelu")],
+               "lstm": [("Sigmoid", "Tanh", "Tanh"), ("HardSigmoid", "Tanh", "Softsign"),
+                        ("Sigmoid", "Elu", "ScaledTanh")]}[cell]
+    out = []
+    for _ in range(n_dirs):
+        names = choices[rng.integers(len(choices))]
+        out.append(tuple(Activation(n, float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.1, 0.9)))
+                         if n in ("HardSigmoid", "ScaledTanh", "LeakyRelu", "Elu") else Activation(n)
+                         for n in names))
+    return tuple(out)
+
+
+def random_pipeline(rng, cell, direction="forward", n_layers=1, embedding=None, head="softmax",
+                    return_sequences=True, batch_first=False, mask_zero_output=False, custom_acts=False,
+                    two_stacks=False, **options):
+    width = 5
+    stages = []
+    if embedding:
+        stages.append(EmbeddingStage(rng.standard_normal((VOCAB, width)), mask_zero=embedding == "mask_zero",
+                                     name="embed"))
+
+    def stack(width, name, return_sequences):
+        layers = []
+        for k in range(n_layers):
+            n_dirs = 2 if direction == "bidirectional" else 1
+            acts = _acts(rng, cell, n_dirs) if custom_acts else options.get("activations")
+            layer = random_layer(rng, cell, direction, input_size=width, hidden_size=int(rng.integers(3, 9)),
+                                 name=f"{name}.{k}", **{**options, "activations": acts})
+            layers.append(layer)
+            width = layer.n_dirs * layer.output_size
+        return RecurrentStage(layers, return_sequences=return_sequences, mask_zero_output=mask_zero_output,
+                              name=name), width
+
+    if two_stacks:
+        s, width = stack(width, "rnn_a", True)
+        stages.append(s)
+        stages.append(DenseStage(rng.standard_normal((6, width)), rng.standard_normal(6), "tanh", name="mid"))
+        width = 6
+    s, width = stack(width, "rnn_b", return_sequences)
+    stages.append(s)
+    if head:
+        bias = None if head == "relu" else rng.standard_normal(3)
+        stages.append(DenseStage(rng.standard_normal((3, width)), bias, head, name="head"))
+    return Pipeline(stages, batch_first=batch_first, name=f"{cell}-{direction}")
+
+
+def random_input(rng, p, seq_len=7, batch=3):
+    if p.takes_ids:
+        ids = rng.integers(1, VOCAB, (seq_len, batch))
+        ids[2:4, 0] = 0  # masked steps in the middle and at the end of rows
+        ids[seq_len - 2:, batch - 1] = 0
+        return ids.T.copy() if p.batch_first else ids
+    x = rng.standard_normal((seq_len, batch, p.input_size)).astype(np.float32)
+    return x.transpose(1, 0, 2).copy() if p.batch_first else x
+
+
+PIPELINE_CASES = {
+    "rnn": dict(cell="rnn"),
+    "rnn-relu-clip-reverse": dict(cell="rnn", direction="reverse", activations="Relu", clip=0.7),
+    "rnn-custom-acts-bi": dict(cell="rnn", direction="bidirectional", custom_acts=True, head="linear"),
+    "gru": dict(cell="gru", n_layers=2),
+    "gru-lbr-bi": dict(cell="gru", direction="bidirectional", linear_before_reset=True, head="sigmoid"),
+    "gru-acts-clip": dict(cell="gru", custom_acts=True, clip=1.5, head="relu"),
+    "lstm": dict(cell="lstm", n_layers=3, head=None),
+    "lstm-peep-forget": dict(cell="lstm", peepholes=True, input_forget=True, head="tanh"),
+    "lstm-proj-bi": dict(cell="lstm", direction="bidirectional", proj_size=2, n_layers=2),
+    "lstm-proj-peep-clip-acts": dict(cell="lstm", proj_size=3, peepholes=True, clip=2.0, custom_acts=True),
+    "lstm-nobias-reverse": dict(cell="lstm", direction="reverse", bias=False),
+    "embed-lstm-last": dict(cell="lstm", embedding="plain", return_sequences=False),
+    "embed-mask-gru": dict(cell="gru", embedding="mask_zero", n_layers=2),
+    "embed-mask-bi-zero-out": dict(cell="lstm", direction="bidirectional", embedding="mask_zero",
+                                   mask_zero_output=True),
+    "embed-mask-rnn-last": dict(cell="rnn", embedding="mask_zero", return_sequences=False, head="sigmoid"),
+    "two-stacks-batch-first": dict(cell="gru", two_stacks=True, batch_first=True, embedding="mask_zero"),
+    "two-stacks-last": dict(cell="lstm", two_stacks=True, return_sequences=False, proj_size=2),
+}

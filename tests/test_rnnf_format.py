@@ -1,0 +1,130 @@
+"""The .rnnf format (docs/format.md): Python round trip of every cell and option bit for bit, rnnfast.load,
+layout rules (alignment, sizes), and the .npz / .safetensors canonical weight writers."""
+import io
+import json
+
+import numpy as np
+import pytest
+from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline
+
+import rnnfast
+from rnnfast import engine, rnnf_spec as spec
+from rnnfast.exporters.npz import save_npz
+from rnnfast.exporters.rnnf import save_rnnf, to_bytes
+from rnnfast.exporters.safetensors import save_safetensors
+from rnnfast.importers._safetensors import read_safetensors
+from rnnfast.importers.rnnf import load_rnnf
+from rnnfast.pipeline import PipelineGraph, RecurrentStage, run_pipeline
+
+
+def _layer_fields(layer):
+    return (layer.cell, layer.direction, layer.hidden_size, layer.input_size, layer.activations, layer.clip,
+            layer.input_forget, layer.linear_before_reset, layer.proj_size, layer.name)
+
+
+def assert_same_pipeline(a, b):
+    assert (a.batch_first, a.name, len(a.stages)) == (b.batch_first, b.name, len(b.stages))
+    for sa, sb in zip(a.stages, b.stages):
+        assert type(sa) is type(sb) and sa.name == sb.name
+        if isinstance(sa, RecurrentStage):
+            assert (sa.return_sequences, sa.mask_zero_output) == (sb.return_sequences, sb.mask_zero_output)
+            for la, lb in zip(sa.layers, sb.layers, strict=True):
+                assert _layer_fields(la) == _layer_fields(lb)
+                for key in ("w_ih", "w_hh", "b_ih", "b_hh", "peepholes", "w_hr"):
+                    va, vb = getattr(la, key), getattr(lb, key)
+                    assert (va is None) == (vb is None), key
+                    if va is not None:
+                        np.testing.assert_array_equal(va, vb)
+        else:
+            for key in ("table", "weight", "bias", "mask_zero", "activation"):
+                va, vb = getattr(sa, key, None), getattr(sb, key, None)
+                if isinstance(va, np.ndarray):
+                    np.testing.assert_array_equal(va, vb)
+                else:
+                    assert va == vb, key
+
+
+@pytest.mark.parametrize("case", sorted(PIPELINE_CASES))
+def test_round_trip_runs_bit_for_bit(rng, case, tmp_path):
+    p = random_pipeline(rng, **PIPELINE_CASES[case])
+    path = tmp_path / "m.rnnf"
+    save_rnnf(p, path)
+    back = load_rnnf(path.read_bytes(), str(path))
+    assert_same_pipeline(p, back)
+    x = random_input(rng, p)
+    expected = run_pipeline(p, x)
+    np.testing.assert_array_equal(run_pipeline(back, x), expected)
+    model = rnnfast.load(path)
+    assert isinstance(model.graph, PipelineGraph)
+    np.testing.assert_array_equal(model.run(x)[0], expected)
+
+
+def test_random_pipelines_round_trip(rng):
+    cases = list(PIPELINE_CASES.values())
+    for _ in range(12):
+        kw = dict(cases[rng.integers(len(cases))])
+        kw["batch_first"] = bool(rng.integers(2))
+        p = random_pipeline(rng, **kw)
+        back = load_rnnf(to_bytes(p))
+        assert_same_pipeline(p, back)
+        x = random_input(rng, p, seq_len=int(rng.integers(1, 6)), batch=int(rng.integers(1, 4)))
+        np.testing.assert_array_equal(run_pipeline(back, x), run_pipeline(p, x))
+
+
+def test_layout_is_aligned_and_exact(rng):
+    p = random_pipeline(rng, **PIPELINE_CASES["lstm-proj-peep-clip-acts"])
+    data = to_bytes(p)
+    header = spec.HEADER.unpack(data[:64])
+    assert header[0] == b"RNNF" and header[1:3] == (1, 0) and header[5] == len(data)
+    n_stages, n_layers, n_blobs = header[7:10]
+    blobs_at = header[6] + 32 * n_stages + 208 * n_layers
+    offsets = [spec.BLOB.unpack_from(data, blobs_at + 48 * i)[0] for i in range(n_blobs)]
+    assert all(o % 64 == 0 for o in offsets)
+    # peepholes, w_hr and the head's bias are stored: w_ih w_hh b_ih b_hh peep w_hr + weight bias
+    assert n_blobs == 8
+    head = p.stages[-1]
+    at = offsets[-2]
+    np.testing.assert_array_equal(np.frombuffer(data, "<f4", head.weight.size, at).reshape(head.weight.shape),
+                                  head.weight)
+
+
+def test_enum_codes_match_the_c_library():
+    assert {name: i for i, name in enumerate(spec.ACTIVATIONS)} == engine.ACTIVATION_CODES
+    assert {name: i for i, name in enumerate(spec.CELLS)} == engine.CELL_CODES
+
+
+def test_file_objects_and_bytes_load(rng):
+    p = random_pipeline(rng, **PIPELINE_CASES["embed-mask-gru"])
+    buf = io.BytesIO()
+    save_rnnf(p, buf)
+    model = rnnfast.load(buf.getvalue())
+    assert model.input_names == ["input"] and model.outputs[0].shape == ["seq_len", "batch", 3]
+    assert "GRU" in model.describe()
+
+
+def test_npz_holds_the_canonical_weights(rng, tmp_path):
+    p = random_pipeline(rng, **PIPELINE_CASES["two-stacks-last"])
+    save_npz(p, tmp_path / "w")
+    with np.load(tmp_path / "w") as z:
+        names = set(z.files)
+        config = json.loads(str(z["__pipeline__"]))
+        lstm = p.stages[0].layers[0]
+        np.testing.assert_array_equal(z["stages.0.layers.0.w_hr"], lstm.w_hr)
+        np.testing.assert_array_equal(z["stages.1.weight"], p.stages[1].weight)
+    assert {"stages.0.layers.0.w_ih", "stages.0.layers.0.b_hh", "stages.2.layers.0.w_hr", "stages.3.bias"} <= names
+    assert not any("peepholes" in n for n in names)
+    assert config["stages"][0]["layers"][0]["proj_size"] == 2 and config["stages"][2]["return_sequences"] is False
+
+
+def test_safetensors_reads_back_with_the_canonical_names(rng, tmp_path):
+    p = random_pipeline(rng, **PIPELINE_CASES["embed-mask-bi-zero-out"])
+    save_safetensors(p, tmp_path / "w.safetensors")
+    data = (tmp_path / "w.safetensors").read_bytes()
+    assert int.from_bytes(data[:8], "little") % 8 == 0
+    tensors, meta = read_safetensors(data, "w.safetensors")
+    np.testing.assert_array_equal(tensors["stages.0.table"], p.stages[0].table)
+    np.testing.assert_array_equal(tensors["stages.1.layers.0.w_hh"], p.stages[1].layers[0].w_hh)
+    np.testing.assert_array_equal(tensors["stages.2.bias"], p.stages[2].bias)
+    config = json.loads(meta["rnnfast.pipeline"])
+    assert config["stages"][1]["layers"][0]["direction"] == "bidirectional"
+    assert config["stages"][1]["mask_zero_output"] is True
