@@ -53,6 +53,18 @@ class Model:
     def describe(self) -> str:
         return self.graph.describe()
 
+    def to_pipeline(self):
+        """The model as a rnnfast.pipeline.Pipeline (what the exporters write), or FormatError naming the layer or
+        node that does not fit one. Only the main output is kept: a PyTorch model's h_n/c_n outputs and h0/c0
+        inputs, and an ONNX graph's final-state outputs, have no place in a pipeline (it starts from zero state)."""
+        make = getattr(self.graph, "to_pipeline", None)
+        if make is None:
+            from .errors import FormatError
+
+            raise FormatError(f"{self.source or 'this model'}: {type(self.graph).__name__} models do not convert "
+                              f"to a pipeline")
+        return make()
+
     def reset_states(self) -> None:
         """Zero the state that stateful layers (Keras stateful=True) keep from one run call to the next."""
         reset = getattr(self.graph, "reset_states", None)

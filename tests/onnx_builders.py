@@ -33,3 +33,96 @@ def recurrent_model(cell, attrs, inputs, n_outputs, opset=14, constant=("W", "R"
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model.SerializeToString(), feeds
+
+
+def _f32(name, a):
+    return numpy_helper.from_array(np.ascontiguousarray(a, np.float32), name)
+
+
+def stack_model(layers, batch_first=False, table=None, head=None, final_state=False, opset=14):
+    """A recurrent stack with the glue torch.onnx.export writes: Gather for an embedding, Transpose for
+    batch_first, zero initial states from Expand over the input's shape, Squeeze (one direction) or Transpose +
+    Reshape (two) between layers, Y_h of the last layer when `final_state`, a MatMul+Add+Softmax head on the
+    sequence or a Gemm+Tanh head on the final state (`head` = (weight [out, in], bias)), and every layer's Y_h
+    concatenated as a second output. Layers: canonical RecurrentLayers without projection, default activations.
+    Returns model bytes."""
+    nodes, inits = [], []
+    x_name = "input"
+    if table is not None:
+        inits.append(_f32("table", table))
+        nodes.append(helper.make_node("Gather", ["table", "input"], ["emb"]))
+        x_name = "emb"
+    if batch_first:
+        nodes.append(helper.make_node("Transpose", [x_name], ["x_tm"], perm=[1, 0, 2]))
+        x_name = "x_tm"
+    inits.append(numpy_helper.from_array(np.array(1, np.int64), "one"))
+    nodes += [helper.make_node("Shape", [x_name], ["xshape"]),
+              helper.make_node("Gather", ["xshape", "one"], ["bscalar"], axis=0),
+              helper.make_node("Unsqueeze", ["bscalar", "axes0"], ["batch"])]
+    inits.append(numpy_helper.from_array(np.array([0], np.int64), "axes0"))
+    inits.append(numpy_helper.from_array(np.array(0, np.float32), "zero"))
+    states = []
+    for k, layer in enumerate(layers):
+        D, H = layer.n_dirs, layer.hidden_size
+        inits += [_f32(f"W{k}", layer.w_ih), _f32(f"R{k}", layer.w_hh),
+                  _f32(f"B{k}", np.concatenate([layer.b_ih, layer.b_hh], axis=1)),
+                  numpy_helper.from_array(np.array([D], np.int64), f"D{k}"),
+                  numpy_helper.from_array(np.array([H], np.int64), f"H{k}")]
+        nodes += [helper.make_node("Concat", [f"D{k}", "batch", f"H{k}"], [f"sshape{k}"], axis=0),
+                  helper.make_node("Expand", ["zero", f"sshape{k}"], [f"h0_{k}"])]
+        ins = [x_name, f"W{k}", f"R{k}", f"B{k}", "", f"h0_{k}"]
+        outs = [f"Y{k}", f"Yh{k}"]
+        if layer.cell == "lstm":
+            ins.append(f"h0_{k}")
+            outs.append(f"Yc{k}")
+            if layer.peepholes is not None:
+                inits.append(_f32(f"P{k}", layer.peepholes))
+                ins.append(f"P{k}")
+        attrs = dict(hidden_size=H, direction=layer.direction)
+        if layer.linear_before_reset:
+            attrs["linear_before_reset"] = 1
+        if layer.clip is not None:
+            attrs["clip"] = layer.clip
+        nodes.append(helper.make_node(OPS[layer.cell], ins, outs, **attrs))
+        states.append(f"Yh{k}")
+        if D == 1:
+            inits.append(numpy_helper.from_array(np.array([1], np.int64), f"sq{k}"))
+            nodes.append(helper.make_node("Squeeze", [f"Y{k}", f"sq{k}"], [f"X{k + 1}"]))
+        else:
+            inits.append(numpy_helper.from_array(np.array([0, 0, -1], np.int64), f"rs{k}"))
+            nodes += [helper.make_node("Transpose", [f"Y{k}"], [f"Yt{k}"], perm=[0, 2, 1, 3]),
+                      helper.make_node("Reshape", [f"Yt{k}", f"rs{k}"], [f"X{k + 1}"])]
+        x_name = f"X{k + 1}"
+    last = len(layers) - 1
+    if final_state:
+        D = layers[-1].n_dirs
+        inits.append(numpy_helper.from_array(np.array([0, -1], np.int64), "fs"))
+        nodes += [helper.make_node("Transpose", [f"Yh{last}"], ["Yh_t"], perm=[1, 0, 2]),
+                  helper.make_node("Reshape", ["Yh_t", "fs"], ["final"])]
+        x_name = "final"
+    elif batch_first:
+        nodes.append(helper.make_node("Transpose", [x_name], ["y_bf"], perm=[1, 0, 2]))
+        x_name = "y_bf"
+    if head is not None:
+        w, b = head
+        if final_state:
+            inits += [_f32("hw", w), _f32("hb", b)]
+            nodes += [helper.make_node("Gemm", [x_name, "hw", "hb"], ["logits"], transB=1),
+                      helper.make_node("Tanh", ["logits"], ["out"])]
+        else:
+            inits += [_f32("hw", w.T), _f32("hb", b)]
+            nodes += [helper.make_node("MatMul", [x_name, "hw"], ["mm"]),
+                      helper.make_node("Add", ["mm", "hb"], ["logits"]),
+                      helper.make_node("Softmax", ["logits"], ["out"], axis=-1)]
+        x_name = "out"
+    nodes.append(helper.make_node("Concat", states, ["h_n"], axis=0))
+    if table is not None:
+        graph_in = helper.make_tensor_value_info("input", TensorProto.INT64, ["a", "b"])
+    else:
+        graph_in = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["a", "b", layers[0].input_size])
+    graph = helper.make_graph(nodes, "stack", [graph_in],
+                              [helper.make_tensor_value_info(x_name, TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("h_n", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model.SerializeToString()

@@ -114,6 +114,19 @@ class TorchGraph:
         return Stream(self.layers, batch, pre=pre, post=post, input_check=check, n_threads=n_threads,
                       where=self._where())
 
+    def to_pipeline(self):
+        """Embedding -> the recurrent stack -> Linear. Always fits; h0/c0 inputs and h_n/c_n outputs are left out
+        (a pipeline starts from zero state and returns the sequence only), and so is unbatched input."""
+        from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+
+        stages = []
+        if self.embedding is not None:
+            stages.append(EmbeddingStage(self.embedding.weight, name=self.embedding.name))
+        stages.append(RecurrentStage(list(self.layers), name=self.name))
+        if self.head is not None:
+            stages.append(DenseStage(self.head.weight, self.head.bias, name=self.head.name))
+        return Pipeline(stages, batch_first=self.batch_first, name=self.name, source=self._where())
+
     def _input(self, x):
         """(time-major [T, B, I] float32 array, batched?) from the user's input."""
         if self.embedding is not None:

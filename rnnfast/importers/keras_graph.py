@@ -305,6 +305,11 @@ class KerasModelGraph:
     def reset_states(self):
         self.graph.reset_states()
 
+    def to_pipeline(self):
+        from .keras_pipeline import keras_to_pipeline
+
+        return keras_to_pipeline(self)
+
     def describe(self) -> str:
         lines = [f"Keras {self.ctx.keras_version} {self.graph.spec.cls} model {self.graph.spec.name!r} "
                  f"from {self.source} ({self.fmt})"]

@@ -323,6 +323,11 @@ class OnnxGraph:
             raise NotImplementedError(f"{self.name}: streaming needs X as the only graph input")
         return Stream([node.layer], batch, n_threads=n_threads or node.n_threads, where=node.spec.where)
 
+    def to_pipeline(self):
+        from .onnx_pipeline import onnx_to_pipeline
+
+        return onnx_to_pipeline(self)
+
     def describe(self) -> str:
         lines = [f"ONNX graph {self.name}: inputs {[i.name for i in self.inputs]}, outputs "
                  f"{[o.name for o in self.outputs]}"]

@@ -1,0 +1,112 @@
+"""Model.to_pipeline for every source: run_pipeline of the pipeline equals the model's own run on the same input
+(PyTorch and Keras fixtures, ONNX graphs with exporter glue from tests/onnx_builders.py); what does not fit is
+refused by name."""
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import assert_close, random_layer
+from onnx_builders import stack_model
+
+import rnnfast
+from rnnfast.errors import FormatError
+from rnnfast.pipeline import RecurrentStage, run_pipeline
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+TORCH = sorted(os.path.basename(f)[:-4] for f in glob.glob(os.path.join(DATA, "torch", "*.npz")))
+KERAS_FIT = ["gru_reset_after_False", "gru_reset_after_True", "seed_bidirectional", "seed_char_lstm",
+             "seed_deep_bidirectional", "seed_imdb_embedding_simplernn", "seed_masked_middle",
+             "seed_mnist_simplernn", "seed_stacked_lstm", "use_bias_false"]
+
+
+def torch_case(name):
+    (path,) = [f for f in glob.glob(os.path.join(DATA, "torch", name + ".*")) if not f.endswith(".npz")]
+    z = np.load(os.path.join(DATA, "torch", name + ".npz"))
+    return rnnfast.load(path, **json.loads(str(z["load_options"]))), z["input"]
+
+
+@pytest.mark.parametrize("name", TORCH)
+def test_torch_fixtures(name):
+    model, x = torch_case(name)
+    p = model.to_pipeline()
+    if x.ndim == (1 if p.takes_ids else 2):  # unbatched: a pipeline always has a batch axis
+        x = x[:, None] if not p.batch_first else x[None]
+    assert_close(run_pipeline(p, x), model.run(x)[0], what=name)
+
+
+@pytest.mark.parametrize("name", KERAS_FIT)
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+def test_keras_fixtures_that_fit(name, ext):
+    model = rnnfast.load(os.path.join(DATA, "keras", f"k3_{name}.{ext}"))
+    x = np.load(os.path.join(DATA, "keras", f"k3_{name}.npz"))["x0"]
+    p = model.to_pipeline()
+    assert p.batch_first
+    got = run_pipeline(p, x.astype(np.int64) if p.takes_ids else x)
+    assert_close(got, model.run(x)[0], what=name)
+
+
+def test_keras_stacks_merge_and_masks_carry():
+    p = rnnfast.load(os.path.join(DATA, "keras", "k3_seed_deep_bidirectional.keras")).to_pipeline()
+    assert [type(s).__name__ for s in p.stages] == ["RecurrentStage", "DenseStage"]
+    assert [l.direction for l in p.stages[0].layers] == ["bidirectional"] * 3
+    assert not p.stages[0].return_sequences
+    p = rnnfast.load(os.path.join(DATA, "keras", "k3_seed_masked_middle.keras")).to_pipeline()
+    assert p.takes_ids and p.stages[0].mask_zero
+
+
+@pytest.mark.parametrize("name, why", [
+    ("go_backwards", "go_backwards with return_sequences"),
+    ("seed_stateful_lstm", "stateful"),
+    ("seed_encoder_decoder", "RepeatVector"),
+    ("bidirectional_modes", "one input and one output"),
+    ("functional_mix", "one input and one output"),
+])
+def test_keras_models_that_do_not_fit_are_refused_by_name(name, why):
+    model = rnnfast.load(os.path.join(DATA, "keras", f"k3_{name}.keras"))
+    with pytest.raises(FormatError, match=why):
+        model.to_pipeline()
+
+
+ONNX_CASES = [
+    dict(cells=("lstm",), dirs=("forward",)),
+    dict(cells=("gru", "gru"), dirs=("bidirectional", "forward"), batch_first=True),
+    dict(cells=("rnn", "lstm", "gru"), dirs=("reverse", "bidirectional", "forward"), embed=True, head=True),
+    dict(cells=("lstm", "lstm"), dirs=("bidirectional", "bidirectional"), final=True, head=True, batch_first=True),
+    dict(cells=("gru",), dirs=("forward",), final=True, embed=True, lbr=True),
+]
+
+
+@pytest.mark.parametrize("case", ONNX_CASES, ids=lambda c: "-".join(c["cells"]) + "".join(
+    f"-{k}" for k in c if k not in ("cells", "dirs")))
+def test_onnx_graphs_with_exporter_glue(rng, case):
+    layers, size = [], 5
+    for cell, direction in zip(case["cells"], case["dirs"]):
+        layers.append(random_layer(rng, cell, direction, input_size=size, hidden_size=4, peepholes=cell == "lstm",
+                                   linear_before_reset=cell == "gru" and case.get("lbr", False)))
+        size = layers[-1].n_dirs * 4
+    table = rng.standard_normal((9, 5)).astype(np.float32) if case.get("embed") else None
+    head = (rng.standard_normal((3, size)), rng.standard_normal(3)) if case.get("head") else None
+    bf = case.get("batch_first", False)
+    model = rnnfast.load(stack_model(layers, bf, table, head, case.get("final", False)))
+    p = model.to_pipeline()
+    assert p.batch_first == bf and sum(isinstance(s, RecurrentStage) for s in p.stages) == 1
+    shape = (3, 6) if bf else (6, 3)
+    x = rng.integers(0, 9, shape) if table is not None else rng.standard_normal(shape + (5,)).astype(np.float32)
+    assert_close(run_pipeline(p, x), model.run(x)[0], what=str(case))
+
+
+def test_onnx_graphs_that_do_not_fit_are_refused(rng):
+    from onnx_builders import recurrent_model
+
+    layer = random_layer(rng, "gru", "forward", input_size=3, hidden_size=4)
+    x = rng.standard_normal((5, 2, 3)).astype(np.float32)
+    b = np.concatenate([layer.b_ih, layer.b_hh], 1)
+    data, _ = recurrent_model("gru", {"hidden_size": 4}, [x, layer.w_ih, layer.w_hh, b], 2)
+    with pytest.raises(FormatError, match=r"output 'Y' does not fit a pipeline"):
+        rnnfast.load(data).to_pipeline()
+    data, _ = recurrent_model("gru", {"hidden_size": 4}, [x, layer.w_ih, layer.w_hh, b, np.array([5, 3], np.int32)],
+                              2, constant=("W", "R", "B", "sequence_lens"))
+    with pytest.raises(FormatError, match="sequence_lens depends on the data"):
+        rnnfast.load(data).to_pipeline()
