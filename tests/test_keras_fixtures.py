@@ -29,7 +29,7 @@ def _arrays(npz, prefix, letter):
 
 def test_fixtures_present():
     generations = {c["generation"] for c in CASES}
-    assert {"keras3"} <= generations, generations
+    assert {"keras3", "tfkeras", "legacy"} <= generations, generations
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] + "-" + c["generation"] for c in CASES])

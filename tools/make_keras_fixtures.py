@@ -3,7 +3,7 @@
 Run each generation in its own virtual environment (never in the project's Python):
 
     python -m venv /work/venv-keras3 && /work/venv-keras3/bin/pip install keras tensorflow
-    python -m venv /work/venv-tfkeras && /work/venv-tfkeras/bin/pip install tf-keras tensorflow
+    python3.11 -m venv /work/venv-tfkeras && /work/venv-tfkeras/bin/pip install tensorflow==2.21.0 tf-keras==2.21.0 h5py
     /work/venv-keras3/bin/python tools/make_keras_fixtures.py keras3     # .keras, Keras 3 legacy .h5, .weights.h5
     /work/venv-tfkeras/bin/python tools/make_keras_fixtures.py tfkeras   # tf.keras 2.x .h5 (Keras 2 layout)
     /work/venv-tfkeras/bin/python tools/make_keras_fixtures.py legacy    # Keras 1.2 / 2.1 / CuDNN .h5 files

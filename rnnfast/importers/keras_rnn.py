@@ -162,6 +162,7 @@ class KerasRNN(KLayer):
 
     def call(self, x, mask, kwargs):
         x, initial = split_initial_state(x, kwargs, self.where)
+        mask = sequence_mask(mask)
         ys, states = self.run_sequence(x, mask, initial, self.zero_output_for_mask)
         out = ys if self.return_sequences else np.ascontiguousarray(ys[:, -1])
         outs = [np.ascontiguousarray(out)]
@@ -205,6 +206,11 @@ def split_initial_state(x, kwargs, where):
     if initial is not None and not isinstance(initial, (list, tuple)):
         initial = [initial]
     return x, initial
+
+
+def sequence_mask(mask):
+    """The mask of the sequence: with states appended to the input list, Keras keeps the first input's mask."""
+    return mask[0] if isinstance(mask, (list, tuple)) else mask
 
 
 class Bidirectional(KLayer):
@@ -279,6 +285,7 @@ class Bidirectional(KLayer):
 
     def call(self, x, mask, kwargs):
         x, initial = split_initial_state(x, kwargs, self.where)
+        mask = sequence_mask(mask)
         n = self.forward.n_states
         if initial is not None and len(initial) != 2 * n:
             raise ValueError(f"{self.where}: needs {2 * n} initial states (forward then backward), got {len(initial)}")
