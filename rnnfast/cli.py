@@ -1,16 +1,40 @@
-"""The `rnnfast` command (also `python -m rnnfast`)."""
+"""The `rnnfast` command (also `python -m rnnfast`).
+
+Subcommands live in rnnfast/commands/cmd_*.py. Errors a user can cause (a bad file, bad usage) end as one line
+on stderr and exit code 2, never a traceback; see rnnfast/commands/__init__.py for the exit codes.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+COMMANDS = ("inspect", "run", "verify", "bench", "convert")
+
+
+def _command_modules() -> dict:
+    import importlib
+
+    modules = {}
+    for name in COMMANDS:
+        try:
+            modules[name] = importlib.import_module(f".commands.cmd_{name}", __package__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__package__}.commands.cmd_{name}":
+                raise
+    return modules
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .commands import EXIT_CODES_HELP
 
-    parser = argparse.ArgumentParser(prog="rnnfast", description="Fast CPU inference for recurrent networks.")
+    parser = argparse.ArgumentParser(prog="rnnfast", description="Fast CPU inference for recurrent networks.",
+                                     epilog=EXIT_CODES_HELP)
     parser.add_argument("--version", action="version", version=f"rnnfast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _command_modules().values():
+        module.add_parser(sub)
     sub.add_parser("demo", help="run small models with rnnfast and show agreement and speed against references",
                    description="Build small LSTM/GRU/RNN ONNX models, run them with rnnfast, the float64 reference "
                                "and onnxruntime (if installed), and print agreement and timings. Exits 1 on "
@@ -20,7 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _set_threads(n):
+    """The engine's default thread count comes from OpenMP, which reads OMP_NUM_THREADS once when it starts;
+    setting it before the engine is first imported makes --threads reach every layer of every format."""
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"--threads must be at least 1, got {n}")
+        if "rnnfast._core" not in sys.modules:
+            os.environ["OMP_NUM_THREADS"] = str(n)
+
+
 def main(argv=None) -> int:
+    from .commands import EXIT_USAGE
+    from .commands.common import CliError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -32,8 +69,31 @@ def main(argv=None) -> int:
 
         show_config()
         return 0
-    parser.print_help()
-    return 2
+    modules = _command_modules()
+    if args.command not in modules:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        _set_threads(getattr(args, "threads", None))
+        return modules[args.command].main(args)
+    except CliError as e:
+        return _fail(str(e))
+    except (ValueError, NotImplementedError, OSError, MemoryError) as e:  # FormatError is a ValueError
+        return _fail(_named(str(e) or type(e).__name__, getattr(args, "file", None)))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _named(message: str, path) -> str:
+    """Messages from a model run do not always name the file; the user needs to know which one."""
+    return message if not path or path in message else f"{path}: {message}"
+
+
+def _fail(message: str) -> int:
+    from .commands import EXIT_USAGE
+
+    print(f"rnnfast: error: {' '.join(message.split())}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ class Linear:
 
 class TorchGraph:
     def __init__(self, layers, batch_first=False, embedding: Optional[Embedding] = None,
-                 head: Optional[Linear] = None, name="", source=""):
+                 head: Optional[Linear] = None, name="", source="", defaults=()):
         self.layers = list(layers)
+        self.defaults = list(defaults)  # (module, option, value, why) for options the file did not store
         self.batch_first = bool(batch_first)
         self.embedding = embedding
         self.head = head
@@ -188,4 +189,6 @@ class TorchGraph:
             o, i = self.head.weight.shape
             lines.append(f"  Linear {self.head.name!r}: {i} -> {o}{'' if self.head.bias is not None else ', no bias'}"
                          f" (applied at every time step)")
+        for module, option, value, why in self.defaults:
+            lines.append(f"  default applied: {module}.{option} = {value!r} ({why})")
         return "\n".join(lines)

@@ -71,6 +71,12 @@ def load_torch(data: bytes, name: str = "<bytes>", **options) -> Model:
 
     used: set = set()
     layers = _recurrent_layers(tensors, prefix, nonlinearity, info, where, used)
+    defaults = []  # what neither the file nor the caller said: (module, option, value, why), for describe()
+    for key, value in (("nonlinearity", nonlinearity), ("batch_first", batch_first)):
+        if key == "nonlinearity" and layers[0].cell != "rnn":
+            continue
+        if stored.get(key) is None and options.get(key) is None:
+            defaults.append((prefix.rstrip(".") or "<top>", key, value, "not stored in the file; PyTorch's default"))
     if options.get("nonlinearity") is not None and layers[0].cell != "rnn":
         raise ValueError(f"{where}: nonlinearity applies to nn.RNN only; {prefix or 'the module'} is an "
                          f"{layers[0].cell.upper()}")
@@ -81,7 +87,8 @@ def load_torch(data: bytes, name: str = "<bytes>", **options) -> Model:
         last = layers[-1]
         head = _linear(tensors, options["head"], last.n_dirs * last.output_size, where, used)
     _check_all_used(tensors, used, options.get("ignore") or (), layers, where)
-    graph = TorchGraph(layers, batch_first, embedding, head, name=prefix.rstrip("."), source=where)
+    graph = TorchGraph(layers, batch_first, embedding, head, name=prefix.rstrip("."), source=where,
+                       defaults=defaults)
     return Model(graph, source=name)
 
 

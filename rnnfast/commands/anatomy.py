@@ -1,0 +1,241 @@
+"""What a loaded Model is made of, whatever its source format: its layers (with the weights as the file stores
+them, parameter counts and, for recurrent layers, the canonical RecurrentLayer), the framework whose gate
+order the file uses, and the defaults the importer applied. `rnnfast inspect` prints this; `verify` and
+`random_inputs` use it to name layers and to pick valid token ids.
+
+Each graph type of rnnfast/importers (and rnnfast/pipeline.py) has one walker here; a graph type without one
+is still inspected through describe(), with no layer table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..importers import _gates
+from ..layers import RecurrentLayer
+
+# Gate order of the weights as each source stores them (all from rnnfast/importers/_gates.py).
+SOURCE_ORDERS = {"onnx": _gates.CANONICAL_ORDER, "keras": _gates.KERAS_ORDER, "torch": _gates.TORCH_ORDER,
+                 "rnnf": _gates.CANONICAL_ORDER, "keras1": dict(_gates.KERAS_ORDER, lstm=_gates.KERAS1_LSTM_ORDER)}
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    kind: str  # LSTM, GRU, RNN, Dense, Embedding, MatMul, ...
+    parameters: int
+    weights: dict = field(default_factory=dict)  # label -> shape, as the file stores them
+    recurrent: Optional[RecurrentLayer] = None
+    order: str = ""  # key of SOURCE_ORDERS: whose gate order the stored weights use
+    detail: str = ""
+
+
+def gate_mapping(order: str, cell: str) -> dict:
+    """Source gate order -> canonical (ONNX) order, and the permutation _gates applies."""
+    source = SOURCE_ORDERS[order][cell]
+    return {"source": list(source), "canonical": list(_gates.CANONICAL_ORDER[cell]),
+            "permutation": _gates.permutation(SOURCE_ORDERS[order], cell)}
+
+
+def _size(shapes) -> int:
+    return int(sum(np.prod(s, dtype=np.int64) for s in shapes))
+
+
+def _recurrent_detail(layer: RecurrentLayer) -> str:
+    parts = [f"{layer.direction}", f"input {layer.input_size}", f"hidden {layer.hidden_size}"]
+    if layer.proj_size:
+        parts.append(f"proj {layer.proj_size}")
+    acts = "; ".join(",".join(a.name for a in d) for d in dict.fromkeys(layer.activations))
+    parts.append(f"activations {acts}")
+    if layer.cell == "gru":
+        parts.append(f"linear_before_reset={int(layer.linear_before_reset)}")
+    if layer.clip is not None:
+        parts.append(f"clip {layer.clip:g}")
+    if layer.input_forget:
+        parts.append("input_forget")
+    if layer.peepholes is not None:
+        parts.append("peepholes")
+    return ", ".join(parts)
+
+
+def _canonical(layer: RecurrentLayer, order: str, name: str = "") -> LayerInfo:
+    arrays = {"w_ih": layer.w_ih, "w_hh": layer.w_hh, "w_hr": layer.w_hr, "peepholes": layer.peepholes}
+    # A source without biases gives zero bias arrays; they are not parameters of the file.
+    arrays.update({k: getattr(layer, k) for k in ("b_ih", "b_hh") if np.any(getattr(layer, k))})
+    weights = {k: list(v.shape) for k, v in arrays.items() if v is not None}
+    return LayerInfo(name or layer.name, layer.cell.upper(), _size(weights.values()), weights, layer, order,
+                     _recurrent_detail(layer))
+
+
+# --- ONNX ---------------------------------------------------------------------------------------------------
+def _onnx_layers(graph, prefix="") -> list:
+    out = []
+    for kind, step in graph.steps:
+        if kind == "recurrent":
+            spec = step.spec
+            names = {k: spec.inputs[k] for k in ("W", "R", "B", "P") if spec.inputs[k]}
+            weights = {k: list(np.shape(graph.consts[n])) for k, n in names.items() if n in graph.consts}
+            name = prefix + (spec.node.name or spec.node.output[0] or spec.node.op_type)
+            if step.layer is None:  # weights fed as graph inputs: known only at run time
+                out.append(LayerInfo(name, spec.cell.upper(), 0, weights, None, "onnx",
+                                     f"{spec.direction}, weights {sorted(set(names) - set(weights))} fed at run time"))
+            else:
+                info = _canonical(step.layer, "onnx", name)
+                info.weights, info.parameters = weights, _size(weights.values())
+                out.append(info)
+        elif kind == "if":
+            for key, branch in step.branches.items():
+                out += _onnx_layers(branch, f"{prefix}{step.node.name or 'If'}/{key}/")
+        else:
+            consts = {n: list(np.shape(graph.consts[n])) for n in step.node.input if n and n in graph.consts}
+            if consts:
+                out.append(LayerInfo(prefix + (step.node.name or step.node.output[0]), step.node.op_type,
+                                     _size(consts.values()), consts))
+    return out
+
+
+def _onnx_defaults(graph) -> list:
+    from ..layers import default_activations
+
+    out = []
+    for kind, step in graph.steps:
+        if kind != "recurrent":
+            continue
+        spec = step.spec
+        given = {a.name for a in spec.node.attribute}
+        name = spec.node.name or spec.node.output[0]
+        defaults = {"direction": ("forward", "ONNX default"), "layout": (0, "ONNX default"),
+                    "activations": (",".join(a.name for a in default_activations(spec.cell)), "ONNX default")}
+        if spec.cell == "gru":
+            defaults["linear_before_reset"] = (0, "ONNX default")
+        if step.layer is not None:
+            defaults["hidden_size"] = (step.layer.hidden_size, "from the shape of R")
+        out += [(name, k, v, why) for k, (v, why) in defaults.items() if k not in given]
+    return out
+
+
+# --- Keras --------------------------------------------------------------------------------------------------
+def _keras_layers(graph, prefix="") -> list:
+    from ..importers.keras_graph import ModelLayer
+    from ..importers.keras_rnn import Bidirectional, KerasRNN
+
+    out = []
+    for ls, obj in graph.order:
+        name = prefix + ls.name
+        if isinstance(obj, ModelLayer):
+            out += _keras_layers(obj.graph, name + "/")
+            continue
+        slots = obj.slots() if obj.weights else []
+        labels = [s.label for s in slots]
+        if len(set(labels)) != len(labels):
+            labels = [f"{s.path.split('/')[0]}/{s.label}" for s in slots]
+        weights = {lab: list(w.shape) for lab, w in zip(labels, obj.weights)}
+        params = _size(weights.values())
+        if isinstance(obj, (KerasRNN, Bidirectional)):
+            inner = obj if isinstance(obj, KerasRNN) else obj.forward
+            order = "keras1" if inner.keras1_per_gate else "keras"
+            parts = [obj.fused] if isinstance(obj, Bidirectional) and obj.fused is not None else (
+                [obj.layer] if isinstance(obj, KerasRNN) else [obj.forward.layer, obj.backward.layer])
+            for k, layer in enumerate(parts):
+                suffix = "" if len(parts) == 1 else ("/forward", "/backward")[k]
+                info = _canonical(layer, order, name + suffix)
+                info.weights = weights if k == 0 else {}
+                info.parameters = params if k == 0 else 0
+                info.detail += f" ({ls.cls}: {obj.summary()})"
+                out.append(info)
+        elif obj.weights:
+            out.append(LayerInfo(name, ls.cls, params, weights, detail=obj.summary()))
+    return out
+
+
+# --- PyTorch and .rnnf pipelines ------------------------------------------------------------------------------
+def _torch_layers(graph) -> list:
+    out = []
+    if graph.embedding is not None:
+        shape = list(graph.embedding.weight.shape)
+        out.append(LayerInfo(graph.embedding.name, "Embedding", _size([shape]), {"weight": shape},
+                             detail=f"{shape[0]} tokens -> {shape[1]}"))
+    out += [_canonical(layer, "torch") for layer in graph.layers]
+    if graph.head is not None:
+        w = {"weight": list(graph.head.weight.shape)}
+        if graph.head.bias is not None:
+            w["bias"] = list(graph.head.bias.shape)
+        out.append(LayerInfo(graph.head.name, "Linear", _size(w.values()), w,
+                             detail=f"{w['weight'][1]} -> {w['weight'][0]} at every time step"))
+    return out
+
+
+def _pipeline_layers(graph) -> list:
+    from ..pipeline import DenseStage, EmbeddingStage, RecurrentStage
+
+    out = []
+    for i, s in enumerate(graph.pipeline.stages):
+        name = s.name or f"stage{i}"
+        if isinstance(s, EmbeddingStage):
+            shape = list(s.table.shape)
+            out.append(LayerInfo(name, "Embedding", _size([shape]), {"table": shape},
+                                 detail=f"{shape[0]} tokens -> {shape[1]}, mask_zero={s.mask_zero}"))
+        elif isinstance(s, RecurrentStage):
+            out += [_canonical(layer, "rnnf", layer.name or f"{name}/{k}") for k, layer in enumerate(s.layers)]
+        elif isinstance(s, DenseStage):
+            w = {"weight": list(s.weight.shape)}
+            if s.bias is not None:
+                w["bias"] = list(s.bias.shape)
+            out.append(LayerInfo(name, "Dense", _size(w.values()), w,
+                                 detail=f"{s.input_size} -> {s.output_size} {s.activation}"))
+    return out
+
+
+def source_framework(model) -> str:
+    kind = type(model.graph).__name__
+    return {"OnnxGraph": "onnx", "KerasModelGraph": "keras", "TorchGraph": "torch",
+            "PipelineGraph": "rnnf"}.get(kind, kind)
+
+
+def layers(model) -> list:
+    framework = source_framework(model)
+    if framework == "onnx":
+        return _onnx_layers(model.graph)
+    if framework == "keras":
+        return _keras_layers(model.graph.graph)
+    if framework == "torch":
+        return _torch_layers(model.graph)
+    if framework == "rnnf":
+        return _pipeline_layers(model.graph)
+    return []
+
+
+def defaults(model) -> list:
+    """(layer, option, value, why) for every option the file left out and the importer filled in."""
+    framework = source_framework(model)
+    if framework == "onnx":
+        return _onnx_defaults(model.graph)
+    if framework == "keras":
+        return list(model.graph.ctx.defaults)
+    return list(getattr(model.graph, "defaults", []))
+
+
+def int_input_range(model, name: str, seq_len: int) -> tuple:
+    """[low, high) of valid values for an integer input: token ids below the vocabulary size of the embedding
+    it feeds, lengths 1..seq_len for an ONNX sequence_lens, else 0..1."""
+    framework = source_framework(model)
+    g = model.graph
+    if framework == "torch" and g.embedding is not None and name == "input":
+        return 0, g.embedding.weight.shape[0]
+    if framework == "rnnf" and g.pipeline.takes_ids:
+        return 0, g.pipeline.stages[0].table.shape[0]
+    if framework == "keras":
+        vocab = [obj.input_dim for _, obj in g.graph.order if type(obj).__name__ == "Embedding"]
+        if vocab:
+            return 0, min(vocab)
+    if framework == "onnx":
+        for kind, step in g.steps:
+            if kind == "recurrent" and step.spec.inputs["sequence_lens"] == name:
+                return 1, seq_len + 1
+            if kind == "op" and step.node.op_type == "Gather" and step.node.input[1:2] == [name]:
+                table = g.consts.get(step.node.input[0])
+                if table is not None:
+                    return 0, table.shape[0]
+    return 0, 2

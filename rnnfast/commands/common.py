@@ -1,0 +1,144 @@
+"""What several subcommands share: loading a model from the command line's options, reading or making inputs,
+and the one error type that becomes a one-line message with exit code 2."""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+
+
+class CliError(Exception):
+    """Bad usage or a bad file: printed as one line on stderr, exit code 2."""
+
+
+# Dimension names that mean the batch axis; any other dynamic axis is taken as the sequence axis.
+_BATCH_DIM = re.compile(r"^(batch.*|n|b|N|B|unk__\d+_batch|.*_batch)$")
+
+
+def add_model_arguments(parser, file_help="model file: .onnx, .h5/.keras/.weights.h5, .pt/.pth, .safetensors"):
+    parser.add_argument("file", metavar="FILE", help=file_help)
+    parser.add_argument("--config", metavar="PATH",
+                        help="architecture for a Keras weights-only file (.weights.h5 or an HDF5 file without "
+                             "model_config): a .json, .keras or full-model .h5 file")
+    parser.add_argument("-O", "--option", metavar="KEY=VALUE", action="append", default=[],
+                        help="a load option of the importer, repeatable; VALUE is read as JSON when it parses "
+                             "(true, 3, [\"a.\"]), else as a string. PyTorch files: rnn=PREFIX, embedding=PREFIX, "
+                             "head=PREFIX, batch_first=true, nonlinearity=relu, ignore=[...], state_dict_key=KEY, "
+                             "allow_classes=[...] (see rnnfast/importers/torch.py)")
+
+
+def load_options(args) -> dict:
+    options = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    if args.config is not None:
+        options["config"] = args.config
+    return options
+
+
+def detect_format(path: str) -> str:
+    """The format name rnnfast.formats gives the file's content (onnx, keras-h5, keras-zip, torch-zip, ...)."""
+    from .. import formats
+
+    data, name = formats.read_source(path)
+    return formats.detect(data, name)
+
+
+def load_model(args, n_threads=None):
+    """(Model, format name) for the FILE and load options on the command line."""
+    import rnnfast
+
+    if not os.path.exists(args.file):
+        raise CliError(f"{args.file}: no such file")
+    kind = detect_format(args.file)
+    options = load_options(args)
+    if kind == "onnx" and n_threads:
+        options.setdefault("n_threads", n_threads)
+    try:
+        return rnnfast.load(args.file, **options), kind
+    except TypeError as e:  # an option the importer does not take
+        raise CliError(f"{args.file}: {e}") from None
+
+
+def feed_names(model) -> list:
+    return [i.name for i in model.inputs]
+
+
+def read_inputs(path: str, model) -> dict:
+    """Inputs from a .npy (the model's first input) or .npz (arrays named after the inputs, or x0, x1, ... in
+    input order)."""
+    names = feed_names(model)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise CliError(f"{path}: cannot read: {e.strerror or e}") from None
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
+        raise CliError(f"{path}: not a .npy or .npz file (no numpy or zip signature)")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise CliError(f"{path}: not a .npy or .npz file numpy can read: {e}") from None
+    if isinstance(data, np.ndarray):
+        return {names[0]: data}
+    with data:
+        keys = list(data.keys())
+        feeds = {}
+        for k in keys:
+            if k in names:
+                feeds[k] = data[k]
+            elif re.fullmatch(r"x\d+", k) and int(k[1:]) < len(names):
+                feeds[names[int(k[1:])]] = data[k]
+            else:
+                raise CliError(f"{path}: array {k!r} is neither an input of the model {names} nor x0..x"
+                               f"{len(names) - 1}")
+    if not feeds:
+        raise CliError(f"{path}: holds no arrays")
+    return feeds
+
+
+def random_inputs(model, seq_len: int, batch: int, seed: int) -> dict:
+    """Random feeds of the declared shapes and types: dynamic batch axes get `batch`, other dynamic axes
+    `seq_len`; floats are standard normal, integers valid token ids or lengths, booleans fair coins."""
+    from .anatomy import int_input_range
+
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for info in model.inputs:
+        if not info.shape:
+            raise CliError(f"{model.source}: input {info.name!r} declares no shape; give the inputs with --input")
+        shape = [d if isinstance(d, int) and d > 0 else (batch if isinstance(d, str) and _BATCH_DIM.match(d)
+                                                       else seq_len) for d in info.shape]
+        if info.type in ("tensor(float)", "tensor(double)", "tensor(float16)"):
+            dtype = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
+            feeds[info.name] = rng.standard_normal(shape).astype(dtype[info.type])
+        elif info.type == "tensor(bool)":
+            feeds[info.name] = rng.random(shape) < 0.5
+        else:
+            low, high = int_input_range(model, info.name, seq_len)
+            dtype = np.dtype(info.type[len("tensor("):-1]) if info.type.startswith("tensor(int") else np.int64
+            feeds[info.name] = rng.integers(low, high, shape).astype(dtype)
+    return feeds
+
+
+def feeds_text(feeds: dict) -> str:
+    return ", ".join(f"{k} {v.dtype} {list(v.shape)}" for k, v in feeds.items())
+
+
+def to_json(obj) -> str:
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        return str(o)
+
+    return json.dumps(obj, indent=2, default=default)
