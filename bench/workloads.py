@@ -1,6 +1,7 @@
-"""The workloads of PERFORMANCE.md and the models every peer runs for them, built once from the same weights.
-
-Used by the pytest-benchmark suite (bench/test_bench.py) and the report script (bench/report.py)."""
+"""The workloads of PERFORMANCE.md, the models every engine runs for them (built once from the same weights) and
+one runner per engine. A runner is run(x=None) -> output, doing what a user's call does: a whole sequence in,
+[seq, batch, n_dirs*hidden] out; for the stream workload one step [batch, input] in, [batch, n_dirs*hidden] out,
+with the state carried to the next call. Used by bench/test_bench.py and bench/report.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from rnnfast.engine import CompiledStack
 from rnnfast.layers import RecurrentLayer
 
 WORKLOADS = {  # name: (seq_len, batch, input_size, hidden_size)
@@ -24,6 +24,9 @@ CELLS = {  # name: (cell, direction, layers)
     "bilstm": ("lstm", "bidirectional", 1), "lstm2": ("lstm", "forward", 2),
 }
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+STREAM_CHECK_STEPS = 8  # a stream is checked over several calls, so a state that is not carried shows up
+# float32 against float64 over <= 100 steps: the error stays near float32 rounding of values in (-1, 1).
+RTOL, ATOL = 1e-4, 1e-5
 
 
 @dataclass
@@ -31,14 +34,26 @@ class Case:
     workload: str
     cell_name: str
     layers: list
-    x: np.ndarray
+    x: np.ndarray  # [seq, batch, input]; for the stream workload the STREAM_CHECK_STEPS step inputs
+
+    @property
+    def stream(self) -> bool:
+        return self.workload == "stream"
 
     @property
     def flops(self) -> float:
-        """2·seq·batch·n_gates·H·(I+H) per layer and direction (element-wise work not counted)."""
-        T, B = self.x.shape[:2]
+        """2·seq·batch·n_gates·H·(I+H) per layer and direction (element-wise work not counted), per call."""
+        T, B = WORKLOADS[self.workload][:2]
         return sum(2.0 * T * B * l.n_gates * l.hidden_size * (l.input_size + l.hidden_size) * l.n_dirs
                    for l in self.layers)
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(l.w_ih.nbytes + l.w_hh.nbytes for l in self.layers)
+
+    @property
+    def out_size(self) -> int:
+        return self.layers[-1].n_dirs * self.layers[-1].output_size
 
 
 def make_case(workload: str, cell_name: str, seed: int = 0) -> Case:
@@ -52,19 +67,72 @@ def make_case(workload: str, cell_name: str, seed: int = 0) -> Case:
         layers.append(RecurrentLayer(cell, direction, H, in_size, u(D, G * H, in_size), u(D, G * H, H), u(D, G * H),
                                      u(D, G * H), linear_before_reset=cell == "gru"))
         in_size = D * H
-    return Case(workload, cell_name, layers, rng.standard_normal((T, B, I)).astype(np.float32))
+    steps = STREAM_CHECK_STEPS if workload == "stream" else T
+    return Case(workload, cell_name, layers, rng.standard_normal((steps, B, I)).astype(np.float32))
+
+
+def spec_of(case: Case) -> dict:
+    """The case as plain arrays for torch: the torch worker imports neither rnnfast nor onnx, so it gets each
+    direction's weights already in torch's gate order, converted here by the importers' one gate table."""
+    from rnnfast.importers._gates import to_torch
+
+    def torch_weights(l):
+        per_dir = [to_torch(l.cell, l.w_ih[d], l.w_hh[d], l.b_ih[d], l.b_hh[d], l.hidden_size) for d in range(l.n_dirs)]
+        return {name: np.ascontiguousarray(np.stack([w[k] for w in per_dir]), dtype=np.float32)
+                for k, name in enumerate(("w_ih", "w_hh", "b_ih", "b_hh"))}
+
+    layers = [dict(cell=l.cell, n_dirs=l.n_dirs, hidden_size=l.hidden_size, input_size=l.input_size,
+                   **torch_weights(l)) for l in case.layers]
+    return dict(stream=case.stream, layers=layers, x=case.x)
+
+
+def expected_output(case: Case) -> np.ndarray:
+    """The float64 reference over case.x, [seq, batch, out]: stacked layers joined as the ONNX graph joins them.
+    A stream is a run of seq_len-1 calls with the states carried (for a bidirectional layer that is not one run
+    over the whole sequence: each call's backward direction sees only that step)."""
+    from rnnfast import reference
+
+    def run(x, states):
+        for k, layer in enumerate(case.layers):
+            y, h, c = reference.run_layer(layer, x, initial_h=states[k][0], initial_c=states[k][1])
+            states[k] = (h, c)
+            x = y.transpose(0, 2, 1, 3).reshape(y.shape[0], y.shape[2], -1)
+        return x
+
+    x = case.x.astype(np.float64)
+    if case.stream:
+        states = [(None, None)] * len(case.layers)
+        return np.concatenate([run(x[t:t + 1], states) for t in range(len(x))])
+    return run(x, [(None, None)] * len(case.layers))
+
+
+def outputs_over_case(case: Case, run) -> np.ndarray:
+    """What a fresh runner gives for case.x, shaped like expected_output: a stream is stepped through it (each
+    step copied, since a runner may hand back the same output buffer every call)."""
+    if case.stream:
+        return np.stack([np.array(run(x_t)).reshape(x_t.shape[0], -1) for x_t in case.x])
+    return np.asarray(run()).reshape(case.x.shape[0], case.x.shape[1], -1)
+
+
+def check(case: Case, got: np.ndarray, want: np.ndarray, who: str) -> float:
+    """Raise unless got is within RTOL/ATOL of the reference; return the max abs error."""
+    err = np.abs(got.astype(np.float64) - want)
+    bad = err > ATOL + RTOL * np.abs(want)
+    if bad.any():
+        raise AssertionError(f"{who} on {case.workload} {case.cell_name}: {bad.sum()} values off the float64 "
+                             f"reference, max abs error {err.max():.3g}")
+    return float(err.max())
 
 
 def onnx_model(case: Case, with_states: bool = False) -> bytes:
     """The same layers as an ONNX graph (stacked layers joined as torch.onnx.export joins them). With
     with_states, initial states are graph inputs and final states outputs, as a streaming ORT user needs."""
     nodes, inits, inputs, outputs = [], [], [], []
-    T, B, I = case.x.shape
+    B, I = case.x.shape[1:]
     inputs.append(helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, B, I]))
     x_name = "X"
     inits.append(numpy_helper.from_array(np.array([0, 0, -1], np.int64), "merge_shape"))
     for k, l in enumerate(case.layers):
-        op = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}[l.cell]
         names = [f"W{k}", f"R{k}", f"B{k}"]
         inits += [numpy_helper.from_array(l.w_ih, names[0]), numpy_helper.from_array(l.w_hh, names[1]),
                   numpy_helper.from_array(np.concatenate([l.b_ih, l.b_hh], axis=1), names[2])]
@@ -74,10 +142,7 @@ def onnx_model(case: Case, with_states: bool = False) -> bytes:
             for s in ("h", "c") if l.cell == "lstm" else ("h",):
                 inputs.append(helper.make_tensor_value_info(f"{s}{k}", TensorProto.FLOAT, [l.n_dirs, B, l.hidden_size]))
             outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in node_out[1:]]
-        attrs = {"hidden_size": l.hidden_size, "direction": l.direction}
-        if l.cell == "gru":
-            attrs["linear_before_reset"] = 1
-        nodes.append(helper.make_node(op, node_in, node_out, **attrs))
+        nodes.append(_recurrent_node(l, node_in, node_out))
         nodes.append(helper.make_node("Transpose", [f"Y{k}"], [f"Yt{k}"], perm=[0, 2, 1, 3]))
         nodes.append(helper.make_node("Reshape", [f"Yt{k}", "merge_shape"], [f"out{k}"]))
         x_name = f"out{k}"
@@ -86,22 +151,82 @@ def onnx_model(case: Case, with_states: bool = False) -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
 
 
+def onnx_single_node(case: Case) -> bytes:
+    """One recurrent node and nothing else, the graph rnnfast's Model.stream() streams."""
+    l, = case.layers
+    inits = [numpy_helper.from_array(l.w_ih, "W"), numpy_helper.from_array(l.w_hh, "R"),
+             numpy_helper.from_array(np.concatenate([l.b_ih, l.b_hh], axis=1), "B")]
+    B, I = case.x.shape[1:]
+    graph = helper.make_graph([_recurrent_node(l, ["X", "W", "R", "B"], ["Y"])], "bench",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, B, I])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
+
+
+def _recurrent_node(l: RecurrentLayer, node_in: list, node_out: list):
+    attrs = {"hidden_size": l.hidden_size, "direction": l.direction}
+    if l.cell == "gru":
+        attrs["linear_before_reset"] = 1
+    return helper.make_node({"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}[l.cell], node_in, node_out, **attrs)
+
+
+def _feeding_states(sess, case: Case):
+    """A stateless session (onnxruntime's, or rnnfast's InferenceSession) streamed the only way it can be: a
+    seq_len-1 model whose states go in and come out of every call and are fed back into the next."""
+    B = case.x.shape[1]
+    state = {i.name: np.zeros([d if isinstance(d, int) else B for d in i.shape], np.float32)
+             for i in sess.get_inputs() if i.name != "X"}
+    x0 = case.x[:1]
+
+    def step(x_t=None):
+        outs = sess.run(None, {"X": x0 if x_t is None else x_t[None], **state})
+        state.update(zip(list(state), outs[1:]))
+        return outs[0][0]
+    return step
+
+
 def rnnfast_runner(case: Case, n_threads: int):
-    """A callable doing what a user's call does: x in, the output sequence out. The stream workload steps a
-    persistent stream (state kept in C), the others run whole sequences."""
+    """rnnfast through its public API, on the same ONNX model as onnxruntime. The stream workload uses
+    Model.stream() (state kept in C) where it applies: one forward node; else the session fed its states."""
+    import rnnfast
+
+    if case.stream and len(case.layers) == 1 and case.layers[0].n_dirs == 1:
+        stream = rnnfast.load(onnx_single_node(case), n_threads=n_threads).stream(batch=case.x.shape[1],
+                                                                                  n_threads=n_threads)
+        x0 = case.x[0]
+        return lambda x_t=None: stream.step(x0 if x_t is None else x_t)
+    if case.stream:
+        return _feeding_states(rnnfast.InferenceSession(onnx_model(case, with_states=True), n_threads=n_threads),
+                               case)
+    sess = rnnfast.InferenceSession(onnx_model(case), n_threads=n_threads)
+    return lambda: sess.run(None, {"X": case.x})[0]
+
+
+def engine_runner(case: Case, n_threads: int):
+    """rnnfast's engine without the Python API above it (CompiledStack; CStream.step is one C call per
+    step): what the kernels reach, so the gap to rnnfast_runner is the cost of the Python layer."""
+    from rnnfast.engine import Y_SEQ_BATCH_DIR, CompiledStack
+
     stack = CompiledStack(case.layers)
-    T, B, _ = case.x.shape
-    if case.workload == "stream":
+    B = case.x.shape[1]
+    if case.stream and all(l.n_dirs == 1 for l in case.layers):
         stream = stack.stream(batch=B)
-        out = np.empty((B, case.layers[-1].n_dirs * case.layers[-1].output_size), np.float32)
+        out = np.empty((B, case.out_size), np.float32)
         x0 = case.x[0]
 
-        def step():
-            stream.step(x0, out, n_threads)
+        def step(x_t=None):
+            stream.step(x0 if x_t is None else x_t, out, n_threads)
             return out
         return step
-    from rnnfast.engine import Y_SEQ_BATCH_DIR
+    if case.stream:  # CStream runs forward layers only: a bidirectional step is a seq_len-1 run, states fed back
+        state = {"h": None, "c": None}
 
+        def step(x_t=None):
+            y, state["h"], c = stack.run((case.x[0] if x_t is None else x_t)[None], initial_h=state["h"],
+                                         initial_c=state["c"], y_layout=Y_SEQ_BATCH_DIR, n_threads=n_threads)
+            state["c"] = c if case.layers[0].cell == "lstm" else None
+            return y[0]
+        return step
     return lambda: stack.run(case.x, y_layout=Y_SEQ_BATCH_DIR, n_threads=n_threads)[0]
 
 
@@ -111,18 +236,16 @@ def ort_runner(case: Case, n_threads: int):
     options = ort.SessionOptions()
     options.intra_op_num_threads = n_threads
     options.inter_op_num_threads = 1
-    if case.workload == "stream":
-        sess = ort.InferenceSession(onnx_model(case, with_states=True), options, providers=["CPUExecutionProvider"])
-        B = case.x.shape[1]
-        state = {i.name: np.zeros([d if isinstance(d, int) else B for d in i.shape], np.float32)
-                 for i in sess.get_inputs() if i.name != "X"}
-        names = [o.name for o in sess.get_outputs()]
-        x0 = case.x[:1]
-
-        def step():  # an ORT streaming user feeds the states back in on every call
-            outs = sess.run(None, {"X": x0, **state})
-            state.update(zip([n for n in state], outs[1:]))
-            return outs[0]
-        return step
-    sess = ort.InferenceSession(onnx_model(case), options, providers=["CPUExecutionProvider"])
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    model = onnx_model(case, with_states=case.stream)
+    sess = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    if case.stream:
+        return _feeding_states(sess, case)
     return lambda: sess.run(None, {"X": case.x})[0]
+
+
+def torch_runner(case: Case, n_threads: int):
+    """In-process torch (the caller has checked it imports)."""
+    from torch_peer import make_runner
+
+    return make_runner(spec_of(case), n_threads)
