@@ -35,6 +35,16 @@ def load_keras(data: bytes, name: str = "<bytes>", **options) -> Model:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise TypeError(f"unknown option(s) {unknown} for a Keras file; expected some of {list(OPTIONS)}")
+    try:
+        return _load(data, name, options)
+    except FormatError:
+        raise
+    except (OSError, RuntimeError, KeyError, IndexError, AttributeError, UnicodeDecodeError, ValueError) as e:
+        # h5py reports damaged structures (bad offsets, unreadable headers) as these, from any access
+        raise FormatError(f"{name}: damaged or malformed Keras file ({type(e).__name__}: {e})") from e
+
+
+def _load(data: bytes, name: str, options: dict) -> Model:
     h5py = _h5py()
     if data.startswith(b"PK"):
         cfg, version, weights_bytes, fmt = _read_zip(data, name)
@@ -75,9 +85,12 @@ def load_keras(data: bytes, name: str = "<bytes>", **options) -> Model:
         spec = parse_model(cfg, major, name)
         graph = KerasGraph(spec, ctx)
         graph.load_weights(source)
+        source.check_all_used()
     except (KeyError, IndexError, TypeError, AttributeError) as e:
         raise FormatError(f"{name}: malformed Keras model config or weights ({type(e).__name__}: {e})") from e
-    return Model(KerasModelGraph(graph, ctx, name, fmt), source=name)
+    model_graph = KerasModelGraph(graph, ctx, name, fmt)
+    model_graph.check_fit()
+    return Model(model_graph, source=name)
 
 
 def _h5py():
@@ -104,7 +117,7 @@ def _read_zip(data: bytes, name: str):
         cfg = parse_json(z.read("config.json"), f"{name}: config.json")
         version = "3"
         if "metadata.json" in names:
-            meta = json.loads(z.read("metadata.json"))
+            meta = parse_json(z.read("metadata.json"), f"{name}: metadata.json", what="metadata")
             version = str(meta.get("keras_version") or "3")
         weights = z.read("model.weights.h5")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:

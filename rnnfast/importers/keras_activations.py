@@ -59,12 +59,14 @@ def activation_name(value, where: str, what: str = "activation") -> str:
     """The activation's name from a config value: a string, or Keras 3's serialized function dict."""
     if value is None:
         return "linear"
+    name = value
     if isinstance(value, dict):
         cfg = value.get("config")
-        value = cfg if isinstance(cfg, str) else (cfg or {}).get("name", value.get("class_name"))
-    if not isinstance(value, str):
+        name = cfg if isinstance(cfg, str) else (cfg if isinstance(cfg, dict) else {}).get("name",
+                                                                                          value.get("class_name"))
+    if not isinstance(name, str):
         raise FormatError(f"{where}: {what} {value!r} is not an activation name")
-    return value
+    return name
 
 
 def numpy_activation(value, hs_alpha: float, where: str, what: str = "activation"):

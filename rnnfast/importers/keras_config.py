@@ -58,13 +58,17 @@ class ModelSpec:
     sequential_input: Optional[dict] = None  # Sequential without an InputLayer: what the first layer declared
 
 
-def parse_json(text, where: str) -> dict:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
+def parse_json(text, where: str, what: str = "model config") -> dict:
     try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
         cfg = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"{where}: the model config is not valid JSON: {e}") from e
+        raise FormatError(f"{where}: the {what} is not valid JSON: {e}") from e
+    if what != "model config":
+        if not isinstance(cfg, dict):
+            raise FormatError(f"{where}: the {what} must be a JSON object")
+        return cfg
     if not isinstance(cfg, dict) or "class_name" not in cfg:
         raise FormatError(f"{where}: the model config must be an object with 'class_name' and 'config'")
     return cfg

@@ -323,7 +323,19 @@ class KerasModelGraph:
             lines.append(f"  default applied: {layer}.{option} = {value!r} ({why})")
         return "\n".join(lines)
 
-    def _shapes(self) -> dict:
+    def check_fit(self):
+        """Keras checks every weight against the layer it builds from the input shapes; here one run on zeros does
+        the same when the inputs' shapes are fully known (a kernel for 21 features after a 20-feature layer)."""
+        if any(d is None for layer in self.graph.input_layers for d in layer.shape[1:]):
+            return
+        try:
+            self._shapes(strict=True)
+        except FormatError:
+            raise
+        except ValueError as e:
+            raise FormatError(f"{e} (the weights do not fit the shapes the model's inputs give)") from e
+
+    def _shapes(self, strict=False) -> dict:
         """Output shapes per layer from one run on zeros (batch 1); stateful layers keep their state."""
         saved = _save_states(self.graph)
         try:
@@ -343,6 +355,8 @@ class KerasModelGraph:
                 shapes.setdefault(r.layer, []).append(tuple(np.shape(v)))
             return shapes
         except Exception:  # a model whose inputs have no fixed shape: describe without shapes
+            if strict:
+                raise
             return {}
         finally:
             _restore_states(self.graph, saved)

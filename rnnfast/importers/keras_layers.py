@@ -48,6 +48,26 @@ class KLayer:
             raise FormatError(f"{self.where}: option {key}={value!r} is not supported; expected one of {allowed}")
         return value
 
+    def int_opt(self, key, default=None, minimum=1):
+        value = self.config.get(key, default)
+        if value is None:
+            raise FormatError(f"{self.where}: the config has no {key!r}")
+        if not _is_int(value) or value < minimum:
+            raise FormatError(f"{self.where}: option {key}={value!r} must be an integer >= {minimum}")
+        return int(value)
+
+    def bool_opt(self, key, default=False):
+        value = self.config.get(key, default)
+        if not isinstance(value, bool) and value not in (0, 1):
+            raise FormatError(f"{self.where}: option {key}={value!r} must be true or false")
+        return bool(value)
+
+    def int_list_opt(self, key, minimum):
+        value = self.config.get(key)
+        if not isinstance(value, (list, tuple)) or not all(_is_int(d) and d >= minimum for d in value):
+            raise FormatError(f"{self.where}: option {key}={value!r} must be a list of integers >= {minimum}")
+        return [int(d) for d in value]
+
     def refuse_if(self, key, bad_value, why=""):
         if self.config.get(key) == bad_value:
             raise FormatError(f"{self.where}: option {key}={bad_value!r} is not supported{why}")
@@ -90,6 +110,10 @@ class KLayer:
         return x
 
 
+def _is_int(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and float(v).is_integer()
+
+
 def _slots(*labels, trainable=True):
     return [Slot(f"vars/{i}", trainable, label) for i, label in enumerate(labels)]
 
@@ -117,8 +141,8 @@ class Dense(KLayer):
     supports_masking = True
 
     def parse(self):
-        self.units = int(self.opt("units"))
-        self.use_bias = bool(self.opt("use_bias", True))
+        self.units = self.int_opt("units")
+        self.use_bias = self.bool_opt("use_bias", True)
         self.act = numpy_activation(self.opt("activation"), self.ctx.hs_alpha, self.where)
         if self.config.get("quantization_config") or self.config.get("lora_rank"):
             raise FormatError(f"{self.where}: quantized / LoRA Dense layers are not supported")
@@ -178,9 +202,9 @@ class Identity(KLayer):
 
 class Embedding(KLayer):
     def parse(self):
-        self.input_dim = int(self.opt("input_dim"))
-        self.output_dim = int(self.opt("output_dim"))
-        self.mask_zero = bool(self.opt("mask_zero", False))
+        self.input_dim = self.int_opt("input_dim")
+        self.output_dim = self.int_opt("output_dim")
+        self.mask_zero = self.bool_opt("mask_zero")
         if self.config.get("quantization_config") or self.config.get("lora_rank"):
             raise FormatError(f"{self.where}: quantized / LoRA Embedding layers are not supported")
 
@@ -232,8 +256,8 @@ class BatchNormalization(KLayer):
     def parse(self):
         self.axis = self.opt("axis", -1)
         self.eps = float(self.opt("epsilon", 1e-3))
-        self.center = bool(self.opt("center", True))
-        self.scale = bool(self.opt("scale", True))
+        self.center = self.bool_opt("center", True)
+        self.scale = self.bool_opt("scale", True)
         if self.ctx.major == 1 and self.config.get("mode", 0) != 0:
             raise FormatError(f"{self.where}: Keras 1 BatchNormalization mode={self.config.get('mode')} is not "
                               f"supported; expected 0 (feature-wise, moving statistics at inference)")
@@ -281,9 +305,9 @@ class LayerNormalization(KLayer):
     def parse(self):
         self.axis = self.opt("axis", -1)
         self.eps = float(self.opt("epsilon", 1e-3))
-        self.center = bool(self.opt("center", True))
-        self.scale = bool(self.opt("scale", True))
-        self.rms = bool(self.opt("rms_scaling", False))
+        self.center = self.bool_opt("center", True)
+        self.scale = self.bool_opt("scale", True)
+        self.rms = self.bool_opt("rms_scaling")
 
     def slots(self):
         return _slots(*((["gamma"] if self.scale else []) + (["beta"] if self.center and not self.rms else [])))
@@ -308,7 +332,7 @@ class LayerNormalization(KLayer):
 
 class RepeatVector(KLayer):
     def parse(self):
-        self.n = int(self.opt("n"))
+        self.n = self.int_opt("n")
 
     def forward(self, x):
         x = self.float_input(x)
@@ -331,7 +355,7 @@ class Flatten(KLayer):
 
 class Reshape(KLayer):
     def parse(self):
-        self.target = [int(d) for d in self.opt("target_shape")]
+        self.target = self.int_list_opt("target_shape", -1)
 
     def forward(self, x):
         x = self.float_input(x)
@@ -343,7 +367,7 @@ class Reshape(KLayer):
 
 class Permute(KLayer):
     def parse(self):
-        self.dims = [int(d) for d in self.opt("dims")]
+        self.dims = self.int_list_opt("dims", 1)
 
     def forward(self, x):
         return np.ascontiguousarray(self.float_input(x).transpose([0] + self.dims))
@@ -377,7 +401,7 @@ class GlobalPooling1D(KLayer):
 
     def parse(self):
         self.opt("data_format", "channels_last", allowed=("channels_last",))
-        self.keepdims = bool(self.opt("keepdims", False))
+        self.keepdims = self.bool_opt("keepdims")
         self.supports_masking = self.cls == "GlobalAveragePooling1D"
 
     def call(self, x, mask, kwargs):
@@ -388,7 +412,8 @@ class GlobalPooling1D(KLayer):
             y = x.mean(axis=1, keepdims=self.keepdims)
         else:
             m = np.asarray(mask, np.float32)[..., None]
-            y = (x * m).sum(axis=1, keepdims=self.keepdims) / m.sum(axis=1, keepdims=self.keepdims)
+            with np.errstate(invalid="ignore"):  # Keras divides by the count too: a fully masked row gives NaN
+                y = (x * m).sum(axis=1, keepdims=self.keepdims) / m.sum(axis=1, keepdims=self.keepdims)
         return [y.astype(np.float32)], [None]
 
 
@@ -420,7 +445,7 @@ class Concatenate(KLayer):
     supports_masking = True
 
     def parse(self):
-        self.axis = int(self.opt("axis", -1))
+        self.axis = self.int_opt("axis", -1, minimum=-(2 ** 31))
 
     def call(self, x, mask, kwargs):
         xs = [self.float_input(a) for a in _as_list(x, self.where)]
@@ -446,7 +471,7 @@ class Dot(KLayer):
 
     def parse(self):
         self.axes = self.opt("axes")
-        self.normalize = bool(self.opt("normalize", False))
+        self.normalize = self.bool_opt("normalize")
 
     def call(self, x, mask, kwargs):
         xs = [self.float_input(a) for a in _as_list(x, self.where)]

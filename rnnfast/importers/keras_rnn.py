@@ -32,14 +32,13 @@ class KerasRNN(KLayer):
         c = self.config
         self.cell = CELLS[self.cls]
         self.cudnn = self.cls.startswith("CuDNN")
-        if "units" not in c:
-            raise FormatError(f"{self.where}: the config has no 'units'")
-        self.units = int(c["units"])
-        self.return_sequences = bool(c.get("return_sequences", False))
-        self.return_state = bool(c.get("return_state", False))
-        self.go_backwards = bool(c.get("go_backwards", False))
-        self.stateful = bool(c.get("stateful", False))
-        self.zero_output_for_mask = bool(c.get("zero_output_for_mask", False))
+        self.units = self.int_opt("units")
+        self.return_sequences = self.bool_opt("return_sequences")
+        self.return_state = self.bool_opt("return_state")
+        self.go_backwards = self.bool_opt("go_backwards")
+        self.stateful = self.bool_opt("stateful")
+        self.zero_output_for_mask = self.bool_opt("zero_output_for_mask")
+        self.bool_opt("unroll")  # only how the graph is built; the result is the same
         self.refuse_if("time_major", True, " (batch-major inputs only, as Keras saves models)")
         if c.get("cell") is not None and self.cls not in CELLS:
             raise FormatError(f"{self.where}: RNN with a custom cell is not supported")
@@ -49,7 +48,7 @@ class KerasRNN(KLayer):
             self.use_bias = True
             act, rec = "tanh", "sigmoid"
         else:
-            self.use_bias = bool(c.get("use_bias", True))
+            self.use_bias = self.bool_opt("use_bias", True)
             act = c.get("activation", "tanh")
             if self.cell == "rnn":
                 rec = None
@@ -71,7 +70,7 @@ class KerasRNN(KLayer):
             if self.cudnn:
                 self.reset_after = True
             elif "reset_after" in c:
-                self.reset_after = bool(c["reset_after"])
+                self.reset_after = self.bool_opt("reset_after")
             else:
                 self.reset_after = self.ctx.default(self.name, "reset_after", self.ctx.major >= 3,
                                                     f"not in the config; Keras {self.ctx.major}'s default")

@@ -70,11 +70,13 @@ class LegacyWeights:
         if names is None:
             raise FormatError(f"{where}: no 'layer_names' attribute on {group.name!r}: not a Keras weights group")
         self.layer_names = names
+        self.used = set()
 
     def arrays(self, layer_name: str, where: str) -> list:
         if layer_name not in self.layer_names or layer_name not in self.group:
             raise FormatError(f"{where}: no weights for it in the file (group {self.group.name}/{layer_name} missing; "
                               f"the file has layers {self.layer_names})")
+        self.used.add(layer_name)
         g = self.group[layer_name]
         names = attr_text_list(g, "weight_names") or []
         out = []
@@ -88,6 +90,14 @@ class LegacyWeights:
         arrays = self.arrays(layer_name, where)
         check_count(arrays, slots, where, f"{self.group.name}/{layer_name}")
         return arrays
+
+    def check_all_used(self):
+        """Keras refuses a file whose layers with weights are not exactly the model's (it loads positionally)."""
+        extra = [n for n in self.layer_names if n not in self.used and n in self.group
+                 and attr_text_list(self.group[n], "weight_names")]
+        if extra:
+            raise FormatError(f"{self.where}: the file has weights for layer(s) the model config does not contain: "
+                              f"{[self.group.name.rstrip('/') + '/' + n for n in extra]}")
 
 
 def check_count(arrays, slots, where, path):
@@ -108,13 +118,14 @@ def nested_order(slot_lists) -> list:
 class TreeWeights:
     """A model's group in the object-tree layout (`layers/...`, `vars`)."""
 
-    def __init__(self, group, where: str):
+    def __init__(self, group, where: str, used=None):
         self.group = group
         self.where = where
         if "layers" not in group and "vars" not in group:
             raise FormatError(f"{where}: group {group.name!r} has neither 'layers' nor 'vars': not a Keras 3 "
                               f"weights file")
         self._paths = {}
+        self.used = set() if used is None else used  # dataset paths read, shared with the nested models' trees
 
     def assign_paths(self, layers):
         """layers: (name, class) of the model's layers in `model.layers` order (op-nodes and, in a Sequential,
@@ -147,11 +158,28 @@ class TreeWeights:
             if s.path not in g:
                 raise FormatError(f"{where}: missing dataset {g.name}/{s.path} ({s.label})")
             out.append(_read(g[s.path], f"{where}: dataset {g.name}/{s.path}"))
+            self.used.add(g[s.path].name)
         _check_no_extra(g, slots, where)
         return out
 
     def child(self, name: str, where: str) -> "TreeWeights":
-        return TreeWeights(self.layer_group(name, where), where)
+        return TreeWeights(self.layer_group(name, where), where, self.used)
+
+    def check_all_used(self):
+        """Every variable under layers/ and vars/ must belong to a layer of the config (the optimizer's and other
+        top-level groups are not the model's)."""
+        extra = []
+
+        def visit(path, obj):
+            if hasattr(obj, "shape") and obj.name not in self.used:
+                extra.append(obj.name)
+
+        for key in ("layers", "vars"):
+            if key in self.group:
+                self.group[key].visititems(visit)
+        if extra:
+            raise FormatError(f"{self.where}: the file has weights no layer of the model config uses: "
+                              f"{sorted(extra)[:10]}")
 
 
 def _check_no_extra(g, slots, where):
