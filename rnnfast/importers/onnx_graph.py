@@ -203,6 +203,59 @@ class IfNode:
         return dict(zip(self.node.output, outs))
 
 
+class ScanNode:
+    """ONNX Scan (opset 9+): the body runs once per step in numpy, carrying its state variables. rnnfast's own
+    ONNX export writes projection LSTMs this way (exporters/onnx_projection.py). Scan axes other than 0 are
+    refused."""
+
+    def __init__(self, node, where, opset, known, n_threads):
+        self.node, self.where = node, where
+        attrs = {a.name: a for a in node.attribute}
+        if "body" not in attrs or "num_scan_inputs" not in attrs:
+            raise FormatError(f"{where}: Scan needs the body and num_scan_inputs attributes")
+        from onnx import helper
+
+        value = lambda key, default: helper.get_attribute_value(attrs[key]) if key in attrs else default
+        self.n_scan = int(value("num_scan_inputs", 0))
+        self.n_state = len(node.input) - self.n_scan
+        if self.n_state < 0 or opset < 9:
+            raise FormatError(f"{where}: {len(node.input)} inputs for {self.n_scan} scan inputs (Scan before opset "
+                              f"9 is not supported)")
+        self.in_dirs = list(value("scan_input_directions", [0] * self.n_scan))
+        n_out = len(node.output) - self.n_state
+        self.out_dirs = list(value("scan_output_directions", [0] * n_out))
+        for key in ("scan_input_axes", "scan_output_axes"):
+            if any(value(key, [])):
+                raise FormatError(f"{where}: Scan {key} other than 0 are not supported")
+        self.body = OnnxGraph(None, f"{where} body", n_threads, subgraph=attrs["body"].g, opset=opset,
+                              outer_known=known)
+        if len(self.body.inputs) != len(node.input) or len(self.body.outputs) != len(node.output):
+            raise FormatError(f"{where}: the body takes {len(self.body.inputs)} inputs and gives "
+                              f"{len(self.body.outputs)} outputs; the node has {len(node.input)} and "
+                              f"{len(node.output)}")
+
+    def run(self, values):
+        args = [values[n] for n in self.node.input]
+        states, scanned = list(args[:self.n_state]), args[self.n_state:]
+        steps = {np.shape(a)[0] for a in scanned}
+        if len(steps) != 1:
+            raise ValueError(f"{self.where}: scan inputs differ in length: {sorted(steps)}")
+        (T,) = steps
+        if T == 0:
+            raise ValueError(f"{self.where}: Scan over 0 steps is not supported (the output shapes would be unknown)")
+        collected = [[] for _ in self.out_dirs]
+        names = [i.name for i in self.body.inputs]
+        for t in range(T):
+            step = [a[T - 1 - t] if d else a[t] for a, d in zip(scanned, self.in_dirs)]
+            feeds = dict(values) | self.body.consts | dict(zip(names, states + step))
+            outs = self.body.execute(feeds)
+            states = outs[:self.n_state]
+            for k, o in enumerate(outs[self.n_state:]):
+                collected[k].append(o)
+        ys = [np.stack(c[::-1] if d else c) for c, d in zip(collected, self.out_dirs)]
+        return dict(zip(self.node.output, states + ys))
+
+
 class OnnxGraph:
     def __init__(self, model_proto, name: str, n_threads=None, subgraph=None, opset=None, outer_known=()):
         """A model, or (subgraph=GraphProto, opset, outer_known) an If branch that reads outer-scope names."""
@@ -236,6 +289,8 @@ class OnnxGraph:
                                                               n_threads)))
             elif node.op_type == "If":
                 self.steps.append(("if", IfNode(node, where, opset, known, n_threads)))
+            elif node.op_type == "Scan":
+                self.steps.append(("scan", ScanNode(node, where, opset, known, n_threads)))
             elif node.op_type in OPS:
                 ctx = NodeContext(node, where, opset)
                 if all(not n or n in self.consts for n in node.input):
@@ -244,7 +299,7 @@ class OnnxGraph:
                     self.steps.append(("op", ctx))
             else:
                 raise FormatError(f"{where}: operator {node.op_type!r} (domain {node.domain or 'ai.onnx'!r}) is not "
-                                  f"supported; supported: RNN, GRU, LSTM, {', '.join(sorted(OPS))}")
+                                  f"supported; supported: RNN, GRU, LSTM, If, Scan, {', '.join(sorted(OPS))}")
         for out in self.outputs:
             if out.name not in known:
                 raise FormatError(f"{name}: graph output {out.name!r} is not produced by any node")
@@ -280,7 +335,7 @@ class OnnxGraph:
             if kind == "recurrent":
                 values.update(step.run(values))
                 continue
-            if kind == "if":
+            if kind in ("if", "scan"):
                 values.update(step.run(values))
                 continue
             args = [values[n] if n else None for n in step.node.input]

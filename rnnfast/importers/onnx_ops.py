@@ -34,6 +34,20 @@ def op_erf(ctx, x): return _same(x, _erf(x.astype(np.float64)))
 def op_leaky_relu(ctx, x): return [np.where(x >= 0, x, x * np.asarray(ctx.attrs.get("alpha", 0.01), x.dtype))]
 
 
+def op_hard_sigmoid(ctx, x):
+    return [np.clip(ctx.attrs.get("alpha", 0.2) * x + ctx.attrs.get("beta", 0.5), 0, 1).astype(x.dtype)]
+
+
+def op_elu(ctx, x):
+    alpha = ctx.attrs.get("alpha", 1.0)
+    return _same(x, np.where(x >= 0, x, alpha * np.expm1(np.minimum(x, 0).astype(np.float64))))
+
+
+def op_thresholded_relu(ctx, x): return [np.where(x > ctx.attrs.get("alpha", 1.0), x, 0).astype(x.dtype)]
+def op_softsign(ctx, x): return [x / (1 + np.abs(x))]
+def op_softplus(ctx, x): return _same(x, np.logaddexp(0.0, x.astype(np.float64)))
+
+
 def op_div(ctx, a, b):
     if np.issubdtype(np.asarray(a).dtype, np.integer):
         return [np.trunc(np.divide(a, b)).astype(np.asarray(a).dtype)]  # ONNX integer Div truncates
@@ -202,4 +216,5 @@ OPS = {"MatMul": op_matmul, "Gemm": op_gemm, "Add": op_add, "Sub": op_sub, "Mul"
        "Dropout": op_dropout, "Equal": op_equal, "Not": op_not, "Where": op_where, "Size": op_size,
        "Split": op_split, "ReduceMean": _reduce(np.mean), "ReduceSum": _reduce(np.sum), "ReduceMax": _reduce(np.max),
        "ArgMax": op_argmax, "LayerNormalization": op_layer_norm, "BatchNormalization": op_batch_norm,
-       "Pad": op_pad, "Conv": op_conv}
+       "Pad": op_pad, "Conv": op_conv, "HardSigmoid": op_hard_sigmoid, "Elu": op_elu,
+       "ThresholdedRelu": op_thresholded_relu, "Softsign": op_softsign, "Softplus": op_softplus}

@@ -70,7 +70,7 @@ class Converter:
             elif kind == "op":
                 self.op(step)
             else:
-                self.refuse(step.where, "If nodes have no pipeline form")
+                self.refuse(step.where, f"{step.node.op_type} nodes have no pipeline form")
         return self.finish()
 
     def get(self, name):

@@ -1,0 +1,160 @@
+"""export_onnx: onnxruntime runs every exported file and agrees with rnnfast's run of the source (random
+pipelines of every cell and option, PyTorch fixtures, Keras fixtures that fit), and rnnfast.load of the exported
+file gives the same; what ONNX cannot express is refused by name."""
+import glob
+import io
+import json
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import assert_close, random_layer
+from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline
+
+import rnnfast
+from rnnfast.errors import FormatError
+from rnnfast.exporters.onnx import export_onnx
+from rnnfast.layers import Activation
+from rnnfast.pipeline import EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+TORCH = sorted(os.path.basename(f)[:-4] for f in glob.glob(os.path.join(DATA, "torch", "*.npz")))
+KERAS_FIT = ["gru_reset_after_False", "gru_reset_after_True", "seed_bidirectional", "seed_char_lstm",
+             "seed_deep_bidirectional", "seed_imdb_embedding_simplernn", "seed_mnist_simplernn", "seed_stacked_lstm",
+             "use_bias_false"]
+
+
+def onnxruntime_run(data, x):
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})[0]
+
+
+def exported(source, **options):
+    buf = io.BytesIO()
+    proto = export_onnx(source, buf, **options)
+    onnx.checker.check_model(proto, full_check=True)
+    assert buf.getvalue() == proto.SerializeToString()
+    return buf.getvalue()
+
+
+def suffix_padded(rng, p, seq_len=7, batch=3):
+    """Ids whose padding (0) is all at the end of each row, one row unpadded."""
+    ids = rng.integers(1, p.stages[0].table.shape[0], (seq_len, batch))
+    for b, n in enumerate([seq_len - 3, seq_len, 2][:batch]):
+        ids[n:, b] = 0
+    return ids.T.copy() if p.batch_first else ids
+
+
+@pytest.mark.parametrize("case", sorted(PIPELINE_CASES))
+def test_random_pipelines_agree_with_onnxruntime(rng, case):
+    p = random_pipeline(rng, **PIPELINE_CASES[case])
+    x = suffix_padded(rng, p) if p.takes_ids else random_input(rng, p)
+    masked = any(isinstance(s, EmbeddingStage) and s.mask_zero for s in p.stages)
+    data = exported(p, assume_suffix_padding=masked)
+    expected = run_pipeline(p, x)
+    assert_close(onnxruntime_run(data, x), expected, what=f"{case} onnxruntime")
+    assert_close(rnnfast.load(data).run(x)[0], expected, what=f"{case} rnnfast.load")
+
+
+@pytest.mark.parametrize("opset", [13, 21])
+def test_opsets(rng, opset):
+    p = random_pipeline(rng, **PIPELINE_CASES["embed-mask-bi-zero-out"])
+    x = suffix_padded(rng, p)
+    data = exported(p, opset=opset, assume_suffix_padding=True)
+    assert onnx.load_from_string(data).opset_import[0].version == opset
+    assert_close(onnxruntime_run(data, x), run_pipeline(p, x))
+
+
+@pytest.mark.parametrize("name", TORCH)
+def test_torch_fixtures(name):
+    (path,) = [f for f in glob.glob(os.path.join(DATA, "torch", name + ".*")) if not f.endswith(".npz")]
+    z = np.load(os.path.join(DATA, "torch", name + ".npz"))
+    model = rnnfast.load(path, **json.loads(str(z["load_options"])))
+    x = z["input"]
+    if x.ndim == (1 if model.input_names and model.inputs[0].type == "tensor(int64)" else 2):
+        x = x[None] if model.graph.batch_first else x[:, None]
+    data = exported(model)
+    expected = model.run(x)[0]
+    assert_close(onnxruntime_run(data, x.astype(np.int64) if x.dtype.kind in "iu" else x), expected, what=name)
+    assert_close(rnnfast.load(data).run(x)[0], expected, what=name)
+
+
+@pytest.mark.parametrize("name", KERAS_FIT)
+def test_keras_fixtures(name):
+    model = rnnfast.load(os.path.join(DATA, "keras", f"k3_{name}.keras"))
+    x = np.load(os.path.join(DATA, "keras", f"k3_{name}.npz"))["x0"]
+    data = exported(model)
+    feed = x.astype(np.int64) if model.inputs[0].type != "tensor(float)" else x.astype(np.float32)
+    expected = model.run(x)[0]
+    assert_close(onnxruntime_run(data, feed), expected, what=name)
+    assert_close(rnnfast.load(data).run(feed)[0], expected, what=name)
+
+
+def test_keras_mask_exports_only_with_suffix_padding_assumed():
+    model = rnnfast.load(os.path.join(DATA, "keras", "k3_seed_masked_middle.keras"))
+    with pytest.raises(FormatError, match="assume_suffix_padding=True"):
+        export_onnx(model)
+    data = exported(model, assume_suffix_padding=True)
+    rng = np.random.default_rng(5)
+    x = suffix_padded(rng, model.to_pipeline(), seq_len=model.inputs[0].shape[1], batch=3)
+    assert_close(onnxruntime_run(data, x), model.run(x)[0])
+
+
+@pytest.mark.parametrize("act", ["Selu", "Swish", "Gelu", "Exp"])
+def test_keras_only_activations_are_refused_by_name(rng, act):
+    layer = random_layer(rng, "gru", "forward", input_size=3, hidden_size=4,
+                         activations=((Activation("Sigmoid"), Activation(act)),))
+    with pytest.raises(FormatError, match=f"activation {act}"):
+        export_onnx(Pipeline([RecurrentStage([layer])]))
+
+
+def test_bad_opset_and_unconvertible_models(rng):
+    p = Pipeline([RecurrentStage([random_layer(rng, "rnn", input_size=3)])])
+    with pytest.raises(ValueError, match="opset 11"):
+        export_onnx(p, opset=11)
+    model = rnnfast.load(os.path.join(DATA, "keras", "k3_seed_stateful_lstm.keras"))
+    with pytest.raises(FormatError, match="stateful"):
+        export_onnx(model)
+
+
+def test_written_to_a_path(rng, tmp_path):
+    p = random_pipeline(rng, **PIPELINE_CASES["gru"])
+    x = random_input(rng, p)
+    export_onnx(p, tmp_path / "m.onnx")
+    assert_close(rnnfast.load(str(tmp_path / "m.onnx")).run(x)[0], run_pipeline(p, x))
+
+
+@pytest.mark.parametrize("acts", [("HardSigmoid", "Softplus", "Softsign"), ("Sigmoid", "Elu", "ScaledTanh"),
+                                  ("Sigmoid", "LeakyRelu", "Affine"), ("Sigmoid", "ThresholdedRelu", "Relu")])
+@pytest.mark.parametrize("direction", ["reverse", "bidirectional"])
+def test_projection_scan_decomposition(rng, acts, direction):
+    """Every activation in the Scan body, with a suffix-padded Keras mask, clip, peepholes and input_forget."""
+    alpha = {"ThresholdedRelu": 0.1, "LeakyRelu": 0.3, "Elu": 0.7, "HardSigmoid": 0.25, "Affine": 0.9,
+             "ScaledTanh": 1.2}
+    act = tuple(Activation(a, alpha.get(a, 0.0), 0.4 if a in ("HardSigmoid", "Affine", "ScaledTanh") else 0.0)
+                for a in acts)
+    layer = random_layer(rng, "lstm", direction, input_size=4, hidden_size=5, proj_size=3, clip=1.5,
+                         peepholes=True, input_forget=direction == "reverse",
+                         activations=(act,) * (2 if direction == "bidirectional" else 1))
+    p = Pipeline([EmbeddingStage(rng.standard_normal((9, 4)), mask_zero=True), RecurrentStage([layer])])
+    x = suffix_padded(rng, p)
+    data = exported(p, assume_suffix_padding=True)
+    assert "Scan" in {n.op_type for n in onnx.load_from_string(data).graph.node}
+    assert_close(onnxruntime_run(data, x), run_pipeline(p, x), what=str(acts))
+    assert_close(rnnfast.load(data).run(x)[0], run_pipeline(p, x), what=str(acts))
+
+
+def test_scan_forms_rnnfast_does_not_run_are_refused():
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph([helper.make_node("Identity", ["s"], ["o"])], "b",
+                             [helper.make_tensor_value_info("s", TensorProto.FLOAT, [2])],
+                             [helper.make_tensor_value_info("o", TensorProto.FLOAT, [2])])
+    node = helper.make_node("Scan", ["x"], ["y"], body=body, num_scan_inputs=1, scan_input_axes=[1])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    with pytest.raises(FormatError, match="scan_input_axes"):
+        rnnfast.load(data)
