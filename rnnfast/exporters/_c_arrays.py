@@ -1,0 +1,165 @@
+"""Weights as C99 `static const` arrays, in float32, int8 (per-output-row scales) or fp16 storage.
+
+Every matrix is written transposed, [in][out], so the generated product is an axpy over the outputs
+(`acc[i] += w[j][i] * x[j]`): no reduction, hence vectorizable by gcc -O2 without -ffast-math.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import FormatError
+
+QUANTIZE = (None, "int8", "fp16")
+PER_LINE = 8
+
+
+def float_literal(v) -> str:
+    """The float32 value v as a C literal that reads back to the same bits (9 significant digits suffice)."""
+    s = "%.9g" % float(np.float32(v))
+    if "e" not in s and "." not in s:
+        s += ".0"
+    return s + "f"
+
+
+def check_finite(name: str, a: np.ndarray, where: str) -> None:
+    if not np.all(np.isfinite(a)):
+        raise FormatError(f"{where}: {name} holds inf or nan values, which C code export does not write")
+
+
+def _rows(values, fmt, indent) -> list[str]:
+    flat = [fmt(v) for v in np.asarray(values).reshape(-1)]
+    return [indent + ", ".join(flat[i:i + PER_LINE]) + "," for i in range(0, len(flat), PER_LINE)]
+
+
+def vector(name: str, values, ctype="float") -> str:
+    values = np.asarray(values)
+    fmt = float_literal if ctype == "float" else str
+    body = _rows(values, fmt, "    ")
+    return "\n".join([f"static const {ctype} {name}[{values.size}] = {{"] + body + ["};"])
+
+
+def nested(values, fmt, indent="    ") -> list[str]:
+    """Initializer lines of an n-d array, one brace level per dimension (gcc -Wmissing-braces wants them)."""
+    values = np.asarray(values)
+    if values.ndim <= 1:
+        return _rows(values, fmt, indent)
+    lines = []
+    for sub in values:
+        lines += [indent + "{"] + nested(sub, fmt, indent + "    ") + [indent + "},"]
+    return lines
+
+
+def array(ctype: str, name: str, values, fmt=None) -> str:
+    """`static const ctype name[d0][d1]... = {...};`"""
+    values = np.asarray(values)
+    fmt = fmt or (float_literal if ctype == "float" else str)
+    dims = "".join(f"[{n}]" for n in values.shape)
+    return "\n".join([f"static const {ctype} {name}{dims} = {{"] + nested(values, fmt) + ["};"])
+
+
+def matrix_2d(name: str, values, ctype, fmt) -> str:
+    return array(ctype, name, values, fmt)
+
+
+def quantize_int8(w: np.ndarray):
+    """w [out, in] -> (q int8 [out, in], scale float32 [out]); w ~ q * scale[:, None], symmetric per output row."""
+    w = np.asarray(w, np.float32)
+    amax = np.abs(w).max(axis=1) if w.shape[1] else np.zeros(w.shape[0], np.float32)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def dequantized(w: np.ndarray, quantize) -> np.ndarray:
+    """The float32 weights the generated code effectively computes with."""
+    w = np.asarray(w, np.float32)
+    if quantize == "int8":
+        q, scale = quantize_int8(w)
+        return (q.astype(np.float32) * scale[:, None]).astype(np.float32)
+    if quantize == "fp16":
+        return w.astype(np.float16).astype(np.float32)
+    return w
+
+
+@dataclass
+class Matrix:
+    """A weight matrix [out, in] as written to C, and how generated code reads its element (j, i)."""
+
+    name: str
+    n_out: int
+    n_in: int
+    quantize: object = None
+
+    def element(self, j: str, i: str) -> str:
+        if self.quantize == "fp16":
+            return f"half_to_float({self.name}[{j}][{i}])"
+        if self.quantize == "int8":
+            return f"(float){self.name}[{j}][{i}]"
+        return f"{self.name}[{j}][{i}]"
+
+
+def matrix(name: str, w: np.ndarray, quantize, where: str) -> tuple[Matrix, str]:
+    """(Matrix, C definition) for w [out, in]."""
+    w = np.asarray(w, np.float32)
+    check_finite(name, w, where)
+    n_out, n_in = w.shape
+    m = Matrix(name, n_out, n_in, quantize)
+    if n_in == 0:
+        raise FormatError(f"{where}: {name} has no input columns; C code export needs at least one")
+    if quantize == "int8":
+        q, scale = quantize_int8(w)
+        text = (matrix_2d(name, q.T, "int8_t", str) + "\n"
+                + vector(name + "_scale", scale))
+    elif quantize == "fp16":
+        bits = w.astype(np.float16)
+        if not np.all(np.isfinite(bits)):
+            raise FormatError(f"{where}: {name} has values beyond the float16 range (|w| > 65504); "
+                              f"export it without quantize='fp16'")
+        text = matrix_2d(name, bits.view(np.uint16).T, "uint16_t", lambda v: "0x%04x" % int(v))
+    else:
+        text = matrix_2d(name, w.T, "float", float_literal)
+    return m, text
+
+
+def matvec(acc: str, m: Matrix, x: str, cols=None, indent="    ", qacc="s->qacc") -> list[str]:
+    """C lines doing acc[i] += sum_j W[i, j] * x[j] for i in `cols` (a (start, stop) range of outputs)."""
+    start, stop = cols or (0, m.n_out)
+    n = stop - start
+    off = f"{start} + " if start else ""
+    if m.quantize == "int8":
+        # Integer weights summed in float; the row scale is applied once per output.
+        return [
+            f"{indent}for (int i = 0; i < {n}; i++) {qacc}[i] = 0.0f;",
+            f"{indent}for (int j = 0; j < {m.n_in}; j++) {{",
+            f"{indent}    const float xj = {x}[j];",
+            f"{indent}    for (int i = 0; i < {n}; i++) {qacc}[i] += {m.element('j', off + 'i')} * xj;",
+            f"{indent}}}",
+            f"{indent}for (int i = 0; i < {n}; i++) {acc}[{off}i] += {m.name}_scale[{off}i] * {qacc}[i];",
+        ]
+    return [
+        f"{indent}for (int j = 0; j < {m.n_in}; j++) {{",
+        f"{indent}    const float xj = {x}[j];",
+        f"{indent}    for (int i = 0; i < {n}; i++) {acc}[{off}i] += {m.element('j', off + 'i')} * xj;",
+        f"{indent}}}",
+    ]
+
+
+HALF_TO_FLOAT = """\
+/* IEEE 754 binary16 bits -> float, exact for every finite half (normal and subnormal); weights are finite. */
+static float half_to_float(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1fu;
+    const uint32_t mant = h & 0x3ffu;
+    union { uint32_t u; float f; } v;
+    if (exp == 0) {
+        /* zero or subnormal: mant * 2^-24 is exact in float */
+        v.f = (float)mant * 5.9604644775390625e-8f;
+        v.u |= sign;
+        return v.f;
+    }
+    v.u = sign | ((exp + 112u) << 23) | (mant << 13);
+    return v.f;
+}"""

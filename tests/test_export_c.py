@@ -1,0 +1,200 @@
+"""C code export (rnnfast/exporters/c.py): every generated model is compiled with gcc -Wall -Wextra -Werror
+-std=c99 -O2, its own test program must pass (exit 0: run and step agree with rnnfast within the tolerance written
+in it), and the outputs it prints must match the float64 reference (rnnfast/reference.py) within assert_close.
+
+All models are exported and compiled once per session, in parallel, and each case then checks its own results.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from conftest import assert_close, random_layer
+
+import rnnfast
+from rnnfast import reference
+from rnnfast.errors import FormatError
+from rnnfast.exporters.c import export_c
+from rnnfast.layers import ACTIVATION_PARAMS, Activation
+from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+GCC = ["gcc", "-Wall", "-Wextra", "-Werror", "-std=c99", "-O2"]
+TORCH = os.path.join(os.path.dirname(__file__), "data", "torch")
+# alpha/beta where the activation reads them, picked so the functions stay tame over a few steps
+ACT_PARAMS = {"Affine": (0.5, 0.1), "LeakyRelu": (0.1, 0.0), "ThresholdedRelu": (0.2, 0.0),
+              "ScaledTanh": (1.5, 0.7), "HardSigmoid": (0.2, 0.5), "Elu": (0.8, 0.0)}
+
+
+def reference_pipeline(p: Pipeline, x):
+    """float64 walk of the stages. x: [seq, batch, in] or ids [seq, batch], time-major."""
+    x, mask = np.asarray(x), None
+    for s in p.stages:
+        if isinstance(s, EmbeddingStage):
+            mask = (x != 0) if s.mask_zero else None
+            x = s.table.astype(np.float64)[x]
+        elif isinstance(s, RecurrentStage):
+            T, B = x.shape[:2]
+            for layer in s.layers:
+                y, y_h, _ = reference.run_layer(layer, x, mask=mask, mask_zero_output=s.mask_zero_output)
+                x = y.transpose(0, 2, 1, 3).reshape(T, B, -1)
+            if not s.return_sequences:
+                x, mask = y_h.transpose(1, 0, 2).reshape(B, -1), None
+        else:
+            z = x @ s.weight.T.astype(np.float64) + (0 if s.bias is None else s.bias)
+            if s.activation == "relu":
+                z = np.maximum(z, 0)
+            elif s.activation == "tanh":
+                z = np.tanh(z)
+            elif s.activation == "sigmoid":
+                z = 1 / (1 + np.exp(-z))
+            elif s.activation == "softmax":
+                e = np.exp(z - z.max(-1, keepdims=True))
+                z = e / e.sum(-1, keepdims=True)
+            x = z
+    return x
+
+
+def _stack(*layers, **kw):
+    return RecurrentStage(list(layers), **kw)
+
+
+def random_cases(rng) -> dict:
+    r = lambda *a, **k: random_layer(rng, *a, **k)
+    dense = lambda o, i, act="linear", bias=True: DenseStage(rng.standard_normal((o, i)) * 0.5,
+                                                             rng.standard_normal(o) * 0.1 if bias else None, act)
+    cases = {
+        "rnn_tanh": Pipeline([_stack(r("rnn", input_size=3, hidden_size=5))]),
+        "rnn_relu_clip": Pipeline([_stack(r("rnn", input_size=3, hidden_size=5, activations="Relu", clip=0.5))]),
+        "gru": Pipeline([_stack(r("gru", input_size=4, hidden_size=6))]),
+        "gru_lbr": Pipeline([_stack(r("gru", input_size=4, hidden_size=6, linear_before_reset=True))]),
+        "gru_lbr_clip_reverse": Pipeline([_stack(r("gru", "reverse", 4, 5, linear_before_reset=True, clip=0.4))]),
+        "lstm": Pipeline([_stack(r("lstm", input_size=4, hidden_size=8))]),
+        "lstm_peep_clip": Pipeline([_stack(r("lstm", input_size=4, hidden_size=7, peepholes=True, clip=0.3))]),
+        "lstm_input_forget": Pipeline([_stack(r("lstm", input_size=4, hidden_size=6, input_forget=True))]),
+        "lstm_proj": Pipeline([_stack(r("lstm", input_size=4, hidden_size=9, proj_size=5))]),
+        "lstm_bidir_proj_peep": Pipeline([_stack(r("lstm", "bidirectional", 3, 6, proj_size=4, peepholes=True))]),
+        "rnn_bidir": Pipeline([_stack(r("rnn", "bidirectional", 3, 4))]),
+        "gru_bidir_stack": Pipeline([_stack(r("gru", "bidirectional", 3, 5), r("gru", "bidirectional", 10, 4,
+                                                                               linear_before_reset=True))]),
+        "stack_mixed_cells": Pipeline([_stack(r("lstm", input_size=3, hidden_size=6), r("gru", input_size=6,
+                                                                                        hidden_size=5),
+                                              r("rnn", input_size=5, hidden_size=4))]),
+        "emb_mask_bidir_final_softmax": Pipeline([
+            EmbeddingStage(rng.standard_normal((11, 5)), mask_zero=True),
+            _stack(r("lstm", "bidirectional", 5, 6), r("gru", "forward", 12, 7), return_sequences=False),
+            dense(3, 7, "softmax")]),
+        "emb_mask_zero_output_seq": Pipeline([
+            EmbeddingStage(rng.standard_normal((9, 4)), mask_zero=True),
+            _stack(r("gru", "bidirectional", 4, 5), mask_zero_output=True), dense(2, 10, "sigmoid")]),
+        "emb_mask_forward_steps": Pipeline([
+            EmbeddingStage(rng.standard_normal((7, 3)), mask_zero=True),
+            _stack(r("lstm", input_size=3, hidden_size=5), return_sequences=False), dense(4, 5, "relu", bias=False)]),
+        "emb_no_mask_dense_heads": Pipeline([
+            EmbeddingStage(rng.standard_normal((6, 3))), _stack(r("rnn", input_size=3, hidden_size=5)),
+            dense(4, 5, "tanh"), dense(3, 4, "linear")]),
+        "dense_between_stages": Pipeline([
+            dense(5, 3, "relu"), _stack(r("gru", input_size=5, hidden_size=4)), dense(6, 4, "tanh"),
+            _stack(r("lstm", "bidirectional", 6, 3), return_sequences=False), dense(2, 6, "softmax")]),
+        "batch_first_final": Pipeline([_stack(r("lstm", input_size=3, hidden_size=4), return_sequences=False),
+                                       dense(2, 4)], batch_first=True),
+    }
+    for name, (alpha_on, beta_on) in ACTIVATION_PARAMS.items():
+        a, b = ACT_PARAMS.get(name, (0.0, 0.0))
+        act = Activation(name, a if alpha_on else 0.0, b if beta_on else 0.0)
+        # every slot of an LSTM (gates f, cell g, output h), but exp of exp overflows within a few steps
+        layer = random_layer(rng, "lstm", input_size=3, hidden_size=4)
+        tanh = Activation("Tanh")
+        layer.activations = ((act, tanh, tanh) if name == "Exp" else (act, act, act),)
+        cases[f"act_{name}"] = Pipeline([_stack(layer)])
+    return cases
+
+
+def torch_cases() -> dict:
+    """The torch fixtures as pipelines, built from the loaded model's graph (Embedding -> stack -> Linear)."""
+    cases = {}
+    for f in sorted(os.listdir(TORCH)):
+        if not f.endswith(".npz"):
+            continue
+        name = f[:-4]
+        with np.load(os.path.join(TORCH, f), allow_pickle=False) as z:
+            options = json.loads(str(z["load_options"]))
+            x = z["input"]
+        (path,) = [os.path.join(TORCH, g) for g in os.listdir(TORCH) if g.startswith(name + ".") and g != f]
+        g = rnnfast.load(path, **options).graph
+        stages = [EmbeddingStage(g.embedding.weight)] if g.embedding is not None else []
+        stages.append(RecurrentStage(g.layers))
+        if g.head is not None:
+            stages.append(DenseStage(g.head.weight, g.head.bias))
+        if x.ndim == (1 if g.embedding is not None else 2):  # unbatched
+            x = x[:, None] if not g.batch_first else x[None]
+        cases[f"torch_{name}"] = (Pipeline(stages, batch_first=g.batch_first, source=path), x)
+    return cases
+
+
+def _build(tmp, name, p, x=None):
+    out = export_c(p, os.path.join(tmp, name), prefix=name, test_input=x)
+    exe = os.path.join(tmp, name, "test")
+    cc = subprocess.run(GCC + ["-o", exe, out.source, out.test, "-lm"], capture_output=True, text=True)
+    if cc.returncode:
+        return out, cc
+    return out, subprocess.run([exe], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("export_c"))
+    cases = {k: (p, None) for k, p in random_cases(np.random.default_rng(7)).items()}
+    cases.update(torch_cases())
+    with ThreadPoolExecutor(2) as pool:
+        futures = {k: pool.submit(_build, tmp, k, p, x) for k, (p, x) in cases.items()}
+        return {k: (cases[k][0],) + f.result() for k, f in futures.items()}
+
+
+CASE_NAMES = sorted(random_cases(np.random.default_rng(7))) + sorted(
+    "torch_" + f[:-4] for f in os.listdir(TORCH) if f.endswith(".npz"))
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_generated_code_matches_reference(built, name):
+    p, out, proc = built[name]
+    assert proc.returncode == 0, f"{name}: {proc.args}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    printed = np.array(proc.stdout.split(), np.float64)
+    x = out.test_input  # [n_seq, seq_len, ...]
+    want = reference_pipeline(p, np.swapaxes(x, 0, 1))
+    if want.ndim == 3:
+        want = np.swapaxes(want, 0, 1)
+    assert printed.size == want.size
+    assert_close(printed.reshape(want.shape), want, what=name)
+    assert_close(out.expected, want, what=f"{name}: rnnfast's own run")
+    assert out.has_step == all(l.direction == "forward" for s in p.stages if isinstance(s, RecurrentStage)
+                               for l in s.layers)
+
+
+def test_every_kind_of_case_is_covered():
+    names = set(CASE_NAMES)
+    assert {"gru", "gru_lbr", "lstm_peep_clip", "lstm_input_forget", "lstm_proj", "gru_bidir_stack",
+            "emb_mask_bidir_final_softmax"} <= names
+    assert {f"act_{a}" for a in ACTIVATION_PARAMS} <= names
+    assert sum(n.startswith("torch_") for n in names) >= 25
+
+
+def test_refused_by_name(tmp_path, rng):
+    layer = random_layer(rng, "lstm", input_size=3, hidden_size=4)
+    layer.w_hh[0, 1, 2] = np.inf
+    with pytest.raises(FormatError, match="l0d0_wh holds inf or nan"):
+        export_c(Pipeline([RecurrentStage([layer])]), str(tmp_path))
+    ok = Pipeline([RecurrentStage([random_layer(rng, "gru", input_size=3, hidden_size=4)])])
+    with pytest.raises(ValueError, match="prefix must be a C identifier"):
+        export_c(ok, str(tmp_path), prefix="9lives")
+    with pytest.raises(ValueError, match="quantize must be one of"):
+        export_c(ok, str(tmp_path), quantize="int4")
+    odd = Pipeline([RecurrentStage([random_layer(rng, "gru", input_size=3, hidden_size=4)])])
+    odd.stages.append(object())
+    with pytest.raises(FormatError, match="does not handle a object stage"):
+        export_c(odd, str(tmp_path))
