@@ -136,3 +136,128 @@ def test_bad_files_and_usage(tmp_path, onnx_gru):
     np.save(tmp_path / "wrong.npy", np.zeros((4, 2, 9), np.float32))
     assert_usage_error(cli("run", onnx_gru, "-i", "wrong.npy", "-o", "y.npz", cwd=tmp_path), onnx_gru)
     assert_usage_error(cli("inspect", DATA / "torch" / "two_modules.pt", cwd=tmp_path), "two_modules.pt")
+
+
+def _onnx_file(tmp_path_factory, name, cell, attrs, weights, x, n_outputs):
+    data, _ = recurrent_model(cell, attrs, [x, *weights], n_outputs)
+    path = tmp_path_factory.mktemp("cli") / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def onnx_chaotic(tmp_path_factory):
+    """An RNN whose recurrence is chaotic (recurrent weights with spectral radius about 3): rounding differences
+    of one ulp grow until float32 and float64 disagree completely after ~100 steps. No float32 engine, onnxruntime
+    included, can match the float64 reference on it: an honest verify failure."""
+    rng = np.random.default_rng(1)
+    H, I = 32, 4
+    W = (rng.standard_normal((1, H, I)) * 0.1).astype(np.float32)
+    R = (rng.standard_normal((1, H, H)) * 3 / np.sqrt(H)).astype(np.float32)
+    return _onnx_file(tmp_path_factory, "chaotic.onnx", "rnn", {"hidden_size": H}, [W, R],
+                      np.zeros((1, 1, I), np.float32), 2)
+
+
+@pytest.fixture(scope="module")
+def onnx_layout1(tmp_path_factory):
+    """LSTM with layout=1 (batch-major), which onnxruntime refuses: verify falls back to onnx.reference."""
+    rng = np.random.default_rng(3)
+    H, I = 4, 3
+    W = rng.uniform(-0.5, 0.5, (1, 4 * H, I)).astype(np.float32)
+    R = rng.uniform(-0.5, 0.5, (1, 4 * H, H)).astype(np.float32)
+    return _onnx_file(tmp_path_factory, "layout1.onnx", "lstm", {"hidden_size": H, "layout": 1}, [W, R],
+                      np.zeros((2, 5, I), np.float32), 3)
+
+
+def test_verify_onnx_json_numbers_match(tmp_path, onnx_gru, onnx_layout1):
+    from rnnfast import reference
+    from rnnfast.commands.common import random_inputs
+
+    r = cli("verify", onnx_gru, "--json", "--layers", "--seed", 5, "--seq-len", 9, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["ok"] and info["input"] == "random, seed 5" and info["inputs"]["X"]["shape"] == [9, 2, 3]
+    got = {(c["against"], c["output"]): c for c in info["comparisons"]}
+    assert set(got) == {(a, o) for a in ("float64 reference", "onnxruntime (the file)") for o in ("Y", "Y_h")}
+    # The same input and the same comparison, made here: the printed errors are the real ones.
+    model = rnnfast.load(onnx_gru)
+    feeds = random_inputs(model, 9, 2, 5)
+    y, y_h = model.run(feeds)
+    ry, ry_h, _ = reference.run_layer(model.graph.steps[0][1].layer, feeds["X"])
+    for name, a, e in (("Y", y, ry), ("Y_h", y_h, ry_h)):
+        c = got[("float64 reference", name)]
+        e = e.astype(np.float32)  # the ONNX graph returns its outputs in the model's dtype
+        assert c["max_abs"] == pytest.approx(np.abs(a.astype(np.float64) - e).max(), rel=1e-9, abs=1e-15)
+        assert 0 < c["max_abs"] < 1e-5 and c["ok"]
+    import onnxruntime as ort
+
+    ort_y = ort.InferenceSession(str(onnx_gru), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    assert got[("onnxruntime (the file)", "Y")]["max_abs"] == pytest.approx(np.abs(y - ort_y).max(), abs=1e-12)
+    assert {(l["layer"], l["output"]) for l in info["layers"]} == {("Y", "y"), ("Y", "y_h")}
+
+    r = cli("verify", onnx_layout1, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "note: onnxruntime refused the model" in r.stdout and "layout" in r.stdout
+    assert len([l for l in r.stdout.splitlines() if l.startswith("onnx.reference (the file)")]) == 3
+    assert "result: PASS" in r.stdout and r.stderr == ""
+
+
+def test_verify_fails_on_a_chaotic_recurrence(tmp_path, onnx_chaotic):
+    r = cli("verify", onnx_chaotic, "--seq-len", 120, "--batch", 1, "--layers", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    rows = {tuple(l.split()[:3]): l.split() for l in r.stdout.splitlines() if l.startswith(("float64", "onnxrun"))}
+    y_err = float(rows[("float64", "reference", "Y")][3])
+    assert y_err > 0.1 and rows[("float64", "reference", "Y")][-2:] == ["OVER", "TOLERANCE"]
+    assert "result: FAIL" in r.stdout
+    # The same model over a few steps, before rounding has grown: within tolerance.
+    r = cli("verify", onnx_chaotic, "--seq-len", 5, "--batch", 1, cwd=tmp_path)
+    assert r.returncode == 0 and "result: PASS" in r.stdout, r.stdout + r.stderr
+
+
+def test_verify_torch_with_input_and_keras_layers(tmp_path):
+    ref = np.load(DATA / "torch" / "emb_lstm_fc.npz")
+    np.savez(tmp_path / "x.npz", input=ref["input"])
+    r = cli("verify", DATA / "torch" / "emb_lstm_fc.pt", *EMB_LSTM_FC, "--input", "x.npz", "--layers", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "input (from x.npz): input int64 [2, 7]" in r.stdout
+    ref_rows = [l.split() for l in r.stdout.splitlines() if l.startswith("float64 reference")]
+    assert [row[2] for row in ref_rows] == ["output", "h_n", "c_n"]
+    assert all(0 <= float(row[3]) < 1e-5 and row[-1] == "ok" for row in ref_rows)
+    assert [l.split()[1:4] for l in r.stdout.splitlines() if l.startswith("layer ")] == [
+        ["lstm.l0", "(lstm)", "y"], ["lstm.l0", "(lstm)", "y_h"], ["lstm.l0", "(lstm)", "y_c"]]
+
+    r = cli("verify", DATA / "keras" / "k3_weights_only.weights.h5", "--config",
+            DATA / "keras" / "k3_weights_only.json", "--layers", "--json", cwd=tmp_path)
+    info = json.loads(r.stdout)
+    assert r.returncode == 0 and info["ok"], r.stdout + r.stderr
+    assert {l["layer"] for l in info["layers"]} == {"bidirectional_8", "lstm_27"}
+    assert all(c["max_abs"] < 1e-5 for c in info["comparisons"] + info["layers"])
+
+
+def test_convert_rnnf_npz_safetensors(tmp_path):
+    from rnnfast.exporters._canonical import canonical_arrays
+
+    path = DATA / "keras" / "k3_seed_stacked_lstm.keras"
+    r = cli("convert", path, "m.rnnf", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "check ok" in r.stdout and r.stdout.rstrip().endswith("max abs difference 0")
+    ref = np.load(DATA / "keras" / "k3_seed_stacked_lstm.npz")
+    assert_close(rnnfast.load(tmp_path / "m.rnnf").run(ref["x0"])[0], ref["y0"], what="rnnf vs keras")
+    expected = canonical_arrays(rnnfast.load(path).to_pipeline())
+    r = cli("convert", path, "w.bin", "--format", "npz", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "w.bin") as w:
+        assert sorted(k for k in w.keys() if k != "__pipeline__") == sorted(expected)
+        for k, v in expected.items():
+            np.testing.assert_array_equal(w[k], v)
+    r = cli("convert", path, "w.safetensors", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    header = json.loads((tmp_path / "w.safetensors").read_bytes()[8:8 + int.from_bytes(
+        (tmp_path / "w.safetensors").read_bytes()[:8], "little")])
+    assert {k: v["shape"] for k, v in header.items() if k != "__metadata__"} == {
+        k: list(v.shape) for k, v in expected.items()}
+    r = cli("convert", path, "w.bin", cwd=tmp_path)
+    assert_usage_error(r, "w.bin")
+    r = cli("convert", DATA / "keras" / "k3_seq2seq_attention.keras", "m2.rnnf", cwd=tmp_path)
+    assert_usage_error(r, "k3_seq2seq_attention.keras")
+    assert "one input and one output" in r.stderr and not (tmp_path / "m2.rnnf").exists()

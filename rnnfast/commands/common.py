@@ -17,8 +17,9 @@ class CliError(Exception):
 _BATCH_DIM = re.compile(r"^(batch.*|n|b|N|B|unk__\d+_batch|.*_batch)$")
 
 
-def add_model_arguments(parser, file_help="model file: .onnx, .h5/.keras/.weights.h5, .pt/.pth, .safetensors"):
-    parser.add_argument("file", metavar="FILE", help=file_help)
+def add_model_arguments(parser, file_help="model file: .onnx, .h5/.keras/.weights.h5, .pt/.pth, .safetensors, "
+                                          ".rnnf", metavar="FILE"):
+    parser.add_argument("file", metavar=metavar, help=file_help)
     parser.add_argument("--config", metavar="PATH",
                         help="architecture for a Keras weights-only file (.weights.h5 or an HDF5 file without "
                              "model_config): a .json, .keras or full-model .h5 file")

@@ -1,10 +1,10 @@
 """Watch (or replace) every recurrent computation of one model run.
 
-Every importer's graph runs its recurrent layers through `engine.run_layer`, and pipelines through
-`engine.CompiledStack`; those two are the only doors into the C engine. Swapping them for the duration of a
-run therefore records each recurrent layer's exact inputs and outputs (for per-layer checks and shapes), or
-runs the whole model with the float64 reference in place of the engine, through the model's own glue code,
-without any importer knowing about it.
+Every recurrent layer of every importer's graph reaches the C engine through `engine.CompiledStack.run`
+(`engine.run_layer` runs a one-layer stack, pipelines run whole stacks). Patching that one method for the
+duration of a run therefore records each recurrent layer's exact inputs and outputs (for per-layer checks and
+shapes), or runs the whole model with the float64 reference in place of the engine, through the model's own
+glue code, without any importer knowing about it.
 """
 from __future__ import annotations
 
@@ -43,37 +43,27 @@ def reference_stack(layers, x, sequence_lens=None, initial_h=None, initial_c=Non
 @contextmanager
 def recording(use_reference: bool = False, n_threads=None):
     """Yields the list of Calls made while the block runs. use_reference: compute with rnnfast.reference
-    instead of the engine. n_threads: passed to every engine call that does not name its own."""
+    instead of the engine. n_threads: used by every engine call that does not name its own."""
     calls = []
-    run_layer, stack_class = engine.run_layer, engine.CompiledStack
+    engine_run = engine.CompiledStack.run
+    default_threads = n_threads
 
-    def traced_run_layer(layer, x, sequence_lens=None, initial_h=None, initial_c=None, mask=None,
-                         mask_zero_output=False, n_threads=n_threads):
+    def run(self, x, sequence_lens=None, initial_h=None, initial_c=None, mask=None, mask_zero_output=False,
+            want_y=True, y_layout=engine.Y_SEQ_DIR_BATCH, n_threads=None):
         options = dict(sequence_lens=sequence_lens, initial_h=initial_h, initial_c=initial_c, mask=mask,
                        mask_zero_output=mask_zero_output)
         if use_reference:
-            y, y_h, y_c = reference.run_layer(layer, x, **options)
+            y, hs, cs = reference_stack(self.layers, np.asarray(x), **options)
+            out = (y if y_layout == engine.Y_SEQ_DIR_BATCH else y.transpose(0, 2, 1, 3), hs, cs)
         else:
-            y, y_h, y_c = run_layer(layer, x, n_threads=n_threads, **options)
-        calls.append(Call([layer], np.asarray(x), options, (y, [y_h], [y_c])))
-        return y, y_h, y_c
+            out = engine_run(self, x, want_y=want_y, y_layout=y_layout, n_threads=n_threads or default_threads,
+                             **options)
+        y = out[0] if y_layout == engine.Y_SEQ_DIR_BATCH or out[0] is None else out[0].transpose(0, 2, 1, 3)
+        calls.append(Call(list(self.layers), np.asarray(x), options, (y, out[1], out[2])))
+        return out
 
-    class TracedStack(stack_class):
-        def run(self, x, sequence_lens=None, initial_h=None, initial_c=None, mask=None, mask_zero_output=False,
-                want_y=True, y_layout=engine.Y_SEQ_DIR_BATCH, n_threads=n_threads):
-            options = dict(sequence_lens=sequence_lens, initial_h=initial_h, initial_c=initial_c, mask=mask,
-                           mask_zero_output=mask_zero_output)
-            if use_reference:
-                y, hs, cs = reference_stack(self.layers, x, **options)
-                out = (y if y_layout == engine.Y_SEQ_DIR_BATCH else y.transpose(0, 2, 1, 3), hs, cs)
-            else:
-                out = super().run(x, want_y=want_y, y_layout=y_layout, n_threads=n_threads, **options)
-            if y_layout == engine.Y_SEQ_DIR_BATCH:
-                calls.append(Call(list(self.layers), np.asarray(x), options, out))
-            return out
-
-    engine.run_layer, engine.CompiledStack = traced_run_layer, TracedStack
+    engine.CompiledStack.run = run
     try:
         yield calls
     finally:
-        engine.run_layer, engine.CompiledStack = run_layer, stack_class
+        engine.CompiledStack.run = engine_run

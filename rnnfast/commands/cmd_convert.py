@@ -1,0 +1,91 @@
+"""`rnnfast convert IN OUT`: write a model in another format, then reload what was written and check it."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+
+import numpy as np
+
+from . import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
+from .common import CliError, add_model_arguments, load_model, random_inputs
+
+# format -> (exporter module, function, what it takes, what the file holds). Formats whose exporter is not part
+# of this build are left out of the parser.
+WRITERS = {
+    "onnx": ("rnnfast.exporters.onnx", "export_onnx", "model", "an ONNX model of standard operators"),
+    "rnnf": ("rnnfast.exporters.rnnf", "save_rnnf", "pipeline", "rnnfast's native format (docs/format.md)"),
+    "npz": ("rnnfast.exporters.npz", "save_npz", "pipeline", "the canonical float32 weights, numpy .npz"),
+    "safetensors": ("rnnfast.exporters.safetensors", "save_safetensors", "pipeline",
+                    "the canonical float32 weights, .safetensors"),
+}
+RELOADABLE = ("onnx", "rnnf")  # formats rnnfast.load reads back as a whole model
+CHECK_TOLERANCE = 1e-4
+
+
+def available() -> dict:
+    return {k: v for k, v in WRITERS.items() if importlib.util.find_spec(v[0]) is not None}
+
+
+def add_parser(sub):
+    formats = available()
+    if not formats:
+        return None
+    listing = "; ".join(f"{k}: {v[3]}" for k, v in formats.items())
+    p = sub.add_parser(
+        "convert", help=f"write a model as {', '.join(formats)}",
+        description=f"Load IN and write it to OUT. Formats: {listing}. Every format but ONNX holds the model as a "
+                    f"pipeline (optional embedding, recurrent stacks, dense heads, main output only); a model "
+                    f"that does not fit one is refused, naming the layer or node. A written "
+                    f"{' or '.join(f for f in RELOADABLE if f in formats)} file is loaded back and run on random "
+                    f"input beside the in-memory model; the largest difference is printed and over "
+                    f"{CHECK_TOLERANCE:g} the command exits 1.",
+        epilog=EXIT_CODES_HELP)
+    add_model_arguments(p, metavar="IN", file_help="the model to convert (any format rnnfast loads)")
+    p.add_argument("out", metavar="OUT", help="file to write")
+    p.add_argument("--format", choices=sorted(formats), help="output format (default: from OUT's extension)")
+    return p
+
+
+def _format(args, formats) -> str:
+    if args.format:
+        return args.format
+    ext = os.path.splitext(args.out)[1].lstrip(".").lower()
+    if ext not in formats:
+        raise CliError(f"{args.out}: cannot tell the format from the extension {ext or '(none)'!r}; give --format "
+                       f"({', '.join(sorted(formats))})")
+    return ext
+
+
+def main(args) -> int:
+    from ..pipeline import run_pipeline
+
+    formats = available()
+    fmt = _format(args, formats)
+    if os.path.abspath(args.out) == os.path.abspath(args.file):
+        raise CliError(f"{args.out}: the output would overwrite the input")
+    model, _ = load_model(args)
+    module, function, takes, _ = formats[fmt]
+    pipeline = model.to_pipeline() if takes == "pipeline" or fmt in RELOADABLE else None
+    write = getattr(importlib.import_module(module), function)
+    try:
+        write(model if takes == "model" else pipeline, args.out)
+    except OSError as e:
+        raise CliError(f"{args.out}: cannot write: {e.strerror or e}") from None
+    print(f"wrote {args.out} ({fmt}, {os.path.getsize(args.out)} bytes) from {args.file}")
+    if fmt not in RELOADABLE:
+        return EXIT_OK
+    import rnnfast
+
+    written = rnnfast.load(args.out)
+    feeds = random_inputs(written, seq_len=5, batch=2, seed=0)
+    got = np.asarray(written.run(feeds)[0], np.float64)
+    want = np.asarray(run_pipeline(pipeline, next(iter(feeds.values()))), np.float64)
+    if got.shape != want.shape:
+        print(f"check FAILED: {args.out} gives output shape {list(got.shape)}, the source {list(want.shape)}")
+        return EXIT_MISMATCH
+    diff = float(np.max(np.abs(got - want))) if got.size else 0.0
+    ok = diff <= CHECK_TOLERANCE * max(1.0, float(np.max(np.abs(want))) if want.size else 0.0)
+    print(f"check {'ok' if ok else 'FAILED'}: reloaded {args.out} and ran it beside the source on random input "
+          f"{', '.join(f'{k} {list(v.shape)}' for k, v in feeds.items())}: max abs difference {diff:.3g}")
+    return EXIT_OK if ok else EXIT_MISMATCH

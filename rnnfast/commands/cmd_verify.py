@@ -1,0 +1,138 @@
+"""`rnnfast verify FILE`: run a model and show how far rnnfast's outputs are from independent computations."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
+from .common import add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, to_json
+from .compare import DEFAULT_TOLERANCE, TOLERANCE_HELP, errors, onnx_bytes, run_onnx, within
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "verify", help="compare a model's outputs with onnxruntime and the float64 reference",
+        description="Run FILE with rnnfast and compare every output with (1) the same model computed with the "
+                    "float64 numpy reference (rnnfast/reference.py) in place of the C engine for every recurrent "
+                    "layer, and (2) onnxruntime on the ONNX model (the file itself, or the model's ONNX export "
+                    "when this build has an exporter), with onnx.reference where onnxruntime refuses the model. "
+                    "Prints the max abs and max relative error per output; --layers adds one line per recurrent "
+                    "layer, comparing the engine with the reference on that layer's own inputs. Without --input, "
+                    "the inputs are random (seeded; the seed and shapes are printed). Stateful Keras layers start "
+                    "from zero state.",
+        epilog=EXIT_CODES_HELP)
+    add_model_arguments(p)
+    p.add_argument("--input", "-i", metavar="X.npz|X.npy", help="inputs as for `rnnfast run` (default: random)")
+    p.add_argument("--layers", action="store_true", help="also compare each recurrent layer with the reference")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="TOL",
+                   help=f"{TOLERANCE_HELP} (default {DEFAULT_TOLERANCE:g})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
+    p.add_argument("--seq-len", type=int, default=8, metavar="T",
+                   help="sequence length of the random input where the model leaves it open (default 8)")
+    p.add_argument("--batch", type=int, default=2, metavar="B", help="batch of the random input (default 2)")
+    p.add_argument("--threads", type=int, metavar="N", help="threads for the recurrent layers")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    return p
+
+
+def _reset(model):
+    reset = getattr(model.graph, "reset_states", None)
+    if reset is not None:
+        reset()
+
+
+def _layer_rows(model, calls, tol) -> list:
+    from .anatomy import layers
+    from .trace import reference_stack
+
+    names = {id(row.recurrent): row.name for row in layers(model) if row.recurrent is not None}
+    rows, seen = [], {}
+    for call in calls:
+        y, hs, cs = call.outputs
+        ry, rhs, rcs = reference_stack(call.layers, call.x, **call.options)
+        for k, layer in enumerate(call.layers):
+            label = names.get(id(layer)) or layer.name or f"{layer.cell} layer"
+            seen[label] = seen.get(label, 0) + 1
+            if seen[label] > 1:  # the same layer run again (an If branch, a decoder step): number the runs
+                label = f"{label} (run {seen[label]})"
+            pairs = [("y_h", hs[k], rhs[k])] + ([("y_c", cs[k], rcs[k])] if cs[k] is not None else [])
+            if k == len(call.layers) - 1 and y is not None:
+                pairs.insert(0, ("y", y, ry))
+            for what, got, want in pairs:
+                err = errors(got, want)
+                rows.append({"layer": label, "cell": layer.cell, "output": what, **err, "ok": within(err, tol)})
+    return rows
+
+
+def collect(args) -> dict:
+    from .trace import recording
+
+    model, kind = load_model(args, n_threads=args.threads)
+    if args.input:
+        feeds, source = read_inputs(args.input, model), f"from {args.input}"
+    else:
+        feeds = random_inputs(model, args.seq_len, args.batch, args.seed)
+        source = f"random, seed {args.seed}"
+    names = model.output_names
+    _reset(model)
+    with recording() as calls:
+        outs = model.run(feeds)
+    _reset(model)
+    with recording(use_reference=True):
+        ref_outs = model.run(feeds)
+    _reset(model)
+    comparisons = []
+    for name, got, want in zip(names, outs, ref_outs):
+        err = errors(got, want)
+        comparisons.append({"against": "float64 reference", "output": name, **err})
+    data, how = onnx_bytes(model, args.file)
+    notes = []
+    if data is None:
+        notes.append(f"no onnxruntime comparison: {how}")
+    else:
+        onnx_outs, onnx_names, runtime, note = run_onnx(data, feeds, args.threads)
+        if note:
+            notes.append(note)
+        by_name = dict(zip(onnx_names, onnx_outs))
+        positional = not all(n in by_name for n in names)
+        for i, (name, got) in enumerate(zip(names, outs)):
+            want = onnx_outs[i] if positional and i < len(onnx_outs) else by_name.get(name)
+            if want is not None:
+                comparisons.append({"against": f"{runtime} ({how})", "output": name, **errors(got, want)})
+    for c in comparisons:
+        c["ok"] = within(c, args.tolerance)
+    layers = _layer_rows(model, calls, args.tolerance) if args.layers else []
+    ok = all(c["ok"] for c in comparisons + layers)
+    return {"file": args.file, "format": kind, "input": source,
+            "inputs": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in feeds.items()},
+            "tolerance": args.tolerance, "comparisons": comparisons, "layers": layers, "notes": notes,
+            "ok": ok, "_feeds": feeds}
+
+
+def print_text(info: dict, feeds: dict):
+    print(f"{info['file']} ({info['format']})")
+    print(f"input ({info['input']}): {feeds_text(feeds)}")
+    print(f"tolerance {info['tolerance']:g}: {TOLERANCE_HELP}")
+    rows = [(c["against"], c["output"], c) for c in info["comparisons"]]
+    if info["layers"]:
+        rows += [(f"layer {r['layer']} ({r['cell']})", r["output"], r) for r in info["layers"]]
+    w1 = max([len("compared with")] + [len(r[0]) for r in rows])
+    w2 = max([len("output")] + [len(r[1]) for r in rows])
+    print(f"{'compared with':<{w1}}  {'output':<{w2}}  {'max abs':>10}  {'max rel':>10}  result")
+    for against, output, c in rows:
+        print(f"{against:<{w1}}  {output:<{w2}}  {c['max_abs']:>10.3g}  {c['max_rel']:>10.3g}  "
+              f"{'ok' if c['ok'] else 'OVER TOLERANCE'}")
+    for note in info["notes"]:
+        print(f"note: {note}")
+    bad = [r for r in rows if not r[2]["ok"]]
+    print("result: " + ("PASS, every comparison within tolerance" if not bad else
+                        f"FAIL, {len(bad)} comparison(s) over tolerance {info['tolerance']:g}"))
+
+
+def main(args) -> int:
+    info = collect(args)
+    feeds = info.pop("_feeds")
+    if args.json:
+        print(to_json(info))
+    else:
+        print_text(info, feeds)
+    return EXIT_OK if info["ok"] else EXIT_MISMATCH

@@ -1,0 +1,112 @@
+"""Error measures and the independent runtimes (onnxruntime, onnx.reference) that verify and bench compare with."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+DEFAULT_TOLERANCE = 1e-4
+TOLERANCE_HELP = ("an output passes when its max abs error <= TOL * max(1, max |expected|), i.e. TOL is an "
+                  "absolute bound for outputs within [-1, 1] and relative to the output's largest magnitude beyond")
+
+
+def errors(actual, expected) -> dict:
+    """max_abs: largest |a - e|; max_rel: max_abs over the largest |e| (the error relative to the output's
+    scale, which stays meaningful where single elements of e are near zero)."""
+    a = np.asarray(actual, np.float64)
+    e = np.asarray(expected, np.float64)
+    if a.shape != e.shape:
+        return {"shape": list(a.shape), "expected_shape": list(e.shape), "max_abs": float("inf"),
+                "max_rel": float("inf"), "scale": 0.0}
+    if not a.size:
+        return {"max_abs": 0.0, "max_rel": 0.0, "scale": 0.0}
+    diff = np.abs(a - e)
+    diff[np.isnan(a) & np.isnan(e)] = 0.0  # NaN where both give NaN is agreement
+    max_abs = float("inf") if np.isnan(diff).any() else float(diff.max())
+    finite = np.abs(e[np.isfinite(e)])
+    scale = float(finite.max()) if finite.size else 0.0
+    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
+    return {"max_abs": max_abs, "max_rel": max_rel, "scale": scale}
+
+
+def within(err: dict, tol: float) -> bool:
+    return err["max_abs"] <= tol * max(1.0, err["scale"])
+
+
+def onnx_bytes(model, path: str):
+    """(ONNX model bytes, how they were obtained) for the file itself or the model's ONNX export, or
+    (None, why not)."""
+    from .common import detect_format
+
+    if detect_format(path) == "onnx":
+        with open(path, "rb") as f:
+            return f.read(), "the file"
+    try:
+        from ..exporters.onnx import export_onnx
+    except ImportError:
+        return None, "this build of rnnfast has no ONNX exporter"
+    fd, tmp = tempfile.mkstemp(suffix=".onnx")
+    os.close(fd)
+    try:
+        export_onnx(model, tmp)
+        with open(tmp, "rb") as f:
+            return f.read(), "its ONNX export"
+    except (ValueError, NotImplementedError) as e:  # FormatError: the model has no ONNX form
+        return None, f"no ONNX export: {' '.join(str(e).split())}"
+    finally:
+        os.unlink(tmp)
+
+
+def _feeds_for(input_names, feeds: dict) -> dict:
+    """The feeds under the ONNX model's input names: same names where they match, else in input order."""
+    if all(n in feeds for n in input_names):
+        return {n: feeds[n] for n in input_names}
+    values = list(feeds.values())
+    return {n: v for n, v in zip(input_names, values)}
+
+
+class OnnxRuntime:
+    """onnxruntime over ONNX bytes; `error` says why it could not be used (not installed, or refused)."""
+
+    def __init__(self, data: bytes, n_threads=None):
+        self.session, self.error = None, None
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            self.error = "onnxruntime is not installed"
+            return
+        options = ort.SessionOptions()
+        if n_threads:
+            options.intra_op_num_threads = int(n_threads)
+        options.log_severity_level = 4  # its refusals are reported in our own words
+        try:
+            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types, one per kind of refusal
+            self.error = f"onnxruntime refused the model: {_first_line(e)}"
+        if self.session is not None:
+            self.input_names = [i.name for i in self.session.get_inputs()]
+            self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict) -> list:
+        return self.session.run(None, _feeds_for(self.input_names, feeds))
+
+
+def run_onnx(data: bytes, feeds: dict, n_threads=None):
+    """(outputs, output names, runtime name, note): onnxruntime, or onnx.reference where onnxruntime refuses."""
+    rt = OnnxRuntime(data, n_threads)
+    note = rt.error
+    if rt.session is not None:
+        try:
+            return rt.run(feeds), rt.output_names, "onnxruntime", None
+        except Exception as e:  # refused at run time (e.g. an operator variant it does not implement)
+            note = f"onnxruntime refused to run it: {_first_line(e)}"
+    from onnx.reference import ReferenceEvaluator
+
+    ev = ReferenceEvaluator(data)
+    return ev.run(None, _feeds_for(ev.input_names, feeds)), list(ev.output_names), "onnx.reference", note
+
+
+def _first_line(e) -> str:
+    text = str(e).strip().splitlines()
+    return text[-1][:300] if text else type(e).__name__
