@@ -21,9 +21,8 @@ from rnnfast.pipeline import EmbeddingStage, Pipeline, RecurrentStage, run_pipel
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 TORCH = sorted(os.path.basename(f)[:-4] for f in glob.glob(os.path.join(DATA, "torch", "*.npz")))
-KERAS_FIT = ["gru_reset_after_False", "gru_reset_after_True", "seed_bidirectional", "seed_char_lstm",
-             "seed_deep_bidirectional", "seed_imdb_embedding_simplernn", "seed_mnist_simplernn", "seed_stacked_lstm",
-             "use_bias_false"]
+KERAS_CASES = [c for path in sorted(glob.glob(os.path.join(DATA, "keras", "manifest_*.json")))
+               for c in json.load(open(path))]
 
 
 def onnxruntime_run(data, x):
@@ -81,15 +80,28 @@ def test_torch_fixtures(name):
     assert_close(rnnfast.load(data).run(x)[0], expected, what=name)
 
 
-@pytest.mark.parametrize("name", KERAS_FIT)
-def test_keras_fixtures(name):
-    model = rnnfast.load(os.path.join(DATA, "keras", f"k3_{name}.keras"))
-    x = np.load(os.path.join(DATA, "keras", f"k3_{name}.npz"))["x0"]
+@pytest.mark.parametrize("case", KERAS_CASES, ids=[c["name"] + "-" + c["generation"] for c in KERAS_CASES])
+def test_keras_fixtures(case):
+    """Every Keras fixture that fits a pipeline without a mask; the others are refused (masks: exported under
+    assume_suffix_padding, tested below)."""
+    from test_to_pipeline import keras_case
+
+    model, x = keras_case(case)
+    try:
+        p = model.to_pipeline()
+    except FormatError:
+        with pytest.raises(FormatError, match="pipeline"):
+            export_onnx(model)
+        return
+    if any(isinstance(s, EmbeddingStage) and s.mask_zero for s in p.stages):
+        with pytest.raises(FormatError, match="assume_suffix_padding"):
+            export_onnx(model)
+        return
     data = exported(model)
-    feed = x.astype(np.int64) if model.inputs[0].type != "tensor(float)" else x.astype(np.float32)
+    feed = x.astype(np.int64) if p.takes_ids else x.astype(np.float32)
     expected = model.run(x)[0]
-    assert_close(onnxruntime_run(data, feed), expected, what=name)
-    assert_close(rnnfast.load(data).run(feed)[0], expected, what=name)
+    assert_close(onnxruntime_run(data, feed), expected, what=case["name"])
+    assert_close(rnnfast.load(data).run(feed)[0], expected, what=case["name"])
 
 
 def test_keras_mask_exports_only_with_suffix_padding_assumed():
@@ -158,3 +170,22 @@ def test_scan_forms_rnnfast_does_not_run_are_refused():
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
     with pytest.raises(FormatError, match="scan_input_axes"):
         rnnfast.load(data)
+
+
+@pytest.mark.parametrize("case", ["rnn-custom-acts-bi", "gru-lbr-bi", "lstm-peep-forget", "embed-lstm-last",
+                                  "lstm-nobias-reverse"])
+def test_exported_files_convert_back_to_pipelines(rng, case):
+    p = random_pipeline(rng, **PIPELINE_CASES[case], batch_first=case == "gru-lbr-bi")
+    x = random_input(rng, p)
+    back = rnnfast.load(exported(p)).to_pipeline()
+    assert [type(s) for s in back.stages] == [type(s) for s in p.stages] and back.batch_first == p.batch_first
+    assert_close(run_pipeline(back, x), run_pipeline(p, x))
+
+
+def test_what_exports_but_has_no_pipeline_form_is_refused_on_the_way_back(rng):
+    proj = random_pipeline(rng, **PIPELINE_CASES["lstm-proj-bi"])
+    with pytest.raises(FormatError, match=r"\(Scan\) does not fit a pipeline"):
+        rnnfast.load(exported(proj)).to_pipeline()
+    masked = random_pipeline(rng, **PIPELINE_CASES["embed-mask-gru"])
+    with pytest.raises(FormatError, match="does not fit a pipeline"):
+        rnnfast.load(exported(masked, assume_suffix_padding=True)).to_pipeline()

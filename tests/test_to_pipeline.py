@@ -16,9 +16,16 @@ from rnnfast.pipeline import RecurrentStage, run_pipeline
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 TORCH = sorted(os.path.basename(f)[:-4] for f in glob.glob(os.path.join(DATA, "torch", "*.npz")))
-KERAS_FIT = ["gru_reset_after_False", "gru_reset_after_True", "seed_bidirectional", "seed_char_lstm",
-             "seed_deep_bidirectional", "seed_imdb_embedding_simplernn", "seed_masked_middle",
-             "seed_mnist_simplernn", "seed_stacked_lstm", "use_bias_false"]
+KERAS_CASES = [c for path in sorted(glob.glob(os.path.join(DATA, "keras", "manifest_*.json")))
+               for c in json.load(open(path))]
+
+
+def keras_case(case):
+    """(model, first input) of a Keras fixture case (tests/test_keras_fixtures.py has the manifest format)."""
+    folder = os.path.join(DATA, "keras")
+    options = {"config": os.path.join(folder, case["config"])} if case.get("config") else {}
+    z = np.load(os.path.join(folder, case["npz"]))
+    return rnnfast.load(os.path.join(folder, case["file"]), **options), z["x0"] if "x0" in z else z["c0_x0"]
 
 
 def torch_case(name):
@@ -36,15 +43,30 @@ def test_torch_fixtures(name):
     assert_close(run_pipeline(p, x), model.run(x)[0], what=name)
 
 
-@pytest.mark.parametrize("name", KERAS_FIT)
-@pytest.mark.parametrize("ext", ["keras", "h5"])
-def test_keras_fixtures_that_fit(name, ext):
-    model = rnnfast.load(os.path.join(DATA, "keras", f"k3_{name}.{ext}"))
-    x = np.load(os.path.join(DATA, "keras", f"k3_{name}.npz"))["x0"]
-    p = model.to_pipeline()
+@pytest.mark.parametrize("case", KERAS_CASES, ids=[c["name"] + "-" + c["generation"] for c in KERAS_CASES])
+def test_keras_fixtures(case):
+    """Every Keras fixture either fits a pipeline that computes what the model computes, or is refused by name."""
+    model, x = keras_case(case)
+    try:
+        p = model.to_pipeline()
+    except FormatError as e:
+        assert "pipeline" in str(e) and case["file"] in str(e)
+        return
     assert p.batch_first
     got = run_pipeline(p, x.astype(np.int64) if p.takes_ids else x)
-    assert_close(got, model.run(x)[0], what=name)
+    assert_close(got, model.run(x)[0], what=case["name"])
+
+
+def test_most_keras_tutorial_models_fit():
+    fit = []
+    for case in KERAS_CASES:
+        try:
+            keras_case(case)[0].to_pipeline()
+            fit.append(case["name"])
+        except FormatError:
+            pass
+    assert len(fit) >= 30, fit
+    assert {"k3_seed_char_lstm[keras]", "keras2_cudnn", "tf2_seed_masked_middle[h5]"} <= set(fit)
 
 
 def test_keras_stacks_merge_and_masks_carry():
