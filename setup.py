@@ -14,7 +14,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 CORE_SOURCES = ["src_c/api.c", "src_c/dispatch.c", "src_c/model.c", "src_c/recurrent.c", "src_c/threads.c",
-                "src_c/lstm.c", "src_c/gru.c", "src_c/rnn.c"]
+                "src_c/lstm.c", "src_c/gru.c", "src_c/rnn.c", "src_c/rnnf_file.c", "src_c/pipeline.c"]
 # The reference kernels are the executable spec: no contraction of a*b+c into FMA.
 EXACT_SOURCES = ["src_c/kernels/ref.c", "src_c/kernels/activations.c"]
 IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")

@@ -21,6 +21,7 @@ const char *rnnf_status_str(rnnf_status s)
     case RNNF_ERR_FORMAT: return "malformed model file";
     case RNNF_ERR_ISA: return "instruction set not available";
     case RNNF_ERR_UNSUPPORTED: return "not supported";
+    case RNNF_ERR_IO: return "cannot read the file";
     }
     return "unknown status";
 }

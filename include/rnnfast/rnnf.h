@@ -30,7 +30,8 @@ typedef enum {
     RNNF_ERR_NOMEM = 3,       /* an allocation failed */
     RNNF_ERR_FORMAT = 4,      /* a malformed or truncated model file */
     RNNF_ERR_ISA = 5,         /* the requested instruction set is not compiled in or not supported by this CPU */
-    RNNF_ERR_UNSUPPORTED = 6  /* a valid request this build does not implement */
+    RNNF_ERR_UNSUPPORTED = 6, /* a valid request this build does not implement */
+    RNNF_ERR_IO = 7           /* a model file cannot be opened or read */
 } rnnf_status;
 
 const char *rnnf_status_str(rnnf_status status);
@@ -131,6 +132,63 @@ rnnf_status rnnf_run(const rnnf_model *model, rnnf_state *state, const rnnf_run_
 /* One time step for every row, continuing from the state: x [batch][input_size], y [batch][out of the
  * last layer] (may be NULL). Allocates nothing. Bidirectional layers cannot stream: RNNF_ERR_UNSUPPORTED. */
 rnnf_status rnnf_step(const rnnf_model *model, rnnf_state *state, const float *x, float *y, int n_threads);
+
+/* ---- .rnnf model files (docs/format.md) and whole pipelines ----
+ *
+ * A .rnnf file holds a pipeline: an optional Embedding, stacks of recurrent layers, Dense stages. Loading
+ * checks every offset, size, count and enum; a damaged or unsupported file gives RNNF_ERR_FORMAT (or
+ * RNNF_ERR_UNSUPPORTED for a valid file this function cannot represent, RNNF_ERR_IO when the file cannot be
+ * read) and, when `err` is not NULL, a message naming the file, the record and the field, e.g.
+ * "m.rnnf: layer 1 (stage 1): w_hh (blob 5) has shape [1,20,4], expected [1,20,5]". No global error state:
+ * the message lives in the caller's rnnf_error, so loading is thread-safe. `err` may be NULL.
+ * Weights are copied out of the file or buffer, which the caller may free after loading. */
+#define RNNF_ERROR_MESSAGE_SIZE 256
+typedef struct {
+    char message[RNNF_ERROR_MESSAGE_SIZE]; /* "" after success */
+} rnnf_error;
+
+/* The recurrent stack of a file whose only stage is one recurrent stage (what rnnf_run / rnnf_step run).
+ * Any other file is RNNF_ERR_UNSUPPORTED: load it with rnnf_pipeline_load_*. */
+rnnf_status rnnf_model_load_file(const char *path, rnnf_model **out, rnnf_error *err);
+rnnf_status rnnf_model_load_buffer(const void *data, size_t size, rnnf_model **out, rnnf_error *err);
+
+typedef struct rnnf_pipeline rnnf_pipeline;
+typedef struct rnnf_pipeline_state rnnf_pipeline_state;
+
+rnnf_status rnnf_pipeline_load_file(const char *path, rnnf_pipeline **out, rnnf_error *err);
+rnnf_status rnnf_pipeline_load_buffer(const void *data, size_t size, rnnf_pipeline **out, rnnf_error *err);
+void rnnf_pipeline_free(rnnf_pipeline *pipeline);
+
+typedef struct {
+    int n_stages;
+    int takes_ids;         /* input is int32 token ids, else float features */
+    int input_size;        /* features per step (1 with ids) */
+    int vocab_size;        /* with ids: each must lie in [0, vocab_size) */
+    int output_size;
+    int returns_sequence;  /* output per step; else one [batch][output_size] (a stage kept the final state only) */
+    int batch_first;       /* rnnf_pipeline_run's x and y are [batch][seq_len]... instead of [seq_len][batch]... */
+    int can_step;          /* no bidirectional or reverse layer, so rnnf_pipeline_step works */
+} rnnf_pipeline_info;
+rnnf_status rnnf_pipeline_get_info(const rnnf_pipeline *pipeline, rnnf_pipeline_info *info);
+
+/* Scratch and the recurrent state of every stage for `batch` rows. */
+rnnf_status rnnf_pipeline_state_create(const rnnf_pipeline *pipeline, int batch, rnnf_pipeline_state **out);
+void rnnf_pipeline_state_free(rnnf_pipeline_state *state);
+rnnf_status rnnf_pipeline_state_reset(rnnf_pipeline_state *state);
+
+/* Whole sequences from a zero state, as rnnfast.pipeline.run_pipeline: pass `ids` ([seq_len][batch] int32,
+ * when info.takes_ids) or `x` ([seq_len][batch][input_size]), the other NULL; both layouts batch-first when
+ * info.batch_first. With an Embedding's mask_zero, id 0 masks a step (Keras rules). y: [seq_len][batch][out]
+ * (batch-first likewise) or [batch][out]. The state is left holding every stage's final state, so
+ * rnnf_pipeline_step may continue the sequence. Ids out of range: RNNF_ERR_ARG. */
+rnnf_status rnnf_pipeline_run(const rnnf_pipeline *pipeline, rnnf_pipeline_state *state, int seq_len, const float *x,
+                              const int32_t *ids, float *y, int n_threads);
+
+/* One step for every row from the state: ids [batch] or x [batch][input_size]; y [batch][out] is what
+ * rnnf_pipeline_run would give for the sequence so far at its last step (its only output when the pipeline
+ * returns no sequence). Allocates nothing. RNNF_ERR_UNSUPPORTED unless info.can_step. */
+rnnf_status rnnf_pipeline_step(const rnnf_pipeline *pipeline, rnnf_pipeline_state *state, const float *x,
+                               const int32_t *ids, float *y, int n_threads);
 
 /* y = act(x) for n values with the selected kernel table (what the gate kernels compute; used by tests). */
 rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, float *y, int n);
