@@ -223,6 +223,9 @@ def test_verify_torch_with_input_and_keras_layers(tmp_path):
     ref_rows = [l.split() for l in r.stdout.splitlines() if l.startswith("float64 reference")]
     assert [row[2] for row in ref_rows] == ["output", "h_n", "c_n"]
     assert all(0 <= float(row[3]) < 1e-5 and row[-1] == "ok" for row in ref_rows)
+    # The export reads only `input` (zero initial state): rnnfast is run the same way for that comparison.
+    (ort_row,) = [l.split() for l in r.stdout.splitlines() if l.startswith("onnxruntime (its ONNX export)")]
+    assert ort_row[4] == "output" and float(ort_row[5]) < 1e-5 and ort_row[-1] == "ok"
     assert [l.split()[1:4] for l in r.stdout.splitlines() if l.startswith("layer ")] == [
         ["lstm.l0", "(lstm)", "y"], ["lstm.l0", "(lstm)", "y_h"], ["lstm.l0", "(lstm)", "y_c"]]
 
@@ -261,3 +264,41 @@ def test_convert_rnnf_npz_safetensors(tmp_path):
     r = cli("convert", DATA / "keras" / "k3_seq2seq_attention.keras", "m2.rnnf", cwd=tmp_path)
     assert_usage_error(r, "k3_seq2seq_attention.keras")
     assert "one input and one output" in r.stderr and not (tmp_path / "m2.rnnf").exists()
+
+
+def test_bench_checks_then_times(tmp_path, onnx_gru, onnx_chaotic):
+    r = cli("bench", onnx_gru, "--seconds", 0.3, "--seq-len", 20, "--threads", 1, "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["threads"] == 1 and info["onnx"] == "the file" and info["inputs"]["X"]["shape"] == [20, 2, 3]
+    assert [c["output"] for c in info["checks"]] == ["Y", "Y_h"] and all(c["ok"] for c in info["checks"])
+    assert set(info["median_ms"]) == {"rnnfast", "onnxruntime"} and info["blocks"] >= 1
+    assert all(info["min_ms"][k] <= v for k, v in info["median_ms"].items())
+    assert info["ratio"] == pytest.approx(info["median_ms"]["onnxruntime"] / info["median_ms"]["rnnfast"])
+
+    # Text output, a PyTorch model against onnxruntime on its export, with the built-in progress bar forced.
+    r = cli("bench", DATA / "torch" / "emb_lstm_fc.pt", *EMB_LSTM_FC, "--seconds", 0.3, "--seq-len", 10,
+            "--progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "outputs checked against onnxruntime (its ONNX export) before timing: output max abs" in r.stdout
+    medians = {l.split()[0]: float(l.split()[1]) for l in r.stdout.splitlines()
+               if l.startswith(("rnnfast ", "onnxruntime "))}
+    ratio = float(next(l for l in r.stdout.splitlines() if l.startswith("ratio:")).split()[1])
+    assert ratio == pytest.approx(medians["onnxruntime"] / medians["rnnfast"], rel=0.01, abs=0.006)  # printed: 2 places
+    assert "bench [" in r.stderr and "/0.3 s" in r.stderr
+
+    # Outputs that disagree are not timed.
+    r = cli("bench", onnx_chaotic, "--seq-len", 120, "--seconds", 0.3, cwd=tmp_path)
+    assert r.returncode == 1 and "OVER TOLERANCE" in r.stdout and "nothing was timed" in r.stdout, r.stdout
+
+
+def test_convert_to_onnx_runs_in_onnxruntime(tmp_path):
+    import onnxruntime as ort
+
+    ref = np.load(DATA / "torch" / "emb_lstm_fc.npz")
+    r = cli("convert", DATA / "torch" / "emb_lstm_fc.pt", "m.onnx", *EMB_LSTM_FC, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "wrote m.onnx (onnx" in r.stdout and "check ok" in r.stdout
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    (out,) = sess.run(None, {"input": ref["input"]})
+    assert_close(out, ref["output"], what="onnxruntime on the converted file vs torch")

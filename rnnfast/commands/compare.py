@@ -58,12 +58,16 @@ def onnx_bytes(model, path: str):
         os.unlink(tmp)
 
 
-def _feeds_for(input_names, feeds: dict) -> dict:
+def feeds_for(input_names, feeds: dict) -> dict:
     """The feeds under the ONNX model's input names: same names where they match, else in input order."""
     if all(n in feeds for n in input_names):
         return {n: feeds[n] for n in input_names}
     values = list(feeds.values())
     return {n: v for n, v in zip(input_names, values)}
+
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+           "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 class OnnxRuntime:
@@ -86,25 +90,37 @@ class OnnxRuntime:
             self.error = f"onnxruntime refused the model: {_first_line(e)}"
         if self.session is not None:
             self.input_names = [i.name for i in self.session.get_inputs()]
+            self.input_types = [i.type for i in self.session.get_inputs()]
             self.output_names = [o.name for o in self.session.get_outputs()]
 
+    def feeds(self, feeds: dict) -> dict:
+        """onnxruntime takes no implicit casts; int32 token ids for an int64 input are the same ids."""
+        out = feeds_for(self.input_names, feeds)
+        for name, kind in zip(self.input_names, self.input_types):
+            want = np.dtype(_DTYPES[kind]) if kind in _DTYPES else None
+            if want is not None and out[name].dtype != want and out[name].dtype.kind == want.kind:
+                out[name] = out[name].astype(want)
+        return out
+
     def run(self, feeds: dict) -> list:
-        return self.session.run(None, _feeds_for(self.input_names, feeds))
+        return self.session.run(None, self.feeds(feeds))
 
 
 def run_onnx(data: bytes, feeds: dict, n_threads=None):
-    """(outputs, output names, runtime name, note): onnxruntime, or onnx.reference where onnxruntime refuses."""
+    """(outputs, output names, input names, runtime name, note): onnxruntime, or onnx.reference where
+    onnxruntime refuses."""
     rt = OnnxRuntime(data, n_threads)
     note = rt.error
     if rt.session is not None:
         try:
-            return rt.run(feeds), rt.output_names, "onnxruntime", None
+            return rt.run(feeds), rt.output_names, rt.input_names, "onnxruntime", None
         except Exception as e:  # refused at run time (e.g. an operator variant it does not implement)
             note = f"onnxruntime refused to run it: {_first_line(e)}"
     from onnx.reference import ReferenceEvaluator
 
     ev = ReferenceEvaluator(data)
-    return ev.run(None, _feeds_for(ev.input_names, feeds)), list(ev.output_names), "onnx.reference", note
+    return (ev.run(None, feeds_for(ev.input_names, feeds)), list(ev.output_names), list(ev.input_names),
+            "onnx.reference", note)
 
 
 def _first_line(e) -> str:
