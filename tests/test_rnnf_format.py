@@ -128,3 +128,34 @@ def test_safetensors_reads_back_with_the_canonical_names(rng, tmp_path):
     config = json.loads(meta["rnnfast.pipeline"])
     assert config["stages"][1]["layers"][0]["direction"] == "bidirectional"
     assert config["stages"][1]["mask_zero_output"] is True
+
+
+def test_every_activation_kind_round_trips(rng):
+    from conftest import random_layer
+
+    from rnnfast.layers import Activation
+    from rnnfast.pipeline import Pipeline
+
+    layers, width = [], 3
+    for i in range(0, len(spec.ACTIVATIONS), 2):
+        names = (spec.ACTIVATIONS[i], spec.ACTIVATIONS[min(i + 1, len(spec.ACTIVATIONS) - 1)])
+        acts = tuple((Activation(n, float(rng.uniform(0.1, 0.5)), float(rng.uniform(0.1, 0.5))),) for n in names)
+        layers.append(random_layer(rng, "rnn", "bidirectional", input_size=width, hidden_size=4, activations=acts))
+        width = 8
+    p = Pipeline([RecurrentStage(layers)])
+    back = load_rnnf(to_bytes(p))
+    assert_same_pipeline(p, back)
+    assert {a.name for l in back.stages[0].layers for acts in l.activations for a in acts} == set(spec.ACTIVATIONS)
+    x = 0.3 * rng.standard_normal((4, 2, 3)).astype(np.float32)
+    np.testing.assert_array_equal(run_pipeline(back, x), run_pipeline(p, x))
+
+
+def test_a_memory_mapped_file_loads_in_place(rng, tmp_path):
+    import mmap
+
+    p = random_pipeline(rng, **PIPELINE_CASES["gru-lbr-bi"])
+    save_rnnf(p, tmp_path / "m.rnnf")
+    with open(tmp_path / "m.rnnf", "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        back = load_rnnf(m, "m.rnnf")
+    x = random_input(rng, p)
+    np.testing.assert_array_equal(run_pipeline(back, x), run_pipeline(p, x))  # weights were copied out of the map
