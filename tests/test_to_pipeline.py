@@ -132,3 +132,37 @@ def test_onnx_graphs_that_do_not_fit_are_refused(rng):
                               2, constant=("W", "R", "B", "sequence_lens"))
     with pytest.raises(FormatError, match="sequence_lens depends on the data"):
         rnnfast.load(data).to_pipeline()
+
+
+def _glue_model(rng, extra_nodes, out, h0=None):
+    """x -> GRU (one direction) -> Squeeze -> extra_nodes; returns model bytes with output `out`."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    layer = random_layer(rng, "gru", "forward", input_size=3, hidden_size=4)
+    inits = [numpy_helper.from_array(a, n) for n, a in [
+        ("W", layer.w_ih), ("R", layer.w_hh), ("B", np.concatenate([layer.b_ih, layer.b_hh], 1)),
+        ("axis1", np.array([1], np.int64))]]
+    ins = ["X", "W", "R", "B"]
+    if h0 is not None:
+        inits.append(numpy_helper.from_array(h0, "h0"))
+        ins += ["", "h0"]
+    nodes = [helper.make_node("GRU", ins, ["Y"], hidden_size=4), helper.make_node("Squeeze", ["Y", "axis1"], ["S"])]
+    graph = helper.make_graph(nodes + extra_nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT,
+                                                                                      ["T", "B", 3])],
+                              [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
+
+
+def test_onnx_glue_that_does_not_fit_is_refused_by_node(rng):
+    from onnx import helper
+
+    x = rng.standard_normal((4, 2, 3)).astype(np.float32)
+    plain = rnnfast.load(_glue_model(rng, [], "S"))
+    assert_close(run_pipeline(plain.to_pipeline(), x), plain.run(x)[0])
+    with pytest.raises(FormatError, match=r"node r \(Relu\) does not fit a pipeline: an activation fits a pipeline "
+                                          r"only right after a dense layer"):
+        rnnfast.load(_glue_model(rng, [helper.make_node("Relu", ["S"], ["out"], name="r")], "out")).to_pipeline()
+    with pytest.raises(FormatError, match="initial_h is not zero"):
+        rnnfast.load(_glue_model(rng, [], "S", h0=np.ones((1, 2, 4), np.float32))).to_pipeline()
+    with pytest.raises(FormatError, match=r"\(Neg\) does not fit a pipeline: Neg is not part of the glue"):
+        rnnfast.load(_glue_model(rng, [helper.make_node("Neg", ["S"], ["out"])], "out")).to_pipeline()

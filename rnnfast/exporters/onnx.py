@@ -19,7 +19,8 @@ with `assume_suffix_padding=True`; then sequence_lens = the number of non-zero i
 ReduceSum), and where Keras repeats a row's last output over its padding (mask_zero_output False) the forward
 directions' Y is filled with Y_h there (Where). Without the flag a masked pipeline is refused. With it, an input
 with a 0 id before a non-zero one gives a different answer than the source model: the flag is the caller's
-promise. Activations that ONNX recurrent nodes cannot express (Keras' selu, swish, gelu, exponential) are refused.
+promise. A row of padding only has length 0, where onnxruntime's recurrent kernels are unreliable (garbage or an
+abort, see the ONNX importer's notes); rnnfast gives zeros. Activations that ONNX recurrent nodes cannot express (Keras' selu, swish, gelu, exponential) are refused.
 """
 from __future__ import annotations
 

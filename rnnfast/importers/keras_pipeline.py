@@ -10,6 +10,8 @@ layer); Keras' reversed output sequence has no pipeline form. Anything else is r
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import FormatError
 from ..pipeline import DENSE_ACTIVATIONS, DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 from .keras_activations import activation_name
@@ -124,6 +126,4 @@ def _add_recurrent(stages, layer):
 def _reversed(layer):
     """go_backwards without return_sequences: the final state of a run from the last step to the first, which is
     what a reverse-direction layer gives (masked steps are skipped either way)."""
-    from dataclasses import replace
-
     return replace(layer, direction="reverse")

@@ -34,6 +34,7 @@ class Sym:
     sizes: Optional[dict] = None  # D, P, F
     stages: tuple = ()
     open_dense: bool = False  # the value is a dense stage's output that a bias or activation may still join
+    from_state: bool = False  # only recurrent final states went into it: as an extra output it may be dropped
 
     def size(self, label):
         return (self.sizes or {}).get(label)
@@ -86,7 +87,7 @@ class Converter:
             self.refuse(where, "it is not computed from the input through recurrent layers")
         for o in g.outputs[1:]:
             v = self.get(o.name)
-            if not (isinstance(v, Sym) and v.kind == "state"):
+            if not (isinstance(v, Sym) and (v.kind == "state" or v.from_state)):
                 self.refuse(f"{self.where}: output {o.name!r}", "a pipeline has one output; only final-state "
                             "outputs may be left out")
         axes = tuple(self.bind.get(a, a) for a in out.axes)
@@ -233,9 +234,9 @@ class Converter:
         stages = x.stages
         if kind == "final":
             if axes != ("B", "F"):
-                self.refuse(self.where, f"a final state with axes {list(axes)}")
+                return Sym("state", axes, x.sizes, stages)
             kind = "seq"
-        return Sym(kind, axes, {"F": F, "stack": 1 if x.kind == "y" else 0}, stages)
+        return Sym(kind, axes, {"F": F, "stack": 1 if x.kind == "y" else 0}, stages, from_state=x.kind == "state")
 
     def op_gather(self, ctx, args, where):
         table, ids = args
@@ -273,7 +274,7 @@ class Converter:
         return self._dense(x, DenseStage(w, bias, name=ctx.node.name))
 
     def _dense(self, x, stage):
-        return Sym("seq", x.axes, {"F": stage.output_size}, x.stages + (stage,), open_dense=True)
+        return Sym("seq", x.axes, {"F": stage.output_size}, x.stages + (stage,), open_dense=True, from_state=False)
 
     def op_add(self, ctx, args, where):
         x = args[0] if isinstance(args[0], Sym) else args[1]
