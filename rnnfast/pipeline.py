@@ -216,6 +216,42 @@ class PipelineGraph:
     def to_pipeline(self) -> Pipeline:
         return self.pipeline
 
+    def stream(self, batch=1, n_threads=None):
+        """Step by step through the embedding, the recurrent layers (state kept in C) and the dense heads. The
+        recurrent stages must be adjacent, so one C stack holds them all."""
+        from .stream import Stream
+
+        p, where = self.pipeline, self.pipeline.source or self.pipeline.name or "pipeline"
+        kinds = [type(s) for s in p.stages]
+        first, last = kinds.index(RecurrentStage), len(kinds) - 1 - kinds[::-1].index(RecurrentStage)
+        between = [s for s in p.stages[first:last + 1] if not isinstance(s, RecurrentStage)]
+        if between:
+            raise FormatError(f"{where}: cannot stream: dense stage {between[0].name!r} sits between recurrent "
+                              f"stages; use Model.run")
+        pre = check = None
+        if p.takes_ids:
+            emb = p.stages[0]
+            if emb.mask_zero:
+                raise FormatError(f"{where}: cannot stream: embedding {emb.name!r} masks id 0 (mask_zero), and a "
+                                  f"stream step has no mask; use Model.run")
+            vocab = emb.table.shape[0]
+
+            def check(ids, rows):
+                if ids.dtype.kind not in "iu" or ids.shape != (rows,) or ids.min() < 0 or ids.max() >= vocab:
+                    raise ValueError(f"{where}: a step takes {rows} integer token id(s) in [0, {vocab}), "
+                                     f"got {ids.dtype} {ids.shape}")
+
+            pre = lambda ids: emb.table[ids]
+        heads = p.stages[last + 1:]
+        post = None
+        if heads:
+            def post(y):
+                for s in heads:
+                    y = dense(s, y)
+                return y
+        layers = [l for s in p.stages[first:last + 1] for l in s.layers]
+        return Stream(layers, batch, pre=pre, post=post, input_check=check, n_threads=n_threads, where=where)
+
     def describe(self) -> str:
         lines = [f"pipeline {self.pipeline.name or ''} (batch_first={self.pipeline.batch_first})"]
         for s in self.pipeline.stages:

@@ -71,3 +71,29 @@ def test_bad_input_is_named(rng):
         run_pipeline(p, np.array([[5]]))
     with pytest.raises(ValueError, match="integer token ids"):
         run_pipeline(p, np.zeros((2, 1), np.float32))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_stream_steps_equal_run(rng, cell):
+    """A loaded .rnnf (PipelineGraph) streams: step T times == run on the T steps, heads applied per step."""
+    l1 = random_layer(rng, cell, "forward", input_size=5, hidden_size=6)
+    l2 = random_layer(rng, cell, "forward", input_size=6, hidden_size=4)
+    p = Pipeline([EmbeddingStage(rng.standard_normal((9, 5))), RecurrentStage([l1]), RecurrentStage([l2]),
+                  DenseStage(rng.standard_normal((3, 4)), rng.standard_normal(3), "softmax")])
+    ids = rng.integers(0, 9, (7, 2))
+    stream = PipelineGraph(p).stream(batch=2)
+    stepped = np.stack([stream.step(ids[t]) for t in range(7)])
+    np.testing.assert_array_equal(stepped, run_pipeline(p, ids))
+
+
+def test_streams_that_cannot_be_are_refused(rng):
+    layer = random_layer(rng, "gru", "forward", input_size=4, hidden_size=4)
+    masked = Pipeline([EmbeddingStage(np.zeros((5, 4)), mask_zero=True), RecurrentStage([layer])])
+    with pytest.raises(FormatError, match="mask_zero"):
+        PipelineGraph(masked).stream()
+    between = Pipeline([RecurrentStage([layer]), DenseStage(np.zeros((4, 4)), name="mid"), RecurrentStage([layer])])
+    with pytest.raises(FormatError, match="'mid' sits between"):
+        PipelineGraph(between).stream()
+    bidir = Pipeline([RecurrentStage([random_layer(rng, "lstm", "bidirectional", input_size=4, hidden_size=3)])])
+    with pytest.raises(FormatError, match="bidirectional"):
+        PipelineGraph(bidir).stream()
