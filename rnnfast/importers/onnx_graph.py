@@ -28,7 +28,7 @@ def _axes(node_ctx, inputs, attr_name="axes", input_index=1):
 
 
 def op_identity(ctx, x): return [x]
-def op_transpose(ctx, x): return [np.transpose(x, ctx.attrs.get("perm"))]
+def op_transpose(ctx, x): return [np.asarray(x).transpose(ctx.attrs.get("perm"))]
 def op_shape(ctx, x): return [np.array(x.shape[ctx.attrs.get("start", 0):ctx.attrs.get("end")], np.int64)]
 def op_concat(ctx, *xs): return [np.concatenate(xs, axis=ctx.attrs["axis"])]
 def op_cast(ctx, x): return [x.astype(ONNX_DTYPES[ctx.attrs["to"]])]
@@ -51,7 +51,7 @@ def op_unsqueeze(ctx, x, *rest):
 
 
 def op_reshape(ctx, x, shape):
-    shape = [int(s) for s in shape]
+    shape = np.asarray(shape, np.int64).reshape(-1).tolist()
     if not ctx.attrs.get("allowzero", 0):
         shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
     return [x.reshape(shape)]
@@ -108,6 +108,9 @@ class NodeContext:
         from onnx import helper
 
         self.node, self.where, self.opset = node, where, opset
+        # Plain lists and the op function, read on every run: protobuf fields are slow to read per call.
+        self.input_names, self.output_names = list(node.input), list(node.output)
+        self.fn = OPS.get(node.op_type)
         self.attrs = {}
         for a in node.attribute:
             v = helper.get_attribute_value(a)
@@ -133,6 +136,7 @@ class RecurrentNode:
     def __init__(self, spec: RecurrentNodeSpec, consts: dict, n_threads):
         self.spec, self.n_threads = spec, n_threads
         names = spec.inputs
+        self.output_names = list(spec.node.output)  # a protobuf field is slow to read on every run
         self.layer = None
         weight_names = [names[k] for k in ("W", "R", "B", "P")]
         if all(not n or n in consts for n in weight_names):
@@ -142,8 +146,8 @@ class RecurrentNode:
         spec, names = self.spec, self.spec.inputs
         get = lambda key: values.get(names[key]) if names[key] else None
         layer = self.layer or spec.build_layer(get("W"), get("R"), get("B"), get("P"))
-        x = get("X")
-        if x is None or not np.issubdtype(np.asarray(x).dtype, np.floating):
+        x = values.get(names["X"])
+        if x is None or np.asarray(x).dtype.kind != "f":
             raise ValueError(f"{spec.where}: input X must be a float tensor")
         out_dtype = x.dtype
         h0, c0 = get("initial_h"), get("initial_c")
@@ -170,7 +174,7 @@ class RecurrentNode:
             y, y_h = y.transpose(2, 0, 1, 3), np.swapaxes(y_h, 0, 1)
             y_c = None if y_c is None else np.swapaxes(y_c, 0, 1)
         outs = [y, y_h, y_c]
-        return {name: outs[i].astype(out_dtype, copy=False) for i, name in enumerate(spec.node.output) if name}
+        return {name: outs[i].astype(out_dtype, copy=False) for i, name in enumerate(self.output_names) if name}
 
 
 def _empty_run(layer, seq_len, batch):
@@ -338,12 +342,12 @@ class OnnxGraph:
             if kind in ("if", "scan"):
                 values.update(step.run(values))
                 continue
-            args = [values[n] if n else None for n in step.node.input]
+            args = [values[n] if n else None for n in step.input_names]
             try:
-                results = OPS[step.node.op_type](step, *args)
+                results = step.fn(step, *args)
             except (ValueError, IndexError, KeyError, TypeError) as e:
                 raise ValueError(f"{step.where}: {e}") from None
-            values.update(zip(step.node.output, results))
+            values.update(zip(step.output_names, results))
         wanted = output_names or [o.name for o in self.outputs]
         return [values[n] for n in wanted]
 
@@ -355,13 +359,14 @@ class OnnxGraph:
         for axis, (got, want) in enumerate(zip(value.shape, info.shape)):
             if isinstance(want, int) and want > 0 and got != want:
                 raise ValueError(f"{self.name}: input {info.name!r} has size {got} on axis {axis}, expected {want}")
+        # dtype.kind: 'f' floating, 'i'/'u' integer, 'b' bool (np.issubdtype says the same, several times slower)
         is_float = info.type in ("tensor(float)", "tensor(float16)", "tensor(double)")
-        if is_float and not np.issubdtype(value.dtype, np.floating):
+        if is_float and value.dtype.kind != "f":
             raise ValueError(f"{self.name}: input {info.name!r} has dtype {value.dtype}, expected {info.type}")
         if info.type == "tensor(bool)":
             if value.dtype != np.bool_:
                 raise ValueError(f"{self.name}: input {info.name!r} has dtype {value.dtype}, expected tensor(bool)")
-        elif not is_float and not np.issubdtype(value.dtype, np.integer):
+        elif not is_float and value.dtype.kind not in "iu":
             raise ValueError(f"{self.name}: input {info.name!r} has dtype {value.dtype}, expected {info.type}")
         return value
 
