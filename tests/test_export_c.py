@@ -6,6 +6,7 @@ All models are exported and compiled once per session, in parallel, and each cas
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -20,12 +21,19 @@ import rnnfast
 from rnnfast import reference
 from rnnfast.errors import FormatError
 from rnnfast.exporters.c import export_c
+from rnnfast.exporters.onnx import export_onnx
 from rnnfast.layers import ACTIVATION_PARAMS, Activation
 from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 GCC = ["gcc", "-Wall", "-Wextra", "-Werror", "-std=c99", "-O2"]
 TORCH = os.path.join(os.path.dirname(__file__), "data", "torch")
+KERAS = os.path.join(os.path.dirname(__file__), "data", "keras")
+KERAS_PIPELINES = ["k3_gru_reset_after_False", "k3_gru_reset_after_True", "k3_seed_bidirectional", "k3_seed_char_lstm",
+                   "k3_seed_deep_bidirectional", "k3_seed_imdb_embedding_simplernn", "k3_seed_masked_middle",
+                   "k3_seed_mnist_simplernn", "k3_seed_stacked_lstm", "k3_use_bias_false", "keras1_bidirectional_gpu",
+                   "keras1_sequential", "keras2_cudnn"]
+ONNX_ROUND_TRIP = ["gru_bidir_stack", "lstm_peep_clip", "dense_between_stages", "gru_lbr_clip_reverse"]
 # alpha/beta where the activation reads them, picked so the functions stay tame over a few steps
 ACT_PARAMS = {"Affine": (0.5, 0.1), "LeakyRelu": (0.1, 0.0), "ThresholdedRelu": (0.2, 0.0),
               "ScaledTanh": (1.5, 0.7), "HardSigmoid": (0.2, 0.5), "Elu": (0.8, 0.0)}
@@ -116,7 +124,7 @@ def random_cases(rng) -> dict:
 
 
 def torch_cases() -> dict:
-    """The torch fixtures as pipelines, built from the loaded model's graph (Embedding -> stack -> Linear)."""
+    """The torch fixtures through Model.to_pipeline, each with its own recorded input."""
     cases = {}
     for f in sorted(os.listdir(TORCH)):
         if not f.endswith(".npz"):
@@ -126,15 +134,30 @@ def torch_cases() -> dict:
             options = json.loads(str(z["load_options"]))
             x = z["input"]
         (path,) = [os.path.join(TORCH, g) for g in os.listdir(TORCH) if g.startswith(name + ".") and g != f]
-        g = rnnfast.load(path, **options).graph
-        stages = [EmbeddingStage(g.embedding.weight)] if g.embedding is not None else []
-        stages.append(RecurrentStage(g.layers))
-        if g.head is not None:
-            stages.append(DenseStage(g.head.weight, g.head.bias))
-        if x.ndim == (1 if g.embedding is not None else 2):  # unbatched
-            x = x[:, None] if not g.batch_first else x[None]
-        cases[f"torch_{name}"] = (Pipeline(stages, batch_first=g.batch_first, source=path), x)
+        p = rnnfast.load(path, **options).to_pipeline()
+        if x.ndim == (1 if p.takes_ids else 2):  # unbatched: a pipeline always has a batch axis
+            x = x[:, None] if not p.batch_first else x[None]
+        cases[f"torch_{name}"] = (p, x)
     return cases
+
+
+def keras_cases() -> dict:
+    """One file per Keras model that fits a pipeline (the same models in other containers add nothing here)."""
+    manifest = {c["npz"][:-4]: c for m in sorted(glob.glob(os.path.join(KERAS, "manifest_*.json")))
+                for c in json.load(open(m))}
+    cases = {}
+    for name in KERAS_PIPELINES:
+        c = manifest[name]
+        with np.load(os.path.join(KERAS, c["npz"])) as z:
+            x = z["x0"]
+        cases[f"keras_{name}"] = (rnnfast.load(os.path.join(KERAS, c["file"])).to_pipeline(), x)
+    return cases
+
+
+def onnx_cases(random: dict) -> dict:
+    """Random pipelines written as ONNX by export_onnx and read back through the ONNX importer."""
+    return {f"onnx_{k}": (rnnfast.load(export_onnx(random[k]).SerializeToString()).to_pipeline(), None)
+            for k in ONNX_ROUND_TRIP}
 
 
 def _build(tmp, name, p, x=None):
@@ -149,15 +172,19 @@ def _build(tmp, name, p, x=None):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("export_c"))
-    cases = {k: (p, None) for k, p in random_cases(np.random.default_rng(7)).items()}
+    random = random_cases(np.random.default_rng(7))
+    cases = {k: (p, None) for k, p in random.items()}
     cases.update(torch_cases())
+    cases.update(keras_cases())
+    cases.update(onnx_cases(random))
     with ThreadPoolExecutor(2) as pool:
         futures = {k: pool.submit(_build, tmp, k, p, x) for k, (p, x) in cases.items()}
         return {k: (cases[k][0],) + f.result() for k, f in futures.items()}
 
 
-CASE_NAMES = sorted(random_cases(np.random.default_rng(7))) + sorted(
-    "torch_" + f[:-4] for f in os.listdir(TORCH) if f.endswith(".npz"))
+CASE_NAMES = (sorted(random_cases(np.random.default_rng(7)))
+              + sorted("torch_" + f[:-4] for f in os.listdir(TORCH) if f.endswith(".npz"))
+              + [f"keras_{k}" for k in KERAS_PIPELINES] + [f"onnx_{k}" for k in ONNX_ROUND_TRIP])
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
@@ -182,6 +209,7 @@ def test_every_kind_of_case_is_covered():
             "emb_mask_bidir_final_softmax"} <= names
     assert {f"act_{a}" for a in ACTIVATION_PARAMS} <= names
     assert sum(n.startswith("torch_") for n in names) >= 25
+    assert sum(n.startswith("keras_") for n in names) >= 10 and sum(n.startswith("onnx_") for n in names) >= 4
 
 
 def test_refused_by_name(tmp_path, rng):

@@ -123,6 +123,30 @@ def matrix(name: str, w: np.ndarray, quantize, where: str) -> tuple[Matrix, str]
     return m, text
 
 
+UNROLL = 4  # input columns per pass over the outputs: a quarter of the loads and stores of the accumulator
+
+
+def _axpy(acc: str, m: "Matrix", x: str, n: int, off: str, indent: str) -> list[str]:
+    """acc (an element in terms of i) += W[off + i, j] x[j] over j, UNROLL columns per pass, then one at a time
+    for the remainder."""
+    main = m.n_in - m.n_in % UNROLL
+    lines = []
+    if main:
+        xs = ", ".join(f"x{u} = {x}[j{f' + {u}' if u else ''}]" for u in range(UNROLL))
+        terms = " + ".join(f"{m.element(f'j + {u}' if u else 'j', off + 'i')} * x{u}" for u in range(UNROLL))
+        lines += [f"{indent}for (int j = 0; j < {main}; j += {UNROLL}) {{",
+                  f"{indent}    const float {xs};",
+                  f"{indent}    for (int i = 0; i < {n}; i++)",
+                  f"{indent}        {acc} += {terms};",
+                  f"{indent}}}"]
+    if main < m.n_in:
+        lines += [f"{indent}for (int j = {main}; j < {m.n_in}; j++) {{",
+                  f"{indent}    const float xj = {x}[j];",
+                  f"{indent}    for (int i = 0; i < {n}; i++) {acc} += {m.element('j', off + 'i')} * xj;",
+                  f"{indent}}}"]
+    return lines
+
+
 def matvec(acc: str, m: Matrix, x: str, cols=None, indent="    ", qacc="s->qacc") -> list[str]:
     """C lines doing acc[i] += sum_j W[i, j] * x[j] for i in `cols` (a (start, stop) range of outputs)."""
     start, stop = cols or (0, m.n_out)
@@ -130,36 +154,21 @@ def matvec(acc: str, m: Matrix, x: str, cols=None, indent="    ", qacc="s->qacc"
     off = f"{start} + " if start else ""
     if m.quantize == "int8":
         # Integer weights summed in float; the row scale is applied once per output.
-        return [
-            f"{indent}for (int i = 0; i < {n}; i++) {qacc}[i] = 0.0f;",
-            f"{indent}for (int j = 0; j < {m.n_in}; j++) {{",
-            f"{indent}    const float xj = {x}[j];",
-            f"{indent}    for (int i = 0; i < {n}; i++) {qacc}[i] += {m.element('j', off + 'i')} * xj;",
-            f"{indent}}}",
-            f"{indent}for (int i = 0; i < {n}; i++) {acc}[{off}i] += {m.name}_scale[{off}i] * {qacc}[i];",
-        ]
-    return [
-        f"{indent}for (int j = 0; j < {m.n_in}; j++) {{",
-        f"{indent}    const float xj = {x}[j];",
-        f"{indent}    for (int i = 0; i < {n}; i++) {acc}[{off}i] += {m.element('j', off + 'i')} * xj;",
-        f"{indent}}}",
-    ]
+        return ([f"{indent}for (int i = 0; i < {n}; i++) {qacc}[i] = 0.0f;"]
+                + _axpy(f"{qacc}[i]", m, x, n, off, indent)
+                + [f"{indent}for (int i = 0; i < {n}; i++) {acc}[{off}i] += {m.name}_scale[{off}i] * {qacc}[i];"])
+    return _axpy(f"{acc}[{off}i]", m, x, n, off, indent)
 
 
 HALF_TO_FLOAT = """\
-/* IEEE 754 binary16 bits -> float, exact for every finite half (normal and subnormal); weights are finite. */
-static float half_to_float(uint16_t h)
+/* IEEE 754 binary16 bits -> float, exact for every finite half. The exponent and mantissa bits shifted into a
+ * float are the value times 2^-112 (a float subnormal when the half is one); the multiply rebiases both cases
+ * without a branch, so loops over weights stay vectorizable. Weights are finite: no inf/nan case. */
+static inline float half_to_float(uint16_t h)
 {
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    const uint32_t exp = (h >> 10) & 0x1fu;
-    const uint32_t mant = h & 0x3ffu;
     union { uint32_t u; float f; } v;
-    if (exp == 0) {
-        /* zero or subnormal: mant * 2^-24 is exact in float */
-        v.f = (float)mant * 5.9604644775390625e-8f;
-        v.u |= sign;
-        return v.f;
-    }
-    v.u = sign | ((exp + 112u) << 23) | (mant << 13);
+    v.u = (uint32_t)(h & 0x7fffu) << 13;
+    v.f *= 0x1p112f;
+    v.u |= (uint32_t)(h & 0x8000u) << 16;
     return v.f;
 }"""
