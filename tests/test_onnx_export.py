@@ -189,3 +189,12 @@ def test_what_exports_but_has_no_pipeline_form_is_refused_on_the_way_back(rng):
     masked = random_pipeline(rng, **PIPELINE_CASES["embed-mask-gru"])
     with pytest.raises(FormatError, match="does not fit a pipeline"):
         rnnfast.load(exported(masked, assume_suffix_padding=True)).to_pipeline()
+
+
+@pytest.mark.parametrize("case", ["embed-lstm-last", "lstm-proj-bi", "embed-mask-bi-zero-out", "two-stacks-last",
+                                  "embed-mask-rnn-last", "rnn-relu-clip-reverse"])
+def test_batch_first_variants(rng, case):
+    p = random_pipeline(rng, **{**PIPELINE_CASES[case], "batch_first": True})
+    x = suffix_padded(rng, p) if p.takes_ids else random_input(rng, p)
+    data = exported(p, assume_suffix_padding=getattr(p.stages[0], "mask_zero", False))
+    assert_close(onnxruntime_run(data, x), run_pipeline(p, x), what=case)

@@ -90,8 +90,9 @@ def to_model_proto(p: Pipeline, opset: int = DEFAULT_OPSET, assume_suffix_paddin
     out = helper.make_tensor_value_info("output", TensorProto.FLOAT,
                                         (seq if p.returns_sequence else ["batch"]) + [p.output_size])
     graph = helper.make_graph(g.nodes, p.name or "rnnfast_pipeline", [inp], [out], g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="rnnfast")
-    model.ir_version = min(model.ir_version, 8)  # what onnxruntime releases of the last years all read
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="rnnfast")
+    model.ir_version = helper.find_min_ir_version_for(opsets)  # the oldest runtime that knows the opset reads it
     return model
 
 
