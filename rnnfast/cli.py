@@ -47,9 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _set_threads(n):
     """The engine's default thread count comes from OpenMP, which reads OMP_NUM_THREADS once when it starts;
     setting it before the engine is first imported makes --threads reach every layer of every format."""
+    from .commands.common import CliError
+
     if n is not None:
         if n < 1:
-            raise ValueError(f"--threads must be at least 1, got {n}")
+            raise CliError(f"--threads must be at least 1, got {n}")
         if "rnnfast._core" not in sys.modules:
             os.environ["OMP_NUM_THREADS"] = str(n)
 

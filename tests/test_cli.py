@@ -136,6 +136,11 @@ def test_bad_files_and_usage(tmp_path, onnx_gru):
     np.save(tmp_path / "wrong.npy", np.zeros((4, 2, 9), np.float32))
     assert_usage_error(cli("run", onnx_gru, "-i", "wrong.npy", "-o", "y.npz", cwd=tmp_path), onnx_gru)
     assert_usage_error(cli("inspect", DATA / "torch" / "two_modules.pt", cwd=tmp_path), "two_modules.pt")
+    assert_usage_error(cli("verify", "junk.onnx", cwd=tmp_path), "junk.onnx")
+    assert_usage_error(cli("bench", "notes.txt", "--seconds", 0.1, cwd=tmp_path), "notes.txt")
+    assert_usage_error(cli("convert", "missing.keras", "out.rnnf", cwd=tmp_path), "missing.keras")
+    assert_usage_error(cli("run", onnx_gru, "-i", "wrong.npy", "-o", "y.npz", "--threads", 0, cwd=tmp_path),
+                       "--threads")
 
 
 def _onnx_file(tmp_path_factory, name, cell, attrs, weights, x, n_outputs):

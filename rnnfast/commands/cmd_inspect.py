@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import EXIT_CODES_HELP, EXIT_OK
+from . import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
 from .common import add_model_arguments, load_model, random_inputs, to_json
 
 FORMAT_NAMES = {"onnx": "ONNX", "keras-h5": "Keras HDF5", "keras-zip": "Keras .keras archive",
@@ -20,7 +20,7 @@ def add_parser(sub):
                     "its weight shapes as stored, parameter count and, for recurrent layers, the mapping from the "
                     "source framework's gate order to rnnfast's canonical (ONNX) order; the defaults the importer "
                     "applied for options the file does not store; and the importer's own description.",
-        epilog=EXIT_CODES_HELP.replace(", 1 outputs disagree beyond the tolerance", ""))
+        epilog=EXIT_CODES_NO_CHECK_HELP)
     add_model_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--seq-len", type=int, default=5, metavar="T",

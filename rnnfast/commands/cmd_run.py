@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from . import EXIT_CODES_HELP, EXIT_OK
+from . import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
 from .common import CliError, add_model_arguments, feeds_text, load_model, read_inputs
 
 
@@ -18,7 +18,7 @@ def add_parser(sub):
                     "model marks optional, such as PyTorch's h0/c0, may be left out). Inputs follow the source "
                     "framework's layout: `rnnfast inspect FILE` lists names, shapes and types. Prints the input "
                     "and output shapes and the run time.",
-        epilog=EXIT_CODES_HELP.replace(", 1 outputs disagree beyond the tolerance", ""))
+        epilog=EXIT_CODES_NO_CHECK_HELP)
     add_model_arguments(p)
     p.add_argument("--input", "-i", required=True, metavar="X.npy|X.npz", help="the model's input arrays")
     p.add_argument("--output", "-o", required=True, metavar="Y.npz", help="where to write the outputs")
