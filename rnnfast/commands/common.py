@@ -67,6 +67,10 @@ def load_model(args, n_threads=None):
         return rnnfast.load(args.file, **options), kind
     except TypeError as e:  # an option the importer does not take
         raise CliError(f"{args.file}: {e}") from None
+    except rnnfast.FormatError as e:
+        if kind == "keras-h5" and args.config is None and "config=" in str(e):
+            raise CliError(f"{e} (on the command line: --config PATH)") from None
+        raise
 
 
 def feed_names(model) -> list:
