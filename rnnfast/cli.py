@@ -35,10 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules().values():
         module.add_parser(sub)
-    sub.add_parser("demo", help="run small models with rnnfast and show agreement and speed against references",
-                   description="Build small LSTM/GRU/RNN ONNX models, run them with rnnfast, the float64 reference "
-                               "and onnxruntime (if installed), and print agreement and timings. Exits 1 on "
-                               "disagreement.")
+    sub.add_parser("demo", help="run the tutorials' trained models and show agreement and speed against Keras",
+                   description="Run the tutorials' trained Keras models (rnnfast/examples_data) with rnnfast against "
+                               "the predictions and metrics Keras recorded, and a synthetic ONNX LSTM against the "
+                               "float64 reference and onnxruntime (if installed); print one table of agreement and "
+                               "timings. Exits 1 on disagreement.")
     sub.add_parser("config", help="print the build configuration (instruction sets, OpenMP, threads)",
                    description="Print compiled, supported and selected instruction sets, OpenMP and threads.")
     return parser

@@ -1,18 +1,13 @@
-"""`rnnfast demo`: build small recurrent ONNX models, run them with rnnfast, and show that the results agree
-with the float64 reference and (when installed) onnxruntime, and how long each took."""
+"""`rnnfast demo`: the tutorials' trained Keras models (rnnfast/tutorials.py) run by rnnfast, each against the
+outputs and the metric Keras recorded, plus one synthetic ONNX LSTM against the float64 reference and
+onnxruntime; one table with agreement and timings. Exits 1 when anything disagrees."""
 from __future__ import annotations
-
-import time
 
 import numpy as np
 
-CASES = [  # name, op, direction, extra attributes, input_size, hidden_size, seq_len, batch
-    ("lstm", "LSTM", "forward", {}, 64, 128, 100, 1),
-    ("gru", "GRU", "forward", {"linear_before_reset": 1}, 64, 128, 100, 1),
-    ("rnn", "RNN", "forward", {}, 64, 128, 100, 1),
-    ("bilstm", "LSTM", "bidirectional", {}, 64, 128, 100, 1),
-    ("lstm-batch", "LSTM", "forward", {}, 64, 128, 50, 16),
-]
+from .tutorials import MAX_DIFF, Result, fmt_metric, timed
+
+REFERENCE_CASE = ("LSTM", "forward", {}, 64, 128, 100, 1)  # op, direction, attributes, I, H, T, B
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
@@ -54,57 +49,99 @@ def make_onnx(op, direction, attrs, hidden, inits) -> bytes:
     return model.SerializeToString()
 
 
-def _median_time(fn, repeat=20):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
 
 
-def run_demo(out=print) -> int:
-    """Returns the process exit code: 0 when every case agrees within the float32 tolerance."""
+def _onnx_exporter():
+    """The ONNX exporter's entry point when rnnfast.exporters.onnx is there (issue #6), else None."""
+    try:
+        from .exporters import onnx as exporter
+    except ImportError:
+        return None
+    return getattr(exporter, "export", None) or getattr(exporter, "to_onnx", None)
+
+
+def _ort_seconds(ort, onnx_bytes, x):
+    sess = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return sess.run(None, {name: x}), timed(lambda: sess.run(None, {name: x}))
+
+
+def reference_row(ort) -> Result:
+    """The engine on a bare ONNX LSTM (100 steps, 64 -> 128) against the float64 reference and onnxruntime."""
     import rnnfast
     from rnnfast import reference
 
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        ort = None
-        out("onnxruntime is not installed: comparing with the float64 reference only "
-            "(pip install onnxruntime to add it)")
+    op, direction, attrs, I, H, T, B = REFERENCE_CASE
+    inits = make_weights(op, direction, I, H)
+    data = make_onnx(op, direction, attrs, H, inits)
+    x = np.random.default_rng(1).standard_normal((T, B, I)).astype(np.float32)
+    model = rnnfast.load(data)
+    ours = model.run(x)
+    ref = reference.run_layer(make_layer(op, direction, attrs, H, inits), x)
+    diff = max(float(np.abs(a - r).max()) for a, r in zip(ours, ref))
+    row = Result("ONNX LSTM vs float64", "(synthetic).onnx", "-", 0.0, 0.0, diff, timed(lambda: model.run(x), 20))
+    if ort is not None:
+        theirs, row.ort_seconds = _ort_seconds(ort, data, x)
+        row.max_diff = max(diff, max(float(np.abs(a - t).max()) for a, t in zip(ours, theirs)))
+    return row
+
+
+def add_ort_times(rows, ort) -> str:
+    """onnxruntime timings on each tutorial model's ONNX export, when both are available; else why not."""
+    export = _onnx_exporter()
+    if ort is None:
+        return "onnxruntime column: n/a (pip install onnxruntime)"
+    if export is None:
+        return "onnxruntime column: n/a for the Keras models (no ONNX exporter yet)"
+    from . import tutorials
+
+    for row in rows:
+        name = row.file.rsplit(".", 1)[0]
+        model, d = tutorials.load(name)
+        try:
+            onnx_bytes = export(model)
+            _, row.ort_seconds = _ort_seconds(ort, onnx_bytes, d["x"])
+        except Exception as e:  # noqa: BLE001 - the exporter may refuse a model; the column then says why
+            row.lines.append(f"no ONNX export: {type(e).__name__}: {e}")
+    return ""
+
+
+def _ms(seconds):
+    return "n/a" if seconds is None else f"{seconds * 1e3:.2f}ms"
+
+
+def run_demo(out=print) -> int:
+    """Returns the process exit code: 0 when every example agrees with Keras (and the ONNX row with float64)."""
+    import rnnfast
+    from . import tutorials
+
     rnnfast.show_config()
     out("")
-    header = f"{'model':<11} {'shape (T,B,I,H)':<18} {'max |rnnfast-float64|':>22} {'max |rnnfast-ort|':>18} " \
-             f"{'rnnfast':>10} {'ort':>10} {'speed-up':>9}"
+    ort = _onnxruntime()
+    rows = tutorials.all_results()
+    note = add_ort_times(rows, ort)
+    rows.append(reference_row(ort))
+    header = (f"{'example':<22} {'file':<28} {'metric':<18} {'Keras':>8} {'rnnfast':>8} {'max|diff|':>9} "
+              f"{'rnnfast':>9} {'onnxrt':>9}")
     out(header)
     out("-" * len(header))
-    ok = True
-    for name, op, direction, attrs, I, H, T, B in CASES:
-        inits = make_weights(op, direction, I, H)
-        data = make_onnx(op, direction, attrs, H, inits)
-        x = np.random.default_rng(1).standard_normal((T, B, I)).astype(np.float32)
-        layer = make_layer(op, direction, attrs, H, inits)
-        model = rnnfast.load(data)
-        ours = model.run(x)
-        ref = reference.run_layer(layer, x)
-        err_ref = max(float(np.abs(a - r).max()) for a, r in zip(ours, ref))
-        # The same tolerance as the test suite: float32 rtol 1e-5 on top of an absolute 1e-6 floor, scaled up
-        # for 100-step sequences where float32 rounding accumulates.
-        ok &= err_ref <= 1e-4
-        t_ours = _median_time(lambda: model.run(x))
-        if ort is not None:
-            sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-            theirs = sess.run(None, {"X": x})
-            err_ort = max(float(np.abs(a - t).max()) for a, t in zip(ours, theirs))
-            ok &= err_ort <= 1e-4
-            t_ort = _median_time(lambda: sess.run(None, {"X": x}))
-            ort_cols = f"{err_ort:>18.2e} {t_ort * 1e3:>8.3f}ms {t_ort / t_ours:>8.2f}x"
-        else:
-            ort_cols = f"{'-':>18} {'-':>10} {'-':>9}"
-        out(f"{name:<11} {str((T, B, I, H)):<18} {err_ref:>22.2e} {ort_cols[:19]} {t_ours * 1e3:>8.3f}ms{ort_cols[19:]}")
+    for r in rows:
+        metrics = (f"{fmt_metric(r.keras_metric):>8} {fmt_metric(r.rnnfast_metric):>8}" if r.metric != "-"
+                   else f"{'-':>8} {'-':>8}")
+        flag = "" if r.ok else "  <-- DISAGREES"
+        out(f"{r.example:<22} {r.file:<28} {r.metric:<18} {metrics} {r.max_diff:>9.1e} {_ms(r.seconds):>9} "
+            f"{_ms(r.ort_seconds):>9}{flag}")
     out("")
-    out("all results agree" if ok else "DISAGREEMENT: see the table above")
-    return 0 if ok else 1
+    out(f"max|diff|: largest absolute difference to Keras' recorded predictions (the ONNX row: to float64 and "
+        f"onnxruntime); tolerance {MAX_DIFF:g}. Times: the whole test set, median.")
+    if note:
+        out(note)
+    failed = [r.example for r in rows if not r.ok]
+    out("all results agree" if not failed else f"DISAGREEMENT: {', '.join(failed)}")
+    return 0 if not failed else 1

@@ -310,6 +310,11 @@ class KerasModelGraph:
 
         return keras_to_pipeline(self)
 
+    def stream(self, batch=1, n_threads=None):
+        from .keras_stream import layer_stream
+
+        return layer_stream(self, batch=batch, n_threads=n_threads)
+
     def describe(self) -> str:
         lines = [f"Keras {self.ctx.keras_version} {self.graph.spec.cls} model {self.graph.spec.name!r} "
                  f"from {self.source} ({self.fmt})"]

@@ -1,0 +1,95 @@
+"""Streaming a Keras Sequential model (or a run of its layers) one step at a time, the state kept in C.
+
+    stream = model.stream(batch=1)                        # the whole model: [Embedding] -> RNN layers -> head
+    encoder = keras_stream.layer_stream(model, last="encoder")    # a slice of the layer chain, by layer name
+    decoder = keras_stream.layer_stream(model, first="decoder")
+
+A step feeds the recurrent layers one time step; layers before them (an Embedding, dropout) turn the step's
+input into features and layers after them (Dense, TimeDistributed, Activation) are applied to each step's output,
+exactly as Keras applies them to every step of a sequence. What cannot be streamed is refused by name: layers that
+change the time axis (RepeatVector, Flatten, pooling), go_backwards, Bidirectional, Embedding(mask_zero=True)
+(a masked step would have to carry the state, which a stream cannot know), and Functional graphs.
+A stream starts from zero state, whatever `run` left in stateful layers; `stream.reset()` is reset_states().
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import FormatError
+from .keras_layers import Embedding, Identity, InputLayer
+from .keras_rnn import KerasRNN
+
+TIME_WISE = ("Dense", "Activation", "TimeDistributed", "Softmax", "LayerNormalization")
+
+
+def layer_stream(model, first=None, last=None, batch=1, n_threads=None):
+    """A Stream over the layers `first`..`last` (names, both included; default the whole chain) of a Keras
+    Sequential model loaded by rnnfast.load."""
+    from ..model import Model
+    from .keras_graph import KerasModelGraph
+
+    graph = model.graph if isinstance(model, Model) else model
+    if not isinstance(graph, KerasModelGraph):
+        raise FormatError(f"{getattr(model, 'source', '') or 'model'}: layer_stream takes a Keras model loaded by "
+                          f"rnnfast.load, got {type(graph).__name__}")
+    inner, where = graph.graph, graph.source
+    spec = inner.spec
+    if spec.cls != "Sequential":
+        raise FormatError(f"{where}: only Sequential Keras models stream; this one is {spec.cls}. Run the "
+                          f"recurrent part with Model.run on a sliding window instead.")
+    chain = [obj for ls, obj in inner.order if not isinstance(obj, InputLayer)]
+    names = [obj.name for obj in chain]
+    for label, name in (("first", first), ("last", last)):
+        if name is not None and name not in names:
+            raise ValueError(f"{where}: no layer named {name!r} ({label}=); the layers are {names}")
+    lo = names.index(first) if first is not None else 0
+    hi = names.index(last) + 1 if last is not None else len(chain)
+    return _chain_stream(chain[lo:hi], batch, n_threads, where)
+
+
+def _chain_stream(chain, batch, n_threads, where):
+    from ..stream import Stream
+
+    rnn_at = [i for i, obj in enumerate(chain) if isinstance(obj, KerasRNN)]
+    if not rnn_at:
+        raise FormatError(f"{where}: the layers {[o.name for o in chain]} hold no recurrent layer to stream")
+    pre, rnns, post = chain[:rnn_at[0]], chain[rnn_at[0]:rnn_at[-1] + 1], chain[rnn_at[-1] + 1:]
+    for obj in rnns:
+        if not isinstance(obj, (KerasRNN, Identity)):
+            raise FormatError(f"{obj.where}: sits between recurrent layers; only dropout-like layers can, to stream")
+        if isinstance(obj, KerasRNN) and obj.go_backwards:
+            raise FormatError(f"{obj.where}: go_backwards runs backward in time and cannot stream; run it on a "
+                              f"sliding window with Model.run")
+    for obj in pre:
+        if isinstance(obj, Embedding) and obj.mask_zero:
+            raise FormatError(f"{obj.where}: mask_zero=True cannot stream (a masked step carries the state); "
+                              f"run the model with Model.run")
+        if not isinstance(obj, (Embedding, Identity)) or (isinstance(obj, Embedding) and obj is not pre[0]):
+            raise FormatError(f"{obj.where}: only an Embedding (first) and dropout-like layers can come before the "
+                              f"recurrent layers of a stream")
+    for obj in post:
+        if obj.cls not in TIME_WISE and not isinstance(obj, Identity):
+            raise FormatError(f"{obj.where}: {obj.cls} works across time steps and cannot follow a stream's "
+                              f"recurrent layers; streamable heads are {TIME_WISE} and dropout")
+    embedding = pre[0] if pre and isinstance(pre[0], Embedding) else None
+    check = to_features = None
+    if embedding is not None:
+        vocab = embedding.input_dim
+
+        def check(ids, rows):
+            if ids.dtype.kind not in "iu" or ids.shape != (rows,) or (ids.size and (ids.min() < 0
+                                                                                    or ids.max() >= vocab)):
+                raise ValueError(f"{embedding.where}: a step takes {rows} integer token id(s) in [0, {vocab}), got "
+                                 f"{ids.dtype} {ids.shape}")
+
+        to_features = lambda ids: embedding.weights[0][ids]
+
+    def head(y):
+        y = y[:, None]  # one time step: the head layers see [batch, 1, features] as in a sequence
+        for obj in post:
+            y = obj.call(y, None, {})[0][0]
+        return np.ascontiguousarray(y[:, 0], np.float32)
+
+    layers = [obj.layer for obj in rnns if isinstance(obj, KerasRNN)]
+    return Stream(layers, batch, pre=to_features, post=head if post else None, input_check=check,
+                  n_threads=n_threads, where=where)
