@@ -58,12 +58,12 @@ def _onnxruntime():
 
 
 def _onnx_exporter():
-    """The ONNX exporter's entry point when rnnfast.exporters.onnx is there (issue #6), else None."""
+    """rnnfast.exporters.onnx.export_onnx (Model -> onnx.ModelProto), or None where it is not there."""
     try:
-        from .exporters import onnx as exporter
+        from .exporters.onnx import export_onnx
     except ImportError:
         return None
-    return getattr(exporter, "export", None) or getattr(exporter, "to_onnx", None)
+    return export_onnx
 
 
 def _ort_seconds(ort, onnx_bytes, x):
@@ -92,24 +92,32 @@ def reference_row(ort) -> Result:
     return row
 
 
-def add_ort_times(rows, ort) -> str:
-    """onnxruntime timings on each tutorial model's ONNX export, when both are available; else why not."""
+def add_ort_times(rows, ort) -> list:
+    """onnxruntime timings on each tutorial model's ONNX export; returns notes on the rows that have none."""
+    from . import tutorials
+    from .errors import FormatError
+
     export = _onnx_exporter()
     if ort is None:
-        return "onnxruntime column: n/a (pip install onnxruntime)"
+        return ["onnxrt: n/a, onnxruntime is not installed (pip install onnxruntime)"]
     if export is None:
-        return "onnxruntime column: n/a for the Keras models (no ONNX exporter yet)"
-    from . import tutorials
-
+        return ["onnxrt: n/a, this build has no ONNX exporter"]
+    notes = []
     for row in rows:
-        name = row.file.rsplit(".", 1)[0]
-        model, d = tutorials.load(name)
+        model, d = tutorials.load(row.file.rsplit(".", 1)[0])
+        x = d["x"]
+        if x.ndim == 4:
+            notes.append(f"onnxrt n/a for {row.example}: onnxruntime keeps no state between calls")
+            continue
         try:
-            onnx_bytes = export(model)
-            _, row.ort_seconds = _ort_seconds(ort, onnx_bytes, d["x"])
-        except Exception as e:  # noqa: BLE001 - the exporter may refuse a model; the column then says why
-            row.lines.append(f"no ONNX export: {type(e).__name__}: {e}")
-    return ""
+            onnx_bytes = export(model).SerializeToString()
+        except FormatError as e:
+            why = str(e).split(": ", 1)[-1]
+            notes.append(f"onnxrt n/a for {row.example}: no ONNX export ({why[:90]}{'...' if len(why) > 90 else ''})")
+            continue
+        x = x.astype(np.int64) if x.dtype.kind in "iu" else x.astype(np.float32)
+        _, row.ort_seconds = _ort_seconds(ort, onnx_bytes, x)
+    return notes
 
 
 def _ms(seconds):
@@ -125,7 +133,7 @@ def run_demo(out=print) -> int:
     out("")
     ort = _onnxruntime()
     rows = tutorials.all_results()
-    note = add_ort_times(rows, ort)
+    notes = add_ort_times(rows, ort)
     rows.append(reference_row(ort))
     header = (f"{'example':<22} {'file':<28} {'metric':<18} {'Keras':>8} {'rnnfast':>8} {'max|diff|':>9} "
               f"{'rnnfast':>9} {'onnxrt':>9}")
@@ -140,7 +148,7 @@ def run_demo(out=print) -> int:
     out("")
     out(f"max|diff|: largest absolute difference to Keras' recorded predictions (the ONNX row: to float64 and "
         f"onnxruntime); tolerance {MAX_DIFF:g}. Times: the whole test set, median.")
-    if note:
+    for note in notes:
         out(note)
     failed = [r.example for r in rows if not r.ok]
     out("all results agree" if not failed else f"DISAGREEMENT: {', '.join(failed)}")

@@ -154,6 +154,13 @@ def test_demo_runs_and_agrees():
     assert "all results agree" in done.stdout
     for example in ("1 digits SimpleRNN", "3 char LSTM text", "5 seq2seq addition", "7 stateful chunks"):
         assert example in done.stdout
+    digits_row = next(line for line in done.stdout.splitlines() if line.startswith("1 digits SimpleRNN"))
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        assert digits_row.endswith("n/a")
+    else:
+        assert digits_row.endswith("ms"), "the ONNX export of a plain SimpleRNN model is timed with onnxruntime"
 
 
 def test_example_script_runs():
