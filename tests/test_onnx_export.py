@@ -198,3 +198,22 @@ def test_batch_first_variants(rng, case):
     x = suffix_padded(rng, p) if p.takes_ids else random_input(rng, p)
     data = exported(p, assume_suffix_padding=getattr(p.stages[0], "mask_zero", False))
     assert_close(onnxruntime_run(data, x), run_pipeline(p, x), what=case)
+
+
+@pytest.mark.parametrize("proj_size", [0, 2])
+@pytest.mark.parametrize("direction", ["bidirectional", "reverse"])
+def test_masked_steps_repeat_the_last_output(rng, proj_size, direction):
+    """Keras' masked steps repeat a row's last output (mask_zero_output False): Y_h for forward directions,
+    zeros for a reverse one, which meets the suffix padding first."""
+    p = random_pipeline(rng, cell="lstm", direction=direction, embedding="mask_zero", n_layers=2,
+                        proj_size=proj_size, head=None)
+    x = suffix_padded(rng, p)
+    data = exported(p, assume_suffix_padding=True)
+    expected = run_pipeline(p, x)
+    half = p.stages[1].layers[-1].output_size
+    if direction == "bidirectional":  # row 0 ends at step 3 of 7: its forward half repeats step 3's output
+        np.testing.assert_array_equal(expected[4:, 0, :half], np.broadcast_to(expected[3, 0, :half], (3, half)))
+    else:
+        assert not expected[4:, 0].any()
+    assert_close(onnxruntime_run(data, x), expected)
+    assert_close(rnnfast.load(data).run(x)[0], expected)

@@ -166,3 +166,25 @@ def test_onnx_glue_that_does_not_fit_is_refused_by_node(rng):
         rnnfast.load(_glue_model(rng, [], "S", h0=np.ones((1, 2, 4), np.float32))).to_pipeline()
     with pytest.raises(FormatError, match=r"\(Neg\) does not fit a pipeline: Neg is not part of the glue"):
         rnnfast.load(_glue_model(rng, [helper.make_node("Neg", ["S"], ["out"])], "out")).to_pipeline()
+
+
+def test_onnx_layout_1_node_is_batch_first(rng):
+    """X [B, T, I] straight into a layout-1 bidirectional LSTM, Y [B, T, D, P] reshaped to [B, T, D*P]."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    layer = random_layer(rng, "lstm", "bidirectional", input_size=3, hidden_size=4, peepholes=True)
+    inits = [numpy_helper.from_array(a, n) for n, a in [
+        ("W", layer.w_ih), ("R", layer.w_hh), ("B", np.concatenate([layer.b_ih, layer.b_hh], 1)),
+        ("P", layer.peepholes), ("shape", np.array([0, 0, -1], np.int64))]]
+    nodes = [helper.make_node("LSTM", ["X", "W", "R", "B", "", "", "", "P"], ["Y", "Y_h"], hidden_size=4,
+                              direction="bidirectional", layout=1),
+             helper.make_node("Cast", ["Y"], ["Yf"], to=TensorProto.FLOAT),
+             helper.make_node("Reshape", ["Yf", "shape"], ["out"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", "T", 3])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)], inits)
+    model = rnnfast.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString())
+    p = model.to_pipeline()
+    assert p.batch_first
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    assert_close(run_pipeline(p, x), model.run(x)[0])
