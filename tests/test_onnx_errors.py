@@ -224,3 +224,96 @@ def test_bad_feeds_through_inference_session_name_the_input():
     sess = rnnfast.InferenceSession(proto.SerializeToString())
     with pytest.raises(ValueError, match="GRU.*initial_h.*shape \\(1, 2, 4\\), expected \\(1, 1, 4\\)"):
         sess.run(None, feeds | {"X": feeds["X"][:, :1], "sequence_lens": feeds["sequence_lens"][:1]})
+
+
+def conv_transpose(attrs, x_shape=(2, 4, 5), w_shape=(4, 3, 3)):
+    w = np.random.default_rng(0).standard_normal(w_shape).astype(np.float32)
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="upsample", **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [onnx.numpy_helper.from_array(w, "w")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+@pytest.mark.parametrize("attrs,match", [
+    ({"auto_pad": "SAME_MIDDLE"}, "auto_pad='SAME_MIDDLE'"),
+    ({"strides": [2, 2]}, "strides=\\[2, 2\\]: only 1-D"),
+    ({"output_shape": [2, 3, 12]}, "output_shape=\\[2, 3, 12\\]: only 1-D"),
+    ({"output_padding": [2], "strides": [2]}, "output_padding=\\[2\\] must be smaller than the stride 2"),
+    ({"pads": [-1, 0]}, "negative pads"),
+    ({"group": 0}, "group=0; expected positive")])
+def test_conv_transpose_attributes_refused_by_name_at_load(attrs, match):
+    with pytest.raises(rnnfast.FormatError, match="upsample.*" + match):
+        rnnfast.load(conv_transpose(attrs))
+
+
+@pytest.mark.parametrize("attrs,x_shape,match", [
+    ({}, (2, 4, 5, 5), "upsample.*only 1-D ConvTranspose"),
+    ({}, (2, 3, 5), "upsample.*does not fit input channels 3"),
+    ({"output_shape": [20]}, (2, 4, 5), "upsample.*output length 20 is longer than the full transposed convolution"),
+    ({"kernel_shape": [4]}, (2, 4, 5), "upsample.*kernel_shape \\[4\\] does not match the weight's kernel 3")])
+def test_conv_transpose_bad_shapes_at_run_are_named(attrs, x_shape, match):
+    model = rnnfast.load(conv_transpose(attrs))
+    with pytest.raises(ValueError, match=match):
+        model.run(np.zeros(x_shape, np.float32))
+
+
+def glue_graph(nodes, inputs=("x",), inits=()):
+    """A float graph of glue operators, x [2, 3] in and y out; `inits` are (name, array) initializers."""
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 3]) for n in inputs],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [onnx.numpy_helper.from_array(a, n) for n, a in inits])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+@pytest.mark.parametrize("nodes,match", [
+    ([helper.make_node("Add", ["x", "b"], ["a"], name="n_add"), helper.make_node("Relu", ["a"], ["b"], name="n_relu"),
+      helper.make_node("Identity", ["b"], ["y"])], "n_add.*input 'b' is produced by node n_relu.*cycle"),
+    ([helper.make_node("Relu", ["a"], ["y"], name="n_late"), helper.make_node("Neg", ["x"], ["a"], name="n_early")],
+     "n_late.*input 'a' is produced by the later node n_early.*topological order"),
+    ([helper.make_node("Relu", ["nowhere"], ["y"], name="n_dangling")],
+     "n_dangling.*input 'nowhere' is not produced by any node.*dangling"),
+    ([helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Neg", ["x"], ["a"], name="n_dup"),
+      helper.make_node("Identity", ["a"], ["y"])], "n_dup.*output 'a' is produced twice"),
+    ([helper.make_node("Relu", ["x"], ["x"], name="n_shadow"), helper.make_node("Identity", ["x"], ["y"])],
+     "n_shadow.*output 'x' is produced twice"),
+    ([helper.make_node("Relu", ["x"], ["y"], name="n_custom", domain="com.example")],
+     "n_custom.*operator domain 'com.example' is not supported"),
+    ([helper.make_node("Relu", ["x"], ["a"])], "graph output 'y' is not produced")])
+def test_malformed_graphs_are_refused_by_name(nodes, match):
+    with pytest.raises(rnnfast.FormatError, match=match):
+        rnnfast.load(glue_graph(nodes))
+
+
+def test_duplicate_initializers_and_graph_inputs_are_refused():
+    w = np.ones((3, 3), np.float32)
+    node = [helper.make_node("MatMul", ["x", "w"], ["y"])]
+    with pytest.raises(rnnfast.FormatError, match="initializer 'w' is defined twice"):
+        rnnfast.load(glue_graph(node, inits=[("w", w), ("w", w)]))
+    with pytest.raises(rnnfast.FormatError, match="graph input 'x' is defined twice"):
+        rnnfast.load(glue_graph(node, inputs=("x", "x"), inits=[("w", w)]))
+
+
+def test_shape_mismatch_inside_the_graph_at_run_time_names_the_node():
+    """The graph input's declared shape is checked first; a mismatch between two computed tensors is caught
+    where the operator runs and reported with its node."""
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"], name="n_matmul")]
+    model = rnnfast.load(glue_graph(nodes, inits=[("w", np.ones((3, 4), np.float32))]))
+    assert model.run(np.ones((2, 3), np.float32))[0].shape == (2, 4)
+    with pytest.raises(ValueError, match="input 'x' has size 5 on axis 1, expected 3"):
+        model.run(np.ones((2, 5), np.float32))
+    proto = onnx.load_from_string(glue_graph(nodes, inits=[("w", np.ones((3, 4), np.float32))]))
+    proto.graph.input[0].type.tensor_type.ClearField("shape")
+    with pytest.raises(ValueError, match="n_matmul.*MatMul.*mismatch"):
+        rnnfast.load(proto.SerializeToString()).run(np.ones((2, 5), np.float32))
+
+
+def test_unsupported_opset_domain_import_is_refused_where_used():
+    """A model may import other domains (ai.onnx.ml, ...); a node from one rnnfast does not run is named."""
+    node = helper.make_node("LabelEncoder", ["x"], ["y"], name="n_ml", domain="ai.onnx.ml")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                   helper.make_opsetid("ai.onnx.ml", 3)]).SerializeToString()
+    with pytest.raises(rnnfast.FormatError, match="n_ml.*domain 'ai.onnx.ml' is not supported"):
+        rnnfast.load(data)

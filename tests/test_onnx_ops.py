@@ -13,6 +13,7 @@ X = RNG.standard_normal((3, 4, 5)).astype(np.float32)
 POS = np.abs(X) + 0.1
 M = RNG.standard_normal((5, 6)).astype(np.float32)
 C6 = RNG.standard_normal((6,)).astype(np.float32)
+CT_W = RNG.standard_normal((4, 6, 3)).astype(np.float32)  # ConvTranspose weight [C_in, C_out / group, K]
 
 CASES = [  # op, inputs, attributes, opset
     ("MatMul", [X, M], {}, 13), ("Add", [X, X[0]], {}, 13), ("Sub", [X, X], {}, 13), ("Mul", [X, X], {}, 13),
@@ -33,6 +34,13 @@ CASES = [  # op, inputs, attributes, opset
     ("Pad", [X], {"pads": [0, 1, 0, 0, 2, 0], "mode": "edge"}, 2),
     ("Conv", [X, RNG.standard_normal((6, 4, 3)).astype(np.float32), C6], {"pads": [1, 1]}, 13),
     ("Conv", [X, RNG.standard_normal((4, 2, 2)).astype(np.float32)], {"group": 2, "strides": [2], "dilations": [2]}, 13), ("Gemm", [M, X[0], C6[:4]], {"transA": 1, "transB": 1}, 13),
+    ("ConvTranspose", [X, CT_W, C6], {"strides": [3], "pads": [1, 2], "output_padding": [2]}, 13),
+    ("ConvTranspose", [X, CT_W[:, :3]], {"group": 2, "dilations": [2], "strides": [2]}, 13),
+    ("ConvTranspose", [X, CT_W, C6], {"auto_pad": "SAME_UPPER", "strides": [2]}, 13),
+    ("ConvTranspose", [X, CT_W], {"auto_pad": "SAME_LOWER", "strides": [2], "dilations": [2]}, 13),
+    ("ConvTranspose", [X, CT_W], {"auto_pad": "VALID", "strides": [2], "output_padding": [1]}, 13),
+    ("ConvTranspose", [X, CT_W], {"output_shape": [12], "strides": [3], "kernel_shape": [3]}, 13),
+    ("ConvTranspose", [X, CT_W], {"output_shape": [12], "strides": [3], "auto_pad": "SAME_UPPER"}, 13),
 ]
 
 

@@ -29,11 +29,14 @@ INPUT_NAMES = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P
 class RecurrentNodeSpec:
     """Everything about one recurrent node that does not depend on its weights' values."""
 
-    def __init__(self, node, opset: int, where: str):
+    weight_keys = ("W", "R", "B", "P")  # the inputs build_layer takes, in order
+
+    def __init__(self, node, opset: int, where: str, schema=None, cell=None):
+        """`schema` and `cell` are given for operators outside the ai.onnx domain (onnx_quant.py)."""
         self.node, self.where = node, where
-        self.cell = OP_CELLS[node.op_type]
+        self.cell = cell or OP_CELLS[node.op_type]
         attrs = {a.name: a for a in node.attribute}
-        schema = _schema(node.op_type, opset, where)
+        schema = schema or _schema(node.op_type, opset, where)
         allowed = schema.attributes
         if len(node.input) > schema.max_input or len(node.output) > schema.max_output:
             raise FormatError(f"{where}: {len(node.input)} inputs and {len(node.output)} outputs; {node.op_type} "

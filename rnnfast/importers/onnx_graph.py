@@ -12,7 +12,8 @@ from .. import engine
 from ..errors import FormatError
 from ..model import Model, TensorInfo
 from .onnx import OP_CELLS, RecurrentNodeSpec
-from .onnx_ops import OPS as MODEL_OPS
+from .onnx_quant import MS_DOMAIN, QuantizedLstmSpec
+from .onnx_ops import LOAD_CHECKS as MODEL_LOAD_CHECKS, OPS as MODEL_OPS
 
 ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
                10: np.float16, 11: np.float64}
@@ -96,7 +97,7 @@ def check_cast(ctx):
 
 
 # Attribute checks run at load, so an unsupported form is refused before any input arrives.
-LOAD_CHECKS = {"Cast": check_cast}
+LOAD_CHECKS = {**MODEL_LOAD_CHECKS, "Cast": check_cast}
 
 OPS = {**MODEL_OPS, "Identity": op_identity, "Transpose": op_transpose, "Shape": op_shape, "Concat": op_concat, "Cast": op_cast,
        "Expand": op_expand, "Squeeze": op_squeeze, "Unsqueeze": op_unsqueeze, "Reshape": op_reshape,
@@ -138,14 +139,14 @@ class RecurrentNode:
         names = spec.inputs
         self.output_names = list(spec.node.output)  # a protobuf field is slow to read on every run
         self.layer = None
-        weight_names = [names[k] for k in ("W", "R", "B", "P")]
+        weight_names = [names[k] for k in spec.weight_keys]
         if all(not n or n in consts for n in weight_names):
             self.layer = spec.build_layer(*[consts.get(n) if n else None for n in weight_names])
 
     def run(self, values: dict):
         spec, names = self.spec, self.spec.inputs
         get = lambda key: values.get(names[key]) if names[key] else None
-        layer = self.layer or spec.build_layer(get("W"), get("R"), get("B"), get("P"))
+        layer = self.layer or spec.build_layer(*[get(k) for k in spec.weight_keys])
         x = values.get(names["X"])
         if x is None or np.asarray(x).dtype.kind != "f":
             raise ValueError(f"{spec.where}: input X must be a float tensor")
@@ -271,6 +272,8 @@ class OnnxGraph:
             if not opset:
                 raise FormatError(f"{name}: the model imports no opset of the ai.onnx domain (opset_import: "
                                   f"{versions}); truncated or corrupt?")
+        _refuse_duplicates(name, "initializer", [init.name for init in graph.initializer])
+        _refuse_duplicates(name, "graph input", [v.name for v in graph.input])
         self.consts = {init.name: _tensor(init, f"{name}: initializer {init.name!r}") for init in graph.initializer}
         self.inputs = [self._info(v, is_input=True) for v in graph.input if v.name not in self.consts]
         self.outputs = [self._info(v) for v in graph.output]
@@ -278,19 +281,22 @@ class OnnxGraph:
         known = set(outer_known) | set(self.consts) | {v.name for v in graph.input}
         for i, node in enumerate(graph.node):
             where = f"{name}: node {node.name or '#' + str(i)} ({node.op_type})"
-            if node.domain not in ("", "ai.onnx"):
-                raise FormatError(f"{where}: operator domain {node.domain!r} is not supported")
+            if (node.domain, node.op_type) == (MS_DOMAIN, "DynamicQuantizeLSTM"):
+                spec = QuantizedLstmSpec(node, opset, where)
+            elif node.domain not in ("", "ai.onnx"):
+                raise FormatError(f"{where}: operator domain {node.domain!r} is not supported (of {MS_DOMAIN} only "
+                                  f"DynamicQuantizeLSTM is)")
+            else:
+                spec = RecurrentNodeSpec(node, opset, where) if node.op_type in OP_CELLS else None
             for inp in node.input:
                 if inp and inp not in known:
-                    raise FormatError(f"{where}: input {inp!r} is not produced by any earlier node, initializer or "
-                                      f"graph input (dangling or out of order)")
+                    raise FormatError(f"{where}: input {inp!r} {_unknown_input(graph.node, i, inp)}")
             for out in node.output:
                 if out and out in known:
                     raise FormatError(f"{where}: output {out!r} is produced twice")
                 known.add(out)
-            if node.op_type in OP_CELLS:
-                self.steps.append(("recurrent", RecurrentNode(RecurrentNodeSpec(node, opset, where), self.consts,
-                                                              n_threads)))
+            if spec is not None:
+                self.steps.append(("recurrent", RecurrentNode(spec, self.consts, n_threads)))
             elif node.op_type == "If":
                 self.steps.append(("if", IfNode(node, where, opset, known, n_threads)))
             elif node.op_type == "Scan":
@@ -398,6 +404,34 @@ class OnnxGraph:
             else:
                 lines.append(f"  {step.where}")
         return "\n".join(lines)
+
+
+def _refuse_duplicates(name, what, names):
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise FormatError(f"{name}: {what} {n!r} is defined twice")
+        seen.add(n)
+
+
+def _unknown_input(nodes, i, name) -> str:
+    """Why node i cannot read `name`: produced nowhere, produced later (the graph is not topologically sorted,
+    as ONNX requires), or produced by a node that itself depends on node i (a cycle)."""
+    producer = {out: j for j, node in enumerate(nodes) for out in node.output if out}
+    if name not in producer:
+        return "is not produced by any node, initializer or graph input (dangling)"
+    j = producer[name]
+    label = lambda k: nodes[k].name or f"#{k}"
+    stack, seen = [j], {j}
+    while stack:
+        for inp in nodes[stack.pop()].input:
+            k = producer.get(inp)
+            if k == i:
+                return f"is produced by node {label(j)}, which depends on this node's output: the graph has a cycle"
+            if k is not None and k not in seen:
+                seen.add(k)
+                stack.append(k)
+    return f"is produced by the later node {label(j)}: the nodes are not in topological order, as ONNX requires"
 
 
 def load_onnx(path_or_bytes, name: str = None, n_threads=None) -> Model:

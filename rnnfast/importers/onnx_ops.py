@@ -209,6 +209,84 @@ def op_conv(ctx, x, w, b=None):
     return _same(x, out)
 
 
+def op_conv_transpose(ctx, x, w, b=None):
+    """1-D transposed convolution (x [N, C, L], w [C, M/group, K]): the upsampling half of a conv autoencoder
+    or a vocoder, after an RNN. Each input step t adds x[:, c, t] * w[c, m, k] at output position
+    t * stride + k * dilation; output_padding extends the end, pads crop both ends."""
+    if x.ndim != 3 or w.ndim != 3:
+        raise ValueError(f"only 1-D ConvTranspose is supported (rank-3 input and weight), got {x.shape}, {w.shape}")
+    a = ctx.attrs
+    stride, dilation = a.get("strides", [1])[0], a.get("dilations", [1])[0]
+    group, adj = a.get("group", 1), a.get("output_padding", [0])[0]
+    N, C, L = x.shape
+    Cw, Mg, K = w.shape
+    if Cw != C or C % group:
+        raise ValueError(f"weight {w.shape} does not fit input channels {C} with group {group}")
+    if "kernel_shape" in a and list(a["kernel_shape"]) != [K]:
+        raise ValueError(f"kernel_shape {a['kernel_shape']} does not match the weight's kernel {K}")
+    full = (L - 1) * stride + (K - 1) * dilation + 1 + adj
+    begin, end = _transpose_pads(ctx, L * stride, full)
+    cg = C // group
+    y = np.zeros((N, Mg * group, full), np.float64)
+    positions = (np.arange(L)[:, None] * stride + np.arange(K)[None, :] * dilation).reshape(-1)  # [L*K]
+    for g in range(group):
+        xs = x[:, g * cg:(g + 1) * cg].astype(np.float64)
+        ws = w[g * cg:(g + 1) * cg].astype(np.float64)
+        contrib = np.einsum("ncl,cmk->nmlk", xs, ws).reshape(N, Mg, L * K)
+        np.add.at(y[:, g * Mg:(g + 1) * Mg], (slice(None), slice(None), positions), contrib)
+    if b is not None:
+        y += np.asarray(b, np.float64)[None, :, None]
+    if full - begin - end <= 0:
+        raise ValueError(f"pads {begin}, {end} leave no output (full length {full})")
+    return _same(x, y[:, :, begin:full - end])
+
+
+def _transpose_pads(ctx, same_length, full):
+    """(crop at the start, crop at the end) per the ONNX spec, which onnxruntime follows: an output length from
+    output_shape or, for auto_pad SAME_*, input length * stride; the odd unit of the total crop goes to the end
+    for SAME_UPPER and to the start otherwise. VALID crops nothing; NOTSET crops `pads`."""
+    a = ctx.attrs
+    auto_pad = _auto_pad(ctx)
+    if a.get("output_shape") or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        out = int(a["output_shape"][0]) if a.get("output_shape") else same_length
+        total = full - out
+        if total < 0:
+            raise ValueError(f"output length {out} is longer than the full transposed convolution ({full})")
+        head = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        return head, total - head
+    if auto_pad == "VALID":
+        return 0, 0
+    pads = a.get("pads", [0, 0])
+    return int(pads[0]), int(pads[1])
+
+
+def _auto_pad(ctx):
+    value = ctx.attrs.get("auto_pad", b"NOTSET")
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def check_conv_transpose(ctx):
+    """Attribute values that would otherwise give a wrong answer or fail mid-run, refused by name at load."""
+    a = ctx.attrs
+    if _auto_pad(ctx) not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+        raise FormatError(f"{ctx.where}: ConvTranspose auto_pad={_auto_pad(ctx)!r}; expected NOTSET, SAME_UPPER, "
+                          f"SAME_LOWER or VALID")
+    one = {"strides": 1, "dilations": 1, "output_padding": 1, "kernel_shape": 1, "pads": 2, "output_shape": 1}
+    for key, n in one.items():
+        if key in a and len(a[key]) != n:
+            raise FormatError(f"{ctx.where}: ConvTranspose {key}={list(a[key])}: only 1-D is supported ({n} "
+                              f"value(s))")
+    for key in ("strides", "dilations", "group"):
+        if key in a and min(np.atleast_1d(a[key])) < 1:
+            raise FormatError(f"{ctx.where}: ConvTranspose {key}={a[key]}; expected positive values")
+    if min(a.get("pads", [0])) < 0 or min(a.get("output_padding", [0])) < 0:
+        raise FormatError(f"{ctx.where}: ConvTranspose negative pads or output_padding are not supported")
+    stride = a.get("strides", [1])[0]
+    if a.get("output_padding", [0])[0] >= stride:  # onnxruntime refuses these too
+        raise FormatError(f"{ctx.where}: ConvTranspose output_padding={a['output_padding']} must be smaller than "
+                          f"the stride {stride}")
+
+
 OPS = {"MatMul": op_matmul, "Gemm": op_gemm, "Add": op_add, "Sub": op_sub, "Mul": op_mul, "Div": op_div,
        "Pow": op_pow, "Sqrt": op_sqrt, "Neg": op_neg, "Abs": op_abs, "Exp": op_exp, "Log": op_log,
        "Relu": op_relu, "LeakyRelu": op_leaky_relu, "Sigmoid": op_sigmoid, "Tanh": op_tanh, "Erf": op_erf,
@@ -216,5 +294,6 @@ OPS = {"MatMul": op_matmul, "Gemm": op_gemm, "Add": op_add, "Sub": op_sub, "Mul"
        "Dropout": op_dropout, "Equal": op_equal, "Not": op_not, "Where": op_where, "Size": op_size,
        "Split": op_split, "ReduceMean": _reduce(np.mean), "ReduceSum": _reduce(np.sum), "ReduceMax": _reduce(np.max),
        "ArgMax": op_argmax, "LayerNormalization": op_layer_norm, "BatchNormalization": op_batch_norm,
-       "Pad": op_pad, "Conv": op_conv, "HardSigmoid": op_hard_sigmoid, "Elu": op_elu,
-       "ThresholdedRelu": op_thresholded_relu, "Softsign": op_softsign, "Softplus": op_softplus}
+       "Pad": op_pad, "Conv": op_conv, "ConvTranspose": op_conv_transpose, "HardSigmoid": op_hard_sigmoid,
+       "Elu": op_elu, "ThresholdedRelu": op_thresholded_relu, "Softsign": op_softsign, "Softplus": op_softplus}
+LOAD_CHECKS = {"ConvTranspose": check_conv_transpose}
