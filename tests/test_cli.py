@@ -307,3 +307,20 @@ def test_convert_to_onnx_runs_in_onnxruntime(tmp_path):
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     (out,) = sess.run(None, {"input": ref["input"]})
     assert_close(out, ref["output"], what="onnxruntime on the converted file vs torch")
+
+
+def test_convert_masked_keras_to_onnx_needs_the_promise(tmp_path):
+    import onnxruntime as ort
+
+    path = DATA / "keras" / "k3_seed_masked_middle.keras"
+    r = cli("convert", path, "m.onnx", cwd=tmp_path)
+    assert_usage_error(r, "k3_seed_masked_middle.keras")
+    assert "--assume-suffix-padding" in r.stderr and not (tmp_path / "m.onnx").exists()
+    r = cli("convert", path, "m.onnx", "--assume-suffix-padding", "--opset", 15, cwd=tmp_path)
+    assert r.returncode == 0 and "check ok" in r.stdout, r.stdout + r.stderr
+    model = rnnfast.load(path)
+    ids = np.load(DATA / "keras" / "k3_seed_masked_middle.npz")["x0"].astype(np.int64)
+    ids = np.where(ids == 0, 1, ids)
+    ids[0, -2:] = ids[1, -5:] = 0  # suffix padding only: what the promise covers
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert_close(sess.run(None, {sess.get_inputs()[0].name: ids})[0], model.run(ids)[0], what="masked export")

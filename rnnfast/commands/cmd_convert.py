@@ -44,6 +44,16 @@ def add_parser(sub):
     add_model_arguments(p, metavar="IN", file_help="the model to convert (any format rnnfast loads)")
     p.add_argument("out", metavar="OUT", help="file to write")
     p.add_argument("--format", choices=sorted(formats), help="output format (default: from OUT's extension)")
+    if "onnx" in formats:
+        from ..exporters.onnx import DEFAULT_OPSET, MIN_OPSET
+
+        p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
+                       help=f"ONNX: the opset to write (at least {MIN_OPSET}; default {DEFAULT_OPSET})")
+        p.add_argument("--assume-suffix-padding", action="store_true",
+                       help="ONNX: the model masks token id 0 (Keras mask_zero), which ONNX can express only as "
+                            "sequence_lens; promise that padding only ever ends a row, so the mask becomes the count "
+                            "of non-zero ids. Without it such a model is refused. The reload check then uses ids "
+                            "without padding.")
     return p
 
 
@@ -68,10 +78,15 @@ def main(args) -> int:
     module, function, takes, _ = formats[fmt]
     pipeline = model.to_pipeline() if takes == "pipeline" or fmt in RELOADABLE else None
     write = getattr(importlib.import_module(module), function)
+    extra = {"opset": args.opset, "assume_suffix_padding": args.assume_suffix_padding} if fmt == "onnx" else {}
     try:
-        write(model if takes == "model" else pipeline, args.out)
+        write(model if takes == "model" else pipeline, args.out, **extra)
     except OSError as e:
         raise CliError(f"{args.out}: cannot write: {e.strerror or e}") from None
+    except ValueError as e:  # FormatError
+        if "assume_suffix_padding" in str(e):
+            raise CliError(f"{e} (on the command line: --assume-suffix-padding)") from None
+        raise
     print(f"wrote {args.out} ({fmt}, {os.path.getsize(args.out)} bytes) from {args.file}")
     if fmt not in RELOADABLE:
         return EXIT_OK
@@ -79,6 +94,8 @@ def main(args) -> int:
 
     written = rnnfast.load(args.out)
     feeds = random_inputs(written, seq_len=5, batch=2, seed=0)
+    if fmt == "onnx" and args.assume_suffix_padding:  # the promise holds for ids without any padding
+        feeds = {k: np.where(v == 0, 1, v) if v.dtype.kind in "iu" else v for k, v in feeds.items()}
     got = np.asarray(written.run(feeds)[0], np.float64)
     want = np.asarray(run_pipeline(pipeline, next(iter(feeds.values()))), np.float64)
     if got.shape != want.shape:
