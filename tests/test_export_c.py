@@ -23,7 +23,7 @@ from rnnfast.errors import FormatError
 from rnnfast.exporters.c import export_c
 from rnnfast.exporters.onnx import export_onnx
 from rnnfast.layers import ACTIVATION_PARAMS, Activation
-from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 GCC = ["gcc", "-Wall", "-Wextra", "-Werror", "-std=c99", "-O2"]
@@ -160,8 +160,28 @@ def onnx_cases(random: dict) -> dict:
             for k in ONNX_ROUND_TRIP}
 
 
-def _build(tmp, name, p, x=None):
-    out = export_c(p, os.path.join(tmp, name), prefix=name, test_input=x)
+def quantized_cases(rng) -> dict:
+    """Models whose outputs stay in [-1, 1] (tanh-bounded h, squashing heads), for the error bounds of
+    assert_close(int8=True) and (half=True); each runs 20 steps."""
+    r = lambda *a, **k: random_layer(rng, *a, **k)
+    return {
+        "lstm": Pipeline([_stack(r("lstm", "bidirectional", 4, 16), r("lstm", "forward", 32, 16))]),
+        "lstm_proj_peep": Pipeline([_stack(r("lstm", input_size=4, hidden_size=16, proj_size=8, peepholes=True))]),
+        "gru": Pipeline([_stack(r("gru", input_size=4, hidden_size=16))]),
+        "gru_lbr": Pipeline([_stack(r("gru", "reverse", 4, 16, linear_before_reset=True))]),
+        "rnn": Pipeline([_stack(r("rnn", input_size=4, hidden_size=16))]),
+        "emb_dense": Pipeline([EmbeddingStage(rng.standard_normal((12, 4)), mask_zero=True),
+                               _stack(r("gru", input_size=4, hidden_size=16), return_sequences=False),
+                               DenseStage(rng.uniform(-0.25, 0.25, (5, 16)), rng.standard_normal(5) * 0.1, "softmax")]),
+    }
+
+
+QUANT_NAMES = [f"{q}_{k}" for q in ("int8", "fp16") for k in sorted(quantized_cases(np.random.default_rng(0)))]
+
+
+def _build(tmp, name, p, x=None, quantize=None):
+    out = export_c(p, os.path.join(tmp, name), prefix=name, test_input=x, quantize=quantize,
+                   test_seq_len=20 if quantize else 6)
     exe = os.path.join(tmp, name, "test")
     cc = subprocess.run(GCC + ["-o", exe, out.source, out.test, "-lm"], capture_output=True, text=True)
     if cc.returncode:
@@ -179,6 +199,11 @@ def built(tmp_path_factory):
     cases.update(onnx_cases(random))
     with ThreadPoolExecutor(2) as pool:
         futures = {k: pool.submit(_build, tmp, k, p, x) for k, (p, x) in cases.items()}
+        quantized = quantized_cases(np.random.default_rng(11))
+        for q in ("int8", "fp16"):
+            for k, p in quantized.items():
+                futures[f"{q}_{k}"] = pool.submit(_build, tmp, f"{q}_{k}", p, None, q)
+                cases[f"{q}_{k}"] = (p, None)
         return {k: (cases[k][0],) + f.result() for k, f in futures.items()}
 
 
@@ -201,6 +226,37 @@ def test_generated_code_matches_reference(built, name):
     assert_close(out.expected, want, what=f"{name}: rnnfast's own run")
     assert out.has_step == all(l.direction == "forward" for s in p.stages if isinstance(s, RecurrentStage)
                                for l in s.layers)
+
+
+@pytest.mark.parametrize("name", QUANT_NAMES)
+def test_quantized_weights_stay_within_their_bound(built, name):
+    """int8 (per-output-row symmetric scales, float accumulation) and fp16 storage (float32 compute): the compiled
+    test program holds the code to rnnfast's run with the stored weights (exit 0); against the float32 model the
+    outputs move by less than assert_close's int8 / half bounds (their derivation is in tests/conftest.py)."""
+    p, out, proc = built[name]
+    assert proc.returncode == 0, f"{name}: {proc.args}\n{proc.stderr[-4000:]}"
+    printed = np.array(proc.stdout.split(), np.float32).reshape(out.expected.shape)
+    assert_close(printed, out.expected, long=True, what=f"{name}: against the stored weights")
+    x = np.swapaxes(out.test_input, 0, 1)
+    full = run_pipeline(p, x)
+    full = np.swapaxes(full, 0, 1) if full.ndim == 3 else full
+    quant = name.split("_")[0]
+    assert_close(printed, full, int8=quant == "int8", half=quant == "fp16", what=f"{name}: against float32")
+    assert np.abs(printed - full).max() > 0, "quantized weights changed nothing: were they quantized at all?"
+    source = open(out.source).read()
+    assert ("static const int8_t" if quant == "int8" else "static const uint16_t") in source
+
+
+def test_quantized_storage_is_smaller(tmp_path, rng):
+    p = Pipeline([_stack(random_layer(rng, "lstm", input_size=32, hidden_size=64))])
+    sizes = {}
+    for q in (None, "int8", "fp16"):
+        out = export_c(p, str(tmp_path / str(q)), prefix="m", quantize=q)
+        obj = str(tmp_path / f"{q}.o")
+        subprocess.run(GCC + ["-c", out.source, "-o", obj], check=True)
+        sizes[q] = os.path.getsize(obj)
+    weights = 4 * 64 * (32 + 64) * 4  # float32 bytes of w_ih and w_hh
+    assert sizes[None] - sizes["int8"] > 0.7 * weights and sizes[None] - sizes["fp16"] > 0.45 * weights, sizes
 
 
 def test_every_kind_of_case_is_covered():

@@ -478,12 +478,11 @@ def main(argv=None) -> int:
     ap.add_argument("--prefix", default="model", help="C name prefix of files, types and functions")
     ap.add_argument("--quantize", choices=["int8", "fp16"], default=None)
     args = ap.parse_args(argv)
-    model = rnnfast.load(args.model)
-    to_pipeline = getattr(model, "to_pipeline", None) or getattr(model.graph, "to_pipeline", None)
-    if to_pipeline is None:
-        print(f"{args.model}: this model cannot be converted to a pipeline yet", file=sys.stderr)
-        return 1
-    out = export_c(to_pipeline(), args.out, prefix=args.prefix, quantize=args.quantize)
+    try:
+        out = export_c(rnnfast.load(args.model).to_pipeline(), args.out, prefix=args.prefix, quantize=args.quantize)
+    except (ValueError, OSError) as e:  # FormatError included: the message names the file and the part at fault
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print("\n".join([out.header, out.source, out.test]))
     return 0
 
