@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import FormatError
 from .keras_layers import Embedding, Identity, InputLayer
-from .keras_rnn import KerasRNN
+from .keras_rnn import Bidirectional, KerasRNN
 
 TIME_WISE = ("Dense", "Activation", "TimeDistributed", "Softmax", "LayerNormalization")
 
@@ -50,6 +50,10 @@ def layer_stream(model, first=None, last=None, batch=1, n_threads=None):
 def _chain_stream(chain, batch, n_threads, where):
     from ..stream import Stream
 
+    for obj in chain:
+        if isinstance(obj, Bidirectional):
+            raise FormatError(f"{obj.where}: Bidirectional reads the sequence backward too and cannot stream; run "
+                              f"it on a sliding window with Model.run")
     rnn_at = [i for i, obj in enumerate(chain) if isinstance(obj, KerasRNN)]
     if not rnn_at:
         raise FormatError(f"{where}: the layers {[o.name for o in chain]} hold no recurrent layer to stream")
