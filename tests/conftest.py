@@ -17,11 +17,25 @@ For other test modules (pytest's rootdir import mode puts tests/ on sys.path):
   random_layer(rng, cell, direction, input_size, hidden_size, clip=, input_forget=, linear_before_reset=,
                peepholes=, proj_size=, activations=, bias=)
 and the `rng` fixture (a seeded numpy Generator). Keep these signatures stable: the whole suite uses them.
+Subprocesses (`python -m rnnfast ...`, example scripts) use `package_env()` and a cwd outside the checkout (tmp_path),
+so they import the same rnnfast as the tests: the installed package in CI, the in-place build in a checkout.
 """
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from rnnfast.layers import Activation, RecurrentLayer
+
+def package_env(**extra) -> dict:
+    """os.environ with PYTHONPATH leading to the rnnfast these tests import. `python -m` also puts its cwd first on
+    sys.path, so run it from a directory that holds no rnnfast/ source tree."""
+    import rnnfast
+
+    root = str(Path(rnnfast.__file__).resolve().parent.parent)
+    return dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra)
+
 
 RTOL, ATOL = 1e-5, 1e-6
 LONG_REL_RMS, LONG_MAX_ABS = 1e-5, 1e-3

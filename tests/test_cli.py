@@ -4,7 +4,6 @@ Each subprocess costs about half a second, so each test runs few commands and ch
 Numbers printed by the command are parsed and compared with what the model gives in this process.
 """
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,19 +12,17 @@ import numpy as np
 import pytest
 
 import rnnfast
-from conftest import assert_close
+from conftest import assert_close, package_env
 from onnx_builders import recurrent_model
 from rnnfast.importers import _gates
 
-REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 EMB_LSTM_FC = ["-O", "embedding=emb", "-O", "rnn=lstm", "-O", "head=fc", "-O", "batch_first=true"]
 
 
 def cli(*args, cwd):
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, "-m", "rnnfast", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+                          cwd=cwd, env=package_env(), timeout=300)
 
 
 def assert_usage_error(result, name):

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_close, package_env
 
 import rnnfast
 from rnnfast import tutorials
@@ -145,11 +145,10 @@ def test_stateful_without_reset_differs():
     assert np.abs(y - d["keras_pred"][first_reset]).max() > 1e-3
 
 
-def test_demo_runs_and_agrees():
+def test_demo_runs_and_agrees(tmp_path):
     # One thread: on a machine shared with other jobs, OpenMP barriers per step make the timings crawl.
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, "-m", "rnnfast", "demo"], capture_output=True, text=True, env=env,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-m", "rnnfast", "demo"], capture_output=True, text=True,
+                          env=package_env(OMP_NUM_THREADS="1"), cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all results agree" in done.stdout
     for example in ("1 digits SimpleRNN", "3 char LSTM text", "5 seq2seq addition", "7 stateful chunks"):
@@ -163,9 +162,8 @@ def test_demo_runs_and_agrees():
         assert digits_row.endswith("ms"), "the ONNX export of a plain SimpleRNN model is timed with onnxruntime"
 
 
-def test_example_script_runs():
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def test_example_script_runs(tmp_path):
     done = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "05_seq2seq_addition.py")],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=package_env(), cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "exact answers: Keras" in done.stdout and "agrees" in done.stdout
