@@ -188,3 +188,52 @@ def test_onnx_layout_1_node_is_batch_first(rng):
     assert p.batch_first
     x = rng.standard_normal((2, 5, 3)).astype(np.float32)
     assert_close(run_pipeline(p, x), model.run(x)[0])
+
+
+def _keras_sequential(rng, layers):
+    """A Keras 2 Sequential model built in memory from (class, config) pairs, weights drawn at random in the
+    shapes its layers ask for, wrapped as rnnfast.load would wrap it."""
+    from rnnfast.importers.keras_config import parse_model
+    from rnnfast.importers.keras_graph import KerasGraph, KerasModelGraph
+    from rnnfast.importers.keras_layers import Context
+
+    ctx = Context("memory.h5", "2.15.0", 2)
+    cfg = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": cls, "config": dict(c, name=f"l{i}")} for i, (cls, c) in enumerate(layers)]}}
+    graph = KerasGraph(parse_model(cfg, 2, "memory.h5"), ctx)
+    width = layers[0][1]["batch_input_shape"][-1]
+    for ls, obj in graph.order:
+        shapes = {"Embedding": lambda c: [(c["input_dim"], c["output_dim"])],
+                  "Dense": lambda c: [(width, c["units"]), (c["units"],)],
+                  "GRU": lambda c: [(width, 3 * c["units"]), (c["units"], 3 * c["units"]), (2, 3 * c["units"])]}
+        if ls.cls in shapes:
+            obj.set_weights([rng.uniform(-0.5, 0.5, s).astype(np.float32) for s in shapes[ls.cls](ls.config)])
+            width = ls.config.get("units", ls.config.get("output_dim"))
+    return rnnfast.Model(KerasModelGraph(graph, ctx, "memory.h5", "h5"), source="memory.h5")
+
+
+def test_keras_activation_layers_fold_into_a_linear_dense(rng):
+    model = _keras_sequential(rng, [
+        ("Embedding", {"input_dim": 7, "output_dim": 3, "mask_zero": True, "batch_input_shape": [None, 6]}),
+        ("GRU", {"units": 4, "return_sequences": True, "reset_after": True}),
+        ("Dropout", {"rate": 0.5}),
+        ("Dense", {"units": 2, "activation": "linear"}),
+        ("Activation", {"activation": "softmax"})])
+    p = model.to_pipeline()
+    assert [type(s).__name__ for s in p.stages] == ["EmbeddingStage", "RecurrentStage", "DenseStage"]
+    assert p.stages[-1].activation == "softmax"
+    ids = rng.integers(0, 7, (3, 6))
+    assert_close(run_pipeline(p, ids), model.run(ids)[0])
+
+
+@pytest.mark.parametrize("layers, why", [
+    ([("Dense", {"units": 2, "activation": "elu"})], "activation 'elu' does not fit a pipeline's dense stage"),
+    ([("Activation", {"activation": "relu"})], "Activation layer fits a pipeline only right after a linear Dense"),
+    ([("GRU", {"units": 2, "reset_after": True, "zero_output_for_mask": True})],
+     "zero_output_for_mask without return_sequences"),
+])
+def test_keras_layers_that_do_not_fit(rng, layers, why):
+    head = [("Embedding", {"input_dim": 7, "output_dim": 3, "mask_zero": True, "batch_input_shape": [None, 6]}),
+            ("GRU", {"units": 4, "return_sequences": True, "reset_after": True})]
+    with pytest.raises(FormatError, match=why):
+        _keras_sequential(rng, head + layers).to_pipeline()

@@ -111,6 +111,9 @@ def _add_recurrent(stages, layer):
         rec, zero_output = layer.fused, layer.return_sequences
     else:
         rec, zero_output = layer.layer, layer.zero_output_for_mask
+        if zero_output and not layer.return_sequences and _masked(stages):
+            raise FormatError(f"{where}: zero_output_for_mask without return_sequences returns zeros for a row whose "
+                              f"last step is masked; a pipeline returns the final state")
         if layer.go_backwards:
             if layer.return_sequences:
                 raise FormatError(f"{where}: go_backwards with return_sequences returns the outputs last step "
@@ -121,6 +124,12 @@ def _add_recurrent(stages, layer):
         stages[-1] = RecurrentStage(last.layers + [rec], layer.return_sequences, zero_output, name=last.name)
     else:
         stages.append(RecurrentStage([rec], layer.return_sequences, zero_output, name=layer.name))
+
+
+def _masked(stages) -> bool:
+    """Does a Keras mask reach the next layer? (An RNN without return_sequences ends it.)"""
+    return (bool(stages) and isinstance(stages[0], EmbeddingStage) and stages[0].mask_zero
+            and all(s.return_sequences for s in stages if isinstance(s, RecurrentStage)))
 
 
 def _reversed(layer):
