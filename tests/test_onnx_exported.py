@@ -35,7 +35,8 @@ def test_every_model_has_both_exporters_and_the_quantized_variants():
     for name in names:
         assert {f"{name}.ts", f"{name}.dynamo"} <= set(FLOAT_MODELS)
     assert os.path.exists(os.path.join(DATA, "lstm_quant.int8.onnx"))
-    assert os.path.exists(os.path.join(DATA, "lstm_quant.uint8_per_channel.onnx"))
+    for variant in ("int8_per_channel", "int8_reduce_range"):
+        assert os.path.exists(os.path.join(DATA, f"lstm_quant.{variant}.onnx"))
 
 
 @pytest.mark.parametrize("stem", FLOAT_MODELS)

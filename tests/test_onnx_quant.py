@@ -16,7 +16,7 @@ import rnnfast
 from conftest import assert_close
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "onnx")
-QUANT_FILES = ["lstm_quant.int8", "lstm_quant.uint8_per_channel"]
+QUANT_FILES = ["lstm_quant.int8", "lstm_quant.int8_per_channel", "lstm_quant.int8_reduce_range"]
 
 
 def ort_run(model, feeds):
@@ -63,11 +63,11 @@ def test_exported_quantized_model_equals_its_dequantized_float_model(stem):
             assert_close(model.run(x)[0], ort_run(reference, {"x": x})[0], what=f"{stem} case{case}")
 
 
-def quant_lstm(attrs=None, w_dtype=np.int8, per_channel=False, drop=(), change=None, D=1, I=3, H=4):
+def quant_lstm(attrs=None, w_dtype=np.int8, per_channel=False, drop=(), change=None, D=1, I=3, H=4, int8_max=127):
     """One DynamicQuantizeLSTM node with quantized weights of its own; `drop` empties inputs by name, `change`
-    replaces initializers. Returns (model bytes, x)."""
+    replaces initializers, int8_max=63 makes 7-bit weights as reduce_range does. Returns (model, x)."""
     rng = np.random.default_rng(3)
-    lo, hi = (-127, 128) if w_dtype == np.int8 else (0, 256)
+    lo, hi = (-int8_max, int8_max + 1) if w_dtype == np.int8 else (0, 256)
     cols = (D, 4 * H) if per_channel else (D,)
     zp = np.zeros(cols, w_dtype) if w_dtype == np.int8 else np.full(cols, 128, w_dtype)
     t = {"W": rng.integers(lo, hi, (D, I, 4 * H)).astype(w_dtype), "R": rng.integers(lo, hi, (D, H, 4 * H)).astype(w_dtype),
@@ -119,3 +119,51 @@ def test_other_com_microsoft_operators_are_refused_by_name():
                               [numpy_helper.from_array(np.zeros((3, 3), np.int8), "w")])
     with pytest.raises(rnnfast.FormatError, match="qmm.*domain 'com.microsoft' is not supported.*DynamicQuantizeLSTM"):
         rnnfast.load(helper.make_model(graph).SerializeToString())
+
+
+def one_step_bound(proto, node, x):
+    """The activation-rounding bound explained in test_within_onnxruntimes_activation_rounding."""
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    # max over gate columns of ||column||_1, of W [D, input, 4H] and R [D, H, 4H]
+    norm_w, norm_r = [np.abs(dequantize(inits, *(node.input[i] for i in idx))).sum(axis=1).max()
+                      for idx in ((1, 8, 9), (2, 10, 11))]
+    s_x = (max(x.max(), 0) - min(x.min(), 0)) / 255
+    return s_x / 2 * norm_w + (2 / 255) / 2 * norm_r
+
+
+def cases_within_rounding():
+    """The reduce_range fixture at both shapes, and synthetic nodes with uint8 or 7-bit int8 weights."""
+    out = []
+    proto = onnx.load(os.path.join(DATA, "lstm_quant.int8_reduce_range.onnx"))
+    node = next(n for n in proto.graph.node if n.op_type == "DynamicQuantizeLSTM")
+    proto.graph.output.append(helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, None))
+    with np.load(os.path.join(DATA, "lstm_quant.int8_reduce_range.npz")) as z:
+        out += [("reduce_range fixture case%d" % c, proto, node, z[f"case{c}.in.x"]) for c in (0, 1)]
+    for w_dtype, per_channel, D in ((np.uint8, False, 1), (np.uint8, True, 2), (np.int8, True, 2)):
+        model, x = quant_lstm({"direction": "bidirectional"} if D == 2 else {}, w_dtype, per_channel, D=D, I=6,
+                              H=16, int8_max=63)
+        out.append((f"synthetic {w_dtype.__name__} per_channel={per_channel}", model, model.graph.node[0], x))
+    return out
+
+
+@pytest.mark.parametrize("what,proto,node,x", cases_within_rounding(), ids=lambda v: v if isinstance(v, str) else "")
+def test_within_onnxruntimes_activation_rounding(what, proto, node, x):
+    """onnxruntime rounds X (one scale for the whole run) and h_t-1 (one scale per step) to uint8, with a step of
+    their range / 255, and multiplies integers; rnnfast keeps them in float32, so the two differ by the effect
+    of that rounding, which no float32 tolerance describes. The bound: one rounding of X moves a gate's
+    pre-activation by at most s_x / 2 * max_j ||W_j||_1, one rounding of h by at most s_h / 2 * max_j ||R_j||_1
+    with s_h <= 2 / 255 (|h| < 1); sigmoid and tanh are 1-Lipschitz and the gate products stay in (-1, 1), so a
+    step's output moves by at most that sum. Errors carried from earlier steps are damped by the forget gate
+    and the sigmoids in these weights, so the outputs are held to that one-step bound, and their mean
+    difference to a tenth of it so that a systematic error cannot hide under it.
+
+    Only weights onnxruntime's x86 kernel multiplies exactly are compared: uint8, or int8 within 7 bits
+    (quantize_dynamic's reduce_range). With full-range int8 weights its AVX2 u8s8 path (on CPUs without VNNI,
+    such as this project's machines) adds pairs of u8*s8 products in saturating int16, so its result depends on
+    the CPU; the full-range fixtures are held to the dequantized float model instead (the exact tests above)."""
+    bound = one_step_bound(proto, node, x)
+    want = ort_run(proto, {"x": x})
+    got = rnnfast.InferenceSession(proto.SerializeToString()).run([node.output[0]], {"x": x})[0]
+    diff = got.astype(np.float64) - want[[o.name for o in proto.graph.output].index(node.output[0])]
+    assert np.abs(diff).max() <= bound, f"{what}: max difference {np.abs(diff).max():.3g} > bound {bound:.3g}"
+    assert abs(diff.mean()) <= bound / 10, f"{what}: mean difference {diff.mean():.3g}"

@@ -10,8 +10,10 @@ Every model is exported twice: with the TorchScript exporter (`ts`, dynamo=False
 exported with torch.cond by the dynamo exporter; the TorchScript exporter cannot trace torch.cond, so for `ts` the
 If node is built with onnx.helper around the two branches, each exported by the TorchScript exporter (see
 `if_around_exported_branches`). `lstm_quant.*` is onnxruntime.quantization.quantize_dynamic of the bidirectional
-LSTM model restricted to the LSTM node (-> com.microsoft.DynamicQuantizeLSTM), once with int8 weights per tensor
-and once with uint8 weights per channel.
+LSTM model restricted to the LSTM node (-> com.microsoft.DynamicQuantizeLSTM): int8 weights per tensor, per
+channel, and per channel with reduce_range (7-bit weights). Its LSTM quantizer writes int8 weights whatever
+weight_type says, so there is no uint8 variant; reduce_range is the one onnxruntime's AVX2 kernel computes
+without int16 saturation (tests/test_onnx_quant.py).
 
 Each .npz holds two cases: `case0` at the export shapes and `case1` at another batch and sequence length, so the
 tests exercise the dynamic axes. Keys are `<case>.in.<graph input>` and `<case>.out.<graph output>` (torch's own
@@ -297,10 +299,12 @@ def make_quantized():
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     src, _, cases = make_plain("bilstm_head", "ts")
-    for stem, weight_type, per_channel in (("lstm_quant.int8", QuantType.QInt8, False),
-                                           ("lstm_quant.uint8_per_channel", QuantType.QUInt8, True)):
+    for stem, per_channel, reduce_range in (("lstm_quant.int8", False, False),
+                                            ("lstm_quant.int8_per_channel", True, False),
+                                            ("lstm_quant.int8_reduce_range", True, True)):
         path = os.path.join(OUT, stem + ".onnx")
-        quantize_dynamic(src, path, weight_type=weight_type, per_channel=per_channel, op_types_to_quantize=["LSTM"])
+        quantize_dynamic(src, path, weight_type=QuantType.QInt8, per_channel=per_channel, reduce_range=reduce_range,
+                         op_types_to_quantize=["LSTM"])
         ops = {(n.domain, n.op_type) for n in onnx.load(path).graph.node}
         assert ("com.microsoft", "DynamicQuantizeLSTM") in ops, f"{path}: {sorted(ops)}"
         check(path)

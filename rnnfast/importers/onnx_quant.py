@@ -10,7 +10,9 @@ rnnfast dequantizes the weights once, w = (q - zero_point) * scale, and runs the
 additionally quantizes the activations on the fly to uint8 (X once per run, h_t-1 at every step, each with a
 scale from its own min/max) and multiplies integers; rnnfast keeps X and h in float32. Its results are
 therefore those of the float model that the quantized weights represent, and differ from onnxruntime's by that
-activation rounding (tests/test_onnx_quant.py bounds the difference).
+activation rounding (tests/test_onnx_quant.py bounds the difference). With full-range int8 weights onnxruntime's
+AVX2 kernel on CPUs without VNNI also saturates pair sums of u8*s8 products in int16, a CPU-dependent error
+rnnfast does not reproduce; quantize_dynamic(reduce_range=True) avoids it.
 """
 from __future__ import annotations
 
