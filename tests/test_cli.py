@@ -94,6 +94,14 @@ def test_inspect_text_defaults_keras_onnx(tmp_path, onnx_gru):
     assert gru["weights"] == {"W": [2, 15, 3], "R": [2, 15, 5], "B": [2, 30]} and gru["parameters"] == 90 + 150 + 60
     assert gru["gates"]["source"] == gru["gates"]["canonical"] == list(_gates.CANONICAL_ORDER["gru"])
 
+    # Weights are the float constants: integer shape/axes constants of an exporter's glue are not layers.
+    r = cli("inspect", DATA / "onnx" / "conv_gru.dynamo.onnx", "--json", cwd=tmp_path)
+    info = json.loads(r.stdout)
+    layers = {l["kind"]: l for l in info["layers"]}
+    assert list(layers) == ["Conv", "Expand", "GRU", "Gemm"], layers  # Expand's float fill value is a constant
+    assert layers["Conv"]["weights"] == {"conv.weight": [8, 4, 3], "conv.bias": [8]}
+    assert layers["Conv"]["parameters"] == 8 * 4 * 3 + 8 and layers["GRU"]["parameters"] == 60 * 8 + 60 * 20 + 120
+
     r = cli("inspect", DATA / "keras" / "k3_weights_only.weights.h5", "--config",
             DATA / "keras" / "k3_weights_only.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -196,6 +204,12 @@ def test_verify_onnx_json_numbers_match(tmp_path, onnx_gru, onnx_layout1):
     ort_y = ort.InferenceSession(str(onnx_gru), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     assert got[("onnxruntime (the file)", "Y")]["max_abs"] == pytest.approx(np.abs(y - ort_y).max(), abs=1e-12)
     assert {(l["layer"], l["output"]) for l in info["layers"]} == {("Y", "y"), ("Y", "y_h")}
+
+    # A torch.onnx export with an If on a scalar bool input: the random flag is a scalar, as declared.
+    r = cli("verify", DATA / "onnx" / "lstm_if.ts.onnx", "--json", "--seed", 2, cwd=tmp_path)
+    info = json.loads(r.stdout)
+    assert r.returncode == 0 and info["ok"] and info["inputs"]["flag"] == {"dtype": "bool", "shape": []}, r.stderr
+    assert [c["against"] for c in info["comparisons"]] == ["float64 reference", "onnxruntime (the file)"]
 
     r = cli("verify", onnx_layout1, cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -89,7 +89,9 @@ def _onnx_layers(graph, prefix="") -> list:
             for key, branch in step.branches.items():
                 out += _onnx_layers(branch, f"{prefix}{step.node.name or 'If'}/{key}/")
         else:
-            consts = {n: list(np.shape(graph.consts[n])) for n in step.node.input if n and n in graph.consts}
+            # Float constants are weights; integer ones (axes, shapes, indices) are not parameters.
+            consts = {n: list(np.shape(graph.consts[n])) for n in step.node.input
+                      if n and n in graph.consts and np.asarray(graph.consts[n]).dtype.kind == "f"}
             if consts:
                 out.append(LayerInfo(prefix + (step.node.name or step.node.output[0]), step.node.op_type,
                                      _size(consts.values()), consts))

@@ -7,7 +7,7 @@ import sys
 import time
 
 from . import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
-from .common import add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, to_json
+from .common import add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, run_random, to_json
 from .compare import DEFAULT_TOLERANCE, TOLERANCE_HELP, OnnxRuntime, errors, onnx_bytes, within
 from .progress import Progress
 
@@ -92,7 +92,7 @@ def collect(args) -> dict:
         except Exception as e:  # onnxruntime's own exception types
             notes.append(f"rnnfast timed alone: onnxruntime refused to run it: {str(e).strip().splitlines()[-1]}")
             ort = None
-    outs = model.run(feeds)
+    outs = run_random(model, feeds, not args.input)
     if ort is not None:
         by_name = dict(zip(ort.output_names, ort_outs))
         positional = not all(n in by_name for n in names)

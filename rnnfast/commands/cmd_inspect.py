@@ -86,7 +86,7 @@ def print_text(info: dict):
             print(f"  {t['name']}  {t['type']}  {shape}")
     ex = info["example"]
     if "error" in ex:
-        print(f"example run: not possible with random input ({ex['error']})")
+        print(f"example run: not possible with random input ({ex['error']}); try --seq-len / --batch")
     else:
         print(f"example run (random input, seq_len {ex['seq_len']}, batch {ex['batch']}):")
         print("  in:  " + ", ".join(f"{k} {v}" for k, v in ex["inputs"].items()))

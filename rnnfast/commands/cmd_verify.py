@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
-from .common import add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, to_json
+from .common import add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, run_random, to_json
 from .compare import DEFAULT_TOLERANCE, TOLERANCE_HELP, errors, feeds_for, onnx_bytes, run_onnx, within
 
 
@@ -75,7 +75,7 @@ def collect(args) -> dict:
     names = model.output_names
     _reset(model)
     with recording() as calls:
-        outs = model.run(feeds)
+        outs = run_random(model, feeds, not args.input)
     _reset(model)
     with recording(use_reference=True):
         ref_outs = model.run(feeds)

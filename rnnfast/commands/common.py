@@ -118,20 +118,30 @@ def random_inputs(model, seq_len: int, batch: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     feeds = {}
     for info in model.inputs:
-        if not info.shape:
-            raise CliError(f"{model.source}: input {info.name!r} declares no shape; give the inputs with --input")
+        # An empty shape is a scalar (an If condition, a flag) or an undeclared one; a scalar is the guess.
         shape = [d if isinstance(d, int) and d > 0 else (batch if isinstance(d, str) and _BATCH_DIM.match(d)
                                                        else seq_len) for d in info.shape]
         if info.type in ("tensor(float)", "tensor(double)", "tensor(float16)"):
             dtype = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
-            feeds[info.name] = rng.standard_normal(shape).astype(dtype[info.type])
+            feeds[info.name] = np.asarray(rng.standard_normal(shape), dtype[info.type])
         elif info.type == "tensor(bool)":
-            feeds[info.name] = rng.random(shape) < 0.5
+            feeds[info.name] = np.asarray(rng.random(shape) < 0.5)
         else:
             low, high = int_input_range(model, info.name, seq_len)
             dtype = np.dtype(info.type[len("tensor("):-1]) if info.type.startswith("tensor(int") else np.int64
-            feeds[info.name] = rng.integers(low, high, shape).astype(dtype)
+            feeds[info.name] = np.asarray(rng.integers(low, high, shape), dtype)
     return feeds
+
+
+def run_random(model, feeds: dict, random: bool):
+    """model.run(feeds); a shape error on random input says which shapes were guessed and how to change them."""
+    try:
+        return model.run(feeds)
+    except ValueError as e:
+        if not random:
+            raise
+        raise CliError(f"{e} (on random input {feeds_text(feeds)}; set --seq-len / --batch, or give --input)") \
+            from None
 
 
 def feeds_text(feeds: dict) -> str:
