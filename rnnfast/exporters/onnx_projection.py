@@ -24,8 +24,6 @@ from ._onnx_graph import GraphWriter
 def projection_lstm(g: GraphWriter, layer, x, pad):
     """(Y, Y_h) names for `layer` (an LSTM with w_hr) over time-major `x`; `pad` is the [T, B] padding mask or
     None."""
-    from onnx import TensorProto
-
     H, P = layer.hidden_size, layer.proj_size
     batch = g.op("Slice", [g.op("Shape", [x]), g.ints([1]), g.ints([2])], "batch")
     zero = lambda size: g.op("ConstantOfShape", [g.op("Concat", [batch, g.ints([size])], axis=0)], "zeros",
