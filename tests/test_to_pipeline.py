@@ -190,26 +190,55 @@ def test_onnx_layout_1_node_is_batch_first(rng):
     assert_close(run_pipeline(p, x), model.run(x)[0])
 
 
+def _sequential_config(name, layers):
+    """A Keras Sequential config from (class, config) pairs; ("Sequential", [pairs]) nests a model."""
+    return {"class_name": "Sequential", "config": {"name": name, "layers": [
+        _sequential_config(f"{name}_{i}", c) if cls == "Sequential" else {"class_name": cls,
+                                                                          "config": dict(c, name=f"{name}_l{i}")}
+        for i, (cls, c) in enumerate(layers)]}}
+
+
+def _set_random_weights(rng, graph, width):
+    """Weights drawn at random in the shapes the layers ask for, nested models included; returns the width out."""
+    from rnnfast.importers.keras_graph import ModelLayer
+
+    shapes = {"Embedding": lambda c: [(c["input_dim"], c["output_dim"])],
+              "Dense": lambda c: [(width, c["units"]), (c["units"],)],
+              "GRU": lambda c: [(width, 3 * c["units"]), (c["units"], 3 * c["units"]), (2, 3 * c["units"])]}
+    for ls, obj in graph.order:
+        if isinstance(obj, ModelLayer):
+            width = _set_random_weights(rng, obj.graph, width)
+        elif ls.cls in shapes:
+            obj.set_weights([rng.uniform(-0.5, 0.5, s).astype(np.float32) for s in shapes[ls.cls](ls.config)])
+            width = ls.config.get("units", ls.config.get("output_dim"))
+    return width
+
+
 def _keras_sequential(rng, layers):
-    """A Keras 2 Sequential model built in memory from (class, config) pairs, weights drawn at random in the
-    shapes its layers ask for, wrapped as rnnfast.load would wrap it."""
+    """A Keras 3 Sequential model built in memory, wrapped as rnnfast.load would wrap it."""
     from rnnfast.importers.keras_config import parse_model
     from rnnfast.importers.keras_graph import KerasGraph, KerasModelGraph
     from rnnfast.importers.keras_layers import Context
 
-    ctx = Context("memory.h5", "2.15.0", 2)
-    cfg = {"class_name": "Sequential", "config": {"name": "s", "layers": [
-        {"class_name": cls, "config": dict(c, name=f"l{i}")} for i, (cls, c) in enumerate(layers)]}}
-    graph = KerasGraph(parse_model(cfg, 2, "memory.h5"), ctx)
-    width = layers[0][1]["batch_input_shape"][-1]
-    for ls, obj in graph.order:
-        shapes = {"Embedding": lambda c: [(c["input_dim"], c["output_dim"])],
-                  "Dense": lambda c: [(width, c["units"]), (c["units"],)],
-                  "GRU": lambda c: [(width, 3 * c["units"]), (c["units"], 3 * c["units"]), (2, 3 * c["units"])]}
-        if ls.cls in shapes:
-            obj.set_weights([rng.uniform(-0.5, 0.5, s).astype(np.float32) for s in shapes[ls.cls](ls.config)])
-            width = ls.config.get("units", ls.config.get("output_dim"))
+    ctx = Context("memory.h5", "3.5.0", 3)
+    graph = KerasGraph(parse_model(_sequential_config("s", layers), 3, "memory.h5"), ctx)
+    _set_random_weights(rng, graph, layers[0][1]["batch_input_shape"][-1])
     return rnnfast.Model(KerasModelGraph(graph, ctx, "memory.h5", "h5"), source="memory.h5")
+
+
+def test_keras_nested_chains_are_their_layers(rng):
+    model = _keras_sequential(rng, [
+        ("Embedding", {"input_dim": 7, "output_dim": 3, "mask_zero": True, "batch_input_shape": [None, 6]}),
+        ("Sequential", [("GRU", {"units": 4, "return_sequences": True, "reset_after": True,
+                                 "batch_input_shape": [None, 6, 3]}),
+                        ("GRU", {"units": 3, "return_sequences": True, "reset_after": True})]),
+        ("Dense", {"units": 2, "activation": "tanh"})])
+    p = model.to_pipeline()
+    assert [type(s).__name__ for s in p.stages] == ["EmbeddingStage", "RecurrentStage", "DenseStage"]
+    assert len(p.stages[1].layers) == 2
+    ids = rng.integers(0, 7, (3, 6))
+    ids[1, 4:] = 0
+    assert_close(run_pipeline(p, ids), model.run(ids)[0])
 
 
 def test_keras_activation_layers_fold_into_a_linear_dense(rng):

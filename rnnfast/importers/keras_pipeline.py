@@ -1,12 +1,13 @@
 """A Keras model as a Pipeline, when it is a chain that fits one.
 
-Fits: one input, one output, each layer called once on the previous layer's output; the layers are InputLayer,
-Embedding (mask_zero included: the pipeline carries the same Keras mask), SimpleRNN/LSTM/GRU (CuDNN variants
-too) and Bidirectional(merge_mode='concat') of mirror-image directions, Dense or TimeDistributed(Dense) with an
-activation DenseStage has (an Activation layer right after a linear Dense folds into it), and the layers that are
-the identity at inference (Dropout and the noise layers). Consecutive recurrent layers with return_sequences
-become one RecurrentStage. go_backwards is kept only without return_sequences (then it is a reverse-direction
-layer); Keras' reversed output sequence has no pipeline form. Anything else is refused naming the layer.
+Fits: one input, one output, each layer called once on the previous layer's output (a nested model that is such
+a chain counts as its layers); the layers are InputLayer, Embedding (mask_zero included: the pipeline carries
+the same Keras mask), SimpleRNN/LSTM/GRU (CuDNN variants too) and Bidirectional(merge_mode='concat') of
+mirror-image directions, Dense or TimeDistributed(Dense) with an activation DenseStage has (an Activation layer
+right after a linear Dense folds into it), and the layers that are the identity at inference (Dropout and the
+noise layers). Consecutive recurrent layers with return_sequences become one RecurrentStage. go_backwards is
+kept only without return_sequences (then it is a reverse-direction layer); Keras' reversed output sequence has
+no pipeline form. Anything else is refused naming the layer.
 """
 from __future__ import annotations
 
@@ -34,15 +35,16 @@ def keras_to_pipeline(model_graph) -> Pipeline:
 
 
 def _chain(graph, where) -> list:
-    """The layer objects from the input to the output, refusing branches, shared layers and nested models."""
+    """The layer objects from the input to the output (nested chains flattened), refusing branches and shared
+    layers."""
     spec, start = graph.spec, graph.spec.inputs[0]
     ref, chain = spec.outputs[0], []
     while ref != start:
         layer = graph.layers[ref.layer]
         lspec = graph.specs.get(ref.layer)
         why = None
-        if lspec is None or lspec.model is not None:
-            why = "a nested model"
+        if lspec is None:
+            why = "not a layer of this model"
         elif len(lspec.nodes) != 1:
             why = f"called {len(lspec.nodes)} times (shared layer)"
         elif ref.tensor != 0:
@@ -54,7 +56,14 @@ def _chain(graph, where) -> list:
                 why = f"takes {len(args) + len(kwargs)} tensors (a pipeline is a chain of one-input layers)"
         if why is not None:
             raise FormatError(f"{where}: layer {ref.layer!r} does not fit a pipeline: {why}")
-        chain.append(layer)
+        if lspec.model is not None:  # a nested model that is itself a chain is its layers, in place
+            inner = layer.graph.spec
+            if len(inner.inputs) != 1 or len(inner.outputs) != 1:
+                raise FormatError(f"{where}: nested model {ref.layer!r} does not fit a pipeline: it has "
+                                  f"{len(inner.inputs)} input(s) and {len(inner.outputs)} output(s)")
+            chain.extend(_chain(layer.graph, where)[::-1])
+        else:
+            chain.append(layer)
         ref = args[0]
     return chain[::-1]
 
