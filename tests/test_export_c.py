@@ -276,9 +276,27 @@ def test_refused_by_name(tmp_path, rng):
     ok = Pipeline([RecurrentStage([random_layer(rng, "gru", input_size=3, hidden_size=4)])])
     with pytest.raises(ValueError, match="prefix must be a C identifier"):
         export_c(ok, str(tmp_path), prefix="9lives")
+    with pytest.raises(ValueError, match="prefix 'l0d0' makes l0d0_step"):
+        export_c(ok, str(tmp_path), prefix="l0d0")
+    clipped = random_layer(rng, "rnn", input_size=3, hidden_size=4, clip=np.inf)
+    with pytest.raises(FormatError, match="has clip inf"):
+        export_c(Pipeline([RecurrentStage([clipped])]), str(tmp_path))
     with pytest.raises(ValueError, match="quantize must be one of"):
         export_c(ok, str(tmp_path), quantize="int4")
     odd = Pipeline([RecurrentStage([random_layer(rng, "gru", input_size=3, hidden_size=4)])])
     odd.stages.append(object())
     with pytest.raises(FormatError, match="does not handle a object stage"):
         export_c(odd, str(tmp_path))
+
+
+def test_products_vectorize_at_O2(tmp_path, rng):
+    """The generated products are written for gcc -O2's vectorizer (no -ffast-math, no -march): unit stride over
+    the outputs and trip counts known at compile time. Both of an LSTM step's products must be vectorized."""
+    p = Pipeline([_stack(random_layer(rng, "lstm", input_size=8, hidden_size=16))])
+    out = export_c(p, str(tmp_path), prefix="m")
+    cc = subprocess.run(GCC + ["-fopt-info-vec-optimized", "-c", out.source, "-o", str(tmp_path / "m.o")],
+                        capture_output=True, text=True, check=True)
+    source = open(out.source).read().splitlines()
+    loops = [int(line.split(":")[1]) for line in cc.stderr.splitlines() if "loop vectorized" in line]
+    bodies = " ".join(source[n] for n in loops)  # the statement after each vectorized loop header
+    assert "l0d0_wx[j][i]" in bodies and "l0d0_wh[j][i]" in bodies, cc.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import FormatError
 from ._c_arrays import Matrix, check_finite, float_literal, matrix, matvec, vector
 
 
@@ -40,6 +41,9 @@ def layer_step(em: Emitter, layer, k: int, d: int, masked: bool, zero_on_mask: b
     name = f"l{k}d{d}"
     H, P, G = layer.hidden_size, layer.output_size, layer.n_gates
     acts = layer.activations[d]
+    if layer.clip is not None and not np.isfinite(layer.clip):
+        raise FormatError(f"{em.where}: layer {k} ({layer.name or layer.cell}) has clip {layer.clip}; "
+                          f"C code export writes finite constants only")
     clip = None if layer.clip is None else float_literal(layer.clip)
 
     def act(i, expr):
@@ -85,19 +89,19 @@ def layer_step(em: Emitter, layer, k: int, d: int, masked: bool, zero_on_mask: b
                   f"        const float r = {act(0, f'g[{H} + i] + gh[{H} + i]')};",
                   f"        const float ht = {act(1, f'g[{2 * H} + i] + r * gh[{2 * H} + i]')};",
                   "        h[i] = (1.0f - z) * ht + z * h[i];",
-                  "    }"]
+                   "    }"]
     elif layer.cell == "gru":
         lines += matvec("g", wh, "h", cols=(0, 2 * H))
         lines += ["    float *restrict rh = s->cell;",
                   f"    for (int i = 0; i < {H}; i++) {{",
                   f"        g[i] = {act(0, 'g[i]')};  /* z */",
                   f"        rh[i] = {act(0, f'g[{H} + i]')} * h[i];  /* r * h */",
-                  "    }"]
+                   "    }"]
         lines += matvec("g", wh, "rh", cols=(2 * H, 3 * H))
         lines += [f"    for (int i = 0; i < {H}; i++) {{",
                   f"        const float ht = {act(1, f'g[{2 * H} + i]')};",
                   "        h[i] = (1.0f - g[i]) * ht + g[i] * h[i];",
-                  "    }"]
+                   "    }"]
     else:
         lines += matvec("g", wh, "h")
         lines += _lstm_gates(em, layer, name, d, act)
@@ -114,21 +118,22 @@ def _lstm_gates(em: Emitter, layer, name: str, d: int, act) -> list[str]:
     pi = f" + {p}[i] * c[i]" if peep else ""
     pf = f" + {p}[{2 * H} + i] * c[i]" if peep else ""
     po = f" + {p}[{H} + i] * ct" if peep else ""
-    out = "s->cell" if layer.w_hr is not None else "h"
-    lines = [f"    for (int i = 0; i < {H}; i++) {{",
-             f"        const float it = {act(0, f'g[i]{pi}')};",
-             "        const float ft = 1.0f - it;  /* input_forget: coupled gates */" if layer.input_forget else
-             f"        const float ft = {act(0, f'g[{2 * H} + i]{pf}')};",
-             f"        const float ct = ft * c[i] + it * {act(1, f'g[{3 * H} + i]')};",
-             f"        const float ot = {act(0, f'g[{H} + i]{po}')};",
-             "        c[i] = ct;",
-             f"        {out}[i] = ot * {em.acts.call(layer.activations[d][2], 'ct')};",
-             "    }"]
+    out = "hc" if layer.w_hr is not None else "h"
+    lines = ["    float *restrict hc = s->cell;  /* o * h(c), before the projection */"] if layer.w_hr is not None else []
+    lines += [f"    for (int i = 0; i < {H}; i++) {{",
+              f"        const float it = {act(0, f'g[i]{pi}')};",
+              "        const float ft = 1.0f - it;  /* input_forget: coupled gates */" if layer.input_forget else
+              f"        const float ft = {act(0, f'g[{2 * H} + i]{pf}')};",
+              f"        const float ct = ft * c[i] + it * {act(1, f'g[{3 * H} + i]')};",
+              f"        const float ot = {act(0, f'g[{H} + i]{po}')};",
+              "        c[i] = ct;",
+              f"        {out}[i] = ot * {em.acts.call(layer.activations[d][2], 'ct')};",
+              "    }"]
     if layer.w_hr is not None:
         wr = em.matrix(f"{name}_wr", layer.w_hr[d])
         lines += [f"    for (int i = 0; i < {layer.output_size}; i++) h[i] = 0.0f;",
                   "    /* projection: h = W_hr (o * h(c)) */"]
-        lines += matvec("h", wr, "s->cell")
+        lines += matvec("h", wr, "hc")
     return lines
 
 

@@ -65,7 +65,8 @@ class Activations:
                                   f"C code export writes finite constants only")
         key = (act.name, float(act.alpha), float(act.beta))
         if key not in self.names:
-            self.names[key] = f"act{len(self.names)}"
+            same = sum(k[0] == act.name for k in self.names)  # one function per alpha/beta pair
+            self.names[key] = f"act_{act.name.lower()}{f'_{same}' if same else ''}"
         return f"{self.names[key]}({x})"
 
     def needs_sigmoid(self) -> bool:

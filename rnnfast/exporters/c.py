@@ -61,6 +61,11 @@ def export_c(pipeline: Pipeline, out_dir, prefix: str = "model", quantize=None, 
         raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
     gen = _Generator(pipeline, prefix, quantize)
     header, source = gen.header(), gen.source()
+    internal = set(re.findall(r"^static (?:inline )?(?:const )?\w+ (\w+)[\[(]", source, re.M))
+    clash = sorted(internal & {f"{prefix}_{n}" for n in ("init", "reset", "step", "run", "state")})
+    if clash:
+        raise ValueError(f"prefix {prefix!r} makes {clash[0]}, a name the generated code uses inside; "
+                         f"choose another prefix")
     x, expected = _test_vectors(pipeline, quantize, test_input, test_seq_len, test_sequences, seed)
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, f"{prefix}{suffix}") for suffix in (".h", ".c", "_test.c")]
