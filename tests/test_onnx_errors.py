@@ -317,3 +317,12 @@ def test_unsupported_opset_domain_import_is_refused_where_used():
                                                    helper.make_opsetid("ai.onnx.ml", 3)]).SerializeToString()
     with pytest.raises(rnnfast.FormatError, match="n_ml.*domain 'ai.onnx.ml' is not supported"):
         rnnfast.load(data)
+
+
+def test_gelu_with_an_unknown_approximation_is_refused_at_load():
+    node = helper.make_node("Gelu", ["x"], ["y"], name="act", approximate="sigmoid")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]).SerializeToString()
+    with pytest.raises(rnnfast.FormatError, match="act.*Gelu approximate='sigmoid'"):
+        rnnfast.load(data)

@@ -34,6 +34,7 @@ CASES = [  # op, inputs, attributes, opset
     ("Pad", [X], {"pads": [0, 1, 0, 0, 2, 0], "mode": "edge"}, 2),
     ("Conv", [X, RNG.standard_normal((6, 4, 3)).astype(np.float32), C6], {"pads": [1, 1]}, 13),
     ("Conv", [X, RNG.standard_normal((4, 2, 2)).astype(np.float32)], {"group": 2, "strides": [2], "dilations": [2]}, 13), ("Gemm", [M, X[0], C6[:4]], {"transA": 1, "transB": 1}, 13),
+    ("Gelu", [X], {}, 20), ("Gelu", [X], {"approximate": "tanh"}, 20),
     ("ConvTranspose", [X, CT_W, C6], {"strides": [3], "pads": [1, 2], "output_padding": [2]}, 13),
     ("ConvTranspose", [X, CT_W[:, :3]], {"group": 2, "dilations": [2], "strides": [2]}, 13),
     ("ConvTranspose", [X, CT_W, C6], {"auto_pad": "SAME_UPPER", "strides": [2]}, 13),

@@ -48,6 +48,24 @@ def op_softsign(ctx, x): return [x / (1 + np.abs(x))]
 def op_softplus(ctx, x): return _same(x, np.logaddexp(0.0, x.astype(np.float64)))
 
 
+def op_gelu(ctx, x):
+    """Gelu (opset 20): exact with erf, or the tanh approximation when approximate="tanh"."""
+    xd = x.astype(np.float64)
+    if _approximate(ctx) == "tanh":
+        return _same(x, 0.5 * xd * (1 + np.tanh(np.sqrt(2 / np.pi) * (xd + 0.044715 * xd ** 3))))
+    return _same(x, 0.5 * xd * (1 + _erf(xd / np.sqrt(2))))
+
+
+def _approximate(ctx):
+    value = ctx.attrs.get("approximate", b"none")
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def check_gelu(ctx):
+    if _approximate(ctx) not in ("none", "tanh"):
+        raise FormatError(f"{ctx.where}: Gelu approximate={_approximate(ctx)!r}; expected 'none' or 'tanh'")
+
+
 def op_div(ctx, a, b):
     if np.issubdtype(np.asarray(a).dtype, np.integer):
         return [np.trunc(np.divide(a, b)).astype(np.asarray(a).dtype)]  # ONNX integer Div truncates
@@ -289,11 +307,11 @@ def check_conv_transpose(ctx):
 
 OPS = {"MatMul": op_matmul, "Gemm": op_gemm, "Add": op_add, "Sub": op_sub, "Mul": op_mul, "Div": op_div,
        "Pow": op_pow, "Sqrt": op_sqrt, "Neg": op_neg, "Abs": op_abs, "Exp": op_exp, "Log": op_log,
-       "Relu": op_relu, "LeakyRelu": op_leaky_relu, "Sigmoid": op_sigmoid, "Tanh": op_tanh, "Erf": op_erf,
+       "Relu": op_relu, "LeakyRelu": op_leaky_relu, "Sigmoid": op_sigmoid, "Tanh": op_tanh, "Erf": op_erf, "Gelu": op_gelu,
        "Softmax": op_softmax, "LogSoftmax": op_log_softmax, "Clip": op_clip, "Flatten": op_flatten,
        "Dropout": op_dropout, "Equal": op_equal, "Not": op_not, "Where": op_where, "Size": op_size,
        "Split": op_split, "ReduceMean": _reduce(np.mean), "ReduceSum": _reduce(np.sum), "ReduceMax": _reduce(np.max),
        "ArgMax": op_argmax, "LayerNormalization": op_layer_norm, "BatchNormalization": op_batch_norm,
        "Pad": op_pad, "Conv": op_conv, "ConvTranspose": op_conv_transpose, "HardSigmoid": op_hard_sigmoid,
        "Elu": op_elu, "ThresholdedRelu": op_thresholded_relu, "Softsign": op_softsign, "Softplus": op_softplus}
-LOAD_CHECKS = {"ConvTranspose": check_conv_transpose}
+LOAD_CHECKS = {"ConvTranspose": check_conv_transpose, "Gelu": check_gelu}
