@@ -307,6 +307,20 @@ def common_cases(w, K, formats, k3):
     w.case("embedding_mask_pipeline", m, [ids_with_padding(B, 8, 20)], formats)
 
 
+def late_cases(w, K, formats):
+    """Cases added after the others were committed: last, so the earlier files (and their layer names) stay."""
+    L = K.layers
+    # A fully masked row: masked average pooling divides 0 by 0 (NaN in Keras), recurrent layers keep zero state.
+    ids = K.Input((5,), dtype="int32")
+    e = L.Embedding(10, 3, mask_zero=True)(ids)
+    m = K.Model(ids, [L.GlobalAveragePooling1D()(e), L.LSTM(2)(e), L.GRU(2, return_sequences=True)(e),
+                      L.Bidirectional(L.SimpleRNN(2, return_sequences=True))(e)])
+    randomize(m)
+    x = ids_with_padding(3, 5, 10)
+    x[1] = 0
+    w.case("fully_masked_row", m, [x], formats)
+
+
 def keras3_cases(w, K):
     from keras import ops
 
@@ -325,6 +339,7 @@ def keras3_cases(w, K):
     m = K.Sequential([K.Input((5, 3)), L.Bidirectional(L.GRU(4, return_sequences=True)), L.LSTM(3), L.Dense(2)])
     randomize(m)
     w.case("weights_only", m, [seq(3, 5, 3)], ["weights"])
+    late_cases(w, K, formats)
 
 
 def tfkeras_cases(w, K):
@@ -342,6 +357,7 @@ def tfkeras_cases(w, K):
     m = K.Sequential([K.Input((5, 3)), L.Bidirectional(L.GRU(4, return_sequences=True)), L.LSTM(3), L.Dense(2)])
     randomize(m)
     w.case("weights_only", m, [seq(3, 5, 3)], ["legacy_weights", "weights"])
+    late_cases(w, K, formats)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -249,8 +249,6 @@ def keras1_layer(cls: str, config: dict):
         # Keras 1 Embedding had input_dim (vocabulary) and output_dim; output_dim must not become units.
         out.pop("units", None)
         out["output_dim"] = config.get("output_dim")
-    if cls in ("SimpleRNN", "LSTM", "GRU"):
-        out.setdefault("recurrent_activation", "hard_sigmoid")
     if "input_dim" in config and "batch_input_shape" not in config and cls != "Embedding":
         length = config.get("input_length")
         out["batch_input_shape"] = [None, length, config["input_dim"]] if cls in ("SimpleRNN", "LSTM", "GRU") \

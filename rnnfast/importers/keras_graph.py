@@ -322,8 +322,8 @@ class KerasModelGraph:
         shapes = self._shapes()
         lines += _describe_graph(self.graph, "  ", shapes)
         lines.append("  outputs: " + ", ".join(o.name for o in self.outputs))
-        hs = "x/6 + 0.5 (Keras 3)" if self.ctx.major >= 3 else "0.2*x + 0.5 (Keras 1/2, tf.keras)"
-        lines.append(f"  hard_sigmoid means clip({hs}, 0, 1) for this file")
+        formula, who = ("x/6 + 0.5", "Keras 3") if self.ctx.major >= 3 else ("0.2*x + 0.5", "Keras 1/2, tf.keras")
+        lines.append(f"  hard_sigmoid means clip({formula}, 0, 1) ({who} definition) for this file")
         for layer, option, value, why in self.ctx.defaults:
             lines.append(f"  default applied: {layer}.{option} = {value!r} ({why})")
         return "\n".join(lines)
