@@ -7,8 +7,10 @@ import sys
 import time
 
 from . import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
-from .common import add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, run_random, to_json
-from .compare import DEFAULT_TOLERANCE, TOLERANCE_HELP, OnnxRuntime, errors, onnx_bytes, within
+from .common import (add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, run_random,
+                     to_json)
+from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, OnnxRuntime, errors, onnx_bytes, paired_outputs,
+                      within)
 from .progress import Progress
 
 BLOCK_SECONDS = 0.1  # each timing block runs about this long, so blocks of the two runtimes interleave finely
@@ -94,13 +96,9 @@ def collect(args) -> dict:
             ort = None
     outs = run_random(model, feeds, not args.input)
     if ort is not None:
-        by_name = dict(zip(ort.output_names, ort_outs))
-        positional = not all(n in by_name for n in names)
-        for i, (name, got) in enumerate(zip(names, outs)):
-            want = ort_outs[i] if positional and i < len(ort_outs) else by_name.get(name)
-            if want is not None:
-                err = errors(got, want)
-                checks.append({"output": name, **err, "ok": within(err, args.tolerance)})
+        for name, got, want in paired_outputs(names, outs, ort.output_names, ort_outs):
+            err = errors(got, want)
+            checks.append({"output": name, **err, "ok": within(err, args.tolerance)})
     info = {"file": args.file, "format": kind, "threads": threads, "onnx": how if ort is not None else None,
             "inputs": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in feeds.items()},
             "checks": checks, "notes": notes, "ok": all(c["ok"] for c in checks), "_feeds": feeds}

@@ -101,7 +101,8 @@ def print_text(info: dict):
             print(f"    gates ({g['framework']} -> canonical): {','.join(g['source'])} -> {','.join(g['canonical'])}"
                   f" (canonical gate k is stored gate {g['permutation']}[k])")
         if "example_shapes" in row:
-            print("    example run, engine layout (x [T, B, I], y [T, D, B, P], y_h [D, B, P]): " + ", ".join(f"{k} {v}" for k, v in row["example_shapes"].items()))
+            shapes = ", ".join(f"{k} {v}" for k, v in row["example_shapes"].items())
+            print(f"    example run, engine layout (x [T, B, I], y [T, D, B, P], y_h [D, B, P]): {shapes}")
     print("defaults applied:" + ("" if info["defaults"] else " none"))
     for d in info["defaults"]:
         print(f"  {d['layer']}.{d['option']} = {d['value']!r} ({d['why']})")

@@ -1,11 +1,11 @@
 """`rnnfast verify FILE`: run a model and show how far rnnfast's outputs are from independent computations."""
 from __future__ import annotations
 
-import numpy as np
-
 from . import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
-from .common import add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, run_random, to_json
-from .compare import DEFAULT_TOLERANCE, TOLERANCE_HELP, errors, feeds_for, onnx_bytes, run_onnx, within
+from .common import (add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, run_random,
+                     to_json)
+from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, errors, feeds_for, onnx_bytes, paired_outputs, run_onnx,
+                      within)
 
 
 def add_parser(sub):
@@ -101,12 +101,8 @@ def collect(args) -> dict:
             _reset(model)
             outs = model.run(mine)
             _reset(model)
-        by_name = dict(zip(onnx_names, onnx_outs))
-        positional = not all(n in by_name for n in names)
-        for i, (name, got) in enumerate(zip(names, outs)):
-            want = onnx_outs[i] if positional and i < len(onnx_outs) else by_name.get(name)
-            if want is not None:
-                comparisons.append({"against": f"{runtime} ({how})", "output": name, **errors(got, want)})
+        for name, got, want in paired_outputs(names, outs, onnx_names, onnx_outs):
+            comparisons.append({"against": f"{runtime} ({how})", "output": name, **errors(got, want)})
     for c in comparisons:
         c["ok"] = within(c, args.tolerance)
     layers = _layer_rows(model, calls, args.tolerance) if args.layers else []

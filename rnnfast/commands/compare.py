@@ -66,6 +66,17 @@ def feeds_for(input_names, feeds: dict) -> dict:
     return {n: v for n, v in zip(input_names, values)}
 
 
+def paired_outputs(names, outs, onnx_names, onnx_outs):
+    """(name, rnnfast output, ONNX output) for every output both have: by name when every name is found, else
+    in order (an export names its one output `output`, the source model may call it anything)."""
+    by_name = dict(zip(onnx_names, onnx_outs))
+    positional = not all(n in by_name for n in names)
+    for i, (name, got) in enumerate(zip(names, outs)):
+        want = onnx_outs[i] if positional and i < len(onnx_outs) else by_name.get(name)
+        if want is not None:
+            yield name, got, want
+
+
 _DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
            "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
