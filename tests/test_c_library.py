@@ -21,7 +21,8 @@ def filled(n, seed):  # the C program's weight formula
 
 
 @pytest.fixture(scope="module")
-def c_program(tmp_path_factory):
+def c_library(tmp_path_factory):
+    """A build directory holding include/ and src_c/librnnfast.a, made by `make -C src_c`."""
     if not (ROOT / "src_c" / "Makefile").exists():
         pytest.skip("not a source checkout")
     build = tmp_path_factory.mktemp("cbuild")
@@ -29,11 +30,35 @@ def c_program(tmp_path_factory):
     shutil.copytree(ROOT / "src_c", src, ignore=shutil.ignore_patterns("build", "*.a", "*.so"))
     shutil.copytree(ROOT / "include", build / "include")
     subprocess.run(["make", "-s", "-C", str(src)], check=True, capture_output=True)
-    exe = build / "test_api"
+    return build
+
+
+def link(build, source, *flags):
+    exe = build / Path(source).stem
     subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{build / 'include'}",
-                    str(ROOT / "tests" / "c" / "test_api.c"), str(src / "librnnfast.a"), "-fopenmp", "-lm",
-                    "-o", str(exe)], check=True, capture_output=True, text=True)
+                    str(ROOT / "tests" / "c" / source), str(build / "src_c" / "librnnfast.a"), *flags, "-fopenmp",
+                    "-lm", "-o", str(exe)], check=True, capture_output=True, text=True)
     return exe
+
+
+@pytest.fixture(scope="module")
+def c_program(c_library):
+    return link(c_library, "test_api.c")
+
+
+def test_step_allocates_nothing(c_library):
+    """Every allocation the library makes goes through counters (ld --wrap); 50 steps of each cell, stacked, with
+    a projection, at 1 and 2 threads, must make none."""
+    wraps = ",".join(f"--wrap={f}" for f in ("malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc"))
+    result = subprocess.run([str(link(c_library, "test_step_no_alloc.c", f"-Wl,{wraps}"))], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    cases = [line.split() for line in result.stdout.splitlines() if line.startswith("cell")]
+    assert len(cases) == 8, result.stdout
+    for fields in cases:
+        assert fields[fields.index("steps") + 1] == "50" and fields[-1] == "ok", fields
+        assert int(fields[fields.index("create_allocations") + 1]) > 0, "the allocation counters see nothing"
+        assert fields[fields.index("allocations") + 1] == "0", " ".join(fields)
 
 
 def test_c_api_checks_pass_and_outputs_match_the_reference(c_program):
