@@ -103,7 +103,7 @@ def digits_variants() -> list:
 
 def sentiment() -> Result:
     """2: synthetic reviews (template grammar, see tools/train_tutorials.py), Embedding(mask_zero) + SimpleRNN +
-    Dense sigmoid; the reviews are zero-padded in front and Keras' mask skips the padding."""
+    Dense sigmoid; the reviews are zero-padded at the end and Keras' mask skips the padding."""
     model, d = load("sentiment_rnn")
     pred = model.run(d["x"])[0]
     acc = float(np.mean((pred[:, 0] > 0.5) == d["y_true"]))

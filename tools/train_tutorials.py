@@ -44,9 +44,7 @@ def keras_modules():
 def bare(model):
     """The model without its optimizer: Keras writes the optimizer's slots (twice the weights for Adam) into
     the file of a compiled model, and inference needs none of them."""
-    import keras
-
-    out = keras.models.clone_model(model)
+    out = model.__class__.from_config(model.get_config())  # clone_model would copy the compiled optimizer too
     out.set_weights(model.get_weights())
     return out
 
@@ -139,7 +137,8 @@ def digits_variants():
 
 
 def sentiment():
-    """2: Embedding + SimpleRNN + Dense sigmoid on the synthetic reviews, zero-padded in front (mask_zero)."""
+    """2: Embedding + SimpleRNN + Dense sigmoid on the synthetic reviews, zero-padded at the end (mask_zero), so
+    the ONNX export may turn the mask into sequence_lens (assume_suffix_padding)."""
     keras, L = keras_modules()
     rng = np.random.default_rng(11)
     words = ["<pad>"] + sorted({w for s in SUBJECTS for w in s.split()} | set(GOOD) | set(BAD)
@@ -149,7 +148,7 @@ def sentiment():
     reviews = [review(rng) for _ in range(3000)]
     x = np.zeros((len(reviews), T), np.int32)
     for i, (ws, _) in enumerate(reviews):
-        x[i, T - len(ws):] = [index[w] for w in ws]
+        x[i, :len(ws)] = [index[w] for w in ws]
     y = np.array([label for _, label in reviews], np.int32)
     xtr, xte, ytr, yte = x[:2500], x[2500:], y[:2500], y[2500:]
     model = keras.Sequential([keras.Input((T,), dtype="int32"), L.Embedding(len(words), 16, mask_zero=True),
@@ -158,7 +157,8 @@ def sentiment():
     model.fit(xtr, ytr, epochs=25, batch_size=32, verbose=0)
     pred = model.predict(xte, verbose=0)
     save(model, "sentiment_rnn", "h5", x=xte, y_true=yte, keras_pred=pred,
-         keras_metric=np.float64(np.mean((pred[:, 0] > 0.5) == yte)), metric="accuracy", words=np.array(words))
+         keras_metric=np.float64(np.mean((pred[:, 0] > 0.5) == yte)), metric="accuracy", words=np.array(words),
+         suffix_padded=True)
 
 
 def char_lstm():
