@@ -82,6 +82,19 @@ class ConvGru(nn.Module):
         return self.fc(h[-1])
 
 
+class GruUpsample(nn.Module):
+    """A vocoder-style back end: GRU over frames -> ConvTranspose1d doubling the time resolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(6, 16, batch_first=True)
+        self.up = nn.ConvTranspose1d(16, 4, kernel_size=4, stride=2, padding=1, groups=2)
+
+    def forward(self, x):
+        y, _ = self.gru(x)
+        return self.up(y.transpose(1, 2))
+
+
 class LstmStates(nn.Module):
     """Initial states as graph inputs, the final states as outputs: what a streaming caller feeds back."""
 
@@ -124,6 +137,7 @@ MODELS = {
     "bigru_batch_first": (BiGru, [("x", ("B", "T", 6))], ["y", "h_n"]),
     "rnn_relu_stacked": (StackedRelu, [("x", ("T", "B", 5))], ["y", "h_n"]),
     "conv_gru": (ConvGru, [("x", ("B", 4, "T"))], ["logits"]),
+    "gru_upsample": (GruUpsample, [("x", ("B", "T", 6))], ["y"]),
     "lstm_states": (LstmStates, [("x", ("T", "B", 5)), ("h0", (1, "B", 16)), ("c0", (1, "B", 16))],
                     ["y", "h_n", "c_n"]),
     "bilstm_head": (BiLstmHead, [("x", ("T", "B", 6))], ["y"]),
