@@ -1,7 +1,7 @@
 """Build of rnnfast._core: the C engine in src_c/ behind a Cython binding.
 
 ISA-specific kernel files get their own flags (-mavx2 -mfma) and are reached only through the run-time
-dispatch table, so the package runs on any x86-64 CPU. No -march=native, no -ffast-math.
+dispatch table, so the package runs on any x86-64 CPU. On aarch64 the NEON table needs no flags (NEON is baseline). No -march=native, no -ffast-math.
 OpenMP is used when the compiler supports it; RNNFAST_NO_OPENMP=1 turns it off.
 """
 import os
@@ -17,8 +17,13 @@ CORE_SOURCES = ["src_c/api.c", "src_c/dispatch.c", "src_c/model.c", "src_c/recur
                 "src_c/lstm.c", "src_c/gru.c", "src_c/rnn.c", "src_c/rnnf_file.c", "src_c/pipeline.c"]
 # The reference kernels are the executable spec: no contraction of a*b+c into FMA.
 EXACT_SOURCES = ["src_c/kernels/ref.c", "src_c/kernels/activations.c"]
-IS_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")
-ISA_SOURCES = [("src_c/kernels/avx2.c", ["-mavx2", "-mfma"], "RNNF_HAVE_AVX2")] if IS_X86 else []
+MACHINE = platform.machine().lower()
+if MACHINE in ("x86_64", "amd64", "i686", "i386"):
+    ISA_SOURCES = [("src_c/kernels/avx2.c", ["-mavx2", "-mfma"], "RNNF_HAVE_AVX2")]
+elif MACHINE in ("aarch64", "arm64"):
+    ISA_SOURCES = [("src_c/kernels/neon.c", [], "RNNF_HAVE_NEON")]
+else:
+    ISA_SOURCES = []
 COMMON_FLAGS = ["-O3", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
 INCLUDE_DIRS = ["include", "src_c"]
 

@@ -1,14 +1,15 @@
 /* dispatch.c: picks the kernel table once, from CPUID + XGETBV, or from RNNFAST_ISA.
  *
  * Compiled without ISA flags so it runs on any x86-64 (and any other) CPU; only the ISA files are built
- * with -mavx2 -mfma, and they are reached only through the table chosen here.
+ * with -mavx2 -mfma, and they are reached only through the table chosen here. On aarch64 NEON is part of
+ * the base architecture, so its table is chosen at build time (RNNF_HAVE_NEON) and always supported.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef RNNF_HAVE_AVX2
 #include <cpuid.h>
 
 static int cpu_has_avx2_fma(void)
@@ -24,8 +25,6 @@ static int cpu_has_avx2_fma(void)
     __cpuid_count(7, 0, a, b, c, d);
     return (b >> 5) & 1;
 }
-#else
-static int cpu_has_avx2_fma(void) { return 0; }
 #endif
 
 typedef struct {
@@ -39,6 +38,9 @@ static int always(void) { return 1; }
 static const isa_entry isas[] = {
 #ifdef RNNF_HAVE_AVX2
     {"avx2", &rnnf_kernels_avx2, cpu_has_avx2_fma},
+#endif
+#ifdef RNNF_HAVE_NEON
+    {"neon", &rnnf_kernels_neon, always},
 #endif
     {"ref", &rnnf_kernels_ref, always},
 };
@@ -78,8 +80,10 @@ const rnnf_kernels *rnnf_kernels_get(void)
 
 const char *rnnf_isa_compiled(void)
 {
-#ifdef RNNF_HAVE_AVX2
+#if defined(RNNF_HAVE_AVX2)
     return "ref,avx2";
+#elif defined(RNNF_HAVE_NEON)
+    return "ref,neon";
 #else
     return "ref";
 #endif
@@ -87,7 +91,8 @@ const char *rnnf_isa_compiled(void)
 
 const char *rnnf_isa_supported(void)
 {
-    return cpu_has_avx2_fma() ? rnnf_isa_compiled() : "ref";
+    /* at most one SIMD table is compiled in: the best one is either it or ref */
+    return best() != &rnnf_kernels_ref ? rnnf_isa_compiled() : "ref";
 }
 
 const char *rnnf_isa_selected(void) { return rnnf_kernels_get()->name; }

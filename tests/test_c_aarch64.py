@@ -26,7 +26,7 @@ CROSS_CC, QEMU = "aarch64-linux-gnu-gcc", "qemu-aarch64"
 MISSING = [tool for tool in (CROSS_CC, QEMU, "make") if shutil.which(tool) is None]
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"aarch64 cross-check needs {', '.join(MISSING)} on PATH "
                                 "(Debian: apt-get install gcc-aarch64-linux-gnu qemu-user)")
-ISAS = ["ref"]
+ISAS = ["neon", "ref"]
 UB = 16  # kernels.h RNNF_UB: the packed panel width
 
 

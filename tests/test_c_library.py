@@ -77,3 +77,22 @@ def test_c_api_checks_pass_and_outputs_match_the_reference(c_program):
     y, _, y_c = run_layer(layer, filled(T * B * I, 0.5).reshape(T, B, I))
     assert_close(np.array(values["y"]).reshape(T, B, H), y[:, 0])
     assert_close(np.array(values["c"]).reshape(B, H), y_c[0])
+
+
+def test_portable_build_has_no_simd_and_no_openmp(tmp_path):
+    """`make PORTABLE=1`: plain C99 (-pedantic), only the ref table, no OpenMP; the C API program still passes."""
+    if not (ROOT / "src_c" / "Makefile").exists():
+        pytest.skip("not a source checkout")
+    shutil.copytree(ROOT / "src_c", tmp_path / "src_c", ignore=shutil.ignore_patterns("build", "*.a", "*.so"))
+    shutil.copytree(ROOT / "include", tmp_path / "include")
+    shutil.copytree(ROOT / "tests" / "c", tmp_path / "tests" / "c")
+    made = subprocess.run(["make", "-s", "-j2", "-C", str(tmp_path / "src_c"), "PORTABLE=1", "all", "tests",
+                           "CFLAGS=-O2 -pedantic"], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr[-3000:]
+    out = tmp_path / "src_c" / "build" / "portable"
+    symbols = subprocess.run(["nm", str(out / "librnnfast.a")], capture_output=True, text=True).stdout
+    assert "rnnf_kernels_ref" in symbols and "avx2" not in symbols and "GOMP" not in symbols
+    isa = subprocess.run([str(out / "test_kernels"), "isa"], capture_output=True, text=True)
+    assert isa.stdout.split() == ["compiled", "ref", "supported", "ref", "selected", "ref"]
+    result = subprocess.run([str(out / "test_api")], capture_output=True, text=True)
+    assert result.returncode == 0 and "1 passed, 0 failed" in result.stdout, result.stderr

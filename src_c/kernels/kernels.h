@@ -47,6 +47,9 @@ extern const rnnf_kernels rnnf_kernels_ref;
 #ifdef RNNF_HAVE_AVX2
 extern const rnnf_kernels rnnf_kernels_avx2;
 #endif
+#ifdef RNNF_HAVE_NEON
+extern const rnnf_kernels rnnf_kernels_neon;
+#endif
 
 /* The table in use; chosen once (CPUID, or RNNFAST_ISA) on first call. */
 const rnnf_kernels *rnnf_kernels_get(void);
