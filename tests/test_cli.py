@@ -233,8 +233,10 @@ def test_verify_fails_on_a_chaotic_recurrence(tmp_path, onnx_chaotic):
 def test_verify_torch_with_input_and_keras_layers(tmp_path):
     ref = np.load(DATA / "torch" / "emb_lstm_fc.npz")
     np.savez(tmp_path / "x.npz", input=ref["input"])
-    r = cli("verify", DATA / "torch" / "emb_lstm_fc.pt", *EMB_LSTM_FC, "--input", "x.npz", "--layers", cwd=tmp_path)
+    r = cli("verify", DATA / "torch" / "emb_lstm_fc.pt", *EMB_LSTM_FC, "--input", "x.npz", "--layers", "--progress",
+            cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
+    assert "verify [" in r.stderr and "float64 reference" in r.stderr and "verify [" not in r.stdout
     assert "input (from x.npz): input int64 [2, 7]" in r.stdout
     ref_rows = [l.split() for l in r.stdout.splitlines() if l.startswith("float64 reference")]
     assert [row[2] for row in ref_rows] == ["output", "h_n", "c_n"]

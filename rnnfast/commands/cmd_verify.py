@@ -1,11 +1,15 @@
 """`rnnfast verify FILE`: run a model and show how far rnnfast's outputs are from independent computations."""
 from __future__ import annotations
 
+import argparse
+import sys
+
 from . import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
 from .common import (add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, run_random,
                      to_json)
 from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, errors, feeds_for, onnx_bytes, paired_outputs, run_onnx,
                       within)
+from .progress import Progress
 
 
 def add_parser(sub):
@@ -30,6 +34,9 @@ def add_parser(sub):
                    help="sequence length of the random input where the model leaves it open (default 8)")
     p.add_argument("--batch", type=int, default=2, metavar="B", help="batch of the random input (default 2)")
     p.add_argument("--threads", type=int, metavar="N", help="threads for the recurrent layers")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show or hide which stage is running, on stderr (default: shown when stderr is a terminal; "
+                        "the float64 reference is slow on long sequences)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return p
 
@@ -72,14 +79,35 @@ def collect(args) -> dict:
     else:
         feeds = random_inputs(model, args.seq_len, args.batch, args.seed)
         source = f"random, seed {args.seed}"
+    enabled = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = Progress(3 + bool(args.layers), "verify", enabled, unit="stages", min_interval=0)
+    try:
+        progress.update(0, "rnnfast")
+        _reset(model)
+        with recording() as calls:
+            outs = run_random(model, feeds, not args.input)
+        _reset(model)
+        progress.update(1, "float64 reference")
+        with recording(use_reference=True):
+            ref_outs = model.run(feeds)
+        _reset(model)
+        progress.update(2, "onnxruntime")
+        comparisons, notes = _compare(args, model, feeds, outs, ref_outs)
+        if args.layers:
+            progress.update(3, "layers against the reference")
+        layers = _layer_rows(model, calls, args.tolerance) if args.layers else []
+    finally:
+        progress.close()
+    ok = all(c["ok"] for c in comparisons + layers)
+    return {"file": args.file, "format": kind, "input": source,
+            "inputs": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in feeds.items()},
+            "tolerance": args.tolerance, "comparisons": comparisons, "layers": layers, "notes": notes,
+            "ok": ok, "_feeds": feeds}
+
+
+def _compare(args, model, feeds, outs, ref_outs):
+    """Rows of (against, output, errors, ok) for the float64 reference and onnxruntime, and notes."""
     names = model.output_names
-    _reset(model)
-    with recording() as calls:
-        outs = run_random(model, feeds, not args.input)
-    _reset(model)
-    with recording(use_reference=True):
-        ref_outs = model.run(feeds)
-    _reset(model)
     comparisons = []
     for name, got, want in zip(names, outs, ref_outs):
         err = errors(got, want)
@@ -105,12 +133,7 @@ def collect(args) -> dict:
             comparisons.append({"against": f"{runtime} ({how})", "output": name, **errors(got, want)})
     for c in comparisons:
         c["ok"] = within(c, args.tolerance)
-    layers = _layer_rows(model, calls, args.tolerance) if args.layers else []
-    ok = all(c["ok"] for c in comparisons + layers)
-    return {"file": args.file, "format": kind, "input": source,
-            "inputs": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in feeds.items()},
-            "tolerance": args.tolerance, "comparisons": comparisons, "layers": layers, "notes": notes,
-            "ok": ok, "_feeds": feeds}
+    return comparisons, notes
 
 
 def print_text(info: dict, feeds: dict):

@@ -9,8 +9,10 @@ import time
 class Progress:
     """Progress towards `total` (any unit); `update(done, text)` sets the amount done so far."""
 
-    def __init__(self, total: float, label: str, enabled: bool, unit: str = "s"):
+    def __init__(self, total: float, label: str, enabled: bool, unit: str = "s", min_interval: float = 0.1):
+        """min_interval: seconds between redraws (0: every update is drawn, for a few slow stages)."""
         self.total, self.label, self.enabled, self.unit = float(total), label, enabled, unit
+        self.min_interval = min_interval
         self.bar = None
         self.last_draw = 0.0
         if enabled:
@@ -32,7 +34,7 @@ class Progress:
             self.bar.refresh()
             return
         now = time.monotonic()
-        if now - self.last_draw < 0.1 and done < self.total:
+        if now - self.last_draw < self.min_interval and done < self.total:
             return
         self.last_draw = now
         width = 30
