@@ -25,7 +25,8 @@ def _copy(tmp_path, name):
 
 
 def _layer(cfg, name):
-    for layer in cfg["config"]["layers"]:
+    body = cfg["config"]
+    for layer in body["layers"] if isinstance(body, dict) else body:  # Keras <= 2.2 Sequential: a bare list
         if layer["config"].get("name") == name or layer.get("name") == name:
             return layer
     raise AssertionError(f"no layer {name} in the fixture")
@@ -117,6 +118,8 @@ OPTION_EDITS = [
     ("tf2_seed_imdb_embedding_simplernn.h5", "embedding", "output_dim", "eight", ["output_dim"]),
     ("tf2_seed_encoder_decoder.h5", "repeat_vector", "n", "five", ["'five'", "n"]),
     ("tf2_gru_reset_after_True.h5", "gru_3", "reset_after", False, ["reset_after", "bias"]),
+    ("keras2_sequential_chunked.h5", "masking_1", "mask_value", "zero", ["'zero'"]),
+    ("tf2_functional_mix.h5", "layer_normalization", "epsilon", [1], ["config"]),
 ]
 
 

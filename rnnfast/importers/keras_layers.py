@@ -37,7 +37,12 @@ class KLayer:
         self.name, self.cls, self.config, self.ctx = name, cls, config, ctx
         self.where = f"{ctx.name}: layer {name!r} ({cls})"
         self.weights = []
-        self.parse()
+        try:
+            self.parse()
+        except FormatError:
+            raise
+        except (ValueError, TypeError) as e:  # an option of the wrong type (float("abc"), int(None) ...)
+            raise FormatError(f"{self.where}: cannot read its config ({type(e).__name__}: {e})") from e
 
     def parse(self):
         pass
