@@ -1,5 +1,5 @@
 """C code export (rnnfast/exporters/c.py): every generated model is compiled with gcc -Wall -Wextra -Werror
--std=c99 -O2, its own test program must pass (exit 0: run and step agree with rnnfast within the tolerance written
+-std=c99 -O2 (and the stricter warnings embedded builds turn on: -pedantic -Wconversion ...), its own test program must pass (exit 0: run and step agree with rnnfast within the tolerance written
 in it), and the outputs it prints must match the float64 reference (rnnfast/reference.py) within assert_close.
 
 All models are exported and compiled once per session, in parallel, and each case then checks its own results.
@@ -26,7 +26,8 @@ from rnnfast.layers import ACTIVATION_PARAMS, Activation
 from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
-GCC = ["gcc", "-Wall", "-Wextra", "-Werror", "-std=c99", "-O2"]
+GCC = ["gcc", "-Wall", "-Wextra", "-Werror", "-std=c99", "-O2",
+       "-pedantic", "-Wdouble-promotion", "-Wconversion", "-Wshadow", "-Wstrict-prototypes"]  # embedded builds use these
 TORCH = os.path.join(os.path.dirname(__file__), "data", "torch")
 KERAS = os.path.join(os.path.dirname(__file__), "data", "keras")
 KERAS_PIPELINES = ["k3_gru_reset_after_False", "k3_gru_reset_after_True", "k3_seed_bidirectional", "k3_seed_char_lstm",
