@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-COMMANDS = ("inspect", "run", "verify", "bench", "convert")
+COMMANDS = ("inspect", "run", "verify", "bench", "convert", "export-c")
 
 
 def _command_modules() -> dict:
@@ -18,9 +18,10 @@ def _command_modules() -> dict:
     modules = {}
     for name in COMMANDS:
         try:
-            modules[name] = importlib.import_module(f".commands.cmd_{name}", __package__)
+            module = f"cmd_{name.replace('-', '_')}"
+            modules[name] = importlib.import_module(f".commands.{module}", __package__)
         except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.commands.cmd_{name}":
+            if e.name != f"{__package__}.commands.{module}":
                 raise
     return modules
 

@@ -4,6 +4,7 @@ Each subprocess costs about half a second, so each test runs few commands and ch
 Numbers printed by the command are parsed and compared with what the model gives in this process.
 """
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -337,3 +338,26 @@ def test_convert_masked_keras_to_onnx_needs_the_promise(tmp_path):
     ids[0, -2:] = ids[1, -5:] = 0  # suffix padding only: what the promise covers
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
     assert_close(sess.run(None, {sess.get_inputs()[0].name: ids})[0], model.run(ids)[0], what="masked export")
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_export_c_writes_code_whose_self_test_passes(tmp_path):
+    """The generated test program runs the embedded inputs and exits non-zero when the C outputs differ from
+    rnnfast's; tests/test_export_c.py holds the generated code to the float64 reference."""
+    for extra, prefix in (([], "tagger"), (["--quantize", "int8"], "tagger_q8")):
+        r = cli("export-c", DATA / "torch" / "emb_lstm_fc.pt", *EMB_LSTM_FC, "-o", "out", "--prefix", prefix, *extra,
+                cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert f"{prefix}.h" in r.stdout and "step function: yes" in r.stdout
+        out = tmp_path / "out"
+        exe = out / prefix
+        subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", str(out / f"{prefix}.c"),
+                        str(out / f"{prefix}_test.c"), "-lm", "-o", str(exe)], check=True, capture_output=True)
+        done = subprocess.run([str(exe)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    r = cli("export-c", DATA / "torch" / "lstm_bidir_batch_first.pt", "-o", "bi", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "step function: no" in r.stdout
+    assert_usage_error(cli("export-c", DATA / "keras" / "k3_seq2seq_attention.keras", "-o", "x", cwd=tmp_path),
+                       "k3_seq2seq_attention.keras")
+    assert not (tmp_path / "x").exists()
