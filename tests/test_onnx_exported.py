@@ -30,8 +30,8 @@ def cases(stem):
 def test_every_model_has_both_exporters_and_the_quantized_variants():
     """Guards the fixture set itself: dropping a model or an exporter must fail here, not go unnoticed."""
     names = {stem.split(".")[0] for stem in FLOAT_MODELS}
-    assert names == {"emb_lstm_linear", "bigru_batch_first", "rnn_relu_stacked", "conv_gru", "gru_upsample", "lstm_states",
-                     "bilstm_head", "lstm_if"}
+    assert names == {"emb_lstm_linear", "bigru_batch_first", "rnn_relu_stacked", "conv_gru", "gru_upsample",
+                     "lstm_states", "bilstm_head", "lstm_if"}
     for name in names:
         assert {f"{name}.ts", f"{name}.dynamo"} <= set(FLOAT_MODELS)
     assert os.path.exists(os.path.join(DATA, "lstm_quant.int8.onnx"))

@@ -70,7 +70,8 @@ def quant_lstm(attrs=None, w_dtype=np.int8, per_channel=False, drop=(), change=N
     lo, hi = (-int8_max, int8_max + 1) if w_dtype == np.int8 else (0, 256)
     cols = (D, 4 * H) if per_channel else (D,)
     zp = np.zeros(cols, w_dtype) if w_dtype == np.int8 else np.full(cols, 128, w_dtype)
-    t = {"W": rng.integers(lo, hi, (D, I, 4 * H)).astype(w_dtype), "R": rng.integers(lo, hi, (D, H, 4 * H)).astype(w_dtype),
+    t = {"W": rng.integers(lo, hi, (D, I, 4 * H)).astype(w_dtype),
+         "R": rng.integers(lo, hi, (D, H, 4 * H)).astype(w_dtype),
          "B": rng.uniform(-0.1, 0.1, (D, 8 * H)).astype(np.float32),
          "W_scale": rng.uniform(0.002, 0.004, cols).astype(np.float32), "W_zero_point": zp,
          "R_scale": rng.uniform(0.002, 0.004, cols).astype(np.float32), "R_zero_point": zp}
@@ -82,13 +83,15 @@ def quant_lstm(attrs=None, w_dtype=np.int8, per_channel=False, drop=(), change=N
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "B", I])],
                               [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("Y", "Y_h", "Y_c")],
                               [numpy_helper.from_array(v, k) for k, v in t.items() if k not in drop])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.microsoft", 1)])
     return model, rng.standard_normal((5, 2, I)).astype(np.float32)
 
 
 @pytest.mark.parametrize("w_dtype,per_channel,attrs,D", [
-    (np.int8, False, {}, 1), (np.uint8, False, {"direction": "reverse"}, 1), (np.int8, True, {"direction": "bidirectional"}, 2),
-    (np.uint8, True, {"clip": 0.5, "input_forget": 1}, 1), (np.int8, False, {"activations": ["HardSigmoid", "Tanh", "Relu"]}, 1)])
+    (np.int8, False, {}, 1), (np.uint8, False, {"direction": "reverse"}, 1),
+    (np.int8, True, {"direction": "bidirectional"}, 2), (np.uint8, True, {"clip": 0.5, "input_forget": 1}, 1),
+    (np.int8, False, {"activations": ["HardSigmoid", "Tanh", "Relu"]}, 1)])
 def test_synthetic_quantized_lstm_equals_its_dequantized_float_model(w_dtype, per_channel, attrs, D):
     model, x = quant_lstm(attrs, w_dtype, per_channel, D=D)
     got = rnnfast.load(model.SerializeToString()).run(x)
@@ -103,9 +106,11 @@ def test_synthetic_quantized_lstm_equals_its_dequantized_float_model(w_dtype, pe
     ({"attrs": {"activations": ["Sigmoid", "Tanh", "Swoosh"]}}, "qlstm.*unknown activation 'Swoosh'"),
     ({"change": {"W": np.zeros((1, 3, 16), np.float32)}}, "qlstm.*input W must be a 3-D int8 or uint8 tensor"),
     ({"change": {"W_zero_point": np.zeros(1, np.uint8)}}, "qlstm.*W_zero_point has dtype uint8, W has int8"),
-    ({"change": {"R_scale": np.ones((1, 5), np.float32)}}, "qlstm.*R_scale has shape \\(1, 5\\); expected \\(1,\\) per tensor or \\(1, 16\\)"),
+    ({"change": {"R_scale": np.ones((1, 5), np.float32)}},
+     "qlstm.*R_scale has shape \\(1, 5\\); expected \\(1,\\) per tensor or \\(1, 16\\)"),
     ({"change": {"W_scale": np.ones(1, np.float64)}}, "qlstm.*W_scale has dtype float64, expected float32"),
-    ({"change": {"R": np.zeros((1, 4, 12), np.int8)}}, "qlstm.*input R has shape \\(1, 12, 4\\), expected \\(1, 16, 4\\)")])
+    ({"change": {"R": np.zeros((1, 4, 12), np.int8)}},
+     "qlstm.*input R has shape \\(1, 12, 4\\), expected \\(1, 16, 4\\)")])
 def test_bad_quantized_lstm_refused_by_name(kwargs, match):
     model, _ = quant_lstm(**kwargs)
     with pytest.raises(rnnfast.FormatError, match=match):

@@ -7,13 +7,15 @@ Run with a separate environment that has torch (never the package's own):
 
 Every model is exported twice: with the TorchScript exporter (`ts`, dynamo=False) and with the dynamo exporter
 (`dynamo`, dynamo=True; it needs onnxscript), both with dynamic batch and sequence axes. The LSTM inside an If is
-exported with torch.cond by the dynamo exporter; the TorchScript exporter cannot trace torch.cond, so for `ts` the
-If node is built with onnx.helper around the two branches, each exported by the TorchScript exporter (see
-`if_around_exported_branches`). `lstm_quant.*` is onnxruntime.quantization.quantize_dynamic of the bidirectional
-LSTM model restricted to the LSTM node (-> com.microsoft.DynamicQuantizeLSTM): int8 weights per tensor, per
-channel, and per channel with reduce_range (7-bit weights). Its LSTM quantizer writes int8 weights whatever
-weight_type says, so there is no uint8 variant; reduce_range is the one onnxruntime's AVX2 kernel computes
-without int16 saturation (tests/test_onnx_quant.py).
+exported with torch.cond by the dynamo exporter; the TorchScript exporter traces by running the module, and
+torch.cond around an LSTM does not run eagerly (dynamo refuses an LSTM inside it), so for `ts` the If node is built
+with onnx.helper around the two branches, each exported by the TorchScript exporter (see
+`if_around_exported_branches`). The sequence axis stays dynamic where the exporter keeps it so (`seq_is_dynamic`).
+
+`lstm_quant.*` is onnxruntime.quantization.quantize_dynamic of the bidirectional LSTM model restricted to the LSTM
+node (-> com.microsoft.DynamicQuantizeLSTM): int8 weights per tensor, per channel, and per channel with reduce_range
+(7-bit weights). Its LSTM quantizer writes int8 weights whatever weight_type says, so there is no uint8 variant;
+reduce_range is the one onnxruntime's AVX2 kernel computes without int16 saturation (tests/test_onnx_quant.py).
 
 Each .npz holds two cases: `case0` at the export shapes and `case1` at another batch and sequence length, so the
 tests exercise the dynamic axes. Keys are `<case>.in.<graph input>` and `<case>.out.<graph output>` (torch's own
@@ -262,9 +264,9 @@ def make_lstm_if_dynamo():
 
 
 def if_around_exported_branches():
-    """The TorchScript exporter cannot trace torch.cond: export each branch alone with it, then put both graphs
-    into the branches of an If (onnx.helper). Branch-local names get a prefix so the two graphs cannot collide,
-    and the branch input `x` becomes a read of the outer graph's `x`."""
+    """The TorchScript exporter cannot run torch.cond around an LSTM: export each branch alone with it, then put
+    both graphs into the branches of an If (onnx.helper). Branch-local names get a prefix so the two graphs
+    cannot collide, and the branch input `x` becomes a read of the outer graph's `x`."""
     torch.manual_seed(0)
     module = LstmIf().eval()
     gen = torch.Generator().manual_seed(1)

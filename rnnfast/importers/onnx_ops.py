@@ -307,7 +307,8 @@ def check_conv_transpose(ctx):
 
 OPS = {"MatMul": op_matmul, "Gemm": op_gemm, "Add": op_add, "Sub": op_sub, "Mul": op_mul, "Div": op_div,
        "Pow": op_pow, "Sqrt": op_sqrt, "Neg": op_neg, "Abs": op_abs, "Exp": op_exp, "Log": op_log,
-       "Relu": op_relu, "LeakyRelu": op_leaky_relu, "Sigmoid": op_sigmoid, "Tanh": op_tanh, "Erf": op_erf, "Gelu": op_gelu,
+       "Relu": op_relu, "LeakyRelu": op_leaky_relu, "Sigmoid": op_sigmoid, "Tanh": op_tanh, "Erf": op_erf,
+       "Gelu": op_gelu,
        "Softmax": op_softmax, "LogSoftmax": op_log_softmax, "Clip": op_clip, "Flatten": op_flatten,
        "Dropout": op_dropout, "Equal": op_equal, "Not": op_not, "Where": op_where, "Size": op_size,
        "Split": op_split, "ReduceMean": _reduce(np.mean), "ReduceSum": _reduce(np.sum), "ReduceMax": _reduce(np.max),

@@ -39,7 +39,8 @@ class QuantizedLstmSpec(RecurrentNodeSpec):
 
     def __init__(self, node, opset, where):
         super().__init__(node, opset, where, schema=_schema(), cell="lstm")
-        self.inputs.update((k, node.input[8 + i] if 8 + i < len(node.input) else "") for i, k in enumerate(QUANT_INPUTS))
+        extra = list(node.input[8:]) + [""] * (12 - max(len(node.input), 8))
+        self.inputs.update(zip(QUANT_INPUTS, extra))
         missing = [k for k in QUANT_INPUTS if not self.inputs[k]]
         if missing:
             raise FormatError(f"{where}: DynamicQuantizeLSTM needs inputs {list(QUANT_INPUTS)}; missing {missing}")
