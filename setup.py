@@ -14,12 +14,13 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 CORE_SOURCES = ["src_c/api.c", "src_c/dispatch.c", "src_c/model.c", "src_c/recurrent.c", "src_c/threads.c",
-                "src_c/lstm.c", "src_c/gru.c", "src_c/rnn.c", "src_c/rnnf_file.c", "src_c/pipeline.c"]
+                "src_c/lstm.c", "src_c/gru.c", "src_c/rnn.c", "src_c/rnnf_file.c", "src_c/pipeline.c", "src_c/quant.c"]
 # The reference kernels are the executable spec: no contraction of a*b+c into FMA.
-EXACT_SOURCES = ["src_c/kernels/ref.c", "src_c/kernels/activations.c"]
+EXACT_SOURCES = ["src_c/kernels/ref.c", "src_c/kernels/activations.c", "src_c/kernels/ref_q.c"]
 MACHINE = platform.machine().lower()
 if MACHINE in ("x86_64", "amd64", "i686", "i386"):
-    ISA_SOURCES = [("src_c/kernels/avx2.c", ["-mavx2", "-mfma"], "RNNF_HAVE_AVX2")]
+    ISA_SOURCES = [("src_c/kernels/avx2.c", ["-mavx2", "-mfma"], "RNNF_HAVE_AVX2"),
+                   ("src_c/kernels/avx2_q.c", ["-mavx2", "-mfma", "-mf16c"], "RNNF_HAVE_AVX2")]
 elif MACHINE in ("aarch64", "arm64"):
     ISA_SOURCES = [("src_c/kernels/neon.c", [], "RNNF_HAVE_NEON")]
 else:
@@ -46,7 +47,7 @@ class BuildExt(build_ext):
         use_omp = os.environ.get("RNNFAST_NO_OPENMP", "") not in ("1", "true", "yes") and compiler_accepts(
             self.compiler, "-fopenmp")
         omp = ["-fopenmp"] if use_omp else []
-        macros = [(m, "1") for _, _, m in ISA_SOURCES]
+        macros = [(m, "1") for m in dict.fromkeys(m for _, _, m in ISA_SOURCES)]
         objects = []
         for src, flags, _ in ISA_SOURCES:
             objects += self.compiler.compile([src], output_dir=self.build_temp, include_dirs=INCLUDE_DIRS,

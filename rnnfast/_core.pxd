@@ -35,6 +35,13 @@ cdef extern from "rnnfast/rnnf.h" nogil:
         float clip
         int input_forget
         int linear_before_reset
+        int weight_dtype
+        const void *q_ih
+        const void *q_hh
+        const void *q_hr
+        const float *s_ih
+        const float *s_hh
+        const float *s_hr
 
     ctypedef struct rnnf_model:
         pass

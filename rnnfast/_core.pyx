@@ -85,6 +85,17 @@ cdef const float *fptr(object arr) except? NULL:
     return &view[0]
 
 
+cdef const void *bptr(object arr) except? NULL:
+    """Pointer to the bytes of a C-contiguous array of any dtype, or NULL for None."""
+    cdef const unsigned char[::1] view
+    if arr is None:
+        return NULL
+    view = arr.reshape(-1).view(np.uint8)
+    if view.shape[0] == 0:
+        return NULL
+    return &view[0]
+
+
 cdef class CModel:
     """Packed weights of one or more stacked recurrent layers (rnnf_model). Immutable once built."""
     cdef rnnf_model *ptr
@@ -132,6 +143,20 @@ cdef class CModel:
                 c_descs[i].clip = desc["clip"]
                 c_descs[i].input_forget = desc["input_forget"]
                 c_descs[i].linear_before_reset = desc["linear_before_reset"]
+                c_descs[i].weight_dtype = desc.get("weight_dtype", 0)
+                q = desc.get("qweights")
+                if c_descs[i].weight_dtype != 0:
+                    stored = {k: (np.ascontiguousarray(v[0]), None if v[1] is None else
+                                  np.ascontiguousarray(v[1], dtype=np.float32)) for k, v in q.items()}
+                    keep.append(stored)
+                    c_descs[i].w_ih = c_descs[i].w_hh = c_descs[i].w_hr = NULL
+                    c_descs[i].q_ih = bptr(stored["w_ih"][0])
+                    c_descs[i].q_hh = bptr(stored["w_hh"][0])
+                    c_descs[i].s_ih = fptr(stored["w_ih"][1])
+                    c_descs[i].s_hh = fptr(stored["w_hh"][1])
+                    if "w_hr" in stored:
+                        c_descs[i].q_hr = bptr(stored["w_hr"][0])
+                        c_descs[i].s_hr = fptr(stored["w_hr"][1])
                 self.layers.append({k: desc[k] for k in ("cell", "n_dirs", "input_size", "hidden_size")}
                                    | {"out_size": desc["proj_size"] or desc["hidden_size"]})
             check(rnnf_model_create(c_descs, n, &self.ptr), "building the C model")

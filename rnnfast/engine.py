@@ -19,6 +19,7 @@ ACTIVATION_CODES = {
     "Relu": 0, "Tanh": 1, "Sigmoid": 2, "Affine": 3, "LeakyRelu": 4, "ThresholdedRelu": 5, "ScaledTanh": 6,
     "HardSigmoid": 7, "Elu": 8, "Softsign": 9, "Softplus": 10, "Selu": 11, "Swish": 12, "Gelu": 13, "Exp": 14,
 }
+WEIGHT_DTYPE_CODES = {"float32": 0, "float16": 1, "int8": 2}  # rnnf_weight_dtype
 Y_SEQ_DIR_BATCH = _core.Y_SEQ_DIR_BATCH
 Y_SEQ_BATCH_DIR = _core.Y_SEQ_BATCH_DIR
 
@@ -48,6 +49,8 @@ def layer_desc(layer: RecurrentLayer) -> dict:
         "clip": layer.clip if layer.clip is not None else 0.0,
         "input_forget": int(layer.input_forget),
         "linear_before_reset": int(layer.linear_before_reset),
+        "weight_dtype": WEIGHT_DTYPE_CODES[layer.weight_dtype],
+        "qweights": layer.qweights,
     }
 
 

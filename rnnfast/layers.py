@@ -66,6 +66,10 @@ class RecurrentLayer:
     Shapes (D = n_dirs, G = n_gates, H = hidden_size, P = output_size = proj_size or H):
       w_ih [D, G*H, input_size]; w_hh [D, G*H, P]; b_ih, b_hh [D, G*H];
       peepholes [D, 3*H] (order i,o,f) or None; w_hr [D, P, H] or None (LSTM projection).
+    weight_dtype: how w_ih, w_hh and w_hr are stored: "float32", "float16" or "int8" (rnnfast/quantize.py). A
+    quantized layer holds the stored values in `qweights` ({key: (values, int8 row scales or None)}) and the
+    float32 weights they stand for in w_ih / w_hh / w_hr; a layer made with weight_dtype and no qweights
+    quantizes its float32 weights; with qweights, the float ones are derived from them (and may be None).
     activations: per direction a tuple of 1 (rnn), 2 (gru: f,g) or 3 (lstm: f,g,h) Activation.
     """
 
@@ -85,6 +89,23 @@ class RecurrentLayer:
     w_hr: Optional[np.ndarray] = None
     name: str = ""
     source: str = field(default="", repr=False)  # for error messages: file and node/layer
+    weight_dtype: str = "float32"
+    qweights: Optional[dict] = field(default=None, repr=False)
+
+    def with_weight_dtype(self, weight_dtype: str) -> "RecurrentLayer":
+        """A copy storing its weights in weight_dtype; quantizing an already quantized layer is refused (its
+        float32 weights are gone), asking for the dtype it already has returns it unchanged."""
+        import dataclasses
+
+        from .quantize import check_weight_dtype
+
+        weight_dtype = check_weight_dtype(weight_dtype, self.source or self.name)
+        if weight_dtype == self.weight_dtype:
+            return self
+        if self.weight_dtype != "float32":
+            raise ValueError(f"{self.source or self.name or 'recurrent layer'}: weights are already stored as "
+                             f"{self.weight_dtype}; quantize the float32 model instead")
+        return dataclasses.replace(self, weight_dtype=weight_dtype, qweights=None)
 
     @property
     def n_dirs(self) -> int:
@@ -119,6 +140,7 @@ class RecurrentLayer:
                 f"for {self.n_dirs} direction(s), got {self.activations}"
             )
         D, GH, H = self.n_dirs, self.n_gates * self.hidden_size, self.hidden_size
+        self._quantize(where)
         if self.w_hr is not None:
             if self.cell != "lstm":
                 raise FormatError(f"{where}: projection (w_hr) is only defined for LSTM")
@@ -140,6 +162,39 @@ class RecurrentLayer:
             raise FormatError(f"{where}: input_forget is only defined for LSTM")
         if self.linear_before_reset and self.cell != "gru":
             raise FormatError(f"{where}: linear_before_reset is only defined for GRU")
+
+    def _quantize(self, where):
+        from .quantize import QUANTIZED_KEYS, WEIGHT_DTYPES, dequantize, quantize
+
+        if self.weight_dtype not in WEIGHT_DTYPES:
+            raise FormatError(f"{where}: weight_dtype {self.weight_dtype!r}; expected one of {WEIGHT_DTYPES}")
+        if self.weight_dtype == "float32":
+            self.qweights = None
+            return
+        if self.qweights is None:
+            self.qweights = {k: quantize(getattr(self, k), self.weight_dtype) for k in QUANTIZED_KEYS
+                             if getattr(self, k) is not None}
+        want = np.int8 if self.weight_dtype == "int8" else np.float16
+        if set(self.qweights) - set(QUANTIZED_KEYS) or not {"w_ih", "w_hh"} <= set(self.qweights):
+            raise FormatError(f"{where}: qweights has keys {sorted(self.qweights)}, expected w_ih, w_hh "
+                              f"(and w_hr with a projection)")
+        for k, (q, scale) in self.qweights.items():
+            q = np.asarray(q)
+            if q.dtype != want or q.ndim != 3:
+                raise FormatError(f"{where}: stored {k} is {q.dtype} {q.shape}, expected {np.dtype(want)} "
+                                  f"[n_dirs, rows, columns]")
+            if want == np.int8:
+                if scale is None or np.shape(scale) != q.shape[:2] or not np.issubdtype(np.asarray(scale).dtype,
+                                                                                        np.floating):
+                    raise FormatError(f"{where}: {k} scales have shape {np.shape(scale)}, expected {q.shape[:2]}")
+                scale = np.asarray(scale)
+                if not np.all(np.isfinite(scale)):
+                    raise FormatError(f"{where}: {k} scales are not all finite")
+                scale = np.ascontiguousarray(scale, np.float32)
+            self.qweights[k] = (np.ascontiguousarray(q), scale)
+            setattr(self, k, dequantize(q, scale))
+        if "w_hr" not in self.qweights:
+            self.w_hr = None
 
     def _f32(self, key, arr, shape):
         where = self.source or self.name or "recurrent layer"

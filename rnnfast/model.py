@@ -65,6 +65,15 @@ class Model:
                               f"to a pipeline")
         return make()
 
+    def quantize(self, weights: str) -> "Model":
+        """The model with its recurrent layers' weights (w_ih, w_hh, w_hr) stored as "int8" (symmetric, one float32
+        scale per output row) or "float16", computed in float32 (rnnfast/quantize.py); Embedding and Dense
+        stay float32. Goes through to_pipeline, so only what a pipeline holds is kept (see there)."""
+        from .pipeline import PipelineGraph
+        from .quantize import quantize_pipeline
+
+        return Model(PipelineGraph(quantize_pipeline(self.to_pipeline(), weights)), source=self.source)
+
     def reset_states(self) -> None:
         """Zero the state that stateful layers (Keras stateful=True) keep from one run call to the next."""
         reset = getattr(self.graph, "reset_states", None)

@@ -22,6 +22,7 @@ typedef struct {
     int n_qpanels;  /* projection panels (rows of w_hr padded to RNNF_UB) */
     int hstride;    /* row stride of the h state: max(hpad, n_qpanels * RNNF_UB) */
     int linear_before_reset;
+    int weight_dtype; /* rnnf_weight_dtype: w_ih/w_hh/w_hr point at kernels_q.h panels unless float32 */
     float *w_ih[2]; /* packed: n_blocks*n_gates panels of [input_size][UB] */
     float *w_hh[2]; /* packed: n_blocks*n_gates panels of [out_size][UB] */
     float *w_hr[2]; /* packed: n_qpanels panels of [hidden_size][UB], or NULL */

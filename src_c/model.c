@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "kernels/kernels_q.h"
 
 #define UB RNNF_UB
 #define RNNF_MAX_DIM (1 << 24)
@@ -60,9 +61,18 @@ static rnnf_status check_desc(const rnnf_layer_desc *d, int expected_input)
     if (d->input_size > RNNF_MAX_DIM || d->hidden_size > RNNF_MAX_DIM || d->proj_size > RNNF_MAX_DIM)
         return RNNF_ERR_SHAPE;
     if (expected_input > 0 && d->input_size != expected_input) return RNNF_ERR_SHAPE;
-    if (!d->w_ih || !d->w_hh) return RNNF_ERR_ARG;
-    if (d->proj_size > 0 && (d->cell != RNNF_CELL_LSTM || !d->w_hr)) return RNNF_ERR_ARG;
-    if (d->proj_size == 0 && d->w_hr) return RNNF_ERR_ARG;
+    if (d->weight_dtype == RNNF_WEIGHTS_F32) {
+        if (!d->w_ih || !d->w_hh) return RNNF_ERR_ARG;
+        if (d->proj_size > 0 && (d->cell != RNNF_CELL_LSTM || !d->w_hr)) return RNNF_ERR_ARG;
+        if (d->proj_size == 0 && d->w_hr) return RNNF_ERR_ARG;
+    } else if (d->weight_dtype == RNNF_WEIGHTS_F16 || d->weight_dtype == RNNF_WEIGHTS_I8) {
+        const int i8 = d->weight_dtype == RNNF_WEIGHTS_I8;
+        if (!d->q_ih || !d->q_hh || (i8 && (!d->s_ih || !d->s_hh))) return RNNF_ERR_ARG;
+        if (d->proj_size > 0 && (d->cell != RNNF_CELL_LSTM || !d->q_hr || (i8 && !d->s_hr))) return RNNF_ERR_ARG;
+        if (d->proj_size == 0 && d->q_hr) return RNNF_ERR_ARG;
+    } else {
+        return RNNF_ERR_ARG;
+    }
     if (d->peepholes && d->cell != RNNF_CELL_LSTM) return RNNF_ERR_ARG;
     int n_act = d->cell == RNNF_CELL_LSTM ? 3 : d->cell == RNNF_CELL_GRU ? 2 : 1;
     for (int dir = 0; dir < d->n_dirs; dir++)
@@ -105,9 +115,19 @@ static rnnf_status build_layer(rnnf_layer *L, const rnnf_layer_desc *d)
     const int P = L->out_size;
     const size_t GH = (size_t)G * H;
 
+    L->weight_dtype = d->weight_dtype;
+    const size_t esize = d->weight_dtype == RNNF_WEIGHTS_I8 ? 1 : 2;
     for (int dir = 0; dir < d->n_dirs; dir++) {
-        L->w_ih[dir] = pack_gates(d->w_ih + dir * GH * I, G, H, I, L->n_blocks);
-        L->w_hh[dir] = pack_gates(d->w_hh + dir * GH * P, G, H, P, L->n_blocks);
+        if (d->weight_dtype == RNNF_WEIGHTS_F32) {
+            L->w_ih[dir] = pack_gates(d->w_ih + dir * GH * I, G, H, I, L->n_blocks);
+            L->w_hh[dir] = pack_gates(d->w_hh + dir * GH * P, G, H, P, L->n_blocks);
+        } else {
+            const float *s_ih = d->s_ih ? d->s_ih + dir * GH : NULL, *s_hh = d->s_hh ? d->s_hh + dir * GH : NULL;
+            L->w_ih[dir] = rnnf_pack_gates_q((const char *)d->q_ih + dir * GH * I * esize, s_ih, d->weight_dtype,
+                                             G, H, I, L->n_blocks);
+            L->w_hh[dir] = rnnf_pack_gates_q((const char *)d->q_hh + dir * GH * P * esize, s_hh, d->weight_dtype,
+                                             G, H, P, L->n_blocks);
+        }
         L->bias_x[dir] = alloc_zeroed((size_t)L->gh_cols);
         if (!L->w_ih[dir] || !L->w_hh[dir] || !L->bias_x[dir]) return RNNF_ERR_NOMEM;
         if (L->linear_before_reset && !(L->bias_h[dir] = alloc_zeroed((size_t)L->gh_cols))) return RNNF_ERR_NOMEM;
@@ -130,7 +150,12 @@ static rnnf_status build_layer(rnnf_layer *L, const rnnf_layer_desc *d)
                     L->peep[dir][(size_t)(j / UB) * 3 * UB + k * UB + j % UB] = d->peepholes[dir * 3 * (size_t)H + (size_t)k * H + j];
         }
         if (d->proj_size) {
-            L->w_hr[dir] = pack_rows(d->w_hr + dir * (size_t)P * H, P, H, L->n_qpanels);
+            if (d->weight_dtype == RNNF_WEIGHTS_F32)
+                L->w_hr[dir] = pack_rows(d->w_hr + dir * (size_t)P * H, P, H, L->n_qpanels);
+            else
+                L->w_hr[dir] = rnnf_pack_gates_q((const char *)d->q_hr + dir * (size_t)P * H * esize,
+                                                 d->s_hr ? d->s_hr + dir * (size_t)P : NULL, d->weight_dtype, 1, P,
+                                                 H, L->n_qpanels);
             if (!L->w_hr[dir]) return RNNF_ERR_NOMEM;
         }
         rnnf_gate_params *gp = &L->gp[dir];

@@ -12,6 +12,7 @@
 #endif
 
 #include "internal.h"
+#include "kernels/kernels_q.h"
 
 /* Below this many multiply-adds per step a barrier costs more than splitting saves. */
 #define RNNF_MIN_MACS_PER_THREAD 16384
@@ -53,6 +54,12 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
                           const float *in, int in_ld, const rnnf_io *io, rnnf_barrier *bar, int gtid, int gthreads)
 {
     const rnnf_kernels *K = rnnf_kernels_get();
+    rnnf_kernels KQ; /* a quantized layer runs the same drivers with its weights' GEMM in the table */
+    if (L->weight_dtype != RNNF_WEIGHTS_F32) {
+        KQ = *K;
+        KQ.gemm_packed = rnnf_qgemm_get(K, L->weight_dtype);
+        K = &KQ;
+    }
     const int B = st->batch, G = L->n_gates, cols = L->gh_cols;
     int sense = 0;
     rnnf_step_ctx ctx = {L, S, K, d, B,

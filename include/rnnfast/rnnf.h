@@ -38,6 +38,9 @@ const char *rnnf_status_str(rnnf_status status);
 
 typedef enum { RNNF_CELL_RNN = 0, RNNF_CELL_GRU = 1, RNNF_CELL_LSTM = 2 } rnnf_cell;
 
+/* How a layer stores w_ih, w_hh and w_hr; computation is float32 in every case. */
+typedef enum { RNNF_WEIGHTS_F32 = 0, RNNF_WEIGHTS_F16 = 1, RNNF_WEIGHTS_I8 = 2 } rnnf_weight_dtype;
+
 /* ONNX activation functions plus the Keras ones ONNX lacks. alpha/beta as in the ONNX spec. */
 typedef enum {
     RNNF_ACT_RELU = 0,
@@ -80,6 +83,12 @@ typedef struct {
     float clip;                 /* > 0: clamp every gate pre-activation to [-clip, clip]; <= 0: none */
     int input_forget;           /* LSTM: f = 1 - i */
     int linear_before_reset;    /* GRU */
+    /* rnnf_weight_dtype; 0 (a zeroed desc) is float32 from w_ih/w_hh/w_hr. Otherwise those are ignored and
+     * q_ih/q_hh/q_hr (same shapes) hold IEEE binary16 bit patterns (uint16_t) or int8 values, with, for
+     * int8, one float32 scale per row in s_ih/s_hh/s_hr ([n_dirs][rows]): w[r][k] = s[r] * q[r][k]. */
+    int weight_dtype;
+    const void *q_ih, *q_hh, *q_hr;
+    const float *s_ih, *s_hh, *s_hr;
 } rnnf_layer_desc;
 
 typedef struct rnnf_model rnnf_model;

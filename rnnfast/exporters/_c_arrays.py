@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import FormatError
+from ..quantize import quantize_int8
 
 QUANTIZE = (None, "int8", "fp16")
 PER_LINE = 8
@@ -61,15 +62,6 @@ def array(ctype: str, name: str, values, fmt=None) -> str:
 
 def matrix_2d(name: str, values, ctype, fmt) -> str:
     return array(ctype, name, values, fmt)
-
-
-def quantize_int8(w: np.ndarray):
-    """w [out, in] -> (q int8 [out, in], scale float32 [out]); w ~ q * scale[:, None], symmetric per output row."""
-    w = np.asarray(w, np.float32)
-    amax = np.abs(w).max(axis=1) if w.shape[1] else np.zeros(w.shape[0], np.float32)
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
-    return q, scale
 
 
 def dequantized(w: np.ndarray, quantize) -> np.ndarray:

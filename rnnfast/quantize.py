@@ -1,0 +1,74 @@
+"""Weight storage in int8 (symmetric, one float32 scale per output row) or float16, computed in float32.
+
+The one quantization rule of rnnfast, shared by the engine (RecurrentLayer.weight_dtype), the .rnnf format and
+the C code export:
+    int8:    scale[r] = max_k |w[r, k]| / 127 (1 where a row is all zero), q = clip(rint(w / scale), -127, 127),
+             w ~ q * scale[r]; each weight moves by at most scale[r] / 2.
+    float16: IEEE binary16 with round-to-nearest-even (numpy's astype), relative error <= 2**-11.
+A quantized layer keeps the stored values (`RecurrentLayer.qweights`) and, in w_ih / w_hh / w_hr, the float32
+weights they stand for (q * scale, or the half widened), so the float64 reference and every exporter that
+writes float32 compute with exactly what the kernels compute with.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+WEIGHT_DTYPES = ("float32", "float16", "int8")
+QUANTIZED_KEYS = ("w_ih", "w_hh", "w_hr")
+
+
+def check_weight_dtype(weight_dtype, where="") -> str:
+    aliases = {"fp16": "float16", "half": "float16", "fp32": "float32", None: "float32"}
+    name = aliases.get(weight_dtype, weight_dtype)
+    if name not in WEIGHT_DTYPES:
+        raise ValueError(f"{where + ': ' if where else ''}weight dtype {weight_dtype!r}; expected one of "
+                         f"{WEIGHT_DTYPES} (or fp16)")
+    return name
+
+
+def quantize_int8(w: np.ndarray):
+    """w [..., rows, in] -> (q int8, same shape; scale float32 [..., rows]); w ~ q * scale[..., None]."""
+    w = np.asarray(w, np.float32)
+    amax = np.abs(w).max(axis=-1) if w.shape[-1] else np.zeros(w.shape[:-1], np.float32)
+    scale = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+    q = np.clip(np.rint(w / scale[..., None]), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def quantize(w: np.ndarray, weight_dtype: str):
+    """(stored values, scales or None) of w in weight_dtype ('float16' or 'int8')."""
+    if weight_dtype == "int8":
+        return quantize_int8(w)
+    if weight_dtype == "float16":
+        return np.asarray(w, np.float32).astype(np.float16), None
+    raise ValueError(f"weight dtype {weight_dtype!r} is not a quantized one")
+
+
+def dequantize(q: np.ndarray, scale) -> np.ndarray:
+    """The float32 weights stored values stand for."""
+    if q.dtype == np.int8:
+        return (q.astype(np.float32) * np.asarray(scale, np.float32)[..., None]).astype(np.float32)
+    return q.astype(np.float32)
+
+
+def dequantized(w: np.ndarray, weight_dtype) -> np.ndarray:
+    """w as it computes once stored in weight_dtype (None or 'float32': unchanged)."""
+    if weight_dtype in (None, "float32"):
+        return np.asarray(w, np.float32)
+    return dequantize(*quantize(w, check_weight_dtype(weight_dtype)))
+
+
+def quantize_pipeline(pipeline, weight_dtype):
+    """A copy of a rnnfast.pipeline.Pipeline whose recurrent layers store their weights in weight_dtype.
+    Embedding and Dense stages stay float32."""
+    import dataclasses
+
+    from .pipeline import RecurrentStage
+
+    weight_dtype = check_weight_dtype(weight_dtype)
+    stages = []
+    for s in pipeline.stages:
+        if isinstance(s, RecurrentStage):
+            s = dataclasses.replace(s, layers=[l.with_weight_dtype(weight_dtype) for l in s.layers])
+        stages.append(s)
+    return dataclasses.replace(pipeline, stages=stages)

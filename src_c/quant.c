@@ -1,0 +1,70 @@
+/* quant.c: packing of int8 and float16 weights into the quantized panels of kernels/kernels_q.h, and the
+ * choice of the quantized GEMM for the kernel table in use.
+ *
+ * Compiled without ISA flags: the F16C check lives here so the AVX2 float16 kernel is only handed out on a
+ * CPU that can run it (AVX2 alone does not imply F16C); otherwise the scalar kernel does the same work.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kernels/kernels_q.h"
+
+#define UB RNNF_UB
+
+#if defined(RNNF_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
+#include <cpuid.h>
+
+static int cpu_has_f16c(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c >> 29) & 1;
+}
+#endif
+
+rnnf_gemm_packed_fn rnnf_qgemm_get(const rnnf_kernels *K, int weight_dtype)
+{
+#ifdef RNNF_HAVE_AVX2
+    if (K == &rnnf_kernels_avx2) {
+        if (weight_dtype == RNNF_WEIGHTS_I8) return rnnf_gemm_packed_i8_avx2;
+#if defined(__x86_64__) || defined(__i386__)
+        if (weight_dtype == RNNF_WEIGHTS_F16 && cpu_has_f16c()) return rnnf_gemm_packed_f16_avx2;
+#endif
+    }
+#endif
+    (void)K;
+    return weight_dtype == RNNF_WEIGHTS_I8 ? rnnf_gemm_packed_i8_ref : rnnf_gemm_packed_f16_ref;
+}
+
+void *rnnf_pack_gates_q(const void *src, const float *scales, int weight_dtype, int G, int H, int Kd, int n_blocks)
+{
+    const size_t n_panels = (size_t)n_blocks * G;
+    const size_t stride = weight_dtype == RNNF_WEIGHTS_I8 ? RNNF_Q8_PANEL_BYTES(Kd) : (size_t)Kd * UB * 2;
+    size_t bytes = n_panels * stride;
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *dst = NULL;
+    if (posix_memalign(&dst, 64, bytes ? bytes : 64) != 0) return NULL;
+    memset(dst, 0, bytes ? bytes : 64);
+    for (int jb = 0; jb < n_blocks; jb++)
+        for (int g = 0; g < G; g++) {
+            unsigned char *panel = (unsigned char *)dst + (size_t)(jb * G + g) * stride;
+            for (int jj = 0; jj < UB; jj++) {
+                const int j = jb * UB + jj;
+                if (j >= H) break;
+                const size_t row = (size_t)g * H + j;
+                if (weight_dtype == RNNF_WEIGHTS_I8) {
+                    float *scale = (float *)(void *)panel;
+                    int8_t *q = (int8_t *)(scale + UB);
+                    const int8_t *s = (const int8_t *)src + row * Kd;
+                    scale[jj] = scales[row];
+                    for (int k = 0; k < Kd; k++) q[(size_t)k * UB + jj] = s[k];
+                } else {
+                    uint16_t *h = (uint16_t *)(void *)panel;
+                    const uint16_t *s = (const uint16_t *)src + row * Kd;
+                    for (int k = 0; k < Kd; k++) h[(size_t)k * UB + jj] = s[k];
+                }
+            }
+        }
+    return dst;
+}

@@ -1,0 +1,149 @@
+"""int8 and float16 weight storage (rnnfast/quantize.py): the kernels against the float64 reference of the weights
+as stored (tight, float32 tolerance), the error of quantization itself against the float32 model (conftest's int8 and
+half modes), ISA tables against ref, thread counts, .rnnf round trips, and `rnnfast convert --quantize`."""
+import itertools
+
+import numpy as np
+import pytest
+from conftest import assert_close, random_layer
+
+from rnnfast import _core, reference
+from rnnfast.engine import CompiledStack
+from rnnfast.errors import FormatError
+from rnnfast.quantize import dequantized, quantize_int8
+
+HIDDEN_TAILS = [1, 7, 8, 15, 16, 17, 33, 64]
+OTHER_ISAS = [isa for isa in _core.isa_supported() if isa != "ref"]
+DTYPES = ["int8", "float16"]
+CONFIGS = [
+    dict(cell="rnn"), dict(cell="gru", linear_before_reset=True), dict(cell="gru", linear_before_reset=False),
+    dict(cell="lstm"), dict(cell="lstm", peepholes=True), dict(cell="lstm", proj_size=5),
+    dict(cell="lstm", direction="bidirectional"), dict(cell="gru", direction="bidirectional", linear_before_reset=True),
+    dict(cell="rnn", direction="reverse"), dict(cell="lstm", direction="bidirectional", proj_size=3),
+]
+CONFIG_IDS = ["-".join(f"{k}={v}" for k, v in c.items()) for c in CONFIGS]
+
+
+@pytest.fixture
+def isa():
+    before = _core.isa_selected()
+    yield _core.isa_select
+    _core.isa_select(before)
+
+
+def run(layer, x, n_threads=1, **kw):
+    return CompiledStack([layer]).run(x, n_threads=n_threads, **kw)
+
+
+def all_outputs(out):
+    y, hs, cs = out
+    return [y] + [h for h in hs] + [c for c in cs if c is not None]
+
+
+def test_int8_rule_is_symmetric_per_row_and_within_half_a_step():
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((2, 5, 9)).astype(np.float32)
+    w[1, 3] = 0.0  # an all-zero row keeps scale 1 and stays exactly zero
+    q, s = quantize_int8(w)
+    assert q.dtype == np.int8 and s.shape == (2, 5)
+    assert np.all(np.abs(q).max(axis=-1)[w.any(axis=-1)] == 127)
+    assert s[1, 3] == 1 and not q[1, 3].any()
+    step = s[..., None]
+    assert np.all(np.abs(q * step - w) <= step / 2 * (1 + 1e-6))
+    assert np.all(np.abs(dequantized(w, "float16") - w) <= np.abs(w) * 2.0 ** -11)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden", [1, 7, 17, 33])
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+def test_kernels_match_float64_reference_of_stored_weights(dtype, hidden, config):
+    rng = np.random.default_rng(hidden)
+    layer = random_layer(rng, input_size=9, hidden_size=hidden, **config).with_weight_dtype(dtype)
+    assert layer.weight_dtype == dtype and layer.qweights["w_hh"][0].dtype == (np.int8 if dtype == "int8" else
+                                                                               np.float16)
+    x = rng.standard_normal((6, 3, 9)).astype(np.float32)
+    lens = np.array([6, 0, 4], np.int32)
+    got = run(layer, x, sequence_lens=lens)
+    want = reference.run_layer(layer, x, sequence_lens=lens)
+    assert_close(got[0], want[0], what="y")
+    assert_close(got[1][0], want[1], what="y_h")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden", [1, 7, 15, 16])
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+def test_quantization_error_against_the_float32_model(dtype, hidden, config):
+    rng = np.random.default_rng(100 + hidden)
+    layer = random_layer(rng, input_size=6, hidden_size=hidden, **config)
+    x = rng.standard_normal((20, 2, 6)).astype(np.float32)
+    want = reference.run_layer(layer, x)
+    got = run(layer.with_weight_dtype(dtype), x)
+    mode = {"int8": dict(int8=True), "float16": dict(half=True)}[dtype]
+    assert_close(got[0], want[0], what=f"{dtype} y", **mode)
+
+
+@pytest.mark.skipif(not OTHER_ISAS, reason="no SIMD kernel table runs on this CPU")
+@pytest.mark.parametrize("other", OTHER_ISAS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden", HIDDEN_TAILS)
+@pytest.mark.parametrize("config", CONFIGS[:6], ids=CONFIG_IDS[:6])
+def test_simd_tables_match_the_reference_table(isa, other, dtype, hidden, config):
+    rng = np.random.default_rng(hidden)
+    layer = random_layer(rng, input_size=5, hidden_size=hidden, **config).with_weight_dtype(dtype)
+    x = rng.standard_normal((6, 7, 5)).astype(np.float32)  # 7 rows: the 4-row block and the 1-row tail
+    isa("ref")
+    ref = run(layer, x)
+    isa(other)
+    got = run(layer, x)
+    for g, r in zip(all_outputs(got), all_outputs(ref)):
+        assert_close(g, r)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cell,direction,batch,hidden,extra", [
+    (c, d, b, h, e) for (c, d), b, h, e in itertools.product(
+        [("lstm", "forward"), ("gru", "bidirectional"), ("rnn", "forward")], [1, 5], [40, 200], [{}])
+] + [("lstm", "forward", 2, 64, {"proj_size": 24}), ("gru", "forward", 1, 300, {"linear_before_reset": False})])
+def test_thread_count_does_not_change_a_single_bit(dtype, cell, direction, batch, hidden, extra):
+    rng = np.random.default_rng(7)
+    extra = dict(extra)
+    if cell == "gru":
+        extra.setdefault("linear_before_reset", True)
+    layer = random_layer(rng, cell=cell, direction=direction, input_size=12, hidden_size=hidden,
+                         **extra).with_weight_dtype(dtype)
+    x = rng.standard_normal((9, batch, 12)).astype(np.float32)
+    one, two = run(layer, x, n_threads=1), run(layer, x, n_threads=2)
+    assert all(np.array_equal(a, b) for a, b in zip(all_outputs(one), all_outputs(two)))
+
+
+def test_bad_quantized_layers_are_refused_by_name(rng):
+    layer = random_layer(rng, cell="gru", hidden_size=4)
+    with pytest.raises(ValueError, match="weight dtype 'int4'"):
+        layer.with_weight_dtype("int4")
+    q = layer.with_weight_dtype("int8")
+    with pytest.raises(ValueError, match="already stored as int8"):
+        q.with_weight_dtype("float16")
+    assert q.with_weight_dtype("int8") is q
+    stored = dict(q.qweights)
+    stored["w_hh"] = (stored["w_hh"][0], stored["w_hh"][1][:, :3])
+    import dataclasses
+
+    with pytest.raises(FormatError, match="w_hh scales have shape"):
+        dataclasses.replace(q, qweights=stored)
+    stored["w_hh"] = (stored["w_hh"][0].astype(np.int16), None)
+    with pytest.raises(FormatError, match="stored w_hh is int16"):
+        dataclasses.replace(q, qweights=stored)
+
+
+def test_step_equals_run_for_a_quantized_stack(rng):
+    first = random_layer(rng, cell="lstm", input_size=5, hidden_size=20, proj_size=7).with_weight_dtype("int8")
+    second = random_layer(rng, cell="gru", input_size=7, hidden_size=9,
+                          linear_before_reset=True).with_weight_dtype("float16")
+    stack = CompiledStack([first, second])
+    x = rng.standard_normal((5, 2, 5)).astype(np.float32)
+    y = stack.run(x, y_layout=1)[0]
+    stream = stack.stream(2)
+    steps = np.empty((5, 2, 9), np.float32)
+    for t in range(5):
+        stream.step(x[t], steps[t])
+    assert np.array_equal(steps, y.reshape(steps.shape))
