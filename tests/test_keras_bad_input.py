@@ -168,7 +168,7 @@ def test_missing_layer_group(tmp_path, name):
     path = _copy(tmp_path, name)
     with h5py.File(path, "r+") as f:
         del f["model_weights/lstm"]
-    _fails(path, "'lstm' (LSTM)", "/model_weights/lstm")
+    _fails(path, "'lstm' (LSTM)", "/model_weights")
 
 
 @pytest.mark.parametrize("name", H5)
@@ -349,6 +349,29 @@ def test_weights_only_with_wrong_config(tmp_path):
     path = tmp_path / "wrong.json"
     path.write_text(json.dumps(cfg))
     _fails(os.path.join(DATA, "k3_weights_only.weights.h5"), "lstm", config=str(path))
+
+
+def _renamed_config(tmp_path, extra_dense=False):
+    cfg = json.load(open(os.path.join(DATA, "tf2_weights_only.json")))
+    for layer in cfg["config"]["layers"]:
+        layer["config"]["name"] = "rebuilt_" + layer["config"]["name"]
+    if extra_dense:
+        cfg["config"]["layers"].append({"class_name": "Dense", "config": {"name": "extra", "units": 2}})
+    path = tmp_path / "rebuilt.json"
+    path.write_text(json.dumps(cfg))
+    return str(path)
+
+
+def test_legacy_weights_match_a_rebuilt_model_by_position(tmp_path):
+    """model.load_weights(legacy .h5) matches layers with weights by position, whatever their names."""
+    model = rnnfast.load(os.path.join(DATA, "tf2_weights_only_w.h5"), config=_renamed_config(tmp_path))
+    npz = np.load(os.path.join(DATA, "tf2_weights_only.npz"))
+    np.testing.assert_allclose(model.run(npz["x0"])[0], npz["y0"], rtol=1e-4, atol=1e-5)
+
+
+def test_legacy_weights_layer_count_differs(tmp_path):
+    _fails(os.path.join(DATA, "tf2_weights_only_w.h5"), "4 layer(s) with weights", "layer 'extra' (Dense)", "file 3",
+           config=_renamed_config(tmp_path, extra_dense=True))
 
 
 def test_not_a_keras_h5(tmp_path):

@@ -140,6 +140,9 @@ class KerasGraph:
                            if not isinstance(obj, OpNode) or obj.tf
                            if not (self.spec.cls == "Sequential" and ls.cls == "InputLayer")]
             source.assign_paths(path_layers)
+        else:
+            source.bind([(ls.name, obj.cls) for ls, obj in self.order if _has_weights(obj)],
+                        f"{self.ctx.name}: model {self.spec.name!r}")
         for ls, obj in self.order:
             if isinstance(obj, ModelLayer):
                 if isinstance(source, TreeWeights):
@@ -208,6 +211,12 @@ class KerasGraph:
     def reset_states(self):
         for _, obj in self.order:
             getattr(obj, "reset_states", lambda: None)()
+
+
+def _has_weights(obj) -> bool:
+    if isinstance(obj, ModelLayer):
+        return any(slots for _, slots in obj.graph.leaves())
+    return not isinstance(obj, (InputLayer, OpNode)) and bool(obj.slots())
 
 
 def _map(v, fn):

@@ -71,8 +71,26 @@ class LegacyWeights:
             raise FormatError(f"{where}: no 'layer_names' attribute on {group.name!r}: not a Keras weights group")
         self.layer_names = names
         self.used = set()
+        self.alias = {}  # model layer name -> file layer name, when they are matched by position
+
+    def bind(self, weighted: list, where: str):
+        """weighted: (name, class) of the model's layers with weights, in order. Keras loads these files by
+        position: the k-th layer with weights in the model takes the k-th layer with weights in the file. A file
+        saved with its model has the same names, so names are used when they all match; otherwise (a weights-only
+        file and a rebuilt model with other layer names) position decides."""
+        names = [n for n, _ in weighted]
+        if all(n in self.layer_names and n in self.group for n in names):
+            return
+        in_file = [n for n in self.layer_names if n in self.group and attr_text_list(self.group[n], "weight_names")]
+        if len(in_file) != len(names):
+            missing = ", ".join(f"layer {n!r} ({c})" for n, c in weighted if n not in in_file)
+            raise FormatError(f"{where}: the model config has {len(names)} layer(s) with weights, the file "
+                              f"{len(in_file)} ({in_file} in {self.group.name}); Keras matches them by position "
+                              f"and refuses this. Not in the file by name: {missing}")
+        self.alias = dict(zip(names, in_file))
 
     def arrays(self, layer_name: str, where: str) -> list:
+        layer_name = self.alias.get(layer_name, layer_name)
         if layer_name not in self.layer_names or layer_name not in self.group:
             raise FormatError(f"{where}: no weights for it in the file (group {self.group.name}/{layer_name} missing; "
                               f"the file has layers {self.layer_names})")
@@ -88,7 +106,7 @@ class LegacyWeights:
 
     def take(self, layer_name: str, slots, where: str) -> list:
         arrays = self.arrays(layer_name, where)
-        check_count(arrays, slots, where, f"{self.group.name}/{layer_name}")
+        check_count(arrays, slots, where, f"{self.group.name}/{self.alias.get(layer_name, layer_name)}")
         return arrays
 
     def check_all_used(self):
