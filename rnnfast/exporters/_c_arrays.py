@@ -146,9 +146,12 @@ def matvec(acc: str, m: Matrix, x: str, cols=None, indent="    ", qacc="s->qacc"
     off = f"{start} + " if start else ""
     if m.quantize == "int8":
         # Integer weights summed in float; the row scale is applied once per output.
-        return ([f"{indent}for (int i = 0; i < {n}; i++) {qacc}[i] = 0.0f;"]
-                + _axpy(f"{qacc}[i]", m, x, n, off, indent)
-                + [f"{indent}for (int i = 0; i < {n}; i++) {acc}[{off}i] += {m.name}_scale[{off}i] * {qacc}[i];"])
+        inner = indent + "    "
+        return ([f"{indent}{{", f"{inner}float *restrict q = {qacc};",
+                 f"{inner}for (int i = 0; i < {n}; i++) q[i] = 0.0f;"]
+                + _axpy("q[i]", m, x, n, off, inner)
+                + [f"{inner}for (int i = 0; i < {n}; i++) {acc}[{off}i] += {m.name}_scale[{off}i] * q[i];",
+                   f"{indent}}}"])
     return _axpy(f"{acc}[{off}i]", m, x, n, off, indent)
 
 

@@ -387,7 +387,8 @@ class _Generator:
             *[f" *   {d}" for d in self._describe()],
             f" *   input : {x_doc}",
             f" *   output: {y_doc}",
-            f" *   weights: {weights}; {self._n_params()} parameters, all in {pre}.c as static const arrays.",
+            f" *   weights: {weights};",
+            f" *            {self._n_params()} parameters, all in {pre}.c as static const arrays.",
             " *",
             " * API (every int result is {P}_OK or a negative {P}_ERR_* code; on an error nothing changed):".replace(
                 "{P}", P),
