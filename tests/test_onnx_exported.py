@@ -44,6 +44,7 @@ def test_matches_onnxruntime_and_torch(stem):
     path = os.path.join(DATA, stem + ".onnx")
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     model = rnnfast.InferenceSession(path)
+    loaded = rnnfast.load(path)
     names = [o.name for o in sess.get_outputs()]
     all_cases = cases(stem)
     assert len({tuple(f[next(iter(f))].shape) for f, _ in all_cases}) > 1, "the dynamic axes must be exercised"
@@ -51,6 +52,8 @@ def test_matches_onnxruntime_and_torch(stem):
         want = sess.run(None, feeds)
         got = model.run(None, feeds)
         assert len(got) == len(want) == len(torch_out)
+        for g, l in zip(got, loaded.run(feeds)):  # load().run is the same engine behind another calling convention
+            assert np.array_equal(g, l)
         for name, g, w in zip(names, got, want):
             assert_close(g, w, what=f"{stem} case{i} {name} vs onnxruntime")
             assert_close(g, torch_out[name], what=f"{stem} case{i} {name} vs torch")
