@@ -358,6 +358,11 @@ def tfkeras_cases(w, K):
     randomize(m)
     w.case("weights_only", m, [seq(3, 5, 3)], ["legacy_weights", "weights"])
     late_cases(w, K, formats)
+    # A Sequential nested in a Sequential, the inner one declaring its input: Keras 2 numbers its calls from 1.
+    inner = K.Sequential([L.LSTM(5, return_sequences=True, input_shape=(None, 3))], name="inner_seq")
+    m = K.Sequential([inner, L.GRU(4), L.Dense(2)], name="outer_seq")
+    randomize(m)
+    w.case("nested_sequential", m, [seq(2, 6, 3)], formats)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def _sequential(body, major, where) -> ModelSpec:
         if prev is None:
             prev = Ref("__input__", 0, 0)
         spec.nodes = [Node([prev], {})]
-        prev = Ref(spec.name, 0, 0)
+        prev = Ref(spec.name, spec.node_offset, 0)
     inputs = [Ref(layers[0].name, 0, 0) if layers[0].cls == "InputLayer" else Ref("__input__", 0, 0)]
     return ModelSpec(name, "Sequential", layers, inputs, [prev], sequential_input=first_input)
 
