@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 
 MAGIC = b"RNNF"
-VERSION_MAJOR, VERSION_MINOR = 1, 0
+VERSION_MAJOR, VERSION_MINOR = 1, 1  # 1.1: float16 and int8 weight blobs
 ALIGN = 64
 NONE = 0xFFFFFFFF
 
@@ -37,6 +37,9 @@ DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
 
 DTYPE_F32, DTYPE_F16, DTYPE_I8 = 1, 2, 3
 DTYPE_NAMES = {DTYPE_F32: "float32", DTYPE_F16: "float16", DTYPE_I8: "int8"}
+DTYPE_CODES = {name: code for code, name in DTYPE_NAMES.items()}
+DTYPE_NUMPY = {DTYPE_F32: "<f4", DTYPE_F16: "<f2", DTYPE_I8: "i1"}
+QUANTIZED_MINOR = 1  # the first minor version with float16 / int8 blobs
 
 
 def align(n: int) -> int:

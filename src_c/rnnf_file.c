@@ -23,8 +23,11 @@
 #define BLOB_SIZE 48u
 #define ALIGN 64u
 #define DTYPE_F32 1u
+#define DTYPE_F16 2u
+#define DTYPE_I8 3u
 #define VERSION_MAJOR 1u
-#define VERSION_MINOR 0u
+#define VERSION_MINOR 1u
+#define QUANTIZED_MINOR 1u /* the first minor version with float16 / int8 blobs */
 /* The engine's int sizes; a file past them is valid but too large for this library. */
 #define MAX_LAYER_DIM (1u << 24)
 #define MAX_TABLE_DIM 0x7FFFFFFFu
@@ -32,6 +35,7 @@
 typedef struct {
     uint64_t offset, nbytes;
     uint32_t ndim, dims[4];
+    uint32_t dtype, scale_blob;
     int used;
 } blob_info;
 
@@ -43,6 +47,7 @@ typedef struct {
     uint32_t n_stages, n_layers, n_blobs, strings_size;
     uint64_t stages_at, layers_at, blobs_at, strings_at, table_end;
     int batch_first;
+    uint32_t minor;
     blob_info *blobs;
 } reader;
 
@@ -119,6 +124,7 @@ static rnnf_status read_header(reader *r)
         return fail(r, "header", "the file is %llu bytes, shorter than the 64-byte header", (unsigned long long)r->size);
     if (memcmp(d, "RNNF", 4) != 0) return fail(r, "header", "magic is not RNNF: not a .rnnf file");
     uint32_t major = rd16(d + 4), minor = rd16(d + 6);
+    r->minor = minor;
     if (major != VERSION_MAJOR || minor > VERSION_MINOR)
         return fail(r, "header", "format version %u.%u is not readable by this reader (it reads %u.0 to %u.%u)", major,
                     minor, VERSION_MAJOR, VERSION_MAJOR, VERSION_MINOR);
@@ -161,6 +167,11 @@ static int cmp_span(const void *a, const void *b)
     return x[0] < y[0] ? -1 : x[0] > y[0];
 }
 
+static const char *dtype_name(uint32_t dtype)
+{
+    return dtype == DTYPE_F32 ? "float32" : dtype == DTYPE_F16 ? "float16" : "int8";
+}
+
 static rnnf_status read_blobs(reader *r)
 {
     char where[48];
@@ -184,9 +195,11 @@ static rnnf_status read_blobs(reader *r)
             s = fail(r, where, "unknown dtype code %u (known: 1 float32, 2 float16, 3 int8)", dtype);
             break;
         }
-        if (dtype != DTYPE_F32) {
-            s = fail(r, where, "dtype %s is not supported by this reader (format 1.0 reads float32 blobs)",
-                     dtype == 2 ? "float16" : "int8");
+        info->dtype = dtype;
+        info->scale_blob = rd32(b + 40);
+        if (dtype != DTYPE_F32 && r->minor < QUANTIZED_MINOR) {
+            s = fail(r, where, "dtype %s needs format 1.%u, the file says 1.%u", dtype_name(dtype), QUANTIZED_MINOR,
+                     r->minor);
             break;
         }
         if (info->ndim < 1 || info->ndim > 4) {
@@ -210,12 +223,24 @@ static rnnf_status read_blobs(reader *r)
                      info->dims[0], info->dims[1], info->dims[2], info->dims[3], info->ndim);
             break;
         }
-        if (rd32(b + 40) != NONE || rd32(b + 44) != 0) {
-            s = fail(r, where, "scale_blob must be NONE and reserved 0 for a float32 blob");
+        if (rd32(b + 44) != 0) {
+            s = fail(r, where, "reserved must be 0");
             break;
         }
-        if (count > r->size || info->nbytes != count * 4) {
-            s = fail(r, where, "nbytes %llu does not match its dims of float32", (unsigned long long)info->nbytes);
+        if (dtype == DTYPE_I8) {
+            if (info->ndim < 2 || info->scale_blob >= r->n_blobs || info->scale_blob == i) {
+                s = fail(r, where, "int8 blob of %u axes with scale_blob %u: needs 2 or more axes and another of the "
+                         "file's %u blobs for its scales", info->ndim, info->scale_blob, r->n_blobs);
+                break;
+            }
+        } else if (info->scale_blob != NONE) {
+            s = fail(r, where, "scale_blob must be NONE for a %s blob", dtype_name(dtype));
+            break;
+        }
+        const uint64_t itemsize = dtype == DTYPE_F32 ? 4 : dtype == DTYPE_F16 ? 2 : 1;
+        if (count > r->size || info->nbytes != count * itemsize) {
+            s = fail(r, where, "nbytes %llu does not match its dims of %s", (unsigned long long)info->nbytes,
+                     dtype_name(dtype));
             break;
         }
         if (info->offset % ALIGN || info->offset < r->table_end || info->offset > r->size ||
@@ -246,11 +271,10 @@ static rnnf_status read_blobs(reader *r)
 
 /* Blob `index` as a new float array of the expected shape (0 entries: any size); NONE gives NULL when optional.
  * dims_out (may be NULL) receives the blob's dims. */
-static rnnf_status take(reader *r, const char *where, const char *field, uint32_t index, uint32_t ndim,
-                        const uint32_t *shape, int optional, float **out, uint32_t *dims_out)
+/* Marks blob `index` used by `field` after checking it exists, is unused and has the expected shape (0: any). */
+static rnnf_status claim(reader *r, const char *where, const char *field, uint32_t index, uint32_t ndim,
+                         const uint32_t *shape)
 {
-    *out = NULL;
-    if (index == NONE) return optional ? RNNF_OK : fail(r, where, "%s is missing (blob NONE)", field);
     if (index >= r->n_blobs) return fail(r, where, "%s names blob %u, the file has %u", field, index, r->n_blobs);
     blob_info *b = &r->blobs[index];
     if (b->used) return fail(r, where, "%s reuses blob %u, already used", field, index);
@@ -265,6 +289,20 @@ static rnnf_status take(reader *r, const char *where, const char *field, uint32_
             snprintf(got + strlen(got), sizeof got - strlen(got), "%s%u", k ? "," : "", b->dims[k]);
         return fail(r, where, "%s (blob %u) has shape [%s], expected [%s] (0: any)", field, index, got, want);
     }
+    return RNNF_OK;
+}
+
+static rnnf_status take(reader *r, const char *where, const char *field, uint32_t index, uint32_t ndim,
+                        const uint32_t *shape, int optional, float **out, uint32_t *dims_out)
+{
+    *out = NULL;
+    if (index == NONE) return optional ? RNNF_OK : fail(r, where, "%s is missing (blob NONE)", field);
+    rnnf_status s = claim(r, where, field, index, ndim, shape);
+    if (s != RNNF_OK) return s;
+    const blob_info *b = &r->blobs[index];
+    if (b->dtype != DTYPE_F32)
+        return fail(r, where, "%s (blob %u) is %s: only the recurrent weights w_ih, w_hh and w_hr may be stored as "
+                    "float16 or int8", field, index, dtype_name(b->dtype));
     if (dims_out) memcpy(dims_out, b->dims, sizeof b->dims);
     size_t n = (size_t)(b->nbytes / 4);
     float *v = malloc(n ? n * sizeof(float) : 1);
@@ -278,14 +316,62 @@ static rnnf_status take(reader *r, const char *where, const char *field, uint32_
     return RNNF_OK;
 }
 
+/* A recurrent weight as stored: float32 (into *f32), or float16 / int8 values (into *q, with row scales for int8).
+ * *dtype receives the blob's dtype, or 0 for an optional NONE. */
+static rnnf_status take_weight(reader *r, const char *where, const char *field, uint32_t index, const uint32_t *shape,
+                               int optional, uint32_t *dtype, float **f32, void **q, float **scales)
+{
+    *dtype = 0;
+    *f32 = NULL;
+    *q = NULL;
+    *scales = NULL;
+    if (index == NONE) return optional ? RNNF_OK : fail(r, where, "%s is missing (blob NONE)", field);
+    if (index < r->n_blobs && r->blobs[index].dtype == DTYPE_F32) {
+        *dtype = DTYPE_F32;
+        return take(r, where, field, index, 3, shape, optional, f32, NULL);
+    }
+    rnnf_status s = claim(r, where, field, index, 3, shape);
+    if (s != RNNF_OK) return s;
+    const blob_info *b = &r->blobs[index];
+    *dtype = b->dtype;
+    const unsigned char *p = r->d + b->offset;
+    if (b->dtype == DTYPE_F16) {
+        size_t n = (size_t)(b->nbytes / 2);
+        uint16_t *v = malloc(n ? n * sizeof(uint16_t) : 1);
+        if (!v) return RNNF_ERR_NOMEM;
+        for (size_t i = 0; i < n; i++) v[i] = (uint16_t)rd16(p + 2 * i);
+        *q = v;
+        return RNNF_OK;
+    }
+    int8_t *v = malloc(b->nbytes ? (size_t)b->nbytes : 1);
+    if (!v) return RNNF_ERR_NOMEM;
+    memcpy(v, p, (size_t)b->nbytes);
+    *q = v;
+    char sfield[32];
+    snprintf(sfield, sizeof sfield, "%s scales", field);
+    s = take(r, where, sfield, b->scale_blob, 2, b->dims, 0, scales, NULL);
+    if (s != RNNF_OK) return s;
+    const size_t rows = (size_t)b->dims[0] * b->dims[1];
+    for (size_t i = 0; i < rows; i++)
+        if (!isfinite((*scales)[i]))
+            return fail(r, where, "%s scales (blob %u) are not all finite", field, b->scale_blob);
+    return RNNF_OK;
+}
+
 typedef struct {
     rnnf_layer_desc desc;
     float *owned[6];
+    void *qowned[3];
+    float *sowned[3];
 } layer_build;
 
 static void free_layer_build(layer_build *lb)
 {
     for (int k = 0; k < 6; k++) free(lb->owned[k]);
+    for (int k = 0; k < 3; k++) {
+        free(lb->qowned[k]);
+        free(lb->sowned[k]);
+    }
 }
 
 static rnnf_status read_activation(reader *r, const char *where, const unsigned char *at, int used,
@@ -353,12 +439,30 @@ static rnnf_status read_layer(reader *r, uint32_t index, uint32_t stage, layer_b
     if ((uint64_t)G * H > MAX_LAYER_DIM) return fail(r, where, "n_gates*hidden_size is too large for this library");
     const uint32_t s_ih[3] = {D, G * H, input_size}, s_hh[3] = {D, G * H, P}, s_b[2] = {D, G * H};
     const uint32_t s_peep[2] = {D, 3 * H}, s_hr[3] = {D, P, H};
-    if ((s = take(r, where, "w_ih", bw_ih, 3, s_ih, 0, &lb->owned[0], NULL)) != RNNF_OK) return s;
-    if ((s = take(r, where, "w_hh", bw_hh, 3, s_hh, 0, &lb->owned[1], NULL)) != RNNF_OK) return s;
+    uint32_t dt[3];
+    if ((s = take_weight(r, where, "w_ih", bw_ih, s_ih, 0, &dt[0], &lb->owned[0], &lb->qowned[0], &lb->sowned[0])) !=
+        RNNF_OK)
+        return s;
+    if ((s = take_weight(r, where, "w_hh", bw_hh, s_hh, 0, &dt[1], &lb->owned[1], &lb->qowned[1], &lb->sowned[1])) !=
+        RNNF_OK)
+        return s;
+    if ((s = take_weight(r, where, "w_hr", bw_hr, s_hr, 1, &dt[2], &lb->owned[5], &lb->qowned[2], &lb->sowned[2])) !=
+        RNNF_OK)
+        return s;
+    if (dt[0] != dt[1] || (dt[2] && dt[2] != dt[0]))
+        return fail(r, where, "w_ih, w_hh and w_hr are stored in different dtypes (w_ih %s, w_hh %s%s%s): a layer "
+                    "has one", dtype_name(dt[0]), dtype_name(dt[1]), dt[2] ? ", w_hr " : "",
+                    dt[2] ? dtype_name(dt[2]) : "");
     if ((s = take(r, where, "b_ih", bb_ih, 2, s_b, 0, &lb->owned[2], NULL)) != RNNF_OK) return s;
     if ((s = take(r, where, "b_hh", bb_hh, 2, s_b, 0, &lb->owned[3], NULL)) != RNNF_OK) return s;
     if ((s = take(r, where, "peepholes", bpeep, 2, s_peep, 1, &lb->owned[4], NULL)) != RNNF_OK) return s;
-    if ((s = take(r, where, "w_hr", bw_hr, 3, s_hr, 1, &lb->owned[5], NULL)) != RNNF_OK) return s;
+    d->weight_dtype = dt[0] == DTYPE_F16 ? RNNF_WEIGHTS_F16 : dt[0] == DTYPE_I8 ? RNNF_WEIGHTS_I8 : RNNF_WEIGHTS_F32;
+    d->q_ih = lb->qowned[0];
+    d->q_hh = lb->qowned[1];
+    d->q_hr = lb->qowned[2];
+    d->s_ih = lb->sowned[0];
+    d->s_hh = lb->sowned[1];
+    d->s_hr = lb->sowned[2];
     d->cell = (int)cell;
     d->n_dirs = (int)D;
     d->reverse = direction == 1;

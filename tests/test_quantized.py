@@ -2,15 +2,22 @@
 as stored (tight, float32 tolerance), the error of quantization itself against the float32 model (conftest's int8 and
 half modes), ISA tables against ref, thread counts, .rnnf round trips, and `rnnfast convert --quantize`."""
 import itertools
+import struct
 
 import numpy as np
 import pytest
 from conftest import assert_close, random_layer
+from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline
+from test_c_rnnf import RNNF_ERR_FORMAT, RNNF_OK, _damaged, _run, program  # noqa: F401 (program: a fixture)
 
 from rnnfast import _core, reference
+from rnnfast import rnnf_spec as spec
 from rnnfast.engine import CompiledStack
 from rnnfast.errors import FormatError
-from rnnfast.quantize import dequantized, quantize_int8
+from rnnfast.exporters.rnnf import save_rnnf, to_bytes
+from rnnfast.importers.rnnf import load_rnnf
+from rnnfast.pipeline import RecurrentStage, run_pipeline
+from rnnfast.quantize import dequantized, quantize_int8, quantize_pipeline
 
 HIDDEN_TAILS = [1, 7, 8, 15, 16, 17, 33, 64]
 OTHER_ISAS = [isa for isa in _core.isa_supported() if isa != "ref"]
@@ -147,3 +154,120 @@ def test_step_equals_run_for_a_quantized_stack(rng):
     for t in range(5):
         stream.step(x[t], steps[t])
     assert np.array_equal(steps, y.reshape(steps.shape))
+
+
+# ---- .rnnf ----
+
+
+def _recurrent_layers(p):
+    return [l for s in p.stages if isinstance(s, RecurrentStage) for l in s.layers]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(PIPELINE_CASES))
+def test_rnnf_round_trip_keeps_the_stored_weights(rng, dtype, case, tmp_path):
+    p = quantize_pipeline(random_pipeline(rng, **PIPELINE_CASES[case]), dtype)
+    save_rnnf(p, tmp_path / "m.rnnf")
+    data = (tmp_path / "m.rnnf").read_bytes()
+    assert spec.HEADER.unpack_from(data, 0)[2] == spec.QUANTIZED_MINOR
+    back = load_rnnf(data, "m.rnnf")
+    for a, b in zip(_recurrent_layers(p), _recurrent_layers(back), strict=True):
+        assert b.weight_dtype == dtype and set(a.qweights) == set(b.qweights)
+        for key, (q, s) in a.qweights.items():
+            assert b.qweights[key][0].dtype == q.dtype
+            np.testing.assert_array_equal(b.qweights[key][0], q)
+            if s is not None:
+                np.testing.assert_array_equal(b.qweights[key][1], s)
+            np.testing.assert_array_equal(getattr(b, key), getattr(a, key))
+    x = random_input(rng, p)
+    np.testing.assert_array_equal(run_pipeline(back, x), run_pipeline(p, x))
+
+
+def test_float32_files_stay_version_1_0(rng):
+    data = to_bytes(random_pipeline(rng, **PIPELINE_CASES[sorted(PIPELINE_CASES)[0]]))
+    assert spec.HEADER.unpack_from(data, 0)[2] == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", sorted(PIPELINE_CASES))
+def test_c_reader_runs_quantized_files(program, rng, dtype, case, tmp_path):
+    p = quantize_pipeline(random_pipeline(rng, **PIPELINE_CASES[case]), dtype)
+    T, B = 6, 3
+    x = random_input(rng, p, seq_len=T, batch=B)
+    save_rnnf(p, tmp_path / "m.rnnf")
+    (tmp_path / "x.bin").write_bytes(np.ascontiguousarray(x, "<i4" if p.takes_ids else "<f4").tobytes())
+    result = _run(program, "run", tmp_path / "m.rnnf", tmp_path / "x.bin", T, B, tmp_path / "y.bin")
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = run_pipeline(p, x)
+    assert_close(np.fromfile(tmp_path / "y.bin", "<f4").reshape(expected.shape), expected, what=case)
+
+
+def _blob_records(data):
+    h = spec.HEADER.unpack_from(data, 0)
+    blobs_at = h[6] + spec.STAGE.size * h[7] + spec.LAYER_SIZE * h[8]
+    return blobs_at, [spec.BLOB.unpack_from(data, blobs_at + spec.BLOB.size * i) for i in range(h[9])]
+
+
+def _named_refusals(p):
+    """(damaged file, message fragment) for what a quantized file can get wrong."""
+    data = to_bytes(p)
+    blobs_at, recs = _blob_records(data)
+    out = []
+    i8 = next(i for i, r in enumerate(recs) if r[2] == spec.DTYPE_I8)
+    scale = recs[i8][8]
+    bad = bytearray(data)
+    struct.pack_into("<H", bad, 6, 0)
+    out.append((bytes(bad), "dtype int8 needs format 1.1"))
+    bad = bytearray(data)
+    struct.pack_into("<I", bad, blobs_at + spec.BLOB.size * i8 + 40, spec.NONE)
+    out.append((bytes(bad), "needs 2 or more axes and another"))
+    bad = bytearray(data)
+    struct.pack_into("<f", bad, recs[scale][0], float("nan"))
+    out.append((bytes(bad), "scales (blob"))
+    f32 = next(i for i, r in enumerate(recs) if r[2] == spec.DTYPE_F32 and r[3] == 1 and i != scale)
+    bad = bytearray(data)
+    struct.pack_into("<QI", bad, blobs_at + spec.BLOB.size * f32 + 8, recs[f32][1] // 2, spec.DTYPE_F16)
+    out.append((bytes(bad), "only the recurrent weights"))
+    return out
+
+
+def test_damaged_quantized_files_are_refused_by_name_by_both_readers(program, rng, tmp_path):
+    p = quantize_pipeline(random_pipeline(rng, "lstm", "bidirectional", proj_size=2, n_layers=2), "int8")
+    cases = _named_refusals(p)
+    mixed = _recurrent_layers(p)[0]
+    mixed.qweights["w_hr"] = (mixed.w_hr.astype(np.float16), None)  # behind the layer's back: the writer obeys
+    cases.append((to_bytes(p), "w_ih, w_hh and w_hr are stored in different dtypes (w_ih int8, w_hh int8, w_hr "
+                               "float16)"))
+    files = []
+    for k, (bad, fragment) in enumerate(cases):
+        with pytest.raises(FormatError) as e:
+            load_rnnf(bad, "bad.rnnf")
+        assert fragment in str(e.value), (fragment, str(e.value))
+        files.append(tmp_path / f"named{k}.rnnf")
+        files[-1].write_bytes(bad)
+    result = _run(program, "check", *files)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for line, (_, fragment) in zip(result.stdout.splitlines(), cases, strict=True):
+        assert line.startswith(str(RNNF_ERR_FORMAT)) and fragment in line, line
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_c_and_python_readers_agree_on_damaged_quantized_files(program, rng, dtype, tmp_path):
+    p = quantize_pipeline(random_pipeline(rng, "lstm", "bidirectional", embedding="mask_zero", proj_size=2,
+                                          n_layers=2), dtype)
+    files, verdicts = [], []
+    for i, bad in enumerate(_damaged(to_bytes(p), rng)):
+        path = tmp_path / f"bad{i:04d}.rnnf"
+        path.write_bytes(bad)
+        files.append(path)
+        try:
+            load_rnnf(bad, str(path))
+            verdicts.append(RNNF_OK)
+        except FormatError:
+            verdicts.append(RNNF_ERR_FORMAT)
+    result = _run(program, "check", *files)
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = [int(line.split(" ", 1)[0]) for line in result.stdout.splitlines()]
+    disagree = [(f.name, py, c) for f, py, c in zip(files, verdicts, got, strict=True) if py != c]
+    assert not disagree, disagree[:5]
+    assert verdicts.count(RNNF_OK) and verdicts.count(RNNF_ERR_FORMAT) > len(files) // 2

@@ -52,7 +52,7 @@ def test_header_damage_is_named(small):
     _, data = small
     _refused(b"ONNX" + data[4:], "header", "not a .rnnf file")
     _refused(_patch(data, "<H", 4, 2), "format version 2.0")
-    _refused(_patch(data, "<H", 6, 1), "format version 1.1")
+    _refused(_patch(data, "<H", 6, 2), "format version 1.2")
     _refused(_patch(data, "<I", 8, 72), "header_size 72")
     _refused(_patch(data, "<I", 12, 2), "flags 0x2")
     _refused(data + b"\0", "file_size", "padded")
@@ -85,8 +85,8 @@ def test_blob_damage_is_named(small):
     _refused(_patch(data, "<Q", first + spec.BLOB.size, offset), "overlaps blob")
     assert second_offset > offset
     _refused(_patch(data, "<Q", first + 8, nbytes + 4), "blob 0", "nbytes")
-    _refused(_patch(data, "<I", first + 16, 2), "blob 0", "dtype float16 is not supported")
-    _refused(_patch(data, "<I", first + 16, 3), "blob 0", "dtype int8 is not supported")
+    _refused(_patch(data, "<I", first + 16, 2), "blob 0", "dtype float16 needs format 1.1")
+    _refused(_patch(data, "<I", first + 16, 3), "blob 0", "dtype int8 needs format 1.1")
     _refused(_patch(data, "<I", first + 16, 9), "blob 0", "unknown dtype code 9")
     _refused(_patch(data, "<I", first + 20, 5), "blob 0", "ndim 5")
     _refused(_patch(data, "<I", first + 36, 7), "blob 0", "dims")

@@ -1,5 +1,6 @@
 """Write a Pipeline as a .rnnf file (docs/format.md): header, stage/layer/blob tables, strings, then the
-float32 weights at 64-byte aligned offsets so the file can be mapped and used in place."""
+weights at 64-byte aligned offsets so the file can be mapped and used in place. Recurrent layers with int8 or
+float16 weight storage write those blobs as stored (format 1.1); everything else is float32 (format 1.0)."""
 from __future__ import annotations
 
 import os
@@ -15,6 +16,7 @@ class _Writer:
     def __init__(self):
         self.strings = bytearray()
         self.blobs: list[np.ndarray] = []
+        self.scales: list[int] = []  # per blob: the scale blob of an int8 blob, else NONE
 
     def name(self, text: str) -> tuple[int, int]:
         raw = (text or "").encode("utf-8")
@@ -24,14 +26,27 @@ class _Writer:
         self.strings += raw
         return off, len(raw)
 
-    def blob(self, arr) -> int:
+    def blob(self, arr, scale_blob=spec.NONE) -> int:
         if arr is None:
             return spec.NONE
-        arr = np.ascontiguousarray(arr, dtype="<f4")
+        arr = np.asarray(arr)
+        arr = np.ascontiguousarray(arr, dtype={np.dtype(np.int8): "i1", np.dtype(np.float16): "<f2"}.get(arr.dtype,
+                                                                                                         "<f4"))
         if not 1 <= arr.ndim <= 4 or 0 in arr.shape:
             raise FormatError(f"cannot store an array of shape {arr.shape} in .rnnf (1 to 4 non-empty axes)")
         self.blobs.append(arr)
+        self.scales.append(scale_blob)
         return len(self.blobs) - 1
+
+    def weight(self, layer, key) -> int:
+        """A recurrent weight as the layer stores it: float32, float16, or int8 followed by its scale blob."""
+        if layer.weight_dtype == "float32" or getattr(layer, key) is None:
+            return self.blob(getattr(layer, key))
+        values, scale = layer.qweights[key]
+        index = self.blob(values)
+        if scale is not None:
+            self.scales[index] = self.blob(scale)
+        return index
 
 
 def _activation(act) -> bytes:
@@ -45,8 +60,8 @@ def _layer(w: _Writer, layer) -> bytes:
     head = spec.LAYER_HEAD.pack(
         spec.CELLS.index(layer.cell), spec.DIRECTIONS.index(layer.direction), layer.input_size, layer.hidden_size,
         layer.proj_size, flags, float(layer.clip) if layer.clip is not None else 0.0, *w.name(layer.name),
-        w.blob(layer.w_ih), w.blob(layer.w_hh), w.blob(layer.b_ih), w.blob(layer.b_hh), w.blob(layer.peepholes),
-        w.blob(layer.w_hr))
+        w.weight(layer, "w_ih"), w.weight(layer, "w_hh"), w.blob(layer.b_ih), w.blob(layer.b_hh),
+        w.blob(layer.peepholes), w.weight(layer, "w_hr"))
     slots = bytearray(6 * spec.ACTIVATION.size)
     for d, acts in enumerate(layer.activations):
         for k, act in enumerate(acts):
@@ -81,12 +96,15 @@ def to_bytes(pipeline: Pipeline) -> bytes:
     table_end = (table_offset + spec.STAGE.size * len(stages) + spec.LAYER_SIZE * len(layers)
                  + spec.BLOB.size * len(w.blobs) + len(w.strings))
     records, file_size = [], table_end
-    for arr in w.blobs:
+    dtypes = {"<f4": spec.DTYPE_F32, "<f2": spec.DTYPE_F16, "|i1": spec.DTYPE_I8}
+    for arr, scale_blob in zip(w.blobs, w.scales):
         offset = spec.align(file_size)
         dims = list(arr.shape) + [0] * (4 - arr.ndim)
-        records.append(spec.BLOB.pack(offset, arr.nbytes, spec.DTYPE_F32, arr.ndim, *dims, spec.NONE, 0))
+        records.append(spec.BLOB.pack(offset, arr.nbytes, dtypes[arr.dtype.str], arr.ndim, *dims, scale_blob, 0))
         file_size = offset + arr.nbytes
-    header = spec.HEADER.pack(spec.MAGIC, spec.VERSION_MAJOR, spec.VERSION_MINOR, spec.HEADER.size,
+    # A file with float32 blobs only stays 1.0, so readers from before quantized blobs still take it.
+    minor = spec.QUANTIZED_MINOR if any(a.dtype.str != "<f4" for a in w.blobs) else 0
+    header = spec.HEADER.pack(spec.MAGIC, spec.VERSION_MAJOR, minor, spec.HEADER.size,
                               spec.HEADER_BATCH_FIRST if pipeline.batch_first else 0, file_size, table_offset,
                               len(stages), len(layers), len(w.blobs), len(w.strings), *pipe_name, 0)
     out = bytearray(header + b"".join(stages) + b"".join(layers) + b"".join(records) + w.strings)

@@ -62,6 +62,7 @@ class _Reader:
                                 f"{strings_size} string bytes end at {self.table_end}, past the end of the "
                                 f"{file_size}-byte file")
         self.strings_size = strings_size
+        self.minor = minor
         self.batch_first = bool(flags & spec.HEADER_BATCH_FIRST)
         self.pipeline_name = self.string("header", name_off, name_len)
 
@@ -83,45 +84,67 @@ class _Reader:
             dims, scale_blob, reserved = rest[:4], rest[4], rest[5]
             if dtype not in spec.DTYPE_NAMES:
                 self.fail(where, f"unknown dtype code {dtype} (known: {spec.DTYPE_NAMES})")
-            if dtype != spec.DTYPE_F32:
-                self.fail(where, f"dtype {spec.DTYPE_NAMES[dtype]} is not supported by this reader (format "
-                                 f"{spec.VERSION_MAJOR}.{spec.VERSION_MINOR} reads float32 blobs)")
+            if dtype != spec.DTYPE_F32 and self.minor < spec.QUANTIZED_MINOR:
+                self.fail(where, f"dtype {spec.DTYPE_NAMES[dtype]} needs format {spec.VERSION_MAJOR}."
+                                 f"{spec.QUANTIZED_MINOR}, the file says {spec.VERSION_MAJOR}.{self.minor}")
             if not 1 <= ndim <= 4:
                 self.fail(where, f"ndim {ndim}, expected 1 to 4")
             if any(d < 1 for d in dims[:ndim]) or any(dims[ndim:]):
                 self.fail(where, f"dims {dims} with ndim {ndim}: the first ndim must be >= 1, the rest 0")
-            if scale_blob != spec.NONE or reserved:
-                self.fail(where, "scale_blob must be NONE and reserved 0 for a float32 blob")
+            if reserved:
+                self.fail(where, "reserved must be 0")
+            if dtype == spec.DTYPE_I8:
+                if ndim < 2 or scale_blob >= self.n_blobs or scale_blob == i:
+                    self.fail(where, f"int8 blob of {ndim} axes with scale_blob {scale_blob}: needs 2 or more axes "
+                                     f"and another of the file's {self.n_blobs} blobs for its scales")
+            elif scale_blob != spec.NONE:
+                self.fail(where, f"scale_blob must be NONE for a {spec.DTYPE_NAMES[dtype]} blob")
             shape = tuple(dims[:ndim])
-            if nbytes != math.prod(shape) * 4:
-                self.fail(where, f"nbytes {nbytes} does not match dims {list(shape)} of float32 "
-                                 f"({math.prod(shape) * 4} bytes)")
+            itemsize = np.dtype(spec.DTYPE_NUMPY[dtype]).itemsize
+            if nbytes != math.prod(shape) * itemsize:
+                self.fail(where, f"nbytes {nbytes} does not match dims {list(shape)} of {spec.DTYPE_NAMES[dtype]} "
+                                 f"({math.prod(shape) * itemsize} bytes)")
             if offset % spec.ALIGN or offset < self.table_end or offset + nbytes > len(self.data):
                 self.fail(where, f"offset {offset} (+{nbytes} bytes) must be {spec.ALIGN}-byte aligned, after the "
                                  f"tables (end {self.table_end}) and inside the {len(self.data)}-byte file")
-            self.blob_info.append((offset, shape))
+            self.blob_info.append((offset, shape, dtype, scale_blob))
             spans.append((offset, offset + nbytes, i))
         spans.sort()
         for (_, end, a), (begin, _, b) in zip(spans, spans[1:]):
             if begin < end:
                 self.fail(f"blob {b}", f"data at {begin} overlaps blob {a} (which ends at {end})")
 
-    def take(self, where: str, field: str, index: int, shape, optional=False):
-        """The float32 array of blob `index`, checked against `shape` (None entries: any size)."""
+    def take(self, where: str, field: str, index: int, shape, optional=False, stored=False):
+        """The float32 array of blob `index`, checked against `shape` (None entries: any size). With `stored`
+        (a recurrent weight), (dtype name, values as stored, int8 row scales or None) instead."""
         if index == spec.NONE:
             if optional:
-                return None
+                return ("float32", None, None) if stored else None
             self.fail(where, f"{field} is missing (blob NONE)")
         if index >= self.n_blobs:
             self.fail(where, f"{field} names blob {index}, the file has {self.n_blobs}")
         if self.blob_used[index] is not None:
             self.fail(where, f"{field} reuses blob {index}, already used by {self.blob_used[index]}")
         self.blob_used[index] = f"{where} {field}"
-        offset, got = self.blob_info[index]
+        offset, got, dtype, scale_blob = self.blob_info[index]
         if len(got) != len(shape) or any(e is not None and e != g for e, g in zip(shape, got)):
             want = [("?" if e is None else e) for e in shape]
             self.fail(where, f"{field} (blob {index}) has shape {list(got)}, expected {want}")
-        return np.frombuffer(self.data, "<f4", math.prod(got), offset).astype(np.float32).reshape(got)
+        if dtype != spec.DTYPE_F32 and not stored:
+            self.fail(where, f"{field} (blob {index}) is {spec.DTYPE_NAMES[dtype]}: only the recurrent weights w_ih, "
+                             f"w_hh and w_hr may be stored as float16 or int8")
+        values = np.frombuffer(self.data, spec.DTYPE_NUMPY[dtype], math.prod(got), offset).reshape(got)
+        if not stored:
+            return values.astype(np.float32)
+        scale = None
+        if dtype == spec.DTYPE_I8:
+            scale = self.take(where, f"{field} scales", scale_blob, got[:-1])
+            if not np.all(np.isfinite(scale)):
+                self.fail(where, f"{field} scales (blob {scale_blob}) are not all finite")
+            values = values.astype(np.int8)
+        else:
+            values = values.astype(np.float16 if dtype == spec.DTYPE_F16 else np.float32)
+        return spec.DTYPE_NAMES[dtype], values, scale
 
     # ---- records ----
 
@@ -181,18 +204,29 @@ class _Reader:
                     row.append(a)
             if row:
                 acts.append(tuple(row))
+        weights = {"w_ih": self.take(where, "w_ih", b_w_ih, (D, GH, input_size), stored=True),
+                   "w_hh": self.take(where, "w_hh", b_w_hh, (D, GH, P), stored=True),
+                   "w_hr": self.take(where, "w_hr", b_w_hr, (D, P, H), optional=True, stored=True)}
+        present = {k: v for k, v in weights.items() if v[1] is not None}
+        dtypes = {v[0] for v in present.values()}
+        if len(dtypes) > 1:
+            self.fail(where, "w_ih, w_hh and w_hr are stored in different dtypes ("
+                             + ", ".join(f"{k} {v[0]}" for k, v in present.items()) + "): a layer has one")
+        weight_dtype = dtypes.pop()
+        quantized = weight_dtype != "float32"
         return RecurrentLayer(
             cell=cell, direction=direction, hidden_size=H, input_size=input_size,
-            w_ih=self.take(where, "w_ih", b_w_ih, (D, GH, input_size)),
-            w_hh=self.take(where, "w_hh", b_w_hh, (D, GH, P)),
+            w_ih=None if quantized else weights["w_ih"][1],
+            w_hh=None if quantized else weights["w_hh"][1],
             b_ih=self.take(where, "b_ih", b_b_ih, (D, GH)),
             b_hh=self.take(where, "b_hh", b_b_hh, (D, GH)),
             activations=tuple(acts), clip=clip if flags & spec.LAYER_HAS_CLIP else None,
             input_forget=bool(flags & spec.LAYER_INPUT_FORGET),
             linear_before_reset=bool(flags & spec.LAYER_LINEAR_BEFORE_RESET),
             peepholes=self.take(where, "peepholes", b_peep, (D, 3 * H), optional=True),
-            w_hr=self.take(where, "w_hr", b_w_hr, (D, P, H), optional=True) if proj_size else None,
-            name=name, source=f"{self.name}: {where}")
+            w_hr=None if quantized else weights["w_hr"][1],
+            name=name, source=f"{self.name}: {where}", weight_dtype=weight_dtype,
+            qweights={k: (v[1], v[2]) for k, v in present.items()} if quantized else None)
 
     def stage(self, index: int, next_layer: int):
         at = self.stages_at + spec.STAGE.size * index
