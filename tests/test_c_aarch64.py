@@ -149,7 +149,8 @@ def test_hidden_sizes_at_every_block_tail(programs, rng, isa, cell, options, tmp
 def test_packed_gemm_on_exact_inputs(programs, rng, isa, tmp_path):
     """Small dyadic inputs make every float32 sum exact, so any lost or misplaced term shows; sizes cover every
     row tail of the microkernels and a panel range split between two calls."""
-    for M, K, P, split in ((1, 1, 1, 0), (1, 37, 3, 1), (2, 5, 2, 2), (5, 8, 1, 1), (7, 13, 3, 2), (13, 64, 2, 1),
+    for M, K, P, split in ((1, 1, 1, 0), (1, 37, 3, 1), (1, 4, 4, 2), (2, 5, 2, 2), (3, 2, 1, 1), (4, 11, 2, 1),
+                           (5, 8, 1, 1), (6, 3, 3, 0), (7, 13, 3, 2), (9, 5, 2, 1), (11, 7, 1, 0), (13, 64, 2, 1),
                            (35, 9, 4, 3), (97, 6, 2, 1), (200, 3, 1, 0)):
         a = rng.integers(-8, 9, (M, K)) / 8
         w = rng.integers(-16, 17, (P * UB, K)) / 16

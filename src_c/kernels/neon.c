@@ -1,7 +1,7 @@
 /* neon.c: the NEON kernel table for aarch64 (Advanced SIMD and FMA are baseline there, so no extra flags).
  *
  * The same entry points and structure as avx2.c, with 4-lane vectors: a 16-unit block is four float32x4_t.
- * The GEMM microkernel keeps up to 6 rows x 16 columns in 24 of the 32 vector registers; one row (the
+ * The GEMM microkernel keeps up to 5 rows x 16 columns in 20 of the 32 vector registers; one row (the
  * recurrent product at batch 1) takes a GEMV over two panels at once. Each output element is summed in one
  * thread, over k in order, whatever the row count or thread count, so results do not depend on either. The activations follow
  * approx.h's algorithm and constants (shared with avx2.c); the measured errors are written there. Activations
@@ -14,7 +14,9 @@
 #include "kernels.h"
 
 #define UB RNNF_UB
-#define MR 6      /* rows per microkernel call: 24 accumulators + 4 panel loads + 1 broadcast = 29 of 32 */
+/* rows per microkernel call: 20 accumulators + 4 panel loads + 5 row values = 29 of the 32 vector registers
+ * (6 rows need 34, and GCC 12 then spills accumulators in the inner loop) */
+#define MR 5
 #define MBLOCK 96 /* rows of A kept hot in L2 while the panels stream through L1 */
 
 /* ---- GEMM ---- */
@@ -43,27 +45,26 @@ static inline __attribute__((always_inline)) void micro_rows(int R, int K, const
     }
 }
 
-/* One row (the recurrent product at batch 1). Every element is summed over k in order in one chain, exactly as
- * micro_rows sums it, so a row's bits do not depend on how many rows share the call: stepping one row at a
- * time must give the bits of a whole-sequence run. Two panels at once give 8 independent chains, enough to
- * cover the FMA latency. panel1 may be NULL (odd panel count). */
-static void micro_one_row(int K, const float *a, const float *panel0, const float *panel1, const float *bias,
-                          float *c)
+/* One row (the recurrent product at batch 1) over NP = 1 or 2 consecutive panels. Every element is summed over
+ * k in order in one chain, exactly as micro_rows sums it, so a row's bits do not depend on how many rows share
+ * the call: stepping one row at a time must give the bits of a whole-sequence run. Two panels at once give 8
+ * independent chains, enough to cover the FMA latency. */
+static inline __attribute__((always_inline)) void micro_one_row(int NP, int K, const float *a, const float *panel,
+                                                                const float *bias, float *c)
 {
-    float32x4_t s[8];
-    for (int v = 0; v < 8; v++) s[v] = vdupq_n_f32(0.0f);
-    const int nv = panel1 ? 8 : 4;
-    for (int k = 0; k < K; k++) {
-        const float *p0 = panel0 + (size_t)k * UB;
-        for (int v = 0; v < 4; v++) s[v] = vfmaq_n_f32(s[v], vld1q_f32(p0 + 4 * v), a[k]);
-        if (panel1) {
-            const float *p1 = panel1 + (size_t)k * UB;
-            for (int v = 0; v < 4; v++) s[4 + v] = vfmaq_n_f32(s[4 + v], vld1q_f32(p1 + 4 * v), a[k]);
+    float32x4_t s[2][4];
+    for (int q = 0; q < NP; q++)
+        for (int v = 0; v < 4; v++) s[q][v] = vdupq_n_f32(0.0f);
+    for (int k = 0; k < K; k++)
+        for (int q = 0; q < NP; q++) {
+            const float *p = panel + ((size_t)q * K + k) * UB;
+            for (int v = 0; v < 4; v++) s[q][v] = vfmaq_n_f32(s[q][v], vld1q_f32(p + 4 * v), a[k]);
         }
-    }
     /* zero is added even without a bias, as micro_rows does, so -0 sums come out alike */
-    for (int v = 0; v < nv; v++)
-        vst1q_f32(c + 4 * v, vaddq_f32(s[v], bias ? vld1q_f32(bias + 4 * v) : vdupq_n_f32(0.0f)));
+    for (int q = 0; q < NP; q++)
+        for (int v = 0; v < 4; v++)
+            vst1q_f32(c + q * UB + 4 * v,
+                      vaddq_f32(s[q][v], bias ? vld1q_f32(bias + q * UB + 4 * v) : vdupq_n_f32(0.0f)));
 }
 
 static void gemm_packed_neon(int M, int K, const float *A, int lda, const float *Bp, int p0, int p1,
@@ -75,9 +76,14 @@ static void gemm_packed_neon(int M, int K, const float *A, int lda, const float 
             const float *panel = Bp + (size_t)p * K * UB;
             const float *bp = bias ? bias + (size_t)p * UB : NULL;
             if (m1 - m0 == 1) {
-                const float *next = p + 1 < p1 ? panel + (size_t)K * UB : NULL;
-                micro_one_row(K, A + (size_t)m0 * lda, panel, next, bp, C + (size_t)m0 * ldc + (size_t)p * UB);
-                p += next != NULL;
+                const float *a = A + (size_t)m0 * lda;
+                float *c = C + (size_t)m0 * ldc + (size_t)p * UB;
+                if (p + 1 < p1) {
+                    micro_one_row(2, K, a, panel, bp, c);
+                    p++;
+                } else {
+                    micro_one_row(1, K, a, panel, bp, c);
+                }
                 continue;
             }
             int m = m0;
@@ -86,7 +92,6 @@ static void gemm_packed_neon(int M, int K, const float *A, int lda, const float 
             const float *a = A + (size_t)m * lda;
             float *c = C + (size_t)m * ldc + (size_t)p * UB;
             switch (m1 - m) { /* constant row counts let the compiler keep the accumulators in registers */
-            case 5: micro_rows(5, K, a, lda, panel, bp, c, ldc); break;
             case 4: micro_rows(4, K, a, lda, panel, bp, c, ldc); break;
             case 3: micro_rows(3, K, a, lda, panel, bp, c, ldc); break;
             case 2: micro_rows(2, K, a, lda, panel, bp, c, ldc); break;
