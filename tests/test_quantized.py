@@ -271,3 +271,34 @@ def test_c_and_python_readers_agree_on_damaged_quantized_files(program, rng, dty
     disagree = [(f.name, py, c) for f, py, c in zip(files, verdicts, got, strict=True) if py != c]
     assert not disagree, disagree[:5]
     assert verdicts.count(RNNF_OK) and verdicts.count(RNNF_ERR_FORMAT) > len(files) // 2
+
+
+# ---- rnnfast convert --quantize ----
+
+def test_convert_quantize_through_the_cli(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import rnnfast
+    from conftest import package_env
+
+    data = Path(__file__).resolve().parent / "data" / "keras"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "rnnfast", *map(str, args)], capture_output=True, text=True,
+                              cwd=tmp_path, env=package_env(), timeout=300)
+
+    ref = np.load(data / "k3_seed_stacked_lstm.npz")
+    assert np.abs(ref["y0"]).max() <= 1
+    for flag, dtype, mode in (("int8", "int8", dict(int8=True)), ("fp16", "float16", dict(half=True))):
+        r = cli("convert", data / "k3_seed_stacked_lstm.keras", f"m_{flag}.rnnf", "--quantize", flag)
+        assert r.returncode == 0, r.stderr
+        assert "check ok" in r.stdout and f"quantization ({flag}): max abs difference from the float32" in r.stdout
+        model = rnnfast.load(tmp_path / f"m_{flag}.rnnf")
+        assert {l.weight_dtype for l in _recurrent_layers(model.to_pipeline())} == {dtype}
+        assert_close(model.run(ref["x0"])[0], ref["y0"], what=f"{flag} vs keras", **mode)
+    assert (tmp_path / "m_int8.rnnf").stat().st_size < (tmp_path / "m_fp16.rnnf").stat().st_size
+    r = cli("convert", data / "k3_seed_stacked_lstm.keras", "w.npz", "--quantize", "int8")
+    assert r.returncode == 2 and "only the rnnf format stores quantized weights" in r.stderr, r.stderr
+    assert not (tmp_path / "w.npz").exists()

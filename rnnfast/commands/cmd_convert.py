@@ -44,6 +44,11 @@ def add_parser(sub):
     add_model_arguments(p, metavar="IN", file_help="the model to convert (any format rnnfast loads)")
     p.add_argument("out", metavar="OUT", help="file to write")
     p.add_argument("--format", choices=sorted(formats), help="output format (default: from OUT's extension)")
+    if "rnnf" in formats:
+        p.add_argument("--quantize", choices=["int8", "fp16"], default=None,
+                       help="rnnf: store the recurrent weights (w_ih, w_hh, w_hr) as int8 with one float32 scale per "
+                            "output row, or as float16; computed in float32. The reload check then compares with "
+                            "the quantized model, and the difference from the float32 model is printed beside it")
     if "onnx" in formats:
         from ..exporters.onnx import DEFAULT_OPSET, MIN_OPSET
 
@@ -74,9 +79,18 @@ def main(args) -> int:
     fmt = _format(args, formats)
     if os.path.abspath(args.out) == os.path.abspath(args.file):
         raise CliError(f"{args.out}: the output would overwrite the input")
+    quantize = getattr(args, "quantize", None)
+    if quantize and fmt != "rnnf":
+        raise CliError(f"--quantize {quantize}: only the rnnf format stores quantized weights (for C code: rnnfast "
+                       f"export-c --quantize)")
     model, _ = load_model(args)
     module, function, takes, _ = formats[fmt]
     pipeline = model.to_pipeline() if takes == "pipeline" or fmt in RELOADABLE else None
+    source = pipeline
+    if quantize:
+        from ..quantize import quantize_pipeline
+
+        pipeline = quantize_pipeline(pipeline, quantize)
     write = getattr(importlib.import_module(module), function)
     extra = {"opset": args.opset, "assume_suffix_padding": args.assume_suffix_padding} if fmt == "onnx" else {}
     try:
@@ -105,4 +119,8 @@ def main(args) -> int:
     ok = diff <= CHECK_TOLERANCE * max(1.0, float(np.max(np.abs(want))) if want.size else 0.0)
     print(f"check {'ok' if ok else 'FAILED'}: reloaded {args.out} and ran it beside the source on random input "
           f"{', '.join(f'{k} {list(v.shape)}' for k, v in feeds.items())}: max abs difference {diff:.3g}")
+    if quantize:
+        float32 = np.asarray(run_pipeline(source, next(iter(feeds.values()))), np.float64)
+        print(f"quantization ({quantize}): max abs difference from the float32 model on the same input "
+              f"{float(np.max(np.abs(got - float32))) if got.size else 0.0:.3g}")
     return EXIT_OK if ok else EXIT_MISMATCH
