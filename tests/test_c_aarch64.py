@@ -1,7 +1,8 @@
 """The C library built for aarch64 with Debian's cross compiler (`make -C src_c cross-aarch64`, static) and run
 under qemu-user, once per kernel table (RNNFAST_ISA). Its outputs are compared with the float64 numpy reference
-computed here on x86: .rnnf pipelines written by Python (run and stepped, 1 and 2 threads bit-identical, checked
-by the C program), the packed GEMM on exact inputs, and every activation on a grid.
+computed here on x86: .rnnf pipelines written by Python with float32, int8 and float16 weights (run and stepped,
+1 and 2 threads bit-identical, checked by the C program), the packed GEMM on exact inputs, every activation on a
+grid.
 Needs aarch64-linux-gnu-gcc and qemu-aarch64 (Debian: gcc-aarch64-linux-gnu, qemu-user); skipped otherwise."""
 import os
 import shutil
@@ -20,6 +21,7 @@ from rnnfast.engine import ACTIVATION_CODES
 from rnnfast.exporters.rnnf import save_rnnf
 from rnnfast.layers import RecurrentLayer
 from rnnfast.pipeline import EmbeddingStage, Pipeline, RecurrentStage
+from rnnfast.quantize import quantize_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 CROSS_CC, QEMU = "aarch64-linux-gnu-gcc", "qemu-aarch64"
@@ -128,6 +130,17 @@ def test_python_written_pipelines_match_the_reference(programs, rng, isa, tmp_pa
         p = random_pipeline(rng, **PIPELINE_CASES[case])
         for T, B in ((6, 3), (5, 1)):  # batch 1 takes the one-row GEMM
             run_file(programs, isa, p, random_input(rng, p, seq_len=T, batch=B), T, B, tmp_path, f"{isa} {case}")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", ["int8", "float16"])
+def test_quantized_pipelines_match_the_reference_of_the_stored_weights(programs, rng, isa, dtype, tmp_path):
+    """The table's gate math over the quantized GEMM (the scalar one on aarch64)."""
+    for case in ("lstm-proj-peep-clip-acts", "gru-lbr-bi", "rnn-custom-acts-bi", "embed-mask-gru"):
+        p = quantize_pipeline(random_pipeline(rng, **PIPELINE_CASES[case]), dtype)
+        for T, B in ((6, 3), (5, 1)):
+            run_file(programs, isa, p, random_input(rng, p, seq_len=T, batch=B), T, B, tmp_path,
+                     f"{isa} {dtype} {case}")
 
 
 @pytest.mark.parametrize("isa", ISAS)
