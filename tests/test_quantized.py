@@ -302,3 +302,27 @@ def test_convert_quantize_through_the_cli(tmp_path):
     r = cli("convert", data / "k3_seed_stacked_lstm.keras", "w.npz", "--quantize", "int8")
     assert r.returncode == 2 and "only the rnnf format stores quantized weights" in r.stderr, r.stderr
     assert not (tmp_path / "w.npz").exists()
+
+
+# ---- tutorial models: accuracy drop <= 0.5 points ----
+
+@pytest.mark.parametrize("name,score", [
+    ("digits_rnn", "argmax"), ("digits_gru", "argmax"), ("digits_bilstm", "argmax"), ("digits_deep_bilstm", "argmax"),
+    ("char_lstm", "argmax"), ("sentiment_rnn", "sigmoid"),
+])
+def test_tutorial_accuracy_drops_at_most_half_a_point(name, score):
+    from rnnfast import tutorials
+
+    model, d = tutorials.load(name)
+
+    def accuracy(m):
+        pred = m.run(d["x"])[0]
+        hit = np.argmax(pred, -1) == d["y_true"] if score == "argmax" else (pred[:, 0] > 0.5) == d["y_true"]
+        return float(np.mean(hit))
+
+    base = accuracy(model)
+    assert base > 0.9  # a trained model: a drop would show
+    for dtype in DTYPES:
+        quantized = model.quantize(dtype)
+        assert {l.weight_dtype for l in _recurrent_layers(quantized.to_pipeline())} == {dtype}
+        assert accuracy(quantized) >= base - 0.005, (name, dtype)
