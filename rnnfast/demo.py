@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .layers import N_GATES
 from .tutorials import MAX_DIFF, Result, fmt_metric, timed
 
 REFERENCE_CASE = ("LSTM", "forward", {}, 64, 128, 100, 1)  # op, direction, attributes, I, H, T, B
-GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
 def make_weights(op, direction, input_size, hidden, seed=0) -> dict:
     rng = np.random.default_rng(seed)
-    D, G = (2 if direction == "bidirectional" else 1), GATES[op]
+    D, G = (2 if direction == "bidirectional" else 1), N_GATES[op.lower()]
     scale = 1.0 / np.sqrt(hidden)
     return {
         "W": rng.uniform(-scale, scale, (D, G * hidden, input_size)).astype(np.float32),

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnfast.layers import Activation, RecurrentLayer
+from rnnfast.layers import N_ACTIVATIONS, N_GATES, Activation, RecurrentLayer
 
 def package_env(**extra) -> dict:
     """os.environ with PYTHONPATH leading to the rnnfast these tests import. `python -m` also puts its cwd first on
@@ -71,7 +71,7 @@ def random_layer(rng, cell="lstm", direction="forward", input_size=4, hidden_siz
     """A RecurrentLayer with weights uniform in ±1/sqrt(hidden) (as the frameworks initialise them), so gates
     stay in their sensitive range. `activations` is a name (every slot of every direction) or a full tuple."""
     n_dirs = 2 if direction == "bidirectional" else 1
-    gates = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    gates = N_GATES[cell]
     out = proj_size or hidden_size
     scale = 1.0 / np.sqrt(hidden_size)
 
@@ -79,7 +79,7 @@ def random_layer(rng, cell="lstm", direction="forward", input_size=4, hidden_siz
         return rng.uniform(-scale, scale, shape).astype(np.float32)
 
     if isinstance(activations, str):
-        n_act = {"rnn": 1, "gru": 2, "lstm": 3}[cell]
+        n_act = N_ACTIVATIONS[cell]
         activations = tuple((Activation(activations),) * n_act for _ in range(n_dirs))
     zeros = np.zeros((n_dirs, gates * hidden_size), np.float32)
     return RecurrentLayer(

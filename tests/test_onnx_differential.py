@@ -13,8 +13,9 @@ import rnnfast
 from conftest import assert_close
 from onnx_builders import recurrent_model
 
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-N_ACT = {"rnn": 1, "gru": 2, "lstm": 3}
+from rnnfast.layers import N_ACTIVATIONS as N_ACT
+from rnnfast.layers import N_GATES as GATES
+
 ACTS = [("Relu", (), ()), ("Tanh", (), ()), ("Sigmoid", (), ()), ("Affine", (0.8,), (0.1,)),
         ("LeakyRelu", (0.2,), ()), ("ThresholdedRelu", (0.3,), ()), ("ScaledTanh", (1.2,), (0.7,)),
         ("HardSigmoid", (0.3,), (0.4,)), ("Elu", (0.9,), ()), ("Softsign", (), ()), ("Softplus", (), ())]

@@ -9,6 +9,8 @@ import rnnfast
 from conftest import assert_close
 from onnx_builders import recurrent_model
 
+from rnnfast.layers import N_GATES
+
 H, I = 4, 3
 
 
@@ -101,7 +103,7 @@ def test_stacked_layers_joined_by_squeeze_and_batch_first_transposes(opset):
 def test_weights_fed_at_run_time(cell):
     """W, R, B (and P) as graph inputs: the layer is built per run from what is fed."""
     rng = np.random.default_rng(3)
-    G, D = {"rnn": 1, "gru": 3, "lstm": 4}[cell], 2
+    G, D = N_GATES[cell], 2
     for run in range(2):
         inputs = [f32(rng, 5, 2, I), f32(rng, D, G * H, I), f32(rng, D, G * H, H), f32(rng, D, 2 * G * H),
                   np.array([5, 3], np.int32), f32(rng, D, 2, H)]

@@ -7,6 +7,8 @@ import pytest
 import rnnfast
 from conftest import assert_close
 from onnx_builders import recurrent_model
+
+from rnnfast.layers import N_GATES
 from pathlib import Path
 
 TORCH_DATA = Path(__file__).parent / "data" / "torch"
@@ -14,7 +16,7 @@ TORCH_DATA = Path(__file__).parent / "data" / "torch"
 
 def onnx_model(cell, direction="forward", batch=3, hidden=6, inputs=4, seed=0):
     rng = np.random.default_rng(seed)
-    D, G = (2 if direction == "bidirectional" else 1), {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    D, G = (2 if direction == "bidirectional" else 1), N_GATES[cell]
     f = lambda *s: rng.uniform(-0.5, 0.5, s).astype(np.float32)
     attrs = {"hidden_size": hidden, "direction": direction}
     if cell == "gru":

@@ -18,7 +18,7 @@ from ..layers import RecurrentLayer
 
 # Gate order of the weights as each source stores them (all from rnnfast/importers/_gates.py).
 SOURCE_ORDERS = {"onnx": _gates.CANONICAL_ORDER, "keras": _gates.KERAS_ORDER, "torch": _gates.TORCH_ORDER,
-                 "rnnf": _gates.CANONICAL_ORDER, "keras1": dict(_gates.KERAS_ORDER, lstm=_gates.KERAS1_LSTM_ORDER)}
+                 "rnnf": _gates.CANONICAL_ORDER, "keras1": _gates.KERAS1_ORDER}
 
 
 @dataclass

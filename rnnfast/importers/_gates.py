@@ -1,8 +1,8 @@
 """The one place that knows each framework's gate order and bias layout.
 
 Canonical (ONNX) order: LSTM i,o,f,c; GRU z,r,h; RNN one gate. Every importer and exporter converts through
-these functions, so a wrong permutation can only be wrong here, and tests/test_gates.py checks each map
-against the framework equations.
+these functions, so a wrong permutation can only be wrong here; the importer fixture tests (outputs recorded by
+the real Keras and PyTorch) check each map. Gate counts per cell are rnnfast.layers.N_GATES.
 
 Sources: shared/docs/SEMANTICS.md sections 1.2-1.4 (verified against onnxruntime, Keras 3.15 and torch 2.13).
 """
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers import N_GATES
+
 # Order of each framework's gate blocks, by canonical gate name.
 CANONICAL_ORDER = {"lstm": ("i", "o", "f", "c"), "gru": ("z", "r", "h"), "rnn": ("h",)}
 KERAS_ORDER = {"lstm": ("i", "f", "c", "o"), "gru": ("z", "r", "h"), "rnn": ("h",)}
 TORCH_ORDER = {"lstm": ("i", "f", "c", "o"), "gru": ("r", "z", "h"), "rnn": ("h",)}  # torch calls c 'g', h 'n'
-# Keras 1 stores one array per gate, in this order (its W_i, W_c, W_f, W_o ...).
-KERAS1_LSTM_ORDER = ("i", "c", "f", "o")
+# Keras 1 stores one array per gate, in this order (its W_i, W_c, W_f, W_o ...; GRU as Keras 2).
+KERAS1_ORDER = dict(KERAS_ORDER, lstm=("i", "c", "f", "o"))
 
 
 def permutation(src_order, cell) -> list[int]:
@@ -89,22 +91,19 @@ def to_torch(cell: str, w_ih, w_hh, b_ih, b_hh, hidden: int):
 
 def split_onnx_bias(cell: str, b, hidden: int):
     """ONNX B [D, 2*G*H] = [Wb, Rb] -> (b_ih [D, G*H], b_hh [D, G*H]). ONNX order is canonical: no permutation."""
-    gh = CANONICAL_ORDER_SIZE[cell] * hidden
+    gh = N_GATES[cell] * hidden
     b = np.asarray(b)
     return b[:, :gh], b[:, gh:]
 
-
-CANONICAL_ORDER_SIZE = {cell: len(order) for cell, order in CANONICAL_ORDER.items()}
 
 
 def from_keras1(cell: str, arrays, hidden: int):
     """Keras 1 per-gate weights (consume_less 'cpu'/'mem') -> canonical, one direction.
 
-    LSTM stores 12 arrays W_x, U_x, b_x for x in KERAS1_LSTM_ORDER (i, c, f, o); GRU 9 arrays for z, r, h.
+    LSTM stores 12 arrays W_x, U_x, b_x for x in KERAS1_ORDER (i, c, f, o); GRU 9 arrays for z, r, h.
     They are joined into the Keras 2 layout (what Keras 2's loader did) and converted by from_keras.
     """
-    order = {"lstm": KERAS1_LSTM_ORDER, "gru": KERAS_ORDER["gru"]}[cell]
-    per_gate = {g: arrays[3 * k:3 * k + 3] for k, g in enumerate(order)}
+    per_gate = {g: arrays[3 * k:3 * k + 3] for k, g in enumerate(KERAS1_ORDER[cell])}
     joined = [np.concatenate([np.asarray(per_gate[g][j]) for g in KERAS_ORDER[cell]], axis=-1) for j in range(3)]
     return from_keras(cell, joined[0], joined[1], joined[2], hidden)
 

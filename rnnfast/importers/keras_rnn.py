@@ -14,8 +14,8 @@ import numpy as np
 
 from .. import engine
 from ..errors import FormatError
-from ..layers import RecurrentLayer
-from ._gates import from_keras, from_keras1, from_keras_cudnn
+from ..layers import N_GATES, RecurrentLayer
+from ._gates import KERAS1_ORDER, from_keras, from_keras1, from_keras_cudnn
 from .keras_activations import activation_name, recurrent_activation
 from .keras_config import keras1_layer
 from .keras_layers import KLayer
@@ -81,9 +81,8 @@ class KerasRNN(KLayer):
 
     def slots(self, prefix="cell/"):
         if self.keras1_per_gate:
-            gates = {"lstm": "icfo", "gru": "zrh"}[self.cell]
             return [Slot(f"{prefix}vars/{3 * k + j}", True, f"{w}_{g}")
-                    for k, g in enumerate(gates) for j, w in enumerate(("W", "U", "b"))]
+                    for k, g in enumerate(KERAS1_ORDER[self.cell]) for j, w in enumerate(("W", "U", "b"))]
         labels = ["kernel", "recurrent_kernel"] + (["bias"] if self.use_bias else [])
         return [Slot(f"{prefix}vars/{i}", True, l) for i, l in enumerate(labels)]
 
@@ -92,7 +91,7 @@ class KerasRNN(KLayer):
 
     def build(self, w) -> RecurrentLayer:
         H, cell = self.units, self.cell
-        G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+        G = N_GATES[cell]
         if self.keras1_per_gate:
             input_dim = w[0].shape[0] if w[0].ndim == 2 else -1
             for slot, arr, shape in zip(self.slots(), w, [(input_dim, H), (H, H), (H,)] * (len(w) // 3)):

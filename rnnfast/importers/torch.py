@@ -39,14 +39,14 @@ import re
 import numpy as np
 
 from ..errors import FormatError
-from ..layers import Activation, RecurrentLayer
+from ..layers import N_GATES, Activation, RecurrentLayer
 from ..model import Model
 from ._gates import from_torch
 from ._torch_graph import Embedding, Linear, TorchGraph
 from .torch_files import ModuleInfo, read_torch_weights
 
 OPTIONS = ("rnn", "nonlinearity", "batch_first", "embedding", "head", "ignore", "state_dict_key", "allow_classes")
-CELL_BY_GATES = {1: "rnn", 3: "gru", 4: "lstm"}
+CELL_BY_GATES = {n: cell for cell, n in N_GATES.items()}
 CELL_BY_MODE = {"LSTM": "lstm", "GRU": "gru", "RNN_TANH": "rnn", "RNN_RELU": "rnn"}
 _RNN_KEY = re.compile(r"^((?:.*\.)?)weight_ih_l(\d+)(_reverse)?$")
 
