@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FormatError
-from .keras_activations import numpy_activation
+from .keras_activations import activation_name, numpy_activation
 from .keras_weights import Slot
 
 
@@ -76,6 +76,13 @@ class KLayer:
     def refuse_if(self, key, bad_value, why=""):
         if self.config.get(key) == bad_value:
             raise FormatError(f"{self.where}: option {key}={bad_value!r} is not supported{why}")
+
+    def refuse_quantized(self):
+        if self.config.get("quantization_config") or self.config.get("lora_rank"):
+            raise FormatError(f"{self.where}: quantized / LoRA {self.cls} layers are not supported")
+
+    def activation_summary(self) -> str:
+        return f"activation={activation_name(self.config.get('activation'), self.where)}"
 
     def slots(self) -> list:
         return []
@@ -149,8 +156,7 @@ class Dense(KLayer):
         self.units = self.int_opt("units")
         self.use_bias = self.bool_opt("use_bias", True)
         self.act = numpy_activation(self.opt("activation"), self.ctx.hs_alpha, self.where)
-        if self.config.get("quantization_config") or self.config.get("lora_rank"):
-            raise FormatError(f"{self.where}: quantized / LoRA Dense layers are not supported")
+        self.refuse_quantized()
 
     def slots(self):
         return _slots("kernel", "bias") if self.use_bias else _slots("kernel")
@@ -173,14 +179,7 @@ class Dense(KLayer):
         return self.act(y)
 
     def summary(self):
-        return f"units={self.units} activation={_act_name(self.config.get('activation'))}"
-
-
-def _act_name(v):
-    if isinstance(v, dict):
-        c = v.get("config")
-        return c if isinstance(c, str) else (c or {}).get("name", v.get("class_name"))
-    return v or "linear"
+        return f"units={self.units} {self.activation_summary()}"
 
 
 class Activation(KLayer):
@@ -193,7 +192,7 @@ class Activation(KLayer):
         return self.act(self.float_input(x))
 
     def summary(self):
-        return f"activation={_act_name(self.config.get('activation'))}"
+        return self.activation_summary()
 
 
 class Identity(KLayer):
@@ -210,8 +209,7 @@ class Embedding(KLayer):
         self.input_dim = self.int_opt("input_dim")
         self.output_dim = self.int_opt("output_dim")
         self.mask_zero = self.bool_opt("mask_zero")
-        if self.config.get("quantization_config") or self.config.get("lora_rank"):
-            raise FormatError(f"{self.where}: quantized / LoRA Embedding layers are not supported")
+        self.refuse_quantized()
 
     def slots(self):
         return _slots("embeddings")
@@ -255,7 +253,9 @@ def _axes(axis, ndim):
     return sorted(a % ndim for a in axes)
 
 
-class BatchNormalization(KLayer):
+class _Normalization(KLayer):
+    """The options BatchNormalization and LayerNormalization share."""
+
     supports_masking = True
 
     def parse(self):
@@ -263,6 +263,14 @@ class BatchNormalization(KLayer):
         self.eps = float(self.opt("epsilon", 1e-3))
         self.center = self.bool_opt("center", True)
         self.scale = self.bool_opt("scale", True)
+
+    def summary(self):
+        return f"axis={self.axis} epsilon={self.eps}"
+
+
+class BatchNormalization(_Normalization):
+    def parse(self):
+        super().parse()
         if self.ctx.major == 1 and self.config.get("mode", 0) != 0:
             raise FormatError(f"{self.where}: Keras 1 BatchNormalization mode={self.config.get('mode')} is not "
                               f"supported; expected 0 (feature-wise, moving statistics at inference)")
@@ -300,18 +308,10 @@ class BatchNormalization(KLayer):
             y = y + r(beta)
         return y.astype(np.float32)
 
-    def summary(self):
-        return f"axis={self.axis} epsilon={self.eps}"
 
-
-class LayerNormalization(KLayer):
-    supports_masking = True
-
+class LayerNormalization(_Normalization):
     def parse(self):
-        self.axis = self.opt("axis", -1)
-        self.eps = float(self.opt("epsilon", 1e-3))
-        self.center = self.bool_opt("center", True)
-        self.scale = self.bool_opt("scale", True)
+        super().parse()
         self.rms = self.bool_opt("rms_scaling")
 
     def slots(self):
@@ -330,9 +330,6 @@ class LayerNormalization(KLayer):
         mean = x.mean(axis=axes, keepdims=True)
         var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)
         return ((x - mean) / np.sqrt(var + self.eps) * gamma + beta).astype(np.float32)
-
-    def summary(self):
-        return f"axis={self.axis} epsilon={self.eps}"
 
 
 class RepeatVector(KLayer):
