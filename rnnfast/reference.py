@@ -11,17 +11,17 @@ import numpy as np
 
 from .layers import Activation, RecurrentLayer
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
-def _sigmoid(x):
+def sigmoid(x):
     return np.exp(-np.logaddexp(0.0, -x))
 
 
 ACTIVATIONS = {
     "Relu": lambda x, a, b: np.maximum(x, 0.0),
     "Tanh": lambda x, a, b: np.tanh(x),
-    "Sigmoid": lambda x, a, b: _sigmoid(x),
+    "Sigmoid": lambda x, a, b: sigmoid(x),
     "Affine": lambda x, a, b: a * x + b,
     "LeakyRelu": lambda x, a, b: np.where(x >= 0, x, a * x),
     "ThresholdedRelu": lambda x, a, b: np.where(x > a, x, 0.0),
@@ -31,8 +31,8 @@ ACTIVATIONS = {
     "Softsign": lambda x, a, b: x / (1.0 + np.abs(x)),
     "Softplus": lambda x, a, b: np.logaddexp(0.0, x),
     "Selu": lambda x, a, b: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0))),
-    "Swish": lambda x, a, b: x * _sigmoid(x),
-    "Gelu": lambda x, a, b: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
+    "Swish": lambda x, a, b: x * sigmoid(x),
+    "Gelu": lambda x, a, b: 0.5 * x * (1.0 + erf(x / math.sqrt(2.0))),
     "Exp": lambda x, a, b: np.exp(x),
 }
 

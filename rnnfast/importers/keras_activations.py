@@ -3,20 +3,13 @@ for the recurrent layers themselves. hard_sigmoid is the one whose meaning depen
 0.2*x + 0.5 up to Keras 2 / tf.keras, x/6 + 0.5 from Keras 3 (both clipped to [0, 1])."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..errors import FormatError
 from ..layers import Activation
+from ..reference import ACTIVATIONS, sigmoid
 
 HARD_SIGMOID_ALPHA = {2: 0.2, 3: 1.0 / 6.0}
-
-_erf = np.vectorize(math.erf, otypes=[np.float64])
-
-
-def _sigmoid(x):
-    return np.exp(-np.logaddexp(0.0, -x))
 
 
 def _softmax(x, axis=-1):
@@ -24,8 +17,10 @@ def _softmax(x, axis=-1):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-def _selu(x):
-    return 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0)))
+def _engine(name, alpha=0.0):
+    """The float64 definition the reference engine uses (rnnfast/reference.py), as a function of x alone."""
+    fn = ACTIVATIONS[name]
+    return lambda x: fn(x, alpha, 0.0)
 
 
 def _numpy_table(hs_alpha):
@@ -33,16 +28,16 @@ def _numpy_table(hs_alpha):
     return {
         "linear": lambda x: x,
         "tanh": np.tanh,
-        "sigmoid": _sigmoid,
+        "sigmoid": sigmoid,
         "relu": lambda x: np.maximum(x, 0.0),
         "relu6": relu6,
-        "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
-        "selu": _selu,
-        "softsign": lambda x: x / (1.0 + np.abs(x)),
-        "softplus": lambda x: np.logaddexp(0.0, x),
-        "swish": lambda x: x * _sigmoid(x),
-        "silu": lambda x: x * _sigmoid(x),
-        "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
+        "elu": _engine("Elu", 1.0),
+        "selu": _engine("Selu"),
+        "softsign": _engine("Softsign"),
+        "softplus": _engine("Softplus"),
+        "swish": _engine("Swish"),
+        "silu": _engine("Swish"),
+        "gelu": _engine("Gelu"),
         "exponential": np.exp,
         "hard_sigmoid": lambda x: np.clip(hs_alpha * x + 0.5, 0.0, 1.0),
         "hard_silu": lambda x: x * relu6(x + 3.0) / 6.0,

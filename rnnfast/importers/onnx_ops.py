@@ -4,13 +4,10 @@ registered in OPS; ctx.attrs holds the node's attributes and ctx.opset the model
 Semantics follow the ONNX operator spec; an attribute form these functions do not implement is refused."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..errors import FormatError
-
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+from ..reference import erf as _erf
 
 
 def _same(x, out):
