@@ -1,19 +1,16 @@
 """The standalone C library (`make -C src_c`, no Python) built and exercised by a C program; its printed outputs
 are compared with the float64 reference on the same weights."""
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from c_build import copy_sources, link, needs_gcc_and_make
 
 from conftest import assert_close
 from rnnfast.layers import RecurrentLayer
 from rnnfast.reference import run_layer
 
-ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
-                                reason="needs gcc and make")
+pytestmark = needs_gcc_and_make
 
 
 def filled(n, seed):  # the C program's weight formula
@@ -23,22 +20,9 @@ def filled(n, seed):  # the C program's weight formula
 @pytest.fixture(scope="module")
 def c_library(tmp_path_factory):
     """A build directory holding include/ and src_c/librnnfast.a, made by `make -C src_c`."""
-    if not (ROOT / "src_c" / "Makefile").exists():
-        pytest.skip("not a source checkout")
-    build = tmp_path_factory.mktemp("cbuild")
-    src = build / "src_c"
-    shutil.copytree(ROOT / "src_c", src, ignore=shutil.ignore_patterns("build", "*.a", "*.so"))
-    shutil.copytree(ROOT / "include", build / "include")
-    subprocess.run(["make", "-s", "-C", str(src)], check=True, capture_output=True)
+    build = copy_sources(tmp_path_factory.mktemp("cbuild"))
+    subprocess.run(["make", "-s", "-C", str(build / "src_c")], check=True, capture_output=True)
     return build
-
-
-def link(build, source, *flags):
-    exe = build / Path(source).stem
-    subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{build / 'include'}",
-                    str(ROOT / "tests" / "c" / source), str(build / "src_c" / "librnnfast.a"), *flags, "-fopenmp",
-                    "-lm", "-o", str(exe)], check=True, capture_output=True, text=True)
-    return exe
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +65,7 @@ def test_c_api_checks_pass_and_outputs_match_the_reference(c_program):
 
 def test_portable_build_has_no_simd_and_no_openmp(tmp_path):
     """`make PORTABLE=1`: plain C99 (-pedantic), only the ref table, no OpenMP; the C API program still passes."""
-    if not (ROOT / "src_c" / "Makefile").exists():
-        pytest.skip("not a source checkout")
-    shutil.copytree(ROOT / "src_c", tmp_path / "src_c", ignore=shutil.ignore_patterns("build", "*.a", "*.so"))
-    shutil.copytree(ROOT / "include", tmp_path / "include")
-    shutil.copytree(ROOT / "tests" / "c", tmp_path / "tests" / "c")
+    copy_sources(tmp_path, with_c_tests=True)
     made = subprocess.run(["make", "-s", "-j2", "-C", str(tmp_path / "src_c"), "PORTABLE=1", "all", "tests",
                            "CFLAGS=-O2 -pedantic"], capture_output=True, text=True)
     assert made.returncode == 0, made.stderr[-3000:]

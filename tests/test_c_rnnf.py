@@ -2,13 +2,12 @@
 save_rnnf, runs and steps them; its outputs are compared with rnnfast's run_pipeline. Damaged files must get
 the same verdict from the C and the Python reader. The library and program are built with AddressSanitizer and
 UBSan when gcc has them, so a read out of bounds fails the test instead of passing silently."""
-import shutil
 import struct
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from c_build import copy_sources, link, needs_gcc_and_make
 from conftest import assert_close
 from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline
 
@@ -18,9 +17,7 @@ from rnnfast.exporters.rnnf import save_rnnf, to_bytes
 from rnnfast.importers.rnnf import load_rnnf
 from rnnfast.pipeline import run_pipeline
 
-ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
-                                reason="needs gcc and make")
+pytestmark = needs_gcc_and_make
 RNNF_OK, RNNF_ERR_FORMAT = 0, 4
 SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
 
@@ -34,21 +31,11 @@ def _sanitizers_work(build):
 
 @pytest.fixture(scope="module")
 def program(tmp_path_factory):
-    if not (ROOT / "src_c" / "Makefile").exists():
-        pytest.skip("not a source checkout")
-    build = tmp_path_factory.mktemp("crnnf")
-    src = build / "src_c"
-    shutil.copytree(ROOT / "src_c", src, ignore=shutil.ignore_patterns("build", "*.a", "*.so"))
-    shutil.copytree(ROOT / "include", build / "include")
+    build = copy_sources(tmp_path_factory.mktemp("crnnf"))
     flags = SANITIZE if _sanitizers_work(build) else []
-    subprocess.run(["make", "-s", "-C", str(src), "librnnfast.a", f"CFLAGS=-O1 -g {' '.join(flags)}"], check=True,
-                   capture_output=True)
-    exe = build / "test_rnnf_file"
-    made = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *flags, f"-I{build / 'include'}",
-                           str(ROOT / "tests" / "c" / "test_rnnf_file.c"), str(src / "librnnfast.a"), "-fopenmp",
-                           "-lm", "-o", str(exe)], capture_output=True, text=True)
-    assert made.returncode == 0, made.stderr
-    return exe
+    subprocess.run(["make", "-s", "-C", str(build / "src_c"), "librnnfast.a", f"CFLAGS=-O1 -g {' '.join(flags)}"],
+                   check=True, capture_output=True)
+    return link(build, "test_rnnf_file.c", *flags)
 
 
 def _run(exe, *args):
