@@ -311,6 +311,21 @@ def test_bench_checks_then_times(tmp_path, onnx_gru, onnx_chaotic):
     assert r.returncode == 1 and "OVER TOLERANCE" in r.stdout and "nothing was timed" in r.stdout, r.stdout
 
 
+def test_bench_times_rnnfast_alone_when_onnxruntime_fails_without_a_message(onnx_gru, monkeypatch, capsys):
+    """An onnxruntime error with an empty message (str(e) == '') is reported by its type, not an IndexError."""
+    import onnxruntime as ort
+    from rnnfast.cli import main
+
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError()
+
+    monkeypatch.setattr(ort.InferenceSession, "run", refuse)
+    assert main(["bench", str(onnx_gru), "--seconds", "0.05", "--seq-len", "4", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["notes"] == ["rnnfast timed alone: onnxruntime refused to run it: RuntimeError"]
+    assert set(info["median_ms"]) == {"rnnfast"}
+
+
 def test_convert_to_onnx_runs_in_onnxruntime(tmp_path):
     import onnxruntime as ort
 

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 
-from . import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
-from .common import (add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, run_random,
-                     to_json)
-from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, OnnxRuntime, errors, onnx_bytes, paired_outputs,
-                      within)
-from .progress import Progress
+from . import EXIT_CODES_HELP
+from .common import (add_model_arguments, feeds_text, inputs_info, load_model, random_inputs, read_inputs, report,
+                     run_random)
+from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, OnnxRuntime, error_line, errors, onnx_bytes,
+                      paired_outputs, within)
+from .progress import Progress, wanted
 
 BLOCK_SECONDS = 0.1  # each timing block runs about this long, so blocks of the two runtimes interleave finely
 
@@ -92,7 +91,7 @@ def collect(args) -> dict:
         try:
             ort_outs = ort.session.run(None, ort_feeds)
         except Exception as e:  # onnxruntime's own exception types
-            notes.append(f"rnnfast timed alone: onnxruntime refused to run it: {str(e).strip().splitlines()[-1]}")
+            notes.append(f"rnnfast timed alone: onnxruntime refused to run it: {error_line(e)}")
             ort = None
     outs = run_random(model, feeds, not args.input)
     if ort is not None:
@@ -100,15 +99,14 @@ def collect(args) -> dict:
             err = errors(got, want)
             checks.append({"output": name, **err, "ok": within(err, args.tolerance)})
     info = {"file": args.file, "format": kind, "threads": threads, "onnx": how if ort is not None else None,
-            "inputs": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in feeds.items()},
+            "inputs": inputs_info(feeds),
             "checks": checks, "notes": notes, "ok": all(c["ok"] for c in checks), "_feeds": feeds}
     if not info["ok"]:
         return info
     runners = {"rnnfast": lambda: model.run(feeds)}
     if ort is not None:
         runners["onnxruntime"] = lambda: ort.session.run(None, ort_feeds)
-    enabled = args.progress if args.progress is not None else sys.stderr.isatty()
-    progress = Progress(args.seconds, "bench", enabled and not args.json)
+    progress = Progress(args.seconds, "bench", wanted(args.progress) and not args.json)
     try:
         timing = _time_blocks(runners, args.seconds, progress)
     finally:
@@ -146,10 +144,4 @@ def print_text(info: dict, feeds: dict):
 
 
 def main(args) -> int:
-    info = collect(args)
-    feeds = info.pop("_feeds")
-    if args.json:
-        print(to_json(info))
-    else:
-        print_text(info, feeds)
-    return EXIT_OK if info["ok"] else EXIT_MISMATCH
+    return report(args, collect(args), print_text)

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from . import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
-from .common import (add_model_arguments, feeds_text, load_model, random_inputs, read_inputs, run_random,
-                     to_json)
+from . import EXIT_CODES_HELP
+from .common import (add_model_arguments, feeds_text, inputs_info, load_model, random_inputs, read_inputs, report,
+                     run_random)
 from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, errors, feeds_for, onnx_bytes, paired_outputs, run_onnx,
                       within)
-from .progress import Progress
+from .progress import Progress, wanted
 
 
 def add_parser(sub):
@@ -79,8 +78,7 @@ def collect(args) -> dict:
     else:
         feeds = random_inputs(model, args.seq_len, args.batch, args.seed)
         source = f"random, seed {args.seed}"
-    enabled = args.progress if args.progress is not None else sys.stderr.isatty()
-    progress = Progress(3 + bool(args.layers), "verify", enabled, unit="stages", min_interval=0)
+    progress = Progress(3 + bool(args.layers), "verify", wanted(args.progress), unit="stages", min_interval=0)
     try:
         progress.update(0, "rnnfast")
         _reset(model)
@@ -100,7 +98,7 @@ def collect(args) -> dict:
         progress.close()
     ok = all(c["ok"] for c in comparisons + layers)
     return {"file": args.file, "format": kind, "input": source,
-            "inputs": {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in feeds.items()},
+            "inputs": inputs_info(feeds),
             "tolerance": args.tolerance, "comparisons": comparisons, "layers": layers, "notes": notes,
             "ok": ok, "_feeds": feeds}
 
@@ -157,10 +155,4 @@ def print_text(info: dict, feeds: dict):
 
 
 def main(args) -> int:
-    info = collect(args)
-    feeds = info.pop("_feeds")
-    if args.json:
-        print(to_json(info))
-    else:
-        print_text(info, feeds)
-    return EXIT_OK if info["ok"] else EXIT_MISMATCH
+    return report(args, collect(args), print_text)

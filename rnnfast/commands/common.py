@@ -8,6 +8,8 @@ import re
 
 import numpy as np
 
+from . import EXIT_MISMATCH, EXIT_OK
+
 
 class CliError(Exception):
     """Bad usage or a bad file: printed as one line on stderr, exit code 2."""
@@ -157,3 +159,19 @@ def to_json(obj) -> str:
         return str(o)
 
     return json.dumps(obj, indent=2, default=default)
+
+
+def inputs_info(feeds: dict) -> dict:
+    """The feeds' dtypes and shapes, for a JSON report."""
+    return {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in feeds.items()}
+
+
+def report(args, info: dict, print_text) -> int:
+    """Print a checking command's result (`info` without its private "_feeds") as JSON or through
+    print_text(info, feeds); the exit code says whether every check passed."""
+    feeds = info.pop("_feeds")
+    if args.json:
+        print(to_json(info))
+    else:
+        print_text(info, feeds)
+    return EXIT_OK if info["ok"] else EXIT_MISMATCH

@@ -98,7 +98,7 @@ class OnnxRuntime:
         try:
             self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types, one per kind of refusal
-            self.error = f"onnxruntime refused the model: {_first_line(e)}"
+            self.error = f"onnxruntime refused the model: {error_line(e)}"
         if self.session is not None:
             self.input_names = [i.name for i in self.session.get_inputs()]
             self.input_types = [i.type for i in self.session.get_inputs()]
@@ -126,7 +126,7 @@ def run_onnx(data: bytes, feeds: dict, n_threads=None):
         try:
             return rt.run(feeds), rt.output_names, rt.input_names, "onnxruntime", None
         except Exception as e:  # refused at run time (e.g. an operator variant it does not implement)
-            note = f"onnxruntime refused to run it: {_first_line(e)}"
+            note = f"onnxruntime refused to run it: {error_line(e)}"
     from onnx.reference import ReferenceEvaluator
 
     ev = ReferenceEvaluator(data)
@@ -134,6 +134,8 @@ def run_onnx(data: bytes, feeds: dict, n_threads=None):
             "onnx.reference", note)
 
 
-def _first_line(e) -> str:
+def error_line(e) -> str:
+    """The last line of an exception's message (onnxruntime ends with the reason), at most 300 characters, or
+    the exception's type when the message is empty."""
     text = str(e).strip().splitlines()
     return text[-1][:300] if text else type(e).__name__

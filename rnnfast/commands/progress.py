@@ -6,6 +6,11 @@ import sys
 import time
 
 
+def wanted(flag) -> bool:
+    """--progress / --no-progress, or by default whether stderr is a terminal."""
+    return flag if flag is not None else sys.stderr.isatty()
+
+
 class Progress:
     """Progress towards `total` (any unit); `update(done, text)` sets the amount done so far."""
 
