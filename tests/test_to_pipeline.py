@@ -126,7 +126,9 @@ def test_onnx_graphs_that_do_not_fit_are_refused(rng):
     x = rng.standard_normal((5, 2, 3)).astype(np.float32)
     b = np.concatenate([layer.b_ih, layer.b_hh], 1)
     data, _ = recurrent_model("gru", {"hidden_size": 4}, [x, layer.w_ih, layer.w_hh, b], 2)
-    with pytest.raises(FormatError, match=r"output 'Y' does not fit a pipeline"):
+    with pytest.raises(FormatError, match=r"output 'Y' does not fit a pipeline: it is a recurrent node's Y, axes "
+                                          r"\['T', 'D', 'B', 'P'\]; a pipeline returns the sequence with the directions "
+                                          r"merged"):
         rnnfast.load(data).to_pipeline()
     data, _ = recurrent_model("gru", {"hidden_size": 4}, [x, layer.w_ih, layer.w_hh, b, np.array([5, 3], np.int32)],
                               2, constant=("W", "R", "B", "sequence_lens"))

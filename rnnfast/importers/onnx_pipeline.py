@@ -83,6 +83,13 @@ class Converter:
         g = self.graph
         out = self.get(g.outputs[0].name)
         where = f"{self.where}: output {g.outputs[0].name!r}"
+        if isinstance(out, Sym) and out.kind == "y":
+            self.refuse(where, f"it is a recurrent node's Y, axes {list(out.axes)}; a pipeline returns the sequence "
+                               f"with the directions merged into the features (Y -> Squeeze of D, or Transpose + "
+                               f"Reshape, as exporters write it)")
+        if isinstance(out, Sym) and out.kind == "state":
+            self.refuse(where, f"it is a recurrent node's final state, axes {list(out.axes)}; a pipeline returns "
+                               f"[batch, features] (Y_h -> Squeeze of D, or Transpose + Reshape)")
         if not isinstance(out, Sym) or out.kind != "seq" or not out.stages:
             self.refuse(where, "it is not computed from the input through recurrent layers")
         for o in g.outputs[1:]:
