@@ -125,6 +125,16 @@ def test_allowed_module_class_cannot_be_called_as_a_function():
         read_torch_weights(data, "evil.pt")
 
 
+@pytest.mark.parametrize("pkl,match", [
+    (b"\x80\x02" + _global("torch.nn.modules.rnn", "LSTM") + _tuple(_str("x")) + b"R.", r"calls torch\.nn"),
+    (tensor_pickle({"w": ("0", 4, 0, (2, 2), (2,))}), r"_rebuild_tensor_v2: bad size \(2, 2\) / stride \(2,\)"),
+    (b"\x80\x02" + _global("numpy", "dtype") + _tuple(_int(1)) + b"R.", r"numpy\.dtype stand-in expects a type string"),
+])
+def test_refusals_raised_inside_the_pickle_name_the_file(pkl, match):
+    with pytest.raises(FormatError, match=r"^evil\.pt: archive/data\.pkl: .*" + match):
+        read_torch_weights(torch_zip(pkl, {"0": bytes(16)}), "evil.pt")
+
+
 def test_allow_classes_reads_user_modules_as_data():
     data = torch_zip(b"\x80\x02" + _global("__main__", "Net") + b")\x81}" + _str("training") + b"\x88sb.")
     with pytest.raises(FormatError, match="refused global '__main__.Net'"):

@@ -336,8 +336,10 @@ def restricted_load(file, where: str, allow_classes=(), persistent=True):
     unpickler = RestrictedUnpickler(file, where, allow_classes, persistent)
     try:
         return unpickler.load(), unpickler.storages
-    except FormatError:
-        raise
+    except FormatError as e:
+        if str(e).startswith(f"{where}: "):
+            raise
+        raise FormatError(f"{where}: {e}") from None  # the stand-ins' own checks do not know the file
     except RecursionError:
         raise FormatError(f"{where}: the pickle nests too deeply to read") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
