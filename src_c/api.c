@@ -44,8 +44,6 @@ int rnnf_default_threads(void)
 #endif
 }
 
-static int resolve_threads(int n) { return n > 0 ? n : rnnf_default_threads(); }
-
 /* Set every layer's h (and c) from the caller's arrays, or zeros; padding columns stay zero. */
 static void load_initial_state(const rnnf_model *m, rnnf_state *st, const float *const *h0, const float *const *c0)
 {
@@ -145,7 +143,7 @@ rnnf_status rnnf_run(const rnnf_model *m, rnnf_state *st, const rnnf_run_args *a
     if (s != RNNF_OK) return s;
     load_initial_state(m, st, a->initial_h, a->initial_c);
     s = rnnf_run_layers(m, st, a->seq_len, a->x, a->sequence_lens, a->mask, a->mask_zero_output, a->y, a->y_layout,
-                        resolve_threads(a->n_threads));
+                        a->n_threads);
     if (s != RNNF_OK) return s;
 
     for (int l = 0; l < m->n_layers; l++) {
@@ -172,5 +170,5 @@ rnnf_status rnnf_step(const rnnf_model *m, rnnf_state *st, const float *x, float
     if (!m || !st || !x || st->model != m) return RNNF_ERR_ARG;
     for (int l = 0; l < m->n_layers; l++)
         if (m->layers[l].n_dirs != 1 || m->layers[l].reverse) return RNNF_ERR_UNSUPPORTED;
-    return rnnf_run_layers(m, st, 1, x, NULL, NULL, 0, y, RNNF_Y_SEQ_BATCH_DIR, resolve_threads(n_threads));
+    return rnnf_run_layers(m, st, 1, x, NULL, NULL, 0, y, RNNF_Y_SEQ_BATCH_DIR, n_threads);
 }

@@ -105,10 +105,12 @@ static int useful_threads(const rnnf_layer *L, int batch, int n_threads)
     return n_threads < useful ? n_threads : useful;
 }
 
-static void run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int T, const float *in,
-                      int in_ld, const rnnf_io *io, int n_threads)
+/* Returns how many barrier waits had to sleep (see threads.c). */
+static int run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int T, const float *in,
+                     int in_ld, const rnnf_io *io, int n_threads)
 {
     rnnf_barrier bars[2];
+    bars[0].sleeps = bars[1].sleeps = 0; /* a team of one never initializes them */
     int nt = useful_threads(L, st->batch, n_threads);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
@@ -135,6 +137,7 @@ static void run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state
             for (int d = 0; d < L->n_dirs; d++) run_direction(L, S, st, d, T, in, in_ld, io, &bars[0], gtid, gthreads);
         }
     }
+    return bars[0].sleeps + bars[1].sleeps;
 }
 
 static void find_first_steps(rnnf_state *st, int T)
@@ -155,6 +158,8 @@ rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *st, int T, cons
                             const uint8_t *mask, int mask_zero_output, float *y, int y_layout, int n_threads)
 {
     const int B = st->batch;
+    int sleeps = 0;
+    n_threads = rnnf_threads_for_call(st, n_threads);
     (void)rnnf_kernels_get(); /* choose the table before any parallel region reads it */
     rnnf_status status = rnnf_state_reserve(st, T);
     if (status != RNNF_OK) return status;
@@ -180,9 +185,10 @@ rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *st, int T, cons
         } else {
             io.ys_t = D * B * P; io.ys_d = B * P; io.ys_b = P;
         }
-        run_layer(L, &st->ls[l], st, T, in, in_ld, &io, n_threads);
+        sleeps += run_layer(L, &st->ls[l], st, T, in, in_ld, &io, n_threads);
         in = io.out;
         in_ld = (int)(D * P);
     }
+    rnnf_threads_after_call(st, T * model->n_layers, sleeps);
     return RNNF_OK;
 }
