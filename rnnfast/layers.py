@@ -171,7 +171,8 @@ class RecurrentLayer:
         if self.weight_dtype == "float32":
             self.qweights = None
             return
-        if self.qweights is None:
+        made_here = self.qweights is None
+        if made_here:
             self.qweights = {k: quantize(getattr(self, k), self.weight_dtype) for k in QUANTIZED_KEYS
                              if getattr(self, k) is not None}
         want = np.int8 if self.weight_dtype == "int8" else np.float16
@@ -192,7 +193,12 @@ class RecurrentLayer:
                     raise FormatError(f"{where}: {k} scales are not all finite")
                 scale = np.ascontiguousarray(scale, np.float32)
             self.qweights[k] = (np.ascontiguousarray(q), scale)
-            setattr(self, k, dequantize(q, scale))
+            weights, given = dequantize(q, scale), getattr(self, k)
+            # dataclasses.replace(layer, w_hh=new) on a quantized layer must not silently keep the old weights.
+            if not made_here and given is not None and not (np.shape(given) == weights.shape and np.array_equal(given, weights)):
+                raise FormatError(f"{where}: {k} differs from its stored {self.weight_dtype} values; to change the "
+                                  f"weights, make the layer with weight_dtype='float32' and quantize it again")
+            setattr(self, k, weights)
         if "w_hr" not in self.qweights:
             self.w_hr = None
 

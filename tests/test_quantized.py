@@ -137,6 +137,9 @@ def test_bad_quantized_layers_are_refused_by_name(rng):
 
     with pytest.raises(FormatError, match="w_hh scales have shape"):
         dataclasses.replace(q, qweights=stored)
+    with pytest.raises(FormatError, match="w_ih differs from its stored int8 values"):
+        dataclasses.replace(q, w_ih=q.w_ih * 2)
+    assert dataclasses.replace(q, name="same weights").qweights is q.qweights
     stored["w_hh"] = (stored["w_hh"][0].astype(np.int16), None)
     with pytest.raises(FormatError, match="stored w_hh is int16"):
         dataclasses.replace(q, qweights=stored)

@@ -86,7 +86,8 @@ def stored_pipeline(p: Pipeline, quantize) -> Pipeline:
         if isinstance(s, RecurrentStage):
             layers = [dataclasses.replace(
                 l, w_ih=dequantized_stack(l.w_ih, quantize), w_hh=dequantized_stack(l.w_hh, quantize),
-                w_hr=None if l.w_hr is None else dequantized_stack(l.w_hr, quantize), activations=l.activations)
+                w_hr=None if l.w_hr is None else dequantized_stack(l.w_hr, quantize), activations=l.activations,
+                weight_dtype="float32", qweights=None)  # the generated code's storage, modelled in float32
                 for l in s.layers]
             s = dataclasses.replace(s, layers=layers)
         elif isinstance(s, DenseStage):
