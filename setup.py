@@ -4,6 +4,7 @@ ISA-specific kernel files get their own flags (-mavx2 -mfma) and are reached onl
 dispatch table, so the package runs on any x86-64 CPU. On aarch64 the NEON table needs no flags (NEON is baseline). No -march=native, no -ffast-math.
 OpenMP is used when the compiler supports it; RNNFAST_NO_OPENMP=1 turns it off.
 """
+import glob
 import os
 import platform
 import sys
@@ -55,6 +56,10 @@ class BuildExt(build_ext):
         objects += self.compiler.compile(EXACT_SOURCES, output_dir=self.build_temp, include_dirs=INCLUDE_DIRS,
                                          macros=macros, extra_postargs=COMMON_FLAGS + ["-ffp-contract=off"])
         ext.extra_objects = objects
+        # build_ext relinks (and recompiles) only when something in sources or depends is newer than the module:
+        # without the kernel files and headers here, an edited avx2.c or internal.h left a stale module in place.
+        ext.depends = list(ext.depends or []) + [s for s, _, _ in ISA_SOURCES] + EXACT_SOURCES + sorted(
+            glob.glob("src_c/**/*.h", recursive=True) + glob.glob("include/**/*.h", recursive=True))
         ext.define_macros = list(ext.define_macros or []) + macros
         ext.extra_compile_args = COMMON_FLAGS + omp
         ext.extra_link_args = omp + ["-lm"]
