@@ -81,3 +81,21 @@ def test_torch_embedding_lstm_linear_streams_token_by_token():
     assert_close(steps, ref["output"])
     with pytest.raises(ValueError, match="integer token id"):
         stream.step(np.array([0.5, 1.5]))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("hidden", [1, 7, 16, 17, 33, 64])
+@pytest.mark.parametrize("seq_len", [1, 7, 13])
+def test_batch_one_steps_equal_run_to_the_bit(cell, hidden, seq_len):
+    """At batch 1 a step's input projection is a one-row GEMM while the run's covers all steps: each output must
+    still be summed in the same order (seq_len 7 and 13 leave a lone last row beside 6-row blocks)."""
+    from conftest import random_layer
+    from rnnfast.engine import CompiledStack
+    from rnnfast.stream import Stream
+
+    rng = np.random.default_rng(hidden * 31 + seq_len)
+    layer = random_layer(rng, cell, "forward", input_size=9, hidden_size=hidden)
+    x = rng.standard_normal((seq_len, 1, 9)).astype(np.float32)
+    y, _, _ = CompiledStack([layer]).run(x)
+    stream = Stream([layer], 1)
+    assert np.array_equal(np.stack([stream.step(x[t]) for t in range(seq_len)]), y[:, 0])

@@ -40,33 +40,44 @@ static inline __attribute__((always_inline)) void micro_rows(int R, int K, const
     }
 }
 
-/* One row: a single FMA chain per half would stall on FMA latency, so four k-phases accumulate apart. */
-static void micro_one_row(int K, const float *a, const float *panel, const float *bias, float *c)
+/* One row against NP <= 4 panels. Each output keeps the single FMA chain over k that micro_rows uses, so a
+ * row's result never depends on how many rows share the call (a stream's step equals the run's step to the
+ * bit); the FMA latency is hidden by running the 2*NP chains of several panels side by side instead. */
+static inline __attribute__((always_inline)) void one_row_panels(int NP, int K, const float *a, const float *panel,
+                                                                 size_t panel_size, const float *bias, float *c)
 {
-    __m256 s[8];
-    for (int i = 0; i < 8; i++) s[i] = _mm256_setzero_ps();
-    int k = 0;
-    for (; k + 4 <= K; k += 4) {
-        const float *p = panel + (size_t)k * UB;
-        for (int u = 0; u < 4; u++) {
-            const __m256 av = _mm256_broadcast_ss(a + k + u);
-            s[2 * u] = _mm256_fmadd_ps(av, _mm256_load_ps(p + u * UB), s[2 * u]);
-            s[2 * u + 1] = _mm256_fmadd_ps(av, _mm256_load_ps(p + u * UB + 8), s[2 * u + 1]);
+    __m256 acc[4][2];
+    for (int q = 0; q < NP; q++) acc[q][0] = acc[q][1] = _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const __m256 av = _mm256_broadcast_ss(a + k);
+        for (int q = 0; q < NP; q++) {
+            const float *p = panel + q * panel_size + (size_t)k * UB;
+            acc[q][0] = _mm256_fmadd_ps(av, _mm256_load_ps(p), acc[q][0]);
+            acc[q][1] = _mm256_fmadd_ps(av, _mm256_load_ps(p + 8), acc[q][1]);
         }
     }
-    for (; k < K; k++) {
-        const __m256 av = _mm256_broadcast_ss(a + k);
-        s[0] = _mm256_fmadd_ps(av, _mm256_load_ps(panel + (size_t)k * UB), s[0]);
-        s[1] = _mm256_fmadd_ps(av, _mm256_load_ps(panel + (size_t)k * UB + 8), s[1]);
+    for (int q = 0; q < NP; q++) {
+        const __m256 z0 = bias ? _mm256_loadu_ps(bias + q * UB) : _mm256_setzero_ps();
+        const __m256 z1 = bias ? _mm256_loadu_ps(bias + q * UB + 8) : _mm256_setzero_ps();
+        _mm256_storeu_ps(c + q * UB, _mm256_add_ps(acc[q][0], z0));
+        _mm256_storeu_ps(c + q * UB + 8, _mm256_add_ps(acc[q][1], z1));
     }
-    __m256 lo = _mm256_add_ps(_mm256_add_ps(s[0], s[2]), _mm256_add_ps(s[4], s[6]));
-    __m256 hi = _mm256_add_ps(_mm256_add_ps(s[1], s[3]), _mm256_add_ps(s[5], s[7]));
-    if (bias) {
-        lo = _mm256_add_ps(lo, _mm256_loadu_ps(bias));
-        hi = _mm256_add_ps(hi, _mm256_loadu_ps(bias + 8));
+}
+
+static void one_row(int K, const float *a, const float *Bp, int p0, int p1, const float *bias, float *c_row)
+{
+    const size_t ps = (size_t)K * UB;
+    int p = p0;
+    for (; p + 4 <= p1; p += 4)
+        one_row_panels(4, K, a, Bp + (size_t)p * ps, ps, bias ? bias + (size_t)p * UB : NULL, c_row + (size_t)p * UB);
+    const float *panel = Bp + (size_t)p * ps, *bp = bias ? bias + (size_t)p * UB : NULL;
+    float *c = c_row + (size_t)p * UB;
+    switch (p1 - p) { /* constant panel counts keep the accumulators in registers */
+    case 3: one_row_panels(3, K, a, panel, ps, bp, c); break;
+    case 2: one_row_panels(2, K, a, panel, ps, bp, c); break;
+    case 1: one_row_panels(1, K, a, panel, ps, bp, c); break;
+    default: break;
     }
-    _mm256_storeu_ps(c, lo);
-    _mm256_storeu_ps(c + 8, hi);
 }
 
 static void gemm_packed_avx2(int M, int K, const float *A, int lda, const float *Bp, int p0, int p1,
@@ -77,10 +88,6 @@ static void gemm_packed_avx2(int M, int K, const float *A, int lda, const float 
         for (int p = p0; p < p1; p++) {
             const float *panel = Bp + (size_t)p * K * UB;
             const float *bp = bias ? bias + (size_t)p * UB : NULL;
-            if (m1 - m0 == 1) {
-                micro_one_row(K, A + (size_t)m0 * lda, panel, bp, C + (size_t)m0 * ldc + (size_t)p * UB);
-                continue;
-            }
             int m = m0;
             for (; m + MR <= m1; m += MR)
                 micro_rows(MR, K, A + (size_t)m * lda, lda, panel, bp, C + (size_t)m * ldc + (size_t)p * UB, ldc);
@@ -91,10 +98,10 @@ static void gemm_packed_avx2(int M, int K, const float *A, int lda, const float 
             case 4: micro_rows(4, K, a, lda, panel, bp, c, ldc); break;
             case 3: micro_rows(3, K, a, lda, panel, bp, c, ldc); break;
             case 2: micro_rows(2, K, a, lda, panel, bp, c, ldc); break;
-            case 1: micro_one_row(K, a, panel, bp, c); break;
-            default: break;
+            default: break; /* a lone last row goes through one_row below, all panels at once */
             }
         }
+        if ((m1 - m0) % MR == 1) one_row(K, A + (size_t)(m1 - 1) * lda, Bp, p0, p1, bias, C + (size_t)(m1 - 1) * ldc);
     }
 }
 
