@@ -24,14 +24,13 @@ abort, see the ONNX importer's notes); rnnfast gives zeros. Activations that ONN
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from ..errors import FormatError
 from ..importers.onnx import DEFAULT_ALPHA, DEFAULT_BETA
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 from ._onnx_graph import GraphWriter
+from ._output import write_bytes
 
 MIN_OPSET = 13  # Squeeze / Unsqueeze / ReduceSum take their axes as an input from 13 on
 DEFAULT_OPSET = 17
@@ -46,12 +45,7 @@ def export_onnx(source, path=None, opset: int = DEFAULT_OPSET, assume_suffix_pad
     p = source if isinstance(source, Pipeline) else source.to_pipeline()
     proto = to_model_proto(p, opset, assume_suffix_padding)
     if path is not None:
-        data = proto.SerializeToString()
-        if isinstance(path, (str, os.PathLike)):
-            with open(path, "wb") as f:
-                f.write(data)
-        else:
-            path.write(data)
+        write_bytes(proto.SerializeToString(), path)
     return proto
 
 

@@ -3,13 +3,12 @@ weights at 64-byte aligned offsets so the file can be mapped and used in place. 
 float16 weight storage write those blobs as stored (format 1.1); everything else is float32 (format 1.0)."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from .. import rnnf_spec as spec
 from ..errors import FormatError
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+from ._output import write_bytes
 
 
 class _Writer:
@@ -117,9 +116,4 @@ def to_bytes(pipeline: Pipeline) -> bytes:
 
 def save_rnnf(pipeline: Pipeline, path) -> None:
     """Write `pipeline` to `path` (str, PathLike, or a binary file object)."""
-    data = to_bytes(pipeline)
-    if hasattr(path, "write"):
-        path.write(data)
-        return
-    with open(os.fspath(path), "wb") as f:
-        f.write(data)
+    write_bytes(to_bytes(pipeline), path)

@@ -4,11 +4,11 @@ length, JSON header (padded with spaces to a multiple of 8), raw little-endian d
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 
 from ._canonical import canonical_arrays, pipeline_config
+from ._output import write_bytes
 
 
 def to_bytes(pipeline) -> bytes:
@@ -25,9 +25,5 @@ def to_bytes(pipeline) -> bytes:
 
 
 def save_safetensors(pipeline, path) -> None:
-    data = to_bytes(pipeline)
-    if hasattr(path, "write"):
-        path.write(data)
-        return
-    with open(os.fspath(path), "wb") as f:
-        f.write(data)
+    """Write `pipeline` to `path` (str, PathLike, or a binary file object)."""
+    write_bytes(to_bytes(pipeline), path)
