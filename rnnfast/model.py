@@ -98,11 +98,13 @@ class Model:
         if isinstance(inputs, dict):
             unknown = [k for k in inputs if k not in names]
             if unknown:
-                raise ValueError(f"unknown input name(s) {unknown}; the model's inputs are {names}")
+                raise ValueError(f"{self.source or 'model'}: unknown input name(s) {unknown}; the model's inputs "
+                                 f"are {names}")
             return dict(inputs)
         if isinstance(inputs, np.ndarray) or not isinstance(inputs, Sequence):
             # One array feeds the first input; the graph says whether the others (initial states) are optional.
             return {names[0]: inputs}
         if len(inputs) > len(names):
-            raise ValueError(f"got {len(inputs)} inputs, the model takes at most {len(names)}: {names}")
+            raise ValueError(f"{self.source or 'model'}: got {len(inputs)} inputs, the model takes at most "
+                             f"{len(names)}: {names}")
         return dict(zip(names, inputs))

@@ -1,4 +1,7 @@
 """Bad ONNX input gets a named error, never a crash or a silent wrong answer."""
+import os
+import re
+
 import numpy as np
 import pytest
 import onnx
@@ -201,6 +204,16 @@ def test_graph_input_of_an_unsupported_type_is_refused_at_load():
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
     with pytest.raises(rnnfast.FormatError, match="graph input 'X' has ONNX element type 8"):
         rnnfast.load(data)
+
+
+def test_feeds_that_match_no_input_name_the_model_file():
+    path = os.path.join(os.path.dirname(__file__), "data", "torch", "lstm.pt")
+    model = rnnfast.load(path)
+    x = np.zeros((2, 1, 5), np.float32)
+    with pytest.raises(ValueError, match=r"^" + re.escape(path) + r": unknown input name\(s\) \['Z'\]"):
+        model.run({"Z": x})
+    with pytest.raises(ValueError, match=r"^" + re.escape(path) + r": got 4 inputs, the model takes at most 3"):
+        model.run([x, None, None, x])
 
 
 def test_bad_feeds_through_inference_session_name_the_input():
