@@ -23,7 +23,20 @@ from .errors import FormatError
 from .layers import RecurrentLayer
 from .model import TensorInfo
 
-DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
+
+def _softmax(y):
+    e = np.exp(y - y.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# A Dense stage's activations, in the array's own dtype (the C engine and exporters implement the same formulas).
+_DENSE = {"linear": lambda y: y, "relu": lambda y: np.maximum(y, 0), "tanh": np.tanh,
+          "sigmoid": lambda y: 1 / (1 + np.exp(-y)), "softmax": _softmax}
+DENSE_ACTIVATIONS = tuple(_DENSE)
+
+
+def dense_activation(name: str, y: np.ndarray) -> np.ndarray:
+    return _DENSE[name](y)
 
 
 @dataclass
@@ -185,16 +198,7 @@ def dense(s: DenseStage, x: np.ndarray) -> np.ndarray:
     y = x @ s.weight.T
     if s.bias is not None:
         y = y + s.bias
-    if s.activation == "relu":
-        y = np.maximum(y, 0)
-    elif s.activation == "tanh":
-        y = np.tanh(y)
-    elif s.activation == "sigmoid":
-        y = 1 / (1 + np.exp(-y))
-    elif s.activation == "softmax":
-        e = np.exp(y - y.max(axis=-1, keepdims=True))
-        y = e / e.sum(axis=-1, keepdims=True)
-    return y.astype(np.float32)
+    return dense_activation(s.activation, y).astype(np.float32)
 
 
 class PipelineGraph:

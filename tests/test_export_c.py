@@ -1,6 +1,7 @@
 """C code export (rnnfast/exporters/c.py): every generated model is compiled with gcc -Wall -Wextra -Werror
--std=c99 -O2 (and the stricter warnings embedded builds turn on: -pedantic -Wconversion ...), its own test program must pass (exit 0: run and step agree with rnnfast within the tolerance written
-in it), and the outputs it prints must match the float64 reference (rnnfast/reference.py) within assert_close.
+-std=c99 -O2 (and the stricter warnings embedded builds turn on: -pedantic -Wconversion ...), its own test
+program must pass (exit 0: run and step agree with rnnfast within the tolerance written in it), and the outputs
+it prints must match the float64 reference (rnnfast/reference.py) within assert_close.
 
 All models are exported and compiled once per session, in parallel, and each case then checks its own results.
 """
@@ -23,11 +24,12 @@ from rnnfast.errors import FormatError
 from rnnfast.exporters.c import export_c
 from rnnfast.exporters.onnx import export_onnx
 from rnnfast.layers import ACTIVATION_PARAMS, Activation
-from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
+from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, dense_activation, run_pipeline
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+# -pedantic and the rest: what embedded builds turn on.
 GCC = ["gcc", "-Wall", "-Wextra", "-Werror", "-std=c99", "-O2",
-       "-pedantic", "-Wdouble-promotion", "-Wconversion", "-Wshadow", "-Wstrict-prototypes"]  # embedded builds use these
+       "-pedantic", "-Wdouble-promotion", "-Wconversion", "-Wshadow", "-Wstrict-prototypes"]
 TORCH = os.path.join(os.path.dirname(__file__), "data", "torch")
 KERAS = os.path.join(os.path.dirname(__file__), "data", "keras")
 KERAS_PIPELINES = ["k3_gru_reset_after_False", "k3_gru_reset_after_True", "k3_seed_bidirectional", "k3_seed_char_lstm",
@@ -55,17 +57,7 @@ def reference_pipeline(p: Pipeline, x):
             if not s.return_sequences:
                 x, mask = y_h.transpose(1, 0, 2).reshape(B, -1), None
         else:
-            z = x @ s.weight.T.astype(np.float64) + (0 if s.bias is None else s.bias)
-            if s.activation == "relu":
-                z = np.maximum(z, 0)
-            elif s.activation == "tanh":
-                z = np.tanh(z)
-            elif s.activation == "sigmoid":
-                z = 1 / (1 + np.exp(-z))
-            elif s.activation == "softmax":
-                e = np.exp(z - z.max(-1, keepdims=True))
-                z = e / e.sum(-1, keepdims=True)
-            x = z
+            x = dense_activation(s.activation, x @ s.weight.T.astype(np.float64) + (0 if s.bias is None else s.bias))
     return x
 
 
