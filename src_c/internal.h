@@ -56,11 +56,6 @@ struct rnnf_state {
     float *inter[2];   /* ping-pong layer outputs [cap_steps][batch][max n_dirs*out] */
     uint8_t *active;   /* [cap_steps][batch] */
     int32_t *first_step[2]; /* [dir][batch]: first processing step that is real, for mask output repeat */
-    /* Default thread count under contention: calls whose barrier waits kept sleeping raise `contention`; past a
-     * threshold the next `solo_calls` default-threaded calls run on one thread (results are bit-identical for
-     * any thread count, so only the speed changes), then threads are tried again. */
-    int contention;
-    int solo_calls;
 };
 
 /* Everything one thread needs for one direction of one layer over one call. */
@@ -100,9 +95,9 @@ typedef struct rnnf_barrier {
 void rnnf_barrier_init(rnnf_barrier *b, int n);
 void rnnf_barrier_wait(rnnf_barrier *b, int *local_sense);
 /* The thread count for a call that asked for `n_threads` (<= 0: the default, which backs off to one thread
- * while the machine is oversubscribed), and the bookkeeping after it. */
-int rnnf_threads_for_call(rnnf_state *st, int n_threads);
-void rnnf_threads_after_call(rnnf_state *st, int steps, int sleeps);
+ * while the machine is oversubscribed), and the bookkeeping after a call that ran `steps` barrier steps. */
+int rnnf_threads_for_call(int n_threads);
+void rnnf_threads_after_call(int steps, int sleeps);
 
 /* The driver: run `seq_len` steps of every layer from the state's current h/c (rnnf_run sets them first). */
 rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *state, int seq_len, const float *x,

@@ -254,7 +254,7 @@ rnnf_status rnnf_pipeline_step(const rnnf_pipeline *p, rnnf_pipeline_state *st, 
     for (int i = 0; i < p->n_stages; i++)
         if (!stage_can_step(&p->stages[i])) return RNNF_ERR_UNSUPPORTED;
     const int B = st->batch;
-    const int threads = n_threads; /* <= 0: each stage's state picks the default (rnnf_threads_for_call) */
+    const int threads = n_threads; /* <= 0: the default, resolved per call (rnnf_threads_for_call) */
     float *cur = st->buf[0], *nxt = st->buf[1];
     const uint8_t *mask = NULL;
     int first = 0, width = p->stages[0].in_size;

@@ -159,7 +159,7 @@ rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *st, int T, cons
 {
     const int B = st->batch;
     int sleeps = 0;
-    n_threads = rnnf_threads_for_call(st, n_threads);
+    n_threads = rnnf_threads_for_call(n_threads);
     (void)rnnf_kernels_get(); /* choose the table before any parallel region reads it */
     rnnf_status status = rnnf_state_reserve(st, T);
     if (status != RNNF_OK) return status;
@@ -189,6 +189,6 @@ rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *st, int T, cons
         in = io.out;
         in_ld = (int)(D * P);
     }
-    rnnf_threads_after_call(st, T * model->n_layers, sleeps);
+    rnnf_threads_after_call(T * model->n_layers, sleeps);
     return RNNF_OK;
 }

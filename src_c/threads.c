@@ -22,11 +22,14 @@
 /* Spin rounds before sleeping: tens of microseconds of PAUSE on current x86 cores, longer than a balanced wait
  * on an idle machine (a few us), much shorter than a scheduler time slice (milliseconds). */
 #define RNNF_SPIN_ROUNDS 4000
-/* A call is contended when more than one step in this many slept; this many contended calls in a row (net of
- * quiet ones) send the default thread count to one thread for RNNF_SOLO_CALLS calls. */
+/* A call is contended when more than one barrier step in this many slept. Oversubscription is a property of the
+ * machine, not of one model, so one contended call sends every default-threaded call in the process to one
+ * thread for the next RNNF_SOLO_CALLS calls (results are bit-identical for any thread count: only the speed
+ * changes); then threads are tried again. */
 #define RNNF_CONTENDED_STEP_SHARE 4
-#define RNNF_CONTENDED_CALLS 4
 #define RNNF_SOLO_CALLS 64
+
+static int solo_calls_left = 0;
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -96,24 +99,19 @@ void rnnf_carry_inactive(int batch, const uint8_t *active, const float *hp, floa
             memcpy(hn + (size_t)b * stride + c0, hp + (size_t)b * stride + c0, (size_t)(c1 - c0) * sizeof(float));
 }
 
-int rnnf_threads_for_call(rnnf_state *st, int n_threads)
+int rnnf_threads_for_call(int n_threads)
 {
     if (n_threads > 0) return n_threads;
-    if (st->solo_calls > 0) {
-        st->solo_calls--;
+    int left = __atomic_load_n(&solo_calls_left, __ATOMIC_RELAXED);
+    if (left > 0) {
+        __atomic_store_n(&solo_calls_left, left - 1, __ATOMIC_RELAXED); /* a lost decrement only ends it later */
         return 1;
     }
     return rnnf_default_threads();
 }
 
-void rnnf_threads_after_call(rnnf_state *st, int steps, int sleeps)
+void rnnf_threads_after_call(int steps, int sleeps)
 {
-    if (sleeps > 0 && sleeps * RNNF_CONTENDED_STEP_SHARE > steps) {
-        if (++st->contention >= RNNF_CONTENDED_CALLS) {
-            st->contention = 0;
-            st->solo_calls = RNNF_SOLO_CALLS;
-        }
-    } else if (st->contention > 0) {
-        st->contention--;
-    }
+    if (sleeps > 0 && sleeps * RNNF_CONTENDED_STEP_SHARE > steps)
+        __atomic_store_n(&solo_calls_left, RNNF_SOLO_CALLS, __ATOMIC_RELAXED);
 }
