@@ -474,24 +474,10 @@ class _Generator:
 
 
 def main(argv=None) -> int:
-    import argparse
+    """`python -m rnnfast.exporters.c ARGS` is `rnnfast export-c ARGS`: one command line, in rnnfast/commands."""
+    from ..cli import main as cli_main
 
-    import rnnfast
-
-    ap = argparse.ArgumentParser(prog="python -m rnnfast.exporters.c",
-                                 description="Write a model as C99 source with static weights.")
-    ap.add_argument("model")
-    ap.add_argument("-o", "--out", required=True, help="output directory")
-    ap.add_argument("--prefix", default="model", help="C name prefix of files, types and functions")
-    ap.add_argument("--quantize", choices=["int8", "fp16"], default=None)
-    args = ap.parse_args(argv)
-    try:
-        out = export_c(rnnfast.load(args.model).to_pipeline(), args.out, prefix=args.prefix, quantize=args.quantize)
-    except (ValueError, OSError) as e:  # FormatError included: the message names the file and the part at fault
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print("\n".join([out.header, out.source, out.test]))
-    return 0
+    return cli_main(["export-c", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
