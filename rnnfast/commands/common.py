@@ -15,6 +15,10 @@ class CliError(Exception):
     """Bad usage or a bad file: printed as one line on stderr, exit code 2."""
 
 
+# numpy dtypes of the ONNX tensor types the commands feed (onnxruntime takes no implicit casts).
+ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+               "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
 # Dimension names that mean the batch axis; any other dynamic axis is taken as the sequence axis.
 _BATCH_DIM = re.compile(r"^(batch.*|n|b|N|B|unk__\d+_batch|.*_batch)$")
 
@@ -124,8 +128,7 @@ def random_inputs(model, seq_len: int, batch: int, seed: int) -> dict:
         shape = [d if isinstance(d, int) and d > 0 else (batch if isinstance(d, str) and _BATCH_DIM.match(d)
                                                        else seq_len) for d in info.shape]
         if info.type in ("tensor(float)", "tensor(double)", "tensor(float16)"):
-            dtype = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}
-            feeds[info.name] = np.asarray(rng.standard_normal(shape), dtype[info.type])
+            feeds[info.name] = np.asarray(rng.standard_normal(shape), ONNX_DTYPES[info.type])
         elif info.type == "tensor(bool)":
             feeds[info.name] = np.asarray(rng.random(shape) < 0.5)
         else:

@@ -6,6 +6,8 @@ import tempfile
 
 import numpy as np
 
+from .common import ONNX_DTYPES
+
 DEFAULT_TOLERANCE = 1e-4
 TOLERANCE_HELP = ("an output passes when its max abs error <= TOL * max(1, max |expected|), i.e. TOL is an "
                   "absolute bound for outputs within [-1, 1] and relative to the output's largest magnitude beyond")
@@ -77,8 +79,6 @@ def paired_outputs(names, outs, onnx_names, onnx_outs):
             yield name, got, want
 
 
-_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
-           "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 class OnnxRuntime:
@@ -108,7 +108,7 @@ class OnnxRuntime:
         """onnxruntime takes no implicit casts; int32 token ids for an int64 input are the same ids."""
         out = feeds_for(self.input_names, feeds)
         for name, kind in zip(self.input_names, self.input_types):
-            want = np.dtype(_DTYPES[kind]) if kind in _DTYPES else None
+            want = np.dtype(ONNX_DTYPES[kind]) if kind in ONNX_DTYPES else None
             if want is not None and out[name].dtype != want and out[name].dtype.kind == want.kind:
                 out[name] = out[name].astype(want)
         return out
