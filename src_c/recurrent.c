@@ -110,10 +110,12 @@ static int run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state 
                      int in_ld, const rnnf_io *io, int n_threads)
 {
     rnnf_barrier bars[2];
-    bars[0].sleeps = bars[1].sleeps = 0; /* a team of one never initializes them */
-    int nt = useful_threads(L, st->batch, n_threads);
+    bars[0].sleeps = bars[1].sleeps = 0; /* read below even when the team has one group */
+    const int nt = useful_threads(L, st->batch, n_threads);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
+#else
+    (void)nt; /* without OpenMP the one thread runs every group */
 #endif
     {
         int tid = 0, team = 1;
