@@ -159,3 +159,11 @@ def test_a_memory_mapped_file_loads_in_place(rng, tmp_path):
         back = load_rnnf(m, "m.rnnf")
     x = random_input(rng, p)
     np.testing.assert_array_equal(run_pipeline(back, x), run_pipeline(p, x))  # weights were copied out of the map
+
+
+def test_every_dense_activation_has_a_format_code():
+    """The format's code table (rnnf_spec, fixed on disk) must cover what a DenseStage accepts (pipeline)."""
+    from rnnfast import layers, pipeline, rnnf_spec
+
+    assert set(pipeline.DENSE_ACTIVATIONS) <= set(rnnf_spec.DENSE_ACTIVATIONS)
+    assert set(rnnf_spec.ACTIVATIONS) == set(layers.ACTIVATION_PARAMS)
