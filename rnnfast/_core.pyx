@@ -6,11 +6,32 @@ from libc.stdint cimport int32_t, uint8_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
-import threading
-
 import numpy as np
 
+cimport numpy as cnp
 from rnnfast._core cimport *
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    /* The run state cached on a model is taken by one caller at a time; a concurrent caller makes its own. */
+    static int rnnf_py_try_lock(int *flag) { return __atomic_exchange_n(flag, 1, __ATOMIC_ACQUIRE) == 0; }
+    static void rnnf_py_unlock(int *flag) { __atomic_store_n(flag, 0, __ATOMIC_RELEASE); }
+    """
+    bint rnnf_py_try_lock(int *flag) nogil
+    void rnnf_py_unlock(int *flag) nogil
+
+ctypedef struct LayerDims:
+    int cell
+    int n_dirs
+    int input_size
+    int hidden_size
+    int out_size
+
+cdef enum:
+    LOCAL_LAYERS = 8  # up to this many layers, run() keeps its per-layer state pointers on the C stack
+CELL_NAMES = ("rnn", "gru", "lstm")
 
 Y_SEQ_DIR_BATCH = 0
 Y_SEQ_BATCH_DIR = 1
@@ -74,6 +95,20 @@ def default_threads():
     return rnnf_default_threads()
 
 
+cdef inline bint is_f32_c(object a):
+    """A float32 ndarray C can read in place: C-contiguous, aligned, native byte order."""
+    return (cnp.PyArray_CheckExact(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT32
+            and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>a))
+
+
+cdef object as_f32(str name, object a):
+    """Any other array of numbers as float32 C-contiguous; anything else is a ValueError naming `name`."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"{name} has dtype {a.dtype}, expected a float array")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
 cdef const float *fptr(object arr) except? NULL:
     """Pointer to a C-contiguous float32 array, or NULL for None."""
     cdef const float[::1] view
@@ -102,7 +137,9 @@ cdef class CModel:
     cdef readonly list layers     # per layer: dict(cell, n_dirs, input_size, hidden_size, out_size)
     cdef rnnf_state *cached
     cdef int cached_batch
-    cdef object lock
+    cdef int busy
+    cdef int n_layers
+    cdef LayerDims *dims
 
     def __cinit__(self, list descs):
         cdef int n = len(descs)
@@ -110,7 +147,7 @@ cdef class CModel:
         cdef int i, d, a
         self.ptr = NULL
         self.cached = NULL
-        self.lock = threading.Lock()
+        self.dims = NULL
         if n == 0:
             raise ValueError("a model needs at least one recurrent layer")
         c_descs = <rnnf_layer_desc *>calloc(n, sizeof(rnnf_layer_desc))
@@ -162,8 +199,16 @@ cdef class CModel:
             check(rnnf_model_create(c_descs, n, &self.ptr), "building the C model")
         finally:
             free(c_descs)
+        self.dims = <LayerDims *>calloc(n, sizeof(LayerDims))
+        if self.dims == NULL:
+            raise MemoryError()
+        for i, lay in enumerate(self.layers):
+            self.dims[i] = LayerDims(lay["cell"], lay["n_dirs"], lay["input_size"], lay["hidden_size"],
+                                     lay["out_size"])
+        self.n_layers = n
 
     def __dealloc__(self):
+        free(self.dims)
         if self.cached != NULL:
             rnnf_state_free(self.cached)
         if self.ptr != NULL:
@@ -172,7 +217,7 @@ cdef class CModel:
     cdef rnnf_state *borrow_state(self, int batch, bint *owned) except NULL:
         """The cached state when it is free (the usual case), else a fresh one for a concurrent caller."""
         cdef rnnf_state *st = NULL
-        if self.lock.acquire(False):
+        if rnnf_py_try_lock(&self.busy):
             owned[0] = False
             if self.cached != NULL and self.cached_batch != batch:
                 rnnf_state_free(self.cached)
@@ -180,7 +225,7 @@ cdef class CModel:
             if self.cached == NULL:
                 status = rnnf_state_create(self.ptr, batch, &self.cached)
                 if status != RNNF_OK:
-                    self.lock.release()
+                    rnnf_py_unlock(&self.busy)
                     check(status, "creating the run state")
                 self.cached_batch = batch
             return self.cached
@@ -188,94 +233,140 @@ cdef class CModel:
         check(rnnf_state_create(self.ptr, batch, &st), "creating the run state")
         return st
 
-    def run(self, x, sequence_lens=None, mask=None, bint mask_zero_output=False, initial_h=None, initial_c=None,
-            bint want_y=True, int y_layout=0, int n_threads=0):
-        """x float32 [seq_len, batch, input_size] C-contiguous (checked by the caller). Returns
-        (y or None, [y_h per layer], [y_c per layer or None])."""
-        cdef const float[:, :, ::1] xv = x
-        cdef int T = xv.shape[0], B = xv.shape[1], L = len(self.layers)
+    def run(self, x, sequence_lens=None, initial_h=None, initial_c=None, mask=None, mask_zero_output=False,
+            bint want_y=True, int y_layout=0, n_threads=None):
+        """CompiledStack.run's contract (rnnfast/engine.py). Checks and conversions are made here in one pass, so
+        a float32 C-contiguous x and states reach C without a copy or an intermediate Python object."""
+        cdef int L = self.n_layers, T, B, i
+        cdef const LayerDims *last = &self.dims[L - 1]
         cdef rnnf_run_args args
-        cdef const int32_t[::1] lens_v
-        cdef const uint8_t[::1] mask_v
-        cdef float[::1] out_v
-        cdef const float **h0 = NULL
-        cdef const float **c0 = NULL
-        cdef float **yh = NULL
-        cdef float **yc = NULL
+        cdef cnp.npy_intp shape[4]
+        cdef const float *local_ptrs[4 * LOCAL_LAYERS]
+        cdef const float **ptrs = local_ptrs
         cdef rnnf_state *st
         cdef bint owned = False
         cdef rnnf_status status
-        if xv.shape[2] != self.layers[0]["input_size"]:
-            raise ValueError(f"x has {xv.shape[2]} features, the model takes {self.layers[0]['input_size']}")
+        cdef const int32_t *lens
+        keep = []  # arrays converted here must outlive the C call
+        if not is_f32_c(x):
+            x = as_f32("x", x)
+            keep.append(x)
+        if cnp.PyArray_NDIM(x) != 3 or cnp.PyArray_DIM(x, 2) != self.dims[0].input_size:
+            raise ValueError(f"x has shape {x.shape}, expected [seq_len, batch, {self.dims[0].input_size}]")
+        T = <int>cnp.PyArray_DIM(x, 0)
+        B = <int>cnp.PyArray_DIM(x, 1)
+        if T == 0 or B == 0:
+            raise ValueError(f"x has shape {x.shape}: seq_len and batch must be at least 1")
         memset(&args, 0, sizeof(args))
         args.seq_len = T
         args.batch = B
-        args.x = &xv[0, 0, 0]
-        args.mask_zero_output = mask_zero_output
+        args.x = <const float *>cnp.PyArray_DATA(x)
+        args.mask_zero_output = bool(mask_zero_output)
         args.y_layout = y_layout
-        args.n_threads = n_threads
+        args.n_threads = int(n_threads) if n_threads else 0
         if sequence_lens is not None:
-            lens_v = sequence_lens
-            if lens_v.shape[0] != B:
-                raise ValueError(f"sequence_lens has {lens_v.shape[0]} entries for a batch of {B}")
-            args.sequence_lens = &lens_v[0]
+            if not (cnp.PyArray_CheckExact(sequence_lens) and cnp.PyArray_TYPE(sequence_lens) == cnp.NPY_INT32
+                    and cnp.PyArray_ISCARRAY_RO(sequence_lens) and cnp.PyArray_NDIM(sequence_lens) == 1
+                    and cnp.PyArray_DIM(sequence_lens, 0) == B):
+                sequence_lens = np.asarray(sequence_lens)
+                if sequence_lens.dtype.kind not in "iu" or sequence_lens.shape != (B,):
+                    raise ValueError(f"sequence_lens must be integers of shape ({B},), got {sequence_lens.dtype} "
+                                     f"{sequence_lens.shape}")
+                if sequence_lens.min() < 0 or sequence_lens.max() > T:
+                    raise ValueError(f"sequence_lens values must lie in [0, {T}] (seq_len), got "
+                                     f"{sequence_lens.tolist()}")
+                sequence_lens = np.ascontiguousarray(sequence_lens, dtype=np.int32)
+                keep.append(sequence_lens)
+            lens = <const int32_t *>cnp.PyArray_DATA(sequence_lens)
+            for i in range(B):
+                if lens[i] < 0 or lens[i] > T:
+                    raise ValueError(f"sequence_lens values must lie in [0, {T}] (seq_len), got "
+                                     f"{sequence_lens.tolist()}")
+            args.sequence_lens = lens
         if mask is not None:
-            mask_v = mask.reshape(-1)
-            if mask_v.shape[0] != T * B:
-                raise ValueError(f"mask has {mask_v.shape[0]} entries, expected seq_len*batch = {T * B}")
-            args.mask = &mask_v[0]
-        last = self.layers[len(self.layers) - 1]
-        y = None
-        if want_y:
-            shape = ((T, last["n_dirs"], B, last["out_size"]) if y_layout == Y_SEQ_DIR_BATCH
-                     else (T, B, last["n_dirs"] * last["out_size"]))
-            y = np.empty(shape, np.float32)
-            out_v = y.reshape(-1)
-            args.y = &out_v[0]
-        y_h = [np.empty((l["n_dirs"], B, l["out_size"]), np.float32) for l in self.layers]
-        y_c = [np.empty((l["n_dirs"], B, l["hidden_size"]), np.float32) if l["cell"] == 2 else None
-               for l in self.layers]
-        h0 = <const float **>calloc(L, sizeof(float *))
-        c0 = <const float **>calloc(L, sizeof(float *))
-        yh = <float **>calloc(L, sizeof(float *))
-        yc = <float **>calloc(L, sizeof(float *))
-        try:
-            if h0 == NULL or c0 == NULL or yh == NULL or yc == NULL:
+            if not (cnp.PyArray_CheckExact(mask) and cnp.PyArray_ISCARRAY_RO(mask)
+                    and (cnp.PyArray_TYPE(mask) == cnp.NPY_BOOL or cnp.PyArray_TYPE(mask) == cnp.NPY_UINT8)
+                    and cnp.PyArray_NDIM(mask) == 2 and cnp.PyArray_DIM(mask, 0) == T
+                    and cnp.PyArray_DIM(mask, 1) == B):
+                mask = np.asarray(mask)
+                if mask.shape != (T, B):
+                    raise ValueError(f"mask has shape {mask.shape}, expected (seq_len, batch) = {(T, B)}")
+                mask = np.ascontiguousarray(mask != 0, dtype=np.uint8)  # C reads any nonzero byte as true
+                keep.append(mask)
+            args.mask = <const uint8_t *>cnp.PyArray_DATA(mask)
+        if L > LOCAL_LAYERS:
+            ptrs = <const float **>calloc(4 * L, sizeof(float *))
+            if ptrs == NULL:
                 raise MemoryError()
-            for i, lay in enumerate(self.layers):
-                if initial_h is not None and initial_h[i] is not None:
-                    if initial_h[i].shape != (lay["n_dirs"], B, lay["out_size"]):
-                        raise ValueError(f"initial_h of layer {i} has shape {initial_h[i].shape}, expected "
-                                         f"{(lay['n_dirs'], B, lay['out_size'])}")
-                    h0[i] = fptr(initial_h[i])
-                if initial_c is not None and initial_c[i] is not None:
-                    if initial_c[i].shape != (lay["n_dirs"], B, lay["hidden_size"]):
-                        raise ValueError(f"initial_c of layer {i} has shape {initial_c[i].shape}, expected "
-                                         f"{(lay['n_dirs'], B, lay['hidden_size'])}")
-                    c0[i] = fptr(initial_c[i])
-                out_v = y_h[i].reshape(-1)
-                yh[i] = &out_v[0]
-                if y_c[i] is not None:
-                    out_v = y_c[i].reshape(-1)
-                    yc[i] = &out_v[0]
-            args.initial_h = h0
-            args.initial_c = c0
-            args.y_h = yh
-            args.y_c = yc
+        else:
+            memset(local_ptrs, 0, sizeof(local_ptrs))
+        try:
+            self.state_ptrs("initial_h", initial_h, B, False, ptrs, keep)
+            self.state_ptrs("initial_c", initial_c, B, True, ptrs + L, keep)
+            y = None
+            if want_y:
+                shape[0] = T
+                if y_layout == Y_SEQ_DIR_BATCH:
+                    shape[1], shape[2], shape[3] = last.n_dirs, B, last.out_size
+                    y = cnp.PyArray_EMPTY(4, shape, cnp.NPY_FLOAT32, 0)
+                else:
+                    shape[1], shape[2] = B, last.n_dirs * last.out_size
+                    y = cnp.PyArray_EMPTY(3, shape, cnp.NPY_FLOAT32, 0)
+                args.y = <float *>cnp.PyArray_DATA(y)
+            y_h = [None] * L
+            y_c = [None] * L
+            shape[1] = B
+            for i in range(L):
+                shape[0], shape[2] = self.dims[i].n_dirs, self.dims[i].out_size
+                out = cnp.PyArray_EMPTY(3, shape, cnp.NPY_FLOAT32, 0)
+                y_h[i] = out
+                ptrs[2 * L + i] = <const float *>cnp.PyArray_DATA(out)
+                if self.dims[i].cell == 2:
+                    shape[2] = self.dims[i].hidden_size
+                    out = cnp.PyArray_EMPTY(3, shape, cnp.NPY_FLOAT32, 0)
+                    y_c[i] = out
+                    ptrs[3 * L + i] = <const float *>cnp.PyArray_DATA(out)
+            args.initial_h = ptrs
+            args.initial_c = ptrs + L
+            args.y_h = <float **>(ptrs + 2 * L)
+            args.y_c = <float **>(ptrs + 3 * L)
             st = self.borrow_state(B, &owned)
             with nogil:
                 status = rnnf_run(self.ptr, st, &args)
             if owned:
                 rnnf_state_free(st)
             else:
-                self.lock.release()
+                rnnf_py_unlock(&self.busy)
             check(status, "running the model")
         finally:
-            free(h0)
-            free(c0)
-            free(yh)
-            free(yc)
+            if ptrs != local_ptrs:
+                free(ptrs)
         return y, y_h, y_c
+
+    cdef int state_ptrs(self, str name, object states, int B, bint cell_state, const float **out,
+                        list keep) except -1:
+        """Fill out[layer] from a per-layer list of states (None entries stay NULL: zeros), checking each."""
+        cdef int i, size
+        if states is None:
+            return 0
+        if len(states) != self.n_layers:
+            raise ValueError(f"{name} needs one entry per layer ({self.n_layers}), got {len(states)}")
+        for i in range(self.n_layers):
+            s = states[i]
+            if s is None:
+                continue
+            if cell_state and self.dims[i].cell != 2:
+                raise ValueError(f"{name} given for layer {i}, a {CELL_NAMES[self.dims[i].cell]}, which has no "
+                                 f"cell state")
+            size = self.dims[i].hidden_size if cell_state else self.dims[i].out_size
+            if not is_f32_c(s):
+                s = as_f32(f"{name}[{i}]", s)
+                keep.append(s)
+            if (cnp.PyArray_NDIM(s) != 3 or cnp.PyArray_DIM(s, 0) != self.dims[i].n_dirs
+                    or cnp.PyArray_DIM(s, 1) != B or cnp.PyArray_DIM(s, 2) != size):
+                raise ValueError(f"{name}[{i}] has shape {s.shape}, expected {(self.dims[i].n_dirs, B, size)}")
+            out[i] = <const float *>cnp.PyArray_DATA(s)
+        return 0
 
 
 cdef class CStream:

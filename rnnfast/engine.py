@@ -54,20 +54,6 @@ def layer_desc(layer: RecurrentLayer) -> dict:
     }
 
 
-def _as_f32(name, a, shape=None):
-    if type(a) is np.ndarray and a.dtype == np.float32 and a.flags.c_contiguous:
-        if shape is not None and a.shape != tuple(shape):
-            raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
-        return a  # the common case, kept cheap: single-step calls are dominated by this overhead
-    a = np.asarray(a)
-    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-        raise ValueError(f"{name} has dtype {a.dtype}, expected a float array")
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if shape is not None and a.shape != tuple(shape):
-        raise ValueError(f"{name} has shape {a.shape}, expected {tuple(shape)}")
-    return a
-
-
 class CompiledStack:
     """One or more stacked RecurrentLayers packed into one C model. Layer k+1 takes layer k's output with
     the directions concatenated, as Keras and PyTorch stack them."""
@@ -88,42 +74,9 @@ class CompiledStack:
             want_y=True, y_layout=Y_SEQ_DIR_BATCH, n_threads=None):
         """x [seq_len, batch, input_size]. initial_h / initial_c: None, or one entry per layer (None or
         [n_dirs, batch, out] / [n_dirs, batch, hidden]). Returns (y, [y_h per layer], [y_c per layer])."""
-        x = _as_f32("x", x)
-        if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"x has shape {x.shape}, expected [seq_len, batch, {self.input_size}]")
-        T, B = x.shape[0], x.shape[1]
-        if T == 0 or B == 0:
-            raise ValueError(f"x has shape {x.shape}: seq_len and batch must be at least 1")
-        if sequence_lens is not None:
-            sequence_lens = np.asarray(sequence_lens)
-            if not np.issubdtype(sequence_lens.dtype, np.integer) or sequence_lens.shape != (B,):
-                raise ValueError(f"sequence_lens must be integers of shape ({B},), got {sequence_lens.dtype} "
-                                 f"{sequence_lens.shape}")
-            if sequence_lens.min() < 0 or sequence_lens.max() > T:
-                raise ValueError(f"sequence_lens values must lie in [0, {T}] (seq_len), got {sequence_lens.tolist()}")
-            sequence_lens = np.ascontiguousarray(sequence_lens, dtype=np.int32)
-        if mask is not None:
-            mask = np.asarray(mask)
-            if mask.shape != (T, B):
-                raise ValueError(f"mask has shape {mask.shape}, expected (seq_len, batch) = {(T, B)}")
-            mask = np.ascontiguousarray(mask != 0, dtype=np.uint8)
-        h0 = self._states("initial_h", initial_h, B, lambda l: l.output_size)
-        c0 = self._states("initial_c", initial_c, B, lambda l: l.hidden_size, lstm_only=True)
-        return self.c_model.run(x, sequence_lens, mask, bool(mask_zero_output), h0, c0, bool(want_y), int(y_layout),
-                                int(n_threads or 0))
-
-    def _states(self, name, states, batch, size_of, lstm_only=False):
-        if states is None:
-            return None
-        if len(states) != len(self.layers):
-            raise ValueError(f"{name} needs one entry per layer ({len(self.layers)}), got {len(states)}")
-        out = []
-        for i, (layer, s) in enumerate(zip(self.layers, states)):
-            if s is not None and lstm_only and layer.cell != "lstm":
-                raise ValueError(f"{name} given for layer {i}, a {layer.cell}, which has no cell state")
-            shape = (layer.n_dirs, batch, size_of(layer))
-            out.append(None if s is None else _as_f32(f"{name}[{i}]", s, shape))
-        return out
+        # Every check and conversion is made by the C model's run, in one pass (one Python call per run).
+        return self.c_model.run(x, sequence_lens, initial_h, initial_c, mask, mask_zero_output, want_y, y_layout,
+                                n_threads)
 
     def stream(self, batch: int = 1) -> "_core.CStream":
         return _core.CStream(self.c_model, int(batch))
