@@ -17,6 +17,7 @@ from .onnx_ops import LOAD_CHECKS as MODEL_LOAD_CHECKS, OPS as MODEL_OPS
 
 ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
                10: np.float16, 11: np.float64}
+F32 = np.dtype(np.float32)
 TYPE_NAMES = {1: "tensor(float)", 2: "tensor(uint8)", 3: "tensor(int8)", 5: "tensor(int16)", 6: "tensor(int32)",
               7: "tensor(int64)", 9: "tensor(bool)", 10: "tensor(float16)", 11: "tensor(double)"}
 
@@ -138,17 +139,18 @@ class RecurrentNode:
         self.spec, self.n_threads = spec, n_threads
         names = spec.inputs
         self.output_names = list(spec.node.output)  # a protobuf field is slow to read on every run
-        self.layer = None
+        self.layer = self.stack = None
         weight_names = [names[k] for k in spec.weight_keys]
         if all(not n or n in consts for n in weight_names):
             self.layer = spec.build_layer(*[consts.get(n) if n else None for n in weight_names])
+            self.stack = engine.compiled(self.layer)  # packed once here, not looked up on every run
 
     def run(self, values: dict):
         spec, names = self.spec, self.spec.inputs
         get = lambda key: values.get(names[key]) if names[key] else None
         layer = self.layer or spec.build_layer(*[get(k) for k in spec.weight_keys])
         x = values.get(names["X"])
-        if x is None or np.asarray(x).dtype.kind != "f":
+        if x is None or (x.dtype if type(x) is np.ndarray else np.asarray(x).dtype).kind != "f":
             raise ValueError(f"{spec.where}: input X must be a float tensor")
         out_dtype = x.dtype
         h0, c0 = get("initial_h"), get("initial_c")
@@ -167,10 +169,11 @@ class RecurrentNode:
             y, y_h, y_c = _empty_run(layer, x.shape[0], x.shape[1])
         else:
             try:
-                y, y_h, y_c = engine.run_layer(layer, x, sequence_lens=lens, initial_h=h0, initial_c=c0,
-                                               n_threads=self.n_threads)
+                y, y_h, y_c = (self.stack or engine.compiled(layer)).run(
+                    x, lens, None if h0 is None else [h0], None if c0 is None else [c0], n_threads=self.n_threads)
             except ValueError as e:
                 raise ValueError(f"{spec.where}: {e}") from None
+            y_h, y_c = y_h[0], y_c[0]
         if spec.layout == 1:
             y, y_h = y.transpose(2, 0, 1, 3), np.swapaxes(y_h, 0, 1)
             y_c = None if y_c is None else np.swapaxes(y_c, 0, 1)
@@ -277,6 +280,7 @@ class OnnxGraph:
         self.consts = {init.name: _tensor(init, f"{name}: initializer {init.name!r}") for init in graph.initializer}
         self.inputs = [self._info(v, is_input=True) for v in graph.input if v.name not in self.consts]
         self.outputs = [self._info(v) for v in graph.output]
+        self._fixed_dims = {}
         self.steps = []
         known = set(outer_known) | set(self.consts) | {v.name for v in graph.input}
         for i, node in enumerate(graph.node):
@@ -358,6 +362,18 @@ class OnnxGraph:
         return [values[n] for n in wanted]
 
     def _check_input(self, info, value):
+        if type(value) is np.ndarray and value.dtype is F32 and info.type == "tensor(float)":
+            fixed = self._fixed_dims.get(info.name)
+            if fixed is None:  # the axes with a fixed size, worked out once per input
+                fixed = self._fixed_dims[info.name] = (len(info.shape), [(a, w) for a, w in enumerate(info.shape)
+                                                                         if isinstance(w, int) and w > 0])
+            if not fixed[0] or value.ndim == fixed[0]:
+                shape = value.shape
+                for a, w in fixed[1]:  # a loop, not all(genexpr): a generator costs more than this whole check
+                    if shape[a] != w:
+                        break
+                else:
+                    return value  # the usual feed, accepted without the checks below (which name the problem)
         value = np.asarray(value)
         if len(info.shape) and value.ndim != len(info.shape):
             raise ValueError(f"{self.name}: input {info.name!r} has {value.ndim} dimensions, expected "
