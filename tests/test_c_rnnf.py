@@ -84,9 +84,9 @@ def _patched(data, fmt, at, value):
     return bad
 
 
-def test_c_and_python_readers_agree_on_damaged_files(program, rng, tmp_path):
-    p = random_pipeline(rng, "lstm", "bidirectional", embedding="mask_zero", proj_size=2, peepholes=True,
-                        clip=1.0, custom_acts=True, n_layers=2)
+def readers_agree_on_damaged(program, p, rng, tmp_path):
+    """Damaged copies of p's file get the same verdict from the Python and the C reader.
+    Returns (Python verdicts, the C program's lines, its status codes)."""
     files, verdicts = [], []
     for i, bad in enumerate(_damaged(to_bytes(p), rng)):
         path = tmp_path / f"bad{i:04d}.rnnf"
@@ -104,7 +104,14 @@ def test_c_and_python_readers_agree_on_damaged_files(program, rng, tmp_path):
     got = [int(line.split(" ", 1)[0]) for line in lines]
     disagree = [(str(f.name), py, c, line) for f, py, c, line in zip(files, verdicts, got, lines) if py != c]
     assert not disagree, disagree[:5]
-    assert verdicts.count(RNNF_OK) and verdicts.count(RNNF_ERR_FORMAT) > len(files) // 2
+    return verdicts, lines, got
+
+
+def test_c_and_python_readers_agree_on_damaged_files(program, rng, tmp_path):
+    p = random_pipeline(rng, "lstm", "bidirectional", embedding="mask_zero", proj_size=2, peepholes=True,
+                        clip=1.0, custom_acts=True, n_layers=2)
+    verdicts, lines, got = readers_agree_on_damaged(program, p, rng, tmp_path)
+    assert verdicts.count(RNNF_OK) and verdicts.count(RNNF_ERR_FORMAT) > len(verdicts) // 2
     named = [line for line, v in zip(lines, got) if v == RNNF_ERR_FORMAT]
     assert all(": header: " in l or ": blob " in l or ": stage" in l or ": layer " in l for l in named), named[:3]
 
