@@ -4,12 +4,14 @@
                     head="softmax"|None|..., return_sequences=True, batch_first=False, **layer options)
     random_input(rng, pipeline, seq_len, batch)   -> ids or floats in the pipeline's own layout
     PIPELINE_CASES: named keyword sets for random_pipeline that together use every option
+    reference_pipeline(pipeline, x, time_major=False) -> the float64 outputs (rnnfast/reference.py per layer)
 """
 import numpy as np
 from conftest import random_layer
 
+from rnnfast import reference
 from rnnfast.layers import Activation
-from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, dense_activation
 
 VOCAB = 13
 
@@ -93,3 +95,29 @@ PIPELINE_CASES = {
     "two-stacks-batch-first": dict(cell="gru", two_stacks=True, batch_first=True, embedding="mask_zero"),
     "two-stacks-last": dict(cell="lstm", two_stacks=True, return_sequences=False, proj_size=2),
 }
+
+
+def reference_pipeline(p: Pipeline, x, time_major=False):
+    """run_pipeline's walk with every stage in float64. x is in the pipeline's own layout (batch-first when
+    p.batch_first), or time-major whatever p says with time_major=True; the output is in the same layout."""
+    x, mask = np.asarray(x), None
+    swap = p.batch_first and not time_major
+    if swap:
+        x = np.swapaxes(x, 0, 1)
+    for s in p.stages:
+        if isinstance(s, EmbeddingStage):
+            mask = (x != 0) if s.mask_zero else None
+            x = s.table.astype(np.float64)[x]
+        elif isinstance(s, RecurrentStage):
+            T, B = x.shape[:2]
+            for layer in s.layers:
+                y, y_h, _ = reference.run_layer(layer, x, mask=mask, mask_zero_output=s.mask_zero_output)
+                x = y.transpose(0, 2, 1, 3).reshape(T, B, -1)
+            if not s.return_sequences:
+                x, mask = y_h.transpose(1, 0, 2).reshape(B, -1), None
+        else:
+            x = dense_activation(s.activation, x @ s.weight.T.astype(np.float64) +
+                                 (0.0 if s.bias is None else s.bias.astype(np.float64)))
+    if swap and x.ndim == 3:
+        x = np.swapaxes(x, 0, 1)
+    return x

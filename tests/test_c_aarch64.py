@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_close, random_layer
-from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline
+from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline, reference_pipeline
 from test_c_library import filled
 from test_engine import ACTIVATION_CASES, HIDDEN_TAILS
 
@@ -20,7 +20,7 @@ from rnnfast import reference
 from rnnfast.engine import ACTIVATION_CODES
 from rnnfast.exporters.rnnf import save_rnnf
 from rnnfast.layers import RecurrentLayer
-from rnnfast.pipeline import EmbeddingStage, Pipeline, RecurrentStage
+from rnnfast.pipeline import Pipeline, RecurrentStage
 from rnnfast.quantize import quantize_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,40 +76,6 @@ def test_c_api_program_passes_and_matches_the_reference(programs, isa):
     y, _, y_c = reference.run_layer(layer, filled(T * B * I, 0.5).reshape(T, B, I))
     assert_close(np.array(values["y"]).reshape(T, B, H), y[:, 0], what=isa)
     assert_close(np.array(values["c"]).reshape(B, H), y_c[0], what=isa)
-
-
-def reference_pipeline(p, x):
-    """rnnfast.pipeline.run_pipeline's walk with every stage in float64 (reference.run_layer per layer)."""
-    x = np.asarray(x)
-    if p.batch_first:
-        x = np.swapaxes(x, 0, 1)
-    mask = None
-    for s in p.stages:
-        if isinstance(s, EmbeddingStage):
-            mask = (x != 0) if s.mask_zero else None
-            x = s.table.astype(np.float64)[x]
-        elif isinstance(s, RecurrentStage):
-            T, B = x.shape[:2]
-            for layer in s.layers:
-                y, y_h, _ = reference.run_layer(layer, x, mask=mask, mask_zero_output=s.mask_zero_output)
-                x = y.transpose(0, 2, 1, 3).reshape(T, B, -1)
-            if not s.return_sequences:
-                x = y_h.transpose(1, 0, 2).reshape(B, -1)
-                mask = None
-        else:
-            x = x @ s.weight.T.astype(np.float64) + (0.0 if s.bias is None else s.bias.astype(np.float64))
-            if s.activation == "relu":
-                x = np.maximum(x, 0)
-            elif s.activation == "tanh":
-                x = np.tanh(x)
-            elif s.activation == "sigmoid":
-                x = 1 / (1 + np.exp(-x))
-            elif s.activation == "softmax":
-                e = np.exp(x - x.max(axis=-1, keepdims=True))
-                x = e / e.sum(axis=-1, keepdims=True)
-    if p.batch_first and x.ndim == 3:
-        x = np.swapaxes(x, 0, 1)
-    return x
 
 
 def run_file(programs, isa, p, x, T, B, tmp_path, what):

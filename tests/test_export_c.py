@@ -17,14 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from conftest import assert_close, random_layer
+from pipeline_builders import reference_pipeline
 
 import rnnfast
-from rnnfast import reference
 from rnnfast.errors import FormatError
 from rnnfast.exporters.c import export_c
 from rnnfast.exporters.onnx import export_onnx
 from rnnfast.layers import ACTIVATION_PARAMS, Activation
-from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, dense_activation, run_pipeline
+from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 # -pedantic and the rest: what embedded builds turn on.
@@ -40,25 +40,6 @@ ONNX_ROUND_TRIP = ["gru_bidir_stack", "lstm_peep_clip", "dense_between_stages", 
 # alpha/beta where the activation reads them, picked so the functions stay tame over a few steps
 ACT_PARAMS = {"Affine": (0.5, 0.1), "LeakyRelu": (0.1, 0.0), "ThresholdedRelu": (0.2, 0.0),
               "ScaledTanh": (1.5, 0.7), "HardSigmoid": (0.2, 0.5), "Elu": (0.8, 0.0)}
-
-
-def reference_pipeline(p: Pipeline, x):
-    """float64 walk of the stages. x: [seq, batch, in] or ids [seq, batch], time-major."""
-    x, mask = np.asarray(x), None
-    for s in p.stages:
-        if isinstance(s, EmbeddingStage):
-            mask = (x != 0) if s.mask_zero else None
-            x = s.table.astype(np.float64)[x]
-        elif isinstance(s, RecurrentStage):
-            T, B = x.shape[:2]
-            for layer in s.layers:
-                y, y_h, _ = reference.run_layer(layer, x, mask=mask, mask_zero_output=s.mask_zero_output)
-                x = y.transpose(0, 2, 1, 3).reshape(T, B, -1)
-            if not s.return_sequences:
-                x, mask = y_h.transpose(1, 0, 2).reshape(B, -1), None
-        else:
-            x = dense_activation(s.activation, x @ s.weight.T.astype(np.float64) + (0 if s.bias is None else s.bias))
-    return x
 
 
 def _stack(*layers, **kw):
@@ -211,7 +192,7 @@ def test_generated_code_matches_reference(built, name):
     assert proc.returncode == 0, f"{name}: {proc.args}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     printed = np.array(proc.stdout.split(), np.float64)
     x = out.test_input  # [n_seq, seq_len, ...]
-    want = reference_pipeline(p, np.swapaxes(x, 0, 1))
+    want = reference_pipeline(p, np.swapaxes(x, 0, 1), time_major=True)
     if want.ndim == 3:
         want = np.swapaxes(want, 0, 1)
     assert printed.size == want.size
