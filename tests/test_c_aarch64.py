@@ -13,13 +13,11 @@ import numpy as np
 import pytest
 from conftest import assert_close, random_layer
 from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline, reference_pipeline
-from test_c_library import filled
+from test_c_library import check_test_api_output
 from test_engine import ACTIVATION_CASES, HIDDEN_TAILS
 
-from rnnfast import reference
 from rnnfast.engine import ACTIVATION_CODES
 from rnnfast.exporters.rnnf import save_rnnf
-from rnnfast.layers import RecurrentLayer
 from rnnfast.pipeline import Pipeline, RecurrentStage
 from rnnfast.quantize import quantize_pipeline
 
@@ -61,21 +59,7 @@ def test_the_forced_table_is_the_one_that_runs(programs, isa):
 
 @pytest.mark.parametrize("isa", ISAS)
 def test_c_api_program_passes_and_matches_the_reference(programs, isa):
-    result = qemu(programs, isa, "test_api")
-    assert result.returncode == 0, result.stderr
-    assert "1 passed, 0 failed" in result.stdout
-    values = {"y": [], "c": []}
-    for line in result.stdout.splitlines():
-        key, _, value = line.partition(" ")
-        if key in values:
-            values[key].append(float(value))
-    T, B, I, H = 6, 2, 3, 5  # tests/c/test_api.c's model, weights from the same formula
-    layer = RecurrentLayer("lstm", "forward", H, I, filled(4 * H * I, 0.1).reshape(1, 4 * H, I),
-                           filled(4 * H * H, 0.2).reshape(1, 4 * H, H), filled(4 * H, 0.3).reshape(1, -1),
-                           filled(4 * H, 0.4).reshape(1, -1))
-    y, _, y_c = reference.run_layer(layer, filled(T * B * I, 0.5).reshape(T, B, I))
-    assert_close(np.array(values["y"]).reshape(T, B, H), y[:, 0], what=isa)
-    assert_close(np.array(values["c"]).reshape(B, H), y_c[0], what=isa)
+    check_test_api_output(qemu(programs, isa, "test_api"), what=isa)
 
 
 def run_file(programs, isa, p, x, T, B, tmp_path, what):
