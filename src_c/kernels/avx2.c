@@ -107,41 +107,70 @@ static void gemm_packed_avx2(int M, int K, const float *A, int lda, const float 
 
 /* ---- activations (algorithm, constants and measured errors: approx.h, shared with neon.c) ---- */
 
-static inline __m256 exp_ps(__m256 x)
+/* The activations work on N vectors at once, stage by stage: a gate kernel's activations are independent
+ * chains of ~20 dependent operations, and interleaving them in program order lets the core overlap them
+ * instead of waiting on one chain at a time. Every lane gets the same operations for any N. */
+static inline __attribute__((always_inline)) void exp_n(int N, __m256 *x)
 {
-    /* operand order matters: max/min return their second operand for NaN, and NaN must stay NaN */
-    x = _mm256_min_ps(_mm256_set1_ps(EXP_HI), _mm256_max_ps(_mm256_set1_ps(EXP_LO), x));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-    __m256 p = _mm256_set1_ps(INV_FACT[7]);
-    for (int i = 6; i >= 0; i--) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(INV_FACT[i]));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    __m256 r[8], p[8];
+    __m256i e[8];
+    for (int q = 0; q < N; q++) {
+        /* operand order matters: max/min return their second operand for NaN, and NaN must stay NaN */
+        const __m256 v = _mm256_min_ps(_mm256_set1_ps(EXP_HI), _mm256_max_ps(_mm256_set1_ps(EXP_LO), x[q]));
+        const __m256 n = _mm256_round_ps(_mm256_mul_ps(v, _mm256_set1_ps(LOG2E)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r[q] = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), v);
+        r[q] = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r[q]);
+        e[q] = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+        p[q] = _mm256_set1_ps(INV_FACT[7]);
+    }
+    for (int i = 6; i >= 0; i--)
+        for (int q = 0; q < N; q++) p[q] = _mm256_fmadd_ps(p[q], r[q], _mm256_set1_ps(INV_FACT[i]));
+    for (int q = 0; q < N; q++) x[q] = _mm256_mul_ps(p[q], _mm256_castsi256_ps(e[q]));
+}
+
+static inline __attribute__((always_inline)) void sigmoid_n(int N, __m256 *x)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 t[8];
+    for (int q = 0; q < N; q++) t[q] = _mm256_sub_ps(_mm256_setzero_ps(), x[q]);
+    exp_n(N, t);
+    for (int q = 0; q < N; q++) x[q] = _mm256_div_ps(one, _mm256_add_ps(one, t[q]));
+}
+
+static inline __attribute__((always_inline)) void tanh_n(int N, __m256 *x)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 ax[8], e[8];
+    for (int q = 0; q < N; q++) {
+        ax[q] = _mm256_andnot_ps(sign, x[q]);
+        e[q] = _mm256_add_ps(ax[q], ax[q]);
+    }
+    exp_n(N, e);
+    for (int q = 0; q < N; q++) {
+        /* large branch: 1 - 2/(e^{2|x|}+1), sign restored */
+        __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e[q], one)));
+        big = _mm256_or_ps(big, _mm256_and_ps(x[q], sign));
+        /* small branch: x * P(x^2) */
+        const __m256 x2 = _mm256_mul_ps(x[q], x[q]);
+        __m256 p = _mm256_set1_ps(TANH_SERIES[5]);
+        for (int i = 4; i >= 0; i--) p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(TANH_SERIES[i]));
+        const __m256 small = _mm256_mul_ps(p, x[q]);
+        x[q] = _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax[q], _mm256_set1_ps(TANH_SMALL), _CMP_LT_OQ));
+    }
 }
 
 static inline __m256 sigmoid_ps(__m256 x)
 {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    return _mm256_div_ps(one, _mm256_add_ps(one, exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+    sigmoid_n(1, &x);
+    return x;
 }
 
 static inline __m256 tanh_ps(__m256 x)
 {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256 ax = _mm256_andnot_ps(sign, x);
-    const __m256 one = _mm256_set1_ps(1.0f);
-    /* large branch: 1 - 2/(e^{2|x|}+1), sign restored */
-    const __m256 e = exp_ps(_mm256_add_ps(ax, ax));
-    __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
-    big = _mm256_or_ps(big, _mm256_and_ps(x, sign));
-    /* small branch: x * P(x^2) */
-    const __m256 x2 = _mm256_mul_ps(x, x);
-    __m256 p = _mm256_set1_ps(TANH_SERIES[5]);
-    for (int i = 4; i >= 0; i--) p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(TANH_SERIES[i]));
-    const __m256 small = _mm256_mul_ps(p, x);
-    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, _mm256_set1_ps(TANH_SMALL), _CMP_LT_OQ));
+    tanh_n(1, &x);
+    return x;
 }
 
 static __m256 act_scalar_lanes(const rnnf_activation *a, __m256 x)
@@ -177,11 +206,37 @@ static inline __m256 clip_ps(__m256 x, float clip)
 
 static inline __m256 ld(const float *p) { return _mm256_loadu_ps(p); }
 
+/* f = sigmoid, g = tanh, no clip: the configuration of nearly every trained model, given straight-line code */
+static inline int plain_gates(const rnnf_gate_params *gp)
+{
+    return gp->f.kind == RNNF_ACT_SIGMOID && gp->g.kind == RNNF_ACT_TANH && !(gp->clip > 0.0f);
+}
+
 /* ---- gate kernels: each loops over the two 8-lane halves of a 16-unit block ---- */
 
 static void lstm_block_avx2(const float *gx, const float *gh, const float *peep, float *c, float *h_out,
                             const rnnf_gate_params *gp)
 {
+    if (!peep && !gp->input_forget && plain_gates(gp) && gp->h.kind == RNNF_ACT_TANH) {
+        /* the common LSTM, both 8-unit halves interleaved: the same operations as the loop below */
+        __m256 s[6], t[2], c_new[2];
+        for (int q = 0; q < 2; q++) {
+            const int j = 8 * q;
+            s[q] = _mm256_add_ps(ld(gx + j), ld(gh + j));                      /* i */
+            s[2 + q] = _mm256_add_ps(ld(gx + 2 * UB + j), ld(gh + 2 * UB + j)); /* f */
+            s[4 + q] = _mm256_add_ps(ld(gx + UB + j), ld(gh + UB + j));         /* o */
+            t[q] = _mm256_add_ps(ld(gx + 3 * UB + j), ld(gh + 3 * UB + j));     /* c */
+        }
+        sigmoid_n(6, s);
+        tanh_n(2, t);
+        for (int q = 0; q < 2; q++) {
+            c_new[q] = _mm256_fmadd_ps(s[2 + q], ld(c + 8 * q), _mm256_mul_ps(s[q], t[q]));
+            _mm256_storeu_ps(c + 8 * q, c_new[q]);
+        }
+        tanh_n(2, c_new);
+        for (int q = 0; q < 2; q++) _mm256_storeu_ps(h_out + 8 * q, _mm256_mul_ps(s[4 + q], c_new[q]));
+        return;
+    }
     for (int j = 0; j < UB; j += 8) {
         const __m256 c_prev = ld(c + j);
         __m256 pi = _mm256_add_ps(ld(gx + j), ld(gh + j));
@@ -212,6 +267,20 @@ static inline __m256 gru_mix(__m256 z, __m256 n, __m256 h_prev)
 static void gru_lbr_block_avx2(const float *gx, const float *gh, const float *h_prev, float *h_new,
                                const rnnf_gate_params *gp)
 {
+    if (plain_gates(gp)) {
+        /* sigmoid/tanh without clip, both halves interleaved: the same operations as the loop below */
+        __m256 zr[4], n[2];
+        for (int q = 0; q < 2; q++) {
+            zr[q] = _mm256_add_ps(ld(gx + 8 * q), ld(gh + 8 * q));
+            zr[2 + q] = _mm256_add_ps(ld(gx + UB + 8 * q), ld(gh + UB + 8 * q));
+        }
+        sigmoid_n(4, zr);
+        for (int q = 0; q < 2; q++)
+            n[q] = _mm256_fmadd_ps(zr[2 + q], ld(gh + 2 * UB + 8 * q), ld(gx + 2 * UB + 8 * q));
+        tanh_n(2, n);
+        for (int q = 0; q < 2; q++) _mm256_storeu_ps(h_new + 8 * q, gru_mix(zr[q], n[q], ld(h_prev + 8 * q)));
+        return;
+    }
     for (int j = 0; j < UB; j += 8) {
         const __m256 z = act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + j), ld(gh + j)), gp->clip));
         const __m256 r = act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + UB + j), ld(gh + UB + j)), gp->clip));
@@ -241,6 +310,13 @@ static void gru_h_block_avx2(const float *gx_h, const float *gh_h, const float *
 
 static void rnn_block_avx2(const float *gx, const float *gh, float *h_new, const rnnf_gate_params *gp)
 {
+    if (gp->f.kind == RNNF_ACT_TANH && !(gp->clip > 0.0f)) {
+        __m256 v[2] = {_mm256_add_ps(ld(gx), ld(gh)), _mm256_add_ps(ld(gx + 8), ld(gh + 8))};
+        tanh_n(2, v);
+        _mm256_storeu_ps(h_new, v[0]);
+        _mm256_storeu_ps(h_new + 8, v[1]);
+        return;
+    }
     for (int j = 0; j < UB; j += 8)
         _mm256_storeu_ps(h_new + j, act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + j), ld(gh + j)), gp->clip)));
 }
