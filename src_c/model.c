@@ -253,14 +253,16 @@ rnnf_status rnnf_state_reserve(rnnf_state *st, int seq_len)
 {
     if (seq_len <= st->cap_steps) return RNNF_OK;
     size_t max_cols = 0, max_out = 0;
+    int hoisted = 0; /* a layer that projects every step's input before its time loop (rows_step.c needs one step) */
     for (int l = 0; l < st->model->n_layers; l++) {
         const rnnf_layer *L = &st->model->layers[l];
         if ((size_t)L->gh_cols > max_cols) max_cols = (size_t)L->gh_cols;
         if ((size_t)L->n_dirs * L->out_size > max_out) max_out = (size_t)L->n_dirs * L->out_size;
+        hoisted |= !rnnf_rows_step_applies(L, st->batch);
     }
-    const size_t rows = (size_t)seq_len * (size_t)st->batch;
+    const size_t rows = (size_t)seq_len * (size_t)st->batch, gx_rows = hoisted ? rows : (size_t)st->batch;
     if (rows / (size_t)st->batch != (size_t)seq_len || rows > ((size_t)1 << 40) / max_cols) return RNNF_ERR_NOMEM;
-    float *gx[2] = {alloc_zeroed(rows * max_cols), alloc_zeroed(rows * max_cols)};
+    float *gx[2] = {alloc_zeroed(gx_rows * max_cols), alloc_zeroed(gx_rows * max_cols)};
     float *inter[2] = {alloc_zeroed(rows * max_out), alloc_zeroed(rows * max_out)};
     uint8_t *active = malloc(rows);
     if (!gx[0] || !gx[1] || !inter[0] || !inter[1] || !active) {

@@ -65,7 +65,7 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
     rnnf_step_ctx ctx = {L, S, K, d, B,
                          L->n_blocks * gtid / gthreads, L->n_blocks * (gtid + 1) / gthreads,
                          L->n_qpanels * gtid / gthreads, L->n_qpanels * (gtid + 1) / gthreads,
-                         bar, &sense};
+                         bar, &sense, NULL, NULL};
     const rnnf_cell_step_fn step = step_fn(L->cell);
     float *gx = st->gx[d];
     int o0, o1;
@@ -78,16 +78,24 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
     }
     if (o1 > L->out_size) o1 = L->out_size;
 
-    /* Each thread projects the inputs for its own gate panels only, so no barrier is needed before the loop. */
-    if (ctx.jb1 > ctx.jb0)
+    const int rows = rnnf_rows_step_applies(L, B);
+    if (rows) { /* per-thread block buffers: gthreads <= n_blocks, so gx and gh each hold them all */
+        ctx.gx_blk = gx + (size_t)gtid * B * cols / L->n_blocks;
+        ctx.gh_blk = S->gh[d] + (size_t)gtid * B * cols / L->n_blocks;
+    } else if (ctx.jb1 > ctx.jb0) {
+        /* Each thread projects the inputs for its own gate panels only, so no barrier is needed before the loop. */
         K->gemm_packed(T * B, L->input_size, in, in_ld, L->w_ih[d], ctx.jb0 * G, ctx.jb1 * G, L->bias_x[d], gx, cols);
+    }
 
     int cur = S->cur[d];
     for (int s = 0; s < T; s++) {
         int t = is_reverse(L, d) ? T - 1 - s : s;
         const float *hp = S->h[d][cur];
         float *hn = S->h[d][cur ^ 1];
-        step(&ctx, gx + (size_t)t * B * cols, io->active + (size_t)t * B, hp, hn);
+        if (rows)
+            rnnf_rows_step(&ctx, in + (size_t)t * B * in_ld, in_ld, io->active + (size_t)t * B, hp, hn);
+        else
+            step(&ctx, gx + (size_t)t * B * cols, io->active + (size_t)t * B, hp, hn);
         if (io->out) write_output(L, st, io, d, s, t, hn, o0, o1);
         rnnf_barrier_wait(bar, &sense);
         cur ^= 1;

@@ -66,6 +66,37 @@ def test_simd_tables_match_the_reference_table(isa, other, hidden, config):
             assert_close(g, r)
 
 
+ROWS_CONFIGS = [
+    dict(cell="rnn"), dict(cell="gru", linear_before_reset=True), dict(cell="lstm"),
+    dict(cell="lstm", peepholes=True), dict(cell="lstm", input_forget=True),
+    dict(cell="lstm", peepholes=True, input_forget=True, clip=0.5), dict(cell="gru", linear_before_reset=True, clip=0.5),
+]
+
+
+@pytest.mark.skipif(not OTHER_ISAS, reason="no SIMD kernel table runs on this CPU")
+@pytest.mark.parametrize("other", OTHER_ISAS)
+@pytest.mark.parametrize("batch", [2, 4, 5, 6, 7, 9, 14])  # every remainder of the 6-row GEMM tiles
+@pytest.mark.parametrize("config", ROWS_CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_batch_rows_match_the_reference_table(isa, other, batch, config):
+    """Batch > 1 runs rows_step.c: per-block products over every row-tile remainder, and the gate kernels that
+    work on several rows at once, over masks that drop the first, the last, neighbouring, alternate and all rows."""
+    rng = np.random.default_rng(batch)
+    layer = random_layer(rng, input_size=5, hidden_size=33 if batch % 2 else 17, **config)
+    x = rng.standard_normal((7, batch, 5)).astype(np.float32)
+    mask = rng.random((7, batch)) > 0.4
+    mask[1] = False
+    mask[2] = np.arange(batch) % 2 == 0
+    mask[3] = np.arange(batch) % 2 == 1
+    mask[4, 0] = mask[4, -1] = False
+    mask[5] = True
+    for m in (None, mask):
+        ref = run_with(layer, x, "ref", mask=m)
+        got = run_with(layer, x, other, mask=m)
+        for g, r in zip([got[0]] + got[1] + got[2], [ref[0]] + ref[1] + ref[2]):
+            if r is not None:
+                assert_close(g, r)
+
+
 @pytest.mark.parametrize("cell,direction,batch,hidden,extra", [
     (c, d, b, h, e) for (c, d), b, h, e in itertools.product(
         [("lstm", "forward"), ("lstm", "bidirectional"), ("gru", "forward"), ("gru", "reverse"),

@@ -7,6 +7,7 @@
  */
 #include <immintrin.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "approx.h"
 #include "kernels.h"
@@ -321,6 +322,152 @@ static void rnn_block_avx2(const float *gx, const float *gh, float *h_new, const
         _mm256_storeu_ps(h_new + j, act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + j), ld(gh + j)), gp->clip)));
 }
 
+/* ---- batch > 1: the block kernels over many rows (rows_step.c) ----
+ * Even with a row's activations interleaved (exp_n), one block of one row is a ~170-cycle chain (gates, new
+ * cell, h(c)) with too little beside it to fill the core. These kernels also overlap consecutive rows: the
+ * second half of one row is issued beside the first half of the next. Each lane sees exactly the operations
+ * of the block kernels, so the results are theirs to the bit, for every activation, clip and peephole. */
+
+/* clip, then the activation, on n vectors; the common kinds interleaved, the others one vector at a time */
+static inline __attribute__((always_inline)) void act_n(const rnnf_activation *a, float clip, int n, __m256 *x)
+{
+    for (int v = 0; v < n; v++) x[v] = clip_ps(x[v], clip);
+    switch (a->kind) {
+    case RNNF_ACT_SIGMOID: sigmoid_n(n, x); break;
+    case RNNF_ACT_TANH: tanh_n(n, x); break;
+    default:
+        for (int v = 0; v < n; v++) x[v] = act_ps(a, x[v]);
+        break;
+    }
+}
+
+/* The gates and the new cell of row b; the output gate too unless it has a peephole (then it needs the new cell). */
+static inline __attribute__((always_inline)) void lstm_row_front(const float *x, const float *y, const float *peep,
+                                                                 float *cb, __m256 cn[2], __m256 o[2],
+                                                                 const rnnf_gate_params *gp)
+{
+    const int ifg = gp->input_forget;
+    __m256 cp[2], s[6], f[2], g[2]; /* s: i (2 halves), then o unless peephole, then f */
+    for (int j = 0; j < 2; j++) {
+        cp[j] = ld(cb + 8 * j);
+        s[j] = _mm256_add_ps(ld(x + 8 * j), ld(y + 8 * j));
+        s[2 + j] = _mm256_add_ps(ld(x + UB + 8 * j), ld(y + UB + 8 * j));
+        f[j] = _mm256_add_ps(ld(x + 2 * UB + 8 * j), ld(y + 2 * UB + 8 * j));
+        g[j] = _mm256_add_ps(ld(x + 3 * UB + 8 * j), ld(y + 3 * UB + 8 * j));
+        if (peep) {
+            s[j] = _mm256_fmadd_ps(ld(peep + 8 * j), cp[j], s[j]);
+            f[j] = _mm256_fmadd_ps(ld(peep + 2 * UB + 8 * j), cp[j], f[j]);
+        }
+        s[4 + j] = f[j];
+    }
+    if (!peep && !ifg) {
+        act_n(&gp->f, gp->clip, 6, s);
+        f[0] = s[4], f[1] = s[5];
+    } else if (!peep) {
+        act_n(&gp->f, gp->clip, 4, s);
+    } else if (!ifg) {
+        s[2] = f[0], s[3] = f[1];
+        act_n(&gp->f, gp->clip, 4, s);
+        f[0] = s[2], f[1] = s[3];
+    } else {
+        act_n(&gp->f, gp->clip, 2, s);
+    }
+    if (ifg) f[0] = _mm256_sub_ps(_mm256_set1_ps(1.0f), s[0]), f[1] = _mm256_sub_ps(_mm256_set1_ps(1.0f), s[1]);
+    act_n(&gp->g, gp->clip, 2, g);
+    for (int j = 0; j < 2; j++) {
+        cn[j] = _mm256_fmadd_ps(f[j], cp[j], _mm256_mul_ps(s[j], g[j]));
+        _mm256_storeu_ps(cb + 8 * j, cn[j]);
+        o[j] = s[2 + j];
+    }
+}
+
+/* h = o * h(c) of a row whose front has run. */
+static inline __attribute__((always_inline)) void lstm_row_back(const float *x, const float *y, const float *peep,
+                                                                __m256 cn[2], __m256 o[2], float *hb,
+                                                                const rnnf_gate_params *gp)
+{
+    if (peep) {
+        for (int j = 0; j < 2; j++)
+            o[j] = _mm256_fmadd_ps(ld(peep + UB + 8 * j), cn[j], _mm256_add_ps(ld(x + UB + 8 * j), ld(y + UB + 8 * j)));
+        act_n(&gp->f, gp->clip, 2, o);
+    }
+    act_n(&gp->h, 0.0f, 2, cn);
+    for (int j = 0; j < 2; j++) _mm256_storeu_ps(hb + 8 * j, _mm256_mul_ps(o[j], cn[j]));
+}
+
+/* Software-pipelined over rows: the back half of one row (h(c) waits on the new cell) is issued beside the
+ * front half of the next, so the out-of-order core always has independent activations to work on. */
+static void lstm_rows_avx2(int n_rows, const uint8_t *active, const float *gx, const float *gh, int ldg,
+                           const float *peep, float *c, int ldc, float *h_out, int ldh, const rnnf_gate_params *gp)
+{
+    int prev = -1, slot = 0; /* the previous active row's results sit in slot ^ 1 */
+    __m256 cn[2][2], o[2][2];
+    for (int b = 0; b < n_rows; b++) {
+        if (!active[b]) continue;
+        lstm_row_front(gx + (size_t)b * ldg, gh + (size_t)b * ldg, peep, c + (size_t)b * ldc, cn[slot], o[slot], gp);
+        if (prev >= 0)
+            lstm_row_back(gx + (size_t)prev * ldg, gh + (size_t)prev * ldg, peep, cn[slot ^ 1], o[slot ^ 1],
+                          h_out + (size_t)prev * ldh, gp);
+        prev = b;
+        slot ^= 1;
+    }
+    if (prev >= 0)
+        lstm_row_back(gx + (size_t)prev * ldg, gh + (size_t)prev * ldg, peep, cn[slot ^ 1], o[slot ^ 1],
+                      h_out + (size_t)prev * ldh, gp);
+}
+
+/* Pipelined like lstm_rows: the candidate of one row (it waits on r) beside the z and r gates of the next. */
+static void gru_lbr_rows_avx2(int n_rows, const uint8_t *active, const float *gx, const float *gh, int ldg,
+                              const float *h_prev, float *h_new, int ldh, const rnnf_gate_params *gp)
+{
+    int prev = -1, slot = 0;
+    __m256 zr[2][4], n[2];
+    for (int b = 0; b <= n_rows; b++) {
+        if (b < n_rows && !active[b]) continue;
+        if (b < n_rows) {
+            const float *x = gx + (size_t)b * ldg, *y = gh + (size_t)b * ldg;
+            for (int j = 0; j < 2; j++) {
+                zr[slot][j] = _mm256_add_ps(ld(x + 8 * j), ld(y + 8 * j));
+                zr[slot][2 + j] = _mm256_add_ps(ld(x + UB + 8 * j), ld(y + UB + 8 * j));
+            }
+            act_n(&gp->f, gp->clip, 4, zr[slot]);
+        }
+        if (prev >= 0) {
+            const float *x = gx + (size_t)prev * ldg, *y = gh + (size_t)prev * ldg, *hp = h_prev + (size_t)prev * ldh;
+            const __m256 *z = zr[slot ^ 1];
+            for (int j = 0; j < 2; j++) n[j] = _mm256_fmadd_ps(z[2 + j], ld(y + 2 * UB + 8 * j), ld(x + 2 * UB + 8 * j));
+            act_n(&gp->g, gp->clip, 2, n);
+            for (int j = 0; j < 2; j++)
+                _mm256_storeu_ps(h_new + (size_t)prev * ldh + 8 * j, gru_mix(z[j], n[j], ld(hp + 8 * j)));
+        }
+        prev = b;
+        slot ^= 1;
+    }
+}
+
+static void rnn_rows_avx2(int n_rows, const uint8_t *active, const float *gx, const float *gh, int ldg,
+                          float *h_new, int ldh, const rnnf_gate_params *gp)
+{
+    int b = 0;
+    while (b < n_rows) { /* three active rows' blocks at a time: 6 vectors */
+        int rows[3], n = 0;
+        for (; b < n_rows && n < 3; b++)
+            if (active[b]) rows[n++] = b;
+        __m256 v[6];
+        for (int q = 0; q < n; q++)
+            for (int j = 0; j < 2; j++)
+                v[2 * q + j] = _mm256_add_ps(ld(gx + (size_t)rows[q] * ldg + 8 * j), ld(gh + (size_t)rows[q] * ldg + 8 * j));
+        switch (n) {
+        case 3: act_n(&gp->f, gp->clip, 6, v); break;
+        case 2: act_n(&gp->f, gp->clip, 4, v); break;
+        case 1: act_n(&gp->f, gp->clip, 2, v); break;
+        default: break;
+        }
+        for (int q = 0; q < n; q++)
+            for (int j = 0; j < 2; j++) _mm256_storeu_ps(h_new + (size_t)rows[q] * ldh + 8 * j, v[2 * q + j]);
+    }
+}
+
 static void activation_avx2(const rnnf_activation *act, const float *x, float *y, int n)
 {
     int i = 0;
@@ -337,4 +484,7 @@ const rnnf_kernels rnnf_kernels_avx2 = {
     gru_h_block_avx2,
     rnn_block_avx2,
     activation_avx2,
+    lstm_rows_avx2,
+    gru_lbr_rows_avx2,
+    rnn_rows_avx2,
 };

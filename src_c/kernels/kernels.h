@@ -9,6 +9,8 @@
 #ifndef RNNF_KERNELS_H
 #define RNNF_KERNELS_H
 
+#include <stdint.h>
+
 #include "rnnfast/rnnf.h"
 
 #define RNNF_UB 16
@@ -41,6 +43,15 @@ typedef struct {
     void (*rnn_block)(const float *gx, const float *gh, float *h_new, const rnnf_gate_params *gp);
     /* y = act(x) for n values (used by the gate kernels' slow paths and by the tests). */
     void (*activation)(const rnnf_activation *act, const float *x, float *y, int n);
+    /* Batch > 1, optional (NULL: the caller loops over rows with the block kernels above): the block kernel for
+     * rows b < n_rows whose active[b] is set, row b's data at b times the row strides (ldg for gx and gh, ldc
+     * for c, ldh for h); the same bits as the block kernel, several rows' activations in flight at once. */
+    void (*lstm_rows)(int n_rows, const uint8_t *active, const float *gx, const float *gh, int ldg, const float *peep,
+                      float *c, int ldc, float *h_out, int ldh, const rnnf_gate_params *gp);
+    void (*gru_lbr_rows)(int n_rows, const uint8_t *active, const float *gx, const float *gh, int ldg,
+                         const float *h_prev, float *h_new, int ldh, const rnnf_gate_params *gp);
+    void (*rnn_rows)(int n_rows, const uint8_t *active, const float *gx, const float *gh, int ldg, float *h_new,
+                     int ldh, const rnnf_gate_params *gp);
 } rnnf_kernels;
 
 extern const rnnf_kernels rnnf_kernels_ref;

@@ -258,4 +258,7 @@ const rnnf_kernels rnnf_kernels_neon = {
     gru_h_block_neon,
     rnn_block_neon,
     activation_neon,
+    NULL, /* lstm_rows, gru_lbr_rows, rnn_rows: rows_step.c loops over the block kernels */
+    NULL,
+    NULL,
 };

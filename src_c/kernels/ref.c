@@ -108,4 +108,7 @@ const rnnf_kernels rnnf_kernels_ref = {
     gru_h_block_ref,
     rnn_block_ref,
     activation_ref,
+    NULL, /* lstm_rows, gru_lbr_rows, rnn_rows: rows_step.c loops over the block kernels */
+    NULL,
+    NULL,
 };
