@@ -5,9 +5,11 @@ this noisy machine) and CPU time per call (time.thread_time, the calling thread 
     python bench/overhead.py --no-callgrind
     python bench/overhead.py --only stack  # cases whose name contains 'stack'
 
-Cases: CompiledStack.run (seq_len 1 with the states in and out, and seq_len 50), CStream.step, and
-rnnfast.InferenceSession.run on a one-LSTM-node ONNX model (seq_len 1 with the states fed, seq_len 50), each at
-hidden 32 (input 8, the tiny workload) and hidden 256 (input 64, the stream workload), batch 1, LSTM, 1 thread.
+Cases: CompiledStack.run (seq_len 1 with the states in and out, and seq_len 50), CStream.step, Model.stream().step,
+rnnfast.InferenceSession.run on a one-LSTM-node ONNX model (seq_len 1 with the states fed, seq_len 50), and on the
+graphs bench/workloads.py gives onnxruntime (recurrent nodes joined by Transpose + Reshape): a bidirectional LSTM and
+two stacked LSTMs at seq_len 1 with every state fed in and out, one LSTM at seq_len 50. Each at hidden 32 (input 8,
+the tiny workload) and hidden 256 (input 64, the stream workload), batch 1, 1 thread.
 
 Instruction counts: the script runs itself under `valgrind --tool=callgrind`, collecting only inside `exec`, through
 which each case's loop of calls is run; --dump-after=builtin_exec writes one profile per loop and the count per call
@@ -62,9 +64,30 @@ def _onnx_lstm(layer, with_states: bool) -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
 
 
+def _workload_graph(layers, x, with_states: bool) -> bytes:
+    """The ONNX graph bench/workloads.py gives every engine for these layers."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from workloads import Case, onnx_model
+
+    return onnx_model(Case("stream" if with_states else "tiny", "", layers, x), with_states=with_states)
+
+
+def _fed_states(sess, x):
+    """One call of a stateless streaming user: every state in, every final state out and fed to the next call."""
+    feeds = {"X": x, **{i.name: np.zeros(i.shape, np.float32) for i in sess.get_inputs() if i.name != "X"}}
+    names = list(feeds)[1:]
+
+    def step():
+        outs = sess.run(None, feeds)
+        feeds.update(zip(names, outs[1:]))
+        return outs[0]
+    return step
+
+
 def make_cases(n_threads: int) -> dict:
     """name -> a zero-argument callable doing one call as a user makes it."""
     import rnnfast
+    from rnnfast.layers import RecurrentLayer
     from rnnfast.engine import Y_SEQ_BATCH_DIR, CompiledStack
 
     cases = {}
@@ -87,6 +110,8 @@ def make_cases(n_threads: int) -> dict:
         stream = stack.stream(1)
         out = np.empty((1, H), np.float32)
         cases[f"cstream.step T=1  H={H}"] = lambda stream=stream, x=x1[0], out=out: stream.step(x, out, n_threads)
+        model_stream = rnnfast.load(_onnx_lstm(layer, False), n_threads=n_threads).stream(1)
+        cases[f"Model.stream.step T=1 H={H}"] = lambda s=model_stream, x=x1[0]: s.step(x)
 
         sess1 = rnnfast.InferenceSession(_onnx_lstm(layer, True), n_threads=n_threads)
         feeds = {"X": x1, "h0": h0, "c0": c0}
@@ -97,6 +122,18 @@ def make_cases(n_threads: int) -> dict:
         cases[f"session.run  T=1  H={H}"] = sess_step
         sess = rnnfast.InferenceSession(_onnx_lstm(layer, False), n_threads=n_threads)
         cases[f"session.run  T={SEQ} H={H}"] = lambda sess=sess, xs=xs: sess.run(None, {"X": xs})
+        rng = np.random.default_rng(2)
+        s = 1 / np.sqrt(H)
+        u = lambda *shape: rng.uniform(-s, s, shape).astype(np.float32)
+        bilstm = [RecurrentLayer("lstm", "bidirectional", H, I, u(2, 4 * H, I), u(2, 4 * H, H), u(2, 4 * H),
+                                 u(2, 4 * H))]
+        lstm2 = [layer, RecurrentLayer("lstm", "forward", H, H, u(1, 4 * H, H), u(1, 4 * H, H), u(1, 4 * H),
+                                       u(1, 4 * H))]
+        for name, layers in (("bilstm", bilstm), ("lstm2", lstm2)):
+            graph = rnnfast.InferenceSession(_workload_graph(layers, x1, True), n_threads=n_threads)
+            cases[f"graph {name} T=1  H={H}"] = _fed_states(graph, x1)
+        graph = rnnfast.InferenceSession(_workload_graph([layer], xs, False), n_threads=n_threads)
+        cases[f"graph lstm   T={SEQ} H={H}"] = lambda sess=graph, xs=xs: sess.run(None, {"X": xs})
     return cases
 
 
@@ -175,11 +212,11 @@ def main():
     instr = {} if a.no_callgrind else callgrind_table(a.only, a.calls, a.threads)
     times = {} if a.no_timing else timing_table(a.only, a.seconds, a.threads)
     names = list(instr or times)
-    print(f"{'case':26s} {'instr/call':>11s} {'CPU µs/call':>12s} {'best wall µs':>13s}")
+    print(f"{'case':28s} {'instr/call':>11s} {'CPU µs/call':>12s} {'best wall µs':>13s}")
     for name in names:
         i = f"{instr[name]:11d}" if name in instr else f"{'-':>11s}"
         t = f"{times[name][0] * 1e6:12.2f} {times[name][1] * 1e6:13.2f}" if name in times else ""
-        print(f"{name:26s} {i} {t}")
+        print(f"{name:28s} {i} {t}")
 
 
 if __name__ == "__main__":

@@ -151,18 +151,6 @@ def onnx_model(case: Case, with_states: bool = False) -> bytes:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
 
 
-def onnx_single_node(case: Case) -> bytes:
-    """One recurrent node and nothing else, the graph rnnfast's Model.stream() streams."""
-    l, = case.layers
-    inits = [numpy_helper.from_array(l.w_ih, "W"), numpy_helper.from_array(l.w_hh, "R"),
-             numpy_helper.from_array(np.concatenate([l.b_ih, l.b_hh], axis=1), "B")]
-    B, I = case.x.shape[1:]
-    graph = helper.make_graph([_recurrent_node(l, ["X", "W", "R", "B"], ["Y"])], "bench",
-                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, B, I])],
-                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
-
-
 def _recurrent_node(l: RecurrentLayer, node_in: list, node_out: list):
     attrs = {"hidden_size": l.hidden_size, "direction": l.direction}
     if l.cell == "gru":
@@ -187,12 +175,13 @@ def _feeding_states(sess, case: Case):
 
 def rnnfast_runner(case: Case, n_threads: int):
     """rnnfast through its public API, on the same ONNX model as onnxruntime. The stream workload uses
-    Model.stream() (state kept in C) where it applies: one forward node; else the session fed its states."""
+    Model.stream() (state kept in C) where it applies, as a user would: forward layers, one node or stacked;
+    a bidirectional model streams through the session fed its states, as onnxruntime does."""
     import rnnfast
 
-    if case.stream and len(case.layers) == 1 and case.layers[0].n_dirs == 1:
-        stream = rnnfast.load(onnx_single_node(case), n_threads=n_threads).stream(batch=case.x.shape[1],
-                                                                                  n_threads=n_threads)
+    if case.stream and all(l.n_dirs == 1 for l in case.layers):
+        stream = rnnfast.load(onnx_model(case), n_threads=n_threads).stream(batch=case.x.shape[1],
+                                                                            n_threads=n_threads)
         x0 = case.x[0]
         return lambda x_t=None: stream.step(x0 if x_t is None else x_t)
     if case.stream:

@@ -403,6 +403,32 @@ cdef class CStream:
             status = rnnf_step(self.model.ptr, self.st, &xv[0, 0], &yv[0, 0], n_threads)
         check(status, "stepping the stream")
 
+    def step_new(self, x, int n_threads=0):
+        """One step into a new output array when x is a float32 C-contiguous ndarray [batch, input_size], or
+        [input_size] with batch 1 (the output then has no batch axis either); None, with the state untouched, for
+        any other x, which the caller converts or refuses with its own message (Stream.step)."""
+        cdef cnp.npy_intp shape[2]
+        cdef int nd
+        cdef rnnf_status status
+        cdef const float *xp
+        cdef float *yp
+        if not is_f32_c(x):
+            return None
+        nd = cnp.PyArray_NDIM(x)
+        if nd == 2 and cnp.PyArray_DIM(x, 0) == self.batch and cnp.PyArray_DIM(x, 1) == self.input_size:
+            shape[0], shape[1] = self.batch, self.output_size
+        elif nd == 1 and self.batch == 1 and cnp.PyArray_DIM(x, 0) == self.input_size:
+            shape[0] = self.output_size
+        else:
+            return None
+        y = cnp.PyArray_EMPTY(nd, shape, cnp.NPY_FLOAT32, 0)
+        xp = <const float *>cnp.PyArray_DATA(x)
+        yp = <float *>cnp.PyArray_DATA(y)
+        with nogil:
+            status = rnnf_step(self.model.ptr, self.st, xp, yp, n_threads)
+        check(status, "stepping the stream")
+        return y
+
     def reset(self, rows=None):
         cdef const int32_t[::1] rv
         if rows is None:

@@ -14,6 +14,8 @@ class InferenceSession:
         if n_threads is None and sess_options is not None:
             n_threads = getattr(sess_options, "intra_op_num_threads", 0) or None
         self._model = load(path_or_bytes, n_threads=n_threads, **options)
+        # An ONNX graph that is a chain of recurrent nodes runs its usual feeds in one engine call (onnx_chain.py).
+        self._chain = getattr(self._model.graph, "chain", None)
 
     def get_inputs(self):
         return self._model.inputs
@@ -27,9 +29,17 @@ class InferenceSession:
     def run(self, output_names, input_feed: dict, run_options=None):
         if not isinstance(input_feed, dict):
             raise ValueError("input_feed must be a dict input name -> array, as in onnxruntime")
-        names = self._model.output_names
-        unknown = [n for n in (output_names or []) if n not in names]
-        if unknown:
-            raise ValueError(f"unknown output name(s) {unknown}; the model's outputs are {names}")
-        outputs = dict(zip(names, self._model.graph.run(self._model._feeds(input_feed))))
-        return [outputs[n] for n in (output_names or names)]
+        if output_names:
+            names = self._model.output_names
+            unknown = [n for n in output_names if n not in names]
+            if unknown:
+                raise ValueError(f"unknown output name(s) {unknown}; the model's outputs are {names}")
+        # The chain takes only feeds naming exactly the graph's inputs, so none is unknown; anything else goes
+        # through Model._feeds and the general path, which name the problem.
+        outs = None if self._chain is None else self._chain.run(input_feed)
+        if outs is None:
+            outs = self._model.graph.run(self._model._feeds(input_feed))
+        if not output_names:
+            return outs
+        outputs = dict(zip(names, outs))
+        return [outputs[n] for n in output_names]

@@ -32,9 +32,14 @@ class Stream:
         self._c = CompiledStack(self.layers).stream(self.batch)
         self._out = np.empty((self.batch, self.layers[-1].output_size), np.float32)
         self._where = where
+        self._plain = pre is None and post is None and input_check is None
 
     def step(self, x_t) -> np.ndarray:
         """One time step: x_t [batch, ...] (or without the batch axis when batch is 1). Returns this step's output."""
+        if self._plain:  # the usual float32 step, checked and run in one C call; anything else is converted below
+            y = self._c.step_new(x_t, self._n_threads)
+            if y is not None:
+                return y
         x_t = np.asarray(x_t)
         squeeze = self.batch == 1 and x_t.ndim == (1 if self._pre is None else 0)
         if squeeze:

@@ -126,3 +126,44 @@ def stack_model(layers, batch_first=False, table=None, head=None, final_state=Fa
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model.SerializeToString()
+
+
+def chain_model(layers, states=False, glue="reshape", last="merged", opset=14):
+    """Recurrent nodes joined as torch.onnx.export joins them: between layers, and after the last unless `last` is
+    "raw" (its Y as is) or "transposed" (Transpose only), Squeeze of the direction axis (glue="squeeze", one
+    direction) or Transpose [0,2,1,3] + Reshape [0,0,-1]. With `states`, every layer's initial_h (and initial_c)
+    is a graph input h<k> (c<k>) and every final state an output Yh<k> (Yc<k>), as a stateless streaming caller
+    feeds them. Input X [seq, batch, input]; the sequence is the first output. Returns model bytes."""
+    nodes, inits, inputs, outputs = [], [], [helper.make_tensor_value_info(
+        "X", TensorProto.FLOAT, ["seq", "batch", layers[0].input_size])], []
+    inits.append(numpy_helper.from_array(np.array([0, 0, -1], np.int64), "merge"))
+    inits.append(numpy_helper.from_array(np.array([1], np.int64), "dir_axis"))
+    x_name = "X"
+    for k, layer in enumerate(layers):
+        D, H = layer.n_dirs, layer.hidden_size
+        inits += [_f32(f"W{k}", layer.w_ih), _f32(f"R{k}", layer.w_hh),
+                  _f32(f"B{k}", np.concatenate([layer.b_ih, layer.b_hh], axis=1))]
+        ins, outs = [x_name, f"W{k}", f"R{k}", f"B{k}"], [f"Y{k}", f"Yh{k}"] + (["Yc" + str(k)] if layer.cell == "lstm"
+                                                                                 else [])
+        if states:
+            ins += ["", f"h{k}"] + ([f"c{k}"] if layer.cell == "lstm" else [])
+            inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [D, "batch", H]) for n in ins[5:]]
+            outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outs[1:]]
+        attrs = dict(hidden_size=H, direction=layer.direction)
+        if layer.linear_before_reset:
+            attrs["linear_before_reset"] = 1
+        nodes.append(helper.make_node(OPS[layer.cell], ins, outs, **attrs))
+        x_name = f"Y{k}"
+        if k == len(layers) - 1 and last == "raw":
+            break
+        nodes.append(helper.make_node("Transpose", [x_name], [f"Yt{k}"], perm=[0, 2, 1, 3]) if glue == "reshape"
+                     else helper.make_node("Squeeze", [x_name, "dir_axis"], [f"Ys{k}"]))
+        x_name = nodes[-1].output[0]
+        if glue == "reshape" and not (k == len(layers) - 1 and last == "transposed"):
+            nodes.append(helper.make_node("Reshape", [x_name, "merge"], [f"Ym{k}"]))
+            x_name = f"Ym{k}"
+    outputs.insert(0, helper.make_tensor_value_info(x_name, TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "chain", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model.SerializeToString()

@@ -1,5 +1,6 @@
 """Model.stream(): step-by-step inference with the state kept in C, checked against whole-sequence runs."""
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -99,3 +100,76 @@ def test_batch_one_steps_equal_run_to_the_bit(cell, hidden, seq_len):
     y, _, _ = CompiledStack([layer]).run(x)
     stream = Stream([layer], 1)
     assert np.array_equal(np.stack([stream.step(x[t]) for t in range(seq_len)]), y[:, 0])
+
+
+def _stream_and_run(batch, seed=3):
+    model = onnx_model("lstm", batch=batch, seed=seed)
+    x = np.random.default_rng(seed).standard_normal((5, batch, 4)).astype(np.float32)
+    return model, x, model.run(x)[0][:, 0]
+
+
+def test_every_form_of_step_input_gives_the_same_step():
+    """A float32 C-contiguous step takes one C call (CStream.step_new); a float64 one, a list, a strided view or a
+    batch-1 row without its batch axis are converted first. All give run's output to the bit, and each output is
+    a new array that later steps leave alone."""
+    model, x, y = _stream_and_run(batch=2)
+    forms = {"float32": lambda a: a, "float64": lambda a: a.astype(np.float64), "list": lambda a: a.tolist(),
+             "strided": lambda a: np.ascontiguousarray(a.T).T}
+    for name, form in forms.items():
+        stream = model.stream(batch=2)
+        outs = [stream.step(form(x[t])) for t in range(len(x))]
+        assert all(o.dtype == np.float32 and o.shape == (2, 6) for o in outs), name
+        assert np.array_equal(np.stack(outs), y), name
+    model1, x1, y1 = _stream_and_run(batch=1)
+    for name, form in {"row": lambda a: a[0], "row float64": lambda a: a[0].astype(np.float64),
+                       "batch axis": lambda a: a}.items():
+        stream = model1.stream()
+        outs = [stream.step(form(x1[t])) for t in range(len(x1))]
+        assert np.array_equal(np.stack(outs).reshape(y1.shape), y1), name
+        assert outs[0].shape == ((6,) if name.startswith("row") else (1, 6)), name
+
+
+def test_refused_steps_of_every_kind_name_the_problem_and_keep_the_state():
+    model, x, _ = _stream_and_run(batch=1)
+    stream = model.stream()
+    stream.step(x[0])
+    before = stream.state
+    for bad in (np.ones((2, 4), np.float32), np.ones(5, np.float32), np.ones((1, 1, 4), np.float32),
+                np.ones((1, 3), np.float64)):
+        shown = bad.shape if bad.ndim > 1 else (1,) + bad.shape  # a row is shown with its batch axis
+        with pytest.raises(ValueError, match=r"a step takes \[batch, input\] = \(1, 4\) \(or \[input\] for batch 1\), "
+                                             rf"got {re.escape(str(shown))}"):
+            stream.step(bad)
+    with pytest.raises(ValueError):
+        stream.step(np.array(["a", "b", "c", "d"]))
+    after = stream.state
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert np.array_equal(stream.step(x[1]), model.run(x[:2])[0][1, 0])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("n_layers", [2, 3])
+def test_a_chain_of_forward_nodes_streams_and_equals_run_to_the_bit(cell, n_layers):
+    from conftest import random_layer
+    from onnx_builders import chain_model
+
+    rng = np.random.default_rng(n_layers)
+    layers = [random_layer(rng, cell, "forward", 4 if k == 0 else 6, 6) for k in range(n_layers)]
+    model = rnnfast.load(chain_model(layers, glue="squeeze" if n_layers == 2 else "reshape"))
+    x = rng.standard_normal((7, 2, 4)).astype(np.float32)
+    y = model.run(x)[0]
+    stream = model.stream(batch=2)
+    assert np.array_equal(np.stack([stream.step(x[t]) for t in range(7)]), y)
+
+
+def test_chains_that_cannot_stream_say_why():
+    from conftest import random_layer
+    from onnx_builders import chain_model
+
+    rng = np.random.default_rng(0)
+    fwd = [random_layer(rng, "gru", "forward", 4 if k == 0 else 6, 6) for k in range(2)]
+    with pytest.raises(NotImplementedError, match="X as the only graph input, no initial state"):
+        rnnfast.load(chain_model(fwd, states=True)).stream()
+    rev = [random_layer(rng, "gru", "reverse", 4 if k == 0 else 6, 6) for k in range(2)]
+    with pytest.raises(rnnfast.FormatError, match="is reverse; a stream runs forward in time only"):
+        rnnfast.load(chain_model(rev)).stream()

@@ -54,11 +54,15 @@ def recording(use_reference: bool = False, n_threads=None):
                        mask_zero_output=mask_zero_output)
         if use_reference:
             y, hs, cs = reference_stack(self.layers, np.asarray(x), **options)
-            out = (y if y_layout == engine.Y_SEQ_DIR_BATCH else y.transpose(0, 2, 1, 3), hs, cs)
+            merged = y.transpose(0, 2, 1, 3).reshape(y.shape[0], y.shape[2], -1)  # Y_SEQ_BATCH_DIR: [T, B, D*P]
+            out = (y if y_layout == engine.Y_SEQ_DIR_BATCH else merged if want_y else None, hs, cs)
         else:
             out = engine_run(self, x, want_y=want_y, y_layout=y_layout, n_threads=n_threads or default_threads,
                              **options)
-        y = out[0] if y_layout == engine.Y_SEQ_DIR_BATCH or out[0] is None else out[0].transpose(0, 2, 1, 3)
+        y = out[0]
+        if y_layout != engine.Y_SEQ_DIR_BATCH and y is not None:  # recorded as [T, D, B, P] whatever the layout
+            last = self.layers[-1]
+            y = y.reshape(y.shape[0], y.shape[1], last.n_dirs, last.output_size).transpose(0, 2, 1, 3)
         calls.append(Call(list(self.layers), np.asarray(x), options, (y, out[1], out[2])))
         return out
 

@@ -12,6 +12,7 @@ from .. import engine
 from ..errors import FormatError
 from ..model import Model, TensorInfo
 from .onnx import OP_CELLS, RecurrentNodeSpec
+from .onnx_chain import match_chain
 from .onnx_quant import MS_DOMAIN, QuantizedLstmSpec
 from .onnx_ops import LOAD_CHECKS as MODEL_LOAD_CHECKS, OPS as MODEL_OPS
 
@@ -317,6 +318,7 @@ class OnnxGraph:
         for out in self.outputs:
             if out.name not in known:
                 raise FormatError(f"{name}: graph output {out.name!r} is not produced by any node")
+        self.chain = match_chain(self, n_threads) if subgraph is None else None
 
     def _fold(self, ctx):
         """Compute a node whose inputs are all constants once, at load, so recurrent nodes see plain weights."""
@@ -336,6 +338,10 @@ class OnnxGraph:
         return TensorInfo(value_info.name, shape, TYPE_NAMES.get(t.elem_type, f"tensor(type {t.elem_type})"))
 
     def run(self, feeds: dict, output_names=None) -> list:
+        if self.chain is not None and output_names is None:
+            outs = self.chain.run(feeds)  # one engine call; None for any feed it does not take as it is
+            if outs is not None:
+                return outs
         values = dict(self.consts)
         for info in self.inputs:
             if info.name not in feeds:
@@ -393,13 +399,24 @@ class OnnxGraph:
         return value
 
     def stream(self, batch=1, n_threads=None):
-        """Streams a graph that is one forward recurrent node fed by the graph input; its step returns Y_t."""
+        """Streams a graph that is one forward recurrent node fed by the graph input, its step returning Y_t; or
+        a chain of forward recurrent nodes (onnx_chain.py) with X its only input and the last node's sequence
+        its first output, its step returning that output's step."""
         from ..stream import Stream
 
+        chain = self.chain
+        if chain is not None:
+            if chain.n_inputs == 1 and not chain.h_src and not chain.c_src and chain.outputs[0] == (0, -1):
+                return Stream(chain.stack.layers, batch, n_threads=n_threads or chain.n_threads, where=chain.where)
+            if len(chain.stack.layers) > 1:
+                raise NotImplementedError(f"{self.name}: streaming a chain of recurrent nodes needs X as the only "
+                                          f"graph input, no initial state and the last node's sequence as the first "
+                                          f"output")
         recurrent = [step for kind, step in self.steps if kind == "recurrent"]
         if len(self.steps) != 1 or len(recurrent) != 1 or recurrent[0].layer is None:
             raise NotImplementedError(f"{self.name}: streaming needs a graph of one recurrent node with constant "
-                                      f"weights; this one has {len(self.steps)} node(s)")
+                                      f"weights, or a chain of them joined by Squeeze or Transpose + Reshape; this "
+                                      f"one has {len(self.steps)} node(s)")
         node = recurrent[0]
         if node.spec.inputs["X"] != self.inputs[0].name or len(self.inputs) != 1:
             raise NotImplementedError(f"{self.name}: streaming needs X as the only graph input")

@@ -1,0 +1,293 @@
+"""The ONNX chain fast path (rnnfast/importers/onnx_chain.py): a graph that is only recurrent nodes and the glue
+exporters write runs as one engine call. It must give exactly what the node-by-node path gives (bitwise), stay
+within float32 tolerance of the float64 reference and of onnxruntime, and leave every other graph and every unusual
+feed to the general path, with the same results and the same error messages."""
+import os
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import rnnfast
+from conftest import assert_close, random_layer
+from onnx_builders import chain_model
+from rnnfast import reference
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "onnx")
+I, H, T = 5, 8, 6
+
+
+def make_layers(rng, cell, direction, n_layers, lbr=False):
+    D = 2 if direction == "bidirectional" else 1
+    return [random_layer(rng, cell, direction, I if k == 0 else D * H, H, linear_before_reset=lbr and cell == "gru")
+            for k in range(n_layers)]
+
+
+def state_feeds(rng, layers, batch):
+    feeds = {}
+    for k, layer in enumerate(layers):
+        feeds[f"h{k}"] = rng.standard_normal((layer.n_dirs, batch, H)).astype(np.float32)
+        if layer.cell == "lstm":
+            feeds[f"c{k}"] = rng.standard_normal((layer.n_dirs, batch, H)).astype(np.float32)
+    return feeds
+
+
+def reference_outputs(layers, feeds, last="merged", states=False):
+    """The graph's outputs in float64: the sequence in the last node's output form, then every final state."""
+    x, finals = feeds["X"], []
+    for k, layer in enumerate(layers):
+        y, h, c = reference.run_layer(layer, x, initial_h=feeds.get(f"h{k}"), initial_c=feeds.get(f"c{k}"))
+        finals += [h] + ([c] if layer.cell == "lstm" else [])
+        Tn, D, B, P = y.shape
+        x = y.transpose(0, 2, 1, 3).reshape(Tn, B, D * P)
+    seq = {"raw": y, "transposed": y.transpose(0, 2, 1, 3), "merged": x}[last]
+    return [seq] + (finals if states else [])
+
+
+def general(model_bytes, **options):
+    """The same model without the chain: the node-by-node path, the one to be equal to."""
+    model = rnnfast.load(model_bytes, **options)
+    model.graph.chain = None
+    return model
+
+
+def check_chain(model_bytes, feeds, want, chain=True):
+    sess = rnnfast.InferenceSession(model_bytes)
+    assert (sess._model.graph.chain is not None) == chain
+    got = sess.run(None, feeds)
+    node_by_node = general(model_bytes).run(feeds)
+    onnxruntime = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert len(got) == len(node_by_node) == len(want) == len(onnxruntime)
+    for i, (g, n, w, o) in enumerate(zip(got, node_by_node, want, onnxruntime)):
+        assert g.dtype == np.float32 and g.shape == n.shape
+        assert np.array_equal(g, n), f"output {i}: the chain differs from the node-by-node path"
+        assert_close(g, w, what=f"output {i} vs the float64 reference")
+        assert_close(g, o, what=f"output {i} vs onnxruntime")
+    return got
+
+
+@pytest.mark.parametrize("batch", (1, 3))
+@pytest.mark.parametrize("states", (False, True))
+@pytest.mark.parametrize("direction", ("forward", "reverse", "bidirectional"))
+@pytest.mark.parametrize("n_layers", (1, 2, 3))
+@pytest.mark.parametrize("cell", ("rnn", "gru", "lstm"))
+def test_chain_equals_node_by_node_reference_and_onnxruntime(rng, cell, n_layers, direction, states, batch):
+    layers = make_layers(rng, cell, direction, n_layers, lbr=batch == 3)
+    glue = "squeeze" if direction != "bidirectional" and n_layers != 2 else "reshape"
+    model = chain_model(layers, states=states, glue=glue)
+    feeds = {"X": rng.standard_normal((T, batch, I)).astype(np.float32)}
+    if states:
+        feeds |= state_feeds(rng, layers, batch)
+    check_chain(model, feeds, reference_outputs(layers, feeds, states=states))
+
+
+@pytest.mark.parametrize("last", ("raw", "transposed", "merged"))
+@pytest.mark.parametrize("direction", ("forward", "bidirectional"))
+def test_last_output_in_each_form_exporters_leave_it(rng, direction, last):
+    layers = make_layers(rng, "lstm", direction, 2)
+    feeds = {"X": rng.standard_normal((T, 2, I)).astype(np.float32)} | state_feeds(rng, layers, 2)
+    check_chain(chain_model(layers, states=True, last=last), feeds,
+                reference_outputs(layers, feeds, last=last, states=True))
+
+
+def test_two_threads_equal_one_to_the_bit(rng):
+    layers = make_layers(rng, "gru", "bidirectional", 2, lbr=True)
+    model = chain_model(layers, states=True)
+    feeds = {"X": rng.standard_normal((T, 4, I)).astype(np.float32)} | state_feeds(rng, layers, 4)
+    one = rnnfast.InferenceSession(model, n_threads=1).run(None, feeds)
+    two = rnnfast.InferenceSession(model, n_threads=2).run(None, feeds)
+    for a, b in zip(one, two):
+        assert np.array_equal(a, b)
+
+
+def test_torch_exported_fixtures_take_the_chain_where_they_are_one():
+    """Of the exporters' files, only lstm_states.ts is a bare chain (its initial states are graph inputs, its Y
+    squeezed); the others compute zero initial states from the input's shape, slice states, transpose batch-first
+    or add heads, and stay on the general path. Either way the outputs are the node-by-node path's and torch's."""
+    taken = set()
+    for path in sorted(os.listdir(DATA)):
+        if not path.endswith(".onnx"):
+            continue
+        stem = path[:-5]
+        sess = rnnfast.InferenceSession(os.path.join(DATA, path))
+        if sess._model.graph.chain is not None:
+            taken.add(stem)
+        with np.load(os.path.join(DATA, stem + ".npz")) as z:
+            arrays = {k: z[k] for k in z.files}
+        node_by_node = general(os.path.join(DATA, path))
+        for case in sorted({k.split(".")[0] for k in arrays}):
+            feeds = {k.split(".", 2)[2]: v for k, v in arrays.items() if k.startswith(f"{case}.in.")}
+            torch_out = [v for k, v in arrays.items() if k.startswith(f"{case}.out.")]
+            got = sess.run(None, feeds)
+            for g, n in zip(got, node_by_node.run(feeds)):
+                assert np.array_equal(g, n), f"{stem} {case}"
+            if stem.startswith("lstm_states"):
+                for g, w in zip(got, torch_out):
+                    assert_close(g, w, what=f"{stem} {case} vs torch")
+    assert taken == {"lstm_states.ts"}
+
+
+def _one_lstm_graph(rng, extra):
+    """LSTM -> (something that is not a chain) -> LSTM, with onnxruntime's answer for the feeds."""
+    l0, l1 = make_layers(rng, "lstm", "forward", 2)
+    nodes = [helper.make_node("LSTM", ["X", "W0", "R0", "B0", "lens" if extra == "lens" else "",
+                                       "h0" if extra in ("lens", "computed") else ""], ["Y0"], hidden_size=H),
+             helper.make_node("Squeeze", ["Y0", "axis"], ["X1"]),
+             helper.make_node("LSTM", ["X1r" if extra == "relu" else "X1", "W1", "R1", "B1"], ["Y1"], hidden_size=H),
+             helper.make_node("Squeeze", ["Y1", "axis"], ["out"])]
+    inits = [numpy_helper.from_array(np.array([1], np.int64), "axis")]
+    for k, l in enumerate((l0, l1)):
+        inits += [numpy_helper.from_array(l.w_ih, f"W{k}"), numpy_helper.from_array(l.w_hh, f"R{k}"),
+                  numpy_helper.from_array(np.concatenate([l.b_ih, l.b_hh], axis=1), f"B{k}")]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["seq", "batch", I])]
+    outputs = [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)]
+    feeds = {"X": rng.standard_normal((T, 3, I)).astype(np.float32)}
+    if extra == "relu":
+        nodes.insert(2, helper.make_node("Relu", ["X1"], ["X1r"]))
+    if extra == "lens":
+        inputs += [helper.make_tensor_value_info("lens", TensorProto.INT32, ["batch"]),
+                   helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, "batch", H])]
+        feeds |= {"lens": np.array([T, 2, 0], np.int32), "h0": rng.standard_normal((1, 3, H)).astype(np.float32)}
+    if extra == "computed":
+        inits.append(numpy_helper.from_array(np.array(0.5, np.float32), "half"))
+        nodes.insert(0, helper.make_node("Mul", ["h_in", "half"], ["h0"]))
+        inputs.append(helper.make_tensor_value_info("h_in", TensorProto.FLOAT, [1, "batch", H]))
+        feeds["h_in"] = rng.standard_normal((1, 3, H)).astype(np.float32)
+    if extra == "inner_output":
+        outputs.append(helper.make_tensor_value_info("X1", TensorProto.FLOAT, None))
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, inits),
+                              opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model.SerializeToString(), feeds
+
+
+@pytest.mark.parametrize("extra", ("lens", "relu", "computed", "inner_output"))
+def test_graphs_that_are_not_a_chain_keep_the_general_path(rng, extra):
+    """sequence_lens fed, an op between the layers, an initial state computed in the graph, an inner layer's
+    sequence returned: no chain, and the results are still onnxruntime's."""
+    model, feeds = _one_lstm_graph(rng, extra)
+    sess = rnnfast.InferenceSession(model)
+    assert sess._model.graph.chain is None
+    want = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, feeds)
+    got = sess.run(None, feeds)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert_close(g, w, what=extra)
+
+
+@pytest.fixture
+def stacked(rng):
+    layers = make_layers(rng, "lstm", "bidirectional", 2)
+    feeds = {"X": rng.standard_normal((T, 2, I)).astype(np.float32)} | state_feeds(rng, layers, 2)
+    return layers, chain_model(layers, states=True), feeds
+
+
+def test_unusual_feeds_give_what_the_general_path_gives(stacked):
+    """Feeds the chain does not take as they are (float64, a list, a strided view, no time steps) go to the
+    general path: same outputs, same dtypes, as without the chain."""
+    layers, model, feeds = stacked
+    sess, node_by_node = rnnfast.InferenceSession(model), general(model)
+    variants = {
+        "float64": {k: v.astype(np.float64) for k, v in feeds.items()},
+        "list": feeds | {"X": feeds["X"].tolist()},
+        "strided": feeds | {"X": np.ascontiguousarray(feeds["X"].transpose(1, 0, 2)).transpose(1, 0, 2)},
+        "no steps": feeds | {"X": np.zeros((0, 2, I), np.float32)},
+    }
+    for name, v in variants.items():
+        if name == "no steps":  # numpy cannot infer Reshape's -1 over zero elements: the same error either way
+            with pytest.raises(ValueError) as fast:
+                sess.run(None, v)
+            with pytest.raises(ValueError) as slow:
+                node_by_node.run(v)
+            assert str(fast.value) == str(slow.value) and "Reshape" in str(fast.value)
+            continue
+        got, want = sess.run(None, v), node_by_node.run(v)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape and np.array_equal(g, w), name
+    ref = reference_outputs(layers, feeds, states=True)
+    for g, w in zip(sess.run(None, variants["float64"]), ref):
+        assert_close(g, w, what="float64 feeds vs the reference")
+
+
+def test_bad_feeds_raise_what_the_general_path_raises(stacked):
+    layers, model, feeds = stacked
+    sess, node_by_node = rnnfast.InferenceSession(model), general(model)
+    bad = {
+        "missing": ({k: v for k, v in feeds.items() if k != "c1"}, "missing input 'c1'"),
+        "unknown": (feeds | {"extra": feeds["X"]}, "unknown input name(s) ['extra']"),
+        "rank": (feeds | {"X": feeds["X"][0]}, "input 'X' has 2 dimensions"),
+        "features": (feeds | {"X": np.zeros((T, 2, I + 1), np.float32)}, f"input 'X' has size {I + 1} on axis 2"),
+        "dtype": (feeds | {"X": np.zeros((T, 2, I), np.int32)}, "input 'X' has dtype int32"),
+        "state batch": (feeds | {"h1": np.zeros((2, 3, H), np.float32)}, "node #"),
+        "state dirs": (feeds | {"h0": np.zeros((1, 2, H), np.float32)}, "input 'h0' has size 1 on axis 0"),
+    }
+    for name, (v, words) in bad.items():
+        with pytest.raises(ValueError) as fast:
+            sess.run(None, v)
+        with pytest.raises(ValueError) as slow:
+            node_by_node.run(v)
+        assert str(fast.value) == str(slow.value), name
+        assert words in str(fast.value), (name, str(fast.value))
+
+
+def test_a_refused_feed_leaves_the_next_run_unchanged(stacked):
+    layers, model, feeds = stacked
+    sess = rnnfast.InferenceSession(model)
+    before = sess.run(None, feeds)
+    with pytest.raises(ValueError):
+        sess.run(None, feeds | {"h1": np.zeros((2, 3, H), np.float32)})
+    for a, b in zip(before, sess.run(None, feeds)):
+        assert np.array_equal(a, b)
+
+
+def test_no_time_steps_give_the_general_paths_empty_outputs(rng):
+    layers = make_layers(rng, "gru", "forward", 2)
+    model = chain_model(layers, states=True, glue="squeeze")
+    feeds = {"X": np.zeros((0, 2, I), np.float32)} | state_feeds(rng, layers, 2)
+    got, want = rnnfast.InferenceSession(model).run(None, feeds), general(model).run(feeds)
+    assert [g.shape for g in got] == [w.shape for w in want] == [(0, 2, H), (1, 2, H), (1, 2, H)]
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and np.array_equal(g, w)
+
+
+@pytest.mark.parametrize("last", ("raw", "transposed", "merged"))
+def test_rnnfast_verify_sees_the_chain_as_one_stack(rng, last):
+    """rnnfast verify swaps the float64 reference in for CompiledStack.run (commands/trace.py): the chain's one
+    call is recorded with both layers, and its outputs are then the reference's, in float32 like the model's."""
+    from rnnfast.commands.trace import recording
+
+    layers = make_layers(rng, "lstm", "bidirectional", 2)
+    model = chain_model(layers, states=True, last=last)
+    feeds = {"X": rng.standard_normal((T, 2, I)).astype(np.float32)} | state_feeds(rng, layers, 2)
+    sess = rnnfast.InferenceSession(model)
+    with recording(use_reference=True) as calls:
+        got = sess.run(None, feeds)
+    assert len(calls) == 1 and len(calls[0].layers) == 2
+    want = reference_outputs(layers, feeds, last=last, states=True)
+    for g, w in zip(got, want):
+        assert g.dtype == np.float32
+        assert np.array_equal(g, w.astype(np.float32))
+    with recording() as calls:
+        engine_run = sess.run(None, feeds)
+    recorded_y = calls[0].outputs[0]  # recorded as [T, D, B, P] whatever layout the chain asked for
+    assert_close(recorded_y, reference_outputs(layers, feeds, last="raw")[0], what="recorded y")
+    for g, e in zip(got, engine_run):
+        assert_close(e, g, what="engine vs reference")
+
+
+def test_constant_initial_states_are_taken_as_given(rng):
+    """Initial states stored as initializers (some exporters fold them) feed the stack like fed ones."""
+    import onnx
+
+    layers = make_layers(rng, "lstm", "forward", 2)
+    proto = onnx.load_from_string(chain_model(layers, states=True))
+    consts = state_feeds(rng, layers, 2)
+    keep = [i for i in proto.graph.input if i.name not in ("h0", "c1")]
+    del proto.graph.input[:]
+    proto.graph.input.extend(keep)
+    proto.graph.initializer.extend([numpy_helper.from_array(consts[n], n) for n in ("h0", "c1")])
+    model = proto.SerializeToString()
+    feeds = {"X": rng.standard_normal((T, 2, I)).astype(np.float32), "c0": consts["c0"], "h1": consts["h1"]}
+    check_chain(model, feeds, reference_outputs(layers, feeds | consts, states=True))
