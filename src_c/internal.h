@@ -68,7 +68,7 @@ typedef struct {
     int q0, q1;    /* this thread's projection panels */
     struct rnnf_barrier *barrier;
     int *sense;
-    float *gx_blk, *gh_blk; /* rnnf_rows_step: this thread's [batch][n_gates*RNNF_UB] products of one unit block */
+    float *gx_blk, *gh_blk; /* rnnf_rows_block: this thread's [batch][n_gates*RNNF_UB] products of one unit block */
 } rnnf_step_ctx;
 
 /* One time step of one direction for this thread's units: reads the current h buffer hp, the input
@@ -81,11 +81,12 @@ void rnnf_lstm_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *
 void rnnf_gru_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *active, const float *hp, float *hn);
 void rnnf_rnn_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *active, const float *hp, float *hn);
 
-/* Batch > 1 (rows_step.c): whether a layer runs rnnf_rows_step, which projects the step's inputs x_t ([batch] rows
- * of x_ld floats) itself, one unit block at a time, instead of reading a hoisted projection. */
+/* Batch > 1 (rows_step.c): whether a layer runs rnnf_rows_block, and one unit block jb of one step: projects the
+ * step's inputs x_t ([batch] rows of x_ld floats) for the block itself, then its recurrent product and gates, into
+ * hn (and c) for the block's units, masked rows carried. */
 int rnnf_rows_step_applies(const rnnf_layer *L, int batch);
-void rnnf_rows_step(const rnnf_step_ctx *ctx, const float *x_t, int x_ld, const uint8_t *active, const float *hp,
-                    float *hn);
+void rnnf_rows_block(const rnnf_step_ctx *ctx, int jb, const float *x_t, int x_ld, const uint8_t *active,
+                     const float *hp, float *hn);
 
 /* Copy hp to hn over columns [c0, c1) for the rows that are not active: masked rows keep their state. */
 void rnnf_carry_inactive(int batch, const uint8_t *active, const float *hp, float *hn, int stride, int c0, int c1);

@@ -93,7 +93,10 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
         const float *hp = S->h[d][cur];
         float *hn = S->h[d][cur ^ 1];
         if (rows)
-            rnnf_rows_step(&ctx, in + (size_t)t * B * in_ld, in_ld, io->active + (size_t)t * B, hp, hn);
+            /* every other step walks the blocks backwards, so it starts on the weights the last step left in L2 */
+            for (int i = ctx.jb0; i < ctx.jb1; i++)
+                rnnf_rows_block(&ctx, s & 1 ? ctx.jb1 - 1 - (i - ctx.jb0) : i, in + (size_t)t * B * in_ld, in_ld,
+                                io->active + (size_t)t * B, hp, hn);
         else
             step(&ctx, gx + (size_t)t * B * cols, io->active + (size_t)t * B, hp, hn);
         if (io->out) write_output(L, st, io, d, s, t, hn, o0, o1);

@@ -30,35 +30,33 @@ static void block_products(const rnnf_step_ctx *ctx, int jb, const float *x_t, i
                         bias_h ? bias_h + first * RNNF_UB : NULL, ctx->gh_blk, W);
 }
 
-void rnnf_rows_step(const rnnf_step_ctx *ctx, const float *x_t, int x_ld, const uint8_t *active, const float *hp,
-                    float *hn)
+void rnnf_rows_block(const rnnf_step_ctx *ctx, int jb, const float *x_t, int x_ld, const uint8_t *active,
+                     const float *hp, float *hn)
 {
     const rnnf_layer *L = ctx->L;
     const rnnf_kernels *K = ctx->K;
     const int d = ctx->d, B = ctx->batch, UB = RNNF_UB, W = L->n_gates * UB, hs = L->hstride;
     const rnnf_gate_params *gp = &L->gp[d];
-    for (int jb = ctx->jb0; jb < ctx->jb1; jb++) {
-        block_products(ctx, jb, x_t, x_ld, hp, L->linear_before_reset ? L->bias_h[d] : NULL);
-        const float *gx = ctx->gx_blk, *gh = ctx->gh_blk, *peep = L->peep[d] ? L->peep[d] + (size_t)jb * 3 * UB : NULL;
-        float *c = L->cell == RNNF_CELL_LSTM ? ctx->S->c[d] + (size_t)jb * UB : NULL;
-        const size_t u = (size_t)jb * UB;
-        if (L->cell == RNNF_CELL_LSTM && K->lstm_rows)
-            K->lstm_rows(B, active, gx, gh, W, peep, c, L->hpad, hn + u, hs, gp);
-        else if (L->cell == RNNF_CELL_GRU && K->gru_lbr_rows)
-            K->gru_lbr_rows(B, active, gx, gh, W, hp + u, hn + u, hs, gp);
-        else if (L->cell == RNNF_CELL_RNN && K->rnn_rows)
-            K->rnn_rows(B, active, gx, gh, W, hn + u, hs, gp);
-        else
-            for (int b = 0; b < B; b++) {
-                if (!active[b]) continue;
-                const size_t o = (size_t)b * W, h = (size_t)b * hs + u;
-                if (L->cell == RNNF_CELL_LSTM)
-                    K->lstm_block(gx + o, gh + o, peep, c + (size_t)b * L->hpad, hn + h, gp);
-                else if (L->cell == RNNF_CELL_GRU)
-                    K->gru_lbr_block(gx + o, gh + o, hp + h, hn + h, gp);
-                else
-                    K->rnn_block(gx + o, gh + o, hn + h, gp);
-            }
-    }
-    rnnf_carry_inactive(B, active, hp, hn, hs, ctx->jb0 * UB, ctx->jb1 * UB);
+    block_products(ctx, jb, x_t, x_ld, hp, L->linear_before_reset ? L->bias_h[d] : NULL);
+    const float *gx = ctx->gx_blk, *gh = ctx->gh_blk, *peep = L->peep[d] ? L->peep[d] + (size_t)jb * 3 * UB : NULL;
+    float *c = L->cell == RNNF_CELL_LSTM ? ctx->S->c[d] + (size_t)jb * UB : NULL;
+    const size_t u = (size_t)jb * UB;
+    if (L->cell == RNNF_CELL_LSTM && K->lstm_rows)
+        K->lstm_rows(B, active, gx, gh, W, peep, c, L->hpad, hn + u, hs, gp);
+    else if (L->cell == RNNF_CELL_GRU && K->gru_lbr_rows)
+        K->gru_lbr_rows(B, active, gx, gh, W, hp + u, hn + u, hs, gp);
+    else if (L->cell == RNNF_CELL_RNN && K->rnn_rows)
+        K->rnn_rows(B, active, gx, gh, W, hn + u, hs, gp);
+    else
+        for (int b = 0; b < B; b++) {
+            if (!active[b]) continue;
+            const size_t o = (size_t)b * W, h = (size_t)b * hs + u;
+            if (L->cell == RNNF_CELL_LSTM)
+                K->lstm_block(gx + o, gh + o, peep, c + (size_t)b * L->hpad, hn + h, gp);
+            else if (L->cell == RNNF_CELL_GRU)
+                K->gru_lbr_block(gx + o, gh + o, hp + h, hn + h, gp);
+            else
+                K->rnn_block(gx + o, gh + o, hn + h, gp);
+        }
+    rnnf_carry_inactive(B, active, hp, hn, hs, jb * UB, (jb + 1) * UB);
 }
