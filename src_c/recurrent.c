@@ -1,4 +1,5 @@
-/* recurrent.c: the time loop shared by all cells: input projection hoisted out of the loop, threads,
+/* recurrent.c: the time loop shared by all cells: input projection hoisted out of the loop (batch 1, and the
+ * layers rows_step.c does not cover; batch > 1 projects one unit block of one step at a time there), threads,
  * directions, sequence_lens and masks, and where each step's output goes.
  *
  * Threads split hidden-unit blocks (all gates of a unit stay together), never a reduction, so every thread
