@@ -253,28 +253,28 @@ def test_no_time_steps_give_the_general_paths_empty_outputs(rng):
 
 
 @pytest.mark.parametrize("last", ("raw", "transposed", "merged"))
-def test_rnnfast_verify_sees_the_chain_as_one_stack(rng, last):
-    """rnnfast verify swaps the float64 reference in for CompiledStack.run (commands/trace.py): the chain's one
-    call is recorded with both layers, and its outputs are then the reference's, in float32 like the model's."""
+def test_rnnfast_verify_watches_every_node(rng, last):
+    """rnnfast verify records or replaces CompiledStack.run (commands/trace.py), which the chain's one C call would
+    bypass: while it does, the graph runs node by node, so each layer is seen on its own inputs and the outputs
+    are the float64 reference's (each node's in float32, the model's type)."""
     from rnnfast.commands.trace import recording
 
     layers = make_layers(rng, "lstm", "bidirectional", 2)
     model = chain_model(layers, states=True, last=last)
     feeds = {"X": rng.standard_normal((T, 2, I)).astype(np.float32)} | state_feeds(rng, layers, 2)
     sess = rnnfast.InferenceSession(model)
+    assert sess._model.graph.chain is not None
     with recording(use_reference=True) as calls:
         got = sess.run(None, feeds)
-    assert len(calls) == 1 and len(calls[0].layers) == 2
-    want = reference_outputs(layers, feeds, last=last, states=True)
-    for g, w in zip(got, want):
+    assert [len(c.layers) for c in calls] == [1, 1]
+    for g, w in zip(got, reference_outputs(layers, feeds, last=last, states=True)):
         assert g.dtype == np.float32
-        assert np.array_equal(g, w.astype(np.float32))
+        assert_close(g, w, what="the reference through the graph")
     with recording() as calls:
-        engine_run = sess.run(None, feeds)
-    recorded_y = calls[0].outputs[0]  # recorded as [T, D, B, P] whatever layout the chain asked for
-    assert_close(recorded_y, reference_outputs(layers, feeds, last="raw")[0], what="recorded y")
-    for g, e in zip(got, engine_run):
-        assert_close(e, g, what="engine vs reference")
+        watched = sess.run(None, feeds)
+    assert len(calls) == 2
+    for a, b in zip(watched, sess.run(None, feeds)):
+        assert np.array_equal(a, b)
 
 
 def test_constant_initial_states_are_taken_as_given(rng):

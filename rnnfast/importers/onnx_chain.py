@@ -21,9 +21,9 @@ from typing import Optional
 
 import numpy as np
 
-from .. import engine
+from .. import _core, engine
 
-F32 = np.dtype(np.float32)
+_ENGINE_RUN = engine.CompiledStack.run
 # Forms of the last node's sequence as a graph output: [T,D,B,P] as the node gives it (the engine's
 # Y_SEQ_DIR_BATCH), [T,B,D,P] after the exporters' Transpose, [T,B,D*P] after their Reshape or Squeeze (both
 # Y_SEQ_BATCH_DIR).
@@ -34,49 +34,27 @@ class Chain:
     """The compiled chain: which feed goes where, and which engine output is which graph output."""
 
     def __init__(self, stack, x_name, checks, h_src, c_src, consts, outputs, y_form, n_threads, where):
-        self.stack, self.x_name, self.n_threads = stack, x_name, n_threads
+        self.stack, self.n_threads = stack, n_threads
         self.where = where  # for messages: the node's, or the graph's name for several nodes
-        self.checks = checks  # per graph input: (name, fixed axes [(axis, size)]), X first
-        self.n_inputs = len(checks)
+        self.n_inputs = len(checks)  # checks: per graph input, (name, [(axis, declared size)]), X first
         # Per layer, the name of its initial state (a graph input or a constant; None for zeros), or None for none.
         self.h_src, self.c_src = h_src, c_src
-        self.const_states = {n: consts[n] for n in (h_src or []) + (c_src or []) if n in consts} or None
         self.outputs = outputs  # per graph output: (0, -1) the sequence, (1, k) layer k's Y_h, (2, k) its Y_c
-        L = len(stack.layers)
-        self.out_index = [0 if which == 0 else 1 + (which - 1) * L + k for which, k in outputs]  # in [y, *hs, *cs]
-        self.want_y = any(which == 0 for which, _ in outputs)
-        self.y_form = y_form
-        self.y_layout = engine.Y_SEQ_DIR_BATCH if y_form == RAW else engine.Y_SEQ_BATCH_DIR
-        last = stack.layers[-1]
-        self.y_dirs = (last.n_dirs, last.output_size)
+        L, last = len(stack.layers), stack.layers[-1]
+        self.feed_run = _core.FeedRun(
+            stack.c_model, [n for n, _ in checks], [f for _, f in checks], h_src, c_src,
+            {n: np.ascontiguousarray(consts[n], np.float32) for n in (h_src or []) + (c_src or []) if n in consts},
+            [0 if which == 0 else 1 + (which - 1) * L + k for which, k in outputs],  # index in [y, *y_h, *y_c]
+            any(which == 0 for which, _ in outputs), engine.Y_SEQ_DIR_BATCH if y_form == RAW else engine.Y_SEQ_BATCH_DIR,
+            (last.n_dirs, last.output_size) if y_form == TRANSPOSED else (), n_threads)
 
     def run(self, feeds: dict) -> Optional[list]:
-        """The graph's outputs, or None when the feeds are not the usual ones (the caller takes the general path)."""
-        if len(feeds) != self.n_inputs:
+        """The graph's outputs, or None when the feeds are not the usual ones (the caller takes the general path).
+        While rnnfast verify watches or replaces CompiledStack.run (commands/trace.py), which this C call would
+        bypass, the graph runs node by node for it."""
+        if engine.CompiledStack.run is not _ENGINE_RUN:
             return None
-        for name, fixed in self.checks:
-            v = feeds.get(name)
-            if type(v) is not np.ndarray or v.dtype is not F32 or v.ndim != 3:
-                return None
-            shape = v.shape
-            for a, w in fixed:  # a loop, not all(genexpr): a generator costs more than this whole check
-                if shape[a] != w:
-                    return None
-        states = feeds if self.const_states is None else {**self.const_states, **feeds}
-        h0 = None if self.h_src is None else list(map(states.get, self.h_src))  # map: no Python frame per layer
-        c0 = None if self.c_src is None else list(map(states.get, self.c_src))
-        try:
-            y, hs, cs = self.stack.run(feeds[self.x_name], None, h0, c0, None, False, self.want_y, self.y_layout,
-                                       self.n_threads)
-        except ValueError:
-            return None  # e.g. a state of another batch size: the general path names the node and the input
-        if hs[0].dtype is not F32:  # the float64 reference put in place of the engine (rnnfast verify)
-            y = None if y is None else y.astype(F32)
-            hs = [h.astype(F32) for h in hs]
-            cs = [None if c is None else c.astype(F32) for c in cs]
-        if self.y_form == TRANSPOSED:
-            y = y.reshape(y.shape[0], y.shape[1], *self.y_dirs)
-        return list(map([y, *hs, *cs].__getitem__, self.out_index))
+        return self.feed_run.run(feeds)
 
 
 def match_chain(graph, n_threads) -> Optional[Chain]:
