@@ -130,27 +130,21 @@ static inline __attribute__((always_inline)) void exp_n(int N, __m256 *x)
     for (int q = 0; q < N; q++) x[q] = _mm256_mul_ps(p[q], _mm256_castsi256_ps(e[q]));
 }
 
-static inline __attribute__((always_inline)) void sigmoid_n(int N, __m256 *x)
-{
-    const __m256 one = _mm256_set1_ps(1.0f);
-    __m256 t[8];
-    for (int q = 0; q < N; q++) t[q] = _mm256_sub_ps(_mm256_setzero_ps(), x[q]);
-    exp_n(N, t);
-    for (int q = 0; q < N; q++) x[q] = _mm256_div_ps(one, _mm256_add_ps(one, t[q]));
-}
-
-static inline __attribute__((always_inline)) void tanh_n(int N, __m256 *x)
+/* x[0, NS) = sigmoid(x), x[NS, NS + NT) = tanh(x), with one interleaved exp pass for both kinds. */
+static inline __attribute__((always_inline)) void sigmoid_tanh_n(int NS, int NT, __m256 *x)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256 one = _mm256_set1_ps(1.0f);
-    __m256 ax[8], e[8];
-    for (int q = 0; q < N; q++) {
+    __m256 e[8], ax[8];
+    for (int q = 0; q < NS; q++) e[q] = _mm256_sub_ps(_mm256_setzero_ps(), x[q]);
+    for (int q = NS; q < NS + NT; q++) {
         ax[q] = _mm256_andnot_ps(sign, x[q]);
         e[q] = _mm256_add_ps(ax[q], ax[q]);
     }
-    exp_n(N, e);
-    for (int q = 0; q < N; q++) {
-        /* large branch: 1 - 2/(e^{2|x|}+1), sign restored */
+    exp_n(NS + NT, e);
+    for (int q = 0; q < NS; q++) x[q] = _mm256_div_ps(one, _mm256_add_ps(one, e[q]));
+    for (int q = NS; q < NS + NT; q++) {
+        /* tanh, large branch: 1 - 2/(e^{2|x|}+1), sign restored */
         __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e[q], one)));
         big = _mm256_or_ps(big, _mm256_and_ps(x[q], sign));
         /* small branch: x * P(x^2) */
@@ -161,6 +155,10 @@ static inline __attribute__((always_inline)) void tanh_n(int N, __m256 *x)
         x[q] = _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax[q], _mm256_set1_ps(TANH_SMALL), _CMP_LT_OQ));
     }
 }
+
+static inline __attribute__((always_inline)) void sigmoid_n(int N, __m256 *x) { sigmoid_tanh_n(N, 0, x); }
+
+static inline __attribute__((always_inline)) void tanh_n(int N, __m256 *x) { sigmoid_tanh_n(0, N, x); }
 
 static inline __m256 sigmoid_ps(__m256 x)
 {
@@ -219,23 +217,23 @@ static void lstm_block_avx2(const float *gx, const float *gh, const float *peep,
                             const rnnf_gate_params *gp)
 {
     if (!peep && !gp->input_forget && plain_gates(gp) && gp->h.kind == RNNF_ACT_TANH) {
-        /* the common LSTM, both 8-unit halves interleaved: the same operations as the loop below */
-        __m256 s[6], t[2], c_new[2];
+        /* the common LSTM, both 8-unit halves interleaved, the cell update's inputs (i, f, g) first and o with
+         * tanh(c): the same operations per lane as the loop below */
+        __m256 v[6], w[4];
         for (int q = 0; q < 2; q++) {
             const int j = 8 * q;
-            s[q] = _mm256_add_ps(ld(gx + j), ld(gh + j));                      /* i */
-            s[2 + q] = _mm256_add_ps(ld(gx + 2 * UB + j), ld(gh + 2 * UB + j)); /* f */
-            s[4 + q] = _mm256_add_ps(ld(gx + UB + j), ld(gh + UB + j));         /* o */
-            t[q] = _mm256_add_ps(ld(gx + 3 * UB + j), ld(gh + 3 * UB + j));     /* c */
+            v[q] = _mm256_add_ps(ld(gx + j), ld(gh + j));                      /* i */
+            v[2 + q] = _mm256_add_ps(ld(gx + 2 * UB + j), ld(gh + 2 * UB + j)); /* f */
+            v[4 + q] = _mm256_add_ps(ld(gx + 3 * UB + j), ld(gh + 3 * UB + j)); /* c */
+            w[q] = _mm256_add_ps(ld(gx + UB + j), ld(gh + UB + j));             /* o */
         }
-        sigmoid_n(6, s);
-        tanh_n(2, t);
+        sigmoid_tanh_n(4, 2, v);
         for (int q = 0; q < 2; q++) {
-            c_new[q] = _mm256_fmadd_ps(s[2 + q], ld(c + 8 * q), _mm256_mul_ps(s[q], t[q]));
-            _mm256_storeu_ps(c + 8 * q, c_new[q]);
+            w[2 + q] = _mm256_fmadd_ps(v[2 + q], ld(c + 8 * q), _mm256_mul_ps(v[q], v[4 + q]));
+            _mm256_storeu_ps(c + 8 * q, w[2 + q]);
         }
-        tanh_n(2, c_new);
-        for (int q = 0; q < 2; q++) _mm256_storeu_ps(h_out + 8 * q, _mm256_mul_ps(s[4 + q], c_new[q]));
+        sigmoid_tanh_n(2, 2, w);
+        for (int q = 0; q < 2; q++) _mm256_storeu_ps(h_out + 8 * q, _mm256_mul_ps(w[q], w[2 + q]));
         return;
     }
     for (int j = 0; j < UB; j += 8) {
