@@ -9,7 +9,9 @@ Cases: CompiledStack.run (seq_len 1 with the states in and out, and seq_len 50),
 rnnfast.InferenceSession.run on a one-LSTM-node ONNX model (seq_len 1 with the states fed, seq_len 50), and on the
 graphs bench/workloads.py gives onnxruntime (recurrent nodes joined by Transpose + Reshape): a bidirectional LSTM and
 two stacked LSTMs at seq_len 1 with every state fed in and out, one LSTM at seq_len 50. Each at hidden 32 (input 8,
-the tiny workload) and hidden 256 (input 64, the stream workload), batch 1, 1 thread.
+the tiny workload) and hidden 256 (input 64, the stream workload), batch 1, 1 thread. Then bench/workloads.py's
+rnnfast_runner (the public API) and engine_runner (CompiledStack / CStream) side by side for a few workload cells:
+their difference is what the Python layer costs report.py's rnnfast column.
 
 Instruction counts: the script runs itself under `valgrind --tool=callgrind`, collecting only inside `exec`, through
 which each case's loop of calls is run; --dump-after=builtin_exec writes one profile per loop and the count per call
@@ -30,8 +32,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the source tree, when not installed
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/, for workloads.py
 
 SIZES = {32: 8, 256: 64}  # hidden: input
+WORKLOAD_CELLS = (("stream", "lstm"), ("stream", "lstm2"), ("stream", "bilstm"), ("tiny", "lstm"), ("tiny", "rnn"))
 SEQ = 50
 
 
@@ -66,7 +70,6 @@ def _onnx_lstm(layer, with_states: bool) -> bytes:
 
 def _workload_graph(layers, x, with_states: bool) -> bytes:
     """The ONNX graph bench/workloads.py gives every engine for these layers."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from workloads import Case, onnx_model
 
     return onnx_model(Case("stream" if with_states else "tiny", "", layers, x), with_states=with_states)
@@ -134,6 +137,12 @@ def make_cases(n_threads: int) -> dict:
             cases[f"graph {name} T=1  H={H}"] = _fed_states(graph, x1)
         graph = rnnfast.InferenceSession(_workload_graph([layer], xs, False), n_threads=n_threads)
         cases[f"graph lstm   T={SEQ} H={H}"] = lambda sess=graph, xs=xs: sess.run(None, {"X": xs})
+    from workloads import engine_runner, make_case, rnnfast_runner
+
+    for workload, cell in WORKLOAD_CELLS:
+        case = make_case(workload, cell)
+        cases[f"{workload} {cell} rnnfast"] = rnnfast_runner(case, n_threads)
+        cases[f"{workload} {cell} engine"] = engine_runner(case, n_threads)
     return cases
 
 

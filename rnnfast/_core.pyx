@@ -378,7 +378,7 @@ cdef class FeedRun:
     """A CModel run whose inputs are looked up by name in a dict of arrays, for a graph that is only a stack
     (rnnfast/importers/onnx_chain.py): the feed checks, the per-layer state lists and the list of outputs are made
     here, in one call. run() returns None, having run nothing, for feeds that are not the usual ones (not exactly
-    the named inputs, or not float32 ndarrays of rank 3 with the fixed sizes), and for any the model refuses: the
+    the named inputs, or not native float32 ndarrays of rank 3 with the fixed sizes), and for any the model refuses: the
     caller then takes its general path, which converts or names the problem."""
     cdef CModel model
     cdef tuple names       # the inputs, x first
@@ -416,7 +416,7 @@ cdef class FeedRun:
         for i in range(n):
             v = feeds.get(self.names[i])
             if not (cnp.PyArray_CheckExact(v) and cnp.PyArray_TYPE(<cnp.ndarray>v) == cnp.NPY_FLOAT32
-                    and cnp.PyArray_NDIM(<cnp.ndarray>v) == 3):
+                    and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>v) and cnp.PyArray_NDIM(<cnp.ndarray>v) == 3):
                 return None
             fixed = <tuple>self.fixed[i]
             for axis, size in fixed:

@@ -184,14 +184,15 @@ def stacked(rng):
 
 
 def test_unusual_feeds_give_what_the_general_path_gives(stacked):
-    """Feeds the chain does not take as they are (float64, a list, a strided view, no time steps) go to the
-    general path: same outputs, same dtypes, as without the chain."""
+    """Feeds the chain does not take as they are (float64, a list, a strided view, big-endian, no time steps) give
+    what the general path gives: same outputs, same dtypes, as without the chain."""
     layers, model, feeds = stacked
     sess, node_by_node = rnnfast.InferenceSession(model), general(model)
     variants = {
         "float64": {k: v.astype(np.float64) for k, v in feeds.items()},
         "list": feeds | {"X": feeds["X"].tolist()},
         "strided": feeds | {"X": np.ascontiguousarray(feeds["X"].transpose(1, 0, 2)).transpose(1, 0, 2)},
+        "byte-swapped": feeds | {"X": feeds["X"].astype(">f4")},
         "no steps": feeds | {"X": np.zeros((0, 2, I), np.float32)},
     }
     for name, v in variants.items():

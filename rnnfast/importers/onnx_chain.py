@@ -33,7 +33,7 @@ RAW, TRANSPOSED, MERGED = "raw", "transposed", "merged"
 class Chain:
     """The compiled chain: which feed goes where, and which engine output is which graph output."""
 
-    def __init__(self, stack, x_name, checks, h_src, c_src, consts, outputs, y_form, n_threads, where):
+    def __init__(self, stack, checks, h_src, c_src, consts, outputs, y_form, n_threads, where):
         self.stack, self.n_threads = stack, n_threads
         self.where = where  # for messages: the node's, or the graph's name for several nodes
         self.n_inputs = len(checks)  # checks: per graph input, (name, [(axis, declared size)]), X first
@@ -45,7 +45,8 @@ class Chain:
             stack.c_model, [n for n, _ in checks], [f for _, f in checks], h_src, c_src,
             {n: np.ascontiguousarray(consts[n], np.float32) for n in (h_src or []) + (c_src or []) if n in consts},
             [0 if which == 0 else 1 + (which - 1) * L + k for which, k in outputs],  # index in [y, *y_h, *y_c]
-            any(which == 0 for which, _ in outputs), engine.Y_SEQ_DIR_BATCH if y_form == RAW else engine.Y_SEQ_BATCH_DIR,
+            any(which == 0 for which, _ in outputs),
+            engine.Y_SEQ_DIR_BATCH if y_form == RAW else engine.Y_SEQ_BATCH_DIR,
             (last.n_dirs, last.output_size) if y_form == TRANSPOSED else (), n_threads)
 
     def run(self, feeds: dict) -> Optional[list]:
@@ -117,7 +118,7 @@ def match_chain(graph, n_threads) -> Optional[Chain]:
     checks = [(n, [(a, w) for a, w in enumerate(inputs[n].shape) if isinstance(w, int) and w > 0])
               for n in [x_name] + fed]
     if len(nodes) == 1:
-        return Chain(nodes[0].stack, x_name, checks, h_src, c_src, consts, outputs, y_form, n_threads,
+        return Chain(nodes[0].stack, checks, h_src, c_src, consts, outputs, y_form, n_threads,
                      nodes[0].spec.where)
     try:
         stack = engine.CompiledStack(layers)
@@ -126,7 +127,7 @@ def match_chain(graph, n_threads) -> Optional[Chain]:
     for node in nodes:  # packed once, in the stack; the general path packs a node again if it ever runs one
         node.stack = None
         node.layer.__dict__.pop("_rnnf_compiled", None)
-    return Chain(stack, x_name, checks, h_src, c_src, consts, outputs, y_form, n_threads, graph.name)
+    return Chain(stack, checks, h_src, c_src, consts, outputs, y_form, n_threads, graph.name)
 
 
 def _glue(ctx, forms, consts, layers):
