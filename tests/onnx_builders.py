@@ -128,12 +128,13 @@ def stack_model(layers, batch_first=False, table=None, head=None, final_state=Fa
     return model.SerializeToString()
 
 
-def chain_model(layers, states=False, glue="reshape", last="merged", opset=14):
+def chain_model(layers, states=False, glue="reshape", last="merged", opset=14, identity=False):
     """Recurrent nodes joined as torch.onnx.export joins them: between layers, and after the last unless `last` is
     "raw" (its Y as is) or "transposed" (Transpose only), Squeeze of the direction axis (glue="squeeze", one
-    direction) or Transpose [0,2,1,3] + Reshape [0,0,-1]. With `states`, every layer's initial_h (and initial_c)
-    is a graph input h<k> (c<k>) and every final state an output Yh<k> (Yc<k>), as a stateless streaming caller
-    feeds them. Input X [seq, batch, input]; the sequence is the first output. Returns model bytes."""
+    direction; its axes an attribute before opset 13) or Transpose [0,2,1,3] + Reshape [0,0,-1], followed by an
+    Identity with `identity`. With `states`, every layer's initial_h (and initial_c) is a graph input h<k> (c<k>)
+    and every final state an output Yh<k> (Yc<k>), as a stateless streaming caller feeds them. Input X [seq,
+    batch, input]; the sequence is the first output. Returns model bytes."""
     nodes, inits, inputs, outputs = [], [], [helper.make_tensor_value_info(
         "X", TensorProto.FLOAT, ["seq", "batch", layers[0].input_size])], []
     inits.append(numpy_helper.from_array(np.array([0, 0, -1], np.int64), "merge"))
@@ -156,12 +157,19 @@ def chain_model(layers, states=False, glue="reshape", last="merged", opset=14):
         x_name = f"Y{k}"
         if k == len(layers) - 1 and last == "raw":
             break
-        nodes.append(helper.make_node("Transpose", [x_name], [f"Yt{k}"], perm=[0, 2, 1, 3]) if glue == "reshape"
-                     else helper.make_node("Squeeze", [x_name, "dir_axis"], [f"Ys{k}"]))
+        if glue == "reshape":
+            nodes.append(helper.make_node("Transpose", [x_name], [f"Yt{k}"], perm=[0, 2, 1, 3]))
+        elif opset < 13:
+            nodes.append(helper.make_node("Squeeze", [x_name], [f"Ys{k}"], axes=[1]))
+        else:
+            nodes.append(helper.make_node("Squeeze", [x_name, "dir_axis"], [f"Ys{k}"]))
         x_name = nodes[-1].output[0]
         if glue == "reshape" and not (k == len(layers) - 1 and last == "transposed"):
             nodes.append(helper.make_node("Reshape", [x_name, "merge"], [f"Ym{k}"]))
             x_name = f"Ym{k}"
+        if identity:
+            nodes.append(helper.make_node("Identity", [x_name], [f"Yi{k}"]))
+            x_name = f"Yi{k}"
     outputs.insert(0, helper.make_tensor_value_info(x_name, TensorProto.FLOAT, None))
     graph = helper.make_graph(nodes, "chain", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])

@@ -91,6 +91,14 @@ def test_last_output_in_each_form_exporters_leave_it(rng, direction, last):
                 reference_outputs(layers, feeds, last=last, states=True))
 
 
+@pytest.mark.parametrize("glue", ("squeeze", "reshape"))
+def test_opset_11_squeeze_attribute_and_identity_glue(rng, glue):
+    layers = make_layers(rng, "gru", "forward", 2)
+    model = chain_model(layers, states=True, glue=glue, opset=11, identity=True)
+    feeds = {"X": rng.standard_normal((T, 2, I)).astype(np.float32)} | state_feeds(rng, layers, 2)
+    check_chain(model, feeds, reference_outputs(layers, feeds, states=True))
+
+
 def test_two_threads_equal_one_to_the_bit(rng):
     layers = make_layers(rng, "gru", "bidirectional", 2, lbr=True)
     model = chain_model(layers, states=True)
