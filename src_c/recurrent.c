@@ -117,40 +117,53 @@ static int useful_threads(const rnnf_layer *L, int batch, int n_threads)
     return n_threads < useful ? n_threads : useful;
 }
 
+/* One thread's share of a layer in a team of `team` threads; bars are initialised by the caller. */
+static void run_layer_thread(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int T, const float *in,
+                             int in_ld, const rnnf_io *io, rnnf_barrier *bars, int tid, int team)
+{
+    int groups = (L->n_dirs == 2 && team >= 2) ? 2 : 1;
+    int g = tid % groups, gtid = tid / groups;
+    int gthreads = (team - g + groups - 1) / groups;
+    if (groups == 2) {
+        run_direction(L, S, st, g, T, in, in_ld, io, &bars[g], gtid, gthreads);
+    } else {
+        for (int d = 0; d < L->n_dirs; d++) run_direction(L, S, st, d, T, in, in_ld, io, &bars[0], gtid, gthreads);
+    }
+}
+
+static void init_barriers(const rnnf_layer *L, rnnf_barrier *bars, int team)
+{
+    int groups = (L->n_dirs == 2 && team >= 2) ? 2 : 1;
+    for (int k = 0; k < groups; k++) rnnf_barrier_init(&bars[k], (team - k + groups - 1) / groups);
+}
+
 /* Returns how many barrier waits had to sleep (see threads.c). */
 static int run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int T, const float *in,
                      int in_ld, const rnnf_io *io, int n_threads)
 {
     rnnf_barrier bars[2];
     bars[0].sleeps = bars[1].sleeps = 0; /* read below even when the team has one group */
-    const int nt = useful_threads(L, st->batch, n_threads);
+    int nt = useful_threads(L, st->batch, n_threads);
+#ifndef _OPENMP
+    nt = 1; /* without OpenMP the one thread runs every group */
+#endif
+    if (nt <= 1) {
+        /* No parallel region for one thread: entering one costs libgomp a team allocation and futex calls, about
+         * a microsecond per layer, which is most of a small model's stream step. */
+        init_barriers(L, bars, 1);
+        run_layer_thread(L, S, st, T, in, in_ld, io, bars, 0, 1);
+        return bars[0].sleeps;
+    }
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
-#else
-    (void)nt; /* without OpenMP the one thread runs every group */
-#endif
     {
-        int tid = 0, team = 1;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
         /* The team may be smaller than asked (nested regions, OMP_THREAD_LIMIT): size groups from it. */
-        int groups = (L->n_dirs == 2 && team >= 2) ? 2 : 1;
-        int g = tid % groups, gtid = tid / groups;
-        int gthreads = (team - g + groups - 1) / groups;
-#ifdef _OPENMP
+        const int tid = omp_get_thread_num(), team = omp_get_num_threads();
 #pragma omp single
-#endif
-        {
-            for (int k = 0; k < groups; k++) rnnf_barrier_init(&bars[k], (team - k + groups - 1) / groups);
-        }
-        if (groups == 2) {
-            run_direction(L, S, st, g, T, in, in_ld, io, &bars[g], gtid, gthreads);
-        } else {
-            for (int d = 0; d < L->n_dirs; d++) run_direction(L, S, st, d, T, in, in_ld, io, &bars[0], gtid, gthreads);
-        }
+        init_barriers(L, bars, team);
+        run_layer_thread(L, S, st, T, in, in_ld, io, bars, tid, team);
     }
+#endif
     return bars[0].sleeps + bars[1].sleeps;
 }
 
