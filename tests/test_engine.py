@@ -97,6 +97,34 @@ def test_batch_rows_match_the_reference_table(isa, other, batch, config):
                 assert_close(g, r)
 
 
+@pytest.mark.parametrize("isa_name", _core.isa_supported())
+@pytest.mark.parametrize("hidden", HIDDEN_TAILS)
+@pytest.mark.parametrize("config", ROWS_CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_batch_rows_equal_batch_one_runs_to_the_bit(isa, isa_name, hidden, config):
+    """rows_step.c (batch > 1, per-block products, the row kernels or the table's block kernels row by row) must
+    give each row the bits batch 1 gives it (hoisted projection, block kernels): rows a mask drops keep their state
+    and come back, in both directions, in a stack whose layers' input sizes differ from their hidden size."""
+    rng = np.random.default_rng(hidden)
+    direction = ["forward", "reverse", "bidirectional"][hidden % 3]
+    first = random_layer(rng, direction=direction, input_size=5, hidden_size=hidden, **config)
+    second = random_layer(rng, direction=direction, input_size=first.n_dirs * hidden, hidden_size=hidden, **config)
+    batch, steps = 5, 6
+    x = rng.standard_normal((steps, batch, 5)).astype(np.float32)
+    mask = rng.random((steps, batch)) > 0.4
+    mask[1] = False
+    mask[3, 1:3] = False
+    mask[:, 2] = mask[:, 2] | (np.arange(steps) % 2 == 0)
+    stack = CompiledStack([first, second])
+    _core.isa_select(isa_name)
+    y, y_h, y_c = stack.run(x, mask=mask, n_threads=1)
+    for b in range(batch):
+        y1, h1, c1 = stack.run(x[:, b:b + 1], mask=mask[:, b:b + 1], n_threads=1)
+        assert np.array_equal(y[:, :, b:b + 1], y1), f"row {b}"
+        for layer, (h, h_one, c, c_one) in enumerate(zip(y_h, h1, y_c, c1)):
+            assert np.array_equal(h[:, b:b + 1], h_one), f"row {b} layer {layer} h"
+            assert (c is None and c_one is None) or np.array_equal(c[:, b:b + 1], c_one), f"row {b} layer {layer} c"
+
+
 @pytest.mark.parametrize("cell,direction,batch,hidden,extra", [
     (c, d, b, h, e) for (c, d), b, h, e in itertools.product(
         [("lstm", "forward"), ("lstm", "bidirectional"), ("gru", "forward"), ("gru", "reverse"),
