@@ -79,8 +79,10 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
     }
     if (o1 > L->out_size) o1 = L->out_size;
 
-    const int rows = rnnf_rows_step_applies(L, B);
-    if (rows) { /* per-thread block buffers: gthreads <= n_blocks, so gx and gh each hold them all */
+    const int by_unit_block = rnnf_rows_step_applies(L, B);
+    if (by_unit_block) {
+        /* useful_threads gives a direction at most n_blocks threads, so gx and gh ([batch][gh_cols] each) hold one
+         * [batch][G*UB] block buffer for every thread */
         ctx.gx_blk = gx + (size_t)gtid * B * cols / L->n_blocks;
         ctx.gh_blk = S->gh[d] + (size_t)gtid * B * cols / L->n_blocks;
     } else if (ctx.jb1 > ctx.jb0) {
@@ -93,7 +95,7 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
         int t = is_reverse(L, d) ? T - 1 - s : s;
         const float *hp = S->h[d][cur];
         float *hn = S->h[d][cur ^ 1];
-        if (rows)
+        if (by_unit_block)
             /* every other step walks the blocks backwards, so it starts on the weights the last step left in L2 */
             for (int i = ctx.jb0; i < ctx.jb1; i++)
                 rnnf_rows_block(&ctx, s & 1 ? ctx.jb1 - 1 - (i - ctx.jb0) : i, in + (size_t)t * B * in_ld, in_ld,
@@ -117,13 +119,18 @@ static int useful_threads(const rnnf_layer *L, int batch, int n_threads)
     return n_threads < useful ? n_threads : useful;
 }
 
+/* A bidirectional layer on two or more threads runs its directions in two groups; the team's threads are dealt
+ * to them in turn, so group g has group_threads(team, groups, g) of them. */
+static int n_groups(const rnnf_layer *L, int team) { return (L->n_dirs == 2 && team >= 2) ? 2 : 1; }
+
+static int group_threads(int team, int groups, int g) { return (team - g + groups - 1) / groups; }
+
 /* One thread's share of a layer in a team of `team` threads; bars are initialised by the caller. */
 static void run_layer_thread(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int T, const float *in,
                              int in_ld, const rnnf_io *io, rnnf_barrier *bars, int tid, int team)
 {
-    int groups = (L->n_dirs == 2 && team >= 2) ? 2 : 1;
-    int g = tid % groups, gtid = tid / groups;
-    int gthreads = (team - g + groups - 1) / groups;
+    const int groups = n_groups(L, team);
+    const int g = tid % groups, gtid = tid / groups, gthreads = group_threads(team, groups, g);
     if (groups == 2) {
         run_direction(L, S, st, g, T, in, in_ld, io, &bars[g], gtid, gthreads);
     } else {
@@ -133,8 +140,8 @@ static void run_layer_thread(const rnnf_layer *L, rnnf_layer_state *S, const rnn
 
 static void init_barriers(const rnnf_layer *L, rnnf_barrier *bars, int team)
 {
-    int groups = (L->n_dirs == 2 && team >= 2) ? 2 : 1;
-    for (int k = 0; k < groups; k++) rnnf_barrier_init(&bars[k], (team - k + groups - 1) / groups);
+    const int groups = n_groups(L, team);
+    for (int g = 0; g < groups; g++) rnnf_barrier_init(&bars[g], group_threads(team, groups, g));
 }
 
 /* Returns how many barrier waits had to sleep (see threads.c). */

@@ -3,7 +3,9 @@
  * Compiled alone with -mavx2 -mfma and reached only through dispatch.c. The GEMM is a register-blocked
  * microkernel over the packed panels of kernels.h (up to 6 rows x 16 columns in 12 accumulators); the gate
  * kernels fuse bias-free pre-activation sums, clip, activations and the state update into one pass over a
- * block of 16 units. Activations not vectorized here fall back to the scalar definitions (activations.c).
+ * block of 16 units; for batch > 1 the row kernels run the same per-lane operations over a block's rows with
+ * several rows in flight (rows_step.c). Activations not vectorized here fall back to the scalar definitions
+ * (activations.c).
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -345,7 +347,7 @@ static inline __attribute__((always_inline)) void lstm_row_front(const float *x,
                                                                  const rnnf_gate_params *gp)
 {
     const int ifg = gp->input_forget;
-    __m256 cp[2], s[6], f[2], g[2]; /* s: i (2 halves), then o unless peephole, then f */
+    __m256 cp[2], s[6], f[2], g[2]; /* s: the gates activated together: i, o (f in its place with a peephole), f */
     for (int j = 0; j < 2; j++) {
         cp[j] = ld(cb + 8 * j);
         s[j] = _mm256_add_ps(ld(x + 8 * j), ld(y + 8 * j));
