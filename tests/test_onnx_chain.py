@@ -109,10 +109,23 @@ def test_two_threads_equal_one_to_the_bit(rng):
         assert np.array_equal(a, b)
 
 
+TAKE_CHAIN = {"lstm_states.ts", "lstm_states.dynamo", "rnn_relu_stacked.ts"}
+
+
+def fixture_cases(stem):
+    with np.load(os.path.join(DATA, stem + ".npz")) as z:
+        arrays = {k: z[k] for k in z.files}
+    for case in sorted({k.split(".")[0] for k in arrays}):
+        feeds = {k.split(".", 2)[2]: v for k, v in arrays.items() if k.startswith(f"{case}.in.")}
+        yield case, feeds, [v for k, v in arrays.items() if k.startswith(f"{case}.out.")]
+
+
 def test_torch_exported_fixtures_take_the_chain_where_they_are_one():
-    """Of the exporters' files, only lstm_states.ts is a bare chain (its initial states are graph inputs, its Y
-    squeezed); the others compute zero initial states from the input's shape, slice states, transpose batch-first
-    or add heads, and stay on the general path. Either way the outputs are the node-by-node path's and torch's."""
+    """The exporters' files that are a chain take it: lstm_states.ts (states fed), lstm_states.dynamo (fed states
+    sliced whole, a Reshape that fixes the traced length) and rnn_relu_stacked.ts (zero states from X's shape,
+    h_n a Concat of the layers'). The others transpose batch-first, unroll the loop or add heads, and stay on the
+    general path. Either way the outputs are the node-by-node path's, and the chain's are onnxruntime's and
+    torch's."""
     taken = set()
     for path in sorted(os.listdir(DATA)):
         if not path.endswith(".onnx"):
@@ -121,19 +134,110 @@ def test_torch_exported_fixtures_take_the_chain_where_they_are_one():
         sess = rnnfast.InferenceSession(os.path.join(DATA, path))
         if sess._model.graph.chain is not None:
             taken.add(stem)
-        with np.load(os.path.join(DATA, stem + ".npz")) as z:
-            arrays = {k: z[k] for k in z.files}
         node_by_node = general(os.path.join(DATA, path))
-        for case in sorted({k.split(".")[0] for k in arrays}):
-            feeds = {k.split(".", 2)[2]: v for k, v in arrays.items() if k.startswith(f"{case}.in.")}
-            torch_out = [v for k, v in arrays.items() if k.startswith(f"{case}.out.")]
+        for case, feeds, torch_out in fixture_cases(stem):
             got = sess.run(None, feeds)
             for g, n in zip(got, node_by_node.run(feeds)):
                 assert np.array_equal(g, n), f"{stem} {case}"
-            if stem.startswith("lstm_states"):
-                for g, w in zip(got, torch_out):
+            if stem in TAKE_CHAIN:
+                want = ort.InferenceSession(os.path.join(DATA, path), providers=["CPUExecutionProvider"]).run(None,
+                                                                                                                feeds)
+                assert len(got) == len(want) == len(torch_out)
+                for g, o, w in zip(got, want, torch_out):
+                    assert g.dtype == np.float32
+                    assert_close(g, o, what=f"{stem} {case} vs onnxruntime")
                     assert_close(g, w, what=f"{stem} {case} vs torch")
-    assert taken == {"lstm_states.ts"}
+    assert taken == TAKE_CHAIN
+
+
+def test_a_reshape_that_fixes_the_length_takes_the_chain_only_for_that_length(rng):
+    """lstm_states.dynamo reshapes Y to [7, -1, 16], the traced length: other lengths go to the general path and
+    fail there as they did."""
+    path = os.path.join(DATA, "lstm_states.dynamo.onnx")
+    sess, node_by_node = rnnfast.InferenceSession(path), general(path)
+    assert sess._model.graph.chain is not None
+    feeds = {"x": rng.standard_normal((5, 2, 5)).astype(np.float32),
+             "h0": rng.standard_normal((1, 2, 16)).astype(np.float32),
+             "c0": rng.standard_normal((1, 2, 16)).astype(np.float32)}
+    with pytest.raises(ValueError) as fast:
+        sess.run(None, feeds)
+    with pytest.raises(ValueError) as slow:
+        node_by_node.run(feeds)
+    assert str(fast.value) == str(slow.value) and "Reshape" in str(fast.value)
+
+
+def _edited(stem, edit):
+    import onnx
+
+    proto = onnx.load(os.path.join(DATA, stem + ".onnx"))
+    edit(proto.graph)
+    return proto.SerializeToString()
+
+
+def _node(graph, op_type):
+    return next(n for n in graph.node if n.op_type == op_type)
+
+
+def _set_constant_of_shape_value(graph):
+    attr = next(a for a in _node(graph, "ConstantOfShape").attribute if a.name == "value")
+    attr.t.CopyFrom(numpy_helper.from_array(np.array([0.5], np.float32)))
+
+
+def _slice_two_layers_of_zeros(graph):
+    """The first layer's state sliced [0:2] of the [3, batch, 16] zeros: zeros of the wrong shape."""
+    first = next(n for n in graph.node if n.op_type == "Slice")
+    ends = next(n for n in graph.node if n.op_type == "Constant" and n.output[0] == first.input[2])
+    ends.attribute[0].t.CopyFrom(numpy_helper.from_array(np.array([2], np.int64)))
+
+
+def _transpose_time_and_batch(graph):
+    _node(graph, "Transpose").attribute[0].ints[:] = [2, 0, 1, 3]
+
+
+def _expand_a_zero(graph):
+    """Zeros as the dynamo exporter makes them: Expand of a float 0 over the shape, not ConstantOfShape."""
+    node = _node(graph, "ConstantOfShape")
+    graph.initializer.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero"))
+    node.op_type = "Expand"
+    node.input[:] = ["zero", node.input[0]]
+    del node.attribute[:]
+
+
+def test_zero_states_expanded_from_the_input_shape_take_the_chain():
+    model = _edited("rnn_relu_stacked.ts", _expand_a_zero)
+    sess = rnnfast.InferenceSession(model)
+    assert sess._model.graph.chain is not None
+    ref = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    for case, feeds, torch_out in fixture_cases("rnn_relu_stacked.ts"):
+        got = sess.run(None, feeds)
+        for g, n, o, w in zip(got, general(model).run(feeds), ref.run(None, feeds), torch_out):
+            assert np.array_equal(g, n)
+            assert_close(g, o, what=f"{case} vs onnxruntime")
+            assert_close(g, w, what=f"{case} vs torch")
+
+
+@pytest.mark.parametrize("stem, edit", [("rnn_relu_stacked.ts", _set_constant_of_shape_value),
+                                        ("rnn_relu_stacked.ts", _slice_two_layers_of_zeros),
+                                        ("lstm_states.dynamo", _transpose_time_and_batch)])
+def test_edited_torch_exports_that_are_not_a_chain_keep_the_general_path(stem, edit):
+    """A computed initial state that is not zero, zeros of a shape the node does not take, a Transpose with
+    another perm: no chain, and the results (or the error) are still onnxruntime's."""
+    model = _edited(stem, edit)
+    sess = rnnfast.InferenceSession(model)
+    assert sess._model.graph.chain is None
+    ref = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    for case, feeds, _ in fixture_cases(stem):
+        if edit is _slice_two_layers_of_zeros:
+            with pytest.raises(Exception):
+                ref.run(None, feeds)
+            with pytest.raises(ValueError, match="initial_h"):
+                sess.run(None, feeds)
+            continue
+        want = ref.run(None, feeds)
+        got = sess.run(None, feeds)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert_close(g, w, what=f"{stem} {case}")
 
 
 def _one_lstm_graph(rng, extra):

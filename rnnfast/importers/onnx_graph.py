@@ -406,7 +406,8 @@ class OnnxGraph:
 
         chain = self.chain
         if chain is not None:
-            if chain.n_inputs == 1 and not chain.h_src and not chain.c_src and chain.outputs[0] == (0, -1):
+            if (chain.n_inputs == 1 and not chain.h_src and not chain.c_src and chain.outputs[0] == (0, -1)
+                    and not chain.pinned):
                 return Stream(chain.stack.layers, batch, n_threads=n_threads or chain.n_threads, where=chain.where)
             if len(chain.stack.layers) > 1:
                 raise NotImplementedError(f"{self.name}: streaming a chain of recurrent nodes needs X as the only "

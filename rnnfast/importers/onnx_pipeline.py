@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+from .onnx_states import fills_zeros
 
 PASS_THROUGH = ("Identity", "Dropout")
 ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}
@@ -163,7 +164,7 @@ class Converter:
             return
         if t == "ConstantOfShape" or t == "Expand":
             value = ctx.attrs.get("value") if t == "ConstantOfShape" else args[0]
-            if value is not None and (isinstance(value, Sym) or np.any(np.asarray(value))):
+            if isinstance(value, Sym) or not fills_zeros(t, ctx.attrs, value):
                 self.refuse(where, "only zero-filled initial states fit a pipeline")
             self.values[node.output[0]] = Sym("zeros")
             return
