@@ -43,18 +43,20 @@ def _run(exe, *args):
                           env={"ASAN_OPTIONS": "detect_leaks=1", "OMP_NUM_THREADS": "2"})
 
 
-@pytest.mark.parametrize("case", sorted(PIPELINE_CASES))
-def test_c_runs_and_steps_python_written_files(program, rng, case, tmp_path):
-    p = random_pipeline(rng, **PIPELINE_CASES[case])
-    T, B = 6, 3
+def c_run_matches_python(program, rng, p, case, tmp_path, T=6, B=3):
+    """Save p, run the C reader's `run` on a random input and compare its output with run_pipeline's."""
     x = random_input(rng, p, seq_len=T, batch=B)
     save_rnnf(p, tmp_path / "m.rnnf")
     (tmp_path / "x.bin").write_bytes(np.ascontiguousarray(x, "<i4" if p.takes_ids else "<f4").tobytes())
     result = _run(program, "run", tmp_path / "m.rnnf", tmp_path / "x.bin", T, B, tmp_path / "y.bin")
     assert result.returncode == 0, result.stdout + result.stderr
     expected = run_pipeline(p, x)
-    got = np.fromfile(tmp_path / "y.bin", "<f4").reshape(expected.shape)
-    assert_close(got, expected, what=case)
+    assert_close(np.fromfile(tmp_path / "y.bin", "<f4").reshape(expected.shape), expected, what=case)
+
+
+@pytest.mark.parametrize("case", sorted(PIPELINE_CASES))
+def test_c_runs_and_steps_python_written_files(program, rng, case, tmp_path):
+    c_run_matches_python(program, rng, random_pipeline(rng, **PIPELINE_CASES[case]), case, tmp_path)
 
 
 def _damaged(data: bytes, rng) -> list:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from conftest import assert_close, random_layer
 from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline
-from test_c_rnnf import RNNF_ERR_FORMAT, RNNF_OK, _run, program, readers_agree_on_damaged  # noqa: F401 (fixture)
+from test_c_rnnf import (RNNF_ERR_FORMAT, RNNF_OK, _run, c_run_matches_python, program,  # noqa: F401 (fixture)
+                         readers_agree_on_damaged)
 
 from rnnfast import _core, reference
 from rnnfast import rnnf_spec as spec
@@ -194,15 +195,8 @@ def test_float32_files_stay_version_1_0(rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", sorted(PIPELINE_CASES))
 def test_c_reader_runs_quantized_files(program, rng, dtype, case, tmp_path):
-    p = quantize_pipeline(random_pipeline(rng, **PIPELINE_CASES[case]), dtype)
-    T, B = 6, 3
-    x = random_input(rng, p, seq_len=T, batch=B)
-    save_rnnf(p, tmp_path / "m.rnnf")
-    (tmp_path / "x.bin").write_bytes(np.ascontiguousarray(x, "<i4" if p.takes_ids else "<f4").tobytes())
-    result = _run(program, "run", tmp_path / "m.rnnf", tmp_path / "x.bin", T, B, tmp_path / "y.bin")
-    assert result.returncode == 0, result.stdout + result.stderr
-    expected = run_pipeline(p, x)
-    assert_close(np.fromfile(tmp_path / "y.bin", "<f4").reshape(expected.shape), expected, what=case)
+    c_run_matches_python(program, rng, quantize_pipeline(random_pipeline(rng, **PIPELINE_CASES[case]), dtype), case,
+                         tmp_path)
 
 
 def _blob_records(data):
