@@ -30,7 +30,6 @@ class Stream:
         self._pre, self._post, self._check = pre, post, input_check
         self._n_threads = int(n_threads or 0)
         self._c = CompiledStack(self.layers).stream(self.batch)
-        self._out = np.empty((self.batch, self.layers[-1].output_size), np.float32)
         self._where = where
         self._plain = pre is None and post is None and input_check is None
 
@@ -52,8 +51,8 @@ class Stream:
         if x.shape != want:
             raise ValueError(f"{self._where}: a step takes [batch, input] = {want}"
                              f"{' (or [input] for batch 1)' if self.batch == 1 else ''}, got {tuple(np.shape(x_t))}")
-        self._c.step(x, self._out, self._n_threads)  # refused calls never reach here, so the state is unchanged
-        y = self._post(self._out) if self._post else self._out.copy()
+        y = self._c.step_new(x, self._n_threads)  # refused calls never reach here, so the state is unchanged
+        y = self._post(y) if self._post else y
         return y[0] if squeeze else y
 
     def feed(self, chunk) -> np.ndarray:
