@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from timing import time_block  # noqa: E402
+from timing import fmt_time, time_block  # noqa: E402
 
 from rnnfast import tutorials  # noqa: E402
 from rnnfast.engine import CompiledStack  # noqa: E402
@@ -150,10 +150,6 @@ def speed_table(seconds, threads):
     return rows
 
 
-def fmt_t(s):
-    return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.2f} ms"
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=0.6)
@@ -175,7 +171,7 @@ def main(argv=None):
     print("| workload | float32 | int8 | float16 | int8 speed-up | f16 speed-up | size f32 / int8 / f16 |")
     print("|---|---|---|---|---|---|---|")
     for label, t, s in speed_table(args.seconds, args.threads):
-        print(f"| {label} | {fmt_t(t['float32'])} | {fmt_t(t['int8'])} | {fmt_t(t['float16'])} | "
+        print(f"| {label} | {fmt_time(t['float32'])} | {fmt_time(t['int8'])} | {fmt_time(t['float16'])} | "
               f"{t['float32'] / t['int8']:.2f}x | {t['float32'] / t['float16']:.2f}x | "
               f"{s['float32'] / 1024:.0f} / {s['int8'] / 1024:.0f} / {s['float16'] / 1024:.0f} KiB |")
 

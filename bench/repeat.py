@@ -18,6 +18,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the source tree, when not installed
 
+from timing import fmt_time  # noqa: E402
 from workloads import WORKLOADS, CELLS, check, engine_runner, expected_output, make_case, outputs_over_case  # noqa: E402
 
 
@@ -40,7 +41,7 @@ def main():
             wall.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
         med = float(np.median(wall))
-        print(f"block {block}: median {med * 1e3:.2f} ms, min {min(wall) * 1e3:.2f} ms, "
+        print(f"block {block}: median {fmt_time(med)}, min {fmt_time(min(wall))}, "
               f"{case.flops / med / 1e9:.0f} GFLOP/s, CPU/wall {np.median(cpu) / med:.2f}")
 
 

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the source tree, when not installed
 from others import OthersMeter  # noqa: E402
-from timing import time_block  # noqa: E402
+from timing import fmt_time as fmt, time_block  # noqa: E402
 from workloads import (CELLS, WORKLOADS, check, engine_runner, expected_output, make_case, ort_runner,  # noqa: E402
                        outputs_over_case, rnnfast_runner, spec_of, torch_runner)
 
@@ -62,12 +62,6 @@ def interleaved_medians(runners: dict, budget_s: float, block_s: float = 0.02, p
         order = order[1:] + order[:1]
         rounds += 1
     return {name: float(np.median(t)) for name, t in times.items()}
-
-
-def fmt(s):
-    if s is None:
-        return "–"
-    return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
 
 
 def best(med, engine):

@@ -1,5 +1,5 @@
 """The one timing loop, shared by the report and the torch worker process (which cannot import rnnfast or onnx),
-so every engine is timed by the same code."""
+so every engine is timed by the same code; and the one way the bench scripts print a time."""
 import time
 
 
@@ -16,3 +16,10 @@ def time_block(fn, seconds: float) -> list:
         times.append(t1 - t0)
         if t1 - start >= seconds:
             return times
+
+
+def fmt_time(s) -> str:
+    """Seconds as µs below a millisecond, else ms; "–" for a time not measured."""
+    if s is None:
+        return "–"
+    return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
