@@ -14,7 +14,7 @@ import pytest
 from conftest import assert_close, random_layer
 from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline, reference_pipeline
 from test_c_library import check_test_api_output
-from test_engine import ACTIVATION_CASES, HIDDEN_TAILS
+from test_engine import ACTIVATION_CASES, HIDDEN_TAILS, check_activation
 
 from rnnfast.engine import ACTIVATION_CODES
 from rnnfast.exporters.rnnf import save_rnnf
@@ -140,15 +140,4 @@ def test_activations_against_float64(programs, isa, tmp_path):
         result = qemu(programs, isa, "test_kernels", "act", ACTIVATION_CODES[name], alpha, beta, tmp_path / "x.bin",
                       tmp_path / "y.bin")
         assert result.returncode == 0, result.stderr
-        got = np.fromfile(tmp_path / "y.bin", "<f4").astype(np.float64)
-        assert np.isnan(got[-1]) or name in ("Relu", "HardSigmoid", "ThresholdedRelu", "LeakyRelu", "Elu", "Selu"), \
-            f"{isa} {name}: NaN must propagate"
-        x, got = x[:-1], got[:-1]
-        with np.errstate(over="ignore", invalid="ignore"):
-            want = exact(x.astype(np.float64), alpha, beta)
-        finite = np.isfinite(want)
-        assert np.array_equal(np.isfinite(got), finite), f"{isa} {name}: inf/nan pattern differs"
-        # The bound test_engine.py holds every table to on x86, documented beside the kernels' constants.
-        err = np.abs(got[finite] - want[finite])
-        assert np.all(err <= np.maximum(2e-7, 4 * np.finfo(np.float32).eps * np.abs(want[finite]))), \
-            f"{isa} {name}: max error {err.max():.3g}"
+        check_activation(name, alpha, beta, exact, x, np.fromfile(tmp_path / "y.bin", "<f4"), f"{isa} {name}")
