@@ -1,5 +1,5 @@
 # Declarations of the public C API (include/rnnfast/rnnf.h) for the Cython binding.
-from libc.stdint cimport int32_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 
 cdef extern from "rnnfast/rnnf.h" nogil:
     ctypedef enum rnnf_status:
@@ -83,3 +83,71 @@ cdef extern from "rnnfast/rnnf.h" nogil:
     rnnf_status rnnf_isa_select(const char *name)
     int rnnf_openmp_enabled()
     int rnnf_default_threads()
+
+    # ---- whole graphs ----
+    ctypedef struct rnnf_error:
+        char message[256]
+
+    ctypedef struct rnnf_tensor:
+        int dtype
+        int rank
+        int64_t dims[8]
+        void *data
+
+    ctypedef struct rnnf_tensor_desc:
+        int dtype
+        int rank
+        int dims_at
+        const void *data
+        int alias_of
+        const char *name
+
+    ctypedef struct rnnf_node_desc:
+        int op
+        const char *name
+        int n_in
+        int n_out
+        const int32_t *in_ "in"
+        const int32_t *out
+        int n_iattr
+        int n_fattr
+        const int64_t *iattr
+        const float *fattr
+        const rnnf_layer_desc *layers
+        int n_layers
+
+    ctypedef struct rnnf_graph_desc:
+        int n_tensors
+        const rnnf_tensor_desc *tensors
+        int n_nodes
+        const rnnf_node_desc *nodes
+        int n_inputs
+        int n_outputs
+        const int32_t *inputs
+        const int32_t *outputs
+        int n_syms
+        const int32_t *sym_input
+        const int32_t *sym_axis
+        int n_dims
+        const int32_t *dim_start
+        const int64_t *prog
+        int n_checks
+        const int32_t *check_a
+        const int32_t *check_b
+        const int32_t *check_node
+        int n_subgraphs
+        const rnnf_graph_desc *subgraphs
+
+    ctypedef struct rnnf_graph:
+        pass
+    ctypedef struct rnnf_graph_state:
+        pass
+
+    rnnf_status rnnf_graph_create(const rnnf_graph_desc *desc, rnnf_graph **out, rnnf_error *err)
+    void rnnf_graph_free(rnnf_graph *graph)
+    rnnf_status rnnf_graph_state_create(const rnnf_graph *graph, rnnf_graph_state **out)
+    void rnnf_graph_state_free(rnnf_graph_state *state)
+    rnnf_status rnnf_graph_prepare(rnnf_graph_state *state, const rnnf_tensor *inputs, rnnf_tensor *outputs,
+                                   rnnf_error *err)
+    rnnf_status rnnf_graph_run(rnnf_graph_state *state, const rnnf_tensor *inputs, rnnf_tensor *outputs,
+                               int n_threads, rnnf_error *err)

@@ -131,6 +131,49 @@ cdef const void *bptr(object arr) except? NULL:
     return &view[0]
 
 
+cdef int fill_layer_desc(rnnf_layer_desc *c, dict desc, list keep) except -1:
+    """One canonical layer (engine.layer_desc) as the C struct; the arrays it points into are appended to keep."""
+    cdef int d, a
+    arrays = {k: (None if desc[k] is None else np.ascontiguousarray(desc[k], dtype=np.float32))
+              for k in ("w_ih", "w_hh", "b_ih", "b_hh", "peepholes", "w_hr")}
+    keep.append(arrays)
+    c.cell = desc["cell"]
+    c.n_dirs = desc["n_dirs"]
+    c.reverse = desc["reverse"]
+    c.input_size = desc["input_size"]
+    c.hidden_size = desc["hidden_size"]
+    c.proj_size = desc["proj_size"]
+    c.w_ih = fptr(arrays["w_ih"])
+    c.w_hh = fptr(arrays["w_hh"])
+    c.b_ih = fptr(arrays["b_ih"])
+    c.b_hh = fptr(arrays["b_hh"])
+    c.peepholes = fptr(arrays["peepholes"])
+    c.w_hr = fptr(arrays["w_hr"])
+    for d, acts in enumerate(desc["activations"]):
+        for a, (kind, alpha, beta) in enumerate(acts):
+            c.act[d][a].kind = kind
+            c.act[d][a].alpha = alpha
+            c.act[d][a].beta = beta
+    c.clip = desc["clip"]
+    c.input_forget = desc["input_forget"]
+    c.linear_before_reset = desc["linear_before_reset"]
+    c.weight_dtype = desc.get("weight_dtype", 0)
+    q = desc.get("qweights")
+    if c.weight_dtype != 0:
+        stored = {k: (np.ascontiguousarray(v[0]), None if v[1] is None else
+                      np.ascontiguousarray(v[1], dtype=np.float32)) for k, v in q.items()}
+        keep.append(stored)
+        c.w_ih = c.w_hh = c.w_hr = NULL
+        c.q_ih = bptr(stored["w_ih"][0])
+        c.q_hh = bptr(stored["w_hh"][0])
+        c.s_ih = fptr(stored["w_ih"][1])
+        c.s_hh = fptr(stored["w_hh"][1])
+        if "w_hr" in stored:
+            c.q_hr = bptr(stored["w_hr"][0])
+            c.s_hr = fptr(stored["w_hr"][1])
+    return 0
+
+
 cdef class CModel:
     """Packed weights of one or more stacked recurrent layers (rnnf_model). Immutable once built."""
     cdef rnnf_model *ptr
@@ -144,7 +187,7 @@ cdef class CModel:
     def __cinit__(self, list descs):
         cdef int n = len(descs)
         cdef rnnf_layer_desc *c_descs
-        cdef int i, d, a
+        cdef int i
         self.ptr = NULL
         self.cached = NULL
         self.dims = NULL
@@ -157,43 +200,7 @@ cdef class CModel:
         try:
             self.layers = []
             for i, desc in enumerate(descs):
-                arrays = {k: (None if desc[k] is None else np.ascontiguousarray(desc[k], dtype=np.float32))
-                          for k in ("w_ih", "w_hh", "b_ih", "b_hh", "peepholes", "w_hr")}
-                keep.append(arrays)
-                c_descs[i].cell = desc["cell"]
-                c_descs[i].n_dirs = desc["n_dirs"]
-                c_descs[i].reverse = desc["reverse"]
-                c_descs[i].input_size = desc["input_size"]
-                c_descs[i].hidden_size = desc["hidden_size"]
-                c_descs[i].proj_size = desc["proj_size"]
-                c_descs[i].w_ih = fptr(arrays["w_ih"])
-                c_descs[i].w_hh = fptr(arrays["w_hh"])
-                c_descs[i].b_ih = fptr(arrays["b_ih"])
-                c_descs[i].b_hh = fptr(arrays["b_hh"])
-                c_descs[i].peepholes = fptr(arrays["peepholes"])
-                c_descs[i].w_hr = fptr(arrays["w_hr"])
-                for d, acts in enumerate(desc["activations"]):
-                    for a, (kind, alpha, beta) in enumerate(acts):
-                        c_descs[i].act[d][a].kind = kind
-                        c_descs[i].act[d][a].alpha = alpha
-                        c_descs[i].act[d][a].beta = beta
-                c_descs[i].clip = desc["clip"]
-                c_descs[i].input_forget = desc["input_forget"]
-                c_descs[i].linear_before_reset = desc["linear_before_reset"]
-                c_descs[i].weight_dtype = desc.get("weight_dtype", 0)
-                q = desc.get("qweights")
-                if c_descs[i].weight_dtype != 0:
-                    stored = {k: (np.ascontiguousarray(v[0]), None if v[1] is None else
-                                  np.ascontiguousarray(v[1], dtype=np.float32)) for k, v in q.items()}
-                    keep.append(stored)
-                    c_descs[i].w_ih = c_descs[i].w_hh = c_descs[i].w_hr = NULL
-                    c_descs[i].q_ih = bptr(stored["w_ih"][0])
-                    c_descs[i].q_hh = bptr(stored["w_hh"][0])
-                    c_descs[i].s_ih = fptr(stored["w_ih"][1])
-                    c_descs[i].s_hh = fptr(stored["w_hh"][1])
-                    if "w_hr" in stored:
-                        c_descs[i].q_hr = bptr(stored["w_hr"][0])
-                        c_descs[i].s_hr = fptr(stored["w_hr"][1])
+                fill_layer_desc(&c_descs[i], desc, keep)
                 self.layers.append({k: desc[k] for k in ("cell", "n_dirs", "input_size", "hidden_size")}
                                    | {"out_size": desc["proj_size"] or desc["hidden_size"]})
             check(rnnf_model_create(c_descs, n, &self.ptr), "building the C model")
@@ -521,3 +528,6 @@ cdef class CStream:
             raise ValueError(f"state {'c' if which_c else 'h'} of layer {layer} must have shape {shape}, got {arr.shape}")
         cdef const float[::1] v = arr.reshape(-1)
         check(rnnf_state_set(self.st, layer, which_c, &v[0]), f"setting the state of layer {layer}")
+
+
+include "_graph.pxi"

@@ -199,6 +199,97 @@ rnnf_status rnnf_pipeline_run(const rnnf_pipeline *pipeline, rnnf_pipeline_state
 rnnf_status rnnf_pipeline_step(const rnnf_pipeline *pipeline, rnnf_pipeline_state *state, const float *x,
                                const int32_t *ids, float *y, int n_threads);
 
+/* ---- Whole graphs (src_c/graph/) ----
+ *
+ * A graph is what every importer lowers a model to: tensors with shapes given as small programs over the graph
+ * inputs' dimensions (so batch and time stay symbolic), and nodes (convolutions, matrix products, element-wise
+ * and shape ops, recurrent layers, If). rnnf_graph_create checks and packs it once; a graph state plans one arena
+ * per distinct set of input shapes (allocating only when they change) and runs every node in one call. */
+#define RNNF_G_MAX_RANK 8
+
+typedef enum {
+    RNNF_DT_NONE = -1, /* an absent optional input or output */
+    RNNF_DT_F32 = 0,
+    RNNF_DT_I64 = 1,
+    RNNF_DT_I32 = 2,
+    RNNF_DT_U8 = 3, /* ONNX bool: 0 or 1 */
+    RNNF_DT_I8 = 4
+} rnnf_dtype;
+
+/* A concrete tensor for one call: contiguous, row-major. rank 0 is a scalar (one element). */
+typedef struct {
+    int dtype;
+    int rank;
+    int64_t dims[RNNF_G_MAX_RANK];
+    void *data;
+} rnnf_tensor;
+
+/* Dimension programs: 2 int64 words per instruction (opcode, operand), evaluated on a stack. */
+typedef enum {
+    RNNF_DIM_CONST = 0, /* push operand */
+    RNNF_DIM_SYM,       /* push symbol `operand` (a graph input's dimension) */
+    RNNF_DIM_ADD, RNNF_DIM_SUB, RNNF_DIM_MUL,
+    RNNF_DIM_FLOORDIV,  /* floor division; a zero divisor is an error */
+    RNNF_DIM_CEILDIV,
+    RNNF_DIM_MAX, RNNF_DIM_MIN,
+    RNNF_DIM_MOD        /* floor modulo */
+} rnnf_dim_opcode;
+
+typedef struct {
+    int dtype;         /* rnnf_dtype */
+    int rank;
+    int dims_at;       /* dimension programs dims_at .. dims_at + rank - 1 */
+    const void *data;  /* a constant's values (copied at create), else NULL */
+    int alias_of;      /* a view (reshape) of that tensor's storage, or -1 */
+    const char *name;
+} rnnf_tensor_desc;
+
+typedef struct {
+    int op;            /* rnnf_op, src_c/graph/graph.h */
+    const char *name;
+    int n_in, n_out;
+    const int32_t *in, *out; /* tensor ids, -1 = absent */
+    int n_iattr, n_fattr;
+    const int64_t *iattr;
+    const float *fattr;
+    const rnnf_layer_desc *layers; /* the recurrent node's layers (n_layers stacked), else NULL */
+    int n_layers;
+} rnnf_node_desc;
+
+typedef struct rnnf_graph_desc {
+    int n_tensors;
+    const rnnf_tensor_desc *tensors;
+    int n_nodes;
+    const rnnf_node_desc *nodes;       /* in an order where every input is made before it is read */
+    int n_inputs, n_outputs;
+    const int32_t *inputs, *outputs;   /* tensor ids */
+    int n_syms;
+    const int32_t *sym_input, *sym_axis; /* symbol s is axis sym_axis[s] of graph input sym_input[s] */
+    int n_dims;
+    const int32_t *dim_start;          /* n_dims + 1 entries: program k is instructions [dim_start[k], dim_start[k+1]) */
+    const int64_t *prog;
+    int n_checks;                      /* dimension programs that must be equal at run time, and the node that needs it */
+    const int32_t *check_a, *check_b, *check_node;
+    int n_subgraphs;                   /* the branches of If nodes */
+    const struct rnnf_graph_desc *subgraphs;
+} rnnf_graph_desc;
+
+typedef struct rnnf_graph rnnf_graph;
+typedef struct rnnf_graph_state rnnf_graph_state;
+
+rnnf_status rnnf_graph_create(const rnnf_graph_desc *desc, rnnf_graph **out, rnnf_error *err);
+void rnnf_graph_free(rnnf_graph *graph);
+rnnf_status rnnf_graph_state_create(const rnnf_graph *graph, rnnf_graph_state **out);
+void rnnf_graph_state_free(rnnf_graph_state *state);
+/* Check the inputs' dtypes and dims (data may be NULL), plan for them (allocating only when the shapes differ from
+ * the last call's), and fill in every output's dtype, rank and dims. */
+rnnf_status rnnf_graph_prepare(rnnf_graph_state *state, const rnnf_tensor *inputs, rnnf_tensor *outputs,
+                               rnnf_error *err);
+/* Run the graph planned by the last rnnf_graph_prepare, on inputs of those shapes, into outputs (data set by the
+ * caller, of the prepared sizes). Allocates nothing. */
+rnnf_status rnnf_graph_run(rnnf_graph_state *state, const rnnf_tensor *inputs, rnnf_tensor *outputs, int n_threads,
+                           rnnf_error *err);
+
 /* y = act(x) for n values with the selected kernel table (what the gate kernels compute; used by tests). */
 rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, float *y, int n);
 

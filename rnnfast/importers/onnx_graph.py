@@ -319,6 +319,7 @@ class OnnxGraph:
             if out.name not in known:
                 raise FormatError(f"{name}: graph output {out.name!r} is not produced by any node")
         self.chain = match_chain(self, n_threads) if subgraph is None else None
+        self.compiled, self.unfit_reason = None, "not compiled"  # load_onnx sets both
 
     def _fold(self, ctx):
         """Compute a node whose inputs are all constants once, at load, so recurrent nodes see plain weights."""
@@ -342,6 +343,8 @@ class OnnxGraph:
             outs = self.chain.run(feeds)  # one engine call; None for any feed it does not take as it is
             if outs is not None:
                 return outs
+        if self.compiled is not None and output_names is None:
+            return self.compiled.run(_ordered_feeds(self, feeds))
         values = dict(self.consts)
         for info in self.inputs:
             if info.name not in feeds:
@@ -469,7 +472,11 @@ def _unknown_input(nodes, i, name) -> str:
 
 
 def load_onnx(path_or_bytes, name: str = None, n_threads=None) -> Model:
-    """An ONNX model (path, bytes or binary file object) as a Model; `name` is used in messages."""
+    """An ONNX model (path, bytes or binary file object) as a Model; `name` is used in messages.
+
+    The graph is lowered to the IR and compiled for the C executor (rnnfast/graph/); a graph the executor cannot
+    take yet (an operator without a C kernel, sizes that depend on the data) runs node by node here, and
+    `unfit_reason` on the graph says why."""
     from google.protobuf.message import DecodeError
     import onnx
 
@@ -483,4 +490,62 @@ def load_onnx(path_or_bytes, name: str = None, n_threads=None) -> Model:
         raise FormatError(f"{name}: not a readable ONNX model (truncated or corrupt?): {e}") from None
     if not proto.graph.node:
         raise FormatError(f"{name}: the ONNX graph has no nodes (truncated or not an ONNX model?)")
-    return Model(OnnxGraph(proto, name, n_threads), source=name)
+    compiled, why = compile_onnx(proto, name, n_threads)
+    try:
+        graph = OnnxGraph(proto, name, n_threads)
+    except FormatError:
+        if compiled is None:
+            raise
+        graph = CompiledOnnxGraph(compiled, name)
+    graph.compiled, graph.unfit_reason = compiled, why
+    return Model(graph, source=name)
+
+
+def compile_onnx(proto, name, n_threads):
+    """(CompiledGraph, None), or (None, why) when the C executor cannot take this graph."""
+    from ..graph.runtime import Unfit, compile_graph
+    from .onnx_lower import lower_model
+
+    try:
+        graph, opset = lower_model(proto, name)
+        return compile_graph(graph, opset, n_threads), None
+    except Unfit as e:
+        return None, str(e)
+
+
+class CompiledOnnxGraph:
+    """A graph only the C executor runs (the node-by-node path has no implementation of some of its operators)."""
+
+    def __init__(self, compiled, name):
+        self.name, self.compiled, self.chain = name, compiled, None
+        g = compiled.graph
+        self.inputs = [_info_of(g.values[n]) for n in g.inputs]
+        self.outputs = [_info_of(g.values[n]) for n in g.outputs]
+
+    def run(self, feeds: dict, output_names=None) -> list:
+        outs = self.compiled.run(_ordered_feeds(self, feeds))
+        if output_names is None:
+            return outs
+        by_name = dict(zip(self.compiled.output_names, outs))
+        return [by_name[n] for n in output_names]
+
+    def describe(self) -> str:
+        return f"ONNX graph {self.name}: {self.compiled.describe()}"
+
+
+def _info_of(v) -> TensorInfo:
+    from ..graph.dims import Dim
+
+    types = {np.dtype(t): TYPE_NAMES[k] for k, t in ONNX_DTYPES.items() if k in TYPE_NAMES}
+    shape = [None if isinstance(d, Dim) else d for d in v.shape]
+    return TensorInfo(v.name, shape, types.get(np.dtype(v.dtype), str(v.dtype)))
+
+
+def _ordered_feeds(graph, feeds: dict) -> list:
+    out = []
+    for info in graph.inputs:
+        if info.name not in feeds:
+            raise ValueError(f"{graph.name}: missing input {info.name!r} (inputs: {[i.name for i in graph.inputs]})")
+        out.append(graph._check_input(info, feeds[info.name]) if hasattr(graph, "_check_input") else
+                   np.asarray(feeds[info.name]))
+    return out

@@ -1,0 +1,243 @@
+# Binding of the graph executor (include/rnnfast/rnnf.h, rnnf_graph_*): a description made by
+# rnnfast/graph/compile.py becomes the C structs once; run checks dtypes and contiguity, makes the outputs with the
+# numpy C API and runs the whole graph in one C call with the GIL released. Included by _core.pyx.
+from libc.stdlib cimport malloc
+from libc.string cimport memcpy
+
+GRAPH_DTYPES = {0: np.float32, 1: np.int64, 2: np.int32, 3: np.bool_, 4: np.int8}
+cdef int NPY_OF_DTYPE[5]
+NPY_OF_DTYPE[:] = [cnp.NPY_FLOAT32, cnp.NPY_INT64, cnp.NPY_INT32, cnp.NPY_BOOL, cnp.NPY_INT8]
+
+cdef enum:
+    LOCAL_TENSORS = 16  # up to this many graph inputs/outputs, run() keeps its tensors on the C stack
+
+
+class GraphError(ValueError):
+    """The graph executor refused a description or a call; the message names the node, tensor or input."""
+
+
+cdef void *take(list pool, size_t n) except NULL:
+    """malloc'd memory freed with the pool (after rnnf_graph_create has copied everything)."""
+    cdef void *p = malloc(n if n else 1)
+    if p == NULL:
+        raise MemoryError()
+    pool.append(<size_t>p)
+    return p
+
+
+cdef int fill_graph_desc(rnnf_graph_desc *g, dict desc, list pool, list keep) except -1:
+    cdef int i, k
+    cdef rnnf_tensor_desc *tensors
+    cdef rnnf_node_desc *nodes
+    cdef int32_t *ids
+    cdef int64_t *iattr
+    cdef float *fattr
+    cdef rnnf_layer_desc *layers
+    cdef rnnf_graph_desc *subs
+    memset(g, 0, sizeof(rnnf_graph_desc))
+    tlist = desc["tensors"]
+    g.n_tensors = len(tlist)
+    tensors = <rnnf_tensor_desc *>take(pool, sizeof(rnnf_tensor_desc) * len(tlist))
+    for i, (dtype, rank, dims_at, data, alias_of, name) in enumerate(tlist):
+        tensors[i].dtype = dtype
+        tensors[i].rank = rank
+        tensors[i].dims_at = dims_at
+        tensors[i].alias_of = alias_of
+        bname = name.encode()
+        keep.append(bname)
+        tensors[i].name = bname
+        if data is None:
+            tensors[i].data = NULL
+        else:
+            arr = np.ascontiguousarray(data, dtype=GRAPH_DTYPES[dtype])
+            keep.append(arr)
+            tensors[i].data = cnp.PyArray_DATA(<cnp.ndarray>arr)
+    g.tensors = tensors
+    nlist = desc["nodes"]
+    g.n_nodes = len(nlist)
+    nodes = <rnnf_node_desc *>take(pool, sizeof(rnnf_node_desc) * len(nlist))
+    for i, (op, name, ins, outs, ia, fa, lay) in enumerate(nlist):
+        memset(&nodes[i], 0, sizeof(rnnf_node_desc))
+        nodes[i].op = op
+        bname = name.encode()
+        keep.append(bname)
+        nodes[i].name = bname
+        nodes[i].n_in = len(ins)
+        nodes[i].n_out = len(outs)
+        ids = <int32_t *>take(pool, 4 * len(ins))
+        for k in range(len(ins)):
+            ids[k] = ins[k]
+        nodes[i].in_ = ids
+        ids = <int32_t *>take(pool, 4 * len(outs))
+        for k in range(len(outs)):
+            ids[k] = outs[k]
+        nodes[i].out = ids
+        nodes[i].n_iattr = len(ia)
+        iattr = <int64_t *>take(pool, 8 * len(ia))
+        for k in range(len(ia)):
+            iattr[k] = ia[k]
+        nodes[i].iattr = iattr
+        nodes[i].n_fattr = len(fa)
+        fattr = <float *>take(pool, 4 * len(fa))
+        for k in range(len(fa)):
+            fattr[k] = fa[k]
+        nodes[i].fattr = fattr
+        if lay:
+            layers = <rnnf_layer_desc *>take(pool, sizeof(rnnf_layer_desc) * len(lay))
+            memset(layers, 0, sizeof(rnnf_layer_desc) * len(lay))
+            for k in range(len(lay)):
+                fill_layer_desc(&layers[k], lay[k], keep)
+            nodes[i].layers = layers
+            nodes[i].n_layers = len(lay)
+    g.nodes = nodes
+    g.n_inputs = len(desc["inputs"])
+    g.n_outputs = len(desc["outputs"])
+    g.inputs = int_array(pool, desc["inputs"])
+    g.outputs = int_array(pool, desc["outputs"])
+    g.n_syms = len(desc["syms"])
+    g.sym_input = int_array(pool, [s[0] for s in desc["syms"]])
+    g.sym_axis = int_array(pool, [s[1] for s in desc["syms"]])
+    g.n_dims = len(desc["dim_start"]) - 1
+    g.dim_start = int_array(pool, desc["dim_start"])
+    prog = desc["prog"]
+    iattr = <int64_t *>take(pool, 8 * len(prog))
+    for k in range(len(prog)):
+        iattr[k] = prog[k]
+    g.prog = iattr
+    g.n_checks = len(desc["checks"])
+    g.check_a = int_array(pool, [c[0] for c in desc["checks"]])
+    g.check_b = int_array(pool, [c[1] for c in desc["checks"]])
+    g.check_node = int_array(pool, [c[2] for c in desc["checks"]])
+    g.n_subgraphs = len(desc["subgraphs"])
+    subs = <rnnf_graph_desc *>take(pool, sizeof(rnnf_graph_desc) * len(desc["subgraphs"]))
+    for k, sub in enumerate(desc["subgraphs"]):
+        fill_graph_desc(&subs[k], sub, pool, keep)
+    g.subgraphs = subs
+    return 0
+
+
+cdef const int32_t *int_array(list pool, values) except NULL:
+    cdef int32_t *a = <int32_t *>take(pool, 4 * len(values))
+    cdef int k
+    for k in range(len(values)):
+        a[k] = values[k]
+    return a
+
+
+cdef int graph_check(rnnf_status status, rnnf_error *err, str where) except -1:
+    if status == RNNF_OK:
+        return 0
+    msg = f"{where}: {err.message.decode(errors='replace') or rnnf_status_str(status).decode()}"
+    if status == RNNF_ERR_NOMEM:
+        raise MemoryError(msg)
+    if status in (RNNF_ERR_ARG, RNNF_ERR_SHAPE):
+        raise ValueError(msg)
+    raise GraphError(msg)
+
+
+cdef class CGraph:
+    """A whole graph loaded into C (rnnf_graph) with a cached run state; run() is one C call."""
+    cdef rnnf_graph *ptr
+    cdef rnnf_graph_state *cached
+    cdef int busy
+    cdef readonly int n_inputs, n_outputs
+    cdef readonly str where
+    cdef int in_types[LOCAL_TENSORS]
+
+    def __cinit__(self, dict desc, str where):
+        cdef rnnf_graph_desc g
+        cdef rnnf_error err
+        cdef int i
+        self.ptr = NULL
+        self.cached = NULL
+        self.where = where
+        self.n_inputs = len(desc["inputs"])
+        self.n_outputs = len(desc["outputs"])
+        if self.n_inputs > LOCAL_TENSORS or self.n_outputs > LOCAL_TENSORS:
+            raise GraphError(f"{where}: more than {LOCAL_TENSORS} graph inputs or outputs")
+        for i in range(self.n_inputs):
+            self.in_types[i] = NPY_OF_DTYPE[desc["tensors"][desc["inputs"][i]][0]]
+        pool, keep = [], []
+        err.message[0] = 0
+        try:
+            fill_graph_desc(&g, desc, pool, keep)
+            status = rnnf_graph_create(&g, &self.ptr, &err)
+        finally:
+            for p in pool:
+                free(<void *><size_t>p)
+        graph_check(status, &err, where)
+
+    def __dealloc__(self):
+        if self.cached != NULL:
+            rnnf_graph_state_free(self.cached)
+        if self.ptr != NULL:
+            rnnf_graph_free(self.ptr)
+
+    def run(self, list inputs, int n_threads=0):
+        """inputs: C-contiguous ndarrays of the graph inputs' dtypes, in order. Returns the outputs as a list."""
+        cdef rnnf_tensor tin[LOCAL_TENSORS]
+        cdef rnnf_tensor tout[LOCAL_TENSORS]
+        cdef rnnf_error err
+        cdef rnnf_graph_state *st = NULL
+        cdef bint owned = False
+        cdef int i, a
+        cdef rnnf_status status
+        cdef cnp.ndarray arr
+        cdef cnp.npy_intp shape[8]
+        if len(inputs) != self.n_inputs:
+            raise ValueError(f"{self.where}: {len(inputs)} inputs, expected {self.n_inputs}")
+        for i in range(self.n_inputs):
+            x = inputs[i]
+            if not (cnp.PyArray_CheckExact(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == self.in_types[i]
+                    and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>x)):
+                raise EngineError(f"{self.where}: input {i} must be a C-contiguous array of its declared dtype")
+            arr = <cnp.ndarray>x
+            if cnp.PyArray_NDIM(arr) > 8:
+                raise ValueError(f"{self.where}: input {i} has more than 8 dimensions")
+            tin[i].dtype = self.in_type_code(i)
+            tin[i].rank = cnp.PyArray_NDIM(arr)
+            for a in range(tin[i].rank):
+                tin[i].dims[a] = cnp.PyArray_DIM(arr, a)
+            tin[i].data = cnp.PyArray_DATA(arr)
+        if rnnf_py_try_lock(&self.busy):
+            if self.cached == NULL:
+                status = rnnf_graph_state_create(self.ptr, &self.cached)
+                if status != RNNF_OK:
+                    rnnf_py_unlock(&self.busy)
+                    check(status, self.where)
+            st = self.cached
+        else:  # another thread is running this graph: plan in a state of our own
+            check(rnnf_graph_state_create(self.ptr, &st), self.where)
+            owned = True
+        try:
+            with nogil:
+                status = rnnf_graph_prepare(st, tin, tout, &err)
+            graph_check(status, &err, self.where)
+            outs = []
+            for i in range(self.n_outputs):
+                for a in range(tout[i].rank):
+                    shape[a] = tout[i].dims[a]
+                y = cnp.PyArray_EMPTY(tout[i].rank, shape, NPY_OF_DTYPE[tout[i].dtype], 0)
+                tout[i].data = cnp.PyArray_DATA(<cnp.ndarray>y)
+                outs.append(y)
+            with nogil:
+                status = rnnf_graph_run(st, tin, tout, n_threads, &err)
+            graph_check(status, &err, self.where)
+            return outs
+        finally:
+            if owned:
+                rnnf_graph_state_free(st)
+            else:
+                rnnf_py_unlock(&self.busy)
+
+    cdef int in_type_code(self, int i):
+        cdef int t = self.in_types[i]
+        if t == cnp.NPY_FLOAT32:
+            return 0
+        if t == cnp.NPY_INT64:
+            return 1
+        if t == cnp.NPY_INT32:
+            return 2
+        if t == cnp.NPY_BOOL:
+            return 3
+        return 4

@@ -1,0 +1,166 @@
+"""The one analysis every graph goes through before it runs: infer shapes (symbolic in the inputs' dimensions),
+fold constants and shape arithmetic, resolve an If whose condition is known at load, keep the others as branch
+nodes, drop dead nodes, then fuse (graph/fuse.py).
+
+The result is the same Graph, every value typed and shaped, plus the run-time checks (node, dim, dim) that the
+symbolic broadcasts need. Anything the C executor cannot take raises infer.Unfit naming the node."""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+from ..errors import FormatError
+from .dims import Dim
+from .infer import RULES, Ctx, Unfit
+from .ir import Graph, Node, Value
+
+# Inputs an op reads as data at run time; the others (shapes, axes, pads, split sizes) are known at load.
+RUNTIME_INPUTS = {
+    "Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Slice": (0,), "Expand": (0,), "ConstantOfShape": (),
+    "Pad": (0, 2), "Split": (0,), "Shape": (), "Size": (), "ReduceMean": (0,), "ReduceSum": (0,), "ReduceMax": (0,),
+    "ReduceMin": (0,), "ReduceProd": (0,), "ReduceL2": (0,), "ReduceL1": (0,), "ReduceSumSquare": (0,),
+    "Dropout": (0,),
+}
+
+
+def runtime_inputs(node: Node) -> list:
+    keep = RUNTIME_INPUTS.get(node.op)
+    return [n for i, n in enumerate(node.inputs) if n and (keep is None or i in keep)]
+
+
+def analyse(graph: Graph, opset: int) -> list:
+    """Types, shapes and folding in place; returns the run-time dimension checks [(node, dim_a, dim_b)]."""
+    checks = []
+    nodes = []
+    for node in graph.nodes:
+        nodes += _visit(graph, node, opset, checks)
+    graph.nodes = nodes
+    for name in graph.outputs:
+        v = graph.values.get(name)
+        if v is None or v.shape is None:
+            raise Unfit(f"{graph.name}: graph output {name!r} has no inferred shape")
+    remove_dead(graph)
+    from .fuse import fuse
+
+    fuse(graph)
+    remove_dead(graph)
+    return [(n, a, b) for n, a, b in checks if any(n is m for m in graph.nodes)]
+
+
+def _visit(graph, node, opset, checks) -> list:
+    values = graph.values
+    ins = [values[n] if n else None for n in node.inputs]
+    if node.op == "If":
+        return _visit_if(graph, node, ins, opset, checks)
+    has_input = any(v is not None for v in ins)
+    foldable = (node.op not in ("LSTM", "GRU", "RNN", "Shape", "Size") and has_input
+                and all(v is None or v.const is not None for v in ins))
+    if foldable:
+        for name, arr in zip(node.outputs, fold(node, [None if v is None else v.const for v in ins], opset)):
+            if name:
+                arr = np.asarray(arr)
+                values[name] = Value(name, arr.dtype, tuple(arr.shape), const=arr)
+        return []
+    rule = RULES.get(node.op)
+    if rule is None:
+        raise Unfit(f"{node.where}: operator {node.op} has no C kernel")
+    node_checks = []
+    outs = rule(Ctx(node, ins, opset, node_checks))
+    checks += [(node, a, b) for a, b in node_checks]
+    for out in outs:
+        if out.name:
+            if out.sym is not None and all(not isinstance(d, Dim) for d in out.sym):
+                arr = np.array(out.sym, dtype=out.dtype).reshape([int(d) for d in out.shape])
+                out = Value(out.name, arr.dtype, tuple(arr.shape), const=arr)
+            values[out.name] = out
+    if all(not n or values[n].const is not None or values[n].sym is not None for n in node.outputs):
+        return []  # a computation of sizes, done here: its consumers read the sizes, never the tensor
+    return [node]
+
+
+def fold(node, args, opset):
+    """A node whose inputs are all constants, computed once at load with the numpy operators (or, for the ones
+    rnnfast has no numpy version of, onnx.reference's implementation)."""
+    from ..importers.onnx_graph import OPS
+
+    ctx = types.SimpleNamespace(attrs=node.attrs, opset=opset, where=node.where, node=node.proto)
+    try:
+        if node.op in OPS:
+            return OPS[node.op](ctx, *args)
+        if node.proto is not None:
+            return _fold_reference(node, args, opset)
+    except FormatError:
+        raise
+    except (ValueError, IndexError, KeyError, TypeError, ArithmeticError) as e:
+        raise FormatError(f"{node.where}: cannot evaluate this constant expression: {e}") from None
+    raise Unfit(f"{node.where}: {node.op} of constants cannot be evaluated at load")
+
+
+def _fold_reference(node, args, opset):
+    from onnx import helper
+    from onnx.reference import ReferenceEvaluator
+
+    names = [f"i{k}" if a is not None else "" for k, a in enumerate(args)]
+    proto = helper.make_node(node.op, names, [f"o{k}" for k in range(len(node.outputs))])
+    proto.attribute.extend(node.proto.attribute)
+    g = helper.make_graph([proto], "fold", [helper.make_tensor_value_info(n, 0, None) for n in names if n],
+                          [helper.make_tensor_value_info(f"o{k}", 0, None) for k in range(len(node.outputs))])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    feeds = {n: a for n, a in zip(names, args) if n}
+    return ReferenceEvaluator(model).run(None, feeds)
+
+
+def _visit_if(graph, node, ins, opset, checks):
+    cond = ins[0]
+    then_g, else_g = node.payload
+    if cond.const is not None:
+        if cond.const.size != 1:
+            raise FormatError(f"{node.where}: the condition must hold one value, got shape {cond.const.shape}")
+        branch = then_g if bool(cond.const.reshape(-1)[0]) else else_g
+        return _inline(graph, node, branch, opset, checks)
+    outs = []
+    for branch in (then_g, else_g):
+        for name in branch.inputs:  # the captured outer values, as known here
+            branch.values[name] = _copy_value(graph.values[name])
+        sub_checks = analyse(branch, opset)
+        branch.checks = sub_checks
+    for k, name in enumerate(node.outputs):
+        a, b = then_g.values[then_g.outputs[k]], else_g.values[else_g.outputs[k]]
+        if a.dtype != b.dtype or tuple(a.shape) != tuple(b.shape):
+            raise Unfit(f"{node.where}: the branches give output {k} as {a.describe()} and {b.describe()}")
+        graph.values[name] = Value(name, a.dtype, tuple(a.shape))
+    return [node] if outs == [] else outs
+
+
+def _copy_value(v: Value) -> Value:
+    return Value(v.name, v.dtype, v.shape, v.const, v.sym)
+
+
+def _inline(graph, node, branch, opset, checks):
+    """The chosen branch's nodes in place of the If; its outputs renamed to the If's."""
+    for name, v in branch.values.items():
+        if v.const is not None and name not in graph.values:
+            graph.values[name] = v
+    rename = dict(zip(branch.outputs, node.outputs))
+    out = []
+    for bn in branch.nodes:
+        bn.outputs = [rename.get(n, n) for n in bn.outputs]
+        out += _visit(graph, bn, opset, checks)
+    for src, dst in rename.items():  # an output that is an outer value or a constant of the branch
+        if dst not in graph.values or graph.values[dst].shape is None:
+            if src in graph.values:
+                ident = Node("Identity", [src], [dst], name=f"{node.name}/out", where=node.where)
+                out += _visit(graph, ident, opset, checks)
+    return out
+
+
+def remove_dead(graph: Graph):
+    """Drop nodes none of whose outputs reach a graph output through run-time inputs."""
+    needed = set(graph.outputs)
+    kept = []
+    for node in reversed(graph.nodes):
+        if any(n in needed for n in node.outputs if n):
+            kept.append(node)
+            needed.update(runtime_inputs(node) if node.op != "If" else [n for n in node.inputs if n])
+    graph.nodes = kept[::-1]

@@ -1,0 +1,106 @@
+"""Fusions that pay on a CPU: BatchNormalization folded into the Conv before it, a constant bias Add and then an
+activation folded into the Conv / MatMul / Gemm that feeds them, so the product's output is written once.
+
+A fused node keeps its op and gains attributes the C lowering reads: "_bias" (a constant vector per output
+channel / column) and "_act" (unary kind name, alpha, beta). Only a value with exactly one consumer that is not
+a graph output is fused away, so no value anyone reads disappears."""
+from __future__ import annotations
+
+import numpy as np
+
+from .ir import Graph
+
+# Activations a product's epilogue applies: op -> (kind, alpha attribute default, beta default).
+EPILOGUE_ACTS = {"Relu": ("RELU", None, None), "Tanh": ("TANH", None, None), "Sigmoid": ("SIGMOID", None, None),
+                 "LeakyRelu": ("LEAKYRELU", ("alpha", 0.01), None),
+                 "HardSigmoid": ("HARDSIGMOID", ("alpha", 0.2), ("beta", 0.5)),
+                 "Elu": ("ELU", ("alpha", 1.0), None), "Softplus": ("SOFTPLUS", None, None)}
+
+
+def fuse(graph: Graph):
+    changed = True
+    while changed:
+        changed = False
+        users = graph.consumers()
+        for node in graph.nodes:
+            if node.op not in ("Conv", "MatMul", "Gemm") or node.attrs.get("_act"):
+                continue
+            out = node.outputs[0]
+            if out in graph.outputs or len(users.get(out, [])) != 1:
+                continue
+            nxt = users[out][0]
+            if nxt.op == "BatchNormalization" and node.op == "Conv":
+                changed |= _fold_batchnorm(graph, node, nxt)
+            elif nxt.op == "Add" and "_bias" not in node.attrs:
+                changed |= _fold_bias(graph, node, nxt)
+            elif nxt.op in EPILOGUE_ACTS:
+                kind, a, b = EPILOGUE_ACTS[nxt.op]
+                alpha = float(nxt.attrs.get(a[0], a[1])) if a else 0.0
+                beta = float(nxt.attrs.get(b[0], b[1])) if b else 0.0
+                node.attrs["_act"] = (kind, alpha, beta)
+                _bypass(graph, node, nxt)
+                changed = True
+            if changed:
+                break
+
+
+def _bypass(graph, node, nxt):
+    """node now computes nxt's output: it takes nxt's output name, and nxt goes."""
+    node.outputs = [nxt.outputs[0]] + node.outputs[1:]
+    graph.nodes.remove(nxt)
+
+
+def _fold_batchnorm(graph, conv, bn) -> bool:
+    vals = [graph.values[n].const if n else None for n in bn.inputs[1:5]]
+    w = graph.values[conv.inputs[1]].const
+    if any(v is None for v in vals) or w is None or len(bn.outputs) > 1 and any(bn.outputs[1:]):
+        return False
+    scale, shift, mean, var = (v.astype(np.float64) for v in vals)
+    eps = float(bn.attrs.get("epsilon", 1e-5))
+    k = scale / np.sqrt(var + eps)
+    b = graph.values[conv.inputs[2]].const.astype(np.float64) if len(conv.inputs) > 2 and conv.inputs[2] else 0.0
+    new_w = (w.astype(np.float64) * k.reshape([-1] + [1] * (w.ndim - 1))).astype(np.float32)
+    new_b = ((b - mean) * k + shift).astype(np.float32)
+    _set_const(graph, conv, 1, new_w, "w_bn")
+    _set_const(graph, conv, 2, new_b, "b_bn")
+    _bypass(graph, conv, bn)
+    return True
+
+
+def _set_const(graph, node, index, arr, suffix):
+    from .ir import Value
+
+    name = f"{node.name or node.outputs[0]}/{suffix}"
+    while name in graph.values:
+        name += "_"
+    graph.values[name] = Value(name, arr.dtype, tuple(arr.shape), const=arr)
+    while len(node.inputs) <= index:
+        node.inputs.append("")
+    node.inputs[index] = name
+
+
+def _fold_bias(graph, node, add) -> bool:
+    other = add.inputs[1] if add.inputs[0] == node.outputs[0] else add.inputs[0]
+    c = graph.values[other].const
+    out_shape = graph.values[node.outputs[0]].shape
+    if c is None or c.dtype != np.float32 or graph.values[add.outputs[0]].shape != out_shape:
+        return False
+    if node.op == "Conv":
+        channels = out_shape[1]
+        want = [1] * len(out_shape)
+        want[1] = channels
+        if isinstance(channels, int) and c.size == channels and (c.ndim <= 1 and channels == 1 or
+                                                                  list(c.shape) == want[-c.ndim:]):
+            bias = c.reshape(-1)
+        else:
+            return False
+        old = graph.values[node.inputs[2]].const if len(node.inputs) > 2 and node.inputs[2] else 0
+        _set_const(graph, node, 2, (old + bias).astype(np.float32), "bias")
+    else:
+        n = out_shape[-1]
+        if not isinstance(n, int) or c.ndim > 1 and any(d != 1 for d in c.shape[:-1]) or c.size not in (1, n):
+            return False
+        node.attrs["_bias"] = np.broadcast_to(c.reshape(-1), (n,)).astype(np.float32)
+    node.attrs["_bias_added"] = True
+    _bypass(graph, node, add)
+    return True

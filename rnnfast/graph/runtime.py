@@ -1,0 +1,46 @@
+"""A graph compiled for the C executor: analysed once, described to C once, run in one C call per run.
+
+`compile_graph` takes an IR Graph; `CompiledGraph.run` takes the feeds in the graph's input order, converts what
+needs converting (a float feed of another precision, non-contiguous arrays) and returns the outputs in order."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .analysis import analyse
+from .compile import lower_graph
+from .infer import Unfit
+from .ir import Graph
+
+__all__ = ["CompiledGraph", "compile_graph", "Unfit"]
+
+
+class CompiledGraph:
+    def __init__(self, graph: Graph, opset: int, n_threads=None):
+        checks = analyse(graph, opset)
+        self.graph = graph
+        self.desc = lower_graph(graph, checks, opset)
+        self.c_graph = _core.CGraph(self.desc, graph.name)
+        self.input_names = list(graph.inputs)
+        self.output_names = list(graph.outputs)
+        self.input_dtypes = [np.dtype(graph.values[n].dtype) for n in graph.inputs]
+        self.n_threads = int(n_threads or 0)
+
+    def run(self, arrays: list, n_threads=None) -> list:
+        feeds = []
+        for x, dtype in zip(arrays, self.input_dtypes):
+            if type(x) is not np.ndarray or x.dtype != dtype or not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x, dtype=dtype)
+            feeds.append(x)
+        return self.c_graph.run(feeds, int(n_threads or self.n_threads))
+
+    def describe(self) -> str:
+        ops = {}
+        for node in self.graph.nodes:
+            ops[node.op] = ops.get(node.op, 0) + 1
+        return (f"compiled for the C executor: {len(self.graph.nodes)} node(s) "
+                f"({', '.join(f'{k} x{v}' for k, v in sorted(ops.items()))}), {len(self.desc['nodes'])} C node(s)")
+
+
+def compile_graph(graph: Graph, opset: int, n_threads=None) -> CompiledGraph:
+    return CompiledGraph(graph, opset, n_threads)

@@ -1,0 +1,132 @@
+"""ONNX ModelProto -> the graph IR (rnnfast/graph/ir.py): values for the inputs (shapes in symbolic dimensions named
+after the file's dim_params), the initializers and Constant nodes; one IR node per ONNX node with its attributes
+decoded; If branches as Graphs of their own whose inputs are the outer values they read.
+
+Only what the IR cannot hold is refused here (infer.Unfit: another domain, Loop/Scan, quantized LSTMs); whether
+each operator can run in C is decided by the analysis and the lowering to C."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import FormatError
+from ..graph.dims import Dim
+from ..graph.infer import ONNX_DTYPES, Unfit
+from ..graph.ir import Graph, Node, Value
+from .onnx import OP_CELLS, RecurrentNodeSpec
+from .onnx_graph import _tensor
+
+
+def model_opset(proto, name) -> int:
+    versions = {o.domain: o.version for o in proto.opset_import}
+    opset = versions.get("") or versions.get("ai.onnx")
+    if not opset:
+        raise FormatError(f"{name}: the model imports no opset of the ai.onnx domain (opset_import: {versions})")
+    return int(opset)
+
+
+def lower_model(proto, name: str) -> tuple:
+    """(Graph, opset) for a whole model."""
+    opset = model_opset(proto, name)
+    return _lower(proto.graph, name, opset, captured=None), opset
+
+
+def _decode_attrs(node, where) -> dict:
+    from onnx import helper
+
+    attrs = {}
+    for a in node.attribute:
+        if a.type in (a.GRAPH, a.GRAPHS):
+            continue
+        v = helper.get_attribute_value(a)
+        attrs[a.name] = _tensor(v, f"{where}: attribute {a.name!r}") if hasattr(v, "dims") else v
+    return attrs
+
+
+def _input_value(vi, name_prefix) -> Value:
+    t = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type"):
+        raise Unfit(f"{name_prefix}: graph input {vi.name!r} is not a tensor")
+    if t.elem_type not in ONNX_DTYPES:
+        raise Unfit(f"{name_prefix}: graph input {vi.name!r} has ONNX element type {t.elem_type}")
+    shape = []
+    for a, d in enumerate(t.shape.dim):
+        if d.HasField("dim_value") and d.dim_value > 0:
+            shape.append(int(d.dim_value))
+        else:
+            shape.append(Dim.symbol(d.dim_param or f"{vi.name}:{a}"))
+    return Value(vi.name, np.dtype(ONNX_DTYPES[t.elem_type]), tuple(shape))
+
+
+def _lower(gproto, name, opset, captured) -> Graph:
+    """captured: None for the main graph, else the list the branch's free names are appended to."""
+    values = {}
+    for init in gproto.initializer:
+        arr = _tensor(init, f"{name}: initializer {init.name!r}")
+        values[init.name] = Value(init.name, arr.dtype, tuple(arr.shape), const=arr)
+    inputs = []
+    for vi in gproto.input:
+        if vi.name in values:
+            continue
+        values[vi.name] = _input_value(vi, name)
+        inputs.append(vi.name)
+    produced = set(values)
+    nodes = []
+    for i, node in enumerate(gproto.node):
+        where = f"{name}: node {node.name or '#' + str(i)} ({node.op_type})"
+        if node.domain not in ("", "ai.onnx"):
+            raise Unfit(f"{where}: operator domain {node.domain!r}")
+        for inp in node.input:
+            if inp and inp not in produced:
+                if captured is None:
+                    raise Unfit(f"{where}: input {inp!r} is not produced before it is read")
+                if inp not in captured:
+                    captured.append(inp)
+        attrs = _decode_attrs(node, where)
+        if node.op_type == "Constant":
+            arr = _constant(attrs, where)
+            values[node.output[0]] = Value(node.output[0], arr.dtype, tuple(arr.shape), const=arr)
+            produced.add(node.output[0])
+            continue
+        ir = Node(node.op_type, list(node.input), list(node.output), attrs, node.name, where, proto=node)
+        if node.op_type in OP_CELLS:
+            ir.payload = RecurrentNodeSpec(node, opset, where)
+        elif node.op_type == "If":
+            ir.payload, ir.inputs = _lower_if(node, where, opset, produced, captured)
+        elif node.op_type in ("Loop", "Scan", "SequenceMap"):
+            raise Unfit(f"{where}: {node.op_type} runs outside the C executor")
+        nodes.append(ir)
+        produced.update(o for o in node.output if o)
+    graph = Graph(name, inputs, [o.name for o in gproto.output], values, nodes)
+    return graph
+
+
+def _lower_if(node, where, opset, outer_produced, outer_captured):
+    branches = {a.name: a.g for a in node.attribute if a.name in ("then_branch", "else_branch")}
+    if set(branches) != {"then_branch", "else_branch"}:
+        raise FormatError(f"{where}: If needs then_branch and else_branch graphs")
+    free = []
+    graphs = []
+    for key in ("then_branch", "else_branch"):
+        g = _lower(branches[key], f"{where} {key}", opset, captured=free)
+        if len(g.outputs) != len(node.output):
+            raise FormatError(f"{where}: {key} has {len(g.outputs)} outputs, the node {len(node.output)}")
+        graphs.append(g)
+    for n in free:  # what the branches read from outside must exist out here (or further out)
+        if n not in outer_produced:
+            if outer_captured is None:
+                raise Unfit(f"{where}: a branch reads {n!r}, which is not produced before the If")
+            if n not in outer_captured:
+                outer_captured.append(n)
+    for g in graphs:
+        g.inputs = list(free)
+    return tuple(graphs), [node.input[0]] + list(free)
+
+
+def _constant(attrs, where) -> np.ndarray:
+    for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+        if key in attrs:
+            v = attrs[key]
+            if isinstance(v, np.ndarray):
+                return v
+            return np.asarray(v, np.float32 if "float" in key else np.int64)
+    raise Unfit(f"{where}: Constant without a supported value attribute ({sorted(attrs)})")

@@ -1,0 +1,405 @@
+/* exec.c: planning and running a loaded graph.
+ *
+ * rnnf_graph_prepare turns the inputs' dims into every tensor's dims (the dimension programs), checks them, and
+ * when they differ from the last plan places every intermediate in one arena: tensors whose lifetimes overlap get
+ * disjoint byte ranges (largest first, lowest free offset), views share their root's range, graph outputs live in
+ * the caller's buffers. rnnf_graph_run then only resolves pointers and calls each node's kernel.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/plan.h"
+
+#define ALIGN 64
+
+rnnf_status rnnf_dim_eval(const rnnf_graph *g, int k, const int64_t *sym_val, int64_t *out)
+{
+    int64_t stack[RNNF_DIM_STACK];
+    int sp = 0;
+    for (int i = g->dim_start[k]; i < g->dim_start[k + 1]; i++) {
+        const int64_t op = g->prog[2 * (size_t)i], arg = g->prog[2 * (size_t)i + 1];
+        if (op == RNNF_DIM_CONST) { stack[sp++] = arg; continue; }
+        if (op == RNNF_DIM_SYM) {
+            if (!sym_val) return RNNF_ERR_SHAPE;
+            stack[sp++] = sym_val[arg];
+            continue;
+        }
+        const int64_t b = stack[--sp], a = stack[sp - 1];
+        int64_t r;
+        switch (op) {
+        case RNNF_DIM_ADD: r = a + b; break;
+        case RNNF_DIM_SUB: r = a - b; break;
+        case RNNF_DIM_MUL: r = a * b; break;
+        case RNNF_DIM_FLOORDIV:
+            if (b == 0) return RNNF_ERR_SHAPE;
+            r = a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+            break;
+        case RNNF_DIM_CEILDIV:
+            if (b == 0) return RNNF_ERR_SHAPE;
+            r = -((-a) / b - (((-a) % b != 0) && (((-a) < 0) != (b < 0))));
+            break;
+        case RNNF_DIM_MAX: r = a > b ? a : b; break;
+        case RNNF_DIM_MIN: r = a < b ? a : b; break;
+        default: /* RNNF_DIM_MOD */
+            if (b == 0) return RNNF_ERR_SHAPE;
+            r = a % b;
+            if (r != 0 && ((r < 0) != (b < 0))) r += b;
+            break;
+        }
+        stack[sp - 1] = r;
+    }
+    *out = stack[0];
+    return RNNF_OK;
+}
+
+void rnnf_graph_state_free(rnnf_graph_state *s)
+{
+    if (!s) return;
+    const rnnf_graph *g = s->g;
+    if (s->rec)
+        for (int i = 0; i < g->n_nodes; i++) rnnf_state_free(s->rec[i].st);
+    if (s->branch)
+        for (int i = 0; i < 2 * g->n_nodes; i++) rnnf_graph_state_free(s->branch[i]);
+    free(s->rec);
+    free(s->branch);
+    free(s->sym_val);
+    free(s->dim_val);
+    free(s->offset);
+    free(s->tmp_out);
+    rnnf_aligned_free(s->arena);
+    rnnf_aligned_free(s->scratch);
+    free(s);
+}
+
+rnnf_status rnnf_graph_state_create(const rnnf_graph *g, rnnf_graph_state **out)
+{
+    if (!g || !out) return RNNF_ERR_ARG;
+    rnnf_graph_state *s = calloc(1, sizeof *s);
+    if (!s) return RNNF_ERR_NOMEM;
+    s->g = g;
+    s->sym_val = calloc((size_t)g->n_syms + 1, sizeof(int64_t));
+    s->dim_val = calloc((size_t)g->n_dims + 1, sizeof(int64_t));
+    s->offset = calloc((size_t)g->n_tensors + 1, sizeof(int64_t));
+    s->rec = calloc((size_t)g->n_nodes + 1, sizeof(rnnf_recurrent_slot));
+    s->branch = calloc(2 * (size_t)g->n_nodes + 1, sizeof(rnnf_graph_state *));
+    s->tmp_out = calloc(RNNF_G_MAX_IO, sizeof(rnnf_tensor));
+    if (!s->sym_val || !s->dim_val || !s->offset || !s->rec || !s->branch || !s->tmp_out) {
+        rnnf_graph_state_free(s);
+        return RNNF_ERR_NOMEM;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (g->nodes[i].op != RNNF_OP_IF) continue;
+        for (int b = 0; b < 2; b++) {
+            rnnf_status st = rnnf_graph_state_create(g->subgraphs[g->nodes[i].iattr[b]], &s->branch[2 * i + b]);
+            if (st != RNNF_OK) {
+                rnnf_graph_state_free(s);
+                return st;
+            }
+        }
+    }
+    *out = s;
+    return RNNF_OK;
+}
+
+/* The concrete view of tensor t for this plan (data resolved at run). */
+static void concrete(const rnnf_graph_state *s, int t, rnnf_tensor *v)
+{
+    const rnnf_gtensor *gt = &s->g->tensors[t];
+    v->dtype = gt->dtype;
+    v->rank = gt->rank;
+    for (int a = 0; a < gt->rank; a++) v->dims[a] = s->dim_val[gt->dims_at + a];
+    v->data = NULL;
+}
+
+static void *data_of(const rnnf_graph_state *s, int t, const rnnf_tensor *inputs, rnnf_tensor *outputs)
+{
+    const rnnf_gtensor *r = &s->g->tensors[s->g->tensors[t].root];
+    if (r->is_const) return r->const_data;
+    if (r->is_input) return inputs[r->is_input - 1].data;
+    if (r->output_index) return outputs[r->output_index - 1].data;
+    return s->arena + s->offset[s->g->tensors[t].root];
+}
+
+static size_t tensor_bytes(const rnnf_graph_state *s, int t)
+{
+    rnnf_tensor v;
+    concrete(s, t, &v);
+    return (size_t)rnnf_tensor_numel(&v) * rnnf_dtype_size(v.dtype);
+}
+
+static rnnf_status place_arena(rnnf_graph_state *s, rnnf_error *err)
+{
+    const rnnf_graph *g = s->g;
+    const int n = g->n_tensors;
+    int *first = malloc(((size_t)n + 1) * sizeof(int)), *last = malloc(((size_t)n + 1) * sizeof(int));
+    int *order = malloc(((size_t)n + 1) * sizeof(int));
+    size_t *bytes = malloc(((size_t)n + 1) * sizeof(size_t));
+    if (!first || !last || !order || !bytes) {
+        free(first), free(last), free(order), free(bytes);
+        return RNNF_ERR_NOMEM;
+    }
+    for (int t = 0; t < n; t++) {
+        first[t] = g->tensors[t].producer;
+        last[t] = g->tensors[t].producer;
+        bytes[t] = 0;
+        s->offset[t] = -1;
+    }
+    /* A root lives from its producer to the last node that reads it or any of its views. */
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            const int t = g->nodes[i].in[k];
+            if (t >= 0 && last[g->tensors[t].root] < i) last[g->tensors[t].root] = i;
+        }
+    int n_placed = 0;
+    for (int t = 0; t < n; t++) {
+        const rnnf_gtensor *gt = &g->tensors[t];
+        if (gt->root != t || gt->is_const || gt->is_input || gt->output_index || gt->producer < 0) continue;
+        /* Ops write every output they have; keep unread outputs alive through their producer only. */
+        bytes[t] = (tensor_bytes(s, t) + ALIGN - 1) / ALIGN * ALIGN;
+        order[n_placed++] = t;
+    }
+    for (int i = 1; i < n_placed; i++) /* largest first */
+        for (int j = i; j > 0 && bytes[order[j]] > bytes[order[j - 1]]; j--) {
+            const int x = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = x;
+        }
+    size_t total = 0;
+    for (int i = 0; i < n_placed; i++) {
+        const int t = order[i];
+        size_t off = 0;
+        int moved = 1;
+        while (moved) { /* lowest offset clear of every placed tensor that is alive at the same time */
+            moved = 0;
+            for (int j = 0; j < i; j++) {
+                const int u = order[j];
+                if (last[u] < first[t] || last[t] < first[u]) continue;
+                const size_t uo = (size_t)s->offset[u];
+                if (off < uo + bytes[u] && uo < off + bytes[t]) {
+                    off = uo + bytes[u];
+                    moved = 1;
+                }
+            }
+        }
+        s->offset[t] = (int64_t)off;
+        if (off + bytes[t] > total) total = off + bytes[t];
+    }
+    free(first), free(last), free(order), free(bytes);
+    if (total > s->arena_bytes) {
+        rnnf_aligned_free(s->arena);
+        s->arena = rnnf_aligned_alloc(total);
+        s->arena_bytes = s->arena ? total : 0;
+        if (!s->arena) {
+            if (err) snprintf(err->message, sizeof err->message, "graph: cannot allocate %zu bytes for the "
+                              "intermediates", total);
+            return RNNF_ERR_NOMEM;
+        }
+    }
+    return RNNF_OK;
+}
+
+static rnnf_status plan_nodes(rnnf_graph_state *s, rnnf_error *err)
+{
+    const rnnf_graph *g = s->g;
+    const int nt = rnnf_default_threads() > 1 ? rnnf_default_threads() : 1;
+    size_t scratch = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const rnnf_gnode *n = &g->nodes[i];
+        rnnf_tensor in[RNNF_G_MAX_IO], out[RNNF_G_MAX_IO];
+        for (int k = 0; k < n->n_in; k++) {
+            if (n->in[k] < 0) { memset(&in[k], 0, sizeof in[k]); in[k].dtype = RNNF_DT_NONE; }
+            else concrete(s, n->in[k], &in[k]);
+        }
+        for (int k = 0; k < n->n_out; k++) {
+            if (n->out[k] < 0) { memset(&out[k], 0, sizeof out[k]); out[k].dtype = RNNF_DT_NONE; }
+            else concrete(s, n->out[k], &out[k]);
+        }
+        if (n->op == RNNF_OP_RECURRENT) {
+            rnnf_status st = rnnf_recurrent_node_plan(n, &s->rec[i], in[0].dims[0], in[0].dims[1]);
+            if (st != RNNF_OK) {
+                if (err) snprintf(err->message, sizeof err->message, "node %s: cannot make the recurrent state "
+                                  "(%s)", n->name, rnnf_status_str(st));
+                return st;
+            }
+            continue;
+        }
+        if (n->op == RNNF_OP_IF) continue;
+        const rnnf_op_vtable *vt = rnnf_graph_op(n->op);
+        if (vt && vt->scratch_bytes) {
+            const size_t b = vt->scratch_bytes(n, in, out, nt);
+            if (b > scratch) scratch = b;
+        }
+    }
+    if (scratch > s->scratch_bytes || !s->scratch) {
+        rnnf_aligned_free(s->scratch);
+        s->scratch = rnnf_aligned_alloc(scratch ? scratch : ALIGN);
+        s->scratch_bytes = s->scratch ? scratch : 0;
+        if (!s->scratch) {
+            if (err) snprintf(err->message, sizeof err->message, "graph: cannot allocate %zu bytes of scratch",
+                              scratch);
+            return RNNF_ERR_NOMEM;
+        }
+    }
+    s->scratch_threads = nt;
+    return RNNF_OK;
+}
+
+static const char *dtype_name(int dt)
+{
+    switch (dt) {
+    case RNNF_DT_F32: return "float32";
+    case RNNF_DT_I64: return "int64";
+    case RNNF_DT_I32: return "int32";
+    case RNNF_DT_U8: return "bool";
+    case RNNF_DT_I8: return "int8";
+    default: return "none";
+    }
+}
+
+rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_tensor *outputs,
+                               rnnf_error *err)
+{
+    if (err) err->message[0] = 0;
+    if (!s || (!inputs && s->g->n_inputs) || !outputs) return RNNF_ERR_ARG;
+    const rnnf_graph *g = s->g;
+    for (int i = 0; i < g->n_inputs; i++) {
+        const rnnf_gtensor *t = &g->tensors[g->inputs[i]];
+        if (inputs[i].dtype != t->dtype || inputs[i].rank != t->rank) {
+            if (err) snprintf(err->message, sizeof err->message, "input %s: %s of rank %d, expected %s of rank %d",
+                              t->name, dtype_name(inputs[i].dtype), inputs[i].rank, dtype_name(t->dtype), t->rank);
+            return RNNF_ERR_SHAPE;
+        }
+        for (int a = 0; a < t->rank; a++)
+            if (inputs[i].dims[a] < 0) return RNNF_ERR_ARG;
+    }
+    int changed = !s->planned;
+    for (int k = 0; k < g->n_syms; k++) {
+        const int64_t v = inputs[g->sym_input[k]].dims[g->sym_axis[k]];
+        if (v != s->sym_val[k]) changed = 1;
+        s->sym_val[k] = v;
+    }
+    if (changed) {
+        s->planned = 0;
+        for (int k = 0; k < g->n_dims; k++)
+            if (rnnf_dim_eval(g, k, s->sym_val, &s->dim_val[k]) != RNNF_OK) {
+                if (err) snprintf(err->message, sizeof err->message, "graph: a dimension divides by zero for "
+                                  "these input shapes");
+                return RNNF_ERR_SHAPE;
+            }
+        for (int i = 0; i < g->n_inputs; i++) {
+            const rnnf_gtensor *t = &g->tensors[g->inputs[i]];
+            for (int a = 0; a < t->rank; a++)
+                if (s->dim_val[t->dims_at + a] != inputs[i].dims[a]) {
+                    if (err) snprintf(err->message, sizeof err->message, "input %s: size %lld on axis %d, expected "
+                                      "%lld", t->name, (long long)inputs[i].dims[a], a,
+                                      (long long)s->dim_val[t->dims_at + a]);
+                    return RNNF_ERR_SHAPE;
+                }
+        }
+        for (int c = 0; c < g->n_checks; c++) {
+            const rnnf_dim_check *ck = &g->checks[c];
+            if (s->dim_val[ck->a] != s->dim_val[ck->b]) {
+                if (err) snprintf(err->message, sizeof err->message, "node %s: dimensions %lld and %lld must be "
+                                  "equal", g->nodes[ck->node].name, (long long)s->dim_val[ck->a],
+                                  (long long)s->dim_val[ck->b]);
+                return RNNF_ERR_SHAPE;
+            }
+        }
+        for (int t = 0; t < g->n_tensors; t++)
+            for (int a = 0; a < g->tensors[t].rank; a++)
+                if (s->dim_val[g->tensors[t].dims_at + a] < 0) {
+                    if (err) snprintf(err->message, sizeof err->message, "tensor %s: negative size %lld on axis %d "
+                                      "for these input shapes", g->tensors[t].name,
+                                      (long long)s->dim_val[g->tensors[t].dims_at + a], a);
+                    return RNNF_ERR_SHAPE;
+                }
+        rnnf_status st = place_arena(s, err);
+        if (st == RNNF_OK) st = plan_nodes(s, err);
+        if (st != RNNF_OK) return st;
+        s->planned = 1;
+    }
+    for (int i = 0; i < g->n_outputs; i++) concrete(s, g->outputs[i], &outputs[i]);
+    return RNNF_OK;
+}
+
+static rnnf_status run_if(rnnf_graph_state *s, int i, const rnnf_tensor *in, rnnf_tensor *out, int n_threads,
+                          rnnf_error *err)
+{
+    const rnnf_gnode *n = &s->g->nodes[i];
+    const size_t es = rnnf_dtype_size(in[0].dtype);
+    if (rnnf_tensor_numel(&in[0]) != 1 || es == 0) {
+        if (err) snprintf(err->message, sizeof err->message, "node %s: the If condition must hold one value",
+                          n->name);
+        return RNNF_ERR_SHAPE;
+    }
+    int cond = 0;
+    for (size_t b = 0; b < es; b++) cond |= ((const unsigned char *)in[0].data)[b] != 0;
+    rnnf_graph_state *bs = s->branch[2 * i + (cond ? 0 : 1)];
+    rnnf_tensor *tmp = s->tmp_out;
+    rnnf_status st = rnnf_graph_prepare(bs, in + 1, tmp, err);
+    if (st != RNNF_OK) return st;
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0) continue;
+        int same = tmp[k].dtype == out[k].dtype && tmp[k].rank == out[k].rank;
+        for (int a = 0; same && a < out[k].rank; a++) same = tmp[k].dims[a] == out[k].dims[a];
+        if (!same) {
+            if (err) snprintf(err->message, sizeof err->message, "node %s: the %s branch's output %d has another "
+                              "shape than the graph expects", n->name, cond ? "then" : "else", k);
+            return RNNF_ERR_SHAPE;
+        }
+        tmp[k].data = out[k].data;
+    }
+    return rnnf_graph_run(bs, in + 1, tmp, n_threads, err);
+}
+
+rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_tensor *outputs, int n_threads,
+                           rnnf_error *err)
+{
+    if (err) err->message[0] = 0;
+    if (!s || !s->planned || (!inputs && s->g->n_inputs) || !outputs) return RNNF_ERR_ARG;
+    const rnnf_graph *g = s->g;
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!inputs[i].data && rnnf_tensor_numel(&inputs[i])) return RNNF_ERR_ARG;
+    for (int i = 0; i < g->n_outputs; i++)
+        if (!outputs[i].data && rnnf_tensor_numel(&outputs[i])) return RNNF_ERR_ARG;
+    const int nt = n_threads <= 0 ? s->scratch_threads : (n_threads < s->scratch_threads ? n_threads
+                                                                                          : s->scratch_threads);
+    rnnf_op_ctx ctx;
+    char message[RNNF_ERROR_MESSAGE_SIZE];
+    ctx.K = rnnf_kernels_get();
+    ctx.n_threads = nt > 0 ? nt : 1;
+    ctx.scratch = s->scratch;
+    ctx.message = message;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const rnnf_gnode *n = &g->nodes[i];
+        rnnf_tensor in[RNNF_G_MAX_IO], out[RNNF_G_MAX_IO];
+        for (int k = 0; k < n->n_in; k++) {
+            if (n->in[k] < 0) { memset(&in[k], 0, sizeof in[k]); in[k].dtype = RNNF_DT_NONE; continue; }
+            concrete(s, n->in[k], &in[k]);
+            in[k].data = data_of(s, n->in[k], inputs, outputs);
+        }
+        for (int k = 0; k < n->n_out; k++) {
+            if (n->out[k] < 0) { memset(&out[k], 0, sizeof out[k]); out[k].dtype = RNNF_DT_NONE; continue; }
+            concrete(s, n->out[k], &out[k]);
+            out[k].data = data_of(s, n->out[k], inputs, outputs);
+        }
+        message[0] = 0;
+        rnnf_status st;
+        if (n->op == RNNF_OP_IF) {
+            st = run_if(s, i, in, out, n_threads, err);
+            if (st != RNNF_OK) return st;
+            continue;
+        }
+        if (n->op == RNNF_OP_RECURRENT)
+            st = rnnf_recurrent_node_run(n, &s->rec[i], in, out, n_threads, message);
+        else
+            st = rnnf_graph_op(n->op)->run(n, in, out, &ctx);
+        if (st != RNNF_OK) {
+            if (err) snprintf(err->message, sizeof err->message, "node %s: %s", n->name,
+                              message[0] ? message : rnnf_status_str(st));
+            return st;
+        }
+    }
+    return RNNF_OK;
+}

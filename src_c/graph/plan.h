@@ -1,0 +1,76 @@
+/* plan.h: the loaded graph and its run state, shared by graph.c (load), exec.c (plan and run) and the recurrent
+ * node. Not part of the op kernels' contract (graph.h): ops see only concrete tensors. */
+#ifndef RNNF_GRAPH_PLAN_H
+#define RNNF_GRAPH_PLAN_H
+
+#include "graph/graph.h"
+#include "internal.h"
+
+#define RNNF_DIM_STACK 32 /* deepest stack a dimension program may use */
+#define RNNF_G_MAX_IO 64  /* inputs or outputs of one node */
+
+typedef struct {
+    char *name;
+    int dtype, rank, dims_at, alias_of;
+    int root;         /* the tensor that owns the storage (itself unless a view) */
+    int is_const, is_input;
+    int producer;     /* node index, or -1 */
+    int output_index; /* 1 + position among the graph outputs, or 0 */
+    int64_t const_dims[RNNF_G_MAX_RANK];
+    void *const_data;
+} rnnf_gtensor;
+
+typedef struct {
+    int a, b, node;
+} rnnf_dim_check;
+
+struct rnnf_graph {
+    int n_tensors, n_nodes, n_inputs, n_outputs, n_syms, n_dims, n_checks, n_subgraphs;
+    rnnf_gtensor *tensors;
+    rnnf_gnode *nodes;
+    int32_t *inputs, *outputs;
+    int32_t *sym_input, *sym_axis;
+    int32_t *dim_start;
+    int64_t *prog;
+    rnnf_dim_check *checks;
+    rnnf_graph **subgraphs;
+};
+
+/* Per recurrent node: the engine's state for the batch of the current plan. */
+typedef struct {
+    rnnf_state *st;
+    int batch;
+} rnnf_recurrent_slot;
+
+struct rnnf_graph_state {
+    const rnnf_graph *g;
+    int planned;               /* a plan exists for sym_val */
+    int64_t *sym_val;          /* the symbols' values of the current plan */
+    int64_t *dim_val;          /* every dimension program's value */
+    int64_t *offset;           /* per tensor: byte offset of its root's storage in the arena, -1 if not there */
+    unsigned char *arena;      /* intermediates */
+    size_t arena_bytes;
+    unsigned char *scratch;    /* one node's scratch at a time */
+    size_t scratch_bytes;
+    int scratch_threads;       /* the thread count the scratch was sized for */
+    rnnf_recurrent_slot *rec;  /* per node (used by recurrent nodes) */
+    rnnf_graph_state **branch; /* per node, two (If nodes) */
+    rnnf_tensor *tmp_out;      /* a branch's outputs, per If node output */
+};
+
+/* Evaluate dimension program k with the symbols' values (NULL: constants only). */
+rnnf_status rnnf_dim_eval(const rnnf_graph *g, int k, const int64_t *sym_val, int64_t *out);
+
+/* The op table: the vtable of an op code (NULL for If, which the executor runs itself). */
+const rnnf_op_vtable *rnnf_graph_op(int op);
+
+extern const rnnf_op_vtable rnnf_op_recurrent;
+rnnf_status rnnf_recurrent_node_create(rnnf_gnode *node, const rnnf_layer_desc *layers, int n_layers,
+                                       char *message);
+/* Make the engine state for this batch and sequence length (at plan time, so a run allocates nothing). */
+rnnf_status rnnf_recurrent_node_plan(const rnnf_gnode *node, rnnf_recurrent_slot *slot, int64_t seq_len,
+                                     int64_t batch);
+rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot *slot, const rnnf_tensor *in,
+                                    rnnf_tensor *out, int n_threads, char *message);
+
+#endif

@@ -1,0 +1,135 @@
+/* recurrent_node.c: a stack of recurrent layers as one graph node, run by the engine's own drivers.
+ *
+ * The node owns an rnnf_model (weights packed once at load); the graph state owns the engine state for the
+ * current plan's batch, made at plan time so a run allocates nothing. Inputs and outputs follow ONNX, with the
+ * per-layer states of a stack of L layers stacked on the first axis as PyTorch does: initial_h / Y_h
+ * [L*D, B, out], initial_c / Y_c [L*D, B, hidden]; Y [T, D, B, out] is the last layer's (the chain of today is
+ * this node with L > 1).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "graph/plan.h"
+
+#define MAX_LAYERS 64
+
+static void release(rnnf_gnode *node)
+{
+    rnnf_model_free((rnnf_model *)node->prep);
+    node->prep = NULL;
+}
+
+const rnnf_op_vtable rnnf_op_recurrent = {"recurrent", NULL, NULL, NULL, release};
+
+rnnf_status rnnf_recurrent_node_create(rnnf_gnode *node, const rnnf_layer_desc *layers, int n_layers, char *message)
+{
+    if (!layers || n_layers < 1 || n_layers > MAX_LAYERS || node->n_in != 4 || node->n_out != 3) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "a recurrent node takes 4 inputs, 3 outputs and 1..%d layers",
+                 MAX_LAYERS);
+        return RNNF_ERR_FORMAT;
+    }
+    rnnf_model *m = NULL;
+    rnnf_status st = rnnf_model_create(layers, n_layers, &m);
+    if (st != RNNF_OK) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "the layers do not fit together (%s)", rnnf_status_str(st));
+        return st == RNNF_ERR_NOMEM ? st : RNNF_ERR_FORMAT;
+    }
+    node->prep = m;
+    return RNNF_OK;
+}
+
+rnnf_status rnnf_recurrent_node_plan(const rnnf_gnode *node, rnnf_recurrent_slot *slot, int64_t seq_len,
+                                     int64_t batch)
+{
+    if (batch > INT32_MAX || seq_len > INT32_MAX) return RNNF_ERR_SHAPE;
+    if (!slot->st || slot->batch != batch) {
+        rnnf_state_free(slot->st);
+        slot->st = NULL;
+        if (batch == 0) return RNNF_OK;
+        rnnf_status st = rnnf_state_create((const rnnf_model *)node->prep, (int)batch, &slot->st);
+        if (st != RNNF_OK) return st;
+        slot->batch = (int)batch;
+    }
+    return seq_len > 0 ? rnnf_state_reserve(slot->st, (int)seq_len) : RNNF_OK;
+}
+
+static int shape_is(const rnnf_tensor *t, int rank, int64_t d0, int64_t d1, int64_t d2)
+{
+    const int64_t want[3] = {d0, d1, d2};
+    if (t->rank != rank || t->dtype != RNNF_DT_F32) return 0;
+    for (int a = 0; a < rank; a++)
+        if (t->dims[a] != want[a]) return 0;
+    return 1;
+}
+
+rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot *slot, const rnnf_tensor *in,
+                                    rnnf_tensor *out, int n_threads, char *message)
+{
+    const rnnf_model *m = (const rnnf_model *)node->prep;
+    const int L = m->n_layers;
+    const rnnf_layer *first = &m->layers[0], *last = &m->layers[L - 1];
+    const int D = last->n_dirs;
+    if (in[0].rank != 3 || in[0].dtype != RNNF_DT_F32 || in[0].dims[2] != first->input_size) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "X must be float [seq_len, batch, %d]", first->input_size);
+        return RNNF_ERR_SHAPE;
+    }
+    const int64_t T = in[0].dims[0], B = in[0].dims[1];
+    const int64_t LD = (int64_t)L * first->n_dirs;
+    if (in[2].dtype != RNNF_DT_NONE && !shape_is(&in[2], 3, LD, B, first->out_size)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "initial_h must be float [%lld, %lld, %d]", (long long)LD,
+                 (long long)B, first->out_size);
+        return RNNF_ERR_SHAPE;
+    }
+    if (in[3].dtype != RNNF_DT_NONE && !shape_is(&in[3], 3, LD, B, first->hidden_size)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "initial_c must be float [%lld, %lld, %d]", (long long)LD,
+                 (long long)B, first->hidden_size);
+        return RNNF_ERR_SHAPE;
+    }
+    if (in[1].dtype != RNNF_DT_NONE && (in[1].dtype != RNNF_DT_I32 || in[1].rank != 1 || in[1].dims[0] != B)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "sequence_lens must be int32 [%lld]", (long long)B);
+        return RNNF_ERR_SHAPE;
+    }
+    const int32_t *lens = in[1].dtype == RNNF_DT_NONE ? NULL : (const int32_t *)in[1].data;
+    for (int64_t b = 0; lens && b < B; b++)
+        if (lens[b] < 0 || lens[b] > T) {
+            snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "sequence_lens[%lld] = %d, expected a value in [0, %lld]",
+                     (long long)b, lens[b], (long long)T);
+            return RNNF_ERR_ARG;
+        }
+    if (T == 0 || B == 0) { /* no steps or no rows: zero outputs, as onnxruntime gives */
+        for (int k = 0; k < 3; k++)
+            if (out[k].dtype != RNNF_DT_NONE) memset(out[k].data, 0, (size_t)rnnf_tensor_numel(&out[k]) * 4);
+        return RNNF_OK;
+    }
+    const float *h0[MAX_LAYERS], *c0[MAX_LAYERS];
+    float *yh[MAX_LAYERS], *yc[MAX_LAYERS];
+    for (int l = 0; l < L; l++) {
+        const rnnf_layer *ly = &m->layers[l];
+        const size_t hstep = (size_t)ly->n_dirs * (size_t)B * ly->out_size;
+        const size_t cstep = (size_t)ly->n_dirs * (size_t)B * ly->hidden_size;
+        h0[l] = in[2].dtype == RNNF_DT_NONE ? NULL : (const float *)in[2].data + l * hstep;
+        c0[l] = in[3].dtype == RNNF_DT_NONE ? NULL : (const float *)in[3].data + l * cstep;
+        yh[l] = out[1].dtype == RNNF_DT_NONE ? NULL : (float *)out[1].data + l * hstep;
+        yc[l] = out[2].dtype == RNNF_DT_NONE || ly->cell != RNNF_CELL_LSTM ? NULL : (float *)out[2].data + l * cstep;
+    }
+    if (out[0].dtype != RNNF_DT_NONE && !(out[0].rank == 4 && out[0].dims[0] == T && out[0].dims[1] == D &&
+                                          out[0].dims[2] == B && out[0].dims[3] == last->out_size)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "Y must be [%lld, %d, %lld, %d]", (long long)T, D, (long long)B,
+                 last->out_size);
+        return RNNF_ERR_SHAPE;
+    }
+    rnnf_run_args a;
+    memset(&a, 0, sizeof a);
+    a.seq_len = (int)T;
+    a.batch = (int)B;
+    a.x = (const float *)in[0].data;
+    a.sequence_lens = lens;
+    a.initial_h = h0;
+    a.initial_c = c0;
+    a.y = out[0].dtype == RNNF_DT_NONE ? NULL : (float *)out[0].data;
+    a.y_layout = RNNF_Y_SEQ_DIR_BATCH;
+    a.y_h = yh;
+    a.y_c = yc;
+    a.n_threads = n_threads;
+    return rnnf_run(m, slot->st, &a);
+}
