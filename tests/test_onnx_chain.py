@@ -308,13 +308,6 @@ def test_unusual_feeds_give_what_the_general_path_gives(stacked):
         "no steps": feeds | {"X": np.zeros((0, 2, I), np.float32)},
     }
     for name, v in variants.items():
-        if name == "no steps":  # numpy cannot infer Reshape's -1 over zero elements: the same error either way
-            with pytest.raises(ValueError) as fast:
-                sess.run(None, v)
-            with pytest.raises(ValueError) as slow:
-                node_by_node.run(v)
-            assert str(fast.value) == str(slow.value) and "Reshape" in str(fast.value)
-            continue
         got, want = sess.run(None, v), node_by_node.run(v)
         assert len(got) == len(want)
         for g, w in zip(got, want):

@@ -63,7 +63,7 @@ class Lowering:
             if self.tensors[t][4] >= 0 or self.tensors[t][3] is not None or t in self.input_ids \
                     or t in self.output_ids or not self.produced(t):
                 copy = self.new_tensor(name + "/out", self.g.values[name].dtype, self.g.values[name].shape)
-                self.emit("COPY", [t], [copy], name=f"{name} (output)")
+                self.emit("COPY", [t], [copy], name=f"output {name!r}")
                 t = copy
             self.output_ids.append(t)
         for node, a, b in checks:
@@ -120,6 +120,8 @@ class Lowering:
         return any(t in outs for _, _, _, outs, _, _, _ in self.nodes)
 
     def emit(self, op, ins, outs, iattr=(), fattr=(), layers=None, name=""):
+        if isinstance(name, Node):
+            name = label(name)
         self.nodes.append((OP[op], name, list(ins), list(outs), [int(v) for v in iattr],
                            [float(v) for v in fattr], layers))
 
@@ -158,6 +160,12 @@ class Lowering:
                 "subgraphs": self.subgraphs}
 
 
+def label(node) -> str:
+    """How messages name a node: its `where` without the graph's name ("node Conv_3 (Conv)")."""
+    where = node.where or f"node {node.name} ({node.op})"
+    return where.split(": ", 1)[1] if ": node " in where else where
+
+
 def act_fields(node):
     kind, alpha, beta = node.attrs.get("_act") or ("NONE", 0.0, 0.0)
     return UNARY[kind], alpha, beta
@@ -168,7 +176,7 @@ def lower_view(L, node):
     L.view(node.inputs[0], out)
     for extra in node.outputs[1:]:  # Dropout's mask: all true in inference
         if extra:
-            L.emit("FILL", [], [L.tensor(extra)], iattr=[1], fattr=[1.0], name=node.name)
+            L.emit("FILL", [], [L.tensor(extra)], iattr=[1], fattr=[1.0], name=node)
 
 
 def lower_unary(L, node):
@@ -176,7 +184,7 @@ def lower_unary(L, node):
     alpha = float(node.attrs.get(a[0], a[1])) if a else 0.0
     beta = float(node.attrs.get(b[0], b[1])) if b else 0.0
     _require_f32(L, node)
-    L.emit("UNARY", L.ins(node, 0), L.outs(node), [UNARY[kind]], [alpha, beta], name=node.name)
+    L.emit("UNARY", L.ins(node, 0), L.outs(node), [UNARY[kind]], [alpha, beta], name=node)
 
 
 def _require_f32(L, node):
@@ -187,7 +195,7 @@ def _require_f32(L, node):
 def lower_gelu(L, node):
     _require_f32(L, node)
     kind = "GELU_TANH" if attr_str(node.attrs, "approximate", "none") == "tanh" else "GELU"
-    L.emit("UNARY", L.ins(node, 0), L.outs(node), [UNARY[kind]], [0.0, 0.0], name=node.name)
+    L.emit("UNARY", L.ins(node, 0), L.outs(node), [UNARY[kind]], [0.0, 0.0], name=node)
 
 
 def lower_clip(L, node):
@@ -202,7 +210,7 @@ def lower_clip(L, node):
                 raise Unfit(f"{node.where}: Clip bounds that are not constants")
             vals.append(float(L.g.values[name].const) if name else (-np.inf if i == 1 else np.inf))
         lo, hi = vals
-    L.emit("UNARY", L.ins(node, 0), L.outs(node), [UNARY["CLIP"]], [lo, hi], name=node.name)
+    L.emit("UNARY", L.ins(node, 0), L.outs(node), [UNARY["CLIP"]], [lo, hi], name=node)
 
 
 def lower_binary(L, node):
@@ -215,20 +223,20 @@ def lower_binary(L, node):
     if node.op in ("Max", "Min") and len(names) > 2:
         raise Unfit(f"{node.where}: {node.op} of {len(names)} inputs")
     if len(names) == 1:
-        L.emit("COPY", [L.tensor(names[0])], L.outs(node), name=node.name)
+        L.emit("COPY", [L.tensor(names[0])], L.outs(node), name=node)
         return
-    L.emit("BINARY", [L.tensor(n) for n in names], L.outs(node), [BINARY[node.op]], name=node.name)
+    L.emit("BINARY", [L.tensor(n) for n in names], L.outs(node), [BINARY[node.op]], name=node)
 
 
 def lower_where(L, node):
-    L.emit("WHERE", L.ins(node, 0, 1, 2), L.outs(node), name=node.name)
+    L.emit("WHERE", L.ins(node, 0, 1, 2), L.outs(node), name=node)
 
 
 def lower_cast(L, node):
     to = np.dtype(ONNX_DTYPES[node.attrs["to"]])
     if to not in DTYPE_CODES:
         raise Unfit(f"{node.where}: Cast to {to}")
-    L.emit("CAST", L.ins(node, 0), L.outs(node), name=node.name)
+    L.emit("CAST", L.ins(node, 0), L.outs(node), name=node)
 
 
 def lower_matmul(L, node):
@@ -236,7 +244,7 @@ def lower_matmul(L, node):
     ins = L.ins(node, 0, 1)
     bias = node.attrs.get("_bias")
     ins.append(L.const(f"{node.name}/bias", bias) if bias is not None else -1)
-    L.emit("MATMUL", ins, L.outs(node), [kind], [alpha, beta], name=node.name)
+    L.emit("MATMUL", ins, L.outs(node), [kind], [alpha, beta], name=node)
 
 
 def lower_gemm(L, node):
@@ -263,7 +271,7 @@ def lower_gemm(L, node):
         bias = c if bias is None else c + bias
     kind, a_act, b_act = act_fields(node)
     bias_id = L.const(f"{node.name}/C", np.asarray(bias, np.float32)) if bias is not None else -1
-    L.emit("MATMUL", [L.tensor(a_name), b, bias_id], L.outs(node), [kind], [a_act, b_act], name=node.name)
+    L.emit("MATMUL", [L.tensor(a_name), b, bias_id], L.outs(node), [kind], [a_act, b_act], name=node)
 
 
 def lower_conv(L, node):
@@ -274,13 +282,13 @@ def lower_conv(L, node):
     pb, pe = p[:n_sp] + [0], p[n_sp:] + [0]
     kind, alpha, beta = act_fields(node)
     iattr = [n_sp, node.attrs.get("group", 1), s[0], s[1], d[0], d[1], pb[0], pb[1], pe[0], pe[1], kind]
-    L.emit("CONV", L.ins(node, 0, 1, 2), L.outs(node), iattr, [alpha, beta], name=node.name)
+    L.emit("CONV", L.ins(node, 0, 1, 2), L.outs(node), iattr, [alpha, beta], name=node)
 
 
 def lower_conv_transpose(L, node):
     iattr = [node.attrs.get("group", 1), node.attrs.get("strides", [1])[0], node.attrs.get("dilations", [1])[0],
              node.attrs.get("pads", [0, 0])[0]]
-    L.emit("CONV_TRANSPOSE", L.ins(node, 0, 1, 2), L.outs(node), iattr, name=node.name)
+    L.emit("CONV_TRANSPOSE", L.ins(node, 0, 1, 2), L.outs(node), iattr, name=node)
 
 
 def lower_pool(L, node):
@@ -293,7 +301,7 @@ def lower_pool(L, node):
     iattr = [n_sp, k[0], k[1], s[0], s[1], d[0], d[1], pb[0], pb[1], pe[0], pe[1]]
     if node.op == "AveragePool":
         iattr.append(node.attrs.get("count_include_pad", 0))
-    L.emit("MAXPOOL" if node.op == "MaxPool" else "AVGPOOL", L.ins(node, 0), L.outs(node)[:1], iattr, name=node.name)
+    L.emit("MAXPOOL" if node.op == "MaxPool" else "AVGPOOL", L.ins(node, 0), L.outs(node)[:1], iattr, name=node)
 
 
 def lower_softmax(L, node):
@@ -302,14 +310,14 @@ def lower_softmax(L, node):
     if L.opset < 13 and axis != rank - 1:
         raise Unfit(f"{node.where}: {node.op} before opset 13 on axis {axis} of rank {rank} (coerced to 2-D)")
     _require_f32(L, node)
-    L.emit("SOFTMAX", L.ins(node, 0), L.outs(node), [axis, int(node.op == "LogSoftmax")], name=node.name)
+    L.emit("SOFTMAX", L.ins(node, 0), L.outs(node), [axis, int(node.op == "LogSoftmax")], name=node)
 
 
 def lower_layernorm(L, node):
     rank = L.rank(node.inputs[0])
     axis = int(node.attrs.get("axis", -1)) % rank
     L.emit("LAYERNORM", L.ins(node, 0, 1, 2), L.outs(node)[:1], [axis], [node.attrs.get("epsilon", 1e-5)],
-           name=node.name)
+           name=node)
 
 
 def lower_batchnorm(L, node):
@@ -320,7 +328,7 @@ def lower_batchnorm(L, node):
     k = scale / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
     ins = [L.tensor(node.inputs[0]), L.const(f"{node.name}/scale", k.astype(np.float32)),
            L.const(f"{node.name}/shift", (shift - mean * k).astype(np.float32))]
-    L.emit("CHANNEL_AFFINE", ins, L.outs(node)[:1], [UNARY["NONE"]], [0.0, 0.0], name=node.name)
+    L.emit("CHANNEL_AFFINE", ins, L.outs(node)[:1], [UNARY["NONE"]], [0.0, 0.0], name=node)
 
 
 def lower_reduce(L, node):
@@ -339,11 +347,11 @@ def lower_reduce(L, node):
     mask = sum(1 << a for a in axes)
     out = node.outputs[0]
     if keep:
-        L.emit("REDUCE", [L.tensor(x)], [L.tensor(out)], [REDUCE[node.op], mask], name=node.name)
+        L.emit("REDUCE", [L.tensor(x)], [L.tensor(out)], [REDUCE[node.op], mask], name=node)
         return
     shape = [1 if i in axes else d for i, d in enumerate(L.g.values[x].shape)]
     tmp = L.new_tensor(out + "/keepdims", np.float32, shape)
-    L.emit("REDUCE", [L.tensor(x)], [tmp], [REDUCE[node.op], mask], name=node.name)
+    L.emit("REDUCE", [L.tensor(x)], [tmp], [REDUCE[node.op], mask], name=node)
     v = L.g.values[out]
     L.ids[out] = L.new_tensor(out, v.dtype, v.shape, alias_of=tmp)
 
@@ -351,18 +359,18 @@ def lower_reduce(L, node):
 def lower_transpose(L, node):
     rank = L.rank(node.inputs[0])
     perm = node.attrs.get("perm") or list(range(rank))[::-1]
-    L.emit("TRANSPOSE", L.ins(node, 0), L.outs(node), perm, name=node.name)
+    L.emit("TRANSPOSE", L.ins(node, 0), L.outs(node), perm, name=node)
 
 
 def lower_concat(L, node):
     rank = L.rank(node.inputs[0])
     L.emit("CONCAT", [L.tensor(n) for n in node.inputs if n], L.outs(node), [int(node.attrs["axis"]) % rank],
-           name=node.name)
+           name=node)
 
 
 def lower_split(L, node):
     rank = L.rank(node.inputs[0])
-    L.emit("SPLIT", L.ins(node, 0), L.outs(node), [int(node.attrs.get("axis", 0)) % rank], name=node.name)
+    L.emit("SPLIT", L.ins(node, 0), L.outs(node), [int(node.attrs.get("axis", 0)) % rank], name=node)
 
 
 def lower_slice(L, node):
@@ -375,7 +383,7 @@ def lower_slice(L, node):
             raise Unfit(f"{node.where}: slice bounds computed from the input shapes")
         clamp = lambda v: max(min(int(v), INT64_MAX), -INT64_MAX - 1)
         iattr += [axis, clamp(s), clamp(e), clamp(st)]
-    L.emit("SLICE", L.ins(node, 0), L.outs(node), iattr, name=node.name)
+    L.emit("SLICE", L.ins(node, 0), L.outs(node), iattr, name=node)
 
 
 def lower_gather(L, node):
@@ -384,7 +392,7 @@ def lower_gather(L, node):
     iv = L.g.values[idx]
     if iv.dtype not in (np.dtype(np.int64), np.dtype(np.int32)):
         raise Unfit(f"{node.where}: Gather indices of {iv.dtype}")
-    L.emit("GATHER", L.ins(node, 0, 1), L.outs(node), [int(node.attrs.get("axis", 0)) % rank], name=node.name)
+    L.emit("GATHER", L.ins(node, 0, 1), L.outs(node), [int(node.attrs.get("axis", 0)) % rank], name=node)
 
 
 def lower_pad(L, node):
@@ -401,18 +409,18 @@ def lower_pad(L, node):
             raise Unfit(f"{node.where}: a Pad value that is not a constant")
         value = float(cv.reshape(-1)[0]) if cv.size else 0.0
     L.emit("PAD", L.ins(node, 0), L.outs(node), [("constant", "reflect", "edge").index(mode)] + begin + end, [value],
-           name=node.name)
+           name=node)
 
 
 def lower_expand(L, node):
-    L.emit("EXPAND", L.ins(node, 0), L.outs(node), name=node.name)
+    L.emit("EXPAND", L.ins(node, 0), L.outs(node), name=node)
 
 
 def lower_constant_of_shape(L, node):
     value = node.attrs.get("value")
     v = 0.0 if value is None else value.reshape(-1)[0]
     L.emit("FILL", [], L.outs(node), [int(v) if np.asarray(v).dtype.kind in "iub" else 0], [float(v)],
-           name=node.name)
+           name=node)
 
 
 def lower_recurrent(L, node):
@@ -434,7 +442,7 @@ def lower_recurrent(L, node):
             if t < 0:
                 return -1
             new = L.new_tensor(name, np.float32, [L.shapes[t][p] for p in perm])
-            L.emit("TRANSPOSE", [t], [new], perm, name=node.name)
+            L.emit("TRANSPOSE", [t], [new], perm, name=node)
             return new
         x = tr(x, [1, 0, 2], f"{node.name}/X_tm")
         h0 = tr(h0, [1, 0, 2], f"{node.name}/h0_tm")
@@ -444,24 +452,25 @@ def lower_recurrent(L, node):
         tmp = [L.new_tensor(f"{node.name}/Y_tm", np.float32, [T, D, B, H]) if outs[0] >= 0 else -1,
                L.new_tensor(f"{node.name}/Yh_tm", np.float32, [D, B, H]) if outs[1] >= 0 else -1,
                L.new_tensor(f"{node.name}/Yc_tm", np.float32, [D, B, layer.hidden_size]) if outs[2] >= 0 else -1]
-        L.emit("RECURRENT", [x, lens, h0, c0], tmp, layers=[layer_desc(layer)], name=node.name)
+        L.emit("RECURRENT", [x, lens, h0, c0], tmp, layers=[layer_desc(layer)], name=node)
         for t, o, perm in zip(tmp, outs, ([2, 0, 1, 3], [1, 0, 2], [1, 0, 2])):
             if o >= 0:
-                L.emit("TRANSPOSE", [t], [o], perm, name=node.name)
+                L.emit("TRANSPOSE", [t], [o], perm, name=node)
         return
-    L.emit("RECURRENT", [x, lens, h0, c0], outs, layers=[layer_desc(layer)], name=node.name)
+    L.emit("RECURRENT", [x, lens, h0, c0], outs, layers=[layer_desc(layer)], name=node)
 
 
 def lower_if(L, node):
     then_g, else_g = node.payload
-    captured = [n for n in node.inputs[1:]]
+    # Constants and sizes known at load are the branches' own; only run-time values cross into them.
+    captured = [n for n in node.inputs[1:] if L.g.values[n].const is None and L.g.values[n].sym is None]
     subs = []
     for branch in (then_g, else_g):
         branch.inputs = captured
         sub = Lowering(branch, getattr(branch, "checks", []), L.opset)
         subs.append(len(L.subgraphs))
         L.subgraphs.append(sub.desc())
-    L.emit("IF", [L.tensor(node.inputs[0])] + [L.tensor(n) for n in captured], L.outs(node), subs, name=node.name)
+    L.emit("IF", [L.tensor(node.inputs[0])] + [L.tensor(n) for n in captured], L.outs(node), subs, name=node)
 
 
 LOWER = {

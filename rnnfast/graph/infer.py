@@ -137,14 +137,24 @@ def _target_shape(c, x, spec):
     if sum(1 for s in out if not isinstance(s, Dim) and s == -1) > 1:
         raise Unfit(f"{c.where}: more than one -1 in the shape {spec}")
     if any(not isinstance(s, Dim) and s == -1 for s in out):
-        total, known = 1, 1
-        for d in x.shape:
-            total = Dim.make(Dim.of(total) * d)
+        # Cancel the sizes the target repeats from the input first: batch * T * 320 / (batch * T) is 320 even
+        # when T is a floor expression the polynomial division below cannot see through.
+        rest = list(x.shape)
+        known = []
         for s in out:
-            if isinstance(s, Dim) or s != -1:
-                known = Dim.make(Dim.of(known) * s)
+            if not isinstance(s, Dim) and s == -1:
+                continue
+            if s in rest:
+                rest.remove(s)
+            else:
+                known.append(s)
+        total, divisor = 1, 1
+        for d in rest:
+            total = Dim.make(Dim.of(total) * d)
+        for s in known:
+            divisor = Dim.make(Dim.of(divisor) * s)
         try:
-            inferred = _exact_div(total, known)
+            inferred = _exact_div(total, divisor)
         except NotSymbolic as e:
             raise Unfit(f"{c.where}: cannot infer the -1 in {shape_str(out)} from {shape_str(x.shape)}: {e}") from None
         out = [inferred if (not isinstance(s, Dim) and s == -1) else s for s in out]
@@ -552,7 +562,8 @@ def infer_recurrent(c):
     D, H = spec.n_dirs, spec.hidden_size if spec.hidden_size is not None else c.ins[2].shape[-1]
     y = (B, T, D, H) if spec.layout else (T, D, B, H)
     st = (B, D, H) if spec.layout else (D, B, H)
-    return [c.out(x.dtype, y), c.out(x.dtype, st, k=1), c.out(x.dtype, st, k=2)][:len(c.node.outputs)]
+    shapes = (y, st, st)
+    return [c.out(x.dtype, shapes[k], k=k) for k in range(len(c.node.outputs))]
 
 
 def infer_layernorm(c):

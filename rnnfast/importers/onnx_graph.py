@@ -16,6 +16,7 @@ from .onnx_chain import match_chain
 from .onnx_quant import MS_DOMAIN, QuantizedLstmSpec
 from .onnx_ops import LOAD_CHECKS as MODEL_LOAD_CHECKS, OPS as MODEL_OPS
 
+_ENGINE_RUN = engine.CompiledStack.run
 ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
                10: np.float16, 11: np.float64}
 F32 = np.dtype(np.float32)
@@ -104,6 +105,10 @@ LOAD_CHECKS = {**MODEL_LOAD_CHECKS, "Cast": check_cast}
 OPS = {**MODEL_OPS, "Identity": op_identity, "Transpose": op_transpose, "Shape": op_shape, "Concat": op_concat, "Cast": op_cast,
        "Expand": op_expand, "Squeeze": op_squeeze, "Unsqueeze": op_unsqueeze, "Reshape": op_reshape,
        "Gather": op_gather, "Slice": op_slice, "ConstantOfShape": op_constant_of_shape, "Constant": op_constant}
+
+
+class NoNumpyOperator(FormatError):
+    """The node-by-node path has no implementation of an operator (the C executor may still run the graph)."""
 
 
 class NodeContext:
@@ -313,7 +318,7 @@ class OnnxGraph:
                 else:
                     self.steps.append(("op", ctx))
             else:
-                raise FormatError(f"{where}: operator {node.op_type!r} (domain {node.domain or 'ai.onnx'!r}) is not "
+                raise NoNumpyOperator(f"{where}: operator {node.op_type!r} (domain {node.domain or 'ai.onnx'!r}) is not "
                                   f"supported; supported: RNN, GRU, LSTM, If, Scan, {', '.join(sorted(OPS))}")
         for out in self.outputs:
             if out.name not in known:
@@ -343,7 +348,8 @@ class OnnxGraph:
             outs = self.chain.run(feeds)  # one engine call; None for any feed it does not take as it is
             if outs is not None:
                 return outs
-        if self.compiled is not None and output_names is None:
+        # While rnnfast verify watches CompiledStack.run (commands/trace.py), the graph runs node by node for it.
+        if self.compiled is not None and output_names is None and engine.CompiledStack.run is _ENGINE_RUN:
             return self.compiled.run(_ordered_feeds(self, feeds))
         values = dict(self.consts)
         for info in self.inputs:
@@ -493,7 +499,7 @@ def load_onnx(path_or_bytes, name: str = None, n_threads=None) -> Model:
     compiled, why = compile_onnx(proto, name, n_threads)
     try:
         graph = OnnxGraph(proto, name, n_threads)
-    except FormatError:
+    except NoNumpyOperator:
         if compiled is None:
             raise
         graph = CompiledOnnxGraph(compiled, name)

@@ -6,6 +6,8 @@ Only what the IR cannot hold is refused here (infer.Unfit: another domain, Loop/
 each operator can run in C is decided by the analysis and the lowering to C."""
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from ..errors import FormatError
@@ -13,7 +15,7 @@ from ..graph.dims import Dim
 from ..graph.infer import ONNX_DTYPES, Unfit
 from ..graph.ir import Graph, Node, Value
 from .onnx import OP_CELLS, RecurrentNodeSpec
-from .onnx_graph import _tensor
+from .onnx_graph import LOAD_CHECKS, _tensor
 
 
 def model_opset(proto, name) -> int:
@@ -59,6 +61,10 @@ def _input_value(vi, name_prefix) -> Value:
 
 def _lower(gproto, name, opset, captured) -> Graph:
     """captured: None for the main graph, else the list the branch's free names are appended to."""
+    from .onnx_graph import _refuse_duplicates
+
+    _refuse_duplicates(name, "initializer", [init.name for init in gproto.initializer])
+    _refuse_duplicates(name, "graph input", [v.name for v in gproto.input])
     values = {}
     for init in gproto.initializer:
         arr = _tensor(init, f"{name}: initializer {init.name!r}")
@@ -82,6 +88,11 @@ def _lower(gproto, name, opset, captured) -> Graph:
                 if inp not in captured:
                     captured.append(inp)
         attrs = _decode_attrs(node, where)
+        if node.op_type in LOAD_CHECKS:  # attribute forms refused at load, whichever path runs the node
+            LOAD_CHECKS[node.op_type](types.SimpleNamespace(attrs=attrs, where=where, opset=opset, node=node))
+        for out in node.output:
+            if out and out in produced:
+                raise FormatError(f"{where}: output {out!r} is produced twice")
         if node.op_type == "Constant":
             arr = _constant(attrs, where)
             values[node.output[0]] = Value(node.output[0], arr.dtype, tuple(arr.shape), const=arr)

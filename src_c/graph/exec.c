@@ -218,8 +218,7 @@ static rnnf_status plan_nodes(rnnf_graph_state *s, rnnf_error *err)
         if (n->op == RNNF_OP_RECURRENT) {
             rnnf_status st = rnnf_recurrent_node_plan(n, &s->rec[i], in[0].dims[0], in[0].dims[1]);
             if (st != RNNF_OK) {
-                if (err) snprintf(err->message, sizeof err->message, "node %s: cannot make the recurrent state "
-                                  "(%s)", n->name, rnnf_status_str(st));
+                if (err) snprintf(err->message, sizeof err->message, "%s: cannot make the recurrent state (%s)", n->name, rnnf_status_str(st));
                 return st;
             }
             continue;
@@ -266,7 +265,8 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
     for (int i = 0; i < g->n_inputs; i++) {
         const rnnf_gtensor *t = &g->tensors[g->inputs[i]];
         if (inputs[i].dtype != t->dtype || inputs[i].rank != t->rank) {
-            if (err) snprintf(err->message, sizeof err->message, "input %s: %s of rank %d, expected %s of rank %d",
+            if (err) snprintf(err->message, sizeof err->message, "input '%s' is %s of rank %d, expected %s of "
+                              "rank %d",
                               t->name, dtype_name(inputs[i].dtype), inputs[i].rank, dtype_name(t->dtype), t->rank);
             return RNNF_ERR_SHAPE;
         }
@@ -291,8 +291,8 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
             const rnnf_gtensor *t = &g->tensors[g->inputs[i]];
             for (int a = 0; a < t->rank; a++)
                 if (s->dim_val[t->dims_at + a] != inputs[i].dims[a]) {
-                    if (err) snprintf(err->message, sizeof err->message, "input %s: size %lld on axis %d, expected "
-                                      "%lld", t->name, (long long)inputs[i].dims[a], a,
+                    if (err) snprintf(err->message, sizeof err->message, "input '%s' has size %lld on axis %d, "
+                                      "expected %lld", t->name, (long long)inputs[i].dims[a], a,
                                       (long long)s->dim_val[t->dims_at + a]);
                     return RNNF_ERR_SHAPE;
                 }
@@ -300,8 +300,7 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
         for (int c = 0; c < g->n_checks; c++) {
             const rnnf_dim_check *ck = &g->checks[c];
             if (s->dim_val[ck->a] != s->dim_val[ck->b]) {
-                if (err) snprintf(err->message, sizeof err->message, "node %s: dimensions %lld and %lld must be "
-                                  "equal", g->nodes[ck->node].name, (long long)s->dim_val[ck->a],
+                if (err) snprintf(err->message, sizeof err->message, "%s: dimensions %lld and %lld must be equal", g->nodes[ck->node].name, (long long)s->dim_val[ck->a],
                                   (long long)s->dim_val[ck->b]);
                 return RNNF_ERR_SHAPE;
             }
@@ -329,7 +328,7 @@ static rnnf_status run_if(rnnf_graph_state *s, int i, const rnnf_tensor *in, rnn
     const rnnf_gnode *n = &s->g->nodes[i];
     const size_t es = rnnf_dtype_size(in[0].dtype);
     if (rnnf_tensor_numel(&in[0]) != 1 || es == 0) {
-        if (err) snprintf(err->message, sizeof err->message, "node %s: the If condition must hold one value",
+        if (err) snprintf(err->message, sizeof err->message, "%s: the condition must hold one value",
                           n->name);
         return RNNF_ERR_SHAPE;
     }
@@ -344,7 +343,7 @@ static rnnf_status run_if(rnnf_graph_state *s, int i, const rnnf_tensor *in, rnn
         int same = tmp[k].dtype == out[k].dtype && tmp[k].rank == out[k].rank;
         for (int a = 0; same && a < out[k].rank; a++) same = tmp[k].dims[a] == out[k].dims[a];
         if (!same) {
-            if (err) snprintf(err->message, sizeof err->message, "node %s: the %s branch's output %d has another "
+            if (err) snprintf(err->message, sizeof err->message, "%s: the %s branch's output %d has another "
                               "shape than the graph expects", n->name, cond ? "then" : "else", k);
             return RNNF_ERR_SHAPE;
         }
@@ -396,7 +395,7 @@ rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_
         else
             st = rnnf_graph_op(n->op)->run(n, in, out, &ctx);
         if (st != RNNF_OK) {
-            if (err) snprintf(err->message, sizeof err->message, "node %s: %s", n->name,
+            if (err) snprintf(err->message, sizeof err->message, "%s: %s", n->name,
                               message[0] ? message : rnnf_status_str(st));
             return st;
         }

@@ -198,7 +198,7 @@ static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_erro
         n->index = i;
         if (nd->op < 0 || nd->op >= RNNF_OP_COUNT || nd->n_in < 0 || nd->n_out < 1 || nd->n_iattr < 0 ||
             nd->n_fattr < 0 || nd->n_in > RNNF_G_MAX_IO || nd->n_out > RNNF_G_MAX_IO)
-            return fail(err, RNNF_ERR_FORMAT, "node %s: bad op code or input/output/attribute counts%s", n->name, NULL);
+            return fail(err, RNNF_ERR_FORMAT, "%s: bad op code or input/output/attribute counts%s", n->name, NULL);
         n->n_in = nd->n_in;
         n->n_out = nd->n_out;
         int32_t *in = NULL, *out = NULL;
@@ -206,7 +206,7 @@ static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_erro
         n->in = in;
         if (st == RNNF_OK) st = copy_ids(&out, nd->out, nd->n_out, g->n_tensors, 1);
         n->out = out;
-        if (st == RNNF_ERR_FORMAT) return fail(err, st, "node %s: a tensor id out of range%s", n->name, NULL);
+        if (st == RNNF_ERR_FORMAT) return fail(err, st, "%s: a tensor id out of range%s", n->name, NULL);
         if (st != RNNF_OK) return st;
         int64_t *ia = malloc(((size_t)nd->n_iattr + 1) * sizeof(int64_t));
         float *fa = malloc(((size_t)nd->n_fattr + 1) * sizeof(float));
@@ -223,7 +223,7 @@ static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_erro
             if (t >= 0 && !g->tensors[t].is_const && !g->tensors[t].is_input && g->tensors[t].producer < 0 &&
                 g->tensors[g->tensors[t].root].producer < 0 && !g->tensors[g->tensors[t].root].is_input &&
                 !g->tensors[g->tensors[t].root].is_const)
-                return fail(err, RNNF_ERR_FORMAT, "node %s: input %s is not made before it is read", n->name,
+                return fail(err, RNNF_ERR_FORMAT, "%s: input %s is not made before it is read", n->name,
                             g->tensors[t].name);
         }
         for (int k = 0; k < n->n_out; k++) {
@@ -231,19 +231,19 @@ static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_erro
             if (t < 0) continue;
             if (g->tensors[t].producer >= 0 || g->tensors[t].is_const || g->tensors[t].is_input ||
                 g->tensors[t].alias_of >= 0)
-                return fail(err, RNNF_ERR_FORMAT, "node %s: output %s is already defined", n->name,
+                return fail(err, RNNF_ERR_FORMAT, "%s: output %s is already defined", n->name,
                             g->tensors[t].name);
             g->tensors[t].producer = i;
         }
         if (n->op == RNNF_OP_IF) {
             if (n->n_iattr != 2 || n->n_in < 1 || n->iattr[0] < 0 || n->iattr[0] >= d->n_subgraphs ||
                 n->iattr[1] < 0 || n->iattr[1] >= d->n_subgraphs)
-                return fail(err, RNNF_ERR_FORMAT, "node %s: If needs a condition and two subgraph indices%s",
+                return fail(err, RNNF_ERR_FORMAT, "%s: If needs a condition and two subgraph indices%s",
                             n->name, NULL);
             for (int b = 0; b < 2; b++) {
                 const rnnf_graph *sg = g->subgraphs[n->iattr[b]];
                 if (sg->n_inputs != n->n_in - 1 || sg->n_outputs != n->n_out)
-                    return fail(err, RNNF_ERR_FORMAT, "node %s: a branch's inputs/outputs do not match the node%s",
+                    return fail(err, RNNF_ERR_FORMAT, "%s: a branch's inputs/outputs do not match the node%s",
                                 n->name, NULL);
             }
             continue;
@@ -262,7 +262,7 @@ static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_erro
                 if (g->tensors[t].root != t) /* a view of a constant: its own dims, evaluated at load */
                     for (int a = 0; a < cin[k].rank; a++)
                         if (rnnf_dim_eval(g, g->tensors[t].dims_at + a, NULL, &cin[k].dims[a]) != RNNF_OK)
-                            return fail(err, RNNF_ERR_FORMAT, "node %s: a view of constant %s has symbolic dims",
+                            return fail(err, RNNF_ERR_FORMAT, "%s: a view of constant %s has symbolic dims",
                                         n->name, g->tensors[t].name);
                 cin[k].data = gt->const_data;
             }
@@ -275,7 +275,7 @@ static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_erro
             st = vt->prepare ? vt->prepare(n, cin, message) : RNNF_OK;
         }
         if (st != RNNF_OK) {
-            if (err) snprintf(err->message, sizeof err->message, "node %s: %s", n->name, message);
+            if (err) snprintf(err->message, sizeof err->message, "%s: %s", n->name, message);
             return st;
         }
     }

@@ -92,8 +92,8 @@ rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot 
     const int32_t *lens = in[1].dtype == RNNF_DT_NONE ? NULL : (const int32_t *)in[1].data;
     for (int64_t b = 0; lens && b < B; b++)
         if (lens[b] < 0 || lens[b] > T) {
-            snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "sequence_lens[%lld] = %d, expected a value in [0, %lld]",
-                     (long long)b, lens[b], (long long)T);
+            snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "sequence_lens values must lie in [0, %lld] (seq_len), got "
+                     "%d in row %lld", (long long)T, lens[b], (long long)b);
             return RNNF_ERR_ARG;
         }
     if (T == 0 || B == 0) { /* no steps or no rows: zero outputs, as onnxruntime gives */
