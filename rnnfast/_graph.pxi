@@ -135,6 +135,17 @@ cdef int graph_check(rnnf_status status, rnnf_error *err, str where) except -1:
     raise GraphError(msg)
 
 
+cdef bint buffer_fits(object y, int npy_type, int rank, cnp.npy_intp *shape):
+    cdef int a
+    if not (cnp.PyArray_CheckExact(y) and cnp.PyArray_TYPE(<cnp.ndarray>y) == npy_type
+            and cnp.PyArray_ISCARRAY(<cnp.ndarray>y) and cnp.PyArray_NDIM(<cnp.ndarray>y) == rank):
+        return False
+    for a in range(rank):
+        if cnp.PyArray_DIM(<cnp.ndarray>y, a) != shape[a]:
+            return False
+    return True
+
+
 cdef class CGraph:
     """A whole graph loaded into C (rnnf_graph) with a cached run state; run() is one C call."""
     cdef rnnf_graph *ptr
@@ -173,8 +184,10 @@ cdef class CGraph:
         if self.ptr != NULL:
             rnnf_graph_free(self.ptr)
 
-    def run(self, list inputs, int n_threads=0):
-        """inputs: C-contiguous ndarrays of the graph inputs' dtypes, in order. Returns the outputs as a list."""
+    def run(self, list inputs, int n_threads=0, list into=None):
+        """inputs: C-contiguous ndarrays of the graph inputs' dtypes, in order. Returns the outputs as a list.
+        into: None, or per output None or an array of the output's dtype and shape to write it into (a stream's
+        state buffers), never one of the inputs."""
         cdef rnnf_tensor tin[LOCAL_TENSORS]
         cdef rnnf_tensor tout[LOCAL_TENSORS]
         cdef rnnf_error err
@@ -217,7 +230,12 @@ cdef class CGraph:
             for i in range(self.n_outputs):
                 for a in range(tout[i].rank):
                     shape[a] = tout[i].dims[a]
-                y = cnp.PyArray_EMPTY(tout[i].rank, shape, NPY_OF_DTYPE[tout[i].dtype], 0)
+                y = None if into is None else into[i]
+                if y is None:
+                    y = cnp.PyArray_EMPTY(tout[i].rank, shape, NPY_OF_DTYPE[tout[i].dtype], 0)
+                elif not buffer_fits(y, NPY_OF_DTYPE[tout[i].dtype], tout[i].rank, shape):
+                    raise ValueError(f"{self.where}: output {i} has shape "
+                                     f"{[shape[a] for a in range(tout[i].rank)]}; the buffer given for it does not fit")
                 tout[i].data = cnp.PyArray_DATA(<cnp.ndarray>y)
                 outs.append(y)
             with nogil:

@@ -82,13 +82,16 @@ class Model:
                                       f"state between run calls")
         reset()
 
-    def stream(self, batch: int = 1, n_threads=None):
-        """A rnnfast.stream.Stream: step(x_t) with the recurrent state kept between calls."""
+    def stream(self, batch: int = 1, n_threads=None, states=None):
+        """A stream whose step(x_t) keeps the recurrent state between calls: rnnfast.stream.Stream for a chain of
+        recurrent layers, rnnfast.graph.stream.GraphStream for a graph whose outputs feed its inputs back (`states`
+        maps those inputs to outputs, {"state": "stateN"}; by default they are paired by name and shape)."""
         make = getattr(self.graph, "stream", None)
         if make is None:
             raise NotImplementedError(f"{self.source or 'this model'}: streaming is not available for "
                                       f"{type(self.graph).__name__} models")
-        return make(batch, n_threads=n_threads)
+        return make(batch, n_threads=n_threads) if states is None else make(batch, n_threads=n_threads,
+                                                                             states=states)
 
     def __repr__(self) -> str:
         return f"<rnnfast.Model from {self.source or 'memory'}: inputs {self.input_names} outputs {self.output_names}>"

@@ -26,13 +26,13 @@ class CompiledGraph:
         self.input_dtypes = [np.dtype(graph.values[n].dtype) for n in graph.inputs]
         self.n_threads = int(n_threads or 0)
 
-    def run(self, arrays: list, n_threads=None) -> list:
+    def run(self, arrays: list, n_threads=None, into=None) -> list:
         feeds = []
         for x, dtype in zip(arrays, self.input_dtypes):
             if type(x) is not np.ndarray or x.dtype != dtype or not x.flags.c_contiguous:
-                x = np.ascontiguousarray(x, dtype=dtype)
+                x = np.asarray(x, dtype=dtype, order="C")  # keeps a 0-d feed 0-d
             feeds.append(x)
-        return self.c_graph.run(feeds, int(n_threads or self.n_threads))
+        return self.c_graph.run(feeds, int(n_threads or self.n_threads), into)
 
     def describe(self) -> str:
         ops = {}

@@ -407,11 +407,16 @@ class OnnxGraph:
             raise ValueError(f"{self.name}: input {info.name!r} has dtype {value.dtype}, expected {info.type}")
         return value
 
-    def stream(self, batch=1, n_threads=None):
+    def stream(self, batch=1, n_threads=None, states=None):
         """Streams a graph that is one forward recurrent node fed by the graph input, its step returning Y_t; or
         a chain of forward recurrent nodes (onnx_chain.py) with X its only input and the last node's sequence
-        its first output, its step returning that output's step."""
+        its first output, its step returning that output's step; or, through the C executor, any graph with state
+        loops (graph/stream.py: `states` pairs inputs with the outputs that feed them back)."""
+        from ..graph.stream import GraphStream, find_state_pairs
         from ..stream import Stream
+
+        if self.compiled is not None and (states is not None or find_state_pairs(self.compiled.graph)):
+            return GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
 
         chain = self.chain
         if chain is not None:
@@ -537,6 +542,11 @@ class CompiledOnnxGraph:
 
     def describe(self) -> str:
         return f"ONNX graph {self.name}: {self.compiled.describe()}"
+
+    def stream(self, batch=1, n_threads=None, states=None):
+        from ..graph.stream import GraphStream
+
+        return GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
 
 
 def _info_of(v) -> TensorInfo:

@@ -1,0 +1,168 @@
+"""Streaming a whole graph: the graph's state loops (an output fed back as an input on the next call: a VAD's
+state -> stateN, h0 -> hn, conv caches) are held in two buffers the C executor reads and writes in place, so a
+step passes only the per-chunk inputs (audio, sample rate) and returns the other outputs. A step computes exactly
+what `run` computes on the same inputs and states, to the bit.
+
+The pairs come from the caller (`states={"state": "stateN"}`) or are found by name and shape (`find_state_pairs`);
+`GraphStream.pairs` says which were chosen."""
+from __future__ import annotations
+
+import numpy as np
+
+from .dims import Dim
+
+# How exporters name a state's next value after its input: h0 -> hn, state -> stateN, cache -> cache_out, ...
+_NEXT_SUFFIXES = ("n", "_n", "out", "_out", "new", "_new", "next", "_next")
+_INPUT_SUFFIXES = ("0", "_0", "in", "_in", "")
+
+
+def _related(inp: str, out: str) -> bool:
+    i, o = inp.lower(), out.lower()
+    for in_suffix in _INPUT_SUFFIXES:
+        if in_suffix and not i.endswith(in_suffix):
+            continue
+        stem = i[:len(i) - len(in_suffix)] if in_suffix else i
+        if stem and any(o == stem + s for s in _NEXT_SUFFIXES):
+            return True
+        if stem and o in ("new_" + stem, "next_" + stem):
+            return True
+    return False
+
+
+def _shapes_agree(a, b) -> bool:
+    if len(a) != len(b):
+        return False
+    return all(x == y or isinstance(x, Dim) != isinstance(y, Dim) for x, y in zip(a, b))
+
+
+def find_state_pairs(graph) -> dict:
+    """{input name: output name} for the inputs whose next value an output evidently is (name and shape)."""
+    pairs = {}
+    for inp in graph.inputs:
+        vi = graph.values[inp]
+        found = [o for o in graph.outputs if o not in pairs.values() and _related(inp, o)
+                 and graph.values[o].dtype == vi.dtype and _shapes_agree(vi.shape, graph.values[o].shape)]
+        if len(found) == 1:
+            pairs[inp] = found[0]
+    return pairs
+
+
+class GraphStream:
+    def __init__(self, compiled, batch: int = 1, states=None, n_threads=None, where: str = "model"):
+        graph = compiled.graph
+        self._where, self._compiled = where, compiled
+        if int(batch) < 1:
+            raise ValueError(f"{where}: a stream needs batch >= 1, got {batch}")
+        self.batch = int(batch)
+        pairs = dict(states) if states is not None else find_state_pairs(graph)
+        for i, o in pairs.items():
+            if i not in graph.inputs or o not in graph.outputs:
+                raise ValueError(f"{where}: state pair {i!r} -> {o!r}: the graph's inputs are {graph.inputs} and its "
+                                 f"outputs {graph.outputs}")
+        if not pairs:
+            raise NotImplementedError(f"{where}: no output of the graph is evidently the next value of an input (a "
+                                      f"state loop); name them: model.stream(states={{'input': 'output'}})")
+        self.pairs = pairs
+        self.step_inputs = [n for n in graph.inputs if n not in pairs]
+        self.step_outputs = [n for n in graph.outputs if n not in pairs.values()]
+        self._in_index = {n: k for k, n in enumerate(graph.inputs)}
+        self._out_index = {n: k for k, n in enumerate(graph.outputs)}
+        self._n_threads = int(n_threads or 0)
+        self._batch_symbol = self._find_batch_symbol(graph)
+        self._shapes = {i: self._concrete(graph, i) for i in pairs}
+        self._cur = {i: np.zeros(s, graph.values[i].dtype) for i, s in self._shapes.items()}
+        self._nxt = {i: np.zeros(s, graph.values[i].dtype) for i, s in self._shapes.items()}
+
+    def _find_batch_symbol(self, graph):
+        syms = None
+        for name in list(self.pairs) + self.step_inputs[:1]:
+            here = {a for d in graph.values[name].shape if isinstance(d, Dim) for a in d.symbols()}
+            syms = here if syms is None else syms & here
+        return next(iter(syms)) if syms and len(syms) == 1 else None
+
+    def _concrete(self, graph, name):
+        shape = []
+        for axis, d in enumerate(graph.values[name].shape):
+            if isinstance(d, Dim):
+                if d.symbols() != {self._batch_symbol}:
+                    raise NotImplementedError(f"{self._where}: state {name!r} has the size {d} on axis {axis}, which "
+                                              f"the stream cannot know before the first step")
+                d = d.evaluate({self._batch_symbol: self.batch})
+            shape.append(int(d))
+        return tuple(shape)
+
+    def _batch_axis(self, name):
+        for axis, d in enumerate(self._compiled.graph.values[name].shape):
+            if isinstance(d, Dim) and d.symbols() == {self._batch_symbol}:
+                return axis
+        return None
+
+    def step(self, inputs):
+        """inputs: the per-step inputs (a dict by name, a sequence in order, or one array when there is one).
+        Returns the outputs that are not states (one array, or a list when there are several)."""
+        if isinstance(inputs, dict):
+            unknown = [k for k in inputs if k not in self.step_inputs]
+            if unknown:
+                raise ValueError(f"{self._where}: unknown step input(s) {unknown}; a step takes {self.step_inputs} "
+                                 f"(the states {list(self.pairs)} are kept by the stream)")
+            missing = [k for k in self.step_inputs if k not in inputs]
+            if missing:
+                raise ValueError(f"{self._where}: missing step input(s) {missing}")
+            given = inputs
+        elif isinstance(inputs, (list, tuple)):
+            if len(inputs) != len(self.step_inputs):
+                raise ValueError(f"{self._where}: {len(inputs)} step inputs, expected {self.step_inputs}")
+            given = dict(zip(self.step_inputs, inputs))
+        else:
+            if len(self.step_inputs) != 1:
+                raise ValueError(f"{self._where}: a step takes {self.step_inputs}: pass a dict")
+            given = {self.step_inputs[0]: inputs}
+        graph = self._compiled.graph
+        feeds = [None] * len(graph.inputs)
+        for name, value in given.items():
+            feeds[self._in_index[name]] = value
+        for name, buf in self._cur.items():
+            feeds[self._in_index[name]] = buf
+        into = [None] * len(graph.outputs)
+        for i, o in self.pairs.items():
+            into[self._out_index[o]] = self._nxt[i]
+        outs = self._compiled.run(feeds, into=into)
+        self._cur, self._nxt = self._nxt, self._cur  # the outputs just written are the next step's states
+        result = [outs[self._out_index[o]] for o in self.step_outputs]
+        return result[0] if len(result) == 1 else result
+
+    def reset(self, rows=None) -> None:
+        """Zero every state, or only batch rows `rows` (those rows start new sequences)."""
+        if rows is None:
+            for buf in self._cur.values():
+                buf[...] = 0
+            return
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.batch):
+            raise ValueError(f"{self._where}: rows must lie in [0, {self.batch}), got {rows.tolist()}")
+        for name, buf in self._cur.items():
+            axis = self._batch_axis(name)
+            if axis is None:
+                raise NotImplementedError(f"{self._where}: state {name!r} has no batch axis to reset rows on")
+            index = [slice(None)] * buf.ndim
+            index[axis] = rows
+            buf[tuple(index)] = 0
+
+    @property
+    def state(self) -> dict:
+        """{state input name: array}: copies, picklable."""
+        return {name: buf.copy() for name, buf in self._cur.items()}
+
+    @state.setter
+    def state(self, value: dict) -> None:
+        if set(value) != set(self._cur):
+            raise ValueError(f"{self._where}: a stream state has the keys {sorted(self._cur)}, got {sorted(value)}")
+        for name, arr in value.items():
+            if np.shape(arr) != self._shapes[name]:
+                raise ValueError(f"{self._where}: state {name!r} must have shape {self._shapes[name]}, got "
+                                 f"{np.shape(arr)}")
+        for name, arr in value.items():
+            self._cur[name][...] = arr
+
+    def __repr__(self) -> str:
+        return f"<GraphStream of {self._where}: steps {self.step_inputs} -> {self.step_outputs}, states {self.pairs}>"
