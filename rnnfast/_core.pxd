@@ -151,3 +151,6 @@ cdef extern from "rnnfast/rnnf.h" nogil:
                                    rnnf_error *err)
     rnnf_status rnnf_graph_run(rnnf_graph_state *state, const rnnf_tensor *inputs, rnnf_tensor *outputs,
                                int n_threads, rnnf_error *err)
+    rnnf_status rnnf_graph_state_profile(rnnf_graph_state *state, double *ns_per_node)
+    int rnnf_graph_n_nodes(const rnnf_graph *graph)
+    rnnf_status rnnf_graph_state_set_memory_limit(rnnf_graph_state *state, size_t bytes)

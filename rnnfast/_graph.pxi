@@ -12,6 +12,23 @@ cdef enum:
     LOCAL_TENSORS = 16  # up to this many graph inputs/outputs, run() keeps its tensors on the C stack
 
 
+def _memory_limit_from_env():
+    """RNNFAST_MAX_MEMORY (bytes, or with a K/M/G suffix): the most one graph run may allocate; 0 or unset: 4 GiB."""
+    import os
+
+    text = os.environ.get("RNNFAST_MAX_MEMORY", "").strip().upper()
+    if not text:
+        return 0
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
+    try:
+        value = int(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise ValueError(f"RNNFAST_MAX_MEMORY={text!r}: expected a number of bytes, e.g. 2G or 500M") from None
+    if value < 0:
+        raise ValueError(f"RNNFAST_MAX_MEMORY={text!r}: expected a positive size")
+    return value
+
+
 class GraphError(ValueError):
     """The graph executor refused a description or a call; the message names the node, tensor or input."""
 
@@ -154,6 +171,7 @@ cdef class CGraph:
     cdef readonly int n_inputs, n_outputs
     cdef readonly str where
     cdef int in_types[LOCAL_TENSORS]
+    cdef size_t memory_limit
 
     def __cinit__(self, dict desc, str where):
         cdef rnnf_graph_desc g
@@ -162,6 +180,7 @@ cdef class CGraph:
         self.ptr = NULL
         self.cached = NULL
         self.where = where
+        self.memory_limit = _memory_limit_from_env()
         self.n_inputs = len(desc["inputs"])
         self.n_outputs = len(desc["outputs"])
         if self.n_inputs > LOCAL_TENSORS or self.n_outputs > LOCAL_TENSORS:
@@ -218,10 +237,12 @@ cdef class CGraph:
                 if status != RNNF_OK:
                     rnnf_py_unlock(&self.busy)
                     check(status, self.where)
+                rnnf_graph_state_set_memory_limit(self.cached, self.memory_limit)
             st = self.cached
         else:  # another thread is running this graph: plan in a state of our own
             check(rnnf_graph_state_create(self.ptr, &st), self.where)
             owned = True
+            rnnf_graph_state_set_memory_limit(st, self.memory_limit)
         try:
             with nogil:
                 status = rnnf_graph_prepare(st, tin, tout, &err)
@@ -247,6 +268,24 @@ cdef class CGraph:
                 rnnf_graph_state_free(st)
             else:
                 rnnf_py_unlock(&self.busy)
+
+    def profile(self, list inputs, int n_runs=20, int n_threads=0):
+        """Seconds per run spent in each C node (in the description's node order), over n_runs runs."""
+        cdef int n = rnnf_graph_n_nodes(self.ptr)
+        cdef double[::1] ns = np.zeros(max(n, 1))
+        self.run(inputs, n_threads)  # plan first, so planning is not timed
+        if not rnnf_py_try_lock(&self.busy):
+            raise RuntimeError(f"{self.where}: profile while another thread runs the graph")
+        try:
+            check(rnnf_graph_state_profile(self.cached, &ns[0]), self.where)
+        finally:
+            rnnf_py_unlock(&self.busy)
+        try:
+            for _ in range(n_runs):
+                self.run(inputs, n_threads)
+        finally:
+            rnnf_graph_state_profile(self.cached, NULL)
+        return [ns[i] * 1e-9 / n_runs for i in range(n)]
 
     cdef int in_type_code(self, int i):
         cdef int t = self.in_types[i]

@@ -326,7 +326,7 @@ def test_bad_feeds_raise_what_the_general_path_raises(stacked):
         "rank": (feeds | {"X": feeds["X"][0]}, "input 'X' has 2 dimensions"),
         "features": (feeds | {"X": np.zeros((T, 2, I + 1), np.float32)}, f"input 'X' has size {I + 1} on axis 2"),
         "dtype": (feeds | {"X": np.zeros((T, 2, I), np.int32)}, "input 'X' has dtype int32"),
-        "state batch": (feeds | {"h1": np.zeros((2, 3, H), np.float32)}, "node #"),
+        "state batch": (feeds | {"h1": np.zeros((2, 3, H), np.float32)}, "input 'h1' has size 3 on axis 1"),
         "state dirs": (feeds | {"h0": np.zeros((1, 2, H), np.float32)}, "input 'h0' has size 1 on axis 0"),
     }
     for name, (v, words) in bad.items():

@@ -289,6 +289,13 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *state, const rnnf_tensor *input
  * caller, of the prepared sizes). Allocates nothing. */
 rnnf_status rnnf_graph_run(rnnf_graph_state *state, const rnnf_tensor *inputs, rnnf_tensor *outputs, int n_threads,
                            rnnf_error *err);
+/* No intermediate, output or arena may need more than `bytes` (0: the default, 4 GiB): rnnf_graph_prepare refuses
+ * such input shapes with RNNF_ERR_NOMEM before allocating anything. */
+rnnf_status rnnf_graph_state_set_memory_limit(rnnf_graph_state *state, size_t bytes);
+/* Profiling: while ns_per_node (rnnf_graph_n_nodes entries, caller-owned) is set, every run adds the time spent in
+ * each top-level node to it; NULL turns it off. */
+rnnf_status rnnf_graph_state_profile(rnnf_graph_state *state, double *ns_per_node);
+int rnnf_graph_n_nodes(const rnnf_graph *graph);
 
 /* y = act(x) for n values with the selected kernel table (what the gate kernels compute; used by tests). */
 rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, float *y, int n);

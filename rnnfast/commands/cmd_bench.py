@@ -6,7 +6,7 @@ import statistics
 import time
 
 from . import EXIT_CODES_HELP
-from .common import (add_model_arguments, feeds_text, inputs_info, load_model, random_inputs, read_inputs, report,
+from .common import (add_model_arguments, executor_info, executor_line, feeds_text, inputs_info, load_model, random_inputs, read_inputs, report,
                      run_random)
 from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, OnnxRuntime, error_line, errors, onnx_bytes,
                       paired_outputs, within)
@@ -117,11 +117,25 @@ def collect(args) -> dict:
     info["min_ms"] = {n: min(t) * 1e3 for n, t in timing["times"].items()}
     if ort is not None:
         info["ratio"] = info["median_ms"]["onnxruntime"] / info["median_ms"]["rnnfast"]
+    info.update(executor_info(model))
+    compiled = getattr(model.graph, "compiled", None)
+    if compiled is not None:  # where the C call's time goes, by op
+        per_node = compiled.profile([feeds[n] for n in compiled.input_names], n_runs=20)
+        total = sum(t for _, _, t in per_node) or 1.0
+        shares = {}
+        for _, op, t in per_node:
+            shares[op] = shares.get(op, 0.0) + t / total
+        info["op_share"] = dict(sorted(shares.items(), key=lambda kv: -kv[1]))
     return info
 
 
 def print_text(info: dict, feeds: dict):
     print(f"{info['file']} ({info['format']}), {info['threads']} thread(s)")
+    if "executor" in info:
+        print(executor_line(info))
+    if info.get("op_share"):
+        print("time in the C call by op: " + ", ".join(f"{op.lower()} {share:.0%}"
+                                                       for op, share in info["op_share"].items()))
     print(f"input: {feeds_text(feeds)}")
     if info["checks"]:
         print(f"outputs checked against onnxruntime ({info['onnx']}) before timing: " + ", ".join(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from . import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
-from .common import add_model_arguments, load_model, random_inputs, to_json
+from .common import add_model_arguments, executor_info, executor_line, load_model, random_inputs, to_json
 
 FORMAT_NAMES = {"onnx": "ONNX", "keras-h5": "Keras HDF5", "keras-zip": "Keras .keras archive",
                 "torch-zip": "PyTorch zip", "torch-legacy": "PyTorch legacy (pre-1.6)", "safetensors": "safetensors",
@@ -74,11 +74,13 @@ def collect(args) -> dict:
         "parameters": sum(row.parameters for row in rows),
         "defaults": [{"layer": l, "option": o, "value": v, "why": w} for l, o, v, w in defaults(model)],
         "description": model.describe(),
+        **executor_info(model),
     }
 
 
 def print_text(info: dict):
     print(f"{info['file']}: {info['format_name']} ({info['format']})")
+    print(executor_line(info))
     for title in ("inputs", "outputs"):
         print(f"{title}:")
         for t in info[title]:

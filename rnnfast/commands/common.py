@@ -178,3 +178,26 @@ def report(args, info: dict, print_text) -> int:
     else:
         print_text(info, feeds)
     return EXIT_OK if info["ok"] else EXIT_MISMATCH
+
+
+def executor_info(model) -> dict:
+    """Which executor runs the model: the C graph executor (its node count per op), or node by node, and why."""
+    compiled = getattr(model.graph, "compiled", None)
+    if compiled is None:
+        why = getattr(model.graph, "unfit_reason", None)
+        return {"executor": "node by node" if why else "per layer",
+                "why": why or f"{type(model.graph).__name__} models run layer by layer"}
+    from ..graph.compile import OP
+
+    names = {code: name for name, code in OP.items()}
+    ops = {}
+    for node in compiled.desc["nodes"]:
+        ops[names[node[0]]] = ops.get(names[node[0]], 0) + 1
+    return {"executor": "C graph", "c_nodes": len(compiled.desc["nodes"]), "ops": ops}
+
+
+def executor_line(info: dict) -> str:
+    if info["executor"] == "C graph":
+        ops = ", ".join(f"{k.lower()} x{v}" for k, v in sorted(info["ops"].items()))
+        return f"executor: C graph, one C call per run ({info['c_nodes']} C nodes: {ops})"
+    return f"executor: {info['executor']} in Python ({info['why']})"

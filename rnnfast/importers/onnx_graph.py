@@ -111,6 +111,52 @@ class NoNumpyOperator(FormatError):
     """The node-by-node path has no implementation of an operator (the C executor may still run the graph)."""
 
 
+class ReferenceNode:
+    """A standard operator rnnfast has no kernel of its own for (TopK, Hardmax, Sin, ...), run through onnx.reference's
+    implementation of it, the ONNX project's executable spec. Operators with subgraphs are not taken here."""
+
+    def __init__(self, node, where, opset):
+        from onnx import helper
+        from onnx.reference import ReferenceEvaluator
+
+        self.node, self.where, self.opset = node, where, opset
+        self.input_names, self.output_names = list(node.input), list(node.output)
+        self.attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}  # read by the chain's walkers
+        names = [f"i{k}" if n else "" for k, n in enumerate(node.input)]
+        proto = helper.make_node(node.op_type, names, [f"o{k}" for k in range(len(node.output))])
+        proto.attribute.extend(node.attribute)
+        g = helper.make_graph([proto], "island", [helper.make_tensor_value_info(n, 0, None) for n in names if n],
+                              [helper.make_tensor_value_info(f"o{k}", 0, None) for k in range(len(node.output))])
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        try:
+            self.evaluator = ReferenceEvaluator(model)
+        except Exception as e:  # onnx.reference's own exception types for an attribute form it does not take
+            raise FormatError(f"{where}: onnx.reference cannot run this node: {type(e).__name__}: {e}") from None
+        self.feed_names = [n for n in names if n]
+        self.fn = self._run
+
+    @staticmethod
+    def applies(node, opset) -> bool:
+        from onnx import AttributeProto, defs
+
+        if node.domain not in ("", "ai.onnx") or any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS)
+                                                      for a in node.attribute):
+            return False
+        try:
+            defs.get_schema(node.op_type, opset)
+        except (defs.SchemaError, TypeError):  # TypeError: an op_type that is not text (a damaged file)
+            return False
+        return True
+
+    @staticmethod
+    def _run(self, *args):
+        feeds = dict(zip(self.feed_names, [a for a in args if a is not None]))
+        try:
+            return self.evaluator.run(None, feeds)
+        except (ValueError, IndexError, KeyError, TypeError, RuntimeError) as e:
+            raise ValueError(f"{type(e).__name__}: {e}") from None
+
+
 class NodeContext:
     def __init__(self, node, where, opset=None):
         from onnx import helper
@@ -317,6 +363,8 @@ class OnnxGraph:
                     self._fold(ctx)  # e.g. the dynamo exporter's Slice/Concat gate reordering of W and R
                 else:
                     self.steps.append(("op", ctx))
+            elif ReferenceNode.applies(node, opset):
+                self.steps.append(("op", ReferenceNode(node, where, opset)))
             else:
                 raise NoNumpyOperator(f"{where}: operator {node.op_type!r} (domain {node.domain or 'ai.onnx'!r}) is not "
                                   f"supported; supported: RNN, GRU, LSTM, If, Scan, {', '.join(sorted(OPS))}")

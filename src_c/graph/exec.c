@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "graph/plan.h"
 
@@ -28,21 +29,22 @@ rnnf_status rnnf_dim_eval(const rnnf_graph *g, int k, const int64_t *sym_val, in
         const int64_t b = stack[--sp], a = stack[sp - 1];
         int64_t r;
         switch (op) {
-        case RNNF_DIM_ADD: r = a + b; break;
-        case RNNF_DIM_SUB: r = a - b; break;
-        case RNNF_DIM_MUL: r = a * b; break;
+        /* sizes come from the caller's arrays: overflow is an error, never wrap-around */
+        case RNNF_DIM_ADD: if (__builtin_add_overflow(a, b, &r)) return RNNF_ERR_SHAPE; break;
+        case RNNF_DIM_SUB: if (__builtin_sub_overflow(a, b, &r)) return RNNF_ERR_SHAPE; break;
+        case RNNF_DIM_MUL: if (__builtin_mul_overflow(a, b, &r)) return RNNF_ERR_SHAPE; break;
         case RNNF_DIM_FLOORDIV:
-            if (b == 0) return RNNF_ERR_SHAPE;
+            if (b == 0 || (a == INT64_MIN && b == -1)) return RNNF_ERR_SHAPE;
             r = a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
             break;
         case RNNF_DIM_CEILDIV:
-            if (b == 0) return RNNF_ERR_SHAPE;
+            if (b == 0 || a == INT64_MIN) return RNNF_ERR_SHAPE;
             r = -((-a) / b - (((-a) % b != 0) && (((-a) < 0) != (b < 0))));
             break;
         case RNNF_DIM_MAX: r = a > b ? a : b; break;
         case RNNF_DIM_MIN: r = a < b ? a : b; break;
         default: /* RNNF_DIM_MOD */
-            if (b == 0) return RNNF_ERR_SHAPE;
+            if (b == 0 || b == -1) return RNNF_ERR_SHAPE;
             r = a % b;
             if (r != 0 && ((r < 0) != (b < 0))) r += b;
             break;
@@ -78,6 +80,7 @@ rnnf_status rnnf_graph_state_create(const rnnf_graph *g, rnnf_graph_state **out)
     rnnf_graph_state *s = calloc(1, sizeof *s);
     if (!s) return RNNF_ERR_NOMEM;
     s->g = g;
+    s->memory_limit = RNNF_GRAPH_DEFAULT_MEMORY_LIMIT;
     s->sym_val = calloc((size_t)g->n_syms + 1, sizeof(int64_t));
     s->dim_val = calloc((size_t)g->n_dims + 1, sizeof(int64_t));
     s->offset = calloc((size_t)g->n_tensors + 1, sizeof(int64_t));
@@ -121,11 +124,18 @@ static void *data_of(const rnnf_graph_state *s, int t, const rnnf_tensor *inputs
     return s->arena + s->offset[s->g->tensors[t].root];
 }
 
+/* Bytes of tensor t for this plan, or SIZE_MAX when the count overflows (absurd declared sizes). */
 static size_t tensor_bytes(const rnnf_graph_state *s, int t)
 {
     rnnf_tensor v;
     concrete(s, t, &v);
-    return (size_t)rnnf_tensor_numel(&v) * rnnf_dtype_size(v.dtype);
+    size_t n = rnnf_dtype_size(v.dtype);
+    for (int a = 0; a < v.rank; a++) {
+        const size_t d = (size_t)v.dims[a];
+        if (d && n > SIZE_MAX / 2 / d) return SIZE_MAX;
+        n *= d;
+    }
+    return n;
 }
 
 static rnnf_status place_arena(rnnf_graph_state *s, rnnf_error *err)
@@ -156,7 +166,15 @@ static rnnf_status place_arena(rnnf_graph_state *s, rnnf_error *err)
         const rnnf_gtensor *gt = &g->tensors[t];
         if (gt->root != t || gt->is_const || gt->is_input || gt->output_index || gt->producer < 0) continue;
         /* Ops write every output they have; keep unread outputs alive through their producer only. */
-        bytes[t] = (tensor_bytes(s, t) + ALIGN - 1) / ALIGN * ALIGN;
+        const size_t b = tensor_bytes(s, t);
+        if (b > s->memory_limit) {
+            if (err) snprintf(err->message, sizeof err->message, "tensor %s would need %s%zu bytes for these input "
+                              "shapes, over the memory limit of %zu bytes", g->tensors[t].name,
+                              b == SIZE_MAX ? "more than " : "", b == SIZE_MAX ? SIZE_MAX / 2 : b, s->memory_limit);
+            free(first), free(last), free(order), free(bytes);
+            return RNNF_ERR_NOMEM;
+        }
+        bytes[t] = (b + ALIGN - 1) / ALIGN * ALIGN;
         order[n_placed++] = t;
     }
     for (int i = 1; i < n_placed; i++) /* largest first */
@@ -186,6 +204,11 @@ static rnnf_status place_arena(rnnf_graph_state *s, rnnf_error *err)
         if (off + bytes[t] > total) total = off + bytes[t];
     }
     free(first), free(last), free(order), free(bytes);
+    if (total > s->memory_limit) {
+        if (err) snprintf(err->message, sizeof err->message, "the intermediates would need %zu bytes for these input "
+                          "shapes, over the memory limit of %zu bytes", total, s->memory_limit);
+        return RNNF_ERR_NOMEM;
+    }
     if (total > s->arena_bytes) {
         rnnf_aligned_free(s->arena);
         s->arena = rnnf_aligned_alloc(total);
@@ -283,8 +306,8 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
         s->planned = 0;
         for (int k = 0; k < g->n_dims; k++)
             if (rnnf_dim_eval(g, k, s->sym_val, &s->dim_val[k]) != RNNF_OK) {
-                if (err) snprintf(err->message, sizeof err->message, "graph: a dimension divides by zero for "
-                                  "these input shapes");
+                if (err) snprintf(err->message, sizeof err->message, "graph: a dimension divides by zero or "
+                                  "overflows for these input shapes");
                 return RNNF_ERR_SHAPE;
             }
         for (int i = 0; i < g->n_inputs; i++) {
@@ -318,7 +341,17 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
         if (st != RNNF_OK) return st;
         s->planned = 1;
     }
-    for (int i = 0; i < g->n_outputs; i++) concrete(s, g->outputs[i], &outputs[i]);
+    for (int i = 0; i < g->n_outputs; i++) {
+        concrete(s, g->outputs[i], &outputs[i]);
+        const size_t b = tensor_bytes(s, g->outputs[i]);
+        if (b > s->memory_limit) {
+            if (err) snprintf(err->message, sizeof err->message, "output %s would need %s%zu bytes for these input "
+                              "shapes, over the memory limit of %zu bytes", g->tensors[g->outputs[i]].name,
+                              b == SIZE_MAX ? "more than " : "", b == SIZE_MAX ? SIZE_MAX / 2 : b, s->memory_limit);
+            s->planned = 0;
+            return RNNF_ERR_NOMEM;
+        }
+    }
     return RNNF_OK;
 }
 
@@ -352,6 +385,25 @@ static rnnf_status run_if(rnnf_graph_state *s, int i, const rnnf_tensor *in, rnn
     return rnnf_graph_run(bs, in + 1, tmp, n_threads, err);
 }
 
+rnnf_status rnnf_graph_state_set_memory_limit(rnnf_graph_state *s, size_t bytes)
+{
+    if (!s) return RNNF_ERR_ARG;
+    s->memory_limit = bytes ? bytes : RNNF_GRAPH_DEFAULT_MEMORY_LIMIT;
+    for (int i = 0; i < 2 * s->g->n_nodes; i++)
+        if (s->branch[i]) rnnf_graph_state_set_memory_limit(s->branch[i], bytes);
+    s->planned = 0;
+    return RNNF_OK;
+}
+
+rnnf_status rnnf_graph_state_profile(rnnf_graph_state *s, double *ns_per_node)
+{
+    if (!s) return RNNF_ERR_ARG;
+    s->profile_ns = ns_per_node;
+    return RNNF_OK;
+}
+
+int rnnf_graph_n_nodes(const rnnf_graph *g) { return g ? g->n_nodes : 0; }
+
 rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_tensor *outputs, int n_threads,
                            rnnf_error *err)
 {
@@ -362,8 +414,9 @@ rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_
         if (!inputs[i].data && rnnf_tensor_numel(&inputs[i])) return RNNF_ERR_ARG;
     for (int i = 0; i < g->n_outputs; i++)
         if (!outputs[i].data && rnnf_tensor_numel(&outputs[i])) return RNNF_ERR_ARG;
-    const int nt = n_threads <= 0 ? s->scratch_threads : (n_threads < s->scratch_threads ? n_threads
-                                                                                          : s->scratch_threads);
+    /* The default backs off to one thread while the machine is oversubscribed, as the recurrent drivers do. */
+    const int asked = rnnf_threads_for_call(n_threads);
+    const int nt = asked < s->scratch_threads ? asked : s->scratch_threads;
     rnnf_op_ctx ctx;
     char message[RNNF_ERROR_MESSAGE_SIZE];
     ctx.K = rnnf_kernels_get();
@@ -385,15 +438,22 @@ rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_
         }
         message[0] = 0;
         rnnf_status st;
-        if (n->op == RNNF_OP_IF) {
+        struct timespec t0, t1;
+        if (s->profile_ns) clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (n->op == RNNF_OP_IF)
             st = run_if(s, i, in, out, n_threads, err);
-            if (st != RNNF_OK) return st;
-            continue;
-        }
-        if (n->op == RNNF_OP_RECURRENT)
+        else if (n->op == RNNF_OP_RECURRENT)
             st = rnnf_recurrent_node_run(n, &s->rec[i], in, out, n_threads, message);
         else
             st = rnnf_graph_op(n->op)->run(n, in, out, &ctx);
+        if (s->profile_ns) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            s->profile_ns[i] += (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
+        }
+        if (n->op == RNNF_OP_IF) {
+            if (st != RNNF_OK) return st;
+            continue;
+        }
         if (st != RNNF_OK) {
             if (err) snprintf(err->message, sizeof err->message, "%s: %s", n->name,
                               message[0] ? message : rnnf_status_str(st));

@@ -8,6 +8,7 @@
 
 #define RNNF_DIM_STACK 32 /* deepest stack a dimension program may use */
 #define RNNF_G_MAX_IO 64  /* inputs or outputs of one node */
+#define RNNF_GRAPH_DEFAULT_MEMORY_LIMIT ((size_t)4 << 30)
 
 typedef struct {
     char *name;
@@ -56,6 +57,8 @@ struct rnnf_graph_state {
     rnnf_recurrent_slot *rec;  /* per node (used by recurrent nodes) */
     rnnf_graph_state **branch; /* per node, two (If nodes) */
     rnnf_tensor *tmp_out;      /* a branch's outputs, per If node output */
+    double *profile_ns;        /* NULL, or per node: nanoseconds spent in it, accumulated over runs */
+    size_t memory_limit;       /* no tensor and no arena may need more (refused before allocating) */
 };
 
 /* Evaluate dimension program k with the symbols' values (NULL: constants only). */

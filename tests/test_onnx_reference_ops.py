@@ -1,0 +1,55 @@
+"""Standard operators rnnfast has no kernel of its own for run through onnx.reference's implementation, so a model
+with a TopK or a Sin after its LSTM still loads and runs (node by node), checked against onnxruntime; an unknown
+operator is still refused by name."""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import rnnfast
+from conftest import assert_close
+
+H, I = 8, 5
+
+
+def lstm_then(op_nodes, out_name, out_type=TensorProto.FLOAT, extra_inits=()):
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.standard_normal(s) * 0.3).astype(np.float32), n)
+             for n, s in (("W", (1, 4 * H, I)), ("R", (1, 4 * H, H)), ("B", (1, 8 * H)))]
+    inits += [numpy_helper.from_array(np.array([1], np.int64), "axis1")] + list(extra_inits)
+    nodes = [helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y"], hidden_size=H, name="lstm"),
+             helper.make_node("Squeeze", ["Y", "axis1"], ["ys"], name="squeeze")] + op_nodes
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", I])],
+                              [helper.make_tensor_value_info(out_name, out_type, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize("case", ["sin", "topk", "hardmax", "round"])
+def test_operators_without_a_kernel_run_through_onnx_reference(case):
+    k = numpy_helper.from_array(np.array([3], np.int64), "k")
+    nodes, out, extra, out_type = {
+        "sin": ([helper.make_node("Sin", ["ys"], ["out"], name="sin")], "out", (), TensorProto.FLOAT),
+        "topk": ([helper.make_node("TopK", ["ys", "k"], ["out", "idx"], axis=-1, name="topk")], "out", (k,),
+                 TensorProto.FLOAT),
+        "hardmax": ([helper.make_node("Hardmax", ["ys"], ["out"], axis=-1, name="hm")], "out", (),
+                    TensorProto.FLOAT),
+        "round": ([helper.make_node("Mul", ["ys", "ys"], ["sq"], name="sq"),
+                   helper.make_node("Round", ["sq"], ["out"], name="round")], "out", (), TensorProto.FLOAT),
+    }[case]
+    data = lstm_then(nodes, out, out_type, extra)
+    model = rnnfast.load(data)
+    x = np.random.default_rng(1).standard_normal((6, 2, I)).astype(np.float32) * 3
+    (got,) = model.run({"X": x})
+    (want,) = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"X": x})
+    assert got.shape == want.shape
+    assert_close(got, want, what=case)
+
+
+def test_an_unknown_operator_is_still_refused_by_name():
+    data = lstm_then([helper.make_node("Gru2000", ["ys"], ["out"], name="mystery")], "out")
+    with pytest.raises(rnnfast.FormatError, match="node mystery.*'Gru2000'"):
+        rnnfast.load(data)
