@@ -35,6 +35,7 @@ UNARY_OPS = {"Relu": ("RELU", None, None), "Tanh": ("TANH", None, None), "Sigmoi
              "Selu": ("SELU", ("alpha", 1.67326319217681884765625), ("gamma", 1.05070102214813232421875))}
 VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")
 INT64_MAX = 2 ** 63 - 1
+MAX_NODE_IO = 64  # RNNF_G_MAX_IO (src_c/graph/plan.h): inputs or outputs of one C node
 
 
 class Lowering:
@@ -122,6 +123,9 @@ class Lowering:
     def emit(self, op, ins, outs, iattr=(), fattr=(), layers=None, name=""):
         if isinstance(name, Node):
             name = label(name)
+        if len(ins) > MAX_NODE_IO or len(outs) > MAX_NODE_IO:
+            raise Unfit(f"{self.g.name}: {name}: {len(ins)} inputs and {len(outs)} outputs (a C node takes at most "
+                        f"{MAX_NODE_IO} of each)")
         self.nodes.append((OP[op], name, list(ins), list(outs), [int(v) for v in iattr],
                            [float(v) for v in fattr], layers))
 
@@ -220,6 +224,8 @@ def lower_binary(L, node):
         raise Unfit(f"{node.where}: {node.op} of {sorted(str(d) for d in dtypes)}")
     if node.op == "Mod" and not node.attrs.get("fmod", 0) and L.g.values[names[0]].dtype.kind == "f":
         raise Unfit(f"{node.where}: Mod with fmod=0 on floats")
+    if node.op == "Mod" and node.attrs.get("fmod", 0) and L.g.values[names[0]].dtype.kind != "f":
+        raise Unfit(f"{node.where}: Mod with fmod=1 on integers (the C kernel has the sign of the divisor)")
     if node.op in ("Max", "Min") and len(names) > 2:
         raise Unfit(f"{node.where}: {node.op} of {len(names)} inputs")
     if len(names) == 1:

@@ -166,7 +166,8 @@ def _exact_div(total, known):
         if known == 0:
             raise NotSymbolic("zero-sized dimension")
         q = Dim.make(Dim.of(total) // known)
-        if isinstance(q, Dim) and any(isinstance(a, tuple) for m in q.terms for a in m):
+        # exact when q * known gives the total back (a floor atom already in the total may stay in q)
+        if Dim.of(Dim.make(Dim.of(q) * known)).terms != Dim.of(total).terms:
             raise NotSymbolic(f"{total} is not a multiple of {known}")
         return q
     # a monomial divisor: divide every term of the total by it
@@ -292,12 +293,24 @@ def _slice_params(c):
     return [(_norm_axis(c.where, a, len(x.shape)), s, e, st) for a, s, e, st in zip(axes, starts, ends, steps)]
 
 
+def _slice_range(dim, start, end, step) -> range:
+    """The indices ONNX Slice takes on an axis of `dim` elements, as onnxruntime and the C op take them. Not
+    Python's slice: with a negative step a start below -dim clamps to 0 (the first element is taken), and an end
+    of INT64_MAX means "to the beginning", where Python's slice takes nothing in both cases."""
+    if step < 0 and end >= INT64_MAX:
+        end = -1 - dim
+    start, end = start + dim if start < 0 else start, end + dim if end < 0 else end
+    if step > 0:
+        return range(min(max(start, 0), dim), min(max(end, 0), dim), step)
+    return range(min(max(start, 0), dim - 1), min(max(end, -1), dim - 1), step) if dim else range(0)
+
+
 def _slice_len(where, dim, start, end, step):
     """ONNX Slice's length on one axis, symbolic where the input size is."""
     if isinstance(step, Dim) or step == 0:
         raise Unfit(f"{where}: slice step {step}")
     if not isinstance(dim, Dim) and not isinstance(start, Dim) and not isinstance(end, Dim):
-        return len(range(*slice(start, end, step).indices(dim)))
+        return len(_slice_range(dim, start, end, step))
     # symbolic: the usual forms only (whole axis, a fixed head, a fixed tail, start..end both from one end)
     big = lambda v: not isinstance(v, Dim) and abs(v) >= 2 ** 31
     if step == 1:
@@ -323,7 +336,7 @@ def infer_slice(c):
     if x.sym is not None and len(shape) == 1 and params:
         _, s, e, st = params[0]
         if not any(isinstance(v, Dim) for v in (s, e, st)):
-            sym = list(x.sym)[slice(int(s), int(e), int(st))]
+            sym = [x.sym[i] for i in _slice_range(len(x.sym), int(s), int(e), int(st))]
     return [c.out(x.dtype, shape, sym)]
 
 
@@ -487,7 +500,7 @@ def reduce_axes(c):
         axes = _axes_input(c, 1)
     else:
         axes = c.attrs.get("axes")
-    if axes is None:
+    if not axes:  # absent or an empty list: every axis, unless noop_with_empty_axes
         if c.attrs.get("noop_with_empty_axes", 0):
             return []
         return list(range(len(x.shape)))
