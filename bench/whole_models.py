@@ -441,7 +441,7 @@ peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linu
 if engine == "rnnfast":
     import rnnfast
     base = peak()
-    import onnx, rnnfast.importers.onnx_graph  # what load imports on first use
+    import onnx, rnnfast.importers.onnx.graph  # what load imports on first use
     imports = peak() - base
     model = rnnfast.load(path, n_threads=n_threads)
     run = model.run
@@ -685,7 +685,8 @@ def main(argv=None) -> int:
                  f"and the engine; Δ peak = the high-water mark after loading the model and running its call record "
                  f"{RSS_CALLS} times, minus base. rnnfast's Δ includes importing `onnx` and the ONNX importer on "
                  f"first load (shown apart). Target: rnnfast's ≤ onnxruntime's. Each child is started through a "
-                 f"shell that forks it, since Linux carries ru_maxrss across execve from the process image it replaces; "
+                 f"shell that forks it, since Linux carries ru_maxrss across execve from the process image it "
+                 f"replaces; "
                  f"each peak was checked against the child's VmHWM.\n\n" + "\n".join(rss_lines) + "\n")
     write_report(args.out, text, contention)
     print(f"wrote {args.out}")

@@ -21,7 +21,7 @@ def load(path_or_bytes, **options) -> Model:
     data, name = formats.read_source(path_or_bytes)
     kind = formats.detect(data, name)
     if kind == "onnx":
-        from .importers.onnx_graph import load_onnx
+        from .importers.onnx import load_onnx
 
         return load_onnx(data, name=name, **options)
     if kind in ("keras-h5", "keras-zip"):

@@ -383,7 +383,7 @@ cdef class CModel:
 
 cdef class FeedRun:
     """A CModel run whose inputs are looked up by name in a dict of arrays, for a graph that is only a stack
-    (rnnfast/importers/onnx_chain.py): the feed checks, the per-layer state lists and the list of outputs are made
+    (rnnfast/importers/onnx/chain.py): the feed checks, the per-layer state lists and the list of outputs are made
     here, in one call. run() returns None, having run nothing, for feeds that are not the usual ones (not exactly
     the named inputs, or not native float32 ndarrays of rank 3 with the fixed sizes), and for any the model refuses: the
     caller then takes its general path, which converts or names the problem."""

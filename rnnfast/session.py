@@ -14,7 +14,7 @@ class InferenceSession:
         if n_threads is None and sess_options is not None:
             n_threads = getattr(sess_options, "intra_op_num_threads", 0) or None
         self._model = load(path_or_bytes, n_threads=n_threads, **options)
-        # An ONNX graph that is a chain of recurrent nodes runs its usual feeds in one engine call (onnx_chain.py).
+        # An ONNX graph that is a chain of recurrent nodes runs its usual feeds in one engine call (importers/onnx/chain.py).
         self._chain = getattr(self._model.graph, "chain", None)
 
     def get_inputs(self):

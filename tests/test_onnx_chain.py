@@ -1,4 +1,4 @@
-"""The ONNX chain fast path (rnnfast/importers/onnx_chain.py): a graph that is only recurrent nodes and the glue
+"""The ONNX chain fast path (rnnfast/importers/onnx/chain.py): a graph that is only recurrent nodes and the glue
 exporters write runs as one engine call. It must give exactly what the node-by-node path gives (bitwise), stay
 within float32 tolerance of the float64 reference and of onnxruntime, and leave every other graph and every unusual
 feed to the general path, with the same results and the same error messages."""

@@ -1,4 +1,4 @@
-"""Operators around recurrent layers (rnnfast/importers/onnx_ops.py) against onnxruntime, one node at a time,
+"""Operators around recurrent layers (rnnfast/importers/onnx/ops.py) against onnxruntime, one node at a time,
 plus a whole Embedding -> LSTM -> Gemm -> Softmax classifier graph."""
 import numpy as np
 import onnxruntime as ort

@@ -1,4 +1,4 @@
-"""com.microsoft.DynamicQuantizeLSTM (rnnfast/importers/onnx_quant.py) against onnxruntime.
+"""com.microsoft.DynamicQuantizeLSTM (rnnfast/importers/onnx/quant.py) against onnxruntime.
 
 rnnfast dequantizes the weights and runs the float LSTM; onnxruntime also rounds the activations to uint8 on
 the fly. So the exact comparison (the suite's assert_close) is against onnxruntime running the same graph with

@@ -98,6 +98,29 @@ def _onnx_layers(graph, prefix="") -> list:
     return out
 
 
+def _ir_layers(graph, prefix="") -> list:
+    """The layers of a graph only the C executor runs, read from the analysed graph IR (rnnfast/graph/ir.py)."""
+    out = []
+    consts = {n: v.const for n, v in graph.values.items() if v.const is not None}
+    for node in graph.nodes:
+        name = prefix + (node.name or node.outputs[0])
+        if node.op in ("LSTM", "GRU", "RNN"):
+            keys = dict(zip(("W", "R", "B", "P"), (node.inputs[i] if i < len(node.inputs) else "" for i in (1, 2, 3, 7))))
+            weights = {k: list(consts[n].shape) for k, n in keys.items() if n and n in consts}
+            layer = node.payload.build_layer(*[consts.get(n) if n else None for n in keys.values()])
+            info = _canonical(layer, "onnx", name)
+            info.weights, info.parameters = weights, _size(weights.values())
+            out.append(info)
+        elif node.op == "If":
+            for key, branch in zip(("then_branch", "else_branch"), node.payload):
+                out += _ir_layers(branch, f"{prefix}{node.name or 'If'}/{key}/")
+        else:
+            floats = {n: list(consts[n].shape) for n in node.inputs if n in consts and consts[n].dtype.kind == "f"}
+            if floats:
+                out.append(LayerInfo(name, node.op, _size(floats.values()), floats))
+    return out
+
+
 def _onnx_defaults(graph) -> list:
     from ..layers import default_activations
 
@@ -192,14 +215,14 @@ def _pipeline_layers(graph) -> list:
 
 def source_framework(model) -> str:
     kind = type(model.graph).__name__
-    return {"OnnxGraph": "onnx", "KerasModelGraph": "keras", "TorchGraph": "torch",
+    return {"OnnxGraph": "onnx", "CompiledOnnxGraph": "onnx", "KerasModelGraph": "keras", "TorchGraph": "torch",
             "PipelineGraph": "rnnf"}.get(kind, kind)
 
 
 def layers(model) -> list:
     framework = source_framework(model)
     if framework == "onnx":
-        return _onnx_layers(model.graph)
+        return _onnx_layers(model.graph) if hasattr(model.graph, "steps") else _ir_layers(model.graph.compiled.graph)
     if framework == "keras":
         return _keras_layers(model.graph.graph)
     if framework == "torch":
@@ -213,7 +236,7 @@ def defaults(model) -> list:
     """(layer, option, value, why) for every option the file left out and the importer filled in."""
     framework = source_framework(model)
     if framework == "onnx":
-        return _onnx_defaults(model.graph)
+        return _onnx_defaults(model.graph) if hasattr(model.graph, "steps") else []
     if framework == "keras":
         return list(model.graph.ctx.defaults)
     return list(getattr(model.graph, "defaults", []))
@@ -233,7 +256,7 @@ def int_input_range(model, name: str, seq_len: int) -> tuple:
         if vocab:
             return 0, min(vocab)
     if framework == "onnx":
-        for kind, step in g.steps:
+        for kind, step in getattr(g, "steps", ()):
             if kind == "recurrent" and step.spec.inputs["sequence_lens"] == name:
                 return 1, seq_len + 1
             if kind == "op" and step.node.op_type == "Gather" and step.node.input[1:2] == [name]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FormatError
-from ..importers.onnx import DEFAULT_ALPHA, DEFAULT_BETA
+from ..importers.onnx.recurrent import DEFAULT_ALPHA, DEFAULT_BETA
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 from ._onnx_graph import GraphWriter
 from ._output import write_bytes

@@ -82,7 +82,7 @@ def _visit(graph, node, opset, checks) -> list:
 def fold(node, args, opset):
     """A node whose inputs are all constants, computed once at load with the numpy operators (or, for the ones
     rnnfast has no numpy version of, onnx.reference's implementation)."""
-    from ..importers.onnx_graph import OPS
+    from ..importers.onnx.graph import OPS
 
     ctx = types.SimpleNamespace(attrs=node.attrs, opset=opset, where=node.where, node=node.proto)
     try:

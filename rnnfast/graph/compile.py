@@ -204,15 +204,17 @@ def lower_gelu(L, node):
 
 def lower_clip(L, node):
     _require_f32(L, node)
+    # ONNX's defaults are the float type's limits, not infinities: Clip(-inf) without a min gives -FLT_MAX
+    lowest, highest = float(np.finfo(np.float32).min), float(np.finfo(np.float32).max)
     if L.opset < 11:
-        lo, hi = node.attrs.get("min", -np.inf), node.attrs.get("max", np.inf)
+        lo, hi = node.attrs.get("min", lowest), node.attrs.get("max", highest)
     else:
         vals = []
         for i in (1, 2):
             name = node.inputs[i] if i < len(node.inputs) else ""
             if name and L.g.values[name].const is None:
                 raise Unfit(f"{node.where}: Clip bounds that are not constants")
-            vals.append(float(L.g.values[name].const) if name else (-np.inf if i == 1 else np.inf))
+            vals.append(float(L.g.values[name].const) if name else (lowest if i == 1 else highest))
         lo, hi = vals
     L.emit("UNARY", L.ins(node, 0), L.outs(node), [UNARY["CLIP"]], [lo, hi], name=node)
 

@@ -567,7 +567,7 @@ def infer_pad(c):
 
 
 def infer_recurrent(c):
-    spec = c.node.payload  # importers/onnx.py's RecurrentNodeSpec
+    spec = c.node.payload  # importers/onnx/recurrent.py: RecurrentNodeSpec
     x = c.ins[0]
     if len(x.shape) != 3:
         raise Unfit(f"{c.where}: X has rank {len(x.shape)}, expected 3")

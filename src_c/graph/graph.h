@@ -50,7 +50,7 @@ typedef enum {
     RNNF_UN_ABS,
     RNNF_UN_NEG,
     RNNF_UN_RECIPROCAL,
-    RNNF_UN_CLIP,        /* clamp(x, alpha, beta): alpha = min (-inf for none), beta = max (+inf for none) */
+    RNNF_UN_CLIP,        /* clamp(x, alpha, beta): alpha = min, beta = max (ONNX: -FLT_MAX / FLT_MAX when absent) */
     RNNF_UN_AFFINE,      /* alpha*x + beta (Mul/Add by a scalar constant, folded) */
     RNNF_UN_IDENTITY,
     RNNF_UN_SELU,        /* ONNX Selu: alpha, gamma in beta */

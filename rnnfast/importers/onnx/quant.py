@@ -20,8 +20,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..errors import FormatError
-from .onnx import RecurrentNodeSpec
+from ...errors import FormatError
+from .recurrent import RecurrentNodeSpec
 
 MS_DOMAIN = "com.microsoft"
 QUANT_INPUTS = ("W_scale", "W_zero_point", "R_scale", "R_zero_point")

@@ -10,12 +10,12 @@ import types
 
 import numpy as np
 
-from ..errors import FormatError
-from ..graph.dims import Dim
-from ..graph.infer import ONNX_DTYPES, Unfit
-from ..graph.ir import Graph, Node, Value
-from .onnx import OP_CELLS, RecurrentNodeSpec
-from .onnx_graph import LOAD_CHECKS, _tensor
+from ...errors import FormatError
+from ...graph.dims import Dim
+from ...graph.infer import ONNX_DTYPES, Unfit
+from ...graph.ir import Graph, Node, Value
+from .recurrent import OP_CELLS, RecurrentNodeSpec
+from .graph import LOAD_CHECKS, _tensor
 
 
 def model_opset(proto, name) -> int:
@@ -61,7 +61,7 @@ def _input_value(vi, name_prefix) -> Value:
 
 def _lower(gproto, name, opset, captured) -> Graph:
     """captured: None for the main graph, else the list the branch's free names are appended to."""
-    from .onnx_graph import _refuse_duplicates
+    from .graph import _refuse_duplicates
 
     _refuse_duplicates(name, "initializer", [init.name for init in gproto.initializer])
     _refuse_duplicates(name, "graph input", [v.name for v in gproto.input])

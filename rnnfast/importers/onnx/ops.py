@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FormatError
-from ..reference import erf as _erf
+from ...errors import FormatError
+from ...reference import erf as _erf
 
 
 def _same(x, out):

@@ -6,7 +6,7 @@ Recognised at load (anything else keeps the general node-by-node path, unchanged
   (Transpose perm [0,2,1,3] + Reshape [0,0,-1] or an equivalent constant shape; Squeeze of the direction axis of
   one direction; Identity);
 - initial_h / initial_c absent, graph inputs or constants, a Slice keeping all of a graph input, or zeros of the
-  node's [D, batch of X, H] that the graph computes from X's shape (onnx_states.py proves them; torch exports);
+  node's [D, batch of X, H] that the graph computes from X's shape (states.py proves them; torch exports);
 - graph outputs: the last node's Y (raw [T,D,B,P], transposed [T,B,D,P] or merged [T,B,D*P]), any node's Y_h
   / Y_c, and a Concat over the layers of their Y_h or Y_c (torch's h_n / c_n); no other value may be read by
   anything. A Reshape whose shape fixes the time or batch size (the dynamo exporter writes the traced length)
@@ -26,8 +26,8 @@ from typing import Optional
 
 import numpy as np
 
-from .. import _core, engine
-from .onnx_states import Alias, Zeros, onnx_dims, walk_states
+from ... import _core, engine
+from .states import Alias, Zeros, onnx_dims, walk_states
 
 _ENGINE_RUN = engine.CompiledStack.run
 # Forms of the last node's sequence as a graph output: [T,D,B,P] as the node gives it (the engine's

@@ -13,9 +13,9 @@ import warnings
 
 import numpy as np
 
-from ..errors import FormatError
-from ..layers import ACTIVATION_PARAMS, N_ACTIVATIONS, N_GATES, Activation, RecurrentLayer, default_activations
-from ._gates import split_onnx_bias
+from ...errors import FormatError
+from ...layers import ACTIVATION_PARAMS, N_ACTIVATIONS, N_GATES, Activation, RecurrentLayer, default_activations
+from .._gates import split_onnx_bias
 
 OP_CELLS = {"RNN": "rnn", "GRU": "gru", "LSTM": "lstm"}
 # onnxruntime's defaults when alpha / beta are absent (SEMANTICS.md 1.1, checked in tests against onnxruntime).
@@ -32,7 +32,7 @@ class RecurrentNodeSpec:
     weight_keys = ("W", "R", "B", "P")  # the inputs build_layer takes, in order
 
     def __init__(self, node, opset: int, where: str, schema=None, cell=None):
-        """`schema` and `cell` are given for operators outside the ai.onnx domain (onnx_quant.py)."""
+        """`schema` and `cell` are given for operators outside the ai.onnx domain (quant.py)."""
         self.node, self.where = node, where
         self.cell = cell or OP_CELLS[node.op_type]
         attrs = {a.name: a for a in node.attribute}

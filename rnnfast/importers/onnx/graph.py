@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import engine
-from ..errors import FormatError
-from ..model import Model, TensorInfo
-from .onnx import OP_CELLS, RecurrentNodeSpec
-from .onnx_chain import match_chain
-from .onnx_quant import MS_DOMAIN, QuantizedLstmSpec
-from .onnx_ops import LOAD_CHECKS as MODEL_LOAD_CHECKS, OPS as MODEL_OPS
+from ... import engine
+from ...errors import FormatError
+from ...model import Model, TensorInfo
+from .recurrent import OP_CELLS, RecurrentNodeSpec
+from .chain import match_chain
+from .quant import MS_DOMAIN, QuantizedLstmSpec
+from .ops import LOAD_CHECKS as MODEL_LOAD_CHECKS, OPS as MODEL_OPS
 
 _ENGINE_RUN = engine.CompiledStack.run
 ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
@@ -109,6 +109,15 @@ OPS = {**MODEL_OPS, "Identity": op_identity, "Transpose": op_transpose, "Shape":
 
 class NoNumpyOperator(FormatError):
     """The node-by-node path has no implementation of an operator (the C executor may still run the graph)."""
+
+
+def _spatial_rank(node, consts):
+    """Spatial dimensions of a Conv / pooling node, from its constant weights or kernel_shape (None if unknown)."""
+    for a in node.attribute:
+        if a.name == "kernel_shape":
+            return len(a.ints)
+    w = consts.get(node.input[1]) if len(node.input) > 1 else None
+    return None if w is None else np.ndim(w) - 2
 
 
 class ReferenceNode:
@@ -357,6 +366,8 @@ class OnnxGraph:
                 self.steps.append(("if", IfNode(node, where, opset, known, n_threads)))
             elif node.op_type == "Scan":
                 self.steps.append(("scan", ScanNode(node, where, opset, known, n_threads)))
+            elif node.op_type in ("Conv", "MaxPool", "AveragePool") and _spatial_rank(node, self.consts) != 1:
+                self.steps.append(("op", ReferenceNode(node, where, opset)))  # numpy here has 1-D only
             elif node.op_type in OPS:
                 ctx = NodeContext(node, where, opset)
                 if all(not n or n in self.consts for n in node.input):
@@ -457,11 +468,11 @@ class OnnxGraph:
 
     def stream(self, batch=1, n_threads=None, states=None):
         """Streams a graph that is one forward recurrent node fed by the graph input, its step returning Y_t; or
-        a chain of forward recurrent nodes (onnx_chain.py) with X its only input and the last node's sequence
+        a chain of forward recurrent nodes (chain.py) with X its only input and the last node's sequence
         its first output, its step returning that output's step; or, through the C executor, any graph with state
         loops (graph/stream.py: `states` pairs inputs with the outputs that feed them back)."""
-        from ..graph.stream import GraphStream, find_state_pairs
-        from ..stream import Stream
+        from ...graph.stream import GraphStream, find_state_pairs
+        from ...stream import Stream
 
         if self.compiled is not None and (states is not None or find_state_pairs(self.compiled.graph)):
             return GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
@@ -486,7 +497,7 @@ class OnnxGraph:
         return Stream([node.layer], batch, n_threads=n_threads or node.n_threads, where=node.spec.where)
 
     def to_pipeline(self):
-        from .onnx_pipeline import onnx_to_pipeline
+        from .pipeline import onnx_to_pipeline
 
         return onnx_to_pipeline(self)
 
@@ -539,7 +550,7 @@ def load_onnx(path_or_bytes, name: str = None, n_threads=None) -> Model:
     from google.protobuf.message import DecodeError
     import onnx
 
-    from ..formats import read_source
+    from ...formats import read_source
 
     data, source_name = read_source(path_or_bytes)
     name = name or source_name
@@ -562,8 +573,8 @@ def load_onnx(path_or_bytes, name: str = None, n_threads=None) -> Model:
 
 def compile_onnx(proto, name, n_threads):
     """(CompiledGraph, None), or (None, why) when the C executor cannot take this graph."""
-    from ..graph.runtime import Unfit, compile_graph
-    from .onnx_lower import lower_model
+    from ...graph.runtime import Unfit, compile_graph
+    from .lower import lower_model
 
     try:
         graph, opset = lower_model(proto, name)
@@ -592,13 +603,13 @@ class CompiledOnnxGraph:
         return f"ONNX graph {self.name}: {self.compiled.describe()}"
 
     def stream(self, batch=1, n_threads=None, states=None):
-        from ..graph.stream import GraphStream
+        from ...graph.stream import GraphStream
 
         return GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
 
 
 def _info_of(v) -> TensorInfo:
-    from ..graph.dims import Dim
+    from ...graph.dims import Dim
 
     types = {np.dtype(t): TYPE_NAMES[k] for k, t in ONNX_DTYPES.items() if k in TYPE_NAMES}
     shape = [None if isinstance(d, Dim) else d for d in v.shape]

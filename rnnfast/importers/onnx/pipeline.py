@@ -20,9 +20,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import FormatError
-from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
-from .onnx_states import fills_zeros
+from ...errors import FormatError
+from ...pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+from .states import fills_zeros
 
 PASS_THROUGH = ("Identity", "Dropout")
 ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}

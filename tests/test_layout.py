@@ -1,0 +1,74 @@
+"""The package's shape (DESIGN.md): the graph IR and its executor under rnnfast/graph/, the ONNX importer as one
+package, and no import cycle among rnnfast's modules at import time (a module may import another inside a function,
+where it runs after both are loaded, but the modules' top-level imports form no cycle)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "rnnfast"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def top_level_imports(path: Path) -> set:
+    """The rnnfast modules a module imports at its top level (including under `if` / `try` at the top level)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    body = list(ast.parse(path.read_text()).body)
+    while body:
+        node = body.pop(0)
+        if isinstance(node, (ast.If, ast.Try)):
+            body += node.body + getattr(node, "orelse", []) + [h for x in getattr(node, "handlers", []) for h in x.body]
+            continue
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("rnnfast")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if not mod.startswith("rnnfast"):
+                continue
+            # `from pkg import sub` imports the submodule when it is one
+            for a in node.names:
+                sub = PACKAGE.parent / Path(*f"{mod}.{a.name}".split("."))
+                out.add(f"{mod}.{a.name}" if sub.with_suffix(".py").exists() or sub.is_dir() else mod)
+    return out
+
+
+def test_no_import_cycles():
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {m: {i for i in top_level_imports(p) if i in modules and i != m} for m, p in modules.items()}
+    state, stack, cycles = {}, [], []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycles.append(stack[stack.index(n):] + [n])
+            elif n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_layout_holds_the_graph_and_one_onnx_package():
+    for path in ("graph/ir.py", "graph/analysis.py", "graph/compile.py", "graph/runtime.py", "importers/onnx/__init__.py",
+                 "importers/onnx/lower.py"):
+        assert (PACKAGE / path).is_file(), path
+    assert not list((PACKAGE / "importers").glob("onnx_*.py")), "the ONNX importer's modules live in importers/onnx/"
+    src = PACKAGE.parent / "src_c" / "graph"
+    assert (src / "exec.c").is_file() and (src / "graph.h").is_file() and list((src / "ops").glob("*.c"))
