@@ -11,7 +11,8 @@ CONST, SYM, ADD, SUB, MUL, FLOORDIV, CEILDIV, MAX, MIN, MOD = range(10)
 
 
 class Dim:
-    """sum(coeff * product(atoms)); an atom is a symbol name (str) or ("//", Dim, divisor)."""
+    """sum(coeff * product(atoms)); an atom is a symbol name (str), ("//", Dim, divisor), or ("min" | "max", Dim, Dim)
+    (a slice's clamping on a symbolic axis)."""
 
     __slots__ = ("terms",)
 
@@ -98,7 +99,10 @@ class Dim:
         out = set()
         for m in self.terms:
             for a in m:
-                out |= {a} if isinstance(a, str) else a[1].symbols()
+                if isinstance(a, str):
+                    out.add(a)
+                else:
+                    out |= a[1].symbols() | (Dim.of(a[2]).symbols() if a[0] in ("min", "max") else set())
         return out
 
     def evaluate(self, values: dict) -> int:
@@ -106,7 +110,13 @@ class Dim:
         for m, c in self.terms.items():
             v = c
             for a in m:
-                v *= values[a] if isinstance(a, str) else a[1].evaluate(values) // a[2]
+                if isinstance(a, str):
+                    v *= values[a]
+                elif a[0] == "//":
+                    v *= a[1].evaluate(values) // a[2]
+                else:
+                    pick = min if a[0] == "min" else max
+                    v *= pick(a[1].evaluate(values), Dim.of(a[2]).evaluate(values))
             total += v
         return total
 
@@ -118,12 +128,52 @@ class Dim:
             for a in m:
                 if isinstance(a, str):
                     prog.append((SYM, sym_index[a]))
-                else:
+                elif a[0] == "//":
                     prog += a[1].program(sym_index) + [(CONST, a[2]), (FLOORDIV, 0)]
+                else:
+                    prog += a[1].program(sym_index) + Dim.of(a[2]).program(sym_index) + [
+                        (MIN if a[0] == "min" else MAX, 0)]
                 prog.append((MUL, 0))
             if i:
                 prog.append((ADD, 0))
         return prog or [(CONST, 0)]
+
+
+def dim_min(a, b):
+    return _pick("min", a, b)
+
+
+def dim_max(a, b):
+    return _pick("max", a, b)
+
+
+def _pick(kind, a, b):
+    a, b = Dim.make(a) if isinstance(a, Dim) else a, Dim.make(b) if isinstance(b, Dim) else b
+    if not isinstance(a, Dim) and not isinstance(b, Dim):
+        return min(a, b) if kind == "min" else max(a, b)
+    if a == b:
+        return a
+    for x, y in ((a, b), (b, a)):  # sizes are never negative: min(0, size) = 0, max(0, size) = size
+        if not isinstance(x, Dim) and x == 0 and non_negative(y):
+            return 0 if kind == "min" else y
+    diff = Dim.make(Dim.of(a) - b)
+    if not isinstance(diff, Dim):  # a and b differ by a constant: the larger one is known
+        return (b if diff > 0 else a) if kind == "min" else (a if diff > 0 else b)
+    return Dim({((kind, Dim.of(a), Dim.of(b)),): 1})
+
+
+def non_negative(d) -> bool:
+    """Whether d is a size that can never be negative (positive terms of sizes)."""
+    if not isinstance(d, Dim):
+        return d >= 0
+    for m, c in d.terms.items():
+        if c < 0:
+            return False
+        for a in m:
+            if not isinstance(a, str) and not (a[0] == "//" and a[2] > 0 and non_negative(a[1])) and not (
+                    a[0] in ("min", "max") and non_negative(a[1]) and non_negative(a[2])):
+                return False
+    return True
 
 
 class NotSymbolic(Exception):
@@ -131,11 +181,13 @@ class NotSymbolic(Exception):
 
 
 def _atom_str(a):
-    return a if isinstance(a, str) else f"({a[1]})//{a[2]}"
+    if isinstance(a, str):
+        return a
+    return f"({a[1]})//{a[2]}" if a[0] == "//" else f"{a[0]}({a[1]}, {a[2]})"
 
 
 def _atom_key(a):
-    return (0, a) if isinstance(a, str) else (1, repr(a[1]), a[2])
+    return (0, a) if isinstance(a, str) else (1, a[0], repr(a[1]), repr(a[2]))
 
 
 def _monomial_key(m):

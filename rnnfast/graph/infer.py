@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dims import Dim, NotSymbolic, shape_str
+from .dims import Dim, NotSymbolic, dim_max, dim_min, shape_str
 from .ir import Value
 
 F32, I64, I32, BOOL = np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.bool_)
@@ -311,19 +311,16 @@ def _slice_len(where, dim, start, end, step):
         raise Unfit(f"{where}: slice step {step}")
     if not isinstance(dim, Dim) and not isinstance(start, Dim) and not isinstance(end, Dim):
         return len(_slice_range(dim, start, end, step))
-    # symbolic: the usual forms only (whole axis, a fixed head, a fixed tail, start..end both from one end)
-    big = lambda v: not isinstance(v, Dim) and abs(v) >= 2 ** 31
-    if step == 1:
-        s = 0 if (not isinstance(start, Dim) and start == 0) else start
-        if not isinstance(s, Dim) and s < 0:
-            s = Dim.make(dim + s)
-        e = dim if big(end) and end > 0 else end
-        if not isinstance(e, Dim) and e < 0:
-            e = Dim.make(dim + e)
-        if isinstance(s, Dim) or isinstance(e, Dim) or isinstance(dim, Dim):
-            # clamping cannot be decided symbolically: assume the bounds are within the axis (checked at run)
-            return Dim.make(Dim.of(e) - s)
-    raise Unfit(f"{where}: slice [{start}:{end}:{step}] of a symbolic axis")
+    # symbolic, step 1: ONNX's clamping of start and end into [0, dim], written with min/max of sizes
+    if step != 1 or isinstance(start, Dim) or isinstance(end, Dim):
+        raise Unfit(f"{where}: slice [{start}:{end}:{step}] of a symbolic axis")
+
+    def clamp(v):
+        if v < 0:
+            return dim_max(Dim.make(Dim.of(dim) + v), 0) if v > -2 ** 62 else 0
+        return dim if v >= 2 ** 62 else dim_min(v, dim)
+
+    return dim_max(Dim.make(Dim.of(clamp(end)) - clamp(start)), 0)
 
 
 def infer_slice(c):
