@@ -10,6 +10,7 @@ cdef extern from "rnnfast/rnnf.h" nogil:
         RNNF_ERR_FORMAT
         RNNF_ERR_ISA
         RNNF_ERR_UNSUPPORTED
+        RNNF_HOST
 
     const char *rnnf_status_str(rnnf_status status)
 
@@ -154,3 +155,6 @@ cdef extern from "rnnfast/rnnf.h" nogil:
     rnnf_status rnnf_graph_state_profile(rnnf_graph_state *state, double *ns_per_node)
     int rnnf_graph_n_nodes(const rnnf_graph *graph)
     rnnf_status rnnf_graph_state_set_memory_limit(rnnf_graph_state *state, size_t bytes)
+    rnnf_status rnnf_graph_host_io(const rnnf_graph_state *state, rnnf_tensor *inp, int *n_in, rnnf_tensor *out,
+                                   int *n_out, int *host_index)
+    rnnf_status rnnf_graph_resume(rnnf_graph_state *state, int n_threads, rnnf_error *err)

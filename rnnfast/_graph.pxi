@@ -172,6 +172,7 @@ cdef class CGraph:
     cdef readonly str where
     cdef int in_types[LOCAL_TENSORS]
     cdef size_t memory_limit
+    cdef list hosts  # per host node: a callable (input arrays) -> output arrays, for operators outside the C set
 
     def __cinit__(self, dict desc, str where):
         cdef rnnf_graph_desc g
@@ -180,6 +181,7 @@ cdef class CGraph:
         self.ptr = NULL
         self.cached = NULL
         self.where = where
+        self.hosts = list(desc.get("hosts", ()))
         self.memory_limit = _memory_limit_from_env()
         self.n_inputs = len(desc["inputs"])
         self.n_outputs = len(desc["outputs"])
@@ -261,6 +263,10 @@ cdef class CGraph:
                 outs.append(y)
             with nogil:
                 status = rnnf_graph_run(st, tin, tout, n_threads, &err)
+            while status == RNNF_HOST:  # an operator outside the C set: run it here, then the rest in C
+                self.run_host(st)
+                with nogil:
+                    status = rnnf_graph_resume(st, n_threads, &err)
             graph_check(status, &err, self.where)
             return outs
         finally:
@@ -268,6 +274,39 @@ cdef class CGraph:
                 rnnf_graph_state_free(st)
             else:
                 rnnf_py_unlock(&self.busy)
+
+    cdef int run_host(self, rnnf_graph_state *st) except -1:
+        cdef rnnf_tensor hin[16]
+        cdef rnnf_tensor hout[16]
+        cdef int n_in, n_out, index, i, a
+        cdef cnp.npy_intp shape[8]
+        check(rnnf_graph_host_io(st, hin, &n_in, hout, &n_out, &index), self.where)
+        args = []
+        for i in range(n_in):
+            if hin[i].dtype < 0:
+                args.append(None)
+                continue
+            for a in range(hin[i].rank):
+                shape[a] = hin[i].dims[a]
+            view = cnp.PyArray_SimpleNewFromData(hin[i].rank, shape, NPY_OF_DTYPE[hin[i].dtype], hin[i].data)
+            args.append(np.array(view))  # a copy: the host function may keep it
+        results = self.hosts[index](args)
+        for i in range(n_out):
+            if hout[i].dtype < 0:
+                continue
+            for a in range(hout[i].rank):
+                shape[a] = hout[i].dims[a]
+            dest = cnp.PyArray_SimpleNewFromData(hout[i].rank, shape, NPY_OF_DTYPE[hout[i].dtype], hout[i].data)
+            got = np.asarray(results[i])
+            if got.shape != dest.shape:
+                raise ValueError(f"{self.where}: {self.host_name(index)} gave output {i} of shape {list(got.shape)}; the "
+                                 f"graph planned {list(dest.shape)}")
+            np.copyto(dest, got, casting="same_kind")
+        return 0
+
+    def host_name(self, int index):
+        fn = self.hosts[index]
+        return getattr(fn, "where", f"host node {index}")
 
     def profile(self, list inputs, int n_runs=20, int n_threads=0):
         """Seconds per run spent in each C node (in the description's node order), over n_runs runs."""

@@ -22,6 +22,7 @@ const char *rnnf_status_str(rnnf_status s)
     case RNNF_ERR_ISA: return "instruction set not available";
     case RNNF_ERR_UNSUPPORTED: return "not supported";
     case RNNF_ERR_IO: return "cannot read the file";
+    case RNNF_HOST: return "paused at a node the caller runs";
     }
     return "unknown status";
 }

@@ -1,6 +1,7 @@
 """Standard operators rnnfast has no kernel of its own for run through onnx.reference's implementation, so a model
-with a TopK or a Sin after its LSTM still loads and runs (node by node), checked against onnxruntime; an unknown
-operator is still refused by name."""
+with a TopK or a Sin after its LSTM still loads and runs: as an island the C graph executor stops at and the binding
+runs (the rest of the graph stays in C), or node by node; checked against onnxruntime at two sequence lengths (the
+island's output shapes are planned per input shape); an unknown operator is still refused by name."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,11 +43,29 @@ def test_operators_without_a_kernel_run_through_onnx_reference(case):
     }[case]
     data = lstm_then(nodes, out, out_type, extra)
     model = rnnfast.load(data)
+    assert model.graph.compiled is not None, model.graph.unfit_reason
+    islands = model.graph.compiled.desc["hosts"]
+    assert len(islands) == 1 and nodes[-1].name in islands[0].where
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(1).standard_normal((6, 2, I)).astype(np.float32) * 3
-    (got,) = model.run({"X": x})
-    (want,) = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"X": x})
-    assert got.shape == want.shape
-    assert_close(got, want, what=case)
+    for steps in (6, 3):
+        (got,) = model.run({"X": x[:steps]})
+        (want,) = sess.run(None, {"X": x[:steps]})
+        assert got.shape == want.shape
+        assert_close(got, want, what=case)
+
+
+def test_inspect_and_bench_name_the_nodes_outside_c(tmp_path):
+    from rnnfast.commands.common import executor_info, executor_line
+
+    data = lstm_then([helper.make_node("Sin", ["ys"], ["out"], name="sin")], "out")
+    info = executor_info(rnnfast.load(data))
+    assert info["executor"] == "C graph" and len(info["outside_c"]) == 1 and "node sin (Sin)" in info["outside_c"][0]
+    assert "outside C, through onnx.reference" in executor_line(info)
+    compiled = rnnfast.load(data).graph.compiled
+    x = np.random.default_rng(1).standard_normal((6, 2, I)).astype(np.float32)
+    ops = [op for _, op, seconds in compiled.profile([x], n_runs=3)]
+    assert "HOST" in ops and "RECURRENT" in ops
 
 
 def test_an_unknown_operator_is_still_refused_by_name():

@@ -31,7 +31,8 @@ typedef enum {
     RNNF_ERR_FORMAT = 4,      /* a malformed or truncated model file */
     RNNF_ERR_ISA = 5,         /* the requested instruction set is not compiled in or not supported by this CPU */
     RNNF_ERR_UNSUPPORTED = 6, /* a valid request this build does not implement */
-    RNNF_ERR_IO = 7           /* a model file cannot be opened or read */
+    RNNF_ERR_IO = 7,          /* a model file cannot be opened or read */
+    RNNF_HOST = 8             /* not an error: rnnf_graph_run stopped at a node the caller runs (rnnf_graph_host_io) */
 } rnnf_status;
 
 const char *rnnf_status_str(rnnf_status status);
@@ -289,6 +290,13 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *state, const rnnf_tensor *input
  * caller, of the prepared sizes). Allocates nothing. */
 rnnf_status rnnf_graph_run(rnnf_graph_state *state, const rnnf_tensor *inputs, rnnf_tensor *outputs, int n_threads,
                            rnnf_error *err);
+/* After rnnf_graph_run or rnnf_graph_resume returned RNNF_HOST: the paused node's tensors (data pointing into the
+ * state's arena or the caller's buffers: read `in`, write every `out`), at most RNNF_G_HOST_IO of each, and the host
+ * index its description gave. Then rnnf_graph_resume runs the rest, on the inputs and outputs the run was given. */
+#define RNNF_G_HOST_IO 16
+rnnf_status rnnf_graph_host_io(const rnnf_graph_state *state, rnnf_tensor *in, int *n_in, rnnf_tensor *out, int *n_out,
+                               int *host_index);
+rnnf_status rnnf_graph_resume(rnnf_graph_state *state, int n_threads, rnnf_error *err);
 /* No intermediate, output or arena may need more than `bytes` (0: the default, 4 GiB): rnnf_graph_prepare refuses
  * such input shapes with RNNF_ERR_NOMEM before allocating anything. */
 rnnf_status rnnf_graph_state_set_memory_limit(rnnf_graph_state *state, size_t bytes);

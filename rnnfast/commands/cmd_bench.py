@@ -134,8 +134,9 @@ def print_text(info: dict, feeds: dict):
     if "executor" in info:
         print(executor_line(info))
     if info.get("op_share"):
-        print("time in the C call by op: " + ", ".join(f"{op.lower()} {share:.0%}"
-                                                       for op, share in info["op_share"].items()))
+        print("time in the C call by op: " + ", ".join(
+            f"{'outside C (onnx.reference)' if op == 'HOST' else op.lower()} {share:.0%}"
+            for op, share in info["op_share"].items()))
     print(f"input: {feeds_text(feeds)}")
     if info["checks"]:
         print(f"outputs checked against onnxruntime ({info['onnx']}) before timing: " + ", ".join(

@@ -193,11 +193,16 @@ def executor_info(model) -> dict:
     ops = {}
     for node in compiled.desc["nodes"]:
         ops[names[node[0]]] = ops.get(names[node[0]], 0) + 1
-    return {"executor": "C graph", "c_nodes": len(compiled.desc["nodes"]), "ops": ops}
+    return {"executor": "C graph", "c_nodes": len(compiled.desc["nodes"]), "ops": ops,
+            "outside_c": [host.where for host in compiled.desc["hosts"]]}
 
 
 def executor_line(info: dict) -> str:
     if info["executor"] == "C graph":
-        ops = ", ".join(f"{k.lower()} x{v}" for k, v in sorted(info["ops"].items()))
-        return f"executor: C graph, one C call per run ({info['c_nodes']} C nodes: {ops})"
+        ops = ", ".join(f"{k.lower()} x{v}" for k, v in sorted(info["ops"].items()) if k != "HOST")
+        line = f"executor: C graph, one C call per run ({info['c_nodes']} C nodes: {ops})"
+        if info["outside_c"]:
+            line += ("; outside C, through onnx.reference between two parts of the call: "
+                     + ", ".join(info["outside_c"]))
+        return line
     return f"executor: {info['executor']} in Python ({info['why']})"

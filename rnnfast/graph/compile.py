@@ -16,7 +16,7 @@ DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.int64): 1, np.dtype(np.int32
 OP = {name: i for i, name in enumerate(
     ["COPY", "UNARY", "BINARY", "WHERE", "CAST", "MATMUL", "CONV", "CONV_TRANSPOSE", "MAXPOOL", "AVGPOOL", "SOFTMAX",
      "LAYERNORM", "CHANNEL_AFFINE", "REDUCE", "TRANSPOSE", "CONCAT", "SPLIT", "SLICE", "GATHER", "PAD", "EXPAND",
-     "FILL", "RECURRENT", "IF"])}
+     "FILL", "RECURRENT", "IF", "HOST"])}
 UNARY = {name: i for i, name in enumerate(
     ["NONE", "RELU", "TANH", "SIGMOID", "LEAKYRELU", "HARDSIGMOID", "ELU", "SOFTPLUS", "SOFTSIGN", "GELU",
      "GELU_TANH", "ERF", "EXP", "LOG", "SQRT", "ABS", "NEG", "RECIPROCAL", "CLIP", "AFFINE", "IDENTITY", "SELU"])}
@@ -46,6 +46,7 @@ class Lowering:
         self.nodes, self.subgraphs = [], []
         self.syms, self.sym_index = [], {}
         self.checks = []
+        self.hosts = []  # islands.HostFunction per RNNF_OP_HOST node
         for i, name in enumerate(graph.inputs):
             for a, d in enumerate(graph.values[name].shape):
                 if isinstance(d, Dim) and len(d.terms) == 1 and list(d.terms.values()) == [1]:
@@ -137,6 +138,13 @@ class Lowering:
     # ---- nodes ----
     def lower(self, node: Node):
         op = node.op
+        if node.attrs.get("_island"):
+            from .islands import HostFunction
+
+            self.hosts.append(HostFunction(node, self.opset))
+            self.emit("HOST", [self.tensor(n) if n else -1 for n in node.inputs], self.outs(node),
+                      [len(self.hosts) - 1], name=node)
+            return
         fn = LOWER.get(op)
         if op in UNARY_OPS:
             fn = lower_unary
@@ -161,7 +169,7 @@ class Lowering:
             starts.append(starts[-1] + len(p))
         return {"tensors": self.tensors, "nodes": self.nodes, "inputs": self.input_ids, "outputs": self.output_ids,
                 "syms": self.syms, "dim_start": starts, "prog": prog, "checks": self.checks,
-                "subgraphs": self.subgraphs}
+                "subgraphs": self.subgraphs, "hosts": self.hosts}
 
 
 def label(node) -> str:
@@ -476,6 +484,8 @@ def lower_if(L, node):
     for branch in (then_g, else_g):
         branch.inputs = captured
         sub = Lowering(branch, getattr(branch, "checks", []), L.opset)
+        if sub.hosts:
+            raise Unfit(f"{node.where}: a branch holds an operator outside the C set ({sub.hosts[0].where})")
         subs.append(len(L.subgraphs))
         L.subgraphs.append(sub.desc())
     L.emit("IF", [L.tensor(node.inputs[0])] + [L.tensor(n) for n in captured], L.outs(node), subs, name=node)

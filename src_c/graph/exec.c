@@ -81,6 +81,7 @@ rnnf_status rnnf_graph_state_create(const rnnf_graph *g, rnnf_graph_state **out)
     if (!s) return RNNF_ERR_NOMEM;
     s->g = g;
     s->memory_limit = RNNF_GRAPH_DEFAULT_MEMORY_LIMIT;
+    s->paused_at = -1;
     s->sym_val = calloc((size_t)g->n_syms + 1, sizeof(int64_t));
     s->dim_val = calloc((size_t)g->n_dims + 1, sizeof(int64_t));
     s->offset = calloc((size_t)g->n_tensors + 1, sizeof(int64_t));
@@ -246,7 +247,7 @@ static rnnf_status plan_nodes(rnnf_graph_state *s, rnnf_error *err)
             }
             continue;
         }
-        if (n->op == RNNF_OP_IF) continue;
+        if (n->op == RNNF_OP_IF || n->op == RNNF_OP_HOST) continue;
         const rnnf_op_vtable *vt = rnnf_graph_op(n->op);
         if (vt && vt->scratch_bytes) {
             const size_t b = vt->scratch_bytes(n, in, out, nt);
@@ -404,16 +405,33 @@ rnnf_status rnnf_graph_state_profile(rnnf_graph_state *s, double *ns_per_node)
 
 int rnnf_graph_n_nodes(const rnnf_graph *g) { return g ? g->n_nodes : 0; }
 
-rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_tensor *outputs, int n_threads,
-                           rnnf_error *err)
+static double now_seconds(void)
 {
-    if (err) err->message[0] = 0;
-    if (!s || !s->planned || (!inputs && s->g->n_inputs) || !outputs) return RNNF_ERR_ARG;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The concrete tensors of node n for this call. */
+static void node_io(const rnnf_graph_state *s, const rnnf_gnode *n, const rnnf_tensor *inputs, rnnf_tensor *outputs,
+                    rnnf_tensor *in, rnnf_tensor *out)
+{
+    for (int k = 0; k < n->n_in; k++) {
+        if (n->in[k] < 0) { memset(&in[k], 0, sizeof in[k]); in[k].dtype = RNNF_DT_NONE; continue; }
+        concrete(s, n->in[k], &in[k]);
+        in[k].data = data_of(s, n->in[k], inputs, outputs);
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0) { memset(&out[k], 0, sizeof out[k]); out[k].dtype = RNNF_DT_NONE; continue; }
+        concrete(s, n->out[k], &out[k]);
+        out[k].data = data_of(s, n->out[k], inputs, outputs);
+    }
+}
+
+static rnnf_status run_from(rnnf_graph_state *s, int first, const rnnf_tensor *inputs, rnnf_tensor *outputs,
+                            int n_threads, rnnf_error *err)
+{
     const rnnf_graph *g = s->g;
-    for (int i = 0; i < g->n_inputs; i++)
-        if (!inputs[i].data && rnnf_tensor_numel(&inputs[i])) return RNNF_ERR_ARG;
-    for (int i = 0; i < g->n_outputs; i++)
-        if (!outputs[i].data && rnnf_tensor_numel(&outputs[i])) return RNNF_ERR_ARG;
     /* The default backs off to one thread while the machine is oversubscribed, as the recurrent drivers do. */
     const int asked = rnnf_threads_for_call(n_threads);
     const int nt = asked < s->scratch_threads ? asked : s->scratch_threads;
@@ -423,19 +441,17 @@ rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_
     ctx.n_threads = nt > 0 ? nt : 1;
     ctx.scratch = s->scratch;
     ctx.message = message;
-    for (int i = 0; i < g->n_nodes; i++) {
+    for (int i = first; i < g->n_nodes; i++) {
         const rnnf_gnode *n = &g->nodes[i];
+        if (n->op == RNNF_OP_HOST) {
+            if (s->profile_ns) s->host_t0 = now_seconds();
+            s->paused_at = i;
+            s->run_in = inputs;
+            s->run_out = outputs;
+            return RNNF_HOST;
+        }
         rnnf_tensor in[RNNF_G_MAX_IO], out[RNNF_G_MAX_IO];
-        for (int k = 0; k < n->n_in; k++) {
-            if (n->in[k] < 0) { memset(&in[k], 0, sizeof in[k]); in[k].dtype = RNNF_DT_NONE; continue; }
-            concrete(s, n->in[k], &in[k]);
-            in[k].data = data_of(s, n->in[k], inputs, outputs);
-        }
-        for (int k = 0; k < n->n_out; k++) {
-            if (n->out[k] < 0) { memset(&out[k], 0, sizeof out[k]); out[k].dtype = RNNF_DT_NONE; continue; }
-            concrete(s, n->out[k], &out[k]);
-            out[k].data = data_of(s, n->out[k], inputs, outputs);
-        }
+        node_io(s, n, inputs, outputs, in, out);
         message[0] = 0;
         rnnf_status st;
         struct timespec t0, t1;
@@ -451,7 +467,7 @@ rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_
             s->profile_ns[i] += (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
         }
         if (n->op == RNNF_OP_IF) {
-            if (st != RNNF_OK) return st;
+            if (st != RNNF_OK) return st == RNNF_HOST ? RNNF_ERR_UNSUPPORTED : st; /* no host nodes in branches */
             continue;
         }
         if (st != RNNF_OK) {
@@ -461,4 +477,40 @@ rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_
         }
     }
     return RNNF_OK;
+}
+
+rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_tensor *outputs, int n_threads,
+                           rnnf_error *err)
+{
+    if (err) err->message[0] = 0;
+    if (!s || !s->planned || (!inputs && s->g->n_inputs) || !outputs) return RNNF_ERR_ARG;
+    const rnnf_graph *g = s->g;
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!inputs[i].data && rnnf_tensor_numel(&inputs[i])) return RNNF_ERR_ARG;
+    for (int i = 0; i < g->n_outputs; i++)
+        if (!outputs[i].data && rnnf_tensor_numel(&outputs[i])) return RNNF_ERR_ARG;
+    s->paused_at = -1;
+    return run_from(s, 0, inputs, outputs, n_threads, err);
+}
+
+rnnf_status rnnf_graph_host_io(const rnnf_graph_state *s, rnnf_tensor *in, int *n_in, rnnf_tensor *out, int *n_out,
+                               int *host_index)
+{
+    if (!s || s->paused_at < 0 || !in || !out || !n_in || !n_out || !host_index) return RNNF_ERR_ARG;
+    const rnnf_gnode *n = &s->g->nodes[s->paused_at];
+    node_io(s, n, s->run_in, s->run_out, in, out);
+    *n_in = n->n_in;
+    *n_out = n->n_out;
+    *host_index = (int)n->iattr[0];
+    return RNNF_OK;
+}
+
+rnnf_status rnnf_graph_resume(rnnf_graph_state *s, int n_threads, rnnf_error *err)
+{
+    if (err) err->message[0] = 0;
+    if (!s || s->paused_at < 0) return RNNF_ERR_ARG;
+    const int next = s->paused_at + 1;
+    if (s->profile_ns) s->profile_ns[s->paused_at] += (now_seconds() - s->host_t0) * 1e9;
+    s->paused_at = -1;
+    return run_from(s, next, s->run_in, s->run_out, n_threads, err);
 }

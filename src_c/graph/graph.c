@@ -49,7 +49,8 @@ static const rnnf_op_vtable *const OPS[RNNF_OP_COUNT] = {
     [RNNF_OP_EXPAND] = &rnnf_op_expand,
     [RNNF_OP_FILL] = &rnnf_op_fill,
     [RNNF_OP_RECURRENT] = &rnnf_op_recurrent,
-    [RNNF_OP_IF] = NULL, /* run by the executor itself */
+    [RNNF_OP_IF] = NULL,   /* run by the executor itself */
+    [RNNF_OP_HOST] = NULL, /* run by the caller */
 };
 
 const rnnf_op_vtable *rnnf_graph_op(int op) { return op >= 0 && op < RNNF_OP_COUNT ? OPS[op] : NULL; }
@@ -246,6 +247,12 @@ static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_erro
                     return fail(err, RNNF_ERR_FORMAT, "%s: a branch's inputs/outputs do not match the node%s",
                                 n->name, NULL);
             }
+            continue;
+        }
+        if (n->op == RNNF_OP_HOST) {
+            if (n->n_iattr != 1 || n->iattr[0] < 0 || n->n_in > RNNF_G_HOST_IO || n->n_out > RNNF_G_HOST_IO)
+                return fail(err, RNNF_ERR_FORMAT, "%s: a host node needs its host index and at most 16 inputs and "
+                            "outputs%s", n->name, NULL);
             continue;
         }
         rnnf_tensor cin[RNNF_G_MAX_IO];

@@ -126,6 +126,8 @@ typedef enum {
                               The layer comes in the graph description, not in attrs. */
     RNNF_OP_IF,            /* in: cond (u8/any, one element), then the captured tensors both branches read;
                               out: the branch's outputs. iattr: [then subgraph index, else subgraph index] */
+    RNNF_OP_HOST,          /* in/out: any; run by the caller (rnnf_graph_run returns RNNF_HOST there, the caller fills the
+                              outputs and calls rnnf_graph_resume): an operator outside the C set. iattr: [host index] */
     RNNF_OP_COUNT
 } rnnf_op;
 

@@ -59,6 +59,10 @@ struct rnnf_graph_state {
     rnnf_tensor *tmp_out;      /* a branch's outputs, per If node output */
     double *profile_ns;        /* NULL, or per node: nanoseconds spent in it, accumulated over runs */
     size_t memory_limit;       /* no tensor and no arena may need more (refused before allocating) */
+    int paused_at;             /* the host node a run stopped at, or -1 */
+    const rnnf_tensor *run_in; /* the paused run's inputs and outputs (the caller keeps them until it ends) */
+    rnnf_tensor *run_out;
+    double host_t0;            /* when the paused run stopped (seconds), for profiling the host node */
 };
 
 /* Evaluate dimension program k with the symbols' values (NULL: constants only). */

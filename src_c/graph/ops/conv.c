@@ -39,6 +39,8 @@
 #define PAR_MIN_FMAS 200000 /* below this a parallel region's start-up (several us) costs more than it saves */
 #define MAX_ATTR (1 << 24)
 #define MAX_KW_PHASE 64 /* kernel widths up to this get phase-split stages for column strides > 1 */
+#define IMPL_STAGE_FLOATS 32768 /* implicit GEMM: one task's staged input rows (128 KiB), L2-resident */
+#define GATHER_COST 16 /* an im2col copy per (position, k), in GEMM cost units (one unit: 1/32 cycle) */
 
 void rnnf_pack_b_strided(const float *b, int64_t K, int64_t N, int64_t ldk, int64_t ldn, float *dst);
 
@@ -84,7 +86,7 @@ static void valid_range(int64_t off, int64_t s, int64_t len, int64_t n, int64_t 
 
 /* ---- Conv ---- */
 
-enum { MODE_DEPTHWISE = 0, MODE_COLS, MODE_ROWS };
+enum { MODE_DEPTHWISE = 0, MODE_COLS, MODE_ROWS, MODE_IMPLICIT };
 
 typedef struct {
     int ns, G, act;
@@ -102,6 +104,7 @@ typedef struct {
     int mode;
     int64_t np, pb, nblk;  /* positions as columns: position panels, panels per task, tasks per (n, g) */
     int64_t rb, nrb;       /* positions as rows: rows per task, tasks per (n, g) */
+    int64_t ob, nob;       /* implicit: output rows per task, tasks per (n, g) */
     int direct;            /* rows read in place from the input (positions as rows: 1 input channel, 1-D,
                               dilation 1; depthwise: 1-D without padding) */
     int64_t Wp, Wz, band;  /* depthwise: padded row width (a multiple of sw), Wp / sw, output rows per band */
@@ -266,6 +269,24 @@ static int64_t stage_floats(const conv_prep *p, const conv_geom *g)
     return p->Cg * best;
 }
 
+/* Implicit GEMM: the staged row length (whole output rows, phase-split for a column stride). */
+static int64_t impl_ldr(const conv_prep *p, const conv_geom *g)
+{
+    const int64_t nph = phase_split(p) ? p->sw : 1, reach = (g->Wo - 1) * p->sw + (p->kw - 1) * p->dw + 1;
+    return nph * cdiv(reach, nph);
+}
+
+/* The implicit GEMM reads 16 consecutive positions of an output row from 16 consecutive staged floats per tap:
+ * column stride 1, or a phase-split stage. Its offsets are int32. */
+static int impl_possible(const conv_prep *p, const conv_geom *g)
+{
+    if (p->depthwise || (p->sw > 1 && !phase_split(p))) return 0;
+    const int64_t ext = (p->kh - 1) * p->dh + 1;
+    return (double)p->Cg * (double)impl_ldr(p, g) * (double)(ext + p->sh) < (double)(INT32_MAX / 4);
+}
+
+static int implicit_ok(const conv_prep *p, const conv_geom *g) { return impl_possible(p, g); }
+
 static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, const rnnf_tensor *out, int n_threads,
                                 conv_geom *g, char *msg)
 {
@@ -328,7 +349,27 @@ static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, c
     g->np = cdiv(L, UB);
     const int64_t cost_cols = p->Mg * g->np * UB, cost_rows = L * p->npm * UB;
     g->mode = 5 * cost_rows < 4 * cost_cols ? MODE_ROWS : MODE_COLS;
-    if (g->mode == MODE_COLS) {
+    if (implicit_ok(p, g)) {
+        /* against the chosen orientation with its gather: each output row's last panel is padded to UB */
+        const int rows_direct = p->Cg == 1 && p->ns == 1 && p->dw == 1;
+        const int64_t cost_impl = p->Mg * g->Ho * cdiv(g->Wo, UB) * UB;
+        const int64_t cost_other = g->mode == MODE_COLS ? cost_cols + GATHER_COST * L
+                                                         : cost_rows + (rows_direct ? 0 : GATHER_COST * L);
+        if (cost_impl <= cost_other) g->mode = MODE_IMPLICIT;
+    }
+    if (g->mode == MODE_IMPLICIT) {
+        const int64_t ldr = impl_ldr(p, g), row_floats = p->Cg * ldr, ext = (p->kh - 1) * p->dh + 1;
+        g->ob = min64(max64((IMPL_STAGE_FLOATS / row_floats - ext) / p->sh + 1, 1), g->Ho);
+        if (g->fmas >= PAR_MIN_FMAS)
+            while (g->ob > 1 && g->N * G * cdiv(g->Ho, g->ob) < MIN_TASKS) g->ob = cdiv(g->ob, 2);
+        g->nob = cdiv(g->Ho, g->ob);
+        g->ob = cdiv(g->Ho, g->nob); /* balanced */
+        g->nob = cdiv(g->Ho, g->ob);
+        g->tasks = g->N * G * g->nob;
+        g->off_thread = 0;
+        g->stage_bytes = align64((size_t)(row_floats * ((g->ob - 1) * p->sh + ext) + UB) * sizeof(float));
+        g->thread_bytes = g->stage_bytes + align64((size_t)p->CK * sizeof(int32_t));
+    } else if (g->mode == MODE_COLS) {
         g->pb = min64(max64(COL_BLOCK_FLOATS / (p->CK * UB), 1), g->np);
         if (g->fmas >= PAR_MIN_FMAS)
             while (g->pb > 1 && g->N * G * cdiv(g->np, g->pb) < MIN_TASKS) g->pb = cdiv(g->pb, 2);
@@ -367,6 +408,7 @@ typedef struct {
     const conv_prep *p;
     const conv_geom *g;
     void (*gemm)(int, int, const float *, int, const float *, int, int, const float *, float *, int);
+    const rnnf_kernels *K;
     const float *x, *bias, *bias_pad;
     float *y;
     char *scratch;
@@ -392,11 +434,11 @@ typedef struct {
  * reads for consecutive positions are then adjacent, and the gather copies runs instead of picking every s-th
  * float. Padding borders and the stride cost one pass over the region here, not one per tap. */
 static src_view stage_input(const conv_prep *p, const conv_geom *g, const float *xg, int64_t la, int64_t lb,
-                            float *stage)
+                            float *stage, int force)
 {
     src_view v;
     v.phase_len = 0;
-    if (!staged(p)) {
+    if (!force && !staged(p)) {
         v.base = xg;
         v.plane = g->H * g->W;
         v.ldr = g->W;
@@ -512,7 +554,7 @@ static void conv_task_cols(const conv_job *j, int64_t t, int tid)
     float *tile = (float *)(mine + align64((size_t)g->pb * UB * (size_t)p->CK * sizeof(float)));
     float *stage = (float *)((char *)tile + align64((size_t)Mg * UB * sizeof(float)));
     const float *xg = j->x + (size_t)((n * g->C + gi * p->Cg) * g->H * g->W);
-    const src_view v = stage_input(p, g, xg, p0 * UB, min64(p1 * UB, L), stage);
+    const src_view v = stage_input(p, g, xg, p0 * UB, min64(p1 * UB, L), stage, 0);
     im2col_panels(p, g, &v, p0, p1, col);
     const float *w = p->w + (size_t)(gi * Mg * p->CK);
     float *y = j->y + (size_t)((n * p->M + gi * Mg) * L);
@@ -574,6 +616,41 @@ static void conv_task_rows(const conv_job *j, int64_t t, int tid)
         for (int64_t r = 0; r < l1 - l0; r++) seg[r] = tmp[(size_t)r * ldt + m];
         apply_act(p->act, p->alpha, p->beta, seg, l1 - l0);
     }
+}
+
+/* Output rows [oh0, oh1) of one image and group as an implicit GEMM: the task's input rows are staged with their
+ * zero padding (and phase split for a column stride), then each output row is the kernel table's gemm_offsets
+ * over the weights, B's row (c, kh, kw) read in place at the staged row's tap offset. No patch is copied; each
+ * output is the same single FMA chain over (c, kh, kw) as in the other orientations. ReLU is fused into the
+ * kernel's epilogue, other activations run on the task's rows after. */
+static void conv_task_implicit(const conv_job *j, int64_t t, int tid)
+{
+    const conv_prep *p = j->p;
+    const conv_geom *g = j->g;
+    const int64_t b = t % g->nob, gi = (t / g->nob) % p->G, n = t / (g->nob * p->G);
+    const int64_t oh0 = b * g->ob, oh1 = min64(oh0 + g->ob, g->Ho), L = g->L, Mg = p->Mg, Wo = g->Wo;
+    char *mine = j->scratch + g->off_thread + (size_t)tid * g->thread_bytes;
+    float *stage = (float *)mine;
+    int32_t *off = (int32_t *)(mine + g->stage_bytes);
+    const float *xg = j->x + (size_t)((n * g->C + gi * p->Cg) * g->H * g->W);
+    const src_view v = stage_input(p, g, xg, oh0 * Wo, oh1 * Wo, stage, 1);
+    /* the last panel of the last row reads up to UB - 1 floats past the stage */
+    memset(stage + (size_t)(p->Cg * v.plane), 0, UB * sizeof(float));
+    for (int64_t c = 0, k = 0; c < p->Cg; c++)
+        for (int64_t kh = 0; kh < p->kh; kh++)
+            for (int64_t kw = 0; kw < p->kw; kw++, k++) {
+                const int64_t q = kw * p->dw, col = v.phase_len ? q % p->sw * v.phase_len + q / p->sw : q;
+                off[k] = (int32_t)(c * v.plane + kh * p->dh * v.ldr + col - v.c0);
+            }
+    const float *w = p->w + (size_t)(gi * Mg * p->CK);
+    const float *bias = j->bias ? j->bias + gi * Mg : NULL;
+    const int relu = p->act == RNNF_UN_RELU;
+    float *y = j->y + (size_t)((n * p->M + gi * Mg) * L);
+    for (int64_t oh = oh0; oh < oh1; oh++)
+        j->K->gemm_offsets((int)Mg, (int)p->CK, w, (int)p->CK, v.base + (size_t)((oh * p->sh - v.r0) * v.ldr), off,
+                           (int)Wo, bias, relu, y + oh * Wo, (int)L);
+    if (!relu)
+        for (int64_t m = 0; m < Mg; m++) apply_act(p->act, p->alpha, p->beta, y + m * L + oh0 * Wo, (oh1 - oh0) * Wo);
 }
 
 /* z[i] += w[0]*v0[i*s] + ... (added one at a time, in order) for up to 4 taps per pass: the accumulator is
@@ -682,6 +759,7 @@ static void conv_task(const conv_job *j, int64_t t, int tid)
     switch (j->g->mode) {
     case MODE_COLS: conv_task_cols(j, t, tid); break;
     case MODE_ROWS: conv_task_rows(j, t, tid); break;
+    case MODE_IMPLICIT: conv_task_implicit(j, t, tid); break;
     default: conv_task_depthwise(j, t, tid); break;
     }
 }
@@ -696,6 +774,7 @@ static rnnf_status conv_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_
     j.p = p;
     j.g = &g;
     j.gemm = ctx->K->gemm_packed;
+    j.K = ctx->K;
     j.x = in[0].data;
     j.y = out[0].data;
     j.scratch = ctx->scratch;
