@@ -108,6 +108,79 @@ static void gemm_packed_avx2(int M, int K, const float *A, int lda, const float 
     }
 }
 
+/* ---- implicit GEMM (convolution) ---- */
+
+/* micro_rows with B's row k read in place at X + off[k] (unaligned) instead of from a packed panel: a conv's
+ * 16 consecutive output positions along a row read 16 consecutive staged inputs per tap, so no im2col copy is
+ * needed. The bias is per row (output channel) here; the epilogue adds it, or zero, as gemm_packed does. */
+static inline __attribute__((always_inline)) void conv_micro(int R, int K, const float *A, int lda, const float *X,
+                                                             const int32_t *off, const float *bias, int relu,
+                                                             float *C, int ldc)
+{
+    __m256 acc[MR][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const float *x = X + off[k];
+        const __m256 b0 = _mm256_loadu_ps(x), b1 = _mm256_loadu_ps(x + 8);
+        for (int r = 0; r < R; r++) {
+            const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
+            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        const __m256 z = _mm256_set1_ps(bias ? bias[r] : 0.0f);
+        __m256 v0 = _mm256_add_ps(acc[r][0], z), v1 = _mm256_add_ps(acc[r][1], z);
+        if (relu) { /* max returns its second operand for NaN: NaN stays, as the graph's Relu keeps it */
+            v0 = _mm256_max_ps(_mm256_setzero_ps(), v0);
+            v1 = _mm256_max_ps(_mm256_setzero_ps(), v1);
+        }
+        _mm256_storeu_ps(C + (size_t)r * ldc, v0);
+        _mm256_storeu_ps(C + (size_t)r * ldc + 8, v1);
+    }
+}
+
+static void conv_micro_r(int R, int K, const float *A, int lda, const float *X, const int32_t *off,
+                         const float *bias, int relu, float *C, int ldc)
+{
+    switch (R) { /* constant row counts keep the accumulators in registers */
+    case 6: conv_micro(6, K, A, lda, X, off, bias, relu, C, ldc); break;
+    case 5: conv_micro(5, K, A, lda, X, off, bias, relu, C, ldc); break;
+    case 4: conv_micro(4, K, A, lda, X, off, bias, relu, C, ldc); break;
+    case 3: conv_micro(3, K, A, lda, X, off, bias, relu, C, ldc); break;
+    case 2: conv_micro(2, K, A, lda, X, off, bias, relu, C, ldc); break;
+    default: conv_micro(1, K, A, lda, X, off, bias, relu, C, ldc); break;
+    }
+}
+
+/* Rows go in balanced blocks of at most MR (16 = 6+5+5, 32 = 6+6+5+5+5+5): a short last block would have too
+ * few accumulators to cover the FMA latency. Within MBLOCK rows, each 16-column panel runs every row block
+ * while its inputs sit in L1. A partial last panel goes through a tile. */
+static void gemm_offsets_avx2(int M, int K, const float *A, int lda, const float *X, const int32_t *off, int N,
+                              const float *bias, int relu, float *C, int ldc)
+{
+    float tile[MR * UB] __attribute__((aligned(32)));
+    for (int m0 = 0; m0 < M; m0 += MBLOCK) {
+        const int m1 = m0 + MBLOCK < M ? m0 + MBLOCK : M, nb = (m1 - m0 + MR - 1) / MR;
+        for (int j = 0; j < N; j += UB) {
+            const int w = N - j < UB ? N - j : UB;
+            for (int b = 0, m = m0; b < nb; b++) {
+                const int R = (m1 - m0) / nb + (b < (m1 - m0) % nb);
+                const float *a = A + (size_t)m * lda, *bp = bias ? bias + m : NULL;
+                float *c = C + (size_t)m * ldc + j;
+                if (w == UB) {
+                    conv_micro_r(R, K, a, lda, X + j, off, bp, relu, c, ldc);
+                } else {
+                    conv_micro_r(R, K, a, lda, X + j, off, bp, relu, tile, UB);
+                    for (int r = 0; r < R; r++)
+                        for (int q = 0; q < w; q++) c[(size_t)r * ldc + q] = tile[r * UB + q];
+                }
+                m += R;
+            }
+        }
+    }
+}
+
 /* ---- activations (algorithm, constants and measured errors: approx.h, shared with neon.c) ---- */
 
 /* The activations work on N vectors at once, stage by stage: a gate kernel's activations are independent
@@ -487,4 +560,5 @@ const rnnf_kernels rnnf_kernels_avx2 = {
     lstm_rows_avx2,
     gru_lbr_rows_avx2,
     rnn_rows_avx2,
+    gemm_offsets_avx2,
 };

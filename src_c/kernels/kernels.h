@@ -52,6 +52,12 @@ typedef struct {
                          const float *h_prev, float *h_new, int ldh, const rnnf_gate_params *gp);
     void (*rnn_rows)(int n_rows, const uint8_t *active, const float *gx, const float *gh, int ldg, float *h_new,
                      int ldh, const rnnf_gate_params *gp);
+    /* A convolution as an implicit GEMM (no im2col): B's row k is X + off[k], read in place.
+     * C[m*ldc + j] = sum_k A[m*lda + k] * X[off[k] + j], plus (bias ? bias[m] : 0), then max(0, .) if relu (NaN
+     * kept), for m < M and j < N. X must be readable (any values) up to X[off[k] + N rounded up to RNNF_UB].
+     * Each output is one chain over k in order, as in gemm_packed, whatever M, N or the caller's split. */
+    void (*gemm_offsets)(int M, int K, const float *A, int lda, const float *X, const int32_t *off, int N,
+                         const float *bias, int relu, float *C, int ldc);
 } rnnf_kernels;
 
 extern const rnnf_kernels rnnf_kernels_ref;
@@ -67,5 +73,9 @@ const rnnf_kernels *rnnf_kernels_get(void);
 
 /* Scalar activation shared by every table's slow path: the one definition of each function. */
 float rnnf_act_scalar(const rnnf_activation *act, float x);
+
+/* ref.c's gemm_offsets, also the entry of tables without a vector version of their own (neon). */
+void rnnf_gemm_offsets_c(int M, int K, const float *A, int lda, const float *X, const int32_t *off, int N,
+                         const float *bias, int relu, float *C, int ldc);
 
 #endif

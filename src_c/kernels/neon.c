@@ -261,4 +261,5 @@ const rnnf_kernels rnnf_kernels_neon = {
     NULL, /* lstm_rows, gru_lbr_rows, rnn_rows: rows_step.c loops over the block kernels */
     NULL,
     NULL,
+    rnnf_gemm_offsets_c, /* no NEON version yet: ref.c's loops */
 };

@@ -94,6 +94,20 @@ static void rnn_block_ref(const float *gx, const float *gh, float *h_new, const 
     for (int j = 0; j < UB; j++) h_new[j] = rnnf_act_scalar(&gp->f, clamp(gx[j] + gh[j], gp->clip));
 }
 
+void rnnf_gemm_offsets_c(int M, int K, const float *A, int lda, const float *X, const int32_t *off, int N,
+                         const float *bias, int relu, float *C, int ldc)
+{
+    for (int m = 0; m < M; m++) {
+        const float *a = A + (size_t)m * lda;
+        for (int j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++) s += a[k] * X[off[k] + j];
+            s += bias ? bias[m] : 0.0f;
+            C[(size_t)m * ldc + j] = relu && s < 0.0f ? 0.0f : s;
+        }
+    }
+}
+
 static void activation_ref(const rnnf_activation *act, const float *x, float *y, int n)
 {
     for (int i = 0; i < n; i++) y[i] = rnnf_act_scalar(act, x[i]);
@@ -111,4 +125,5 @@ const rnnf_kernels rnnf_kernels_ref = {
     NULL, /* lstm_rows, gru_lbr_rows, rnn_rows: rows_step.c loops over the block kernels */
     NULL,
     NULL,
+    rnnf_gemm_offsets_c,
 };
