@@ -268,6 +268,21 @@ static rnnf_status plan_nodes(rnnf_graph_state *s, rnnf_error *err)
     return RNNF_OK;
 }
 
+/* "[2, 5], [7, 3]": the shapes of a node's inputs for this plan, for messages. */
+static void node_shapes(const rnnf_graph_state *s, const rnnf_gnode *n, char *buf, size_t size)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (int k = 0; k < n->n_in && at + 24 < size; k++) {
+        if (n->in[k] < 0) continue;
+        const rnnf_gtensor *t = &s->g->tensors[n->in[k]];
+        at += (size_t)snprintf(buf + at, size - at, "%s[", at ? ", " : "");
+        for (int a = 0; a < t->rank && at + 24 < size; a++)
+            at += (size_t)snprintf(buf + at, size - at, "%s%lld", a ? ", " : "", (long long)s->dim_val[t->dims_at + a]);
+        if (at + 2 < size) at += (size_t)snprintf(buf + at, size - at, "]");
+    }
+}
+
 static const char *dtype_name(int dt)
 {
     switch (dt) {
@@ -324,8 +339,13 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
         for (int c = 0; c < g->n_checks; c++) {
             const rnnf_dim_check *ck = &g->checks[c];
             if (s->dim_val[ck->a] != s->dim_val[ck->b]) {
-                if (err) snprintf(err->message, sizeof err->message, "%s: dimensions %lld and %lld must be equal", g->nodes[ck->node].name, (long long)s->dim_val[ck->a],
-                                  (long long)s->dim_val[ck->b]);
+                if (err) {
+                    char shapes[160];
+                    node_shapes(s, &g->nodes[ck->node], shapes, sizeof shapes);
+                    snprintf(err->message, sizeof err->message, "%s: sizes %lld and %lld must be equal (inputs %s)",
+                             g->nodes[ck->node].name, (long long)s->dim_val[ck->a], (long long)s->dim_val[ck->b],
+                             shapes);
+                }
                 return RNNF_ERR_SHAPE;
             }
         }

@@ -1,0 +1,93 @@
+"""Bad input to a compiled graph gets a clear error naming what is wrong, never a crash or a silent wrong answer:
+sizes that do not fit at run time (the node and both shapes), feeds of the wrong dtype or rank (the input), input
+shapes that would need more memory than the limit (refused before allocating), damaged descriptions (by name)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import rnnfast
+from rnnfast import _core
+
+
+def matmul_model():
+    """y = a @ b with a [batch, k] and b [k2, 3]: k and k2 are different names the run must find equal."""
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["y"], name="mm")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["batch", "k"]),
+                                           helper.make_tensor_value_info("b", TensorProto.FLOAT, ["k2", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_sizes_that_do_not_fit_name_the_node_and_both_shapes():
+    m = rnnfast.load(matmul_model())
+    assert m.graph.compiled is not None, m.graph.unfit_reason
+    ok = m.run({"a": np.ones((2, 4), np.float32), "b": np.ones((4, 3), np.float32)})
+    assert np.array_equal(ok[0], np.full((2, 3), 4, np.float32))
+    with pytest.raises(ValueError, match=r"node mm \(MatMul\): sizes 5 and 4 must be equal \(inputs \[2, 5\], "
+                                         r"\[4, 3\]\)"):
+        m.run({"a": np.ones((2, 5), np.float32), "b": np.ones((4, 3), np.float32)})
+    # a refused call leaves the model usable, with its old plan
+    assert np.array_equal(m.run({"a": np.ones((2, 4), np.float32), "b": np.ones((4, 3), np.float32)})[0], ok[0])
+
+
+def test_feeds_of_the_wrong_dtype_or_rank_name_the_input():
+    m = rnnfast.load(matmul_model())
+    with pytest.raises(ValueError, match="input 'a' has dtype int32"):
+        m.run({"a": np.ones((2, 4), np.int32), "b": np.ones((4, 3), np.float32)})
+    with pytest.raises(ValueError, match="input 'b' has 3 dimensions"):
+        m.run({"a": np.ones((2, 4), np.float32), "b": np.ones((4, 3, 1), np.float32)})
+    with pytest.raises(ValueError, match="input 'b' has size 4 on axis 1, expected 3"):
+        m.run({"a": np.ones((2, 4), np.float32), "b": np.ones((4, 4), np.float32)})
+
+
+def test_shapes_over_the_memory_limit_are_refused_before_allocating(tmp_path):
+    """An Expand to a size the feed decides, under RNNFAST_MAX_MEMORY=1M: MemoryError naming the tensor and the limit,
+    in a fresh process (the limit is read when a graph is made)."""
+    shape = numpy_helper.from_array(np.array([1], np.int64), "one")
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+             helper.make_node("Concat", ["s", "s"], ["s2"], axis=0, name="cat"),
+             helper.make_node("Expand", ["x", "s2"], ["y"], name="expand")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "square.onnx"
+    path.write_bytes(model.SerializeToString())
+    script = (f"import numpy as np, rnnfast\nm = rnnfast.load({str(path)!r})\n"
+              "assert m.graph.compiled is not None, m.graph.unfit_reason\n"
+              "assert m.run(np.ones(100, np.float32))[0].shape == (100, 100)\n"
+              "try:\n    m.run(np.ones(100000, np.float32))\nexcept MemoryError as e:\n    print('refused:', e)\n")
+    env = dict(os.environ, RNNFAST_MAX_MEMORY="1M")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "refused:" in out.stdout and "over the memory limit of 1048576 bytes" in out.stdout, out.stdout
+
+
+def test_damaged_descriptions_are_refused_by_name():
+    """The C loader checks every id, count and program of a description (what .rnnf 2 files will carry)."""
+    good = {"tensors": [(0, 1, 0, None, -1, "x"), (0, 1, 0, None, -1, "y")],
+            "nodes": [(1, "relu", [0], [1], [1], [0.0, 0.0], None)], "inputs": [0], "outputs": [1],
+            "syms": [(0, 0)], "dim_start": [0, 1], "prog": [1, 0], "checks": [], "subgraphs": []}
+    g = _core.CGraph(good, "good")
+    assert np.array_equal(g.run([np.array([-1.0, 2.0], np.float32)])[0], [0.0, 2.0])
+    bad = {
+        "tensor id": dict(good, nodes=[(1, "relu", [0], [7], [1], [0.0, 0.0], None)]),
+        "op code": dict(good, nodes=[(99, "relu", [0], [1], [1], [0.0, 0.0], None)]),
+        "program": dict(good, prog=[1, 3]),  # a symbol that does not exist
+        "stack": dict(good, prog=[2, 0]),    # an add with nothing on the stack
+        "read before made": dict(good, tensors=good["tensors"] + [(0, 1, 0, None, -1, "z")],
+                                 nodes=[(1, "relu", [2], [1], [1], [0.0, 0.0], None)]),
+        "attributes": dict(good, nodes=[(1, "relu", [0], [1], [], [], None)]),
+    }
+    for what, desc in bad.items():
+        with pytest.raises((_core.GraphError, ValueError)) as e:
+            _core.CGraph(desc, "damaged")
+        assert "damaged" in str(e.value), what
