@@ -20,6 +20,19 @@
 
 /* rnnf_dtype, rnnf_tensor and RNNF_G_MAX_RANK are public: rnnf.h. */
 
+/* Element-wise ops go parallel only from this many elements: entering a parallel region costs several us. */
+#ifndef PAR_MIN_ELEMENTS
+#define PAR_MIN_ELEMENTS (1 << 20)
+#endif
+/* The loop after it, split in static chunks over the nt threads in scope when built with OpenMP. */
+#ifndef PARALLEL_FOR
+#ifdef _OPENMP
+#define PARALLEL_FOR _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
+#else
+#define PARALLEL_FOR
+#endif
+#endif
+
 size_t rnnf_dtype_size(int dtype);
 
 static inline int64_t rnnf_tensor_numel(const rnnf_tensor *t)

@@ -20,13 +20,6 @@
 
 #include "graph/graph.h"
 
-#define PAR_MIN_ELEMENTS (1 << 20)
-/* The loop after it, split in static chunks over the nt threads in scope when built with OpenMP. */
-#ifdef _OPENMP
-#define PARALLEL_FOR _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
-#else
-#define PARALLEL_FOR
-#endif
 #define MAX_IN 3
 
 /* ---- broadcasting ---- */

@@ -12,13 +12,6 @@
 
 #include "graph/graph.h"
 
-#define PAR_MIN_ELEMENTS (1 << 20)
-/* The loop after it, split in static chunks over the nt threads in scope when built with OpenMP. */
-#ifdef _OPENMP
-#define PARALLEL_FOR _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
-#else
-#define PARALLEL_FOR
-#endif
 #define TILE 32
 
 static int threads_for(int64_t n, int n_threads, int64_t units)

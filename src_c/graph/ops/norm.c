@@ -13,13 +13,6 @@
 
 #include "graph/graph.h"
 
-#define PAR_MIN_ELEMENTS (1 << 20)
-/* The loop after it, split in static chunks over the nt threads in scope when built with OpenMP. */
-#ifdef _OPENMP
-#define PARALLEL_FOR _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
-#else
-#define PARALLEL_FOR
-#endif
 /* Softmax over an axis with an inner stride: columns per unit of work, which bounds the per-thread scratch. */
 #define SOFTMAX_COLS 512
 /* ChannelAffine applies the activation to at least this many elements at a time (whole rows), while in cache. */

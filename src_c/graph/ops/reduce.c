@@ -16,13 +16,6 @@
 
 #include "graph/graph.h"
 
-#define PAR_MIN_ELEMENTS (1 << 20)
-/* The loop after it, split in static chunks over the nt threads in scope when built with OpenMP. */
-#ifdef _OPENMP
-#define PARALLEL_FOR _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
-#else
-#define PARALLEL_FOR
-#endif
 /* Kept-innermost layout: columns per unit of work (the accumulator row lives in scratch, this many doubles). */
 #define RED_COLS 512
 
