@@ -3,7 +3,6 @@ sizes that do not fit at run time (the node and both shapes), feeds of the wrong
 shapes that would need more memory than the limit (refused before allocating), damaged descriptions (by name)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import rnnfast
+from conftest import package_env
 from rnnfast import _core
 
 
@@ -65,8 +65,8 @@ def test_shapes_over_the_memory_limit_are_refused_before_allocating(tmp_path):
               "assert m.graph.compiled is not None, m.graph.unfit_reason\n"
               "assert m.run(np.ones(100, np.float32))[0].shape == (100, 100)\n"
               "try:\n    m.run(np.ones(100000, np.float32))\nexcept MemoryError as e:\n    print('refused:', e)\n")
-    env = dict(os.environ, RNNFAST_MAX_MEMORY="1M")
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", script], env=package_env(RNNFAST_MAX_MEMORY="1M"), cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "refused:" in out.stdout and "over the memory limit of 1048576 bytes" in out.stdout, out.stdout
 
