@@ -1,7 +1,11 @@
 /* conv.c: RNNF_OP_CONV (1-D and 2-D, any strides, dilations, pads and groups) and RNNF_OP_CONV_TRANSPOSE (1-D).
  *
- * A convolution is a GEMM between the weights [M/group][C/group*Kh*Kw] and the input's patches, done by the
- * kernel table's gemm_packed in one of two orientations, picked per call from the shapes:
+ * A convolution is a GEMM between the weights [M/group][C/group*Kh*Kw] and the input's patches. Where output
+ * rows are long enough to fill 16-wide panels, it is an implicit GEMM (the kernel table's gemm_offsets): the
+ * input rows a task reads are staged once with their zero padding, and the microkernel reads each tap's 16
+ * positions straight from the staged row, so no patch is ever copied (the gather took a quarter to a half of a
+ * 16-channel 3x3 conv's time, and most of a 1-channel one's). Otherwise it is gemm_packed in one of two
+ * orientations; the three are picked per call from the shapes, with the gather's cost counted:
  *  - positions as columns: the patches are gathered straight into packed panels of 16 output positions
  *    (im2col and packing in one pass) and multiplied by the weights as given, writing the NCHW output directly.
  *    Right when there are many output positions (images, long signals).
@@ -9,7 +13,7 @@
  *    patch is a row of A. Right for a streaming chunk of a few frames (L = 4: the first orientation would
  *    fill a quarter of every panel) and for a 1-input-channel front end whose strided patches are read from
  *    the input itself, with no gather. The result is transposed into place.
- * Both give each output one FMA chain over the same patch order, so they agree to the bit. With padding, the
+ * All give each output one FMA chain over the same patch order, so they agree to the bit. With padding, the
  * input a task reads is first copied with its zero border into scratch, so the patch gather has no bounds
  * checks. Depthwise convs (one input channel per group) have a reduction of only Kh*Kw: they skip the GEMM
  * and run each tap as one long vectorized pass over a band of output rows (conv_task_depthwise).
@@ -285,8 +289,6 @@ static int impl_possible(const conv_prep *p, const conv_geom *g)
     return (double)p->Cg * (double)impl_ldr(p, g) * (double)(ext + p->sh) < (double)(INT32_MAX / 4);
 }
 
-static int implicit_ok(const conv_prep *p, const conv_geom *g) { return impl_possible(p, g); }
-
 static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, const rnnf_tensor *out, int n_threads,
                                 conv_geom *g, char *msg)
 {
@@ -349,7 +351,7 @@ static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, c
     g->np = cdiv(L, UB);
     const int64_t cost_cols = p->Mg * g->np * UB, cost_rows = L * p->npm * UB;
     g->mode = 5 * cost_rows < 4 * cost_cols ? MODE_ROWS : MODE_COLS;
-    if (implicit_ok(p, g)) {
+    if (impl_possible(p, g)) {
         /* against the chosen orientation with its gather: each output row's last panel is padded to UB */
         const int rows_direct = p->Cg == 1 && p->ns == 1 && p->dw == 1;
         const int64_t cost_impl = p->Mg * g->Ho * cdiv(g->Wo, UB) * UB;

@@ -7,14 +7,19 @@
  * = 1), so ceil-mode windows that run past the end pad count only up to the end padding, as in onnxruntime.
  * The output dims arrive resolved (ceil_mode included); they are checked against the floor and ceil sizes.
  *
- * Max and sum are separable, so a 2-D window is a column pass (over kh) then a row pass (over kw), each a long
- * loop the compiler vectorizes (see pool_plane); an output folds its taps in the same order whatever the
- * thread count (threads split whole planes). The average's order (columns first) differs from onnxruntime's
- * row-major sum by rounding only.
+ * Max and sum are separable, so a 2-D window is a column pass (over kh) then a row pass (over kw). Long output
+ * rows take them one row at a time, up to three rows or taps folded per loop with the accumulator in a register
+ * (pool_rows); short ones lay a band of rows end to end so each pass is one long loop (pool_plane); the 2x2
+ * stride-2 window fuses both passes in SSE2 registers (pool_2x2). All three fold an output's taps in the same
+ * order with the same operations, so they give the same bits, whatever the path or thread count (threads split
+ * whole planes). The average's order (columns first) differs from onnxruntime's row-major sum by rounding only.
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h> /* baseline on x86-64: no flags, no dispatch */
+#endif
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -25,6 +30,8 @@
 #define PAR_MIN_TAPS 200000 /* below this a parallel region's start-up (several us) costs more than it saves */
 #define MAX_ATTR (1 << 24)
 #define BAND_FLOATS 4096 /* a band of padded rows (16 KiB) stays in L1 between the two passes */
+#define ROW_MIN_WO 12    /* output rows at least this long are pooled one at a time (pool_rows) */
+#define ROW_TABLE 64     /* pool_rows: window rows gathered per column-pass chunk */
 
 typedef struct {
     int ns, avg, include_pad;
@@ -35,6 +42,7 @@ typedef struct {
     int64_t planes, H, W, Ho, Wo;
     int64_t Wp, Wz, band; /* padded row width (a multiple of sw), Wp / sw, output rows per band */
     int direct;           /* 1-D without padding: the row pass reads the input in place */
+    int rowwise;          /* long output rows: pool_rows, not the bands of pool_plane */
     size_t thread_bytes;
 } pool_geom;
 
@@ -145,6 +153,7 @@ static rnnf_status pool_geom_of(const pool_attr *a, const rnnf_tensor *in,
     g->band = BAND_FLOATS / g->Wp;
     g->band = g->band < 1 ? 1 : g->band > g->Ho ? g->Ho : g->band;
     g->direct = a->ns == 1 && a->pw == 0 && reach <= g->W;
+    g->rowwise = g->Wo >= ROW_MIN_WO;
     g->thread_bytes = g->direct ? 0 : (((size_t)(g->band * g->Wp) * sizeof(float) + 63) & ~(size_t)63);
     g->thread_bytes += ((size_t)(g->band * g->Wz) * sizeof(float) + 63) & ~(size_t)63;
     return RNNF_OK;
@@ -243,6 +252,255 @@ static void pool_plane(const pool_attr *a, const pool_geom *g, const float *x, f
     }
 }
 
+/* The per-row passes: each folds up to 3 rows (or taps) per loop with the accumulator in a register, the first
+ * chunk from the init value and later ones from what the previous chunk stored, so the taps fold in the same
+ * order and with the same operations as pool_plane's passes (the same bits), without a store per tap. SSE2
+ * (x86-64 baseline) where the compiler would not find the single instruction: x86's max returns its second
+ * operand unless the first is greater, exactly MAX_TO, but a max from the -inf init compiles to four. */
+#define INIT(AVG) ((AVG) ? 0.0f : -INFINITY)
+#ifdef __SSE2__
+#define VOP(AVG, acc, v) ((AVG) ? _mm_add_ps((acc), (v)) : _mm_max_ps((v), (acc)))
+#endif
+#define SOP(AVG, acc, v)                                                                                              \
+    do {                                                                                                              \
+        if (AVG)                                                                                                      \
+            ADD_TO(acc, v);                                                                                           \
+        else                                                                                                          \
+            MAX_TO(acc, v);                                                                                           \
+    } while (0)
+
+/* v[i] = op over rows r0, r1, r2 (the first M) of r[i], from the init value (FIRST) or from v[i]. */
+static inline __attribute__((always_inline)) void col_fold_k(int AVG, int M, int FIRST, const float *restrict r0,
+                                                             const float *restrict r1, const float *restrict r2,
+                                                             float *restrict v, int64_t n)
+{
+    int64_t i = 0;
+#ifdef __SSE2__
+    for (; i + 4 <= n; i += 4) {
+        __m128 acc = FIRST ? _mm_set1_ps(INIT(AVG)) : _mm_loadu_ps(v + i);
+        acc = VOP(AVG, acc, _mm_loadu_ps(r0 + i));
+        if (M > 1) acc = VOP(AVG, acc, _mm_loadu_ps(r1 + i));
+        if (M > 2) acc = VOP(AVG, acc, _mm_loadu_ps(r2 + i));
+        _mm_storeu_ps(v + i, acc);
+    }
+#endif
+    for (; i < n; i++) {
+        float acc = FIRST ? INIT(AVG) : v[i];
+        SOP(AVG, acc, r0[i]);
+        if (M > 1) SOP(AVG, acc, r1[i]);
+        if (M > 2) SOP(AVG, acc, r2[i]);
+        v[i] = acc;
+    }
+}
+
+/* v[i] = op over the nr rows (in order) of rows[q][i], from the init value (first) or from v[i]. */
+static void col_fold(int avg, const float *const *rows, int64_t nr, float *restrict v, int64_t n, int first)
+{
+    if (nr == 0 && first)
+        for (int64_t i = 0; i < n; i++) v[i] = INIT(avg);
+    for (int64_t q = 0; q < nr; q += 3) {
+        const int m = nr - q < 3 ? (int)(nr - q) : 3, f = first && q == 0;
+        const float *r0 = rows[q], *r1 = rows[q + (m > 1)], *r2 = rows[q + 2 * (m > 2)];
+        switch ((avg ? 6 : 0) + (f ? 3 : 0) + m - 1) { /* constant arguments: one specialized loop each */
+        case 0: col_fold_k(0, 1, 0, r0, r1, r2, v, n); break;
+        case 1: col_fold_k(0, 2, 0, r0, r1, r2, v, n); break;
+        case 2: col_fold_k(0, 3, 0, r0, r1, r2, v, n); break;
+        case 3: col_fold_k(0, 1, 1, r0, r1, r2, v, n); break;
+        case 4: col_fold_k(0, 2, 1, r0, r1, r2, v, n); break;
+        case 5: col_fold_k(0, 3, 1, r0, r1, r2, v, n); break;
+        case 6: col_fold_k(1, 1, 0, r0, r1, r2, v, n); break;
+        case 7: col_fold_k(1, 2, 0, r0, r1, r2, v, n); break;
+        case 8: col_fold_k(1, 3, 0, r0, r1, r2, v, n); break;
+        case 9: col_fold_k(1, 1, 1, r0, r1, r2, v, n); break;
+        case 10: col_fold_k(1, 2, 1, r0, r1, r2, v, n); break;
+        default: col_fold_k(1, 3, 1, r0, r1, r2, v, n); break;
+        }
+    }
+}
+
+#ifdef __SSE2__
+/* v[S*i .. S*i + 3*S) as the four values at stride S (1 or 2) */
+static inline __attribute__((always_inline)) __m128 load_s(int S, const float *p)
+{
+    if (S == 1) return _mm_loadu_ps(p);
+    return _mm_shuffle_ps(_mm_loadu_ps(p), _mm_loadu_ps(p + 4), _MM_SHUFFLE(2, 0, 2, 0));
+}
+#endif
+
+/* z[i] = op over taps o0, o1, o2 (the first M) of v[S*i + o], from the init value (FIRST) or from z[i]; S is 1,
+ * 2, or 0 for the run-time stride s. */
+static inline __attribute__((always_inline)) void row_fold_k(int AVG, int M, int FIRST, int S, int64_t s,
+                                                             const float *restrict v, int64_t o0, int64_t o1,
+                                                             int64_t o2, float *restrict z, int64_t n)
+{
+    const int64_t st = S ? S : s;
+    int64_t i = 0;
+#ifdef __SSE2__
+    /* the stride-2 loads read one float past the last tap: stop the vector loop a group early */
+    for (; S && i + 4 + (S == 2) <= n; i += 4) {
+        __m128 acc = FIRST ? _mm_set1_ps(INIT(AVG)) : _mm_loadu_ps(z + i);
+        acc = VOP(AVG, acc, load_s(S, v + S * i + o0));
+        if (M > 1) acc = VOP(AVG, acc, load_s(S, v + S * i + o1));
+        if (M > 2) acc = VOP(AVG, acc, load_s(S, v + S * i + o2));
+        _mm_storeu_ps(z + i, acc);
+    }
+#endif
+    for (; i < n; i++) {
+        float acc = FIRST ? INIT(AVG) : z[i];
+        SOP(AVG, acc, v[st * i + o0]);
+        if (M > 1) SOP(AVG, acc, v[st * i + o1]);
+        if (M > 2) SOP(AVG, acc, v[st * i + o2]);
+        z[i] = acc;
+    }
+}
+
+#define ROW_FOLD_M(AVG, FIRST, S)                                                                                     \
+    do {                                                                                                              \
+        if (m == 1)                                                                                                   \
+            row_fold_k(AVG, 1, FIRST, S, s, v, o0, o1, o2, z, n);                                                     \
+        else if (m == 2)                                                                                              \
+            row_fold_k(AVG, 2, FIRST, S, s, v, o0, o1, o2, z, n);                                                     \
+        else                                                                                                          \
+            row_fold_k(AVG, 3, FIRST, S, s, v, o0, o1, o2, z, n);                                                     \
+    } while (0)
+#define ROW_FOLD_S(AVG, FIRST)                                                                                        \
+    do {                                                                                                              \
+        if (s == 1)                                                                                                   \
+            ROW_FOLD_M(AVG, FIRST, 1);                                                                                \
+        else if (s == 2)                                                                                              \
+            ROW_FOLD_M(AVG, FIRST, 2);                                                                                \
+        else                                                                                                          \
+            ROW_FOLD_M(AVG, FIRST, 0);                                                                                \
+    } while (0)
+
+/* z[i] = op over taps q < kw (in order) of v[i*s + q*dw], from the init value. */
+static void row_fold(int avg, const float *restrict v, int64_t s, int64_t dw, int64_t kw, float *restrict z, int64_t n)
+{
+    for (int64_t q = 0; q < kw; q += 3) {
+        const int m = kw - q < 3 ? (int)(kw - q) : 3;
+        const int64_t o0 = q * dw, o1 = (q + (m > 1)) * dw, o2 = (q + 2 * (m > 2)) * dw;
+        if (avg && q == 0)
+            ROW_FOLD_S(1, 1);
+        else if (avg)
+            ROW_FOLD_S(1, 0);
+        else if (q == 0)
+            ROW_FOLD_S(0, 1);
+        else
+            ROW_FOLD_S(0, 0);
+    }
+}
+
+/* The 2x2 stride-2 window with every window inside the input (no padding), both passes fused per output row.
+ * The same operations in the same order as the passes (column pass of each column from the init value, then the
+ * row pass over the pair), so the same bits. SSE2 has the x86 max's exact semantics (the first operand if
+ * greater, else the second: NaN never wins against the accumulator) and deinterleaves the pairs in registers. */
+static void pool_2x2(const pool_attr *a, const pool_geom *g, const float *x, float *y, const float *count_w)
+{
+    const int64_t W = g->W, Wo = g->Wo;
+    for (int64_t oh = 0; oh < g->Ho; oh++) {
+        const float *r0 = x + (size_t)(2 * oh * W), *r1 = r0 + W;
+        float *yr = y + (size_t)(oh * Wo);
+        int64_t ow = 0;
+        if (a->avg) {
+            const float ch = 2.0f; /* every window is whole: its row count is 2 with or without count_include_pad */
+#ifdef __SSE2__
+            const __m128 zero = _mm_setzero_ps(), vch = _mm_set1_ps(ch);
+            for (; ow + 4 <= Wo; ow += 4) {
+                const __m128 c0 = _mm_add_ps(_mm_add_ps(zero, _mm_loadu_ps(r0 + 2 * ow)), _mm_loadu_ps(r1 + 2 * ow));
+                const __m128 c1 =
+                    _mm_add_ps(_mm_add_ps(zero, _mm_loadu_ps(r0 + 2 * ow + 4)), _mm_loadu_ps(r1 + 2 * ow + 4));
+                const __m128 ev = _mm_shuffle_ps(c0, c1, _MM_SHUFFLE(2, 0, 2, 0));
+                const __m128 od = _mm_shuffle_ps(c0, c1, _MM_SHUFFLE(3, 1, 3, 1));
+                const __m128 z = _mm_add_ps(_mm_add_ps(zero, ev), od);
+                _mm_storeu_ps(yr + ow, _mm_div_ps(z, _mm_mul_ps(vch, _mm_loadu_ps(count_w + ow))));
+            }
+#endif
+            for (; ow < Wo; ow++) {
+                const float c0 = (0.0f + r0[2 * ow]) + r1[2 * ow], c1 = (0.0f + r0[2 * ow + 1]) + r1[2 * ow + 1];
+                yr[ow] = ((0.0f + c0) + c1) / (ch * count_w[ow]);
+            }
+        } else {
+#ifdef __SSE2__
+            const __m128 ninf = _mm_set1_ps(-INFINITY);
+            for (; ow + 4 <= Wo; ow += 4) {
+                const __m128 c0 = _mm_max_ps(_mm_loadu_ps(r1 + 2 * ow), _mm_max_ps(_mm_loadu_ps(r0 + 2 * ow), ninf));
+                const __m128 c1 =
+                    _mm_max_ps(_mm_loadu_ps(r1 + 2 * ow + 4), _mm_max_ps(_mm_loadu_ps(r0 + 2 * ow + 4), ninf));
+                const __m128 ev = _mm_shuffle_ps(c0, c1, _MM_SHUFFLE(2, 0, 2, 0));
+                const __m128 od = _mm_shuffle_ps(c0, c1, _MM_SHUFFLE(3, 1, 3, 1));
+                _mm_storeu_ps(yr + ow, _mm_max_ps(od, _mm_max_ps(ev, ninf)));
+            }
+#endif
+            for (; ow < Wo; ow++) {
+                float c0 = -INFINITY, c1 = -INFINITY, z = -INFINITY;
+                MAX_TO(c0, r0[2 * ow]);
+                MAX_TO(c0, r1[2 * ow]);
+                MAX_TO(c1, r0[2 * ow + 1]);
+                MAX_TO(c1, r1[2 * ow + 1]);
+                MAX_TO(z, c0);
+                MAX_TO(z, c1);
+                yr[ow] = z;
+            }
+        }
+    }
+}
+
+static int is_2x2(const pool_attr *a, const pool_geom *g)
+{
+    return a->ns == 2 && a->kh == 2 && a->kw == 2 && a->sh == 2 && a->sw == 2 && a->dh == 1 && a->dw == 1 &&
+           a->ph == 0 && a->pw == 0 && 2 * g->Ho <= g->H && 2 * g->Wo <= g->W;
+}
+
+/* Long output rows, one at a time: the column pass over the kh input rows into one padded row v (its padding
+ * columns hold the init value, written once), then the row pass straight into the output row. Two loops per
+ * output row, each reading its inputs once. */
+static void pool_rows(const pool_attr *a, const pool_geom *g, const float *x, float *y, const float *count_w,
+                      float *v)
+{
+    const int64_t W = g->W, Wp = g->Wp, Wo = g->Wo;
+    const int64_t c0 = a->pw, c1 = a->pw + W < Wp ? a->pw + W : Wp; /* padded columns holding input */
+    const int in_place = a->kh == 1 && g->direct;                  /* 1-D, no padding: no column pass */
+    if (!in_place) {
+        const float init = a->avg ? 0.0f : -INFINITY;
+        for (int64_t c = 0; c < c0 && c < Wp; c++) v[c] = init;
+        for (int64_t c = c1 > c0 ? c1 : c0; c < Wp; c++) v[c] = init;
+    }
+    const float *rows[ROW_TABLE];
+    for (int64_t oh = 0; oh < g->Ho; oh++) {
+        float *yr = y + (size_t)(oh * Wo);
+        const float *src = x;
+        if (!in_place) {
+            /* the window's rows in chunks (the table is on the stack); later chunks fold into what earlier stored */
+            for (int64_t kh0 = 0; kh0 < a->kh; kh0 += ROW_TABLE) {
+                const int64_t kh1 = a->kh - kh0 < ROW_TABLE ? a->kh : kh0 + ROW_TABLE;
+                int64_t nr = 0;
+                for (int64_t kh = kh0; kh < kh1; kh++) {
+                    const int64_t ih = oh * a->sh + kh * a->dh - a->ph;
+                    if (ih >= 0 && ih < g->H) rows[nr++] = x + (size_t)(ih * W);
+                }
+                if (c1 > c0) col_fold(a->avg, rows, nr, v + c0, c1 - c0, kh0 == 0);
+            }
+            src = v;
+        }
+        row_fold(a->avg, src, a->sw, a->dw, a->kw, yr, Wo);
+        if (a->avg) {
+            const float ch = (float)avg_count(a, oh * a->sh - a->ph, a->kh, g->H, a->phe);
+            for (int64_t ow = 0; ow < Wo; ow++) yr[ow] = yr[ow] / (ch * count_w[ow]);
+        }
+    }
+}
+
+static void pool_one(const pool_attr *a, const pool_geom *g, const float *x, float *y, const float *count_w,
+                     float *scratch)
+{
+    if (is_2x2(a, g))
+        pool_2x2(a, g, x, y, count_w);
+    else if (g->rowwise)
+        pool_rows(a, g, x, y, count_w, scratch);
+    else
+        pool_plane(a, g, x, y, count_w, scratch);
+}
+
 static rnnf_status pool_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_tensor *out, rnnf_op_ctx *ctx)
 {
     pool_attr a;
@@ -263,14 +521,14 @@ static rnnf_status pool_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_
     if (nt > 1 && taps >= PAR_MIN_TAPS) {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t p = 0; p < g.planes; p++)
-            pool_plane(&a, &g, x + p * in_plane, y + p * out_plane, count_w,
-                       (float *)(threads + (size_t)omp_get_thread_num() * g.thread_bytes));
+            pool_one(&a, &g, x + p * in_plane, y + p * out_plane, count_w,
+                     (float *)(threads + (size_t)omp_get_thread_num() * g.thread_bytes));
         return RNNF_OK;
     }
 #endif
     (void)taps;
     for (int64_t p = 0; p < g.planes; p++)
-        pool_plane(&a, &g, x + p * in_plane, y + p * out_plane, count_w, (float *)threads);
+        pool_one(&a, &g, x + p * in_plane, y + p * out_plane, count_w, (float *)threads);
     return RNNF_OK;
 }
 
