@@ -520,7 +520,11 @@ def infer_split(c):
     n = len(c.node.outputs)
     if sizes is None:
         dim = x.shape[axis]
-        if isinstance(dim, Dim):
+        if isinstance(dim, Dim) and c.attrs.get("num_outputs") is not None:
+            # opset 18: parts of ceil(dim / n), the last one what is left (onnxruntime splits 7 as 4 + 3)
+            part = Dim.make((Dim.of(dim) + (n - 1)) // n)
+            sizes = [part] * (n - 1) + [dim_max(Dim.make(Dim.of(dim) - Dim.of(part) * (n - 1)), 0)]
+        elif isinstance(dim, Dim):
             part = dim // n
             sizes = [part] * n
             c.checks.append((Dim.make(Dim.of(part) * n), dim))
