@@ -44,7 +44,11 @@
 #define MAX_ATTR (1 << 24)
 #define MAX_KW_PHASE 64 /* kernel widths up to this get phase-split stages for column strides > 1 */
 #define IMPL_STAGE_FLOATS 32768 /* implicit GEMM: one task's staged input rows (128 KiB), L2-resident */
-#define GATHER_COST 16 /* an im2col copy per (position, k), in GEMM cost units (one unit: 1/32 cycle) */
+/* The im2col gather per (position, k), in GEMM cost units (one unit: an FMA lane, 1/32 cycle), fitted on this
+ * file's shapes: whole 16-position runs along an output row are vector copies (GATHER_RUN), a run cut by a row
+ * end is copied float by float (GATHER_RUN + GATHER_CUT). The rows orientation's gather is always the latter. */
+#define GATHER_RUN 4
+#define GATHER_CUT 16
 
 void rnnf_pack_b_strided(const float *b, int64_t K, int64_t N, int64_t ldk, int64_t ldn, float *dst);
 
@@ -354,9 +358,11 @@ static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, c
     if (impl_possible(p, g)) {
         /* against the chosen orientation with its gather: each output row's last panel is padded to UB */
         const int rows_direct = p->Cg == 1 && p->ns == 1 && p->dw == 1;
-        const int64_t cost_impl = p->Mg * g->Ho * cdiv(g->Wo, UB) * UB;
-        const int64_t cost_other = g->mode == MODE_COLS ? cost_cols + GATHER_COST * L
-                                                         : cost_rows + (rows_direct ? 0 : GATHER_COST * L);
+        /* the share of positions in panels cut by a row end: none, all, or about one panel per row */
+        const double cut = g->Wo % UB == 0 ? 0.0 : g->Wo < UB ? 1.0 : (double)UB / (double)g->Wo;
+        const double cost_impl = (double)(p->Mg * g->Ho * cdiv(g->Wo, UB) * UB);
+        const double cost_other = g->mode == MODE_COLS ? (double)cost_cols + (GATHER_RUN + GATHER_CUT * cut) * (double)L
+                                  : (double)cost_rows + (rows_direct ? 0.0 : (GATHER_RUN + GATHER_CUT) * (double)L);
         if (cost_impl <= cost_other) g->mode = MODE_IMPLICIT;
     }
     if (g->mode == MODE_IMPLICIT) {
@@ -451,6 +457,9 @@ static src_view stage_input(const conv_prep *p, const conv_geom *g, const float 
     stage_region(p, g, la, lb, &r0, &r1, &c0, &c1);
     const int64_t nph = phase_split(p) ? p->sw : 1, plen = cdiv(c1 - c0, nph), ldr = nph * plen;
     const int64_t plane = (r1 - r0) * ldr;
+    /* without a phase split, the columns holding input are the same for every row: [lo, hi) */
+    int64_t lo1, hi1;
+    valid_range(c0 - p->pw, 1, g->W, plen, &lo1, &hi1);
     for (int64_t c = 0; c < p->Cg; c++)
         for (int64_t r = r0; r < r1; r++) {
             float *d = stage + (size_t)(c * plane + (r - r0) * ldr);
@@ -460,15 +469,19 @@ static src_view stage_input(const conv_prep *p, const conv_geom *g, const float 
                 continue;
             }
             const float *row = xg + (size_t)((c * g->H + ih) * g->W);
+            if (nph == 1) {
+                for (int64_t i = 0; i < lo1; i++) d[i] = 0.0f;
+                memcpy(d + lo1, row + c0 - p->pw + lo1, (size_t)(hi1 - lo1) * sizeof(float));
+                for (int64_t i = hi1; i < plen; i++) d[i] = 0.0f;
+                continue;
+            }
             for (int64_t ph = 0; ph < nph; ph++, d += plen) {
                 /* phase entry i holds input column c0 - pw + ph + i*nph */
                 const int64_t first = c0 - p->pw + ph;
                 int64_t lo, hi, i = 0;
                 valid_range(first, nph, g->W, plen, &lo, &hi);
                 for (; i < lo; i++) d[i] = 0.0f;
-                if (nph == 1)
-                    for (; i < hi; i++) d[i] = row[first + i];
-                else if (nph == 2)
+                if (nph == 2)
                     for (; i < hi; i++) d[i] = row[first + 2 * i];
                 else
                     for (; i < hi; i++) d[i] = row[first + i * nph];
