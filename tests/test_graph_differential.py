@@ -976,20 +976,18 @@ def test_concat_of_more_inputs_than_a_c_node_takes_still_loads():
 
 # ---------------------------------------------------------------- known gaps (xfail until fixed)
 
-BROADCAST_GAP = ("symbolic broadcasting assumes equal sizes (infer.broadcast adds a run-time equality check): a "
-                 "symbolic dim that is 1 at run time against another size fails with 'dimensions 1 and N must be "
-                 "equal' where ONNX / onnxruntime broadcast")
-
-
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=BROADCAST_GAP)
 @pytest.mark.parametrize("other", [["m"], [5]], ids=["symbolic", "fixed"])
 def test_symbolic_dim_of_size_one_broadcasts(other):
+    """A symbolic size that is 1 at run time broadcasts against the other (checked when the sizes are known)."""
     g = G()
     y = g.add("Add", [g.input("a", F32, ["n"]), g.input("b", F32, other)])
-    check(g.model([y]), [{"a": np.ones(1, F32), "b": np.arange(5, dtype=F32)}])
+    check(g.model([y]), [{"a": np.ones(1, F32), "b": np.arange(5, dtype=F32)},
+                         {"a": np.arange(5, dtype=F32), "b": np.ones(5, F32)}])
+    model = rnnfast.load(g.model([y]))
+    with pytest.raises(ValueError, match=r"sizes 3 and 5 do not broadcast \(inputs \[3\], \[5\]\)"):
+        model.run({"a": np.ones(3, F32), "b": np.ones(5, F32)})
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=BROADCAST_GAP)
 def test_torch_shape_chain_with_broadcast_over_time_of_one():
     """[B, T, 5] + [1, B, 5] at T = 1, B = 2: onnxruntime gives [2, 2, 5]."""
     g = G()

@@ -269,8 +269,9 @@ typedef struct rnnf_graph_desc {
     int n_dims;
     const int32_t *dim_start;          /* n_dims + 1 entries: program k is instructions [dim_start[k], dim_start[k+1]) */
     const int64_t *prog;
-    int n_checks;                      /* dimension programs that must be equal at run time, and the node that needs it */
+    int n_checks;                      /* dimension programs checked at run time, and the node that needs it */
     const int32_t *check_a, *check_b, *check_node;
+    const int32_t *check_kind;         /* NULL or per check: 0 a == b; 1 a == b or one of them is 1 (broadcasting) */
     int n_subgraphs;                   /* the branches of If nodes */
     const struct rnnf_graph_desc *subgraphs;
 } rnnf_graph_desc;

@@ -30,7 +30,7 @@ def runtime_inputs(node: Node) -> list:
 
 
 def analyse(graph: Graph, opset: int) -> list:
-    """Types, shapes and folding in place; returns the run-time dimension checks [(node, dim_a, dim_b)]."""
+    """Types, shapes and folding in place; returns the run-time dimension checks [(node, dim_a, dim_b, kind)]."""
     checks = []
     nodes = []
     for node in graph.nodes:
@@ -45,7 +45,7 @@ def analyse(graph: Graph, opset: int) -> list:
 
     fuse(graph)
     remove_dead(graph)
-    return [(n, a, b) for n, a, b in checks if any(n is m for m in graph.nodes)]
+    return [(n, a, b, kind) for n, a, b, kind in checks if any(n is m for m in graph.nodes)]
 
 
 def _visit(graph, node, opset, checks) -> list:
@@ -69,7 +69,8 @@ def _visit(graph, node, opset, checks) -> list:
         rule = island_rule  # an operator outside the C set runs in Python between two parts of the C call
     node_checks = []
     outs = rule(Ctx(node, ins, opset, node_checks))
-    checks += [(node, a, b) for a, b in node_checks]
+    # a rule's check is (a, b): equal sizes, or (a, b, "broadcast"): equal or one of them 1
+    checks += [(node, c[0], c[1], c[2] if len(c) > 2 else "equal") for c in node_checks]
     for out in outs:
         if out.name:
             if out.sym is not None and all(not isinstance(d, Dim) for d in out.sym):

@@ -68,10 +68,10 @@ class Lowering:
                 self.emit("COPY", [t], [copy], name=f"output {name!r}")
                 t = copy
             self.output_ids.append(t)
-        for node, a, b in checks:
+        for node, a, b, kind in checks:
             if id(node) in node_first:
                 self.checks.append((self.dims_of([a])[0], self.dims_of([b])[0], min(node_first[id(node)],
-                                                                                     max(len(self.nodes) - 1, 0))))
+                                    max(len(self.nodes) - 1, 0)), int(kind == "broadcast")))
 
     # ---- tensors and dims ----
     def dims_of(self, shape) -> list:

@@ -38,8 +38,9 @@ def broadcast(where, a, b, checks):
         elif y == 1 or x == y:
             out.append(x)
         elif isinstance(x, Dim) or isinstance(y, Dim):
-            checks.append((x, y))
-            out.append(y if isinstance(x, Dim) else x)
+            # either may be 1 at run time: the output takes the other (the larger), checked when the sizes are known
+            checks.append((x, y, "broadcast"))
+            out.append(dim_max(x, y) if isinstance(x, Dim) and isinstance(y, Dim) else y if isinstance(x, Dim) else x)
         else:
             raise Unfit(f"{where}: shapes {shape_str(a)} and {shape_str(b)} do not broadcast")
     return tuple(out)

@@ -338,13 +338,14 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
         }
         for (int c = 0; c < g->n_checks; c++) {
             const rnnf_dim_check *ck = &g->checks[c];
-            if (s->dim_val[ck->a] != s->dim_val[ck->b]) {
+            const int64_t a = s->dim_val[ck->a], b = s->dim_val[ck->b];
+            if (a != b && !(ck->broadcast && (a == 1 || b == 1))) {
                 if (err) {
                     char shapes[160];
                     node_shapes(s, &g->nodes[ck->node], shapes, sizeof shapes);
-                    snprintf(err->message, sizeof err->message, "%s: sizes %lld and %lld must be equal (inputs %s)",
-                             g->nodes[ck->node].name, (long long)s->dim_val[ck->a], (long long)s->dim_val[ck->b],
-                             shapes);
+                    snprintf(err->message, sizeof err->message, "%s: sizes %lld and %lld %s (inputs %s)",
+                             g->nodes[ck->node].name, (long long)a, (long long)b,
+                             ck->broadcast ? "do not broadcast" : "must be equal", shapes);
                 }
                 return RNNF_ERR_SHAPE;
             }

@@ -360,11 +360,13 @@ rnnf_status rnnf_graph_create(const rnnf_graph_desc *d, rnnf_graph **out, rnnf_e
     if (!g->checks) { st = RNNF_ERR_NOMEM; goto done; }
     for (int c = 0; c < d->n_checks; c++) {
         if (d->check_a[c] < 0 || d->check_a[c] >= d->n_dims || d->check_b[c] < 0 || d->check_b[c] >= d->n_dims ||
-            d->check_node[c] < 0 || d->check_node[c] >= d->n_nodes) {
+            d->check_node[c] < 0 || d->check_node[c] >= d->n_nodes ||
+            (d->check_kind && (d->check_kind[c] < 0 || d->check_kind[c] > 1))) {
             st = fail(err, RNNF_ERR_FORMAT, "graph: a dimension check out of range%s%s", NULL, NULL);
             goto done;
         }
-        g->checks[c] = (rnnf_dim_check){d->check_a[c], d->check_b[c], d->check_node[c]};
+        g->checks[c] = (rnnf_dim_check){d->check_a[c], d->check_b[c], d->check_node[c],
+                                        d->check_kind ? d->check_kind[c] : 0};
     }
     if ((st = load_nodes(g, d, err)) != RNNF_OK) goto done;
     for (int i = 0; i < g->n_outputs; i++) {

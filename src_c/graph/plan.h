@@ -22,7 +22,7 @@ typedef struct {
 } rnnf_gtensor;
 
 typedef struct {
-    int a, b, node;
+    int a, b, node, broadcast;
 } rnnf_dim_check;
 
 struct rnnf_graph {
