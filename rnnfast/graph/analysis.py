@@ -20,7 +20,7 @@ RUNTIME_INPUTS = {
     "Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Slice": (0,), "Expand": (0,), "ConstantOfShape": (),
     "Pad": (0, 2), "Split": (0,), "Shape": (), "Size": (), "ReduceMean": (0,), "ReduceSum": (0,), "ReduceMax": (0,),
     "ReduceMin": (0,), "ReduceProd": (0,), "ReduceL2": (0,), "ReduceL1": (0,), "ReduceSumSquare": (0,),
-    "Dropout": (0,),
+    "Dropout": (0,), "View": (0,),
 }
 
 

@@ -18,6 +18,7 @@ EPILOGUE_ACTS = {"Relu": ("RELU", None, None), "Tanh": ("TANH", None, None), "Si
 
 
 def fuse(graph: Graph):
+    _simplify_transposes(graph)
     changed = True
     while changed:
         changed = False
@@ -41,6 +42,35 @@ def fuse(graph: Graph):
                 _bypass(graph, node, nxt)
                 changed = True
             if changed:
+                break
+
+
+def _simplify_transposes(graph: Graph):
+    """Transpose(Transpose(x)) is one Transpose; a Transpose that moves only axes of size 1 keeps the memory order,
+    so it is a view ("View": an alias of its input with the output's shape), not a copy."""
+    changed = True
+    while changed:
+        changed = False
+        users = graph.consumers()
+        for node in graph.nodes:
+            if node.op != "Transpose":
+                continue
+            shape = graph.values[node.inputs[0]].shape
+            perm = list(node.attrs.get("perm") or range(len(shape))[::-1])
+            src = graph.producers().get(node.inputs[0])
+            if (src is not None and src.op == "Transpose" and len(users.get(src.outputs[0], [])) == 1
+                    and src.outputs[0] not in graph.outputs):
+                inner = list(src.attrs.get("perm") or range(len(perm))[::-1])
+                node.attrs = dict(node.attrs, perm=[inner[p] for p in perm])
+                node.inputs = [src.inputs[0]]
+                graph.nodes.remove(src)
+                changed = True
+                break
+            moved = [a for a in perm if not (isinstance(shape[a], int) and shape[a] == 1)]
+            if moved == sorted(moved):
+                node.op = "View"
+                node.attrs = {}
+                changed = True
                 break
 
 
