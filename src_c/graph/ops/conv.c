@@ -361,8 +361,9 @@ static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, c
         /* the share of positions in panels cut by a row end: none, all, or about one panel per row */
         const double cut = g->Wo % UB == 0 ? 0.0 : g->Wo < UB ? 1.0 : (double)UB / (double)g->Wo;
         const double cost_impl = (double)(p->Mg * g->Ho * cdiv(g->Wo, UB) * UB);
-        const double cost_other = g->mode == MODE_COLS ? (double)cost_cols + (GATHER_RUN + GATHER_CUT * cut) * (double)L
-                                  : (double)cost_rows + (rows_direct ? 0.0 : (GATHER_RUN + GATHER_CUT) * (double)L);
+        const double cost_other =
+            g->mode == MODE_COLS ? (double)cost_cols + (GATHER_RUN + GATHER_CUT * cut) * (double)L
+                                 : (double)cost_rows + (rows_direct ? 0.0 : (GATHER_RUN + GATHER_CUT) * (double)L);
         if (cost_impl <= cost_other) g->mode = MODE_IMPLICIT;
     }
     if (g->mode == MODE_IMPLICIT) {
@@ -457,9 +458,9 @@ static src_view stage_input(const conv_prep *p, const conv_geom *g, const float 
     stage_region(p, g, la, lb, &r0, &r1, &c0, &c1);
     const int64_t nph = phase_split(p) ? p->sw : 1, plen = cdiv(c1 - c0, nph), ldr = nph * plen;
     const int64_t plane = (r1 - r0) * ldr;
-    /* without a phase split, the columns holding input are the same for every row: [lo, hi) */
-    int64_t lo1, hi1;
-    valid_range(c0 - p->pw, 1, g->W, plen, &lo1, &hi1);
+    /* without a phase split, the columns holding input are the same for every row: [lo1, hi1) */
+    int64_t lo1 = 0, hi1 = 0;
+    if (nph == 1) valid_range(c0 - p->pw, 1, g->W, plen, &lo1, &hi1);
     for (int64_t c = 0; c < p->Cg; c++)
         for (int64_t r = r0; r < r1; r++) {
             float *d = stage + (size_t)(c * plane + (r - r0) * ldr);
@@ -654,8 +655,9 @@ static void conv_task_implicit(const conv_job *j, int64_t t, int tid)
     for (int64_t c = 0, k = 0; c < p->Cg; c++)
         for (int64_t kh = 0; kh < p->kh; kh++)
             for (int64_t kw = 0; kw < p->kw; kw++, k++) {
-                const int64_t q = kw * p->dw, col = v.phase_len ? q % p->sw * v.phase_len + q / p->sw : q;
-                off[k] = (int32_t)(c * v.plane + kh * p->dh * v.ldr + col - v.c0);
+                const int64_t q = kw * p->dw; /* phase-split: column q is in phase q % sw (c0 = 0 here) */
+                const int64_t col = v.phase_len ? q % p->sw * v.phase_len + q / p->sw : q;
+                off[k] = (int32_t)(c * v.plane + kh * p->dh * v.ldr + col);
             }
     const float *w = p->w + (size_t)(gi * Mg * p->CK);
     const float *bias = j->bias ? j->bias + gi * Mg : NULL;
