@@ -607,6 +607,12 @@ class CompiledOnnxGraph:
 
         return GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
 
+    def to_pipeline(self):
+        ops = sorted({n.op for n in self.compiled.graph.nodes} - {"LSTM", "GRU", "RNN", "MatMul", "Gemm"})
+        raise FormatError(f"{self.name}: a pipeline (.rnnf 1, export-c, convert) holds an embedding, recurrent stacks "
+                          f"and dense heads only; this graph also has {', '.join(ops)}, which only the C graph "
+                          f"executor runs")
+
 
 def _info_of(v) -> TensorInfo:
     from ...graph.dims import Dim
