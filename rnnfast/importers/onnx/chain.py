@@ -162,7 +162,7 @@ def match_chain(graph, n_threads) -> Optional[Chain]:
         if declared is None:
             checks[0][1].append((axis, size))
     if len(nodes) == 1:
-        return Chain(nodes[0].stack, checks, h_src, c_src, consts, outputs, y_form, n_threads,
+        return Chain(engine.compiled(nodes[0].layer), checks, h_src, c_src, consts, outputs, y_form, n_threads,
                      nodes[0].spec.where, concats, bool(pins))
     try:
         stack = engine.CompiledStack(layers)

@@ -126,23 +126,29 @@ class ReferenceNode:
 
     def __init__(self, node, where, opset):
         from onnx import helper
-        from onnx.reference import ReferenceEvaluator
 
         self.node, self.where, self.opset = node, where, opset
         self.input_names, self.output_names = list(node.input), list(node.output)
         self.attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}  # read by the chain's walkers
+        self.feed_names = [f"i{k}" for k, n in enumerate(node.input) if n]
+        self.evaluator = None  # made on the first run: importing onnx.reference costs ~10 MB the C path never needs
+        self.fn = self._run
+
+    def _evaluator(self):
+        from onnx import helper
+        from onnx.reference import ReferenceEvaluator
+
+        node = self.node
         names = [f"i{k}" if n else "" for k, n in enumerate(node.input)]
         proto = helper.make_node(node.op_type, names, [f"o{k}" for k in range(len(node.output))])
         proto.attribute.extend(node.attribute)
         g = helper.make_graph([proto], "island", [helper.make_tensor_value_info(n, 0, None) for n in names if n],
                               [helper.make_tensor_value_info(f"o{k}", 0, None) for k in range(len(node.output))])
-        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
         try:
-            self.evaluator = ReferenceEvaluator(model)
+            return ReferenceEvaluator(model)
         except Exception as e:  # onnx.reference's own exception types for an attribute form it does not take
-            raise FormatError(f"{where}: onnx.reference cannot run this node: {type(e).__name__}: {e}") from None
-        self.feed_names = [n for n in names if n]
-        self.fn = self._run
+            raise ValueError(f"onnx.reference cannot run this node: {type(e).__name__}: {e}") from None
 
     @staticmethod
     def applies(node, opset) -> bool:
@@ -159,6 +165,8 @@ class ReferenceNode:
 
     @staticmethod
     def _run(self, *args):
+        if self.evaluator is None:
+            self.evaluator = self._evaluator()
         feeds = dict(zip(self.feed_names, [a for a in args if a is not None]))
         try:
             return self.evaluator.run(None, feeds)
@@ -203,8 +211,8 @@ class RecurrentNode:
         self.layer = self.stack = None
         weight_names = [names[k] for k in spec.weight_keys]
         if all(not n or n in consts for n in weight_names):
+            # packed on the first node-by-node run only: the C graph executor (or the chain) usually runs the model
             self.layer = spec.build_layer(*[consts.get(n) if n else None for n in weight_names])
-            self.stack = engine.compiled(self.layer)  # packed once here, not looked up on every run
 
     def run(self, values: dict):
         spec, names = self.spec, self.spec.inputs
