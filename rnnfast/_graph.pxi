@@ -173,6 +173,7 @@ cdef class CGraph:
     cdef readonly str where
     cdef int in_types[LOCAL_TENSORS]
     cdef size_t memory_limit
+    cdef list in_names
     cdef list hosts  # per host node: a callable (input arrays) -> output arrays, for operators outside the C set
 
     def __cinit__(self, dict desc, str where):
@@ -183,6 +184,7 @@ cdef class CGraph:
         self.cached = NULL
         self.where = where
         self.hosts = list(desc.get("hosts", ()))
+        self.in_names = [desc["tensors"][t][5] for t in desc["inputs"]]
         self.memory_limit = _memory_limit_from_env()
         self.n_inputs = len(desc["inputs"])
         self.n_outputs = len(desc["outputs"])
@@ -207,7 +209,7 @@ cdef class CGraph:
             rnnf_graph_free(self.ptr)
 
     def run(self, list inputs, int n_threads=0, list into=None):
-        """inputs: C-contiguous ndarrays of the graph inputs' dtypes, in order. Returns the outputs as a list.
+        """inputs: arrays of the graph inputs' dtypes, in order (others are converted). Returns the outputs as a list.
         into: None, or per output None or an array of the output's dtype and shape to write it into (a stream's
         state buffers), never one of the inputs."""
         cdef rnnf_tensor tin[LOCAL_TENSORS]
@@ -221,11 +223,20 @@ cdef class CGraph:
         cdef cnp.npy_intp shape[8]
         if len(inputs) != self.n_inputs:
             raise ValueError(f"{self.where}: {len(inputs)} inputs, expected {self.n_inputs}")
+        converted = None
         for i in range(self.n_inputs):
             x = inputs[i]
             if not (cnp.PyArray_CheckExact(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == self.in_types[i]
                     and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>x)):
-                raise EngineError(f"{self.where}: input {i} must be a C-contiguous array of its declared dtype")
+                # another dtype of the same kind, a view, a list: converted here; another kind is refused
+                want = np.dtype(cnp.PyArray_DescrFromType(self.in_types[i]))
+                x = np.asarray(x)
+                if x.dtype.kind != want.kind and not (want.kind in "iu" and x.dtype.kind in "iu"):
+                    raise ValueError(f"{self.where}: input {self.in_names[i]!r} has dtype {x.dtype}, expected {want}")
+                x = np.asarray(x, dtype=want, order="C")
+                if converted is None:
+                    converted = []
+                converted.append(x)  # alive until the run ends
             arr = <cnp.ndarray>x
             if cnp.PyArray_NDIM(arr) > 8:
                 raise ValueError(f"{self.where}: input {i} has more than 8 dimensions")

@@ -132,5 +132,12 @@ def test_stream_reset_rows_and_explicit_pairs():
     assert not np.array_equal(again[0], fresh_out[0])  # row 0 went on from its state
     with pytest.raises(ValueError, match="step input"):
         stream.step({"x": x, "h": state["h"]})
+    before = stream.state
+    with pytest.raises(ValueError, match="input 'x' has dtype int64, expected float32"):
+        stream.step(np.ones((2, 40, 4), np.int64))
+    assert all(np.array_equal(before[k], v) for k, v in stream.state.items())  # a refused step changes nothing
+    twin = m.stream(batch=2)
+    twin.state = stream.state
+    assert np.array_equal(stream.step(x.astype(np.float64)), twin.step(x))  # another float type is converted
     with pytest.raises(ValueError, match="state pair 'nope'"):
         m.stream(states={"nope": "h_out"})

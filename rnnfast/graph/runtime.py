@@ -27,12 +27,8 @@ class CompiledGraph:
         self.n_threads = int(n_threads or 0)
 
     def run(self, arrays: list, n_threads=None, into=None) -> list:
-        feeds = []
-        for x, dtype in zip(arrays, self.input_dtypes):
-            if type(x) is not np.ndarray or x.dtype != dtype or not x.flags.c_contiguous:
-                x = np.asarray(x, dtype=dtype, order="C")  # keeps a 0-d feed 0-d
-            feeds.append(x)
-        return self.c_graph.run(feeds, int(n_threads or self.n_threads), into)
+        """arrays: the inputs in order (the binding converts any that are not C-contiguous of the declared dtype)."""
+        return self.c_graph.run(arrays, int(n_threads or self.n_threads), into)
 
     def profile(self, arrays: list, n_runs: int = 20, n_threads=None) -> list:
         """[(C node name, op, seconds per run)] in the order the nodes run."""

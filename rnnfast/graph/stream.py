@@ -72,6 +72,24 @@ class GraphStream:
         self._shapes = {i: self._concrete(graph, i) for i in pairs}
         self._cur = {i: np.zeros(s, graph.values[i].dtype) for i, s in self._shapes.items()}
         self._nxt = {i: np.zeros(s, graph.values[i].dtype) for i, s in self._shapes.items()}
+        self._lists()
+
+    def _lists(self):
+        """The feed and output-buffer lists for this step and the next (the two state buffers swap every step), and
+        where the step's inputs and outputs sit in them, so a step only fills in its inputs."""
+        graph = self._compiled.graph
+        self._step_slots = [self._in_index[n] for n in self.step_inputs]
+        self._result_slots = [self._out_index[o] for o in self.step_outputs]
+        self._feeds, self._into = [], []
+        for cur, nxt in ((self._cur, self._nxt), (self._nxt, self._cur)):
+            feeds = [None] * len(graph.inputs)
+            into = [None] * len(graph.outputs)
+            for i, o in self.pairs.items():
+                feeds[self._in_index[i]] = cur[i]
+                into[self._out_index[o]] = nxt[i]
+            self._feeds.append(feeds)
+            self._into.append(into)
+        self._parity = 0
 
     def _find_batch_symbol(self, graph):
         syms = None
@@ -100,6 +118,18 @@ class GraphStream:
     def step(self, inputs):
         """inputs: the per-step inputs (a dict by name, a sequence in order, or one array when there is one).
         Returns the outputs that are not states (one array, or a list when there are several)."""
+        if type(inputs) is np.ndarray and len(self.step_inputs) == 1:  # the usual call: one array
+            feeds = self._feeds[self._parity]
+            slot = self._step_slots[0]
+            feeds[slot] = inputs
+            try:
+                outs = self._compiled.c_graph.run(feeds, self._n_threads or self._compiled.n_threads,
+                                                  self._into[self._parity])
+            finally:
+                feeds[slot] = None
+            self._step_done()
+            return outs[self._result_slots[0]] if len(self._result_slots) == 1 else [outs[k] for k in
+                                                                                      self._result_slots]
         if isinstance(inputs, dict):
             unknown = [k for k in inputs if k not in self.step_inputs]
             if unknown:
@@ -117,19 +147,24 @@ class GraphStream:
             if len(self.step_inputs) != 1:
                 raise ValueError(f"{self._where}: a step takes {self.step_inputs}: pass a dict")
             given = {self.step_inputs[0]: inputs}
-        graph = self._compiled.graph
-        feeds = [None] * len(graph.inputs)
-        for name, value in given.items():
-            feeds[self._in_index[name]] = value
-        for name, buf in self._cur.items():
-            feeds[self._in_index[name]] = buf
-        into = [None] * len(graph.outputs)
-        for i, o in self.pairs.items():
-            into[self._out_index[o]] = self._nxt[i]
-        outs = self._compiled.run(feeds, into=into)
-        self._cur, self._nxt = self._nxt, self._cur  # the outputs just written are the next step's states
-        result = [outs[self._out_index[o]] for o in self.step_outputs]
-        return result[0] if len(result) == 1 else result
+        feeds = self._feeds[self._parity]
+        for name, slot in zip(self.step_inputs, self._step_slots):
+            feeds[slot] = given[name]
+        try:
+            outs = self._compiled.c_graph.run(feeds, self._n_threads or self._compiled.n_threads,
+                                              self._into[self._parity])
+        finally:
+            for slot in self._step_slots:
+                feeds[slot] = None  # the lists hold no caller array between steps
+        self._step_done()
+        if len(self._result_slots) == 1:
+            return outs[self._result_slots[0]]
+        return [outs[k] for k in self._result_slots]
+
+    def _step_done(self):
+        """The outputs just written are the next step's states."""
+        self._cur, self._nxt = self._nxt, self._cur
+        self._parity ^= 1
 
     def reset(self, rows=None) -> None:
         """Zero every state, or only batch rows `rows` (those rows start new sequences)."""
