@@ -98,7 +98,8 @@ rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot 
         }
     if (T == 0 || B == 0) { /* no steps or no rows: zero outputs, as onnxruntime gives */
         for (int k = 0; k < 3; k++)
-            if (out[k].dtype != RNNF_DT_NONE) memset(out[k].data, 0, (size_t)rnnf_tensor_numel(&out[k]) * 4);
+            if (out[k].dtype != RNNF_DT_NONE && rnnf_tensor_numel(&out[k]) > 0) /* empty: data may be NULL */
+                memset(out[k].data, 0, (size_t)rnnf_tensor_numel(&out[k]) * 4);
         return RNNF_OK;
     }
     const float *h0[MAX_LAYERS], *c0[MAX_LAYERS];
