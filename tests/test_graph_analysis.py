@@ -8,9 +8,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import rnnfast
 from conftest import assert_close
-from rnnfast.graph.compile import OP
-
-NAMES = {code: name for name, code in OP.items()}
+from rnnfast.graph.compile import OP_NAMES as NAMES
 
 
 def build(nodes, inputs, inits=(), opset=17):

@@ -187,12 +187,11 @@ def executor_info(model) -> dict:
         why = getattr(model.graph, "unfit_reason", None)
         return {"executor": "node by node" if why else "per layer",
                 "why": why or f"{type(model.graph).__name__} models run layer by layer"}
-    from ..graph.compile import OP
+    from ..graph.compile import OP_NAMES
 
-    names = {code: name for name, code in OP.items()}
     ops = {}
     for node in compiled.desc["nodes"]:
-        ops[names[node[0]]] = ops.get(names[node[0]], 0) + 1
+        ops[OP_NAMES[node[0]]] = ops.get(OP_NAMES[node[0]], 0) + 1
     return {"executor": "C graph", "c_nodes": len(compiled.desc["nodes"]), "ops": ops,
             "outside_c": [host.where for host in compiled.desc["hosts"]]}
 

@@ -92,26 +92,15 @@ def fold(node, args, opset):
         if node.op in OPS:
             return OPS[node.op](ctx, *args)
         if node.proto is not None:
-            return _fold_reference(node, args, opset)
+            from ..importers.onnx.graph import ReferenceNode
+
+            reference = ReferenceNode(node.proto, node.where, opset)
+            return reference.fn(reference, *args)
     except FormatError:
         raise
     except (ValueError, IndexError, KeyError, TypeError, ArithmeticError) as e:
         raise FormatError(f"{node.where}: cannot evaluate this constant expression: {e}") from None
     raise Unfit(f"{node.where}: {node.op} of constants cannot be evaluated at load")
-
-
-def _fold_reference(node, args, opset):
-    from onnx import helper
-    from onnx.reference import ReferenceEvaluator
-
-    names = [f"i{k}" if a is not None else "" for k, a in enumerate(args)]
-    proto = helper.make_node(node.op, names, [f"o{k}" for k in range(len(node.outputs))])
-    proto.attribute.extend(node.proto.attribute)
-    g = helper.make_graph([proto], "fold", [helper.make_tensor_value_info(n, 0, None) for n in names if n],
-                          [helper.make_tensor_value_info(f"o{k}", 0, None) for k in range(len(node.outputs))])
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    feeds = {n: a for n, a in zip(names, args) if n}
-    return ReferenceEvaluator(model).run(None, feeds)
 
 
 def _visit_if(graph, node, ins, opset, checks):
@@ -133,7 +122,7 @@ def _visit_if(graph, node, ins, opset, checks):
         if a.dtype != b.dtype or tuple(a.shape) != tuple(b.shape):
             raise Unfit(f"{node.where}: the branches give output {k} as {a.describe()} and {b.describe()}")
         graph.values[name] = Value(name, a.dtype, tuple(a.shape))
-    return [node] if outs == [] else outs
+    return [node]
 
 
 def _copy_value(v: Value) -> Value:

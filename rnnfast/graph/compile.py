@@ -17,6 +17,7 @@ OP = {name: i for i, name in enumerate(
     ["COPY", "UNARY", "BINARY", "WHERE", "CAST", "MATMUL", "CONV", "CONV_TRANSPOSE", "MAXPOOL", "AVGPOOL", "SOFTMAX",
      "LAYERNORM", "CHANNEL_AFFINE", "REDUCE", "TRANSPOSE", "CONCAT", "SPLIT", "SLICE", "GATHER", "PAD", "EXPAND",
      "FILL", "RECURRENT", "IF", "HOST"])}
+OP_NAMES = {code: name for name, code in OP.items()}
 UNARY = {name: i for i, name in enumerate(
     ["NONE", "RELU", "TANH", "SIGMOID", "LEAKYRELU", "HARDSIGMOID", "ELU", "SOFTPLUS", "SOFTSIGN", "GELU",
      "GELU_TANH", "ERF", "EXP", "LOG", "SQRT", "ABS", "NEG", "RECIPROCAL", "CLIP", "AFFINE", "IDENTITY", "SELU"])}

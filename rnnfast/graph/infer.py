@@ -12,6 +12,7 @@ from .dims import Dim, NotSymbolic, dim_max, dim_min, shape_str
 from .ir import Value
 
 F32, I64, I32, BOOL = np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.bool_)
+# ONNX element type codes -> numpy dtypes, for the IR and the node-by-node path alike.
 ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
                10: np.float16, 11: np.float64}
 INT64_MAX = 2 ** 63 - 1

@@ -19,7 +19,7 @@ def island_rule(c):
     """infer.RULES's signature: the output Values of an island node, from onnx shape inference."""
     from onnx import TensorProto, helper, numpy_helper, shape_inference
 
-    from ..importers.onnx.graph import ReferenceNode
+    from ..importers.onnx.graph import ReferenceNode, single_node_model
 
     node = c.node
     if node.proto is None or not ReferenceNode.applies(node.proto, c.opset):
@@ -41,12 +41,7 @@ def island_rule(c):
             else:
                 shape.append(int(d))
         inputs.append(helper.make_tensor_value_info(name, _ONNX_OF.get(np.dtype(v.dtype), TensorProto.FLOAT), shape))
-    names = [f"i{k}" if v is not None else "" for k, v in enumerate(c.ins)]
-    proto = helper.make_node(node.op, names, [f"o{k}" if o else "" for k, o in enumerate(node.outputs)])
-    proto.attribute.extend(node.proto.attribute)
-    outs = [helper.make_tensor_value_info(f"o{k}", 0, None) for k, o in enumerate(node.outputs) if o]
-    model = helper.make_model(helper.make_graph([proto], "island", inputs, outs, inits),
-                              opset_imports=[helper.make_opsetid("", c.opset)])
+    model = single_node_model(node.proto, [v is not None for v in c.ins], c.opset, inputs, inits)
     try:
         inferred = shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as e:  # onnx's InferenceError and friends
@@ -57,6 +52,8 @@ def island_rule(c):
     for k, name in enumerate(node.outputs):
         if not name:
             continue
+        if f"o{k}" not in found:
+            raise Unfit(f"{c.where}: {node.op}'s output {k} has no inferable shape or type")
         t = found[f"o{k}"].type.tensor_type
         if not t.HasField("shape") or t.elem_type not in ONNX_DTYPES:
             raise Unfit(f"{c.where}: {node.op}'s output {k} has no inferable shape or type")

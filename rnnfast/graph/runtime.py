@@ -4,8 +4,6 @@
 needs converting (a float feed of another precision, non-contiguous arrays) and returns the outputs in order."""
 from __future__ import annotations
 
-import numpy as np
-
 from .. import _core
 from .analysis import analyse
 from .compile import lower_graph
@@ -23,7 +21,6 @@ class CompiledGraph:
         self.c_graph = _core.CGraph(self.desc, graph.name)
         self.input_names = list(graph.inputs)
         self.output_names = list(graph.outputs)
-        self.input_dtypes = [np.dtype(graph.values[n].dtype) for n in graph.inputs]
         self.n_threads = int(n_threads or 0)
 
     def run(self, arrays: list, n_threads=None, into=None) -> list:
@@ -32,12 +29,10 @@ class CompiledGraph:
 
     def profile(self, arrays: list, n_runs: int = 20, n_threads=None) -> list:
         """[(C node name, op, seconds per run)] in the order the nodes run."""
-        from .compile import OP
+        from .compile import OP_NAMES
 
-        names = {code: name for name, code in OP.items()}
-        feeds = [np.asarray(x, dtype=d, order="C") for x, d in zip(arrays, self.input_dtypes)]
-        seconds = self.c_graph.profile(feeds, n_runs, int(n_threads or self.n_threads))
-        return [(node[1], names[node[0]], t) for node, t in zip(self.desc["nodes"], seconds)]
+        seconds = self.c_graph.profile(list(arrays), n_runs, int(n_threads or self.n_threads))
+        return [(node[1], OP_NAMES[node[0]], t) for node, t in zip(self.desc["nodes"], seconds)]
 
     def describe(self) -> str:
         ops = {}

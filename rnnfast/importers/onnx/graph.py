@@ -10,6 +10,7 @@ import numpy as np
 
 from ... import engine
 from ...errors import FormatError
+from ...graph.infer import ONNX_DTYPES  # one table of ONNX element types for both paths
 from ...model import Model, TensorInfo
 from .recurrent import OP_CELLS, RecurrentNodeSpec
 from .chain import match_chain
@@ -17,8 +18,6 @@ from .quant import MS_DOMAIN, QuantizedLstmSpec
 from .ops import LOAD_CHECKS as MODEL_LOAD_CHECKS, OPS as MODEL_OPS
 
 _ENGINE_RUN = engine.CompiledStack.run
-ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32, 7: np.int64, 9: np.bool_,
-               10: np.float16, 11: np.float64}
 F32 = np.dtype(np.float32)
 TYPE_NAMES = {1: "tensor(float)", 2: "tensor(uint8)", 3: "tensor(int8)", 5: "tensor(int16)", 6: "tensor(int32)",
               7: "tensor(int64)", 9: "tensor(bool)", 10: "tensor(float16)", 11: "tensor(double)"}
@@ -120,6 +119,22 @@ def _spatial_rank(node, consts):
     return None if w is None else np.ndim(w) - 2
 
 
+def single_node_model(node, present, opset, inputs=None, initializers=()):
+    """A model of one node (its op type and attributes), inputs named i0, i1... (absent where `present` is false),
+    outputs o0, o1...: what onnx.reference runs and onnx shape inference types. `inputs` are the typed inputs'
+    ValueInfos (untyped by default); `initializers` feed the constant ones."""
+    from onnx import helper
+
+    names = [f"i{k}" if p else "" for k, p in enumerate(present)]
+    proto = helper.make_node(node.op_type, names, [f"o{k}" for k in range(len(node.output))])
+    proto.attribute.extend(node.attribute)
+    if inputs is None:
+        inputs = [helper.make_tensor_value_info(n, 0, None) for n in names if n]
+    outputs = [helper.make_tensor_value_info(f"o{k}", 0, None) for k in range(len(node.output))]
+    return helper.make_model(helper.make_graph([proto], "one_node", inputs, outputs, list(initializers)),
+                             opset_imports=[helper.make_opsetid("", opset)])
+
+
 class ReferenceNode:
     """A standard operator rnnfast has no kernel of its own for (TopK, Hardmax, Sin, ...), run through onnx.reference's
     implementation of it, the ONNX project's executable spec. Operators with subgraphs are not taken here."""
@@ -135,16 +150,9 @@ class ReferenceNode:
         self.fn = self._run
 
     def _evaluator(self):
-        from onnx import helper
         from onnx.reference import ReferenceEvaluator
 
-        node = self.node
-        names = [f"i{k}" if n else "" for k, n in enumerate(node.input)]
-        proto = helper.make_node(node.op_type, names, [f"o{k}" for k in range(len(node.output))])
-        proto.attribute.extend(node.attribute)
-        g = helper.make_graph([proto], "island", [helper.make_tensor_value_info(n, 0, None) for n in names if n],
-                              [helper.make_tensor_value_info(f"o{k}", 0, None) for k in range(len(node.output))])
-        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
+        model = single_node_model(self.node, [bool(n) for n in self.node.input], self.opset)
         try:
             return ReferenceEvaluator(model)
         except Exception as e:  # onnx.reference's own exception types for an attribute form it does not take
@@ -589,6 +597,12 @@ def compile_onnx(proto, name, n_threads):
         return compile_graph(graph, opset, n_threads), None
     except Unfit as e:
         return None, str(e)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, ArithmeticError, RecursionError) as e:
+        # Not a documented error class: a form the lowering does not expect (a damaged file, or a gap in it). The
+        # node-by-node path then loads the file, and names what is wrong with it if anything is.
+        if isinstance(e, FormatError):
+            raise
+        return None, f"{name}: the graph lowering failed ({type(e).__name__}: {e})"
 
 
 class CompiledOnnxGraph:
