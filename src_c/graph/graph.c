@@ -53,6 +53,17 @@ static const rnnf_op_vtable *const OPS[RNNF_OP_COUNT] = {
     [RNNF_OP_HOST] = NULL, /* run by the caller */
 };
 
+void rnnf_dims_str(char *buf, size_t size, const int64_t *d, int rank)
+{
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; i < rank && at + 1 < size; i++) {
+        const int w = snprintf(buf + at, size - at, "%s%lld", i ? "," : "", (long long)d[i]);
+        if (w < 0) break;
+        at += (size_t)w;
+    }
+}
+
 const rnnf_op_vtable *rnnf_graph_op(int op) { return op >= 0 && op < RNNF_OP_COUNT ? OPS[op] : NULL; }
 
 static rnnf_status fail(rnnf_error *err, rnnf_status st, const char *fmt, const char *a, const char *b)

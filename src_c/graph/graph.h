@@ -34,6 +34,8 @@
 #endif
 
 size_t rnnf_dtype_size(int dtype);
+/* "2,5,3": a shape for messages, cut to fit `size` bytes. */
+void rnnf_dims_str(char *buf, size_t size, const int64_t *d, int rank);
 
 static inline int64_t rnnf_tensor_numel(const rnnf_tensor *t)
 {

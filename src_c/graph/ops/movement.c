@@ -27,16 +27,6 @@ static int64_t prod(const int64_t *d, int a, int b)
     return p;
 }
 
-static void dims_str(char *buf, size_t size, const int64_t *d, int rank)
-{
-    size_t at = 0;
-    buf[0] = 0;
-    for (int i = 0; i < rank && at + 1 < size; i++) {
-        const int w = snprintf(buf + at, size - at, "%s%" PRId64, i ? "," : "", d[i]);
-        if (w < 0) break;
-        at += (size_t)w;
-    }
-}
 
 static rnnf_status counts(const rnnf_gnode *node, const char *op, int n_in, int n_out, char *message)
 {
@@ -228,8 +218,8 @@ static rnnf_status transpose_run(const rnnf_gnode *node, const rnnf_tensor *in, 
     for (int i = 0; ok && i < R; i++) ok = y->dims[i] == x->dims[node->iattr[i]];
     if (!ok) {
         char a[64], b[64];
-        dims_str(a, sizeof a, x->dims, x->rank);
-        dims_str(b, sizeof b, y->dims, y->rank);
+        rnnf_dims_str(a, sizeof a, x->dims, x->rank);
+        rnnf_dims_str(b, sizeof b, y->dims, y->rank);
         snprintf(ctx->message, RNNF_ERROR_MESSAGE_SIZE, "transpose: output [%s] is not input [%s] permuted by "
                  "the %d-axis perm", b, a, node->n_iattr);
         return RNNF_ERR_SHAPE;
@@ -311,8 +301,8 @@ static rnnf_status check_parts(const char *op, const rnnf_tensor *whole, const r
         for (int i = 0; ok && i < p->rank; i++) ok = i == axis || p->dims[i] == whole->dims[i];
         if (!ok) {
             char a[64], b[64];
-            dims_str(a, sizeof a, p->dims, p->rank);
-            dims_str(b, sizeof b, whole->dims, whole->rank);
+            rnnf_dims_str(a, sizeof a, p->dims, p->rank);
+            rnnf_dims_str(b, sizeof b, whole->dims, whole->rank);
             snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "%s: part %d [%s] (dtype %d) does not fit [%s] (dtype %d) "
                      "along axis %d", op, k, a, p->dtype, b, whole->dtype, axis);
             return RNNF_ERR_SHAPE;
@@ -468,8 +458,8 @@ static rnnf_status slice_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf
     for (int i = 0; i < R; i++) ok = ok && y->dims[i] == len[i];
     if (!ok) {
         char a[64], b[64];
-        dims_str(a, sizeof a, y->dims, R);
-        dims_str(b, sizeof b, len, R);
+        rnnf_dims_str(a, sizeof a, y->dims, R);
+        rnnf_dims_str(b, sizeof b, len, R);
         snprintf(ctx->message, RNNF_ERROR_MESSAGE_SIZE, "slice: output dims [%s], but the slice gives [%s]", a, b);
         return RNNF_ERR_SHAPE;
     }
@@ -533,8 +523,8 @@ static rnnf_status gather_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
     }
     if (!ok) {
         char a[64], b[64];
-        dims_str(a, sizeof a, data->dims, data->rank);
-        dims_str(b, sizeof b, y->dims, y->rank);
+        rnnf_dims_str(a, sizeof a, data->dims, data->rank);
+        rnnf_dims_str(b, sizeof b, y->dims, y->rank);
         snprintf(ctx->message, RNNF_ERROR_MESSAGE_SIZE, "gather: output [%s] does not fit data [%s] (dtype %d), "
                  "indices of rank %d (dtype %d) on axis %d", b, a, data->dtype, idx->rank, idx->dtype, axis);
         return RNNF_ERR_SHAPE;
@@ -649,8 +639,8 @@ static rnnf_status pad_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_t
     for (int i = 0; ok && i < R; i++) ok = y->dims[i] == x->dims[i] + bef[i] + aft[i];
     if (!ok) {
         char a[64], b[64];
-        dims_str(a, sizeof a, x->dims, R);
-        dims_str(b, sizeof b, y->dims, y->rank);
+        rnnf_dims_str(a, sizeof a, x->dims, R);
+        rnnf_dims_str(b, sizeof b, y->dims, y->rank);
         snprintf(ctx->message, RNNF_ERROR_MESSAGE_SIZE, "pad: output [%s] is not input [%s] with the %d pads", b, a,
                  node->n_iattr - 1);
         return RNNF_ERR_SHAPE;
@@ -754,8 +744,8 @@ static rnnf_status expand_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
     }
     if (!ok) {
         char a[64], b[64];
-        dims_str(a, sizeof a, x->dims, x->rank);
-        dims_str(b, sizeof b, y->dims, y->rank);
+        rnnf_dims_str(a, sizeof a, x->dims, x->rank);
+        rnnf_dims_str(b, sizeof b, y->dims, y->rank);
         snprintf(ctx->message, RNNF_ERROR_MESSAGE_SIZE, "expand: input [%s] does not broadcast to [%s]", a, b);
         return RNNF_ERR_SHAPE;
     }

@@ -301,16 +301,6 @@ static void reduce_kept(int kind, const layout *L, const float *x, float *y, int
     }
 }
 
-static void dims_str(char *buf, size_t size, const int64_t *d, int rank)
-{
-    size_t at = 0;
-    buf[0] = 0;
-    for (int i = 0; i < rank && at + 1 < size; i++) {
-        const int w = snprintf(buf + at, size - at, "%s%" PRId64, i ? "," : "", d[i]);
-        if (w < 0) break;
-        at += (size_t)w;
-    }
-}
 
 static rnnf_status reduce_prepare(rnnf_gnode *node, const rnnf_tensor *const_in, char *message)
 {
@@ -392,8 +382,8 @@ static rnnf_status reduce_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
     }
     if (!ok) {
         char a[64], b[64];
-        dims_str(a, sizeof a, y->dims, y->rank);
-        dims_str(b, sizeof b, want, x->rank);
+        rnnf_dims_str(a, sizeof a, y->dims, y->rank);
+        rnnf_dims_str(b, sizeof b, want, x->rank);
         snprintf(ctx->message, RNNF_ERROR_MESSAGE_SIZE, "reduce: output [%s], expected [%s] (axes mask %d over "
                  "rank %d; reduced axes keep size 1)", a, b, mask, x->rank);
         return RNNF_ERR_SHAPE;
