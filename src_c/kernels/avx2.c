@@ -84,28 +84,80 @@ static void one_row(int K, const float *a, const float *Bp, int p0, int p1, cons
     }
 }
 
+/* R < MR rows against NP panels at once. micro_rows on 2 or 3 rows has only 4 or 6 accumulators, too few to
+ * cover the FMA latency (two ports, four cycles: eight chains in flight), so a batch-2 recurrent product ran at
+ * half speed; NP panels side by side give 12. Each output keeps micro_rows's single FMA chain over k. */
+static inline __attribute__((always_inline)) void micro_rows_panels(int R, int NP, int K, const float *A, int lda,
+                                                                    const float *panel, size_t panel_size,
+                                                                    const float *bias, float *C, int ldc)
+{
+    __m256 acc[3][3][2];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < NP; q++) acc[r][q][0] = acc[r][q][1] = _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        __m256 a[3];
+        for (int r = 0; r < R; r++) a[r] = _mm256_broadcast_ss(A + (size_t)r * lda + k);
+        for (int q = 0; q < NP; q++) {
+            const float *p = panel + q * panel_size + (size_t)k * UB;
+            const __m256 b0 = _mm256_load_ps(p), b1 = _mm256_load_ps(p + 8);
+            for (int r = 0; r < R; r++) {
+                acc[r][q][0] = _mm256_fmadd_ps(a[r], b0, acc[r][q][0]);
+                acc[r][q][1] = _mm256_fmadd_ps(a[r], b1, acc[r][q][1]);
+            }
+        }
+    }
+    for (int q = 0; q < NP; q++) {
+        const __m256 z0 = bias ? _mm256_loadu_ps(bias + q * UB) : _mm256_setzero_ps();
+        const __m256 z1 = bias ? _mm256_loadu_ps(bias + q * UB + 8) : _mm256_setzero_ps();
+        for (int r = 0; r < R; r++) {
+            _mm256_storeu_ps(C + (size_t)r * ldc + q * UB, _mm256_add_ps(acc[r][q][0], z0));
+            _mm256_storeu_ps(C + (size_t)r * ldc + q * UB + 8, _mm256_add_ps(acc[r][q][1], z1));
+        }
+    }
+}
+
+/* Rows left over after the MR blocks, over panels [p, p + np): 2 rows go three panels at a time, 3 rows two. */
+static void rest_rows(int R, int K, const float *A, int lda, const float *Bp, int p, int np, const float *bias,
+                      float *C, int ldc)
+{
+    const size_t ps = (size_t)K * UB;
+    const int per = R == 2 ? 3 : R == 3 ? 2 : 1;
+    for (int q = p; q < p + np; q += per) {
+        const int n = p + np - q < per ? p + np - q : per;
+        const float *panel = Bp + (size_t)q * ps, *bq = bias ? bias + (size_t)q * UB : NULL;
+        float *c = C + (size_t)q * UB;
+        if (R == 2 && n == 3) micro_rows_panels(2, 3, K, A, lda, panel, ps, bq, c, ldc);
+        else if (R == 2 && n == 2) micro_rows_panels(2, 2, K, A, lda, panel, ps, bq, c, ldc);
+        else if (R == 3 && n == 2) micro_rows_panels(3, 2, K, A, lda, panel, ps, bq, c, ldc);
+        else switch (R) { /* constant row counts let the compiler keep the accumulators in registers */
+            case 5: micro_rows(5, K, A, lda, panel, bq, c, ldc); break;
+            case 4: micro_rows(4, K, A, lda, panel, bq, c, ldc); break;
+            case 3: micro_rows(3, K, A, lda, panel, bq, c, ldc); break;
+            case 2: micro_rows(2, K, A, lda, panel, bq, c, ldc); break;
+            default: break;
+            }
+    }
+}
+
 static void gemm_packed_avx2(int M, int K, const float *A, int lda, const float *Bp, int p0, int p1,
                              const float *bias, float *C, int ldc)
 {
+    const int GROUP = 6; /* panels whose row blocks run before the leftover rows read them, still in L1/L2 */
     for (int m0 = 0; m0 < M; m0 += MBLOCK) {
         const int m1 = m0 + MBLOCK < M ? m0 + MBLOCK : M;
-        for (int p = p0; p < p1; p++) {
-            const float *panel = Bp + (size_t)p * K * UB;
-            const float *bp = bias ? bias + (size_t)p * UB : NULL;
-            int m = m0;
-            for (; m + MR <= m1; m += MR)
-                micro_rows(MR, K, A + (size_t)m * lda, lda, panel, bp, C + (size_t)m * ldc + (size_t)p * UB, ldc);
-            const float *a = A + (size_t)m * lda;
-            float *c = C + (size_t)m * ldc + (size_t)p * UB;
-            switch (m1 - m) { /* constant row counts let the compiler keep the accumulators in registers */
-            case 5: micro_rows(5, K, a, lda, panel, bp, c, ldc); break;
-            case 4: micro_rows(4, K, a, lda, panel, bp, c, ldc); break;
-            case 3: micro_rows(3, K, a, lda, panel, bp, c, ldc); break;
-            case 2: micro_rows(2, K, a, lda, panel, bp, c, ldc); break;
-            default: break; /* a lone last row goes through one_row below, all panels at once */
+        const int full = m0 + (m1 - m0) / MR * MR, rest = m1 - full;
+        for (int g = p0; g < p1; g += GROUP) {
+            const int g1 = g + GROUP < p1 ? g + GROUP : p1;
+            for (int p = g; p < g1; p++) {
+                const float *panel = Bp + (size_t)p * K * UB;
+                const float *bp = bias ? bias + (size_t)p * UB : NULL;
+                for (int m = m0; m < full; m += MR)
+                    micro_rows(MR, K, A + (size_t)m * lda, lda, panel, bp, C + (size_t)m * ldc + (size_t)p * UB, ldc);
             }
+            if (rest > 1)
+                rest_rows(rest, K, A + (size_t)full * lda, lda, Bp, g, g1 - g, bias, C + (size_t)full * ldc, ldc);
         }
-        if ((m1 - m0) % MR == 1) one_row(K, A + (size_t)(m1 - 1) * lda, Bp, p0, p1, bias, C + (size_t)(m1 - 1) * ldc);
+        if (rest == 1) one_row(K, A + (size_t)full * lda, Bp, p0, p1, bias, C + (size_t)full * ldc);
     }
 }
 
