@@ -104,7 +104,13 @@ def _ir_layers(graph, prefix="") -> list:
     consts = {n: v.const for n, v in graph.values.items() if v.const is not None}
     for node in graph.nodes:
         name = prefix + (node.name or node.outputs[0])
-        if node.op in ("LSTM", "GRU", "RNN"):
+        if node.op == "Recurrent":  # graph/stack.py: a stack of layers
+            for layer in node.payload:
+                weights = {k: list(w.shape) for k, w in zip(("W", "R", "B", "P"), layer.weights) if w is not None}
+                info = _canonical(layer.spec.build_layer(*layer.weights), "onnx", prefix + layer.name)
+                info.weights, info.parameters = weights, _size(weights.values())
+                out.append(info)
+        elif node.op in ("LSTM", "GRU", "RNN"):
             keys = dict(zip(("W", "R", "B", "P"), (node.inputs[i] if i < len(node.inputs) else "" for i in (1, 2, 3, 7))))
             weights = {k: list(consts[n].shape) for k, n in keys.items() if n and n in consts}
             layer = node.payload.build_layer(*[consts.get(n) if n else None for n in keys.values()])

@@ -1,6 +1,6 @@
 """The one analysis every graph goes through before it runs: infer shapes (symbolic in the inputs' dimensions),
 fold constants and shape arithmetic, resolve an If whose condition is known at load, keep the others as branch
-nodes, drop dead nodes, then fuse (graph/fuse.py).
+nodes, drop dead nodes, then fuse (graph/fuse.py) and stack the recurrent layers (graph/stack.py).
 
 The result is the same Graph, every value typed and shaped, plus the run-time checks (node, dim, dim) that the
 symbolic broadcasts need. Anything the C executor cannot take raises infer.Unfit naming the node."""
@@ -42,8 +42,10 @@ def analyse(graph: Graph, opset: int) -> list:
             raise Unfit(f"{graph.name}: graph output {name!r} has no inferred shape")
     remove_dead(graph)
     from .fuse import fuse
+    from .stack import stack_recurrent
 
     fuse(graph)
+    stack_recurrent(graph, opset)
     remove_dead(graph)
     return [(n, a, b, kind) for n, a, b, kind in checks if any(n is m for m in graph.nodes)]
 

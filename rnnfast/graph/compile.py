@@ -477,6 +477,16 @@ def lower_recurrent(L, node):
     L.emit("RECURRENT", [x, lens, h0, c0], outs, layers=[layer_desc(layer)], name=node)
 
 
+def lower_stack(L, node):
+    from ..engine import layer_desc
+
+    layers = [layer_desc(layer.spec.build_layer(*layer.weights)) for layer in node.payload]
+    x, lens, h0, c0 = L.ins(node, 0, 1, 2, 3)
+    if lens >= 0 and L.g.values[node.inputs[1]].dtype != np.int32:
+        raise Unfit(f"{node.where}: sequence_lens of {L.g.values[node.inputs[1]].dtype} (ONNX says int32)")
+    L.emit("RECURRENT", [x, lens, h0, c0], L.outs(node), [node.attrs["_y_layout"]], layers=layers, name=node)
+
+
 def lower_if(L, node):
     then_g, else_g = node.payload
     # Constants and sizes known at load are the branches' own; only run-time values cross into them.
@@ -502,7 +512,8 @@ LOWER = {
     **{op: lower_reduce for op in REDUCE},
     "Transpose": lower_transpose, "Concat": lower_concat, "Split": lower_split, "Slice": lower_slice,
     "Gather": lower_gather, "Pad": lower_pad, "Expand": lower_expand, "ConstantOfShape": lower_constant_of_shape,
-    "LSTM": lower_recurrent, "GRU": lower_recurrent, "RNN": lower_recurrent, "If": lower_if,
+    "LSTM": lower_recurrent, "GRU": lower_recurrent, "RNN": lower_recurrent, "Recurrent": lower_stack,
+    "If": lower_if,
 }
 
 

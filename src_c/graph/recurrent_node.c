@@ -3,8 +3,9 @@
  * The node owns an rnnf_model (weights packed once at load); the graph state owns the engine state for the
  * current plan's batch, made at plan time so a run allocates nothing. Inputs and outputs follow ONNX, with the
  * per-layer states of a stack of L layers stacked on the first axis as PyTorch does: initial_h / Y_h
- * [L*D, B, out], initial_c / Y_c [L*D, B, hidden]; Y [T, D, B, out] is the last layer's (the chain of today is
- * this node with L > 1).
+ * [L*D, B, out], initial_c / Y_c [L*D, B, hidden]; Y is the last layer's, [T, D, B, out] as ONNX has it or, with
+ * iattr[0] = 1, [T, B, D, out]: the layout a next layer or a Reshape to [T, B, D*out] reads, which the engine
+ * writes directly instead of a Transpose after the node (graph/stack.py).
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +27,10 @@ rnnf_status rnnf_recurrent_node_create(rnnf_gnode *node, const rnnf_layer_desc *
     if (!layers || n_layers < 1 || n_layers > MAX_LAYERS || node->n_in != 4 || node->n_out != 3) {
         snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "a recurrent node takes 4 inputs, 3 outputs and 1..%d layers",
                  MAX_LAYERS);
+        return RNNF_ERR_FORMAT;
+    }
+    if (node->n_iattr > 1 || (node->n_iattr == 1 && node->iattr[0] != 0 && node->iattr[0] != 1)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "a recurrent node's only attribute is its Y layout, 0 or 1");
         return RNNF_ERR_FORMAT;
     }
     rnnf_model *m = NULL;
@@ -113,10 +118,12 @@ rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot 
         yh[l] = out[1].dtype == RNNF_DT_NONE ? NULL : (float *)out[1].data + l * hstep;
         yc[l] = out[2].dtype == RNNF_DT_NONE || ly->cell != RNNF_CELL_LSTM ? NULL : (float *)out[2].data + l * cstep;
     }
-    if (out[0].dtype != RNNF_DT_NONE && !(out[0].rank == 4 && out[0].dims[0] == T && out[0].dims[1] == D &&
-                                          out[0].dims[2] == B && out[0].dims[3] == last->out_size)) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "Y must be [%lld, %d, %lld, %d]", (long long)T, D, (long long)B,
-                 last->out_size);
+    const int batch_dir = node->n_iattr == 1 && node->iattr[0] == 1;
+    const int64_t y1 = batch_dir ? B : D, y2 = batch_dir ? D : B;
+    if (out[0].dtype != RNNF_DT_NONE && !(out[0].rank == 4 && out[0].dims[0] == T && out[0].dims[1] == y1 &&
+                                          out[0].dims[2] == y2 && out[0].dims[3] == last->out_size)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "Y must be [%lld, %lld, %lld, %d]", (long long)T, (long long)y1,
+                 (long long)y2, last->out_size);
         return RNNF_ERR_SHAPE;
     }
     rnnf_run_args a;
@@ -128,7 +135,7 @@ rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot 
     a.initial_h = h0;
     a.initial_c = c0;
     a.y = out[0].dtype == RNNF_DT_NONE ? NULL : (float *)out[0].data;
-    a.y_layout = RNNF_Y_SEQ_DIR_BATCH;
+    a.y_layout = batch_dir ? RNNF_Y_SEQ_BATCH_DIR : RNNF_Y_SEQ_DIR_BATCH;
     a.y_h = yh;
     a.y_c = yc;
     a.n_threads = n_threads;

@@ -1,0 +1,253 @@
+"""Recurrent layers as stacks: every time-major LSTM/GRU/RNN node with constant weights becomes a "Recurrent" node,
+and a layer whose input is the previous layer's output sequence joins that layer's node, so a stack of L layers
+runs as one engine call (the engine keeps the layers' intermediate sequences in its own buffers, in the layout the
+next layer reads) instead of L nodes with a copy between each. The chain of a recurrent model is this one node.
+
+What the exporters write around the layers goes with them:
+- a Transpose [0, 2, 1, 3] of the sequence (ONNX's [T, D, B, H] to [T, B, D, H]) is the engine writing that layout
+  (attribute "_y_layout" 1), so the Reshape to [T, B, D*H] the next layer reads is a view;
+- initial states that are zeros are left out (the engine starts from zeros), slices of one tensor along
+  its first axis in layer order are that tensor (torch's h0 [L*D, B, H]), anything else is concatenated;
+- per-layer final states concatenated in layer order along the first axis (torch's h_n) are the stack's own
+  [L*D, B, H] output; a layer's state read on its own is a slice of it.
+
+A node's payload is then a list of StackLayer, first layer first."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .infer import Ctx, Unfit, _slice_params
+from .ir import Graph, Node, Value
+
+CELL_OPS = ("LSTM", "GRU", "RNN")
+GLUE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "View")  # all lowered to views
+SEQ_DIR_BATCH, SEQ_BATCH_DIR = 0, 1  # the engine's Y layouts: [T, D, B, H] as ONNX has it, [T, B, D, H]
+
+
+@dataclass
+class StackLayer:
+    spec: object          # importers/onnx/recurrent.py: RecurrentNodeSpec
+    weights: tuple        # W, R, B, P as arrays (None when absent)
+    y_h: str              # the layer's own final-state outputs in the source graph ("" if nobody reads them)
+    y_c: str
+    name: str
+
+
+def stack_recurrent(graph: Graph, opset: int):
+    _make_stacks(graph)
+    for node in [n for n in graph.nodes if n.op == "Recurrent"]:
+        _fuse_y_layout(graph, node)
+    while _merge_one(graph, opset):
+        pass
+    for node in [n for n in graph.nodes if n.op == "Recurrent"]:
+        _attach_states(graph, node)
+    _sort(graph)
+
+
+def _sort(graph: Graph):
+    """Every node after the producers of its inputs, otherwise in the order it had: a layer's own state read
+    before the next layer ran is now made by the stack's node after it."""
+    producers, done, order = graph.producers(), set(), []
+
+    def visit(node):
+        if id(node) in done:
+            return
+        done.add(id(node))
+        for name in node.inputs:
+            if name in producers:
+                visit(producers[name])
+        order.append(node)
+
+    for node in graph.nodes:
+        visit(node)
+    graph.nodes = order
+
+
+def _const(graph, name):
+    return graph.values[name].const if name else None
+
+
+def _make_stacks(graph: Graph):
+    producers = graph.producers()
+    for i, node in enumerate(graph.nodes):
+        if node.op not in CELL_OPS or node.payload.layout != 0:
+            continue
+        arg = lambda k: node.inputs[k] if k < len(node.inputs) else ""
+        weights = tuple(_const(graph, arg(k)) for k in (1, 2, 3, 7))
+        if any(w is None and arg(k) for w, k in zip(weights, (1, 2, 3, 7))):
+            continue  # weights computed at run time: compile.lower_recurrent names the input it cannot take
+        out = lambda k: node.outputs[k] if k < len(node.outputs) else ""
+        layer = StackLayer(node.payload, weights, out(1), out(2), node.name)
+        x = graph.values[arg(0)].shape
+        state_shape = (node.payload.n_dirs, x[1], weights[1].shape[-1])
+        h0, c0 = ("" if not arg(k) or (_is_zero(graph, arg(k), producers) and
+                                       _fits(graph.values[arg(k)], state_shape)) else arg(k)
+                  for k in (5, 6))
+        graph.nodes[i] = Node("Recurrent", [arg(0), arg(4), h0, c0], [out(0), "", ""],
+                              {"_y_layout": SEQ_DIR_BATCH}, node.name, node.where, [layer], node.proto)
+
+
+def _fits(value, shape) -> bool:
+    """Zeros of another shape or type than the node takes are left in place, for the node to refuse them."""
+    a = value.shape
+    return (value.dtype == np.float32 and a is not None and len(a) == len(shape)
+            and all(x == y for x, y in zip(a, shape)))
+
+
+def _single_user(graph, users, name):
+    found = users.get(name, [])
+    return found[0] if len(found) == 1 and name not in graph.outputs else None
+
+
+def _fuse_y_layout(graph, node):
+    y = node.outputs[0]
+    nxt = _single_user(graph, graph.consumers(), y) if y else None
+    if nxt is None or nxt.op != "Transpose" or list(nxt.attrs.get("perm") or ()) != [0, 2, 1, 3]:
+        return
+    node.outputs[0] = nxt.outputs[0]
+    node.attrs["_y_layout"] = SEQ_BATCH_DIR
+    graph.nodes.remove(nxt)
+
+
+def _dims(node):
+    spec = node.payload[0].spec
+    return spec.cell, spec.n_dirs, node.payload[0].weights[1].shape[-1]
+
+
+def _merge_one(graph, opset) -> bool:
+    users, producers = graph.consumers(), graph.producers()
+    for b in graph.nodes:
+        if b.op != "Recurrent":
+            continue
+        glue, name = [], b.inputs[0]
+        while name in producers and producers[name].op in GLUE_OPS:
+            glue.append(producers[name])
+            name = producers[name].inputs[0]
+        a = producers.get(name)
+        if a is None or a.op != "Recurrent" or a.outputs[0] != name or _dims(a) != _dims(b):
+            continue
+        xa, xb = graph.values[a.inputs[0]].shape, graph.values[b.inputs[0]].shape
+        if tuple(xa[:2]) != tuple(xb[:2]):
+            continue  # a reshape that moves time and batch is not the sequence the next layer reads
+        if a.payload[-1].spec.n_dirs == 2 and a.attrs["_y_layout"] != SEQ_BATCH_DIR:
+            continue  # [T, 2, B, H] reshaped without the Transpose is not the sequence the engine passes on
+        chain = [name] + [g.outputs[0] for g in reversed(glue)]
+        if any(len(g.outputs) != 1 for g in glue) or any(_single_user(graph, users, v) is None for v in chain):
+            continue
+        if b.inputs[1] != a.inputs[1]:
+            continue  # different sequence_lens
+        h0 = _stack_state(graph, a, b, 2, opset)
+        c0 = _stack_state(graph, a, b, 3, opset)
+        if h0 is None or c0 is None:
+            continue
+        layers = a.payload + b.payload
+        name = f"{a.name}+{b.name}"
+        where = f"{b.where.split(': node ')[0]}: " if ": node " in b.where else ""
+        where += f"node {name} ({len(layers)} x {layers[0].spec.node.op_type})"
+        merged = Node("Recurrent", [a.inputs[0], a.inputs[1], h0[0], c0[0]], [b.outputs[0], "", ""],
+                      {"_y_layout": b.attrs["_y_layout"]}, name, where, layers, b.proto)
+        at = graph.nodes.index(b)
+        graph.nodes[at:at + 1] = h0[1] + c0[1] + [merged]
+        for dead in [a] + glue:
+            graph.nodes.remove(dead)
+        return True
+    return False
+
+
+def _is_zero(graph, name, producers) -> bool:
+    """A tensor of zeros: a constant, or ConstantOfShape / Expand of zeros seen through slices and views."""
+    while True:
+        v = graph.values[name]
+        if v.const is not None:
+            return not np.any(v.const)
+        node = producers.get(name)
+        if node is None:
+            return False
+        if node.op == "ConstantOfShape":
+            value = node.attrs.get("value")
+            return value is None or not np.any(value)
+        if node.op not in GLUE_OPS + ("Slice", "Expand"):
+            return False
+        name = node.inputs[0]
+
+
+def _span(graph, name, producers, opset):
+    """(source, start, end): `name` is rows start:end of source's first axis (itself, unless a plain Slice)."""
+    node = producers.get(name)
+    if node is not None and node.op == "Slice":
+        try:
+            params = _slice_params(Ctx(node, [graph.values[n] if n else None for n in node.inputs], opset, []))
+        except Unfit:
+            params = []
+        src_rows = graph.values[node.inputs[0]].shape[0]
+        if len(params) == 1 and all(isinstance(v, (int, np.integer)) for v in params[0]) and isinstance(src_rows, int):
+            axis, s, e, step = (int(v) for v in params[0])
+            s, e = (max(0, min(x + src_rows if x < 0 else x, src_rows)) for x in (s, e))
+            if axis == 0 and step == 1 and e > s:
+                return node.inputs[0], s, e
+    return name, 0, graph.values[name].shape[0]
+
+
+def _stack_state(graph, a, b, k, opset):
+    """The stacked initial state input k (2: h, 3: c) of a and b as ([name], new nodes), or None if not stackable."""
+    ha, hb = a.inputs[k], b.inputs[k]  # "": zeros (_make_stacks left out the zero states of the right shape)
+    if not ha and not hb:
+        return "", []
+    if not ha or not hb:
+        return None  # zeros beside a fed state: a Concat would need zeros of a run-time shape
+    producers = graph.producers()
+    sa, sb = _span(graph, ha, producers, opset), _span(graph, hb, producers, opset)
+    va, vb = graph.values[ha], graph.values[hb]
+    out = f"{b.name}/stacked_initial_{'hc'[k - 2]}"
+    if sa[0] == sb[0] and sa[2] == sb[1]:  # consecutive rows of one tensor, as torch slices its h0 per layer
+        if sa[1] == 0 and sb[2] == graph.values[sa[0]].shape[0]:
+            return sa[0], []
+        return out, [_rows(graph, sa[0], sa[1], sb[2], out, b.where)]
+    graph.values[out] = Value(out, va.dtype, (va.shape[0] + vb.shape[0],) + tuple(va.shape[1:]))
+    return out, [Node("Concat", [ha, hb], [out], {"axis": 0}, out, b.where)]
+
+
+def _rows(graph, src, start, end, out, where) -> Node:
+    """A Slice node: rows start:end of src's first axis, as `out`."""
+    bounds = []
+    for part, v in (("starts", start), ("ends", end), ("axes", 0)):
+        cname = f"{out}/{part}"
+        graph.values[cname] = Value(cname, np.dtype(np.int64), (1,), const=np.array([v], np.int64))
+        bounds.append(cname)
+    v = graph.values[src]
+    graph.values.setdefault(out, Value(out, v.dtype, (end - start,) + tuple(v.shape[1:])))
+    attrs = {"starts": [start], "ends": [end], "axes": [0]}  # the form of opsets before 10
+    return Node("Slice", [src] + bounds, [out], attrs, out, where)
+
+
+def _attach_states(graph, node):
+    """Name the stack's [L*D, B, H] state outputs: torch's Concat of the layers' states if there is one, else a
+    new value that each layer's own output slices."""
+    layers, d = node.payload, node.payload[0].spec.n_dirs
+    for k, key in ((1, "y_h"), (2, "y_c")):
+        names = [getattr(layer, key) for layer in layers]
+        if not any(names):
+            continue
+        if len(layers) == 1:
+            node.outputs[k] = names[0]
+            continue
+        users = graph.consumers()
+        cat = next((u for u in users.get(names[0], []) if u.op == "Concat" and u.attrs.get("axis") == 0
+                    and u.inputs == names), None)
+        if cat is not None:
+            node.outputs[k] = cat.outputs[0]
+            graph.nodes.remove(cat)
+            users = graph.consumers()
+        else:
+            one = graph.values[next(n for n in names if n)]
+            node.outputs[k] = f"{node.name}/{key}"
+            graph.values[node.outputs[k]] = Value(node.outputs[k], one.dtype,
+                                                  (len(layers) * d,) + tuple(one.shape[1:]))
+        stacked = node.outputs[k]
+        names = [n if n and (n in users or n in graph.outputs) else "" for n in names]
+        at = graph.nodes.index(node) + 1
+        for i, name in enumerate(names):
+            if name:
+                graph.nodes.insert(at, _rows(graph, stacked, i * d, (i + 1) * d, name, node.where))
