@@ -137,6 +137,7 @@ cdef extern from "rnnfast/rnnf.h" nogil:
         const int32_t *check_b
         const int32_t *check_node
         const int32_t *check_kind
+        const char *const *check_name
         int n_subgraphs
         const rnnf_graph_desc *subgraphs
 

@@ -126,6 +126,14 @@ cdef int fill_graph_desc(rnnf_graph_desc *g, dict desc, list pool, list keep) ex
     g.check_b = int_array(pool, [c[1] for c in desc["checks"]])
     g.check_node = int_array(pool, [c[2] for c in desc["checks"]])
     g.check_kind = int_array(pool, [c[3] if len(c) > 3 else 0 for c in desc["checks"]])
+    names = <const char **>take(pool, sizeof(char *) * max(len(desc["checks"]), 1))
+    for k, c in enumerate(desc["checks"]):
+        names[k] = NULL
+        if len(c) > 4 and c[4]:
+            bname = c[4].encode()
+            keep.append(bname)
+            names[k] = bname
+    g.check_name = names
     g.n_subgraphs = len(desc["subgraphs"])
     subs = <rnnf_graph_desc *>take(pool, sizeof(rnnf_graph_desc) * len(desc["subgraphs"]))
     for k, sub in enumerate(desc["subgraphs"]):

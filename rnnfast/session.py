@@ -14,8 +14,6 @@ class InferenceSession:
         if n_threads is None and sess_options is not None:
             n_threads = getattr(sess_options, "intra_op_num_threads", 0) or None
         self._model = load(path_or_bytes, n_threads=n_threads, **options)
-        # An ONNX graph that is a chain of recurrent nodes runs its usual feeds in one engine call (importers/onnx/chain.py).
-        self._chain = getattr(self._model.graph, "chain", None)
 
     def get_inputs(self):
         return self._model.inputs
@@ -34,11 +32,7 @@ class InferenceSession:
             unknown = [n for n in output_names if n not in names]
             if unknown:
                 raise ValueError(f"unknown output name(s) {unknown}; the model's outputs are {names}")
-        # The chain takes only feeds naming exactly the graph's inputs, so none is unknown; anything else goes
-        # through Model._feeds and the general path, which name the problem.
-        outs = None if self._chain is None else self._chain.run(input_feed)
-        if outs is None:
-            outs = self._model.graph.run(self._model._feeds(input_feed))
+        outs = self._model.graph.run(self._model._feeds(input_feed))
         if not output_names:
             return outs
         outputs = dict(zip(names, outs))

@@ -272,6 +272,8 @@ typedef struct rnnf_graph_desc {
     int n_checks;                      /* dimension programs checked at run time, and the node that needs it */
     const int32_t *check_a, *check_b, *check_node;
     const int32_t *check_kind;         /* NULL or per check: 0 a == b; 1 a == b or one of them is 1 (broadcasting) */
+    const char *const *check_name;     /* NULL or per check: what a failure names (NULL: the node's name), e.g. the
+                                          Reshape, a view with no node of its own, whose size the check is about */
     int n_subgraphs;                   /* the branches of If nodes */
     const struct rnnf_graph_desc *subgraphs;
 } rnnf_graph_desc;

@@ -71,8 +71,9 @@ class Lowering:
             self.output_ids.append(t)
         for node, a, b, kind in checks:
             if id(node) in node_first:
+                # named after the graph's node: a view (Reshape) has no C node of its own to name
                 self.checks.append((self.dims_of([a])[0], self.dims_of([b])[0], min(node_first[id(node)],
-                                    max(len(self.nodes) - 1, 0)), int(kind == "broadcast")))
+                                    max(len(self.nodes) - 1, 0)), int(kind == "broadcast"), label(node)))
 
     # ---- tensors and dims ----
     def dims_of(self, shape) -> list:

@@ -158,7 +158,13 @@ def _target_shape(c, x, spec):
         try:
             inferred = _exact_div(total, divisor)
         except NotSymbolic as e:
-            raise Unfit(f"{c.where}: cannot infer the -1 in {shape_str(out)} from {shape_str(x.shape)}: {e}") from None
+            if isinstance(divisor, Dim) or divisor == 0:
+                raise Unfit(f"{c.where}: cannot infer the -1 in {shape_str(out)} from {shape_str(x.shape)}: {e}") \
+                    from None
+            # A size the exporter traced ([7, -1, 16] of [T, B, 16]): right for the inputs whose element count it
+            # divides, which the run checks (ONNX refuses the others, as the C executor then does).
+            inferred = Dim.make(Dim.of(total) // divisor)
+            c.checks.append((total, Dim.make(Dim.of(inferred) * divisor)))
         out = [inferred if (not isinstance(s, Dim) and s == -1) else s for s in out]
     return tuple(out)
 

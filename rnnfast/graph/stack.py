@@ -5,7 +5,8 @@ next layer reads) instead of L nodes with a copy between each. The chain of a re
 
 What the exporters write around the layers goes with them:
 - a Transpose [0, 2, 1, 3] of the sequence (ONNX's [T, D, B, H] to [T, B, D, H]) is the engine writing that layout
-  (attribute "_y_layout" 1), so the Reshape to [T, B, D*H] the next layer reads is a view;
+  (attribute "_y_layout" 1), so the Reshape to [T, B, D*H] the next layer reads is a view, and when that view is
+  what the graph reads after the last layer, the stack's Y is that [T, B, D*H] value itself;
 - initial states that are zeros are left out (the engine starts from zeros), slices of one tensor along
   its first axis in layer order are that tensor (torch's h0 [L*D, B, H]), anything else is concatenated;
 - per-layer final states concatenated in layer order along the first axis (torch's h_n) are the stack's own
@@ -42,6 +43,7 @@ def stack_recurrent(graph: Graph, opset: int):
     while _merge_one(graph, opset):
         pass
     for node in [n for n in graph.nodes if n.op == "Recurrent"]:
+        _absorb_merge_view(graph, node)
         _attach_states(graph, node)
     _sort(graph)
 
@@ -79,14 +81,15 @@ def _make_stacks(graph: Graph):
         if any(w is None and arg(k) for w, k in zip(weights, (1, 2, 3, 7))):
             continue  # weights computed at run time: compile.lower_recurrent names the input it cannot take
         out = lambda k: node.outputs[k] if k < len(node.outputs) else ""
-        layer = StackLayer(node.payload, weights, out(1), out(2), node.name)
+        name = node.name or node.outputs[0]  # exporters may leave nodes unnamed
+        layer = StackLayer(node.payload, weights, out(1), out(2), name)
         x = graph.values[arg(0)].shape
         state_shape = (node.payload.n_dirs, x[1], weights[1].shape[-1])
         h0, c0 = ("" if not arg(k) or (_is_zero(graph, arg(k), producers) and
                                        _fits(graph.values[arg(k)], state_shape)) else arg(k)
                   for k in (5, 6))
         graph.nodes[i] = Node("Recurrent", [arg(0), arg(4), h0, c0], [out(0), "", ""],
-                              {"_y_layout": SEQ_DIR_BATCH}, node.name, node.where, [layer], node.proto)
+                              {"_y_layout": SEQ_DIR_BATCH}, name, node.where, [layer], node.proto)
 
 
 def _fits(value, shape) -> bool:
@@ -109,6 +112,31 @@ def _fuse_y_layout(graph, node):
     node.outputs[0] = nxt.outputs[0]
     node.attrs["_y_layout"] = SEQ_BATCH_DIR
     graph.nodes.remove(nxt)
+
+
+def _absorb_merge_view(graph, node):
+    """The views that turn Y into [T, B, D*H] or [T, B, D, H] (Squeeze, Reshape, a Transpose of the one
+    direction's axis) name the engine's own output, which is that layout in memory already: a graph output read through them is then written in place, not copied."""
+    spec, y = node.payload[-1].spec, node.outputs[0]
+    if not y or (spec.n_dirs == 2 and node.attrs["_y_layout"] != SEQ_BATCH_DIR):
+        return
+    x, d, h = graph.values[node.inputs[0]].shape, spec.n_dirs, node.payload[-1].weights[1].shape[-1]
+    wants = ((x[0], x[1], d * h), (x[0], x[1], d, h))
+    walked, name, users, last_fit = [], y, graph.consumers(), 0
+    while True:
+        nxt = _single_user(graph, users, name)
+        if nxt is None or nxt.op not in GLUE_OPS or len(nxt.outputs) != 1 or nxt.inputs[0] != name:
+            break
+        walked.append(nxt)
+        name = nxt.outputs[0]
+        if any(_fits(graph.values[name], want) for want in wants):
+            last_fit = len(walked)
+    if not last_fit:
+        return
+    node.outputs[0] = walked[last_fit - 1].outputs[0]
+    node.attrs["_y_layout"] = SEQ_BATCH_DIR  # one direction: the same memory as [T, D, B, H]
+    for glue in walked[:last_fit]:
+        graph.nodes.remove(glue)
 
 
 def _dims(node):

@@ -344,7 +344,7 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
                     char shapes[160];
                     node_shapes(s, &g->nodes[ck->node], shapes, sizeof shapes);
                     snprintf(err->message, sizeof err->message, "%s: sizes %lld and %lld %s (inputs %s)",
-                             g->nodes[ck->node].name, (long long)a, (long long)b,
+                             ck->name ? ck->name : g->nodes[ck->node].name, (long long)a, (long long)b,
                              ck->broadcast ? "do not broadcast" : "must be equal", shapes);
                 }
                 return RNNF_ERR_SHAPE;

@@ -107,6 +107,7 @@ void rnnf_graph_free(rnnf_graph *g)
     free(g->sym_axis);
     free(g->dim_start);
     free(g->prog);
+    for (int c = 0; g->checks && c < g->n_checks; c++) free(g->checks[c].name);
     free(g->checks);
     free(g);
 }
@@ -377,7 +378,11 @@ rnnf_status rnnf_graph_create(const rnnf_graph_desc *d, rnnf_graph **out, rnnf_e
             goto done;
         }
         g->checks[c] = (rnnf_dim_check){d->check_a[c], d->check_b[c], d->check_node[c],
-                                        d->check_kind ? d->check_kind[c] : 0};
+                                        d->check_kind ? d->check_kind[c] : 0, NULL};
+        if (d->check_name && d->check_name[c] && !(g->checks[c].name = dup_str(d->check_name[c]))) {
+            st = RNNF_ERR_NOMEM;
+            goto done;
+        }
     }
     if ((st = load_nodes(g, d, err)) != RNNF_OK) goto done;
     for (int i = 0; i < g->n_outputs; i++) {

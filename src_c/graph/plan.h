@@ -23,6 +23,7 @@ typedef struct {
 
 typedef struct {
     int a, b, node, broadcast;
+    char *name; /* NULL: the node's */
 } rnnf_dim_check;
 
 struct rnnf_graph {

@@ -120,8 +120,12 @@ rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot 
     }
     const int batch_dir = node->n_iattr == 1 && node->iattr[0] == 1;
     const int64_t y1 = batch_dir ? B : D, y2 = batch_dir ? D : B;
-    if (out[0].dtype != RNNF_DT_NONE && !(out[0].rank == 4 && out[0].dims[0] == T && out[0].dims[1] == y1 &&
-                                          out[0].dims[2] == y2 && out[0].dims[3] == last->out_size)) {
+    /* [T, B, D*out] is the [T, B, D, out] layout with the last two axes merged (graph/stack.py names it so) */
+    const int merged = out[0].rank == 3 && (batch_dir || D == 1) && out[0].dims[0] == T && out[0].dims[1] == B &&
+                       out[0].dims[2] == (int64_t)D * last->out_size;
+    if (out[0].dtype != RNNF_DT_NONE && !merged &&
+        !(out[0].rank == 4 && out[0].dims[0] == T && out[0].dims[1] == y1 && out[0].dims[2] == y2 &&
+          out[0].dims[3] == last->out_size)) {
         snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "Y must be [%lld, %lld, %lld, %d]", (long long)T, (long long)y1,
                  (long long)y2, last->out_size);
         return RNNF_ERR_SHAPE;
