@@ -192,3 +192,33 @@ def test_stacked_stream_steps_equal_the_run():
         ys.append(y)
     assert np.concatenate(ys).tobytes() == whole[0].tobytes()
     assert h.tobytes() == whole[1].tobytes() and c.tobytes() == whole[2].tobytes()
+
+
+def linear_then_gru(act=None, reuse=False, batch_first=True):
+    """x [B, T, 6] (or [T, B, 6]) -> MatMul + Add (a Linear) [-> act] [-> Transpose] -> GRU, as the denoiser has it."""
+    m = Builder(5)
+    x = m.input("x", ["B", "T", 6] if batch_first else ["T", "B", 6])
+    lin = m.node("MatMul", [x, m.const("wm", m.rng.uniform(-0.5, 0.5, (6, 5)).astype(np.float32))], ["lin"])
+    lin = m.node("Add", [lin, m.const("bm", m.rng.uniform(-0.5, 0.5, 5).astype(np.float32))], ["lin_b"])
+    if act:
+        lin = m.node(act, [lin], ["lin_act"])
+    seq = m.node("Transpose", [lin], ["seq"], perm=[1, 0, 2]) if batch_first else lin
+    m.layer("GRU", seq, 5, 8, 1, 0)
+    m.node("Identity", ["Y0"], ["y"])
+    m.output("y")
+    if reuse:
+        m.node("Identity", [lin], ["lin_out"])
+        m.output("lin_out")
+    return m.model()
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_a_linear_map_before_the_first_layer_is_folded_into_its_input_weights(batch_first):
+    ops = c_ops(compiled_agrees(linear_then_gru(batch_first=batch_first), T=7, B=3))
+    assert "MATMUL" not in ops and ops.count("RECURRENT") == 1, ops
+
+
+@pytest.mark.parametrize("case", [{"act": "Relu"}, {"reuse": True}])
+def test_a_linear_map_with_an_activation_or_another_reader_stays(case):
+    ops = c_ops(compiled_agrees(linear_then_gru(**case), T=7, B=3))
+    assert ops.count("MATMUL") == 1, ops
