@@ -23,6 +23,7 @@ def load(path_or_bytes, **options) -> Model:
     if kind == "onnx":
         from .importers.onnx import load_onnx
 
+        options.setdefault("folder", formats.folder_of(path_or_bytes))  # external data: beside the model file
         return load_onnx(data, name=name, **options)
     if kind in ("keras-h5", "keras-zip"):
         from .importers.keras import load_keras

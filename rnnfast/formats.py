@@ -26,6 +26,16 @@ def read_source(path_or_bytes) -> tuple[bytes, str]:
         raise FormatError(f"{path}: cannot read the file: {e.strerror or e}") from e
 
 
+def folder_of(path_or_bytes):
+    """The folder a model file was read from (where its external data lives), or None for bytes."""
+    if isinstance(path_or_bytes, (str, os.PathLike)):
+        return os.path.dirname(os.path.abspath(os.fspath(path_or_bytes)))
+    name = getattr(path_or_bytes, "name", None)  # a file object opened from a path
+    if isinstance(name, str) and os.path.isfile(name):
+        return os.path.dirname(os.path.abspath(name))
+    return None
+
+
 def detect(data: bytes, name: str) -> str:
     """One of: onnx, keras-h5, keras-zip, torch-zip, torch-legacy, safetensors, rnnf."""
     if data.startswith(RNNF_MAGIC):

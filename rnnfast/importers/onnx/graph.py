@@ -14,6 +14,9 @@ from ...graph.infer import ONNX_DTYPES  # one table of ONNX element types for bo
 from ...model import Model, TensorInfo
 from .recurrent import OP_CELLS, RecurrentNodeSpec
 from .chain import match_chain
+from .protos import AttributeProto, attribute_value, read_model, to_onnx
+from .schemas import is_standard_op
+from .tensors import to_array
 from .quant import MS_DOMAIN, QuantizedLstmSpec
 from .ops import LOAD_CHECKS as MODEL_LOAD_CHECKS, OPS as MODEL_OPS
 
@@ -127,7 +130,7 @@ def single_node_model(node, present, opset, inputs=None, initializers=()):
 
     names = [f"i{k}" if p else "" for k, p in enumerate(present)]
     proto = helper.make_node(node.op_type, names, [f"o{k}" for k in range(len(node.output))])
-    proto.attribute.extend(node.attribute)
+    proto.attribute.extend(to_onnx(node).attribute)
     if inputs is None:
         inputs = [helper.make_tensor_value_info(n, 0, None) for n in names if n]
     outputs = [helper.make_tensor_value_info(f"o{k}", 0, None) for k in range(len(node.output))]
@@ -140,11 +143,9 @@ class ReferenceNode:
     implementation of it, the ONNX project's executable spec. Operators with subgraphs are not taken here."""
 
     def __init__(self, node, where, opset):
-        from onnx import helper
-
         self.node, self.where, self.opset = node, where, opset
         self.input_names, self.output_names = list(node.input), list(node.output)
-        self.attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}  # read by the chain's walkers
+        self.attrs = {a.name: attribute_value(a, where) for a in node.attribute}  # read by the chain's walkers
         self.feed_names = [f"i{k}" for k, n in enumerate(node.input) if n]
         self.evaluator = None  # made on the first run: importing onnx.reference costs ~10 MB the C path never needs
         self.fn = self._run
@@ -160,16 +161,10 @@ class ReferenceNode:
 
     @staticmethod
     def applies(node, opset) -> bool:
-        from onnx import AttributeProto, defs
-
         if node.domain not in ("", "ai.onnx") or any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS)
                                                       for a in node.attribute):
             return False
-        try:
-            defs.get_schema(node.op_type, opset)
-        except (defs.SchemaError, TypeError):  # TypeError: an op_type that is not text (a damaged file)
-            return False
-        return True
+        return is_standard_op(node.op_type, opset)
 
     @staticmethod
     def _run(self, *args):
@@ -184,29 +179,16 @@ class ReferenceNode:
 
 class NodeContext:
     def __init__(self, node, where, opset=None):
-        from onnx import helper
-
         self.node, self.where, self.opset = node, where, opset
         # Plain lists and the op function, read on every run: protobuf fields are slow to read per call.
         self.input_names, self.output_names = list(node.input), list(node.output)
         self.fn = OPS.get(node.op_type)
         self.attrs = {}
         for a in node.attribute:
-            v = helper.get_attribute_value(a)
-            self.attrs[a.name] = _tensor(v, f"{where}: attribute {a.name!r}") if hasattr(v, "dims") else v
+            v = attribute_value(a, where)
+            self.attrs[a.name] = to_array(v, f"{where}: attribute {a.name!r}") if hasattr(v, "dims") else v
         if node.op_type in LOAD_CHECKS:
             LOAD_CHECKS[node.op_type](self)
-
-
-def _tensor(proto, what: str) -> np.ndarray:
-    """A TensorProto as an array; a tensor whose bytes do not match its type and shape is a corrupt file."""
-    from onnx import numpy_helper
-
-    try:
-        return numpy_helper.to_array(proto)
-    except (ValueError, TypeError, KeyError) as e:
-        raise FormatError(f"{what}: cannot decode the tensor (type {proto.data_type}, shape {list(proto.dims)}): "
-                          f"{e} (corrupt file?)") from None
 
 
 class RecurrentNode:
@@ -298,9 +280,7 @@ class ScanNode:
         attrs = {a.name: a for a in node.attribute}
         if "body" not in attrs or "num_scan_inputs" not in attrs:
             raise FormatError(f"{where}: Scan needs the body and num_scan_inputs attributes")
-        from onnx import helper
-
-        value = lambda key, default: helper.get_attribute_value(attrs[key]) if key in attrs else default
+        value = lambda key, default: attribute_value(attrs[key], where) if key in attrs else default
         self.n_scan = int(value("num_scan_inputs", 0))
         self.n_state = len(node.input) - self.n_scan
         if self.n_state < 0 or opset < 9:
@@ -354,7 +334,7 @@ class OnnxGraph:
                                   f"{versions}); truncated or corrupt?")
         _refuse_duplicates(name, "initializer", [init.name for init in graph.initializer])
         _refuse_duplicates(name, "graph input", [v.name for v in graph.input])
-        self.consts = {init.name: _tensor(init, f"{name}: initializer {init.name!r}") for init in graph.initializer}
+        self.consts = {init.name: to_array(init, f"{name}: initializer {init.name!r}") for init in graph.initializer}
         self.inputs = [self._info(v, is_input=True) for v in graph.input if v.name not in self.consts]
         self.outputs = [self._info(v) for v in graph.output]
         self._fixed_dims = {}
@@ -557,23 +537,19 @@ def _unknown_input(nodes, i, name) -> str:
     return f"is produced by the later node {label(j)}: the nodes are not in topological order, as ONNX requires"
 
 
-def load_onnx(path_or_bytes, name: str = None, n_threads=None) -> Model:
-    """An ONNX model (path, bytes or binary file object) as a Model; `name` is used in messages.
+def load_onnx(path_or_bytes, name: str = None, n_threads=None, folder=None) -> Model:
+    """An ONNX model (path, bytes or binary file object) as a Model; `name` is used in messages, `folder` is where
+    external data files are looked for (by default the folder of a model loaded from a path).
 
     The graph is lowered to the IR and compiled for the C executor (rnnfast/graph/); a graph the executor cannot
     take yet (an operator without a C kernel, sizes that depend on the data) runs node by node here, and
-    `unfit_reason` on the graph says why."""
-    from google.protobuf.message import DecodeError
-    import onnx
-
-    from ...formats import read_source
+    `unfit_reason` on the graph says why. Neither imports the onnx package unless the model needs onnx itself (an
+    operator run through onnx.reference)."""
+    from ...formats import folder_of, read_source
 
     data, source_name = read_source(path_or_bytes)
     name = name or source_name
-    try:
-        proto = onnx.load_from_string(data)
-    except (DecodeError, ValueError, RuntimeError) as e:
-        raise FormatError(f"{name}: not a readable ONNX model (truncated or corrupt?): {e}") from None
+    proto = read_model(data, name, folder if folder is not None else folder_of(path_or_bytes))
     if not proto.graph.node:
         raise FormatError(f"{name}: the ONNX graph has no nodes (truncated or not an ONNX model?)")
     compiled, why = compile_onnx(proto, name, n_threads)

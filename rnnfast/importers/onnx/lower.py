@@ -15,7 +15,9 @@ from ...graph.dims import Dim
 from ...graph.infer import ONNX_DTYPES, Unfit
 from ...graph.ir import Graph, Node, Value
 from .recurrent import OP_CELLS, RecurrentNodeSpec
-from .graph import LOAD_CHECKS, _tensor
+from .graph import LOAD_CHECKS
+from .protos import AttributeProto, attribute_value
+from .tensors import to_array
 
 
 def model_opset(proto, name) -> int:
@@ -33,14 +35,12 @@ def lower_model(proto, name: str) -> tuple:
 
 
 def _decode_attrs(node, where) -> dict:
-    from onnx import helper
-
     attrs = {}
     for a in node.attribute:
-        if a.type in (a.GRAPH, a.GRAPHS):
+        if a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
             continue
-        v = helper.get_attribute_value(a)
-        attrs[a.name] = _tensor(v, f"{where}: attribute {a.name!r}") if hasattr(v, "dims") else v
+        v = attribute_value(a, where)
+        attrs[a.name] = to_array(v, f"{where}: attribute {a.name!r}") if hasattr(v, "dims") else v
     return attrs
 
 
@@ -67,7 +67,7 @@ def _lower(gproto, name, opset, captured) -> Graph:
     _refuse_duplicates(name, "graph input", [v.name for v in gproto.input])
     values = {}
     for init in gproto.initializer:
-        arr = _tensor(init, f"{name}: initializer {init.name!r}")
+        arr = to_array(init, f"{name}: initializer {init.name!r}")
         values[init.name] = Value(init.name, arr.dtype, tuple(arr.shape), const=arr)
     inputs = []
     for vi in gproto.input:

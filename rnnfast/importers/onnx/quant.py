@@ -16,12 +16,11 @@ rnnfast does not reproduce; quantize_dynamic(reduce_range=True) avoids it.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from ...errors import FormatError
 from .recurrent import RecurrentNodeSpec
+from .schemas import recurrent_schema
 
 MS_DOMAIN = "com.microsoft"
 QUANT_INPUTS = ("W_scale", "W_zero_point", "R_scale", "R_zero_point")
@@ -29,9 +28,7 @@ QUANT_INPUTS = ("W_scale", "W_zero_point", "R_scale", "R_zero_point")
 
 def _schema():
     """LSTM-7's attributes (those DynamicQuantizeLSTM has) with the contrib operator's input count."""
-    from onnx import defs
-
-    return SimpleNamespace(attributes=defs.get_schema("LSTM", 7).attributes, max_input=12, max_output=3)
+    return recurrent_schema("LSTM", 7)._replace(max_input=12)
 
 
 class QuantizedLstmSpec(RecurrentNodeSpec):

@@ -16,6 +16,8 @@ import numpy as np
 from ...errors import FormatError
 from ...layers import ACTIVATION_PARAMS, N_ACTIVATIONS, N_GATES, Activation, RecurrentLayer, default_activations
 from .._gates import split_onnx_bias
+from .protos import ATTRIBUTE_TYPE_NAMES, attribute_value
+from .schemas import recurrent_schema
 
 OP_CELLS = {"RNN": "rnn", "GRU": "gru", "LSTM": "lstm"}
 # onnxruntime's defaults when alpha / beta are absent (SEMANTICS.md 1.1, checked in tests against onnxruntime).
@@ -32,7 +34,8 @@ class RecurrentNodeSpec:
     weight_keys = ("W", "R", "B", "P")  # the inputs build_layer takes, in order
 
     def __init__(self, node, opset: int, where: str, schema=None, cell=None):
-        """`schema` and `cell` are given for operators outside the ai.onnx domain (quant.py)."""
+        """`schema` (a schemas.RecurrentSchema) and `cell` are given for operators outside the ai.onnx domain
+        (quant.py)."""
         self.node, self.where = node, where
         self.cell = cell or OP_CELLS[node.op_type]
         attrs = {a.name: a for a in node.attribute}
@@ -45,9 +48,9 @@ class RecurrentNodeSpec:
             if name not in allowed:
                 raise FormatError(f"{where}: attribute {name!r} is not part of {node.op_type} (opset {opset}); "
                                   f"known: {sorted(allowed)}")
-            if int(attr.type) != int(allowed[name].type):
-                raise FormatError(f"{where}: attribute {name!r} has type {_type_name(attr.type)}, expected "
-                                  f"{_type_name(allowed[name].type)}")
+            if attr.type != allowed[name]:
+                raise FormatError(f"{where}: attribute {name!r} has type {ATTRIBUTE_TYPE_NAMES[attr.type]}, expected "
+                                  f"{ATTRIBUTE_TYPE_NAMES[allowed[name]]}")
         get = lambda name, default=None: _attr_value(where, attrs[name]) if name in attrs else default
         if get("output_sequence", 0) not in (0, 1):
             raise FormatError(f"{where}: output_sequence {get('output_sequence')}; expected 0 or 1")
@@ -131,30 +134,20 @@ def _float_tensor(where, key, value):
     value = np.asarray(value)
     if not np.issubdtype(value.dtype, np.floating):
         raise FormatError(f"{where}: input {key} has dtype {value.dtype}, expected float16, float or double")
-    return value.astype(np.float32)
+    return value.astype(np.float32, copy=False)  # float32 weights are used as they are (the file's bytes): no copy
 
 
 def _schema(op_type, opset, where):
     """The operator as defined in this opset (attributes differ: output_sequence <7, layout >=14, ...)."""
-    from onnx import defs
-
-    try:
-        return defs.get_schema(op_type, opset)
-    except defs.SchemaError:
-        raise FormatError(f"{where}: {op_type} does not exist in opset {opset}") from None
-
-
-def _type_name(attr_type) -> str:
-    from onnx import AttributeProto
-
-    return AttributeProto.AttributeType.Name(int(attr_type))
+    schema = recurrent_schema(op_type, opset)
+    if schema is None:
+        raise FormatError(f"{where}: {op_type} does not exist in opset {opset}")
+    return schema
 
 
 def _attr_value(where, attr):
     """An attribute's value with strings decoded; undecodable text is a corrupt file, reported as such."""
-    from onnx import helper
-
-    value = helper.get_attribute_value(attr)
+    value = attribute_value(attr, where)
     try:
         if isinstance(value, bytes):
             return value.decode()
