@@ -381,68 +381,6 @@ cdef class CModel:
         return 0
 
 
-cdef class FeedRun:
-    """A CModel run whose inputs are looked up by name in a dict of arrays, for a graph that is only a stack
-    (rnnfast/importers/onnx/chain.py): the feed checks, the per-layer state lists and the list of outputs are made
-    here, in one call. run() returns None, having run nothing, for feeds that are not the usual ones (not exactly
-    the named inputs, or not native float32 ndarrays of rank 3 with the fixed sizes), and for any the model refuses: the
-    caller then takes its general path, which converts or names the problem."""
-    cdef CModel model
-    cdef tuple names       # the inputs, x first
-    cdef tuple fixed       # per input: ((axis, size), ...) the declared fixed sizes
-    cdef tuple h_names     # per layer: the name of its initial h (None: zeros); empty when no layer has one
-    cdef tuple c_names
-    cdef dict consts       # initial states that are constants, by name
-    cdef tuple out_index   # per output: its index in [y, *y_h, *y_c]
-    cdef bint want_y
-    cdef int y_layout
-    cdef tuple y_shape     # the sequence output's trailing axes after [T, B], or () to keep the engine's
-    cdef int n_threads
-
-    def __cinit__(self, CModel model, names, fixed, h_names, c_names, dict consts, out_index, bint want_y,
-                  int y_layout, y_shape, n_threads):
-        self.model, self.names, self.fixed = model, tuple(names), tuple(tuple(f) for f in fixed)
-        self.h_names, self.c_names = tuple(h_names or ()), tuple(c_names or ())
-        self.consts, self.out_index = consts, tuple(out_index)
-        self.want_y, self.y_layout, self.y_shape = want_y, y_layout, tuple(y_shape)
-        self.n_threads = int(n_threads) if n_threads else 0
-
-    cdef object states(self, tuple names, dict feeds):
-        if not names:
-            return None
-        out = []
-        for name in names:
-            out.append(None if name is None else feeds[name] if name in feeds else self.consts[name])
-        return out
-
-    def run(self, feeds):
-        cdef Py_ssize_t i, n = len(self.names)
-        cdef tuple fixed
-        if type(feeds) is not dict or len(<dict>feeds) != n:
-            return None
-        for i in range(n):
-            v = feeds.get(self.names[i])
-            if not (cnp.PyArray_CheckExact(v) and cnp.PyArray_TYPE(<cnp.ndarray>v) == cnp.NPY_FLOAT32
-                    and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>v) and cnp.PyArray_NDIM(<cnp.ndarray>v) == 3):
-                return None
-            fixed = <tuple>self.fixed[i]
-            for axis, size in fixed:
-                if cnp.PyArray_DIM(<cnp.ndarray>v, <int>axis) != <cnp.npy_intp>size:
-                    return None
-        x = feeds[self.names[0]]
-        try:
-            y, hs, cs = self.model.run_c(x, None, self.states(self.h_names, feeds), self.states(self.c_names, feeds),
-                                         None, False, self.want_y, self.y_layout, self.n_threads)
-        except ValueError:
-            return None
-        if self.y_shape:
-            y = y.reshape((cnp.PyArray_DIM(<cnp.ndarray>x, 0), cnp.PyArray_DIM(<cnp.ndarray>x, 1)) + self.y_shape)
-        parts = [y]
-        parts += hs
-        parts += cs
-        return [parts[i] for i in self.out_index]
-
-
 cdef class CStream:
     """A state that persists between calls, for step-by-step inference (rnnf_step)."""
     cdef CModel model

@@ -38,6 +38,23 @@ def test_sizes_that_do_not_fit_name_the_node_and_both_shapes():
     assert np.array_equal(m.run({"a": np.ones((2, 4), np.float32), "b": np.ones((4, 3), np.float32)})[0], ok[0])
 
 
+def test_an_input_that_changes_shape_alone_is_checked_on_every_call():
+    """x [T, B, 4] defines B; s [B, 4] only uses it. After a run has planned B = 2, an s of another batch with the
+    same x must be refused (the plan's sizes would read past s), not only when a symbol changes."""
+    nodes = [helper.make_node("Add", ["x", "s"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "B", 4]),
+                                           helper.make_tensor_value_info("s", TensorProto.FLOAT, ["B", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    compiled = rnnfast.load(model.SerializeToString()).graph.compiled
+    x = np.ones((3, 2, 4), np.float32)
+    assert np.array_equal(compiled.run([x, np.ones((2, 4), np.float32)])[0], np.full((3, 2, 4), 2, np.float32))
+    for bad in (np.ones((1, 4), np.float32), np.ones((5, 4), np.float32)):
+        with pytest.raises(ValueError, match=r"input 's' has size \d on axis 0, expected 2"):
+            compiled.run([x, bad])
+
+
 def test_feeds_of_the_wrong_dtype_or_rank_name_the_input():
     m = rnnfast.load(matmul_model())
     with pytest.raises(ValueError, match="input 'a' has dtype int32"):

@@ -49,6 +49,24 @@ def stack_recurrent(graph: Graph, opset: int):
     _sort(graph)
 
 
+def lone_stack(graph: Graph):
+    """The layers of a graph that is one stack of layers reading its only input, with no initial state, whose first
+    output is the stack's sequence (through views): what a step-by-step stream of it computes (rnnfast.stream.Stream
+    refuses a layer that does not run forward, by name). Else None."""
+    stacks = [n for n in graph.nodes if n.op == "Recurrent"]
+    if len(stacks) != 1 or any(n.op not in GLUE_OPS for n in graph.nodes if n is not stacks[0]):
+        return None
+    node = stacks[0]
+    if graph.inputs != [node.inputs[0]] or any(node.inputs[1:]):
+        return None
+    name, producers = graph.outputs[0], graph.producers()
+    while name != node.outputs[0] and name in producers and producers[name].op in GLUE_OPS:
+        name = producers[name].inputs[0]
+    if name != node.outputs[0]:
+        return None
+    return [layer.spec.build_layer(*layer.weights) for layer in node.payload]
+
+
 def _sort(graph: Graph):
     """Every node after the producers of its inputs, otherwise in the order it had: a layer's own state read
     before the next layer ran is now made by the stack's node after it."""

@@ -326,16 +326,20 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
                                   "overflows for these input shapes");
                 return RNNF_ERR_SHAPE;
             }
-        for (int i = 0; i < g->n_inputs; i++) {
-            const rnnf_gtensor *t = &g->tensors[g->inputs[i]];
-            for (int a = 0; a < t->rank; a++)
-                if (s->dim_val[t->dims_at + a] != inputs[i].dims[a]) {
-                    if (err) snprintf(err->message, sizeof err->message, "input '%s' has size %lld on axis %d, "
-                                      "expected %lld", t->name, (long long)inputs[i].dims[a], a,
-                                      (long long)s->dim_val[t->dims_at + a]);
-                    return RNNF_ERR_SHAPE;
-                }
-        }
+    }
+    /* Every call, not only when a symbol changed: an input that does not define a symbol (a state [L, B, H] beside
+     * x [T, B, F]) can change its shape alone, and the plan must never see sizes it was not made for. */
+    for (int i = 0; i < g->n_inputs; i++) {
+        const rnnf_gtensor *t = &g->tensors[g->inputs[i]];
+        for (int a = 0; a < t->rank; a++)
+            if (s->dim_val[t->dims_at + a] != inputs[i].dims[a]) {
+                if (err) snprintf(err->message, sizeof err->message, "input '%s' has size %lld on axis %d, "
+                                  "expected %lld", t->name, (long long)inputs[i].dims[a], a,
+                                  (long long)s->dim_val[t->dims_at + a]);
+                return RNNF_ERR_SHAPE;
+            }
+    }
+    if (changed) {
         for (int c = 0; c < g->n_checks; c++) {
             const rnnf_dim_check *ck = &g->checks[c];
             const int64_t a = s->dim_val[ck->a], b = s->dim_val[ck->b];

@@ -13,7 +13,6 @@ from ...errors import FormatError
 from ...graph.infer import ONNX_DTYPES  # one table of ONNX element types for both paths
 from ...model import Model, TensorInfo
 from .recurrent import OP_CELLS, RecurrentNodeSpec
-from .chain import match_chain
 from .protos import AttributeProto, attribute_value, read_model, to_onnx
 from .schemas import is_standard_op
 from .tensors import to_array
@@ -145,7 +144,7 @@ class ReferenceNode:
     def __init__(self, node, where, opset):
         self.node, self.where, self.opset = node, where, opset
         self.input_names, self.output_names = list(node.input), list(node.output)
-        self.attrs = {a.name: attribute_value(a, where) for a in node.attribute}  # read by the chain's walkers
+        self.attrs = {a.name: attribute_value(a, where) for a in node.attribute}  # read by pipeline.py's walker
         self.feed_names = [f"i{k}" for k, n in enumerate(node.input) if n]
         self.evaluator = None  # made on the first run: importing onnx.reference costs ~10 MB the C path never needs
         self.fn = self._run
@@ -201,7 +200,7 @@ class RecurrentNode:
         self.layer = self.stack = None
         weight_names = [names[k] for k in spec.weight_keys]
         if all(not n or n in consts for n in weight_names):
-            # packed on the first node-by-node run only: the C graph executor (or the chain) usually runs the model
+            # packed on the first node-by-node run only: the C graph executor usually runs the model
             self.layer = spec.build_layer(*[consts.get(n) if n else None for n in weight_names])
 
     def run(self, values: dict):
@@ -378,7 +377,7 @@ class OnnxGraph:
         for out in self.outputs:
             if out.name not in known:
                 raise FormatError(f"{name}: graph output {out.name!r} is not produced by any node")
-        self.chain = match_chain(self, n_threads) if subgraph is None else None
+        self.n_threads = n_threads
         self.compiled, self.unfit_reason = None, "not compiled"  # load_onnx sets both
 
     def _fold(self, ctx):
@@ -399,10 +398,6 @@ class OnnxGraph:
         return TensorInfo(value_info.name, shape, TYPE_NAMES.get(t.elem_type, f"tensor(type {t.elem_type})"))
 
     def run(self, feeds: dict, output_names=None) -> list:
-        if self.chain is not None and output_names is None:
-            outs = self.chain.run(feeds)  # one engine call; None for any feed it does not take as it is
-            if outs is not None:
-                return outs
         # While rnnfast verify watches CompiledStack.run (commands/trace.py), the graph runs node by node for it.
         if self.compiled is not None and output_names is None and engine.CompiledStack.run is _ENGINE_RUN:
             return self.compiled.run(_ordered_feeds(self, feeds))
@@ -463,29 +458,28 @@ class OnnxGraph:
         return value
 
     def stream(self, batch=1, n_threads=None, states=None):
-        """Streams a graph that is one forward recurrent node fed by the graph input, its step returning Y_t; or
-        a chain of forward recurrent nodes (chain.py) with X its only input and the last node's sequence
-        its first output, its step returning that output's step; or, through the C executor, any graph with state
-        loops (graph/stream.py: `states` pairs inputs with the outputs that feed them back)."""
+        """Streams, through the C executor, a graph with state loops (graph/stream.py: `states` pairs inputs with the
+        outputs that feed them back), or a graph that is one stack of forward recurrent layers fed by its only input
+        (graph/stack.py), its step returning the first output's step; the node-by-node path streams a graph of one
+        recurrent node."""
+        from ...graph.stack import lone_stack
         from ...graph.stream import GraphStream, find_state_pairs
         from ...stream import Stream
 
-        if self.compiled is not None and (states is not None or find_state_pairs(self.compiled.graph)):
-            return GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
-
-        chain = self.chain
-        if chain is not None:
-            if (chain.n_inputs == 1 and not chain.h_src and not chain.c_src and chain.outputs[0] == (0, -1)
-                    and not chain.pinned):
-                return Stream(chain.stack.layers, batch, n_threads=n_threads or chain.n_threads, where=chain.where)
-            if len(chain.stack.layers) > 1:
-                raise NotImplementedError(f"{self.name}: streaming a chain of recurrent nodes needs X as the only "
-                                          f"graph input, no initial state and the last node's sequence as the first "
-                                          f"output")
+        if self.compiled is not None:
+            if states is not None or find_state_pairs(self.compiled.graph):
+                return GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
+            stack = lone_stack(self.compiled.graph)
+            if stack is not None:
+                return Stream(stack, batch, n_threads=n_threads or self.n_threads, where=self.name)
+            if sum(n.op == "Recurrent" and len(n.payload) > 1 for n in self.compiled.graph.nodes):
+                raise NotImplementedError(f"{self.name}: streaming a stack of recurrent layers needs X as the only "
+                                          f"graph input, no initial state and the last layer's sequence as the "
+                                          f"first output (or state inputs and outputs to pair: states=...)")
         recurrent = [step for kind, step in self.steps if kind == "recurrent"]
         if len(self.steps) != 1 or len(recurrent) != 1 or recurrent[0].layer is None:
             raise NotImplementedError(f"{self.name}: streaming needs a graph of one recurrent node with constant "
-                                      f"weights, or a chain of them joined by Squeeze or Transpose + Reshape; this "
+                                      f"weights, or a stack of them joined by Squeeze or Transpose + Reshape; this "
                                       f"one has {len(self.steps)} node(s)")
         node = recurrent[0]
         if node.spec.inputs["X"] != self.inputs[0].name or len(self.inputs) != 1:
@@ -585,7 +579,7 @@ class CompiledOnnxGraph:
     """A graph only the C executor runs (the node-by-node path has no implementation of some of its operators)."""
 
     def __init__(self, compiled, name):
-        self.name, self.compiled, self.chain = name, compiled, None
+        self.name, self.compiled = name, compiled
         g = compiled.graph
         self.inputs = [_info_of(g.values[n]) for n in g.inputs]
         self.outputs = [_info_of(g.values[n]) for n in g.outputs]
@@ -606,7 +600,7 @@ class CompiledOnnxGraph:
         return GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
 
     def to_pipeline(self):
-        ops = sorted({n.op for n in self.compiled.graph.nodes} - {"LSTM", "GRU", "RNN", "MatMul", "Gemm"})
+        ops = sorted({n.op for n in self.compiled.graph.nodes} - {"LSTM", "GRU", "RNN", "Recurrent", "MatMul", "Gemm"})
         raise FormatError(f"{self.name}: a pipeline (.rnnf 1, export-c, convert) holds an embedding, recurrent stacks "
                           f"and dense heads only; this graph also has {', '.join(ops)}, which only the C graph "
                           f"executor runs")

@@ -22,10 +22,16 @@ import numpy as np
 
 from ...errors import FormatError
 from ...pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
-from .states import fills_zeros
 
 PASS_THROUGH = ("Identity", "Dropout")
 ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}
+
+
+def fills_zeros(op_type, attrs, value) -> bool:
+    """Whether ConstantOfShape (value: its attribute) or Expand (value: its constant first input) fills with 0."""
+    if op_type == "ConstantOfShape" and value is None:
+        return True  # the operator's default is a float32 0
+    return value is not None and not np.any(np.asarray(value))
 
 
 @dataclass
