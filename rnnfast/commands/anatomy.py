@@ -4,7 +4,8 @@ order the file uses, and the defaults the importer applied. `rnnfast inspect` pr
 `random_inputs` use it to name layers and to pick valid token ids.
 
 Each graph type of rnnfast/importers (and rnnfast/pipeline.py) has one walker here; a graph type without one
-is still inspected through describe(), with no layer table.
+is still inspected through describe(), with no layer table. An ONNX model is read from its analysed graph IR
+(rnnfast/graph/), and from the node-by-node path's steps only when the C executor cannot take it.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..graph.stack import CELL_OPS
 from ..importers import _gates
 from ..layers import RecurrentLayer
 
@@ -69,7 +71,7 @@ def _canonical(layer: RecurrentLayer, order: str, name: str = "") -> LayerInfo:
                      _recurrent_detail(layer))
 
 
-# --- ONNX ---------------------------------------------------------------------------------------------------
+# --- ONNX: the node-by-node path's steps, for a graph the C executor cannot take ---------------------------------
 def _onnx_layers(graph, prefix="") -> list:
     out = []
     for kind, step in graph.steps:
@@ -98,35 +100,6 @@ def _onnx_layers(graph, prefix="") -> list:
     return out
 
 
-def _ir_layers(graph, prefix="") -> list:
-    """The layers of a graph only the C executor runs, read from the analysed graph IR (rnnfast/graph/ir.py)."""
-    out = []
-    consts = {n: v.const for n, v in graph.values.items() if v.const is not None}
-    for node in graph.nodes:
-        name = prefix + (node.name or node.outputs[0])
-        if node.op == "Recurrent":  # graph/stack.py: a stack of layers
-            for layer in node.payload:
-                weights = {k: list(w.shape) for k, w in zip(("W", "R", "B", "P"), layer.weights) if w is not None}
-                info = _canonical(layer.spec.build_layer(*layer.weights), "onnx", prefix + layer.name)
-                info.weights, info.parameters = weights, _size(weights.values())
-                out.append(info)
-        elif node.op in ("LSTM", "GRU", "RNN"):
-            keys = dict(zip(("W", "R", "B", "P"), (node.inputs[i] if i < len(node.inputs) else "" for i in (1, 2, 3, 7))))
-            weights = {k: list(consts[n].shape) for k, n in keys.items() if n and n in consts}
-            layer = node.payload.build_layer(*[consts.get(n) if n else None for n in keys.values()])
-            info = _canonical(layer, "onnx", name)
-            info.weights, info.parameters = weights, _size(weights.values())
-            out.append(info)
-        elif node.op == "If":
-            for key, branch in zip(("then_branch", "else_branch"), node.payload):
-                out += _ir_layers(branch, f"{prefix}{node.name or 'If'}/{key}/")
-        else:
-            floats = {n: list(consts[n].shape) for n in node.inputs if n in consts and consts[n].dtype.kind == "f"}
-            if floats:
-                out.append(LayerInfo(name, node.op, _size(floats.values()), floats))
-    return out
-
-
 def _onnx_defaults(graph) -> list:
     from ..layers import default_activations
 
@@ -145,6 +118,117 @@ def _onnx_defaults(graph) -> list:
             defaults["hidden_size"] = (step.layer.hidden_size, "from the shape of R")
         out += [(name, k, v, why) for k, (v, why) in defaults.items() if k not in given]
     return out
+
+
+# --- ONNX: the analysed graph IR (rnnfast/graph/ir.py) ---------------------------------------------------------
+INT_GLUE = ("Transpose", "Cast", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "View")  # ids pass them
+
+
+def _ir_layers(graph, run_layers=None, prefix="") -> list:
+    """Recurrent layers show the file's weights, not what the analysis made of them (graph/stack.py folds a Linear
+    before a stack into its first layer's input weights: the detail says so), and are the node-by-node path's
+    objects where it has them (run_layers: where -> layer), which verify and inspect watch run; a bias graph/fuse.py
+    folded into a product is counted there."""
+    out = []
+    consts = {n: v.const for n, v in graph.values.items() if v.const is not None}
+    for node in graph.nodes:
+        name = prefix + (node.name or node.outputs[0])
+        if node.op == "Recurrent":  # graph/stack.py: a stack of layers, each listed with its own name
+            out += [_ir_recurrent(layer.spec, prefix + layer.name, consts, run_layers, layer.weights[0])
+                    for layer in node.payload]
+        elif node.op in CELL_OPS:
+            out.append(_ir_recurrent(node.payload, name, consts, run_layers))
+        elif node.op == "If":
+            for key, branch in zip(("then_branch", "else_branch"), node.payload):
+                out += _ir_layers(branch, run_layers, f"{prefix}{node.name or 'If'}/{key}/")
+        else:
+            # Float constants are weights; integer ones (axes, shapes, indices) are not parameters.
+            floats = {n: list(consts[n].shape) for n in node.inputs if n in consts and consts[n].dtype.kind == "f"}
+            if node.op in ("MatMul", "Gemm") and node.attrs.get("_bias_added"):
+                floats["bias (an Add folded in)"] = list(node.attrs["_bias"].shape)
+            if floats:
+                out.append(LayerInfo(name, node.op, _size(floats.values()), floats))
+    return out
+
+
+def _ir_recurrent(spec, name, consts, run_layers, w_used=None) -> LayerInfo:
+    keys = {k: spec.inputs[k] for k in spec.weight_keys if spec.inputs[k]}
+    weights = {k: list(consts[n].shape) for k, n in keys.items() if n in consts}
+    if len(weights) < len(keys):  # weights fed as graph inputs: known only at run time
+        return LayerInfo(name, spec.cell.upper(), 0, weights, None, "onnx",
+                         f"{spec.direction}, weights {sorted(set(keys) - set(weights))} fed at run time")
+    layer = (run_layers or {}).get(spec.where) or spec.build_layer(*[consts.get(keys.get(k)) for k in spec.weight_keys])
+    info = _canonical(layer, "onnx", name)
+    info.weights, info.parameters = weights, _size(weights.values())
+    if w_used is not None and w_used is not consts[keys["W"]]:
+        info.detail += "; the Linear before it is folded into its input weights at load"
+    return info
+
+
+def _run_layers(graph) -> dict:
+    """where -> RecurrentLayer of the node-by-node path's recurrent steps (none for a CompiledOnnxGraph)."""
+    out = {}
+    for kind, step in getattr(graph, "steps", ()):
+        if kind == "recurrent" and step.layer is not None:
+            out[step.spec.where] = step.layer
+        elif kind == "if":
+            for branch in step.branches.values():
+                out.update(_run_layers(branch))
+    return out
+
+
+def _ir_defaults(graph, prefix="") -> list:
+    from ..layers import default_activations
+
+    out = []
+    for node in graph.nodes:
+        if node.op == "If":
+            for key, branch in zip(("then_branch", "else_branch"), node.payload):
+                out += _ir_defaults(branch, f"{prefix}{node.name or 'If'}/{key}/")
+            continue
+        if node.op == "Recurrent":
+            layers = [(layer.spec, layer.name, layer.weights[1]) for layer in node.payload]
+        elif node.op in CELL_OPS:
+            r = node.inputs[2]
+            layers = [(node.payload, node.name or node.outputs[0], graph.values[r].const)]
+        else:
+            continue
+        for spec, name, R in layers:
+            given = {a.name for a in spec.node.attribute}
+            defaults = {"direction": ("forward", "ONNX default"), "layout": (0, "ONNX default"),
+                        "activations": (",".join(a.name for a in default_activations(spec.cell)), "ONNX default")}
+            if spec.cell == "gru":
+                defaults["linear_before_reset"] = (0, "ONNX default")
+            if R is not None:
+                defaults["hidden_size"] = (int(R.shape[-1]), "from the shape of R")
+            out += [(prefix + name, k, v, why) for k, (v, why) in defaults.items() if k not in given]
+    return out
+
+
+def _ir_int_range(graph, name, seq_len):
+    """[low, high) of an integer input that the IR reads (through views and casts) as a recurrent node's
+    sequence_lens or as a Gather's indices into a constant table, or None."""
+    users, vocab, todo, seen = graph.consumers(), [], [name], set()
+    while todo:
+        v = todo.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        for node in users.get(v, []):
+            lens = {"Recurrent": 1, **{op: 4 for op in CELL_OPS}}.get(node.op)
+            lens = node.inputs[lens] if lens is not None and lens < len(node.inputs) else ""
+            table = graph.values[node.inputs[0]].const if node.op == "Gather" else None
+            if lens == v:
+                return 1, seq_len + 1
+            if table is not None and node.inputs[1] == v:
+                vocab.append(table.shape[node.attrs.get("axis", 0) % table.ndim])
+            elif node.op in INT_GLUE:
+                todo.append(node.outputs[0])
+            elif node.op == "If":
+                found = [r for r in (_ir_int_range(b, v, seq_len) for b in node.payload) if r is not None]
+                if found:
+                    return found[0]
+    return (0, min(vocab)) if vocab else None
 
 
 # --- Keras --------------------------------------------------------------------------------------------------
@@ -227,8 +311,9 @@ def source_framework(model) -> str:
 
 def layers(model) -> list:
     framework = source_framework(model)
-    if framework == "onnx":
-        return _onnx_layers(model.graph) if hasattr(model.graph, "steps") else _ir_layers(model.graph.compiled.graph)
+    if framework == "onnx":  # the node-by-node steps only for a graph the C executor cannot take
+        g = model.graph
+        return _onnx_layers(g) if g.compiled is None else _ir_layers(g.compiled.graph, _run_layers(g))
     if framework == "keras":
         return _keras_layers(model.graph.graph)
     if framework == "torch":
@@ -242,7 +327,8 @@ def defaults(model) -> list:
     """(layer, option, value, why) for every option the file left out and the importer filled in."""
     framework = source_framework(model)
     if framework == "onnx":
-        return _onnx_defaults(model.graph) if hasattr(model.graph, "steps") else []
+        g = model.graph
+        return _onnx_defaults(g) if g.compiled is None else _ir_defaults(g.compiled.graph)
     if framework == "keras":
         return list(model.graph.ctx.defaults)
     return list(getattr(model.graph, "defaults", []))
@@ -261,8 +347,10 @@ def int_input_range(model, name: str, seq_len: int) -> tuple:
         vocab = [obj.input_dim for _, obj in g.graph.order if type(obj).__name__ == "Embedding"]
         if vocab:
             return 0, min(vocab)
+    if framework == "onnx" and g.compiled is not None:
+        return _ir_int_range(g.compiled.graph, name, seq_len) or (0, 2)
     if framework == "onnx":
-        for kind, step in getattr(g, "steps", ()):
+        for kind, step in g.steps:
             if kind == "recurrent" and step.spec.inputs["sequence_lens"] == name:
                 return 1, seq_len + 1
             if kind == "op" and step.node.op_type == "Gather" and step.node.input[1:2] == [name]:

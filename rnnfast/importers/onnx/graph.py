@@ -144,7 +144,6 @@ class ReferenceNode:
     def __init__(self, node, where, opset):
         self.node, self.where, self.opset = node, where, opset
         self.input_names, self.output_names = list(node.input), list(node.output)
-        self.attrs = {a.name: attribute_value(a, where) for a in node.attribute}  # read by pipeline.py's walker
         self.feed_names = [f"i{k}" for k, n in enumerate(node.input) if n]
         self.evaluator = None  # made on the first run: importing onnx.reference costs ~10 MB the C path never needs
         self.fn = self._run
@@ -554,6 +553,7 @@ def load_onnx(path_or_bytes, name: str = None, n_threads=None, folder=None) -> M
             raise
         graph = CompiledOnnxGraph(compiled, name)
     graph.compiled, graph.unfit_reason = compiled, why
+    graph.proto = proto if compiled is None else None  # pipeline.py analyses it again, without the C lowering
     return Model(graph, source=name)
 
 
@@ -600,10 +600,9 @@ class CompiledOnnxGraph:
         return GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
 
     def to_pipeline(self):
-        ops = sorted({n.op for n in self.compiled.graph.nodes} - {"LSTM", "GRU", "RNN", "Recurrent", "MatMul", "Gemm"})
-        raise FormatError(f"{self.name}: a pipeline (.rnnf 1, export-c, convert) holds an embedding, recurrent stacks "
-                          f"and dense heads only; this graph also has {', '.join(ops)}, which only the C graph "
-                          f"executor runs")
+        from .pipeline import onnx_to_pipeline
+
+        return onnx_to_pipeline(self)
 
 
 def _info_of(v) -> TensorInfo:
