@@ -117,8 +117,12 @@ def test_inspect_reads_the_ir():
     run = [layer for kind, step in model.graph.steps if kind == "recurrent" for layer in [step.layer]]
     assert [r.recurrent for r in rows if r.recurrent is not None] == run and rows[0].recurrent is run[0]
     denoiser = rnnfast.load(os.path.join(DATA, "graph", "denoiser.ts.onnx"))
-    first = next(r for r in anatomy.layers(denoiser) if r.recurrent is not None)
+    rows = anatomy.layers(denoiser)
+    first = next(r for r in rows if r.recurrent is not None)
     assert first.weights["W"] == [1, 288, 96] and "Linear before it is folded" in first.detail
+    # the folded Linear keeps its row: every parameter the file stores is counted once
+    assert [(r.name, r.kind, r.parameters) for r in rows][0] == ("/inp/MatMul", "MatMul", 64 * 96 + 96)
+    assert sum(r.parameters for r in rows) == (64 * 96 + 96) + (96 * 64 + 64) + 2 * (2 * 288 * 96 + 576)
 
 
 def test_token_ids_are_found_through_a_transpose(rng):

@@ -134,8 +134,9 @@ def _ir_layers(graph, run_layers=None, prefix="") -> list:
     for node in graph.nodes:
         name = prefix + (node.name or node.outputs[0])
         if node.op == "Recurrent":  # graph/stack.py: a stack of layers, each listed with its own name
-            out += [_ir_recurrent(layer.spec, prefix + layer.name, consts, run_layers, layer.weights[0])
-                    for layer in node.payload]
+            for layer in node.payload:
+                out += [LayerInfo(prefix + n, op, _size(shapes.values()), shapes) for n, op, shapes in layer.folded]
+                out.append(_ir_recurrent(layer.spec, prefix + layer.name, consts, run_layers, layer.weights[0]))
         elif node.op in CELL_OPS:
             out.append(_ir_recurrent(node.payload, name, consts, run_layers))
         elif node.op == "If":

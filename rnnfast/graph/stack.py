@@ -34,6 +34,7 @@ class StackLayer:
     y_h: str              # the layer's own final-state outputs in the source graph ("" if nobody reads them)
     y_c: str
     name: str
+    folded: tuple = ()    # (name, op, {weight: shape}) of nodes folded into this layer, for `rnnfast inspect`
 
 
 def stack_recurrent(graph: Graph, opset: int):
@@ -185,8 +186,11 @@ def _fold_input_product(graph, node):
     b_new = np.zeros((d, 2 * rows), np.float64) if B is None else B.astype(np.float64)
     if bias_m is not None:
         b_new[:, :rows] += np.einsum("dgi,i->dg", W.astype(np.float64), bias_m.astype(np.float64))
+    shapes = {m.inputs[1]: list(w_m.shape)}
+    if bias_m is not None:
+        shapes["bias (an Add folded in)"] = list(bias_m.shape)
     node.payload[0] = StackLayer(first.spec, (w_new, R, b_new.astype(np.float32), P), first.y_h, first.y_c,
-                                 first.name)
+                                 first.name, first.folded + ((m.name or m.outputs[0], m.op, shapes),))
     x = graph.values[m.inputs[0]]
     if transpose is None:
         node.inputs[0] = m.inputs[0]
