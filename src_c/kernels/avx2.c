@@ -2,7 +2,8 @@
  *
  * Compiled alone with -mavx2 -mfma and reached only through dispatch.c. The GEMM is a register-blocked
  * microkernel over the packed panels of kernels.h (up to 6 rows x 16 columns in 12 accumulators), also run with
- * B's rows read in place at per-k offsets (a convolution as an implicit GEMM, gemm_offsets); the gate
+ * B's rows read in place at per-k offsets (a convolution as an implicit GEMM, gemm_offsets; also the 16 GEMMs of a
+ * Winograd F(2x2, 3x3) convolution, whose input and output transforms are here too, eight tiles a vector); the gate
  * kernels fuse bias-free pre-activation sums, clip, activations and the state update into one pass over a
  * block of 16 units; for batch > 1 the row kernels run the same per-lane operations over a block's rows with
  * several rows in flight (rows_step.c). Activations not vectorized here fall back to the scalar definitions
@@ -231,6 +232,116 @@ static void gemm_offsets_avx2(int M, int K, const float *A, int lda, const float
                 m += R;
             }
         }
+    }
+}
+
+/* ---- Winograd F(2x2, 3x3) transforms (the order of every add is ref.c's, so the bits are its bits) ---- */
+
+/* Lanes [0, n) of a mask (n <= 8). */
+static inline __m256i lane_mask(int n)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline __attribute__((always_inline)) __m256 load_m(const float *p, int masked, __m256i mk)
+{
+    return masked ? _mm256_maskload_ps(p, mk) : _mm256_loadu_ps(p);
+}
+
+/* Eight tiles of one channel; masked: only the lanes of mk are read (all eight are written, see kernels.h). */
+static inline __attribute__((always_inline)) void wino2_in8(const float *x, int ldx, int odd, float *v, int64_t ldp,
+                                                            int masked, __m256i mk)
+{
+    __m256 e[4][4];
+    for (int j = 0; j < 4; j++) {
+        const float *s = x + (j & 1 ? odd : 0) + (j >> 1);
+        const __m256 d0 = load_m(s, masked, mk), d1 = load_m(s + ldx, masked, mk);
+        const __m256 d2 = load_m(s + 2 * (size_t)ldx, masked, mk), d3 = load_m(s + 3 * (size_t)ldx, masked, mk);
+        e[0][j] = _mm256_sub_ps(d0, d2);
+        e[1][j] = _mm256_add_ps(d1, d2);
+        e[2][j] = _mm256_sub_ps(d2, d1);
+        e[3][j] = _mm256_sub_ps(d1, d3);
+    }
+    for (int a = 0; a < 4; a++) {
+        __m256 r[4];
+        r[0] = _mm256_sub_ps(e[a][0], e[a][2]);
+        r[1] = _mm256_add_ps(e[a][1], e[a][2]);
+        r[2] = _mm256_sub_ps(e[a][2], e[a][1]);
+        r[3] = _mm256_sub_ps(e[a][1], e[a][3]);
+        for (int b = 0; b < 4; b++) _mm256_storeu_ps(v + (size_t)(4 * a + b) * ldp, r[b]);
+    }
+}
+
+/* Eight tiles at a time, the last group's loads masked: the even/odd split of the staged rows makes each tile
+ * column j one unaligned load. (A masked store costs ~20 cycles on Zen 2: the last group writes whole vectors.) */
+static void wino2_in_avx2(int C, int n, const float *X, int64_t ldc, int ldx, int odd, float *V, int64_t ldp,
+                          int ldv)
+{
+    const __m256i mk = lane_mask(n % 8);
+    for (int c = 0; c < C; c++) {
+        const float *x = X + (size_t)c * (size_t)ldc;
+        float *v = V + (size_t)c * (size_t)ldv;
+        int t = 0;
+        for (; t + 8 <= n; t += 8) wino2_in8(x + t, ldx, odd, v + t, ldp, 0, mk);
+        if (t < n) wino2_in8(x + t, ldx, odd, v + t, ldp, 1, mk);
+    }
+}
+
+/* Eight tiles of one channel: h rows of `cols` output columns (16 unless masked). */
+static inline __attribute__((always_inline)) void wino2_out8(const float *y, int64_t ldp, __m256 bv, int relu,
+                                                             float *o, int ldo, int h, int cols, int masked,
+                                                             __m256i mk)
+{
+    __m256 z[2][4];
+    for (int b = 0; b < 4; b++) {
+        const __m256 y0 = load_m(y + (size_t)b * ldp, masked, mk), y1 = load_m(y + (size_t)(4 + b) * ldp, masked, mk);
+        const __m256 y2 = load_m(y + (size_t)(8 + b) * ldp, masked, mk);
+        const __m256 y3 = load_m(y + (size_t)(12 + b) * ldp, masked, mk);
+        z[0][b] = _mm256_add_ps(_mm256_add_ps(y0, y1), y2);
+        z[1][b] = _mm256_sub_ps(_mm256_sub_ps(y1, y2), y3);
+    }
+    for (int i = 0; i < h; i++) {
+        __m256 s0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(z[i][0], z[i][1]), z[i][2]), bv);
+        __m256 s1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(z[i][1], z[i][2]), z[i][3]), bv);
+        if (relu) { /* max returns its second operand for NaN: NaN stays, as ref.c's compare keeps it */
+            s0 = _mm256_max_ps(_mm256_setzero_ps(), s0);
+            s1 = _mm256_max_ps(_mm256_setzero_ps(), s1);
+        }
+        const __m256 lo = _mm256_unpacklo_ps(s0, s1), hi = _mm256_unpackhi_ps(s0, s1);
+        const __m256 r0 = _mm256_permute2f128_ps(lo, hi, 0x20), r1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+        float *r = o + (size_t)i * ldo;
+        if (!masked) {
+            _mm256_storeu_ps(r, r0);
+            _mm256_storeu_ps(r + 8, r1);
+        } else { /* through the stack: a masked store costs ~20 cycles on Zen 2 */
+            float tmp[16] __attribute__((aligned(32)));
+            _mm256_store_ps(tmp, r0);
+            _mm256_store_ps(tmp + 8, r1);
+            for (int q = 0; q < cols; q++) r[q] = tmp[q];
+        }
+    }
+}
+
+/* Eight tiles at a time, the last group (or one cut by w) masked; each output row's two columns are interleaved
+ * in registers before the store. */
+static void wino2_out_avx2(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
+                           float *out, int64_t ldoc, int ldo, int h, int w)
+{
+    const int nf = w / 16 < n / 8 ? w / 16 : n / 8, tt = 8 * nf; /* whole groups: 8 tiles, 16 columns */
+    const int cols = w - 2 * tt < 16 ? w - 2 * tt : 16;
+    const __m256i mk = lane_mask(n - tt < 8 ? n - tt : 8);
+    for (int m = 0; m < M; m++) {
+        const float *y = Y + (size_t)m * ldv;
+        float *o = out + (size_t)m * (size_t)ldoc;
+        const __m256 bv = _mm256_set1_ps(bias ? bias[m] : 0.0f);
+        const int ru = relu != 0, h2 = h == 2;
+        for (int t = 0; t < tt; t += 8) {
+            if (h2)
+                wino2_out8(y + t, ldp, bv, ru, o + 2 * t, ldo, 2, 16, 0, mk);
+            else
+                wino2_out8(y + t, ldp, bv, ru, o + 2 * t, ldo, 1, 16, 0, mk);
+        }
+        if (tt < n) wino2_out8(y + tt, ldp, bv, ru, o + 2 * tt, ldo, h, cols, 1, mk);
     }
 }
 
@@ -636,4 +747,6 @@ const rnnf_kernels rnnf_kernels_avx2 = {
     gru_lbr_rows_avx2,
     rnn_rows_avx2,
     gemm_offsets_avx2,
+    wino2_in_avx2,
+    wino2_out_avx2,
 };

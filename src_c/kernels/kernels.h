@@ -58,6 +58,17 @@ typedef struct {
      * Each output is one chain over k in order, as in gemm_packed, whatever M, N or the caller's split. */
     void (*gemm_offsets)(int M, int K, const float *A, int lda, const float *X, const int32_t *off, int N,
                          const float *bias, int relu, float *C, int ldc);
+    /* Winograd F(2x2, 3x3) input transform of n tiles along one tile row, in each of C channels. Channel c's 4
+     * input rows i start at X + c*ldc + i*ldx, each split into its even columns (at 0) and odd ones (at +odd),
+     * n + 1 of each: tile t's block d[i][j] is column 2t + j. V = B^T d B, position p = 4a + b, goes to
+     * V[p*ldp + c*ldv + t]; entries t in [n, n rounded up to 8) may be overwritten. Adds and subtractions only,
+     * in ref.c's order, so every table gives the same bits. */
+    void (*wino2_in)(int C, int n, const float *X, int64_t ldc, int ldx, int odd, float *V, int64_t ldp, int ldv);
+    /* Its output transform for n tiles in each of M channels: S = A^T Y A of the 4x4 Y[p*ldp + m*ldv + t], plus
+     * (bias ? bias[m] : 0), then max(0, .) if relu (NaN kept); S[i][j] goes to out[m*ldoc + i*ldo + 2t + j] for
+     * i < h and 2t + j < w (h <= 2, w <= 2n: a partial last tile row or column). The same bits in every table. */
+    void (*wino2_out)(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu, float *out,
+                      int64_t ldoc, int ldo, int h, int w);
 } rnnf_kernels;
 
 extern const rnnf_kernels rnnf_kernels_ref;
@@ -77,5 +88,9 @@ float rnnf_act_scalar(const rnnf_activation *act, float x);
 /* ref.c's gemm_offsets, also the entry of tables without a vector version of their own (neon). */
 void rnnf_gemm_offsets_c(int M, int K, const float *A, int lda, const float *X, const int32_t *off, int N,
                          const float *bias, int relu, float *C, int ldc);
+/* ref.c's Winograd transforms, also the entries of tables without a vector version of their own (neon). */
+void rnnf_wino2_in_c(int C, int n, const float *X, int64_t ldc, int ldx, int odd, float *V, int64_t ldp, int ldv);
+void rnnf_wino2_out_c(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu, float *out,
+                      int64_t ldoc, int ldo, int h, int w);
 
 #endif

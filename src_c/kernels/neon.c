@@ -262,4 +262,6 @@ const rnnf_kernels rnnf_kernels_neon = {
     NULL,
     NULL,
     rnnf_gemm_offsets_c, /* no NEON version yet: ref.c's loops */
+    rnnf_wino2_in_c,
+    rnnf_wino2_out_c,
 };

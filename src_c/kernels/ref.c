@@ -108,6 +108,65 @@ void rnnf_gemm_offsets_c(int M, int K, const float *A, int lda, const float *X, 
     }
 }
 
+/* F(2x2, 3x3): B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], applied down the columns (rows i combined), then
+ * along the rows. The order of every add here is the one the vector tables follow. */
+void rnnf_wino2_in_c(int C, int n, const float *X, int64_t ldc, int ldx, int odd, float *V, int64_t ldp, int ldv)
+{
+    for (int c = 0; c < C; c++) {
+        const float *x = X + (size_t)c * (size_t)ldc;
+        float *v = V + (size_t)c * (size_t)ldv;
+        for (int t = 0; t < n; t++) {
+            float d[4][4], e[4][4];
+            for (int i = 0; i < 4; i++) {
+                const float *r = x + (size_t)i * ldx + t;
+                d[i][0] = r[0];
+                d[i][1] = r[odd];
+                d[i][2] = r[1];
+                d[i][3] = r[odd + 1];
+            }
+            for (int j = 0; j < 4; j++) {
+                e[0][j] = d[0][j] - d[2][j];
+                e[1][j] = d[1][j] + d[2][j];
+                e[2][j] = d[2][j] - d[1][j];
+                e[3][j] = d[1][j] - d[3][j];
+            }
+            for (int a = 0; a < 4; a++) {
+                v[(size_t)(4 * a + 0) * ldp + t] = e[a][0] - e[a][2];
+                v[(size_t)(4 * a + 1) * ldp + t] = e[a][1] + e[a][2];
+                v[(size_t)(4 * a + 2) * ldp + t] = e[a][2] - e[a][1];
+                v[(size_t)(4 * a + 3) * ldp + t] = e[a][1] - e[a][3];
+            }
+        }
+    }
+}
+
+/* A^T = [1 1 1 0; 0 1 -1 -1], down the columns then along the rows; the bias is added last. */
+void rnnf_wino2_out_c(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu, float *out,
+                      int64_t ldoc, int ldo, int h, int w)
+{
+    for (int m = 0; m < M; m++) {
+        const float *y = Y + (size_t)m * ldv;
+        float *o = out + (size_t)m * (size_t)ldoc;
+        const float bv = bias ? bias[m] : 0.0f;
+        for (int t = 0; t < n; t++) {
+            float z[2][4];
+            for (int b = 0; b < 4; b++) {
+                const float y0 = y[(size_t)b * ldp + t], y1 = y[(size_t)(4 + b) * ldp + t];
+                const float y2 = y[(size_t)(8 + b) * ldp + t], y3 = y[(size_t)(12 + b) * ldp + t];
+                z[0][b] = (y0 + y1) + y2;
+                z[1][b] = (y1 - y2) - y3;
+            }
+            for (int i = 0; i < h; i++) {
+                float s[2];
+                s[0] = ((z[i][0] + z[i][1]) + z[i][2]) + bv;
+                s[1] = ((z[i][1] - z[i][2]) - z[i][3]) + bv;
+                for (int j = 0; j < 2 && 2 * t + j < w; j++)
+                    o[(size_t)i * ldo + 2 * t + j] = relu && s[j] < 0.0f ? 0.0f : s[j];
+            }
+        }
+    }
+}
+
 static void activation_ref(const rnnf_activation *act, const float *x, float *y, int n)
 {
     for (int i = 0; i < n; i++) y[i] = rnnf_act_scalar(act, x[i]);
@@ -126,4 +185,6 @@ const rnnf_kernels rnnf_kernels_ref = {
     NULL,
     NULL,
     rnnf_gemm_offsets_c,
+    rnnf_wino2_in_c,
+    rnnf_wino2_out_c,
 };

@@ -18,8 +18,18 @@
  * checks. Depthwise convs (one input channel per group) have a reduction of only Kh*Kw: they skip the GEMM
  * and run each tap as one long vectorized pass over a band of output rows (conv_task_depthwise).
  *
- * Work is cut into tasks (image, group, block of positions) from the shapes alone; bias and activation run per
- * task on fixed segments, so any thread count gives the same bits.
+ * A 2-D 3x3 conv with unit strides and dilations and at least WINO_MIN_C input channels per group may instead run
+ * as Winograd F(2x2, 3x3) (conv_task_wino), when its cost model says it pays: each 4x4 input tile is transformed,
+ * the 16 transformed positions are 16 GEMMs [Mg][Cg] x [Cg][tiles] through gemm_offsets (2.25x fewer multiply-adds
+ * than the direct conv), and the products are transformed back to 2x2 outputs with the bias and activation. The
+ * transforms are adds and subtractions only (kernel table: wino2_in, wino2_out), the weights' transform is done
+ * once at load in double. Its error stays that of the direct conv (float64 reference, 16-64 channels of
+ * conv-scale weights: max abs 4-8e-7 against 1.2-2.0e-6 for a direct sum); F(4x4, 3x3) was ~5x outside the
+ * tolerance the tests hold results to. Like any Winograd conv it differs from the direct sum on infinite inputs
+ * (Inf - Inf in the transforms gives NaN where the direct sum gives +-Inf) and may overflow within ~4x of FLT_MAX.
+ *
+ * Work is cut into tasks (image, group, block of positions or tiles) from the shapes alone; bias and activation
+ * run per task on fixed segments, so any thread count gives the same bits.
  *
  * ConvTranspose: per group, the transposed weights (packed at load as rows [(m, k)][C/group]) times the input
  * packed as panels give every (m, k, l) product sum; these are then scattered into y[m][l*stride + k*dil - pad].
@@ -49,6 +59,19 @@
  * end is copied float by float (GATHER_RUN + GATHER_CUT). The rows orientation's gather is always the latter. */
 #define GATHER_RUN 4
 #define GATHER_CUT 16
+/* Winograd F(2x2, 3x3) is considered from this many input channels per group: its GEMM has 16/9 of the weights
+ * per tile of 4 outputs (2.25x fewer multiply-adds), but each tile's transforms cost about WINO_IN (per input
+ * channel) and WINO_OUT (per output channel) GEMM units, and its 16 short GEMMs about WINO_FIXED per weight of
+ * the group, which a thin reduction does not amortize. Fitted on 16 shapes from 8 to 64 channels and 4x4 to
+ * 40x64 outputs (predicted against measured time ratios to the other modes: within ~10% where it matters). */
+#define WINO_MIN_C 8
+#define WINO_IN 96
+#define WINO_OUT 96
+#define WINO_FIXED 128
+/* A task's tiles: 64 (measured best from 16 to 128 channels: 16 tiles took 15% longer with 64 channels), fewer
+ * when their transformed input and products would pass WINO_BLOCK_FLOATS (512 KiB). */
+#define WINO_TILES 64
+#define WINO_BLOCK_FLOATS 131072
 
 void rnnf_pack_b_strided(const float *b, int64_t K, int64_t N, int64_t ldk, int64_t ldn, float *dst);
 
@@ -94,7 +117,7 @@ static void valid_range(int64_t off, int64_t s, int64_t len, int64_t n, int64_t 
 
 /* ---- Conv ---- */
 
-enum { MODE_DEPTHWISE = 0, MODE_COLS, MODE_ROWS, MODE_IMPLICIT };
+enum { MODE_DEPTHWISE = 0, MODE_COLS, MODE_ROWS, MODE_IMPLICIT, MODE_WINO };
 
 typedef struct {
     int ns, G, act;
@@ -105,6 +128,7 @@ typedef struct {
     float *w;    /* [M][CK], as given */
     float *wt;   /* per group, W_g^T packed: npm panels of [CK][UB]; NULL for depthwise */
     float *bias; /* [M] when constant at load */
+    float *wu;   /* Winograd F(2x2, 3x3): per group and position p < 16, U_p = (G w G^T)_p as [Mg][Cg]; or NULL */
 } conv_prep;
 
 typedef struct {
@@ -113,6 +137,9 @@ typedef struct {
     int64_t np, pb, nblk;  /* positions as columns: position panels, panels per task, tasks per (n, g) */
     int64_t rb, nrb;       /* positions as rows: rows per task, tasks per (n, g) */
     int64_t ob, nob;       /* implicit: output rows per task, tasks per (n, g) */
+    int64_t th, tw, tb, ntb; /* Winograd: tile rows and columns, tiles per task, tasks per (n, g) */
+    int64_t ncb, ldv, ldx;   /* Winograd: tasks per tile row (0: runs of whole rows), V's and the stage's rows */
+    int64_t ldpv, ldpy;      /* Winograd: V's and Y's position strides */
     int direct;            /* rows read in place from the input (positions as rows: 1 input channel, 1-D,
                               dilation 1; depthwise: 1-D without padding) */
     int64_t Wp, Wz, band;  /* depthwise: padded row width (a multiple of sw), Wp / sw, output rows per band */
@@ -123,6 +150,15 @@ typedef struct {
     size_t off_bias, off_thread, thread_bytes, total;
 } conv_geom;
 
+/* Winograd F(2x2, 3x3) needs a 2-D 3x3 kernel with unit strides and dilations; it is kept for reductions deep
+ * enough to pay for its transforms (any pads and groups). F(4x4, 3x3) would save 4x rather than 2.25x, but its
+ * transforms' coefficients (up to 8, squared in 2-D) lose ~5x the accuracy the tests hold results to. */
+static int wino_possible(const conv_prep *p)
+{
+    return p->ns == 2 && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 &&
+           !p->depthwise && p->Cg >= WINO_MIN_C;
+}
+
 static void conv_release(rnnf_gnode *node)
 {
     conv_prep *p = node->prep;
@@ -130,9 +166,31 @@ static void conv_release(rnnf_gnode *node)
         rnnf_aligned_free(p->w);
         rnnf_aligned_free(p->wt);
         rnnf_aligned_free(p->bias);
+        rnnf_aligned_free(p->wu);
         rnnf_aligned_free(p);
     }
     node->prep = NULL;
+}
+
+/* Winograd weights, transformed in double and rounded once: U_p[m][c] = sum_kl G[a][k] w[m][c][k][l] G[b][l],
+ * p = 4a + b, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+static void wino_weights(const conv_prep *p, float *u)
+{
+    static const double Gm[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    const int64_t Mg = p->Mg, Cg = p->Cg;
+    for (int64_t gi = 0; gi < p->G; gi++)
+        for (int64_t m = 0; m < Mg; m++)
+            for (int64_t c = 0; c < Cg; c++) {
+                const float *w = p->w + (size_t)(((gi * Mg + m) * Cg + c) * 9);
+                double t[4][3]; /* G w */
+                for (int a = 0; a < 4; a++)
+                    for (int l = 0; l < 3; l++)
+                        t[a][l] = Gm[a][0] * w[l] + Gm[a][1] * w[3 + l] + Gm[a][2] * w[6 + l];
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++)
+                        u[(size_t)(((gi * 16 + 4 * a + b) * Mg + m) * Cg + c)] =
+                            (float)(t[a][0] * Gm[b][0] + t[a][1] * Gm[b][1] + t[a][2] * Gm[b][2]);
+            }
 }
 
 static rnnf_status conv_prepare(rnnf_gnode *node, const rnnf_tensor *ci, char *msg)
@@ -226,6 +284,15 @@ static rnnf_status conv_prepare(rnnf_gnode *node, const rnnf_tensor *ci, char *m
             rnnf_pack_b_strided(p->w + (size_t)(g * p->Mg * p->CK), p->CK, p->Mg, 1, p->CK,
                                 p->wt + (size_t)(g * p->npm) * UB * (size_t)p->CK);
     if (p->bias) memcpy(p->bias, b->data, (size_t)M * sizeof(float));
+    if (wino_possible(p)) {
+        p->wu = rnnf_aligned_alloc((size_t)16 * wn / 9 * sizeof(float));
+        if (!p->wu) {
+            node->prep = p;
+            conv_release(node);
+            return fail(msg, RNNF_ERR_NOMEM, "conv: out of memory", 0, 0, 0);
+        }
+        wino_weights(p, p->wu);
+    }
     node->prep = p;
     return RNNF_OK;
 }
@@ -355,18 +422,62 @@ static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, c
     g->np = cdiv(L, UB);
     const int64_t cost_cols = p->Mg * g->np * UB, cost_rows = L * p->npm * UB;
     g->mode = 5 * cost_rows < 4 * cost_cols ? MODE_ROWS : MODE_COLS;
+    /* the chosen orientation's cost per unit of the reduction, its gather counted */
+    const int rows_direct = p->Cg == 1 && p->ns == 1 && p->dw == 1;
+    /* the share of positions in panels cut by a row end: none, all, or about one panel per row */
+    const double cut = g->Wo % UB == 0 ? 0.0 : g->Wo < UB ? 1.0 : (double)UB / (double)g->Wo;
+    double cost = g->mode == MODE_COLS ? (double)cost_cols + (GATHER_RUN + GATHER_CUT * cut) * (double)L
+                                       : (double)cost_rows + (rows_direct ? 0.0 : (GATHER_RUN + GATHER_CUT) * (double)L);
     if (impl_possible(p, g)) {
-        /* against the chosen orientation with its gather: each output row's last panel is padded to UB */
-        const int rows_direct = p->Cg == 1 && p->ns == 1 && p->dw == 1;
-        /* the share of positions in panels cut by a row end: none, all, or about one panel per row */
-        const double cut = g->Wo % UB == 0 ? 0.0 : g->Wo < UB ? 1.0 : (double)UB / (double)g->Wo;
+        /* each output row's last panel is padded to UB */
         const double cost_impl = (double)(p->Mg * g->Ho * cdiv(g->Wo, UB) * UB);
-        const double cost_other =
-            g->mode == MODE_COLS ? (double)cost_cols + (GATHER_RUN + GATHER_CUT * cut) * (double)L
-                                 : (double)cost_rows + (rows_direct ? 0.0 : (GATHER_RUN + GATHER_CUT) * (double)L);
-        if (cost_impl <= cost_other) g->mode = MODE_IMPLICIT;
+        if (cost_impl <= cost) {
+            g->mode = MODE_IMPLICIT;
+            cost = cost_impl;
+        }
     }
-    if (g->mode == MODE_IMPLICIT) {
+    if (p->wu) {
+        /* 16 products of [Mg][Cg] per tile (tiles padded to whole panels), the transforms and the calls, per
+         * unit of CK */
+        const int64_t tiles = cdiv(ho, 2) * cdiv(wo, 2);
+        const double cost_wino = (16.0 * (double)(p->Mg * p->Cg * cdiv(tiles, UB) * UB) +
+                                  (double)tiles * (double)(p->Cg * WINO_IN + p->Mg * WINO_OUT) +
+                                  (double)WINO_FIXED * (double)(p->Mg * p->Cg)) /
+                                 (double)p->CK;
+        if (cost_wino < cost) g->mode = MODE_WINO;
+    }
+    if (g->mode == MODE_WINO) {
+        g->th = cdiv(ho, 2);
+        g->tw = cdiv(wo, 2);
+        const int64_t tiles = g->th * g->tw;
+        g->fmas = 16.0 * (double)g->N * (double)G * (double)(p->Mg * p->Cg) * (double)tiles;
+        g->tb = min64(max64(WINO_BLOCK_FLOATS / (16 * (p->Cg + p->Mg)) / UB * UB, UB), WINO_TILES);
+        /* a task is a run of tiles in row-major order, or (rows wider than a task) a segment of one tile row */
+        const int64_t span = g->tw <= g->tb ? tiles : g->tw;
+        if (g->fmas >= PAR_MIN_FMAS)
+            while (g->tb > UB && g->N * G * (tiles / span) * cdiv(span, g->tb) < MIN_TASKS)
+                g->tb = max64(cdiv(g->tb / 2, UB) * UB, UB);
+        g->ntb = cdiv(span, g->tb);
+        g->tb = min64(cdiv(cdiv(span, g->ntb), UB) * UB, span); /* balanced, whole panels */
+        g->ntb = cdiv(span, g->tb);
+        g->ncb = span == tiles ? 0 : g->ntb;
+        if (span != tiles) g->ntb *= g->th;
+        g->tasks = g->N * G * g->ntb;
+        g->ldv = cdiv(g->tb + 7, UB) * UB; /* the input transform may write 7 entries past a task's tiles */
+        /* one panel more than the positions' [Cg][ldv] and [Mg][ldv]: the transforms touch all 16 positions at
+         * once, and a stride of a multiple of 4 KiB between them put them all in one set of L1 (the transforms
+         * ran 3x slower) */
+        g->ldpv = p->Cg * g->ldv + UB;
+        g->ldpy = p->Mg * g->ldv + UB;
+        /* the stage: every padded input row the task's tile rows read, split into even and odd columns */
+        const int64_t trows = g->ncb ? 1 : min64(g->th, (g->tb + g->tw - 2) / g->tw + 1);
+        g->ldx = 2 * ((g->ncb ? g->tb : g->tw) + 1);
+        g->off_thread = 0;
+        g->stage_bytes = align64((size_t)(p->Cg * (2 * trows + 2) * g->ldx) * sizeof(float));
+        g->thread_bytes = g->stage_bytes + align64((size_t)(16 * g->ldpv) * sizeof(float)) +
+                          align64((size_t)(16 * g->ldpy) * sizeof(float)) +
+                          align64((size_t)p->Cg * sizeof(int32_t));
+    } else if (g->mode == MODE_IMPLICIT) {
         const int64_t ldr = impl_ldr(p, g), row_floats = p->Cg * ldr, ext = (p->kh - 1) * p->dh + 1;
         g->ob = min64(max64((IMPL_STAGE_FLOATS / row_floats - ext) / p->sh + 1, 1), g->Ho);
         if (g->fmas >= PAR_MIN_FMAS)
@@ -670,6 +781,101 @@ static void conv_task_implicit(const conv_job *j, int64_t t, int tid)
         for (int64_t m = 0; m < Mg; m++) apply_act(p->act, p->alpha, p->beta, y + m * L + oh0 * Wo, (oh1 - oh0) * Wo);
 }
 
+/* Entries [0, n) of a staged row's even and odd phases, e[i] = row[2i] and o[i] = row[2i + 1] where phase q's
+ * [lo[q], hi[q]) holds input, zero elsewhere: [blo, bhi), where both do, in one pass the compiler vectorizes. */
+static void split_row(const float *row, float *restrict e, float *restrict o, int64_t n, const int64_t *lo,
+                      const int64_t *hi, int64_t blo, int64_t bhi)
+{
+    for (int64_t i = 0; i < blo; i++) {
+        e[i] = i >= lo[0] && i < hi[0] ? row[2 * i] : 0.0f;
+        o[i] = i >= lo[1] && i < hi[1] ? row[2 * i + 1] : 0.0f;
+    }
+    for (int64_t i = blo; i < bhi; i++) {
+        e[i] = row[2 * i];
+        o[i] = row[2 * i + 1];
+    }
+    for (int64_t i = bhi; i < n; i++) {
+        e[i] = i >= lo[0] && i < hi[0] ? row[2 * i] : 0.0f;
+        o[i] = i >= lo[1] && i < hi[1] ? row[2 * i + 1] : 0.0f;
+    }
+}
+
+/* Tiles [T0, T1) (row-major over th x tw tiles of 2x2 outputs) of one image and group by Winograd F(2x2, 3x3):
+ * the padded input rows the tiles read are staged, each split into even and odd columns (so a tile's column j
+ * is one unit-stride run over the tiles), transformed into V_p [Cg][tiles] for the 16 positions p, multiplied as
+ * 16 GEMMs Y_p = U_p V_p (the kernel table's gemm_offsets, each B row read in place), and transformed back with
+ * the bias and ReLU. Each output is the same fixed sequence of operations whatever the task cut. */
+static void conv_task_wino(const conv_job *j, int64_t t, int tid)
+{
+    const conv_prep *p = j->p;
+    const conv_geom *g = j->g;
+    const int64_t b = t % g->ntb, gi = (t / g->ntb) % p->G, n = t / (g->ntb * p->G);
+    const int64_t tw = g->tw, Cg = p->Cg, Mg = p->Mg, ldv = g->ldv, W = g->W;
+    int64_t T0, T1;
+    if (g->ncb) {
+        T0 = b / g->ncb * tw + b % g->ncb * g->tb;
+        T1 = min64(T0 + g->tb, (b / g->ncb + 1) * tw);
+    } else {
+        T0 = b * g->tb;
+        T1 = min64(T0 + g->tb, g->th * tw);
+    }
+    const int64_t nt = T1 - T0, ra = T0 / tw, rb = (T1 - 1) / tw;
+    char *mine = j->scratch + g->off_thread + (size_t)tid * g->thread_bytes;
+    float *stage = (float *)mine;
+    float *V = (float *)(mine + g->stage_bytes);
+    float *Y = (float *)((char *)V + align64((size_t)(16 * g->ldpv) * sizeof(float)));
+    int32_t *off = (int32_t *)((char *)Y + align64((size_t)(16 * g->ldpy) * sizeof(float)));
+    /* staged columns: the tiles' window of one tile row, or whole rows; cw is its first tile */
+    const int64_t cw = ra == rb ? T0 % tw : 0, P = ra == rb ? nt + 1 : tw + 1, ldx = 2 * P;
+    const int64_t rows = 2 * (rb - ra) + 4, ldc = rows * ldx;
+    const float *xg = j->x + (size_t)((n * g->C + gi * Cg) * g->H * W);
+    int64_t lo[2], hi[2]; /* each phase's entries that hold input columns; the same for every row */
+    for (int q = 0; q < 2; q++) valid_range(2 * cw + q - p->pw, 2, W, P, &lo[q], &hi[q]);
+    const int64_t blo = max64(lo[0], lo[1]), bhi = max64(min64(hi[0], hi[1]), blo); /* both phases' entries */
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t r = 0; r < rows; r++) {
+            float *d = stage + (size_t)(c * ldc + r * ldx);
+            const int64_t ih = 2 * ra + r - p->ph;
+            if (ih < 0 || ih >= g->H) {
+                memset(d, 0, (size_t)ldx * sizeof(float));
+                continue;
+            }
+            const float *row = xg + (size_t)((c * g->H + ih) * W) + 2 * cw - p->pw;
+            split_row(row, d, d + P, P, lo, hi, blo, bhi);
+        }
+    for (int64_t r = ra; r <= rb; r++) {
+        const int64_t ua = r == ra ? T0 % tw : 0, ub = r == rb ? (T1 - 1) % tw + 1 : tw;
+        j->K->wino2_in((int)Cg, (int)(ub - ua), stage + (size_t)(2 * (r - ra) * ldx + ua - cw), ldc, (int)ldx,
+                       (int)P, V + (r * tw + ua - T0), g->ldpv, (int)ldv);
+    }
+    /* the GEMM's last panel reads V up to a whole panel: zeros there, not whatever the scratch held */
+    const int64_t nz = cdiv(nt, UB) * UB;
+    if (nz > nt)
+        for (int64_t q = 0; q < 16; q++)
+            for (int64_t c = 0; c < Cg; c++) {
+                float *z = V + (size_t)(q * g->ldpv + c * ldv);
+                for (int64_t i = nt; i < nz; i++) z[i] = 0.0f; /* a few floats: no memset call per row */
+            }
+    for (int64_t c = 0; c < Cg; c++) off[c] = (int32_t)(c * ldv);
+    const float *u = p->wu + (size_t)(gi * 16 * Mg * Cg);
+    const float *bias = j->bias ? j->bias + gi * Mg : NULL;
+    const int relu = p->act == RNNF_UN_RELU;
+    float *y = j->y + (size_t)((n * p->M + gi * Mg) * g->L);
+    for (int q = 0; q < 16; q++)
+        j->K->gemm_offsets((int)Mg, (int)Cg, u + (size_t)(q * Mg * Cg), (int)Cg, V + (size_t)(q * g->ldpv), off,
+                           (int)nt, NULL, 0, Y + (size_t)(q * g->ldpy), (int)ldv);
+    for (int64_t r = ra; r <= rb; r++) {
+        const int64_t ua = r == ra ? T0 % tw : 0, ub = r == rb ? (T1 - 1) % tw + 1 : tw;
+        const int64_t h = min64(2, g->Ho - 2 * r), w = min64(2 * (ub - ua), g->Wo - 2 * ua);
+        float *o = y + 2 * r * g->Wo + 2 * ua;
+        j->K->wino2_out((int)Mg, (int)(ub - ua), Y + (r * tw + ua - T0), g->ldpy, (int)ldv, bias, relu, o, g->L,
+                        (int)g->Wo, (int)h, (int)w);
+        if (!relu)
+            for (int64_t m = 0; m < Mg; m++)
+                for (int64_t i = 0; i < h; i++) apply_act(p->act, p->alpha, p->beta, o + m * g->L + i * g->Wo, w);
+    }
+}
+
 /* z[i] += w[0]*v0[i*s] + ... (added one at a time, in order) for up to 4 taps per pass: the accumulator is
  * loaded and stored once per pass instead of once per tap. Strides 1 and 2 are constants so the compiler
  * vectorizes them. */
@@ -777,6 +983,7 @@ static void conv_task(const conv_job *j, int64_t t, int tid)
     case MODE_COLS: conv_task_cols(j, t, tid); break;
     case MODE_ROWS: conv_task_rows(j, t, tid); break;
     case MODE_IMPLICIT: conv_task_implicit(j, t, tid); break;
+    case MODE_WINO: conv_task_wino(j, t, tid); break;
     default: conv_task_depthwise(j, t, tid); break;
     }
 }
