@@ -18,9 +18,13 @@ def load(path_or_bytes, **options) -> Model:
     """Load a model file (path, bytes or binary file object); the format is recognised by content."""
     from . import formats
 
+    from .engine import check_threads
+
     data, name = formats.read_source(path_or_bytes)
     kind = formats.detect(data, name)
+    n_threads = check_threads(options.pop("n_threads", None))
     if kind == "onnx":
+        options["n_threads"] = n_threads
         from .importers.onnx import load_onnx
 
         options.setdefault("folder", formats.folder_of(path_or_bytes))  # external data: beside the model file
@@ -28,18 +32,24 @@ def load(path_or_bytes, **options) -> Model:
     if kind in ("keras-h5", "keras-zip"):
         from .importers.keras import load_keras
 
-        return load_keras(data, name=name, **options)
+        return _with_threads(load_keras(data, name=name, **options), n_threads)
     if kind in ("torch-zip", "torch-legacy", "safetensors"):
         from .importers.torch import load_torch
 
-        return load_torch(data, name=name, **options)
+        return _with_threads(load_torch(data, name=name, **options), n_threads)
     if kind == "rnnf":
         from .importers.rnnf import load_rnnf_model
 
         if options:
-            raise TypeError(f"{name}: .rnnf files take no load options, got {sorted(options)}")
-        return load_rnnf_model(data, name=name)
+            raise TypeError(f"{name}: .rnnf files take no load options but n_threads, got {sorted(options)}")
+        return _with_threads(load_rnnf_model(data, name=name), n_threads)
     raise FormatError(f"{name}: {kind} files are not supported yet")
+
+
+def _with_threads(model: Model, n_threads) -> Model:
+    """The ONNX importer compiles its thread count in; the other formats' runs and streams take it from the model."""
+    model.n_threads = n_threads
+    return model
 
 
 def __getattr__(attr):

@@ -6,6 +6,8 @@ checks that keep wrong shapes from ever reaching C as a silent misread.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 from typing import Optional, Sequence
 
@@ -22,6 +24,30 @@ ACTIVATION_CODES = {
 WEIGHT_DTYPE_CODES = {"float32": 0, "float16": 1, "int8": 2}  # rnnf_weight_dtype
 Y_SEQ_DIR_BATCH = _core.Y_SEQ_DIR_BATCH
 Y_SEQ_BATCH_DIR = _core.Y_SEQ_BATCH_DIR
+
+
+# The thread count a Model was loaded with, for the engine calls its run makes without one of their own (a Keras or
+# PyTorch graph reaches the engine through many layers; a context variable, so concurrent runs in other Python
+# threads keep theirs).
+_CALL_THREADS = contextvars.ContextVar("rnnfast_call_threads", default=None)
+
+
+@contextlib.contextmanager
+def call_threads(n_threads):
+    token = _CALL_THREADS.set(n_threads)
+    try:
+        yield
+    finally:
+        _CALL_THREADS.reset(token)
+
+
+def check_threads(n_threads, where="n_threads"):
+    """None or 0 (the engine's default) or a positive int."""
+    if n_threads is None:
+        return None
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 0:
+        raise ValueError(f"{where} must be None or an integer >= 0 (0: the default), got {n_threads!r}")
+    return int(n_threads)
 
 
 def _select_isa_from_env():
@@ -75,6 +101,8 @@ class CompiledStack:
         """x [seq_len, batch, input_size]. initial_h / initial_c: None, or one entry per layer (None or
         [n_dirs, batch, out] / [n_dirs, batch, hidden]). Returns (y, [y_h per layer], [y_c per layer])."""
         # Every check and conversion is made by the C model's run, in one pass (one Python call per run).
+        if n_threads is None:
+            n_threads = _CALL_THREADS.get()
         return self.c_model.run(x, sequence_lens, initial_h, initial_c, mask, mask_zero_output, want_y, y_layout,
                                 n_threads)
 

@@ -28,6 +28,7 @@ class Model:
     def __init__(self, graph: Any, source: str = ""):
         self.graph = graph
         self.source = source
+        self.n_threads = None  # rnnfast.load's, for graphs that do not hold their own (Keras, PyTorch, .rnnf)
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -48,7 +49,12 @@ class Model:
     def run(self, inputs, **options) -> list[np.ndarray]:
         """Run the model. `inputs` is one array (single-input models), a sequence in input order, or a dict
         name -> array. Returns one array per model output, in `output_names` order."""
-        return self.graph.run(self._feeds(inputs), **options)
+        if self.n_threads is None:
+            return self.graph.run(self._feeds(inputs), **options)
+        from .engine import call_threads
+
+        with call_threads(self.n_threads):
+            return self.graph.run(self._feeds(inputs), **options)
 
     def describe(self) -> str:
         return self.graph.describe()
@@ -87,6 +93,8 @@ class Model:
         recurrent layers, rnnfast.graph.stream.GraphStream for a graph whose outputs feed its inputs back (`states`
         maps those inputs to outputs, {"state": "stateN"}; by default they are paired by name and shape)."""
         make = getattr(self.graph, "stream", None)
+        if n_threads is None:
+            n_threads = self.n_threads
         if make is None:
             raise NotImplementedError(f"{self.source or 'this model'}: streaming is not available for "
                                       f"{type(self.graph).__name__} models")

@@ -32,7 +32,7 @@ class InferenceSession:
             unknown = [n for n in output_names if n not in names]
             if unknown:
                 raise ValueError(f"unknown output name(s) {unknown}; the model's outputs are {names}")
-        outs = self._model.graph.run(self._model._feeds(input_feed))
+        outs = self._model.run(input_feed)
         if not output_names:
             return outs
         outputs = dict(zip(names, outs))
