@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import rnnfast
 from conftest import package_env
+from wire_encoders import ld, varint
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "data", "onnx", "graph", "stream_gru.ts.onnx")
 
@@ -72,20 +73,6 @@ def test_truncated_and_changed_files_give_only_documented_errors(tmp_path):
     assert got["refused"] > got["n"] // 2 and got["loaded"] > 0, got
     assert got["slowest"] < 5.0, got  # seconds for one load and run (~0.02 s for the intact file)
     assert got["peak_kib"] < 100 * 1024, got  # the intact file needs ~5 MB
-
-
-def varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def ld(number, payload: bytes) -> bytes:
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 OPSET = ld(8, varint(2 << 3) + varint(17))  # opset_import { version: 17 }

@@ -19,28 +19,10 @@ from rnnfast.importers.onnx.protos import read_model
 from rnnfast.importers.onnx.schemas import FIRST_OPSET, RECURRENT_VERSIONS, recurrent_schema
 from rnnfast.importers.onnx.tensors import to_array
 from rnnfast.importers.onnx.wire import parse
+from wire_encoders import ld, tag, varint  # encodings onnx's writer does not produce
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 FILES = sorted(glob.glob(os.path.join(DATA, "**", "*.onnx"), recursive=True))
-
-
-# ---- a few protobuf encoders, for encodings onnx's writer does not produce ----
-def varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def tag(number, wire) -> bytes:
-    return varint(number << 3 | wire)
-
-
-def ld(number, payload: bytes) -> bytes:
-    return tag(number, 2) + varint(len(payload)) + payload
 
 
 def same(ours, theirs, path="model"):
