@@ -10,7 +10,8 @@ What the exporters write around the layers goes with them:
 - initial states that are zeros are left out (the engine starts from zeros), slices of one tensor along
   its first axis in layer order are that tensor (torch's h0 [L*D, B, H]), anything else is concatenated;
 - per-layer final states concatenated in layer order along the first axis (torch's h_n) are the stack's own
-  [L*D, B, H] output; a layer's state read on its own is a slice of it.
+  [L*D, B, H] output; a layer's state read on its own is a slice of it;
+- a Linear (MatMul + bias) that only feeds the first layer is folded into that layer's input weights.
 
 A node's payload is then a list of StackLayer, first layer first."""
 from __future__ import annotations
@@ -70,20 +71,23 @@ def lone_stack(graph: Graph):
 
 def _sort(graph: Graph):
     """Every node after the producers of its inputs, otherwise in the order it had: a layer's own state read
-    before the next layer ran is now made by the stack's node after it."""
+    before the next layer ran is now made by the stack's node after it. Iterative: an unrolled exporter's graph
+    can chain thousands of nodes."""
     producers, done, order = graph.producers(), set(), []
-
-    def visit(node):
-        if id(node) in done:
-            return
-        done.add(id(node))
-        for name in node.inputs:
-            if name in producers:
-                visit(producers[name])
-        order.append(node)
-
-    for node in graph.nodes:
-        visit(node)
+    for root in graph.nodes:
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in done:
+                continue
+            done.add(id(node))
+            stack.append((node, True))
+            for name in reversed(node.inputs):
+                if name in producers and id(producers[name]) not in done:
+                    stack.append((producers[name], False))
     graph.nodes = order
 
 
