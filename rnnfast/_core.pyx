@@ -8,6 +8,9 @@ from libc.string cimport memset
 
 import numpy as np
 
+from rnnfast.errors import MemoryLimitError
+from rnnfast.limits import memory_limit_from_env
+
 cimport numpy as cnp
 from rnnfast._core cimport *
 

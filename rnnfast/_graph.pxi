@@ -12,23 +12,6 @@ cdef enum:
     LOCAL_TENSORS = 16  # up to this many graph inputs/outputs, run() keeps its tensors on the C stack
 
 
-def _memory_limit_from_env():
-    """RNNFAST_MAX_MEMORY (bytes, or with a K/M/G suffix): the most one graph run may allocate; 0 or unset: 4 GiB."""
-    import os
-
-    text = os.environ.get("RNNFAST_MAX_MEMORY", "").strip().upper()
-    if not text:
-        return 0
-    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
-    try:
-        value = int(text[:-1] if scale > 1 else text) * scale
-    except ValueError:
-        raise ValueError(f"RNNFAST_MAX_MEMORY={text!r}: expected a number of bytes, e.g. 2G or 500M") from None
-    if value < 0:
-        raise ValueError(f"RNNFAST_MAX_MEMORY={text!r}: expected a positive size")
-    return value
-
-
 class GraphError(ValueError):
     """The graph executor refused a description or a call; the message names the node, tensor or input."""
 
@@ -155,7 +138,7 @@ cdef int graph_check(rnnf_status status, rnnf_error *err, str where) except -1:
         return 0
     msg = f"{where}: {err.message.decode(errors='replace') or rnnf_status_str(status).decode()}"
     if status == RNNF_ERR_NOMEM:
-        raise MemoryError(msg)
+        raise MemoryLimitError(msg)
     if status in (RNNF_ERR_ARG, RNNF_ERR_SHAPE):
         raise ValueError(msg)
     raise GraphError(msg)
@@ -193,7 +176,7 @@ cdef class CGraph:
         self.where = where
         self.hosts = list(desc.get("hosts", ()))
         self.in_names = [desc["tensors"][t][5] for t in desc["inputs"]]
-        self.memory_limit = _memory_limit_from_env()
+        self.memory_limit = memory_limit_from_env()
         self.n_inputs = len(desc["inputs"])
         self.n_outputs = len(desc["outputs"])
         if self.n_inputs > LOCAL_TENSORS or self.n_outputs > LOCAL_TENSORS:

@@ -108,3 +108,52 @@ def test_damaged_descriptions_are_refused_by_name():
         with pytest.raises((_core.GraphError, ValueError)) as e:
             _core.CGraph(desc, "damaged")
         assert "damaged" in str(e.value), what
+
+
+def _bomb(op):
+    """A file of ~150 bytes whose constant would be 6.4 GB: ConstantOfShape or Expand to [40000, 40000]."""
+    inits = [numpy_helper.from_array(np.array([40000, 40000], np.int64), "shape")]
+    if op == "ConstantOfShape":
+        first = helper.make_node("ConstantOfShape", ["shape"], ["big"], name="big",
+                                 value=numpy_helper.from_array(np.array([1.0], np.float32)))
+    else:
+        inits.append(numpy_helper.from_array(np.array([1.0], np.float32), "one"))
+        first = helper.make_node("Expand", ["one", "shape"], ["big"], name="big")
+    nodes = [first, helper.make_node("Add", ["x", "big"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+@pytest.mark.parametrize("op", ["ConstantOfShape", "Expand"])
+def test_a_tiny_file_declaring_a_huge_constant_allocates_nothing_big(tmp_path, op):
+    """Neither the load (which folds small constants) nor a run on either path allocates the 6.4 GB: the run is
+    refused with MemoryLimitError (a ValueError) naming the node. In a fresh process under a 2 GB address-space
+    limit, so a regression fails here instead of exhausting the machine."""
+    path = tmp_path / "bomb.onnx"
+    path.write_bytes(_bomb(op))
+    assert path.stat().st_size < 200
+    script = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "import numpy as np, rnnfast\n"
+        "from rnnfast.errors import MemoryLimitError\n"
+        f"m = rnnfast.load({str(path)!r})\n"
+        "assert m.graph.compiled is not None, m.graph.unfit_reason\n"
+        "for path in ('c', 'node-by-node'):\n"
+        "    if path != 'c':\n"
+        "        m.graph.compiled = None\n"
+        "    try:\n"
+        "        m.run({'x': np.ones(1, np.float32)})\n"
+        "    except MemoryLimitError as e:\n"
+        "        assert isinstance(e, ValueError)\n"
+        "        print(path, 'refused:', e)\n"
+        "print('peak MiB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
+    out = subprocess.run([sys.executable, "-c", script], env=package_env(), cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "c refused:" in out.stdout and "6400000000 bytes" in out.stdout, out.stdout
+    assert f"node-by-node refused: {path}: node big ({op})" in out.stdout, out.stdout
+    assert int(out.stdout.split("peak MiB")[1]) < 500, out.stdout

@@ -11,6 +11,7 @@ import types
 import numpy as np
 
 from ..errors import FormatError
+from ..limits import FOLD_MAX_BYTES, nbytes
 from .dims import Dim
 from .infer import RULES, Ctx, Unfit
 from .ir import Graph, Node, Value
@@ -57,7 +58,7 @@ def _visit(graph, node, opset, checks) -> list:
         return _visit_if(graph, node, ins, opset, checks)
     has_input = any(v is not None for v in ins)
     foldable = (node.op not in ("LSTM", "GRU", "RNN", "Shape", "Size") and has_input
-                and all(v is None or v.const is not None for v in ins))
+                and all(v is None or v.const is not None for v in ins) and _fold_fits(node, ins, opset))
     if foldable:
         for name, arr in zip(node.outputs, fold(node, [None if v is None else v.const for v in ins], opset)):
             if name:
@@ -82,6 +83,21 @@ def _visit(graph, node, opset, checks) -> list:
     if all(not n or values[n].const is not None or values[n].sym is not None for n in node.outputs):
         return []  # a computation of sizes, done here: its consumers read the sizes, never the tensor
     return [node]
+
+
+def _fold_fits(node, ins, opset) -> bool:
+    """A constant computed at load stays within limits.FOLD_MAX_BYTES; a larger one (ConstantOfShape([40000,
+    40000]) in a 146-byte file) is left to the run, whose plan checks the memory limit before allocating. The size
+    comes from the op's shape rule; ops without one are computed (their outputs are as large as their inputs)."""
+    rule = RULES.get(node.op)
+    if rule is None:
+        return True
+    try:
+        outs = rule(Ctx(node, ins, opset, []))
+    except (Unfit, FormatError, ValueError, TypeError, ArithmeticError):
+        return True  # the fold names what is wrong
+    return all(v.shape is None or any(isinstance(d, Dim) for d in v.shape) or nbytes(v.shape, v.dtype) <=
+               FOLD_MAX_BYTES for v in outs)
 
 
 def fold(node, args, opset):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ... import engine
-from ...errors import FormatError
+from ...errors import FormatError, MemoryLimitError
+from ...limits import FOLD_MAX_BYTES, check_allocation, nbytes
 from ...graph.infer import ONNX_DTYPES  # one table of ONNX element types for both paths
 from ...model import Model, TensorInfo
 from .recurrent import OP_CELLS, RecurrentNodeSpec
@@ -37,7 +38,10 @@ def op_transpose(ctx, x): return [np.asarray(x).transpose(ctx.attrs.get("perm"))
 def op_shape(ctx, x): return [np.array(x.shape[ctx.attrs.get("start", 0):ctx.attrs.get("end")], np.int64)]
 def op_concat(ctx, *xs): return [np.concatenate(xs, axis=ctx.attrs["axis"])]
 def op_cast(ctx, x): return [x.astype(ONNX_DTYPES[ctx.attrs["to"]])]
-def op_expand(ctx, x, shape): return [x * np.ones([int(s) for s in shape], x.dtype)]
+def op_expand(ctx, x, shape):
+    out_shape = np.broadcast_shapes(x.shape, tuple(int(s) for s in shape))
+    check_allocation(out_shape, x.dtype, ctx.where)
+    return [x * np.ones([int(s) for s in shape], x.dtype)]
 
 
 def op_squeeze(ctx, x, *rest):
@@ -83,7 +87,24 @@ def op_slice(ctx, x, *rest):
 def op_constant_of_shape(ctx, shape):
     value = ctx.attrs.get("value")
     fill = np.zeros(1, np.float32) if value is None else value
+    check_allocation(shape, fill.dtype, ctx.where)
     return [np.full([int(s) for s in shape], fill.reshape(-1)[0], fill.dtype)]
+
+
+def _fold_fits(ctx, args) -> bool:
+    """Whether the ops that make large arrays from small inputs (ConstantOfShape, Expand) stay within
+    limits.FOLD_MAX_BYTES when computed at load."""
+    op = ctx.node.op_type
+    try:
+        if op == "ConstantOfShape":
+            value = ctx.attrs.get("value")
+            return nbytes(args[0], np.float32 if value is None else value.dtype) <= FOLD_MAX_BYTES
+        if op == "Expand":
+            shape = np.broadcast_shapes(args[0].shape, tuple(int(s) for s in args[1]))
+            return nbytes(shape, args[0].dtype) <= FOLD_MAX_BYTES
+    except (ValueError, TypeError, OverflowError):
+        return True  # a malformed shape: the op itself names the problem
+    return True
 
 
 def op_constant(ctx):
@@ -364,9 +385,7 @@ class OnnxGraph:
                 self.steps.append(("op", ReferenceNode(node, where, opset)))  # numpy here has 1-D only
             elif node.op_type in OPS:
                 ctx = NodeContext(node, where, opset)
-                if all(not n or n in self.consts for n in node.input):
-                    self._fold(ctx)  # e.g. the dynamo exporter's Slice/Concat gate reordering of W and R
-                else:
+                if not (all(not n or n in self.consts for n in node.input) and self._fold(ctx)):
                     self.steps.append(("op", ctx))
             elif ReferenceNode.applies(node, opset):
                 self.steps.append(("op", ReferenceNode(node, where, opset)))
@@ -379,14 +398,18 @@ class OnnxGraph:
         self.n_threads = n_threads
         self.compiled, self.unfit_reason = None, "not compiled"  # load_onnx sets both
 
-    def _fold(self, ctx):
-        """Compute a node whose inputs are all constants once, at load, so recurrent nodes see plain weights."""
+    def _fold(self, ctx) -> bool:
+        """Compute a node whose inputs are all constants once, at load, so recurrent nodes see plain weights; False
+        (left to the run, which checks the memory limit) for a constant larger than limits.FOLD_MAX_BYTES."""
         args = [self.consts[n] if n else None for n in ctx.node.input]
+        if not _fold_fits(ctx, args):
+            return False
         try:
             results = OPS[ctx.node.op_type](ctx, *args)
         except (ValueError, IndexError, KeyError, TypeError) as e:
             raise FormatError(f"{ctx.where}: cannot evaluate this constant expression: {e}") from None
         self.consts.update((name, np.asarray(r)) for name, r in zip(ctx.node.output, results) if name)
+        return True
 
     def _info(self, value_info, is_input=False):
         t = value_info.type.tensor_type
@@ -419,6 +442,8 @@ class OnnxGraph:
             args = [values[n] if n else None for n in step.input_names]
             try:
                 results = step.fn(step, *args)
+            except MemoryLimitError:
+                raise  # names the node already
             except (ValueError, IndexError, KeyError, TypeError) as e:
                 raise ValueError(f"{step.where}: {e}") from None
             values.update(zip(step.output_names, results))
