@@ -113,21 +113,31 @@ def test_damaged_descriptions_are_refused_by_name():
 def _bomb(op):
     """A file of ~150 bytes whose constant would be 6.4 GB: ConstantOfShape or Expand to [40000, 40000]."""
     inits = [numpy_helper.from_array(np.array([40000, 40000], np.int64), "shape")]
-    if op == "ConstantOfShape":
+    x_type = TensorProto.FLOAT
+    if op == "Tile":
+        inits.append(numpy_helper.from_array(np.ones((1, 1), np.float32), "one"))
+        first = helper.make_node("Tile", ["one", "shape"], ["big"], name="big")
+    elif op == "Range":
+        inits = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (("s", 0), ("l", 4 << 30), ("d", 1))]
+        first = helper.make_node("Range", ["s", "l", "d"], ["big"], name="big")
+        x_type = TensorProto.INT64
+    elif op == "ConstantOfShape":
         first = helper.make_node("ConstantOfShape", ["shape"], ["big"], name="big",
                                  value=numpy_helper.from_array(np.array([1.0], np.float32)))
     else:
         inits.append(numpy_helper.from_array(np.array([1.0], np.float32), "one"))
         first = helper.make_node("Expand", ["one", "shape"], ["big"], name="big")
     nodes = [first, helper.make_node("Add", ["x", "big"], ["y"], name="add")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", x_type, [1])],
+                              [helper.make_tensor_value_info("y", x_type, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model.SerializeToString()
 
 
-@pytest.mark.parametrize("op", ["ConstantOfShape", "Expand"])
+# Tile and Range run outside the C set (islands through onnx.reference): the C executor's plan refuses them; the
+# node-by-node path's reference run of them has no size check yet (#19), so it is not tried here.
+@pytest.mark.parametrize("op", ["ConstantOfShape", "Expand", "Tile", "Range"])
 def test_a_tiny_file_declaring_a_huge_constant_allocates_nothing_big(tmp_path, op):
     """Neither the load (which folds small constants) nor a run on either path allocates the 6.4 GB: the run is
     refused with MemoryLimitError (a ValueError) naming the node. In a fresh process under a 2 GB address-space
@@ -142,11 +152,12 @@ def test_a_tiny_file_declaring_a_huge_constant_allocates_nothing_big(tmp_path, o
         "from rnnfast.errors import MemoryLimitError\n"
         f"m = rnnfast.load({str(path)!r})\n"
         "assert m.graph.compiled is not None, m.graph.unfit_reason\n"
-        "for path in ('c', 'node-by-node'):\n"
+        f"x = np.ones(1, np.{'int64' if op == 'Range' else 'float32'})\n"
+        f"for path in {('c', 'node-by-node') if op in ('ConstantOfShape', 'Expand') else ('c',)!r}:\n"
         "    if path != 'c':\n"
         "        m.graph.compiled = None\n"
         "    try:\n"
-        "        m.run({'x': np.ones(1, np.float32)})\n"
+        "        m.run({'x': x})\n"
         "    except MemoryLimitError as e:\n"
         "        assert isinstance(e, ValueError)\n"
         "        print(path, 'refused:', e)\n"
@@ -154,6 +165,7 @@ def test_a_tiny_file_declaring_a_huge_constant_allocates_nothing_big(tmp_path, o
     out = subprocess.run([sys.executable, "-c", script], env=package_env(), cwd=tmp_path, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "c refused:" in out.stdout and "6400000000 bytes" in out.stdout, out.stdout
-    assert f"node-by-node refused: {path}: node big ({op})" in out.stdout, out.stdout
+    assert "c refused:" in out.stdout and "tensor big would need" in out.stdout, out.stdout
+    if op in ("ConstantOfShape", "Expand"):
+        assert f"node-by-node refused: {path}: node big ({op})" in out.stdout, out.stdout
     assert int(out.stdout.split("peak MiB")[1]) < 500, out.stdout
