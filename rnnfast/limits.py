@@ -39,11 +39,33 @@ def nbytes(shape, dtype) -> int:
     return n
 
 
+def generated_bytes(op: str, args):
+    """The output size (bytes, a float: a declared size may not fit an int64) of the operators that make large
+    arrays from small inputs without a shape rule of rnnfast's own (Tile, Range, OneHot: they run through
+    onnx.reference, which would allocate first), from their input arrays; None for other ops or unreadable inputs."""
+    try:
+        x = np.asarray(args[0])
+        if op == "Tile":
+            return float(x.nbytes) * float(np.prod(np.asarray(args[1]).astype(np.float64)))
+        if op == "Range":
+            start, limit, delta = (float(np.asarray(v).reshape(-1)[0]) for v in args[:3])
+            return max(np.ceil((limit - start) / delta), 0.0) * x.itemsize if delta else None
+        if op == "OneHot":
+            depth = abs(float(np.asarray(args[1]).reshape(-1)[0]))
+            return float(x.size) * depth * np.asarray(args[2]).itemsize
+    except (AttributeError, IndexError, TypeError, ValueError, ArithmeticError):
+        return None
+    return None
+
+
 def check_allocation(shape, dtype, where: str):
     """MemoryLimitError (a ValueError) naming `where` if an array of this shape would exceed the memory limit,
     before it is made."""
+    check_bytes(nbytes(shape, dtype), where, f"an output of shape {[int(d) for d in shape]}")
+
+
+def check_bytes(size, where: str, what: str = "an output"):
     limit = memory_limit_from_env() or DEFAULT_MAX_MEMORY
-    size = nbytes(shape, dtype)
-    if size > limit:
-        raise MemoryLimitError(f"{where}: an output of shape {[int(d) for d in shape]} would need {size} bytes, more "
-                         f"than the memory limit ({limit} bytes; RNNFAST_MAX_MEMORY sets it)")
+    if size is not None and size > limit:
+        raise MemoryLimitError(f"{where}: {what} would need {int(size)} bytes, more than the memory limit ({limit} "
+                               f"bytes; RNNFAST_MAX_MEMORY sets it)")

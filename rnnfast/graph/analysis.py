@@ -11,7 +11,7 @@ import types
 import numpy as np
 
 from ..errors import FormatError
-from ..limits import FOLD_MAX_BYTES, nbytes
+from ..limits import FOLD_MAX_BYTES, generated_bytes, nbytes
 from .dims import Dim
 from .infer import RULES, Ctx, Unfit
 from .ir import Graph, Node, Value
@@ -91,7 +91,7 @@ def _fold_fits(node, ins, opset) -> bool:
     comes from the op's shape rule; ops without one are computed (their outputs are as large as their inputs)."""
     rule = RULES.get(node.op)
     if rule is None:
-        size = _generated_bytes(node, ins)
+        size = generated_bytes(node.op, [None if v is None else v.const for v in ins])
         return size is None or size <= FOLD_MAX_BYTES
     try:
         outs = rule(Ctx(node, ins, opset, []))
@@ -99,24 +99,6 @@ def _fold_fits(node, ins, opset) -> bool:
         return True  # the fold names what is wrong
     return all(v.shape is None or any(isinstance(d, Dim) for d in v.shape) or nbytes(v.shape, v.dtype) <=
                FOLD_MAX_BYTES for v in outs)
-
-
-def _generated_bytes(node, ins):
-    """The output size of the operators without a shape rule that make large arrays from small constants (their
-    folding goes through onnx.reference, which would allocate first); None for the others. Floats: a declared size
-    may not fit an int64."""
-    try:
-        x = ins[0].const
-        if node.op == "Tile":
-            return float(x.nbytes) * float(np.prod(ins[1].const.astype(np.float64)))
-        if node.op == "Range":
-            start, limit, delta = (float(np.asarray(v.const).reshape(-1)[0]) for v in ins[:3])
-            return max(np.ceil((limit - start) / delta), 0.0) * x.itemsize if delta else None
-        if node.op == "OneHot":
-            return float(x.size) * abs(float(np.asarray(ins[1].const).reshape(-1)[0])) * ins[2].const.itemsize
-    except (AttributeError, IndexError, TypeError, ValueError, ArithmeticError):
-        return None
-    return None
 
 
 def fold(node, args, opset):

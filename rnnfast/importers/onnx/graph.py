@@ -10,7 +10,7 @@ import numpy as np
 
 from ... import engine
 from ...errors import FormatError, MemoryLimitError
-from ...limits import FOLD_MAX_BYTES, check_allocation, nbytes
+from ...limits import FOLD_MAX_BYTES, check_allocation, check_bytes, generated_bytes, nbytes
 from ...graph.infer import ONNX_DTYPES  # one table of ONNX element types for both paths
 from ...model import Model, TensorInfo
 from .recurrent import OP_CELLS, RecurrentNodeSpec
@@ -187,6 +187,7 @@ class ReferenceNode:
 
     @staticmethod
     def _run(self, *args):
+        check_bytes(generated_bytes(self.node.op_type, args), self.where)
         if self.evaluator is None:
             self.evaluator = self._evaluator()
         feeds = dict(zip(self.feed_names, [a for a in args if a is not None]))
