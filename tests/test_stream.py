@@ -1,4 +1,5 @@
 """Model.stream(): step-by-step inference with the state kept in C, checked against whole-sequence runs."""
+import os
 import pickle
 import re
 
@@ -173,3 +174,55 @@ def test_chains_that_cannot_stream_say_why():
     rev = [random_layer(rng, "gru", "reverse", 4 if k == 0 else 6, 6) for k in range(2)]
     with pytest.raises(rnnfast.FormatError, match="is reverse; a stream runs forward in time only"):
         rnnfast.load(chain_model(rev)).stream()
+
+
+def _hammer(stream, x_t, threads=2, steps=300):
+    """`threads` threads each stepping `stream` with the same x_t: whatever the interleaving, the state must end as
+    threads * steps serial steps leave it (each step is whole)."""
+    import threading
+
+    start = threading.Barrier(threads)
+
+    def work():
+        start.wait()
+        for _ in range(steps):
+            stream.step(x_t)
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return stream.state
+
+
+def test_a_stream_stepped_from_two_threads_keeps_a_consistent_state():
+    from conftest import random_layer
+
+    rng = np.random.default_rng(7)
+    layers = [random_layer(rng, "lstm", "forward", 8, 64), random_layer(rng, "lstm", "forward", 64, 64)]
+    x_t = (rng.standard_normal((4, 8)) * 0.1).astype(np.float32)
+    from rnnfast.stream import Stream
+
+    serial = Stream(layers, batch=4)
+    for _ in range(600):
+        serial.step(x_t)
+    want = serial.state
+    for trial in range(3):
+        got = _hammer(Stream(layers, batch=4), x_t)
+        for key in want:
+            assert np.array_equal(got[key], want[key]), (trial, key)
+
+
+def test_a_graph_stream_stepped_from_two_threads_keeps_a_consistent_state():
+    path = os.path.join(os.path.dirname(__file__), "data", "onnx", "graph", "stream_gru.ts.onnx")
+    record = np.load(path.replace(".ts.onnx", ".npz"))
+    first = {k[len("stream_in:"):]: record[k][0] for k in record.files if k.startswith("stream_in:")}
+    serial = rnnfast.load(path).stream(batch=1)
+    for _ in range(600):
+        serial.step(first)
+    want = serial.state
+    for trial in range(3):
+        got = _hammer(rnnfast.load(path).stream(batch=1), first)
+        for key in want:
+            assert np.array_equal(got[key], want[key]), (trial, key)

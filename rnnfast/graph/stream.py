@@ -7,6 +7,8 @@ The pairs come from the caller (`states={"state": "stateN"}`) or are found by na
 `GraphStream.pairs` says which were chosen."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .dims import Dim
@@ -51,6 +53,9 @@ class GraphStream:
     def __init__(self, compiled, batch: int = 1, states=None, n_threads=None, where: str = "model"):
         graph = compiled.graph
         self._where, self._compiled = where, compiled
+        # The C step runs without the GIL and flips the state buffers: two threads stepping one stream at once
+        # would mix their states. Steps are serialized instead (~0.1 us each).
+        self._lock = threading.Lock()
         if int(batch) < 1:
             raise ValueError(f"{where}: a stream needs batch >= 1, got {batch}")
         self.batch = int(batch)
@@ -117,7 +122,12 @@ class GraphStream:
 
     def step(self, inputs):
         """inputs: the per-step inputs (a dict by name, a sequence in order, or one array when there is one).
-        Returns the outputs that are not states (one array, or a list when there are several)."""
+        Returns the outputs that are not states (one array, or a list when there are several). Safe to call from
+        several threads: steps run one at a time."""
+        with self._lock:
+            return self._step(inputs)
+
+    def _step(self, inputs):
         if type(inputs) is np.ndarray and len(self.step_inputs) == 1:  # the usual call: one array
             feeds = self._feeds[self._parity]
             slot = self._step_slots[0]
@@ -168,6 +178,10 @@ class GraphStream:
 
     def reset(self, rows=None) -> None:
         """Zero every state, or only batch rows `rows` (those rows start new sequences)."""
+        with self._lock:
+            self._reset(rows)
+
+    def _reset(self, rows):
         if rows is None:
             for buf in self._cur.values():
                 buf[...] = 0
@@ -196,8 +210,9 @@ class GraphStream:
             if np.shape(arr) != self._shapes[name]:
                 raise ValueError(f"{self._where}: state {name!r} must have shape {self._shapes[name]}, got "
                                  f"{np.shape(arr)}")
-        for name, arr in value.items():
-            self._cur[name][...] = arr
+        with self._lock:
+            for name, arr in value.items():
+                self._cur[name][...] = arr
 
     def __repr__(self) -> str:
         return f"<GraphStream of {self._where}: steps {self.step_inputs} -> {self.step_outputs}, states {self.pairs}>"
