@@ -12,6 +12,8 @@ from rnnfast.errors import MemoryLimitError
 from rnnfast.limits import memory_limit_from_env
 
 cimport numpy as cnp
+from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,
+                              PyThread_free_lock, PyThread_release_lock, PyThread_type_lock)
 from rnnfast._core cimport *
 
 cnp.import_array()
@@ -385,15 +387,20 @@ cdef class CModel:
 
 
 cdef class CStream:
-    """A state that persists between calls, for step-by-step inference (rnnf_step)."""
+    """A state that persists between calls, for step-by-step inference (rnnf_step). A step runs without the GIL, so
+    steps, resets and state reads/writes take `lock`: threads sharing a stream see whole steps, never a mix."""
     cdef CModel model
     cdef rnnf_state *st
+    cdef PyThread_type_lock lock
     cdef readonly int batch
     cdef readonly int input_size
     cdef readonly int output_size
 
     def __cinit__(self, CModel model, int batch):
         self.st = NULL
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError()
         self.model = model
         self.batch = batch
         self.input_size = model.layers[0]["input_size"]
@@ -404,6 +411,14 @@ cdef class CStream:
     def __dealloc__(self):
         if self.st != NULL:
             rnnf_state_free(self.st)
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+
+    cdef void acquire(self):
+        """Uncontended: one atomic operation; contended: waits without holding the GIL."""
+        if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+            with nogil:
+                PyThread_acquire_lock(self.lock, WAIT_LOCK)
 
     def step(self, x, out, int n_threads=0):
         """x float32 [batch, input_size], out float32 [batch, output_size], both C-contiguous."""
@@ -414,8 +429,10 @@ cdef class CStream:
             raise ValueError(f"x has shape {tuple(x.shape)}, expected {(self.batch, self.input_size)}")
         if yv.shape[0] != self.batch or yv.shape[1] != self.output_size:
             raise ValueError(f"out has shape {tuple(out.shape)}, expected {(self.batch, self.output_size)}")
+        self.acquire()
         with nogil:
             status = rnnf_step(self.model.ptr, self.st, &xv[0, 0], &yv[0, 0], n_threads)
+            PyThread_release_lock(self.lock)
         check(status, "stepping the stream")
 
     def step_new(self, x, int n_threads=0):
@@ -439,26 +456,38 @@ cdef class CStream:
         y = cnp.PyArray_EMPTY(nd, shape, cnp.NPY_FLOAT32, 0)
         xp = <const float *>cnp.PyArray_DATA(x)
         yp = <float *>cnp.PyArray_DATA(y)
+        self.acquire()
         with nogil:
             status = rnnf_step(self.model.ptr, self.st, xp, yp, n_threads)
+            PyThread_release_lock(self.lock)
         check(status, "stepping the stream")
         return y
 
     def reset(self, rows=None):
         cdef const int32_t[::1] rv
+        cdef rnnf_status status
         if rows is None:
-            check(rnnf_state_reset(self.st, NULL, 0), "resetting the stream")
+            self.acquire()
+            status = rnnf_state_reset(self.st, NULL, 0)
+            PyThread_release_lock(self.lock)
+            check(status, "resetting the stream")
             return
         rv = np.ascontiguousarray(rows, dtype=np.int32)
         if rv.shape[0] == 0:
             return
-        check(rnnf_state_reset(self.st, &rv[0], rv.shape[0]), f"resetting rows {list(rows)} of a batch of {self.batch}")
+        self.acquire()
+        status = rnnf_state_reset(self.st, &rv[0], rv.shape[0])
+        PyThread_release_lock(self.lock)
+        check(status, f"resetting rows {list(rows)} of a batch of {self.batch}")
 
     def get(self, int layer, bint which_c):
         lay = self.model.layers[layer]
         arr = np.empty((lay["n_dirs"], self.batch, lay["hidden_size"] if which_c else lay["out_size"]), np.float32)
         cdef float[::1] v = arr.reshape(-1)
-        check(rnnf_state_get(self.st, layer, which_c, &v[0]), f"reading the state of layer {layer}")
+        self.acquire()
+        status = rnnf_state_get(self.st, layer, which_c, &v[0])
+        PyThread_release_lock(self.lock)
+        check(status, f"reading the state of layer {layer}")
         return arr
 
     def set(self, int layer, bint which_c, value):
@@ -468,7 +497,10 @@ cdef class CStream:
         if arr.shape != shape:
             raise ValueError(f"state {'c' if which_c else 'h'} of layer {layer} must have shape {shape}, got {arr.shape}")
         cdef const float[::1] v = arr.reshape(-1)
-        check(rnnf_state_set(self.st, layer, which_c, &v[0]), f"setting the state of layer {layer}")
+        self.acquire()
+        status = rnnf_state_set(self.st, layer, which_c, &v[0])
+        PyThread_release_lock(self.lock)
+        check(status, f"setting the state of layer {layer}")
 
 
 include "_graph.pxi"

@@ -6,7 +6,6 @@ picklable as a plain dict of arrays.
 """
 from __future__ import annotations
 
-import threading
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -31,19 +30,11 @@ class Stream:
         self._pre, self._post, self._check = pre, post, input_check
         self._n_threads = int(n_threads or 0)
         self._c = CompiledStack(self.layers).stream(self.batch)
-        # The C step runs without the GIL: two threads stepping one stream at once would mix their states. Steps
-        # are serialized instead (~0.1 us each).
-        self._lock = threading.Lock()
         self._where = where
         self._plain = pre is None and post is None and input_check is None
 
     def step(self, x_t) -> np.ndarray:
-        """One time step: x_t [batch, ...] (or without the batch axis when batch is 1). Returns this step's output.
-        Safe to call from several threads: steps run one at a time."""
-        with self._lock:
-            return self._step(x_t)
-
-    def _step(self, x_t) -> np.ndarray:
+        """One time step: x_t [batch, ...] (or without the batch axis when batch is 1). Returns this step's output."""
         if self._plain:  # the usual float32 step, checked and run in one C call; anything else is converted below
             y = self._c.step_new(x_t, self._n_threads)
             if y is not None:
@@ -66,8 +57,7 @@ class Stream:
 
     def feed(self, chunk) -> np.ndarray:
         """Several steps: chunk [steps, batch, ...]; returns [steps, batch, out]."""
-        with self._lock:  # the chunk's steps in a row
-            return np.stack([self._step(x_t) for x_t in np.asarray(chunk)])
+        return np.stack([self.step(x_t) for x_t in np.asarray(chunk)])
 
     def reset(self, rows=None) -> None:
         """Zero the state of every row, or only of `rows` (those rows start new sequences; the others go on)."""
@@ -75,8 +65,7 @@ class Stream:
             rows = np.asarray(rows, np.int64).reshape(-1)
             if rows.size and (rows.min() < 0 or rows.max() >= self.batch):
                 raise ValueError(f"{self._where}: rows must lie in [0, {self.batch}), got {rows.tolist()}")
-        with self._lock:
-            self._c.reset(rows)
+        self._c.reset(rows)
 
     @property
     def state(self) -> dict:
@@ -97,7 +86,6 @@ class Stream:
             if np.shape(arr) != current[key].shape:
                 raise ValueError(f"{self._where}: state {key!r} must have shape {current[key].shape}, "
                                  f"got {np.shape(arr)}")
-        with self._lock:
-            for key, arr in value.items():
-                k, which = key[len("layer"):].split(".")
-                self._c.set(int(k), which == "c", arr)
+        for key, arr in value.items():
+            k, which = key[len("layer"):].split(".")
+            self._c.set(int(k), which == "c", arr)
