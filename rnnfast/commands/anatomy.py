@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..graph.ir import VIEW_OPS
 from ..graph.stack import CELL_OPS
 from ..importers import _gates
 from ..layers import RecurrentLayer
@@ -121,7 +122,7 @@ def _onnx_defaults(graph) -> list:
 
 
 # --- ONNX: the analysed graph IR (rnnfast/graph/ir.py) ---------------------------------------------------------
-INT_GLUE = ("Transpose", "Cast", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "View")  # ids pass them
+INT_GLUE = ("Transpose", "Cast") + VIEW_OPS  # token ids pass them unchanged
 
 
 def _ir_layers(graph, run_layers=None, prefix="") -> list:

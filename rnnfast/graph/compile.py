@@ -9,7 +9,7 @@ import numpy as np
 
 from .dims import Dim, dim_program
 from .infer import ONNX_DTYPES, Unfit, attr_str, reduce_axes
-from .ir import Graph, Node
+from .ir import VIEW_OPS, Graph, Node
 
 DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.int64): 1, np.dtype(np.int32): 2, np.dtype(np.bool_): 3,
                np.dtype(np.int8): 4}
@@ -34,7 +34,6 @@ UNARY_OPS = {"Relu": ("RELU", None, None), "Tanh": ("TANH", None, None), "Sigmoi
              "Exp": ("EXP", None, None), "Log": ("LOG", None, None), "Sqrt": ("SQRT", None, None),
              "Abs": ("ABS", None, None), "Neg": ("NEG", None, None), "Reciprocal": ("RECIPROCAL", None, None),
              "Selu": ("SELU", ("alpha", 1.67326319217681884765625), ("gamma", 1.05070102214813232421875))}
-VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "View")
 INT64_MAX = 2 ** 63 - 1
 MAX_NODE_IO = 64  # RNNF_G_MAX_IO (src_c/graph/plan.h): inputs or outputs of one C node
 

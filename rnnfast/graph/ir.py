@@ -12,6 +12,11 @@ import numpy as np
 from .dims import shape_str
 
 
+# Ops that only reinterpret their input's memory (inference-mode Dropout included): the C lowering makes them views,
+# and the passes that follow a value through them (stack.py, to_pipeline.py) read them as such.
+VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "View")
+
+
 @dataclass
 class Value:
     name: str

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .infer import Ctx, Unfit, _slice_params
-from .ir import Graph, Node, Value
+from .ir import VIEW_OPS, Graph, Node, Value
 
 CELL_OPS = ("LSTM", "GRU", "RNN")
-GLUE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "View")  # all lowered to views
 SEQ_DIR_BATCH, SEQ_BATCH_DIR = 0, 1  # the engine's Y layouts: [T, D, B, H] as ONNX has it, [T, B, D, H]
 
 
@@ -36,6 +35,10 @@ class StackLayer:
     y_c: str
     name: str
     folded: tuple = ()    # (name, op, {weight: shape}) of nodes folded into this layer, for `rnnfast inspect`
+
+
+def _hidden(layer: StackLayer) -> int:
+    return layer.weights[1].shape[-1]  # R [D, G*H, H]
 
 
 def stack_recurrent(graph: Graph, opset: int):
@@ -56,13 +59,13 @@ def lone_stack(graph: Graph):
     output is the stack's sequence (through views): what a step-by-step stream of it computes (rnnfast.stream.Stream
     refuses a layer that does not run forward, by name). Else None."""
     stacks = [n for n in graph.nodes if n.op == "Recurrent"]
-    if len(stacks) != 1 or any(n.op not in GLUE_OPS for n in graph.nodes if n is not stacks[0]):
+    if len(stacks) != 1 or any(n.op not in VIEW_OPS for n in graph.nodes if n is not stacks[0]):
         return None
     node = stacks[0]
     if graph.inputs != [node.inputs[0]] or any(node.inputs[1:]):
         return None
     name, producers = graph.outputs[0], graph.producers()
-    while name != node.outputs[0] and name in producers and producers[name].op in GLUE_OPS:
+    while name != node.outputs[0] and name in producers and producers[name].op in VIEW_OPS:
         name = producers[name].inputs[0]
     if name != node.outputs[0]:
         return None
@@ -108,7 +111,7 @@ def _make_stacks(graph: Graph):
         name = node.name or node.outputs[0]  # exporters may leave nodes unnamed
         layer = StackLayer(node.payload, weights, out(1), out(2), name)
         x = graph.values[arg(0)].shape
-        state_shape = (node.payload.n_dirs, x[1], weights[1].shape[-1])
+        state_shape = (node.payload.n_dirs, x[1], _hidden(layer))
         h0, c0 = ("" if not arg(k) or (_is_zero(graph, arg(k), producers) and
                                        _fits(graph.values[arg(k)], state_shape)) else arg(k)
                   for k in (5, 6))
@@ -140,16 +143,17 @@ def _fuse_y_layout(graph, node):
 
 def _absorb_merge_view(graph, node):
     """The views that turn Y into [T, B, D*H] or [T, B, D, H] (Squeeze, Reshape, a Transpose of the one
-    direction's axis) name the engine's own output, which is that layout in memory already: a graph output read through them is then written in place, not copied."""
+    direction's axis) name the engine's own output, which is that layout in memory already: a graph output read
+    through them is then written in place, not copied."""
     spec, y = node.payload[-1].spec, node.outputs[0]
     if not y or (spec.n_dirs == 2 and node.attrs["_y_layout"] != SEQ_BATCH_DIR):
         return
-    x, d, h = graph.values[node.inputs[0]].shape, spec.n_dirs, node.payload[-1].weights[1].shape[-1]
+    x, d, h = graph.values[node.inputs[0]].shape, spec.n_dirs, _hidden(node.payload[-1])
     wants = ((x[0], x[1], d * h), (x[0], x[1], d, h))
     walked, name, users, last_fit = [], y, graph.consumers(), 0
     while True:
         nxt = _single_user(graph, users, name)
-        if nxt is None or nxt.op not in GLUE_OPS or len(nxt.outputs) != 1 or nxt.inputs[0] != name:
+        if nxt is None or nxt.op not in VIEW_OPS or len(nxt.outputs) != 1 or nxt.inputs[0] != name:
             break
         walked.append(nxt)
         name = nxt.outputs[0]
@@ -207,7 +211,7 @@ def _fold_input_product(graph, node):
 
 def _dims(node):
     spec = node.payload[0].spec
-    return spec.cell, spec.n_dirs, node.payload[0].weights[1].shape[-1]
+    return spec.cell, spec.n_dirs, _hidden(node.payload[0])
 
 
 def _merge_one(graph, opset) -> bool:
@@ -216,7 +220,7 @@ def _merge_one(graph, opset) -> bool:
         if b.op != "Recurrent":
             continue
         glue, name = [], b.inputs[0]
-        while name in producers and producers[name].op in GLUE_OPS:
+        while name in producers and producers[name].op in VIEW_OPS:
             glue.append(producers[name])
             name = producers[name].inputs[0]
         a = producers.get(name)
@@ -262,7 +266,7 @@ def _is_zero(graph, name, producers) -> bool:
         if node.op == "ConstantOfShape":
             value = node.attrs.get("value")
             return value is None or not np.any(value)
-        if node.op not in GLUE_OPS + ("Slice", "Expand"):
+        if node.op not in VIEW_OPS + ("Slice", "Expand"):
             return False
         name = node.inputs[0]
 

@@ -125,51 +125,48 @@ class GraphStream:
         Returns the outputs that are not states (one array, or a list when there are several). Safe to call from
         several threads: steps run one at a time."""
         with self._lock:
-            return self._step(inputs)
-
-    def _step(self, inputs):
-        if type(inputs) is np.ndarray and len(self.step_inputs) == 1:  # the usual call: one array
+            if type(inputs) is np.ndarray and len(self.step_inputs) == 1:  # the usual call: one array
+                feeds = self._feeds[self._parity]
+                slot = self._step_slots[0]
+                feeds[slot] = inputs
+                try:
+                    outs = self._compiled.c_graph.run(feeds, self._n_threads or self._compiled.n_threads,
+                                                      self._into[self._parity])
+                finally:
+                    feeds[slot] = None
+                self._step_done()
+                return outs[self._result_slots[0]] if len(self._result_slots) == 1 else [outs[k] for k in
+                                                                                          self._result_slots]
+            if isinstance(inputs, dict):
+                unknown = [k for k in inputs if k not in self.step_inputs]
+                if unknown:
+                    raise ValueError(f"{self._where}: unknown step input(s) {unknown}; a step takes {self.step_inputs} "
+                                     f"(the states {list(self.pairs)} are kept by the stream)")
+                missing = [k for k in self.step_inputs if k not in inputs]
+                if missing:
+                    raise ValueError(f"{self._where}: missing step input(s) {missing}")
+                given = inputs
+            elif isinstance(inputs, (list, tuple)):
+                if len(inputs) != len(self.step_inputs):
+                    raise ValueError(f"{self._where}: {len(inputs)} step inputs, expected {self.step_inputs}")
+                given = dict(zip(self.step_inputs, inputs))
+            else:
+                if len(self.step_inputs) != 1:
+                    raise ValueError(f"{self._where}: a step takes {self.step_inputs}: pass a dict")
+                given = {self.step_inputs[0]: inputs}
             feeds = self._feeds[self._parity]
-            slot = self._step_slots[0]
-            feeds[slot] = inputs
+            for name, slot in zip(self.step_inputs, self._step_slots):
+                feeds[slot] = given[name]
             try:
                 outs = self._compiled.c_graph.run(feeds, self._n_threads or self._compiled.n_threads,
                                                   self._into[self._parity])
             finally:
-                feeds[slot] = None
+                for slot in self._step_slots:
+                    feeds[slot] = None  # the lists hold no caller array between steps
             self._step_done()
-            return outs[self._result_slots[0]] if len(self._result_slots) == 1 else [outs[k] for k in
-                                                                                      self._result_slots]
-        if isinstance(inputs, dict):
-            unknown = [k for k in inputs if k not in self.step_inputs]
-            if unknown:
-                raise ValueError(f"{self._where}: unknown step input(s) {unknown}; a step takes {self.step_inputs} "
-                                 f"(the states {list(self.pairs)} are kept by the stream)")
-            missing = [k for k in self.step_inputs if k not in inputs]
-            if missing:
-                raise ValueError(f"{self._where}: missing step input(s) {missing}")
-            given = inputs
-        elif isinstance(inputs, (list, tuple)):
-            if len(inputs) != len(self.step_inputs):
-                raise ValueError(f"{self._where}: {len(inputs)} step inputs, expected {self.step_inputs}")
-            given = dict(zip(self.step_inputs, inputs))
-        else:
-            if len(self.step_inputs) != 1:
-                raise ValueError(f"{self._where}: a step takes {self.step_inputs}: pass a dict")
-            given = {self.step_inputs[0]: inputs}
-        feeds = self._feeds[self._parity]
-        for name, slot in zip(self.step_inputs, self._step_slots):
-            feeds[slot] = given[name]
-        try:
-            outs = self._compiled.c_graph.run(feeds, self._n_threads or self._compiled.n_threads,
-                                              self._into[self._parity])
-        finally:
-            for slot in self._step_slots:
-                feeds[slot] = None  # the lists hold no caller array between steps
-        self._step_done()
-        if len(self._result_slots) == 1:
-            return outs[self._result_slots[0]]
-        return [outs[k] for k in self._result_slots]
+            if len(self._result_slots) == 1:
+                return outs[self._result_slots[0]]
+            return [outs[k] for k in self._result_slots]
 
     def _step_done(self):
         """The outputs just written are the next step's states."""

@@ -26,10 +26,10 @@ import numpy as np
 from ..errors import FormatError
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 from .fuse import EPILOGUE_ACTS
+from .ir import VIEW_OPS
 from .stack import CELL_OPS, SEQ_BATCH_DIR, _is_zero
 
 OUTER = ("x0", "x1")
-VIEWS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "View", "Identity", "Dropout")
 DENSE_ACTS = {"RELU": "relu", "TANH": "tanh", "SIGMOID": "sigmoid"}  # graph/fuse.py's "_act" kinds a stage applies
 ACT_OPS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}
 FUSED_OPS = {kind: op for op, (kind, _, _) in EPILOGUE_ACTS.items()}
@@ -109,7 +109,7 @@ class _Converter:
         op, out = node.op, node.outputs[0]
         if op == "Recurrent" or op in CELL_OPS:
             return self.recurrent(node, ins[0])
-        if all(f.kind == "aux" for f in flows) and op in VIEWS + ("Transpose", "Cast", "Slice", "Concat"):
+        if all(f.kind == "aux" for f in flows) and op in VIEW_OPS + ("Transpose", "Cast", "Slice", "Concat"):
             self.flows[out] = flows[0]  # final states left out of the pipeline, wherever they go on the way out
             return
         if op == "Concat":
@@ -118,7 +118,7 @@ class _Converter:
             self.flows[out] = Flow("aux", what="the final states of several layers")  # torch's h_n / c_n
             return
         handler = getattr(self, "op_" + op.lower(), None)
-        if handler is None and op in VIEWS:
+        if handler is None and op in VIEW_OPS:
             handler = self.view
         if handler is None and op in ACT_OPS:
             handler = self.activation
