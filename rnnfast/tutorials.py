@@ -189,7 +189,7 @@ def plot_series(png, truth, pred) -> str:
 def decode_steps(model, x):
     """Greedy seq2seq decoding with streams: the encoder reads the question one step at a time, the decoder is
     stepped once per answer character with the encoder's final output (what RepeatVector feeds it)."""
-    from .importers.keras_stream import layer_stream
+    from .importers.keras.stream import layer_stream
 
     batch, t_in = x.shape[0], x.shape[1]
     t_out = next(obj.n for _, obj in model.graph.graph.order if obj.cls == "RepeatVector")

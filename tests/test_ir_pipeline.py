@@ -10,7 +10,7 @@ from conftest import assert_close, random_layer
 from onnx import TensorProto, helper, numpy_helper
 
 import rnnfast
-from rnnfast.commands import anatomy
+from rnnfast.cli import anatomy
 from rnnfast.errors import FormatError
 from rnnfast.pipeline import RecurrentStage, run_pipeline
 

@@ -1,4 +1,4 @@
-"""Keras Sequential models streamed step by step (rnnfast/importers/keras_stream.py), on the real-Keras fixtures
+"""Keras Sequential models streamed step by step (rnnfast/importers/keras/stream.py), on the real-Keras fixtures
 of tests/data/keras/: the steps give what `run` and Keras' predict give, and what cannot stream is refused by name."""
 import os
 
@@ -7,7 +7,7 @@ import pytest
 from conftest import assert_close
 
 import rnnfast
-from rnnfast.importers.keras_stream import layer_stream
+from rnnfast.importers.keras.stream import layer_stream
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "keras")
 

@@ -379,7 +379,7 @@ def test_rnnfast_verify_watches_every_node(rng, last):
     """rnnfast verify records or replaces CompiledStack.run (commands/trace.py), which the chain's one C call would
     bypass: while it does, the graph runs node by node, so each layer is seen on its own inputs and the outputs
     are the float64 reference's (each node's in float32, the model's type)."""
-    from rnnfast.commands.trace import recording
+    from rnnfast.cli.trace import recording
 
     layers = make_layers(rng, "lstm", "bidirectional", 2)
     model = chain_model(layers, states=True, last=last)

@@ -56,7 +56,7 @@ def test_operators_without_a_kernel_run_through_onnx_reference(case):
 
 
 def test_inspect_and_bench_name_the_nodes_outside_c(tmp_path):
-    from rnnfast.commands.common import executor_info, executor_line
+    from rnnfast.cli.common import executor_info, executor_line
 
     data = lstm_then([helper.make_node("Sin", ["ys"], ["out"], name="sin")], "out")
     info = executor_info(rnnfast.load(data))

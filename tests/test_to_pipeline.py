@@ -202,7 +202,7 @@ def _sequential_config(name, layers):
 
 def _set_random_weights(rng, graph, width):
     """Weights drawn at random in the shapes the layers ask for, nested models included; returns the width out."""
-    from rnnfast.importers.keras_graph import ModelLayer
+    from rnnfast.importers.keras.graph import ModelLayer
 
     shapes = {"Embedding": lambda c: [(c["input_dim"], c["output_dim"])],
               "Dense": lambda c: [(width, c["units"]), (c["units"],)],
@@ -218,9 +218,9 @@ def _set_random_weights(rng, graph, width):
 
 def _keras_sequential(rng, layers):
     """A Keras 3 Sequential model built in memory, wrapped as rnnfast.load would wrap it."""
-    from rnnfast.importers.keras_config import parse_model
-    from rnnfast.importers.keras_graph import KerasGraph, KerasModelGraph
-    from rnnfast.importers.keras_layers import Context
+    from rnnfast.importers.keras.config import parse_model
+    from rnnfast.importers.keras.graph import KerasGraph, KerasModelGraph
+    from rnnfast.importers.keras.layers import Context
 
     ctx = Context("memory.h5", "3.5.0", 3)
     graph = KerasGraph(parse_model(_sequential_config("s", layers), 3, "memory.h5"), ctx)

@@ -14,7 +14,7 @@ import pytest
 
 import rnnfast
 from rnnfast import FormatError
-from rnnfast.importers.torch_files import read_torch_weights
+from rnnfast.importers.torch.files import read_torch_weights
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "torch")
 

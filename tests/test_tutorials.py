@@ -10,7 +10,7 @@ from conftest import assert_close, package_env
 
 import rnnfast
 from rnnfast import tutorials
-from rnnfast.importers.keras_stream import layer_stream
+from rnnfast.importers.keras.stream import layer_stream
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSIFIERS = ["digits_rnn", "digits_bilstm", "digits_deep_bilstm", "digits_gru"]

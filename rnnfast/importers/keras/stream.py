@@ -1,8 +1,8 @@
 """Streaming a Keras Sequential model (or a run of its layers) one step at a time, the state kept in C.
 
     stream = model.stream(batch=1)                        # the whole model: [Embedding] -> RNN layers -> head
-    encoder = keras_stream.layer_stream(model, last="encoder")    # a slice of the layer chain, by layer name
-    decoder = keras_stream.layer_stream(model, first="decoder")
+    encoder = stream.layer_stream(model, last="encoder")    # a slice of the layer chain, by layer name
+    decoder = stream.layer_stream(model, first="decoder")
 
 A step feeds the recurrent layers one time step; layers before them (an Embedding, dropout) turn the step's
 input into features and layers after them (Dense, TimeDistributed, Activation) are applied to each step's output,
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FormatError
-from .keras_layers import Embedding, Identity, InputLayer
-from .keras_rnn import Bidirectional, KerasRNN
+from ...errors import FormatError
+from .layers import Embedding, Identity, InputLayer
+from .rnn import Bidirectional, KerasRNN
 
 TIME_WISE = ("Dense", "Activation", "TimeDistributed", "Softmax", "LayerNormalization")
 
@@ -25,8 +25,8 @@ TIME_WISE = ("Dense", "Activation", "TimeDistributed", "Softmax", "LayerNormaliz
 def layer_stream(model, first=None, last=None, batch=1, n_threads=None):
     """A Stream over the layers `first`..`last` (names, both included; default the whole chain) of a Keras
     Sequential model loaded by rnnfast.load."""
-    from ..model import Model
-    from .keras_graph import KerasModelGraph
+    from ...model import Model
+    from .graph import KerasModelGraph
 
     graph = model.graph if isinstance(model, Model) else model
     if not isinstance(graph, KerasModelGraph):
@@ -48,7 +48,7 @@ def layer_stream(model, first=None, last=None, batch=1, n_threads=None):
 
 
 def _chain_stream(chain, batch, n_threads, where):
-    from ..stream import Stream
+    from ...stream import Stream
 
     for obj in chain:
         if isinstance(obj, Bidirectional):

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import engine
-from ..errors import FormatError
-from ..layers import N_GATES, RecurrentLayer
-from ._gates import KERAS1_ORDER, from_keras, from_keras1, from_keras_cudnn
-from .keras_activations import activation_name, recurrent_activation
-from .keras_config import keras1_layer
-from .keras_layers import KLayer
-from .keras_weights import Slot
+from ... import engine
+from ...errors import FormatError
+from ...layers import N_GATES, RecurrentLayer
+from .._gates import KERAS1_ORDER, from_keras, from_keras1, from_keras_cudnn
+from .activations import activation_name, recurrent_activation
+from .config import keras1_layer
+from .layers import KLayer
+from .weights import Slot
 
 CELLS = {"SimpleRNN": "rnn", "LSTM": "lstm", "GRU": "gru", "CuDNNLSTM": "lstm", "CuDNNGRU": "gru"}
 N_STATES = {"rnn": 1, "gru": 1, "lstm": 2}

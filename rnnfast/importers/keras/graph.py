@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FormatError
-from ..model import TensorInfo
-from .keras_config import LayerSpec, ModelSpec, Ref, flat_refs, keras1_layer
-from .keras_layers import LAYERS, Context, InputLayer, KLayer
-from .keras_ops import OpNode, is_keras3_op
-from .keras_rnn import CELLS, Bidirectional, KerasRNN
-from .keras_weights import LegacyWeights, Slot, TreeWeights, nested_order
+from ...errors import FormatError
+from ...model import TensorInfo
+from .config import LayerSpec, ModelSpec, Ref, flat_refs, keras1_layer
+from .layers import LAYERS, Context, InputLayer, KLayer
+from .ops import OpNode, is_keras3_op
+from .rnn import CELLS, Bidirectional, KerasRNN
+from .weights import LegacyWeights, Slot, TreeWeights, nested_order
 
 RECURRENT = {name: KerasRNN for name in CELLS}
 WRAPPERS = ("TimeDistributed", "Bidirectional")
@@ -315,12 +315,12 @@ class KerasModelGraph:
         self.graph.reset_states()
 
     def to_pipeline(self):
-        from .keras_pipeline import keras_to_pipeline
+        from .pipeline import keras_to_pipeline
 
         return keras_to_pipeline(self)
 
     def stream(self, batch=1, n_threads=None):
-        from .keras_stream import layer_stream
+        from .stream import layer_stream
 
         return layer_stream(self, batch=batch, n_threads=n_threads)
 

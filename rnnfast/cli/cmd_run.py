@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from . import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
+from .codes import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
 from .common import CliError, add_model_arguments, feeds_text, load_model, read_inputs
 
 

@@ -235,8 +235,8 @@ def _ir_int_range(graph, name, seq_len):
 
 # --- Keras --------------------------------------------------------------------------------------------------
 def _keras_layers(graph, prefix="") -> list:
-    from ..importers.keras_graph import ModelLayer
-    from ..importers.keras_rnn import Bidirectional, KerasRNN
+    from ..importers.keras.graph import ModelLayer
+    from ..importers.keras.rnn import Bidirectional, KerasRNN
 
     out = []
     for ls, obj in graph.order:

@@ -21,12 +21,12 @@ import json
 import os
 import zipfile
 
-from ..errors import FormatError
-from ..model import Model
-from .keras_config import parse_json, parse_model
-from .keras_graph import KerasGraph, KerasModelGraph
-from .keras_layers import Context
-from .keras_weights import LegacyWeights, TreeWeights
+from ...errors import FormatError
+from ...model import Model
+from .config import parse_json, parse_model
+from .graph import KerasGraph, KerasModelGraph
+from .layers import Context
+from .weights import LegacyWeights, TreeWeights
 
 OPTIONS = ("config",)
 
@@ -132,7 +132,7 @@ def _config_option(config, name):
     if isinstance(config, dict):
         cfg = config
     elif isinstance(config, (str, bytes, os.PathLike)) and not _looks_like_json(config):
-        from ..formats import read_source
+        from ...formats import read_source
 
         data, path = read_source(config)
         if data.startswith(b"PK"):

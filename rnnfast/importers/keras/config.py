@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..errors import FormatError
+from ...errors import FormatError
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FormatError
+from ...errors import FormatError
 
 _DTYPES = {"float32": np.float32, "float64": np.float64, "float16": np.float16, "int32": np.int32,
            "int64": np.int64, "bool": np.bool_, "uint8": np.uint8, "int8": np.int8}

@@ -38,12 +38,12 @@ import re
 
 import numpy as np
 
-from ..errors import FormatError
-from ..layers import N_GATES, Activation, RecurrentLayer
-from ..model import Model
-from ._gates import from_torch
-from ._torch_graph import Embedding, Linear, TorchGraph
-from .torch_files import ModuleInfo, read_torch_weights
+from ...errors import FormatError
+from ...layers import N_GATES, Activation, RecurrentLayer
+from ...model import Model
+from .._gates import from_torch
+from .graph import Embedding, Linear, TorchGraph
+from .files import ModuleInfo, read_torch_weights
 
 OPTIONS = ("rnn", "nonlinearity", "batch_first", "embedding", "head", "ignore", "state_dict_key", "allow_classes")
 CELL_BY_GATES = {n: cell for cell, n in N_GATES.items()}

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from . import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
+from .codes import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
 from .common import CliError, add_model_arguments, load_model, random_inputs
 
 # format -> (exporter module, function, what it takes, what the file holds). Formats whose exporter is not part

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
+from .codes import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
 from .common import add_model_arguments, executor_info, executor_line, load_model, random_inputs, to_json
 
 FORMAT_NAMES = {"onnx": "ONNX", "keras-h5": "Keras HDF5", "keras-zip": "Keras .keras archive",

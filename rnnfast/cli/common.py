@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from . import EXIT_MISMATCH, EXIT_OK
+from .codes import EXIT_MISMATCH, EXIT_OK
 
 
 class CliError(Exception):
@@ -33,7 +33,7 @@ def add_model_arguments(parser, file_help="model file: .onnx, .h5/.keras/.weight
                         help="a load option of the importer, repeatable; VALUE is read as JSON when it parses "
                              "(true, 3, [\"a.\"]), else as a string. PyTorch files: rnn=PREFIX, embedding=PREFIX, "
                              "head=PREFIX, batch_first=true, nonlinearity=relu, ignore=[...], state_dict_key=KEY, "
-                             "allow_classes=[...] (see rnnfast/importers/torch.py)")
+                             "allow_classes=[...] (see rnnfast/importers/torch/__init__.py)")
 
 
 def load_options(args) -> dict:

@@ -1,4 +1,4 @@
-"""The subcommands of the `rnnfast` command line (rnnfast/cli.py builds the parser from them).
+"""The subcommands of the `rnnfast` command line (rnnfast/cli/__init__.py builds the parser from them).
 
 Each module `cmd_<name>.py` has `add_parser(subparsers)` and `main(args) -> exit code`. Exit codes are the same
 for every subcommand:

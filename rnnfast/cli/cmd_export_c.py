@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from . import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
+from .codes import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
 from .common import add_model_arguments, load_model
 
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import FormatError
-from ._pickle import LazyTensor, PickledObject, StorageRef, restricted_load
-from ._safetensors import read_safetensors
+from ...errors import FormatError
+from .._pickle import LazyTensor, PickledObject, StorageRef, restricted_load
+from .._safetensors import read_safetensors
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..errors import FormatError
-from ..pipeline import DENSE_ACTIVATIONS, DenseStage, EmbeddingStage, Pipeline, RecurrentStage
-from .keras_activations import activation_name
-from .keras_config import flat_refs
-from .keras_layers import Activation, Dense, Embedding, Identity, InputLayer
-from .keras_rnn import Bidirectional, KerasRNN
+from ...errors import FormatError
+from ...pipeline import DENSE_ACTIVATIONS, DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+from .activations import activation_name
+from .config import flat_refs
+from .layers import Activation, Dense, Embedding, Identity, InputLayer
+from .rnn import Bidirectional, KerasRNN
 
 
 def keras_to_pipeline(model_graph) -> Pipeline:

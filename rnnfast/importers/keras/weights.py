@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import FormatError
+from ...errors import FormatError
 
 
 @dataclass(frozen=True)

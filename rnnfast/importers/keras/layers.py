@@ -1,6 +1,6 @@
 """The non-recurrent Keras layers, in numpy, with Keras' mask rules.
 
-Each layer: `slots()` lists its weights in Keras' `weights` order (see keras_weights), `set_weights(arrays)` checks
+Each layer: `slots()` lists its weights in Keras' `weights` order (see weights.py), `set_weights(arrays)` checks
 and keeps them, `call(x, mask, kwargs)` returns (outputs list, masks list) for one call (x and mask are one array,
 or lists for merge layers). A layer that does not support masking drops the mask, as Keras 3 does (tf.keras refuses
 to build such a model, so no tf.keras file has one).
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FormatError
-from .keras_activations import activation_name, numpy_activation
-from .keras_weights import Slot
+from ...errors import FormatError
+from .activations import activation_name, numpy_activation
+from .weights import Slot
 
 
 class Context:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FormatError
-from ..layers import Activation
-from ..reference import ACTIVATIONS, sigmoid
+from ...errors import FormatError
+from ...layers import Activation
+from ...reference import ACTIVATIONS, sigmoid
 
 HARD_SIGMOID_ALPHA = {2: 0.2, 3: 1.0 / 6.0}
 

@@ -5,7 +5,7 @@ import argparse
 import statistics
 import time
 
-from . import EXIT_CODES_HELP
+from .codes import EXIT_CODES_HELP
 from .common import (add_model_arguments, executor_info, executor_line, feeds_text, inputs_info, load_model, random_inputs, read_inputs, report,
                      run_random)
 from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, OnnxRuntime, error_line, errors, onnx_bytes,

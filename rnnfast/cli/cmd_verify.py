@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import EXIT_CODES_HELP
+from .codes import EXIT_CODES_HELP
 from .common import (add_model_arguments, feeds_text, inputs_info, load_model, random_inputs, read_inputs, report,
                      run_random)
 from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, errors, feeds_for, onnx_bytes, paired_outputs, run_onnx,

@@ -1,7 +1,7 @@
 """The `rnnfast` command (also `python -m rnnfast`).
 
-Subcommands live in rnnfast/commands/cmd_*.py. Errors a user can cause (a bad file, bad usage) end as one line
-on stderr and exit code 2, never a traceback; see rnnfast/commands/__init__.py for the exit codes.
+Subcommands live in rnnfast/cli/cmd_*.py. Errors a user can cause (a bad file, bad usage) end as one line
+on stderr and exit code 2, never a traceback; see rnnfast/cli/codes.py for the exit codes.
 """
 from __future__ import annotations
 
@@ -19,16 +19,16 @@ def _command_modules() -> dict:
     for name in COMMANDS:
         try:
             module = f"cmd_{name.replace('-', '_')}"
-            modules[name] = importlib.import_module(f".commands.{module}", __package__)
+            modules[name] = importlib.import_module(f".{module}", __package__)
         except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.commands.{module}":
+            if e.name != f"{__package__}.{module}":
                 raise
     return modules
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    from .commands import EXIT_CODES_HELP
+    from .. import __version__
+    from .codes import EXIT_CODES_HELP
 
     parser = argparse.ArgumentParser(prog="rnnfast", description="Fast CPU inference for recurrent networks.",
                                      epilog=EXIT_CODES_HELP)
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _set_threads(n):
     """The engine's default thread count comes from OpenMP, which reads OMP_NUM_THREADS once when it starts;
     setting it before the engine is first imported makes --threads reach every layer of every format."""
-    from .commands.common import CliError
+    from .common import CliError
 
     if n is not None:
         if n < 1:
@@ -59,17 +59,17 @@ def _set_threads(n):
 
 
 def main(argv=None) -> int:
-    from .commands import EXIT_USAGE
-    from .commands.common import CliError
+    from .codes import EXIT_USAGE
+    from .common import CliError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
-        from .demo import run_demo
+        from ..demo import run_demo
 
         return run_demo()
     if args.command == "config":
-        from . import show_config
+        from .. import show_config
 
         show_config()
         return 0
@@ -94,7 +94,7 @@ def _named(message: str, path) -> str:
 
 
 def _fail(message: str) -> int:
-    from .commands import EXIT_USAGE
+    from .codes import EXIT_USAGE
 
     print(f"rnnfast: error: {' '.join(message.split())}", file=sys.stderr)
     return EXIT_USAGE

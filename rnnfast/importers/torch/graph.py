@@ -11,8 +11,8 @@ from typing import Optional
 
 import numpy as np
 
-from .. import engine
-from ..model import TensorInfo
+from ... import engine
+from ...model import TensorInfo
 
 
 @dataclass
@@ -98,7 +98,7 @@ class TorchGraph:
 
     def stream(self, batch=1, n_threads=None):
         """Step by step through Embedding -> recurrent stack -> Linear, state kept in C between steps."""
-        from ..stream import Stream
+        from ...stream import Stream
 
         pre = post = check = None
         if self.embedding is not None:
@@ -118,7 +118,7 @@ class TorchGraph:
     def to_pipeline(self):
         """Embedding -> the recurrent stack -> Linear. Always fits; h0/c0 inputs and h_n/c_n outputs are left out
         (a pipeline starts from zero state and returns the sequence only), and so is unbatched input."""
-        from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+        from ...pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 
         stages = []
         if self.embedding is not None:
