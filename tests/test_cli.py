@@ -376,3 +376,38 @@ def test_export_c_writes_code_whose_self_test_passes(tmp_path):
     assert_usage_error(cli("export-c", DATA / "keras" / "k3_seq2seq_attention.keras", "-o", "x", cwd=tmp_path),
                        "k3_seq2seq_attention.keras")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("args, named", [
+    (["bench", "--batch", "0"], "--batch"), (["bench", "--seq-len", "-3"], "--seq-len"),
+    (["verify", "--tolerance", "-1"], "--tolerance"), (["bench", "--seconds", "-2"], "--seconds"),
+    (["inspect", "--batch", "two"], "--batch"), (["verify", "--seed", "-1"], "--seed"),
+    (["run", "-i", "x.npy", "-o", "y.npz", "--threads", "0"], "--threads"),
+    (["convert", "out.onnx", "--opset", "0"], "--opset"),
+])
+def test_bad_arguments_are_usage_errors_before_any_work(args, named, capsys, monkeypatch):
+    """Refused by the parser (exit 2, one line naming the argument) before the model is even read: a zero batch used
+    to reach onnxruntime, which aborted the process."""
+    from rnnfast import cli as cli_module
+
+    monkeypatch.setattr("rnnfast.cli.common.load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    argv = args[:1] + [str(DATA / "torch" / "gru_2layer.pt")] + args[1:]
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0] and "expected" in err[0], err
+
+
+def test_boolean_option_must_be_a_boolean(tmp_path):
+    """-O batch_first=maybe used to be read as true."""
+    result = cli("verify", DATA / "torch" / "gru_2layer.pt", "-O", "batch_first=maybe", cwd=tmp_path)
+    assert_usage_error(result, "gru_2layer.pt")
+    assert "batch_first must be true or false, got 'maybe'" in result.stderr
+    with pytest.raises(ValueError, match="batch_first must be true or false"):
+        rnnfast.load(DATA / "torch" / "gru_2layer.pt", batch_first="yes")
+    x = np.random.default_rng(0).standard_normal((2, 3, rnnfast.load(DATA / "torch" / "gru_2layer.pt").inputs[0]
+                                                  .shape[-1])).astype(np.float32)
+    as_int = rnnfast.load(DATA / "torch" / "gru_2layer.pt", batch_first=1).run(x)
+    as_bool = rnnfast.load(DATA / "torch" / "gru_2layer.pt", batch_first=True).run(x)
+    np.testing.assert_array_equal(as_int[0], as_bool[0])

@@ -26,11 +26,18 @@ def _command_modules() -> dict:
     return modules
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, like every other error of the command (subcommand parsers inherit it)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
     from .codes import EXIT_CODES_HELP
 
-    parser = argparse.ArgumentParser(prog="rnnfast", description="Fast CPU inference for recurrent networks.",
+    parser = _Parser(prog="rnnfast", description="Fast CPU inference for recurrent networks.",
                                      epilog=EXIT_CODES_HELP)
     parser.add_argument("--version", action="version", version=f"rnnfast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -48,14 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _set_threads(n):
     """The engine's default thread count comes from OpenMP, which reads OMP_NUM_THREADS once when it starts;
-    setting it before the engine is first imported makes --threads reach every layer of every format."""
-    from .common import CliError
-
-    if n is not None:
-        if n < 1:
-            raise CliError(f"--threads must be at least 1, got {n}")
-        if "rnnfast._core" not in sys.modules:
-            os.environ["OMP_NUM_THREADS"] = str(n)
+    setting it before the engine is first imported makes --threads reach every layer of every format (argparse has
+    already refused counts below 1)."""
+    if n is not None and "rnnfast._core" not in sys.modules:
+        os.environ["OMP_NUM_THREADS"] = str(n)
 
 
 def main(argv=None) -> int:

@@ -6,8 +6,9 @@ import statistics
 import time
 
 from .codes import EXIT_CODES_HELP
-from .common import (add_model_arguments, executor_info, executor_line, feeds_text, inputs_info, load_model, random_inputs, read_inputs, report,
-                     run_random)
+from .common import (add_model_arguments, executor_info, executor_line, feeds_text, inputs_info, load_model,
+                     non_negative_float, non_negative_int, positive_float, positive_int, random_inputs, read_inputs,
+                     report, run_random)
 from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, OnnxRuntime, error_line, errors, onnx_bytes,
                       paired_outputs, within)
 from .progress import Progress, wanted
@@ -28,14 +29,14 @@ def add_parser(sub):
                     "alone and the reason printed. A progress bar is shown on stderr when it is a terminal.",
         epilog=EXIT_CODES_HELP)
     add_model_arguments(p)
-    p.add_argument("--seq-len", type=int, default=100, metavar="T",
+    p.add_argument("--seq-len", type=positive_int, default=100, metavar="T",
                    help="sequence length where the model leaves it open (default 100)")
-    p.add_argument("--batch", type=int, default=1, metavar="B", help="batch size (default 1)")
-    p.add_argument("--threads", type=int, metavar="N", help="threads for both runtimes")
-    p.add_argument("--seconds", type=float, default=5.0, metavar="S", help="total timing time (default 5)")
+    p.add_argument("--batch", type=positive_int, default=1, metavar="B", help="batch size (default 1)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="threads for both runtimes")
+    p.add_argument("--seconds", type=positive_float, default=5.0, metavar="S", help="total timing time (default 5)")
     p.add_argument("--input", "-i", metavar="X.npz|X.npy", help="inputs as for `rnnfast run` instead of random ones")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="TOL",
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random input (default 0)")
+    p.add_argument("--tolerance", type=non_negative_float, default=DEFAULT_TOLERANCE, metavar="TOL",
                    help=f"for the output check: {TOLERANCE_HELP} (default {DEFAULT_TOLERANCE:g})")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show or hide the progress bar on stderr (default: shown when stderr is a terminal)")

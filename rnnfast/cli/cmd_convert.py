@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .codes import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
-from .common import CliError, add_model_arguments, load_model, random_inputs
+from .common import CliError, add_model_arguments, load_model, positive_int, random_inputs
 
 # format -> (exporter module, function, what it takes, what the file holds). Formats whose exporter is not part
 # of this build are left out of the parser.
@@ -52,7 +52,7 @@ def add_parser(sub):
     if "onnx" in formats:
         from ..exporters.onnx import DEFAULT_OPSET, MIN_OPSET
 
-        p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
+        p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET, metavar="N",
                        help=f"ONNX: the opset to write (at least {MIN_OPSET}; default {DEFAULT_OPSET})")
         p.add_argument("--assume-suffix-padding", action="store_true",
                        help="ONNX: the model masks token id 0 (Keras mask_zero), which ONNX can express only as "

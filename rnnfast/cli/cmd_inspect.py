@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 
 from .codes import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
-from .common import add_model_arguments, executor_info, executor_line, load_model, random_inputs, to_json
+from .common import (add_model_arguments, executor_info, executor_line, load_model, positive_int, random_inputs,
+                     to_json)
 
 FORMAT_NAMES = {"onnx": "ONNX", "keras-h5": "Keras HDF5", "keras-zip": "Keras .keras archive",
                 "torch-zip": "PyTorch zip", "torch-legacy": "PyTorch legacy (pre-1.6)", "safetensors": "safetensors",
@@ -23,9 +24,9 @@ def add_parser(sub):
         epilog=EXIT_CODES_NO_CHECK_HELP)
     add_model_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--seq-len", type=int, default=5, metavar="T",
+    p.add_argument("--seq-len", type=positive_int, default=5, metavar="T",
                    help="sequence length of the example run, for axes the model leaves open (default 5)")
-    p.add_argument("--batch", type=int, default=2, metavar="B", help="batch of the example run (default 2)")
+    p.add_argument("--batch", type=positive_int, default=2, metavar="B", help="batch of the example run (default 2)")
     return p
 
 

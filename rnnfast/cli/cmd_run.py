@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from .codes import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
-from .common import CliError, add_model_arguments, feeds_text, load_model, read_inputs
+from .common import CliError, add_model_arguments, feeds_text, load_model, positive_int, read_inputs
 
 
 def add_parser(sub):
@@ -22,7 +22,7 @@ def add_parser(sub):
     add_model_arguments(p)
     p.add_argument("--input", "-i", required=True, metavar="X.npy|X.npz", help="the model's input arrays")
     p.add_argument("--output", "-o", required=True, metavar="Y.npz", help="where to write the outputs")
-    p.add_argument("--threads", type=int, metavar="N", help="threads for the recurrent layers (default: "
+    p.add_argument("--threads", type=positive_int, metavar="N", help="threads for the recurrent layers (default: "
                                                             "OMP_NUM_THREADS, else every core)")
     return p
 

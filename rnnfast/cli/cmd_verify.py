@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 from .codes import EXIT_CODES_HELP
-from .common import (add_model_arguments, feeds_text, inputs_info, load_model, random_inputs, read_inputs, report,
-                     run_random)
+from .common import (add_model_arguments, feeds_text, inputs_info, load_model, non_negative_float, non_negative_int,
+                     positive_int, random_inputs, read_inputs, report, run_random)
 from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, errors, feeds_for, onnx_bytes, paired_outputs, run_onnx,
                       within)
 from .progress import Progress, wanted
@@ -26,13 +26,13 @@ def add_parser(sub):
     add_model_arguments(p)
     p.add_argument("--input", "-i", metavar="X.npz|X.npy", help="inputs as for `rnnfast run` (default: random)")
     p.add_argument("--layers", action="store_true", help="also compare each recurrent layer with the reference")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="TOL",
+    p.add_argument("--tolerance", type=non_negative_float, default=DEFAULT_TOLERANCE, metavar="TOL",
                    help=f"{TOLERANCE_HELP} (default {DEFAULT_TOLERANCE:g})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
-    p.add_argument("--seq-len", type=int, default=8, metavar="T",
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random input (default 0)")
+    p.add_argument("--seq-len", type=positive_int, default=8, metavar="T",
                    help="sequence length of the random input where the model leaves it open (default 8)")
-    p.add_argument("--batch", type=int, default=2, metavar="B", help="batch of the random input (default 2)")
-    p.add_argument("--threads", type=int, metavar="N", help="threads for the recurrent layers")
+    p.add_argument("--batch", type=positive_int, default=2, metavar="B", help="batch of the random input (default 2)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="threads for the recurrent layers")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show or hide which stage is running, on stderr (default: shown when stderr is a terminal; "
                         "the float64 reference is slow on long sequences)")

@@ -2,6 +2,7 @@
 and the one error type that becomes a one-line message with exit code 2."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -13,6 +14,27 @@ from .codes import EXIT_MISMATCH, EXIT_OK
 
 class CliError(Exception):
     """Bad usage or a bad file: printed as one line on stderr, exit code 2."""
+
+
+def _number(parse, low, strict, what):
+    """An argparse `type` that refuses numbers below `low` (or equal to it when `strict`): argparse then prints a
+    usage error and exits 2 before any work, instead of a zero batch reaching a runtime that aborts on it."""
+    def check(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value != value or value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+    check.__name__ = what
+    return check
+
+
+positive_int = _number(int, 1, False, "an integer >= 1")
+non_negative_int = _number(int, 0, False, "an integer >= 0")
+positive_float = _number(float, 0.0, True, "a number > 0")
+non_negative_float = _number(float, 0.0, False, "a number >= 0")
 
 
 # numpy dtypes of the ONNX tensor types the commands feed (onnxruntime takes no implicit casts).

@@ -55,6 +55,8 @@ def load_torch(data: bytes, name: str = "<bytes>", **options) -> Model:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise TypeError(f"unknown option(s) {unknown} for a PyTorch file; expected some of {list(OPTIONS)}")
+    if options.get("batch_first") not in (None, True, False):  # 0 and 1 compare equal to False and True
+        raise ValueError(f"{name}: option batch_first must be true or false, got {options['batch_first']!r}")
     weights = read_torch_weights(data, name, allow_classes=options.get("allow_classes") or (),
                                  state_dict_key=options.get("state_dict_key"))
     where = f"{name}{weights.found_at}"
