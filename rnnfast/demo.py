@@ -128,6 +128,10 @@ def _ms(seconds):
     return "n/a" if seconds is None else f"{seconds * 1e3:.2f}ms"
 
 
+def _speedup(row):
+    return "n/a" if row.ort_seconds is None or not row.seconds else f"{row.ort_seconds / row.seconds:.2f}x"
+
+
 def run_demo(out=print) -> int:
     """Returns the process exit code: 0 when every example agrees with Keras (and the ONNX row with float64)."""
     import rnnfast
@@ -140,7 +144,7 @@ def run_demo(out=print) -> int:
     notes = add_ort_times(rows, ort)
     rows.append(reference_row(ort))
     header = (f"{'example':<22} {'file':<28} {'metric':<18} {'Keras':>8} {'rnnfast':>8} {'max|diff|':>9} "
-              f"{'rnnfast':>9} {'onnxrt':>9}")
+              f"{'rnnfast':>9} {'onnxrt':>9} {'speedup':>8}")
     out(header)
     out("-" * len(header))
     for r in rows:
@@ -148,10 +152,11 @@ def run_demo(out=print) -> int:
                    else f"{'-':>8} {'-':>8}")
         flag = "" if r.ok else "  <-- DISAGREES"
         out(f"{r.example:<22} {r.file:<28} {r.metric:<18} {metrics} {r.max_diff:>9.1e} {_ms(r.seconds):>9} "
-            f"{_ms(r.ort_seconds):>9}{flag}")
+            f"{_ms(r.ort_seconds):>9} {_speedup(r):>8}{flag}")
     out("")
     out(f"max|diff|: largest absolute difference to Keras' recorded predictions (the ONNX row: to float64 and "
-        f"onnxruntime); tolerance {MAX_DIFF:g}. Times: the whole test set, median.")
+        f"onnxruntime); tolerance {MAX_DIFF:g}. Times: the whole test set, median; speedup: onnxruntime's time / "
+        f"rnnfast's (above 1, rnnfast is faster).")
     for note in notes:
         out(note)
     failed = [r.example for r in rows if not r.ok]
