@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import FormatError
 from ..limits import FOLD_MAX_BYTES, generated_bytes, nbytes
 from .dims import Dim
-from .infer import RULES, Ctx, Unfit
+from .infer import RULES, Ctx, Unfit, infer_stack
 from .ir import Graph, Node, Value
 
 # Inputs an op reads as data at run time; the others (shapes, axes, pads, split sizes) are known at load.
@@ -66,6 +66,8 @@ def _visit(graph, node, opset, checks) -> list:
                 values[name] = Value(name, arr.dtype, tuple(arr.shape), const=arr)
         return []
     rule = RULES.get(node.op)
+    if node.op == "Recurrent" and isinstance(node.payload, list):
+        rule = infer_stack  # a stack an importer built (graph/build.py); RULES holds ONNX's operators only
     if rule is None:
         from .islands import island_rule
 
@@ -90,6 +92,8 @@ def _fold_fits(node, ins, opset) -> bool:
     40000]) in a 146-byte file) is left to the run, whose plan checks the memory limit before allocating. The size
     comes from the op's shape rule; ops without one are computed (their outputs are as large as their inputs)."""
     rule = RULES.get(node.op)
+    if node.op == "Recurrent" and isinstance(node.payload, list):
+        rule = infer_stack  # a stack an importer built (graph/build.py); RULES holds ONNX's operators only
     if rule is None:
         size = generated_bytes(node.op, [None if v is None else v.const for v in ins])
         return size is None or size <= FOLD_MAX_BYTES

@@ -588,6 +588,26 @@ def infer_recurrent(c):
     return [c.out(x.dtype, shapes[k], k=k) for k in range(len(c.node.outputs))]
 
 
+def infer_stack(c):
+    """A stack of recurrent layers an importer built (graph/build.py; the analysis makes the others from ONNX nodes
+    after inference): X [T, B, I] -> Y [T, D, B, P] (attribute _y_layout 0) or [T, B, D, P] (1), Y_h [L*D, B, P],
+    Y_c [L*D, B, H]."""
+    from ..layers import N_GATES
+
+    layers, x = c.node.payload, c.ins[0]
+    first, last = layers[0], layers[-1]
+    if len(x.shape) != 3 or x.dtype != F32:
+        raise Unfit(f"{c.where}: X is {x.dtype} {shape_str(x.shape)}, expected float32 [seq_len, batch, input]")
+    size = first.weights[0].shape[-1]
+    if isinstance(x.shape[2], int) and x.shape[2] != size:
+        raise Unfit(f"{c.where}: X has {x.shape[2]} features, the first layer takes {size}")
+    T, B, D, P = x.shape[0], x.shape[1], last.spec.n_dirs, last.weights[1].shape[-1]
+    LD, H = len(layers) * first.spec.n_dirs, first.weights[1].shape[1] // N_GATES[first.spec.cell]
+    y = (T, B, D, P) if c.attrs.get("_y_layout") else (T, D, B, P)
+    shapes = (y, (LD, B, first.weights[1].shape[-1]), (LD, B, H))
+    return [c.out(F32, shapes[k], k=k) for k in range(len(c.node.outputs))]
+
+
 def infer_layernorm(c):
     x = c.ins[0]
     outs = [c.out(x.dtype, x.shape)]

@@ -187,6 +187,8 @@ def _fold_input_product(graph, node):
     if w_m is None or w_m.ndim != 2 or w_m.dtype != np.float32:
         return
     first = node.payload[0]
+    if getattr(first.spec, "weight_dtype", "float32") != "float32":
+        return  # stored int8 / float16 weights are what the file holds: a product folded in would be quantized anew
     W, R, B, P = first.weights
     d, rows = W.shape[0], W.shape[1]
     bias_m = m.attrs.get("_bias")
@@ -236,6 +238,8 @@ def _merge_one(graph, opset) -> bool:
             continue
         if b.inputs[1] != a.inputs[1]:
             continue  # different sequence_lens
+        if not (_states_by_layer(a) and _states_by_layer(b)):
+            continue  # a stack's own stacked states (graph/build.py) would be lost
         h0 = _stack_state(graph, a, b, 2, opset)
         c0 = _stack_state(graph, a, b, 3, opset)
         if h0 is None or c0 is None:
@@ -243,7 +247,7 @@ def _merge_one(graph, opset) -> bool:
         layers = a.payload + b.payload
         name = f"{a.name}+{b.name}"
         where = f"{b.where.split(': node ')[0]}: " if ": node " in b.where else ""
-        where += f"node {name} ({len(layers)} x {layers[0].spec.node.op_type})"
+        where += f"node {name} ({len(layers)} x {layers[0].spec.cell.upper()})"
         merged = Node("Recurrent", [a.inputs[0], a.inputs[1], h0[0], c0[0]], [b.outputs[0], "", ""],
                       {"_y_layout": b.attrs["_y_layout"]}, name, where, layers, b.proto)
         at = graph.nodes.index(b)
@@ -252,6 +256,12 @@ def _merge_one(graph, opset) -> bool:
             graph.nodes.remove(dead)
         return True
     return False
+
+
+def _states_by_layer(node) -> bool:
+    """Whether the node's state outputs are its layers' own (y_h, y_c), which a merged stack attaches again."""
+    return all(not out or (len(node.payload) == 1 and out == getattr(node.payload[0], key))
+               for out, key in zip(node.outputs[1:], ("y_h", "y_c")))
 
 
 def _is_zero(graph, name, producers) -> bool:
