@@ -1,7 +1,7 @@
 """rnnfast: fast CPU inference for recurrent neural networks (RNN, GRU, LSTM) without the training framework.
 
     import rnnfast
-    model = rnnfast.load("model.onnx")       # or .h5 / .keras / .pt / .safetensors / .rnnf
+    model = rnnfast.load("model.onnx")       # or .h5 / .keras / .pt / .safetensors / .rnnf / a TF checkpoint prefix
     outputs = model.run(x)
 """
 from __future__ import annotations
@@ -20,6 +20,12 @@ def load(path_or_bytes, **options) -> Model:
 
     from .engine import check_threads
 
+    prefix = formats.checkpoint_prefix(path_or_bytes)
+    if prefix is not None:
+        from .importers.tf import load_tf1
+
+        n_threads = check_threads(options.pop("n_threads", None))
+        return _with_threads(load_tf1(prefix, **options), n_threads)
     data, name = formats.read_source(path_or_bytes)
     kind = formats.detect(data, name)
     n_threads = check_threads(options.pop("n_threads", None))

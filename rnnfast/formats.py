@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 
 from .errors import FormatError
@@ -10,6 +11,35 @@ from .errors import FormatError
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # pickle of the int 0x1950a86a20f9469cfc6c
 RNNF_MAGIC = b"RNNF"
+TF_TABLE_MAGIC = (0xDB4775248B80FB57).to_bytes(8, "little")  # ends a TensorFlow checkpoint .index table
+_TF_DATA_SHARD = re.compile(r"\.data-\d{5}-of-\d{5}$")
+_TF_STATE_LINE = re.compile(r'^model_checkpoint_path:\s*"(.*)"\s*$', re.M)
+
+
+def checkpoint_prefix(path):
+    """The prefix of the TensorFlow checkpoint that `path` names, or None: the prefix itself (`model.ckpt`, beside
+    `model.ckpt.index`), the .index file, one of its data shards, or a folder whose `checkpoint` state file names
+    one (model_checkpoint_path, as tf.train.latest_checkpoint reads it)."""
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    path = os.fspath(path)
+    if path.endswith(".index") and os.path.isfile(path):
+        return path[: -len(".index")]
+    if _TF_DATA_SHARD.search(path) and os.path.isfile(path):
+        return _TF_DATA_SHARD.sub("", path)
+    if os.path.isfile(path + ".index") and not os.path.isfile(path):
+        return path
+    state = os.path.join(path, "checkpoint")
+    if os.path.isdir(path) and os.path.isfile(state):
+        try:
+            with open(state, encoding="utf-8") as f:
+                m = _TF_STATE_LINE.search(f.read())
+        except (OSError, UnicodeDecodeError) as e:
+            raise FormatError(f"{state}: cannot read the checkpoint state file: {e}") from e
+        if m is None:
+            raise FormatError(f"{state}: no model_checkpoint_path line in the checkpoint state file")
+        return os.path.join(path, m.group(1))
+    return None
 
 
 def read_source(path_or_bytes) -> tuple[bytes, str]:
@@ -37,7 +67,8 @@ def folder_of(path_or_bytes):
 
 
 def detect(data: bytes, name: str) -> str:
-    """One of: onnx, keras-h5, keras-zip, torch-zip, torch-legacy, safetensors, rnnf."""
+    """One of: onnx, keras-h5, keras-zip, torch-zip, torch-legacy, safetensors, rnnf (a TensorFlow checkpoint is
+    recognised from its path by checkpoint_prefix; its .index bytes alone are refused here)."""
     if data.startswith(RNNF_MAGIC):
         return "rnnf"
     if data.startswith(HDF5_MAGIC):
@@ -59,10 +90,13 @@ def detect(data: bytes, name: str) -> str:
         header_len = int.from_bytes(data[:8], "little")
         if 2 <= header_len <= len(data) - 8 and data[8:9] == b"{":
             return "safetensors"
+    if len(data) >= 48 and data.endswith(TF_TABLE_MAGIC):
+        raise FormatError(f"{name}: a TensorFlow checkpoint index; load the checkpoint by its path (the prefix, e.g. "
+                          f"model.ckpt), so its .data-NNNNN-of-NNNNN shards are found beside it")
     if name.endswith(".onnx") or _looks_like_onnx(data):
         return "onnx"
     raise FormatError(f"{name}: unrecognised model format (expected ONNX, Keras .h5/.keras, PyTorch .pt/.pth, "
-                      f".safetensors or .rnnf)")
+                      f".safetensors, .rnnf, or a TensorFlow checkpoint's prefix)")
 
 
 def _looks_like_onnx(data: bytes) -> bool:

@@ -21,7 +21,7 @@ from ..layers import RecurrentLayer
 
 # Gate order of the weights as each source stores them (all from rnnfast/importers/_gates.py).
 SOURCE_ORDERS = {"onnx": _gates.CANONICAL_ORDER, "keras": _gates.KERAS_ORDER, "torch": _gates.TORCH_ORDER,
-                 "rnnf": _gates.CANONICAL_ORDER, "keras1": _gates.KERAS1_ORDER}
+                 "rnnf": _gates.CANONICAL_ORDER, "keras1": _gates.KERAS1_ORDER, "tf1": _gates.TF1_ORDER}
 
 
 @dataclass
@@ -284,6 +284,38 @@ def _torch_layers(graph) -> list:
     return out
 
 
+def _tf1_layers(graph) -> list:
+    """Cells as the checkpoint stores them: kernel [input + state, gates*hidden] and bias per direction."""
+    out = []
+    if graph.embedding is not None:
+        shape = list(graph.embedding.weight.shape)
+        out.append(LayerInfo(graph.embedding.name, "Embedding", _size([shape]), {"table": shape},
+                             detail=f"{shape[0]} tokens -> {shape[1]}"))
+    for layer in graph.layers:
+        info = _canonical(layer, "tf1")
+        H, P, rows = layer.hidden_size, layer.output_size, layer.input_size + layer.output_size
+        if layer.cell == "gru":
+            w = {"gates/kernel": [rows, 2 * H], "gates/bias": [2 * H], "candidate/kernel": [rows, H],
+                 "candidate/bias": [H]}
+        else:
+            w = {"kernel": [rows, layer.n_gates * H], "bias": [layer.n_gates * H]}
+        if layer.peepholes is not None:
+            w.update({k: [H] for k in ("w_f_diag", "w_i_diag", "w_o_diag")})
+        if layer.proj_size:
+            w["projection/kernel"] = [H, P]
+        info.weights = w if layer.n_dirs == 1 else {f"{d}/{k}": v for d in ("fw", "bw") for k, v in w.items()}
+        info.parameters = _size(info.weights.values())
+        info.detail += f" ({layer.source.split(': ', 1)[-1]})"
+        out.append(info)
+    for s in graph.heads:
+        w = {"kernel": [s.input_size, s.output_size]}
+        if s.bias is not None:
+            w["bias"] = list(s.bias.shape)
+        out.append(LayerInfo(s.name, "Dense", _size(w.values()), w,
+                             detail=f"{s.input_size} -> {s.output_size} {s.activation} at every time step"))
+    return out
+
+
 def _pipeline_layers(graph) -> list:
     from ..pipeline import DenseStage, EmbeddingStage, RecurrentStage
 
@@ -308,7 +340,7 @@ def _pipeline_layers(graph) -> list:
 def source_framework(model) -> str:
     kind = type(model.graph).__name__
     return {"OnnxGraph": "onnx", "CompiledOnnxGraph": "onnx", "KerasModelGraph": "keras", "TorchGraph": "torch",
-            "PipelineGraph": "rnnf"}.get(kind, kind)
+            "PipelineGraph": "rnnf", "TF1Graph": "tf1"}.get(kind, kind)
 
 
 def layers(model) -> list:
@@ -322,6 +354,8 @@ def layers(model) -> list:
         return _torch_layers(model.graph)
     if framework == "rnnf":
         return _pipeline_layers(model.graph)
+    if framework == "tf1":
+        return _tf1_layers(model.graph)
     return []
 
 
@@ -341,7 +375,7 @@ def int_input_range(model, name: str, seq_len: int) -> tuple:
     it feeds, lengths 1..seq_len for an ONNX sequence_lens, else 0..1."""
     framework = source_framework(model)
     g = model.graph
-    if framework == "torch" and g.embedding is not None and name == "input":
+    if framework in ("torch", "tf1") and g.embedding is not None and name == "input":
         return 0, g.embedding.weight.shape[0]
     if framework == "rnnf" and g.pipeline.takes_ids:
         return 0, g.pipeline.stages[0].table.shape[0]

@@ -9,7 +9,7 @@ from .common import (add_model_arguments, executor_info, executor_line, load_mod
 
 FORMAT_NAMES = {"onnx": "ONNX", "keras-h5": "Keras HDF5", "keras-zip": "Keras .keras archive",
                 "torch-zip": "PyTorch zip", "torch-legacy": "PyTorch legacy (pre-1.6)", "safetensors": "safetensors",
-                "rnnf": "rnnfast .rnnf"}
+                "rnnf": "rnnfast .rnnf", "tf-checkpoint": "TensorFlow 1.x checkpoint (TensorBundle)"}
 
 
 def add_parser(sub):

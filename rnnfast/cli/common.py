@@ -46,7 +46,8 @@ _BATCH_DIM = re.compile(r"^(batch.*|n|b|N|B|unk__\d+_batch|.*_batch)$")
 
 
 def add_model_arguments(parser, file_help="model file: .onnx, .h5/.keras/.weights.h5, .pt/.pth, .safetensors, "
-                                          ".rnnf", metavar="FILE"):
+                                          ".rnnf, or a TensorFlow 1.x checkpoint's prefix (model.ckpt)",
+                        metavar="FILE"):
     parser.add_argument("file", metavar=metavar, help=file_help)
     parser.add_argument("--config", metavar="PATH",
                         help="architecture for a Keras weights-only file (.weights.h5 or an HDF5 file without "
@@ -55,7 +56,9 @@ def add_model_arguments(parser, file_help="model file: .onnx, .h5/.keras/.weight
                         help="a load option of the importer, repeatable; VALUE is read as JSON when it parses "
                              "(true, 3, [\"a.\"]), else as a string. PyTorch files: rnn=PREFIX, embedding=PREFIX, "
                              "head=PREFIX, batch_first=true, nonlinearity=relu, ignore=[...], state_dict_key=KEY, "
-                             "allow_classes=[...] (see rnnfast/importers/torch/__init__.py)")
+                             "allow_classes=[...] (see rnnfast/importers/torch/__init__.py). TensorFlow checkpoints: "
+                             "rnn=SCOPE, forget_bias=1.0, activation=tanh, time_major=true, embedding=NAME, "
+                             "head=SCOPE, head_activation=relu, ignore=[...] (see rnnfast/importers/tf/__init__.py)")
 
 
 def load_options(args) -> dict:
@@ -74,9 +77,12 @@ def load_options(args) -> dict:
 
 
 def detect_format(path: str) -> str:
-    """The format name rnnfast.formats gives the file's content (onnx, keras-h5, keras-zip, torch-zip, ...)."""
+    """The format name rnnfast.formats gives the file's content (onnx, keras-h5, keras-zip, torch-zip, ...), or
+    tf-checkpoint for a path naming a TensorFlow checkpoint."""
     from .. import formats
 
+    if formats.checkpoint_prefix(path) is not None:
+        return "tf-checkpoint"
     data, name = formats.read_source(path)
     return formats.detect(data, name)
 
@@ -85,8 +91,10 @@ def load_model(args, n_threads=None):
     """(Model, format name) for the FILE and load options on the command line."""
     import rnnfast
 
-    if not os.path.exists(args.file):
-        raise CliError(f"{args.file}: no such file")
+    from .. import formats
+
+    if not os.path.exists(args.file) and formats.checkpoint_prefix(args.file) is None:
+        raise CliError(f"{args.file}: no such file (nor a TensorFlow checkpoint prefix with {args.file}.index)")
     kind = detect_format(args.file)
     options = load_options(args)
     if kind == "onnx" and n_threads:

@@ -18,6 +18,12 @@ KERAS_ORDER = {"lstm": ("i", "f", "c", "o"), "gru": ("z", "r", "h"), "rnn": ("h"
 TORCH_ORDER = {"lstm": ("i", "f", "c", "o"), "gru": ("r", "z", "h"), "rnn": ("h",)}  # torch calls c 'g', h 'n'
 # Keras 1 stores one array per gate, in this order (its W_i, W_c, W_f, W_o ...; GRU as Keras 2).
 KERAS1_ORDER = dict(KERAS_ORDER, lstm=("i", "c", "f", "o"))
+# TensorFlow 1.x rnn_cell: BasicLSTMCell / LSTMCell split i, j, f, o (j is the candidate c); GRUCell's gates kernel
+# holds r, u (u is z) and its separate candidate kernel h. Every kernel is [input + state, gates*hidden], applied to
+# concat([x, h]) (tensorflow/python/ops/rnn_cell_impl.py, now tf_keras/src/layers/legacy_rnn/rnn_cell_impl.py).
+TF1_ORDER = {"lstm": ("i", "c", "f", "o"), "gru": ("r", "z", "h"), "rnn": ("h",)}
+# ONNX's peephole vector P is [i, o, f] (TF1 LSTMCell keeps them as w_i_diag, w_f_diag, w_o_diag).
+CANONICAL_PEEPHOLES = ("i", "o", "f")
 
 
 def permutation(src_order, cell) -> list[int]:
@@ -124,3 +130,35 @@ def from_keras_cudnn(cell: str, kernel, recurrent_kernel, bias, hidden: int):
     if cell == "lstm":
         return from_keras(cell, k, r, bias.reshape(2, -1).sum(axis=0), hidden)
     return from_keras(cell, k, r, bias.reshape(2, -1), hidden, reset_after=True)
+
+
+def from_tf1(cell: str, kernel, bias, input_size: int, hidden: int, forget_bias: float = 0.0):
+    """TF1 kernel [input_size + state, G*H] (rows for x first, then h) and bias [G*H] -> canonical, one direction.
+
+    BasicLSTMCell and LSTMCell add forget_bias to the f gate's pre-activation at run time: it is folded into the f
+    bias here (exact up to float32 rounding of the sum). The whole bias becomes b_ih; b_hh is zero."""
+    p = permutation(TF1_ORDER, cell)
+    k = np.asarray(kernel)
+    b = np.array(bias, np.float32)
+    if cell == "lstm" and forget_bias:
+        f = TF1_ORDER["lstm"].index("f")
+        b[f * hidden:(f + 1) * hidden] += np.float32(forget_bias)
+    w_ih = reorder_rows(k[:input_size].T, p, hidden)
+    w_hh = reorder_rows(k[input_size:].T, p, hidden)
+    return w_ih, w_hh, reorder_rows(b, p, hidden), np.zeros(len(p) * hidden, np.float32)
+
+
+def from_tf1_gru(gates_kernel, gates_bias, candidate_kernel, candidate_bias, input_size: int, hidden: int):
+    """TF1 GRUCell: gates/kernel [I+H, 2H] (r, u) and candidate/kernel [I+H, H] with their biases -> canonical.
+
+    GRUCell multiplies the state by r before the candidate's matmul (ONNX linear_before_reset=0), so splitting the
+    candidate kernel into its input and state rows gives W_h and R_h exactly, its bias Wb_h."""
+    kernel = np.concatenate([np.asarray(gates_kernel), np.asarray(candidate_kernel)], axis=1)
+    bias = np.concatenate([np.asarray(gates_bias), np.asarray(candidate_bias)])
+    return from_tf1("gru", kernel, bias, input_size, hidden)
+
+
+def from_tf1_peepholes(w_i_diag, w_f_diag, w_o_diag):
+    """LSTMCell's peephole vectors [H] each -> the canonical P [3H]."""
+    named = {"i": w_i_diag, "f": w_f_diag, "o": w_o_diag}
+    return np.concatenate([np.asarray(named[g], np.float32) for g in CANONICAL_PEEPHOLES])

@@ -17,11 +17,13 @@ import numpy as np
 
 MAX_DEPTH = 100  # nested messages: protobuf's own default limit, so what onnx.load reads is read here too
 _PACKED_CHUNK = 1 << 20  # at most this many bytes of packed varints decoded per numpy pass (bounds the temporaries)
-_FLOAT, _DOUBLE = struct.Struct("<f"), struct.Struct("<d")
+_FLOAT, _DOUBLE, _FIXED32 = struct.Struct("<f"), struct.Struct("<d"), struct.Struct("<I")
 VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
 _WIRE_OF = {"int64": VARINT, "int32": VARINT, "uint64": VARINT, "enum": VARINT, "float": FIXED32, "double": FIXED64,
+            "fixed32": FIXED32,
             "string": LEN, "bytes": LEN, "view": LEN, "message": LEN}
-_ARRAY_DTYPES = {"int64": np.int64, "int32": np.int32, "uint64": np.uint64, "float": np.float32, "double": np.float64}
+_ARRAY_DTYPES = {"int64": np.int64, "int32": np.int32, "uint64": np.uint64, "float": np.float32, "double": np.float64,
+                 "fixed32": np.uint32}
 
 
 class WireError(Exception):
@@ -29,9 +31,10 @@ class WireError(Exception):
 
 
 class Field:
-    """One field of a message: `kind` is int64, int32, uint64, enum, float, double, string (UTF-8 text, decoded),
-    bytes, view (bytes kept as a memoryview of the file: no copy) or message (of class `message`). Repeated fields
-    are lists, or numpy arrays when `array` is set (a tensor's data). `values`: an enum's members."""
+    """One field of a message: `kind` is int64, int32, uint64, enum, float, double, fixed32 (uint32), string
+    (UTF-8 text, decoded), bytes, view (bytes kept as a memoryview of the file: no copy) or message (of class
+    `message`). Repeated fields are lists, or numpy arrays when `array` is set (a tensor's data). `values`: an enum's
+    members."""
 
     __slots__ = ("number", "name", "kind", "repeated", "message", "array", "values", "oneof", "default")
 
@@ -164,7 +167,7 @@ def _parse(cls, data, view, pos, end, depth, ctx):
         elif wire == FIXED32:
             if end - pos < 4:
                 raise WireError(f"{cls.__name__}.{f.name} at byte {pos}: truncated 4-byte value")
-            value = _FLOAT.unpack_from(data, pos)[0]
+            value = (_FIXED32 if f.kind == "fixed32" else _FLOAT).unpack_from(data, pos)[0]
             pos += 4
         else:  # FIXED64
             if end - pos < 8:
@@ -294,12 +297,13 @@ def _skip(data, pos, end, wire, number, cls):
 def _packed(f, data, view, a, b, cls):
     """A packed run of f's scalars in data[a:b]: a numpy array for array fields, else a list."""
     kind = f.kind
-    if kind in ("float", "double"):
-        size = 4 if kind == "float" else 8
+    if kind in ("float", "double", "fixed32"):
+        size = 8 if kind == "double" else 4
         if (b - a) % size:
             raise WireError(f"{cls.__name__}.{f.name} at byte {a}: {b - a} bytes of packed {kind}s is not a "
                             f"multiple of {size}")
-        arr = np.frombuffer(view[a:b], "<f4" if kind == "float" else "<f8").astype(_ARRAY_DTYPES[kind], copy=False)
+        arr = np.frombuffer(view[a:b], {"float": "<f4", "double": "<f8", "fixed32": "<u4"}[kind]).astype(
+            _ARRAY_DTYPES[kind], copy=False)
     else:
         raw = _varints(view, a, b, cls, f)
         if kind == "int64" or kind == "enum":

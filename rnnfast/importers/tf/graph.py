@@ -1,0 +1,123 @@
+"""The graph a TensorFlow 1.x checkpoint becomes: optional embedding lookup, a stack of recurrent layers run as
+tf.nn.dynamic_rnn / bidirectional_dynamic_rnn run them, optional dense heads (tf.layers.dense) at every step.
+
+Input `input`: [batch, time, features] (time_major=False, dynamic_rnn's default) or [time, batch, features] with
+time_major=True; int token ids [batch, time] with an embedding. Run option sequence_length (int [batch]): steps
+past a row's length give zero outputs and leave the state at its last valid step, as dynamic_rnn does; the backward
+direction starts at the row's last valid step (reverse_sequence). Outputs: `output` (fw and bw concatenated on the
+last axis, then the heads), and the final states `state_h` and, for LSTMs, `state_c` [layers*directions, batch,
+size] (layer-major, fw before bw; TF's LSTMStateTuple(c, h) per layer), present when every layer has one size.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...model import TensorInfo
+from ...pipeline import dense
+from ..torch.graph import Embedding, TorchGraph
+
+
+class TF1Graph(TorchGraph):
+    def __init__(self, layers, time_major=False, embedding=None, heads=(), name="", source="", defaults=()):
+        emb = None if embedding is None else Embedding(embedding.name, embedding.table)
+        super().__init__(layers, batch_first=not time_major, embedding=emb, head=None, name=name, source=source,
+                         defaults=defaults)
+        self.heads = list(heads)  # pipeline DenseStages, applied in order
+        self.inputs = self.inputs[:1]  # dynamic_rnn's initial state is zeros (dtype=...) in what this reads
+        seq = ["batch", "seq_len"] if self.batch_first else ["seq_len", "batch"]
+        last = self.layers[-1]
+        features = self.heads[-1].output_size if self.heads else last.n_dirs * last.output_size
+        self.outputs = [TensorInfo("output", seq + [features])]
+        self.same_size = len({(l.output_size, l.hidden_size) for l in self.layers}) == 1
+        if self.same_size:
+            self.outputs.append(TensorInfo("state_h", [self.states, "batch", last.output_size]))
+            if self.cell == "lstm":
+                self.outputs.append(TensorInfo("state_c", [self.states, "batch", last.hidden_size]))
+
+    def run(self, feeds: dict, sequence_length=None, n_threads=None) -> list:
+        from ... import engine
+
+        if "input" not in feeds:
+            raise ValueError(f"{self._where()}: the input 'input' is required")
+        x, batched = self._input(feeds["input"])
+        T, B = x.shape[0], x.shape[1]
+        lens = None
+        if sequence_length is not None:
+            lens = np.asarray(sequence_length)
+            if lens.shape != (B,) or lens.dtype.kind not in "iu":
+                raise ValueError(f"{self._where()}: sequence_length must be int [{B}], got {lens.dtype} {lens.shape}")
+            if lens.size and (lens.min() < 0 or lens.max() > T):
+                raise ValueError(f"{self._where()}: sequence_length must lie in [0, {T}], got {lens}")
+            lens = lens.astype(np.int32)
+        h_n, c_n = [], []
+        for layer in self.layers:
+            y, y_h, y_c = engine.run_layer(layer, np.ascontiguousarray(x, np.float32), sequence_lens=lens,
+                                           n_threads=n_threads)
+            x = y.transpose(0, 2, 1, 3).reshape(T, B, layer.n_dirs * layer.output_size)
+            h_n.append(y_h)
+            if y_c is not None:
+                c_n.append(y_c)
+        for s in self.heads:
+            x = dense(s, x)
+        out = np.ascontiguousarray(x.transpose(1, 0, 2) if self.batch_first and batched else x, np.float32)
+        outs = [out]
+        if self.same_size:
+            outs.append(np.concatenate(h_n, axis=0))
+            if c_n:
+                outs.append(np.concatenate(c_n, axis=0))
+        if not batched:
+            outs = [outs[0][:, 0]] + [s[:, 0] for s in outs[1:]]
+        return outs
+
+    def stream(self, batch=1, n_threads=None):
+        """Step by step: embedding lookup, the recurrent stack (state kept in C), the heads."""
+        from ...stream import Stream
+
+        pre = check = post = None
+        if self.embedding is not None:
+            vocab = self.embedding.weight.shape[0]
+
+            def check(ids, rows):
+                if ids.dtype.kind not in "iu" or ids.shape != (rows,) or ids.min() < 0 or ids.max() >= vocab:
+                    raise ValueError(f"{self._where()}: a step takes {rows} integer token id(s) in [0, {vocab}), "
+                                     f"got {ids.dtype} {ids.shape}")
+
+            pre = lambda ids: self.embedding.weight[ids]
+        if self.heads:
+            def post(y):
+                for s in self.heads:
+                    y = dense(s, y)
+                return y
+        return Stream(self.layers, batch, pre=pre, post=post, input_check=check, n_threads=n_threads,
+                      where=self._where())
+
+    def to_pipeline(self):
+        """Embedding -> the recurrent stack -> the heads (zero initial state, the output sequence only)."""
+        from ...pipeline import EmbeddingStage, Pipeline, RecurrentStage
+
+        stages = []
+        if self.embedding is not None:
+            stages.append(EmbeddingStage(self.embedding.weight, name=self.embedding.name))
+        stages.append(RecurrentStage(list(self.layers), name=self.name))
+        stages += self.heads
+        return Pipeline(stages, batch_first=self.batch_first, name=self.name, source=self._where())
+
+    def _where(self):
+        return self.source or "TensorFlow checkpoint"
+
+    def describe(self) -> str:
+        lines = [f"TensorFlow 1.x checkpoint {self.source or ''} (time_major={not self.batch_first})"]
+        if self.embedding is not None:
+            v, e = self.embedding.weight.shape
+            lines.append(f"  embedding {self.embedding.name!r}: {v} tokens -> {e}")
+        for layer in self.layers:
+            acts = ",".join(a.name for a in layer.activations[0])
+            extra = (f", num_proj={layer.proj_size}" if layer.proj_size else "") + (
+                ", peepholes" if layer.peepholes is not None else "")
+            lines.append(f"  {layer.name}: {layer.cell} {layer.direction}, input {layer.input_size}, hidden "
+                         f"{layer.hidden_size}{extra}, activations {acts}")
+        for s in self.heads:
+            lines.append(f"  dense {s.name!r}: {s.input_size} -> {s.output_size} {s.activation} (every time step)")
+        for scope, option, value, why in self.defaults:
+            lines.append(f"  assumed: {scope} {option} = {value!r} ({why})")
+        return "\n".join(lines)
