@@ -1,7 +1,7 @@
-"""The seed tutorials' trained Keras models (rnnfast/examples_data/, made by tools/train_tutorials.py), run by
-rnnfast without TensorFlow: each function loads one example, recomputes Keras' metric from rnnfast's outputs and
-returns a Result with the agreement figures and a few lines that show the result to a person. The examples/
-scripts print them; `rnnfast demo` tabulates them."""
+"""The seed tutorials' trained Keras models and one TensorFlow 1.x checkpoint (rnnfast/examples_data/, made by
+tools/train_tutorials.py), run by rnnfast without TensorFlow: each function loads one example, recomputes the
+framework's metric from rnnfast's outputs and returns a Result with the agreement figures and a few lines that show
+the result to a person. The examples/ scripts print them; `rnnfast demo` tabulates them."""
 from __future__ import annotations
 
 import os
@@ -28,6 +28,7 @@ class Result:
     seconds: float  # rnnfast on the whole test set (median of a few runs)
     lines: list = field(default_factory=list)
     ort_seconds: Optional[float] = None
+    framework: str = "Keras"  # who recorded keras_metric and the predictions
 
     @property
     def ok(self) -> bool:
@@ -37,8 +38,8 @@ class Result:
     def show(self, out=print) -> None:
         for line in self.lines:
             out(line)
-        out(f"{self.metric}: Keras {fmt_metric(self.keras_metric)}, rnnfast {fmt_metric(self.rnnfast_metric)}; "
-            f"max |rnnfast - Keras| "
+        out(f"{self.metric}: {self.framework} {fmt_metric(self.keras_metric)}, rnnfast "
+            f"{fmt_metric(self.rnnfast_metric)}; max |rnnfast - {self.framework}| "
             f"= {self.max_diff:.2e} ({'agrees' if self.ok else 'DISAGREES'})")
 
 
@@ -47,21 +48,29 @@ def fmt_metric(value: float) -> str:
 
 
 def path(name: str) -> str:
+    """The model file, or a checkpoint's prefix (<name>.ckpt, beside <name>.ckpt.index)."""
     for ext in (".keras", ".h5"):
         p = os.path.join(DATA, name + ext)
         if os.path.exists(p):
             return p
+    p = os.path.join(DATA, name + ".ckpt")
+    if os.path.exists(p + ".index"):
+        return p
     raise FileNotFoundError(f"no tutorial model {name!r} in {DATA}")
 
 
 def load(name: str):
-    """(rnnfast Model, the recorded arrays) of one tutorial model."""
+    """(rnnfast Model, the recorded arrays) of one tutorial model; a recorded `load_options` (JSON) holds what
+    the file does not store (a checkpoint's head activation)."""
+    import json
+
     import rnnfast
 
     p = path(name)
     with np.load(os.path.join(DATA, name + ".npz")) as z:
         data = {k: z[k] for k in z}
-    return rnnfast.load(p), data
+    options = json.loads(str(data.pop("load_options"))) if "load_options" in data else {}
+    return rnnfast.load(p, **options), data
 
 
 def timed(fn, repeat=5):
@@ -78,11 +87,14 @@ def max_diff(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
-def _classifier(example, name, describe):
+def _classifier(example, name, describe, last_step=False):
+    """last_step: the model gives a prediction at every step (dense on each output) and the class is read from
+    the last one."""
     model, d = load(name)
     pred = model.run(d["x"])[0]
-    acc = float(np.mean(np.argmax(pred, -1) == d["y_true"]))
-    lines = [describe, f"test set: {len(d['x'])} images; first ten predicted {np.argmax(pred[:10], -1).tolist()}, "
+    final = pred[:, -1] if last_step else pred
+    acc = float(np.mean(np.argmax(final, -1) == d["y_true"]))
+    lines = [describe, f"test set: {len(d['x'])} images; first ten predicted {np.argmax(final[:10], -1).tolist()}, "
                        f"true {d['y_true'][:10].tolist()}"]
     return Result(example, os.path.basename(path(name)), "accuracy", float(d["keras_metric"]), acc,
                   max_diff(pred, d["keras_pred"]), timed(lambda: model.run(d["x"])), lines)
@@ -99,6 +111,16 @@ def digits_variants() -> list:
             _classifier("6 digits deep BiLSTM", "digits_deep_bilstm",
                         "Bidirectional(LSTM(16), sequences) -> Bidirectional(LSTM(16)) + Dense softmax"),
             _classifier("6 digits GRU", "digits_gru", "GRU(24) + Dense softmax")]
+
+
+def digits_tf1() -> Result:
+    """8: the MNIST-rows LSTM of the TensorFlow 1.x tutorials (BasicLSTMCell + dynamic_rnn + tf.layers.dense,
+    saved by tf.train.Saver with its Adam slots) on the same digits, read from the checkpoint without TensorFlow;
+    the dense head runs at every step and the class is read from the last one."""
+    result = _classifier("8 digits TF1 LSTM", "digits_tf1_lstm", "TF 1.x checkpoint: BasicLSTMCell(32) + dense(10) "
+                         "softmax on the last output", last_step=True)
+    result.framework = "TF 1.x"
+    return result
 
 
 def sentiment() -> Result:
@@ -257,4 +279,5 @@ def all_results() -> list:
     out = [digits_rnn(), sentiment(), char_lstm(), sine_lstm(), addition()]
     out += digits_variants()
     out.append(running_mean())
+    out.append(digits_tf1())
     return out

@@ -27,9 +27,19 @@ def test_classifier_matches_keras(name):
 
 def test_files_are_both_formats_and_small():
     files = [f for f in os.listdir(tutorials.DATA) if not f.endswith(".npz")]
-    assert {os.path.splitext(f)[1] for f in files} == {".keras", ".h5"}
+    assert {os.path.splitext(f)[1] for f in files} == {".keras", ".h5", ".index", ".data-00000-of-00001"}
     total = sum(os.path.getsize(os.path.join(tutorials.DATA, f)) for f in os.listdir(tutorials.DATA))
     assert total < 3 * 2 ** 20, total
+
+
+def test_tf1_checkpoint_tutorial_matches_tensorflow():
+    model, d = tutorials.load("digits_tf1_lstm")
+    pred = model.run(d["x"])[0]
+    assert_close(pred, d["keras_pred"], what="digits TF1 LSTM, every step")
+    assert np.mean(np.argmax(pred[:, -1], -1) == d["y_true"]) == pytest.approx(float(d["keras_metric"]), abs=1e-12)
+    assert d["keras_metric"] > 0.85, "the model was trained: far better than chance (0.1)"
+    result = tutorials.digits_tf1()
+    assert result.ok and result.file == "digits_tf1_lstm.ckpt"
 
 
 def test_sentiment_matches_keras():

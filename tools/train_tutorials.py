@@ -17,6 +17,11 @@ the example needs to show the result (vocabularies, chunking). The data, all ava
 - addition: "a+b" written as text (a, b < 100), answer written as text.
 Training takes half a minute to four minutes per model on a busy 2-core machine; seeds are fixed. The files
 are saved without the optimizer (see `bare`), so each stays under 500 KB.
+
+digits_tf1_lstm is trained the TensorFlow 1.x way instead (tf.compat.v1 graph, BasicLSTMCell, dynamic_rnn,
+tf.layers.dense, tf.train.Saver): it needs tf-keras for the legacy rnn_cell classes (pip install tf-keras; this
+script sets TF_USE_LEGACY_KERAS=1, which changes only tf.keras, not the `keras` package the other models use), and
+writes a checkpoint <name>.ckpt.index + .ckpt.data-00000-of-00001 with its Adam slots, as Saver writes it.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.compat.v1.nn.rnn_cell (digits_tf1_lstm) lives in tf-keras
 
 import numpy as np  # noqa: E402
 
@@ -134,6 +140,46 @@ def digits_variants():
         pred = model.predict(xte, verbose=0)
         save(model, name, fmt, x=xte, y_true=yte, keras_pred=pred, keras_metric=accuracy(pred, yte),
              metric="accuracy")
+
+
+def digits_tf1_lstm():
+    """8: the MNIST-rows LSTM of the TF 1.x tutorials on the digits: BasicLSTMCell(32) under dynamic_rnn, a dense
+    layer on the last output, softmax cross-entropy, Adam; saved by tf.train.Saver. The same dense layer is applied
+    to every step's output for the record (`keras_pred`, [n, 8, 10] probabilities), so rnnfast's whole output
+    sequence is checked; the accuracy reads the last step, which is what the model was trained on."""
+    import json
+
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    xtr, xte, ytr, yte = digits_split()
+    graph = tf.Graph()
+    with graph.as_default():  # graph mode here only: the Keras models above keep eager execution
+        tf1.set_random_seed(7)
+        x = tf1.placeholder(tf.float32, [None, 8, 8])
+        y = tf1.placeholder(tf.int64, [None])
+        outputs, _ = tf1.nn.dynamic_rnn(tf1.nn.rnn_cell.BasicLSTMCell(32), x, dtype=tf.float32)
+        head = tf1.layers.Dense(10)
+        logits = head(outputs[:, -1])
+        every_step = tf.nn.softmax(head(outputs))
+        loss = tf1.losses.sparse_softmax_cross_entropy(y, logits)
+        train = tf1.train.AdamOptimizer(0.01).minimize(loss)
+        with tf1.Session(graph=graph) as sess:
+            sess.run(tf1.global_variables_initializer())
+            rng = np.random.default_rng(7)
+            for _ in range(40):
+                order = rng.permutation(len(xtr))
+                for k in range(0, len(order), 32):
+                    batch = order[k:k + 32]
+                    sess.run(train, {x: xtr[batch], y: ytr[batch]})
+            pred = sess.run(every_step, {x: xte})
+            prefix = os.path.join(OUT, "digits_tf1_lstm.ckpt")
+            tf1.train.Saver().save(sess, prefix, write_meta_graph=False, write_state=False)
+    arrays = dict(x=xte, y_true=yte, keras_pred=pred, keras_metric=accuracy(pred[:, -1], yte), metric="accuracy",
+                  load_options=json.dumps({"head_activation": "softmax"}))
+    np.savez_compressed(os.path.join(OUT, "digits_tf1_lstm.npz"), **arrays)
+    size = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT) if f.startswith("digits_tf1_lstm.ckpt"))
+    print(f"digits_tf1_lstm.ckpt: {size / 1024:.0f} KB, accuracy {float(arrays['keras_metric']):.4f}")
 
 
 def sentiment():
@@ -260,7 +306,8 @@ def running_mean():
 
 
 MODELS = {"digits_rnn": digits_rnn, "sentiment": sentiment, "char_lstm": char_lstm, "sine_lstm": sine_lstm,
-          "addition": addition, "digits_variants": digits_variants, "running_mean": running_mean}
+          "addition": addition, "digits_variants": digits_variants, "running_mean": running_mean,
+          "digits_tf1_lstm": digits_tf1_lstm}
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
