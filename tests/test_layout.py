@@ -72,3 +72,14 @@ def test_layout_holds_the_graph_and_one_onnx_package():
     assert not list((PACKAGE / "importers").glob("onnx_*.py")), "the ONNX importer's modules live in importers/onnx/"
     src = PACKAGE.parent / "src_c" / "graph"
     assert (src / "exec.c").is_file() and (src / "graph.h").is_file() and list((src / "ops").glob("*.c"))
+
+
+def test_every_subpackage_is_installed():
+    """pyproject.toml lists the packages a `pip install .` copies (CI tests that install): a package left out works
+    in a checkout and is missing from the installed rnnfast."""
+    import tomllib
+
+    with open(PACKAGE.parent / "pyproject.toml", "rb") as f:
+        listed = set(tomllib.load(f)["tool"]["setuptools"]["packages"])
+    found = {module_name(p) for p in PACKAGE.rglob("__init__.py") if "build" not in p.parts}
+    assert found <= listed, f"packages missing from pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
