@@ -131,3 +131,29 @@ def test_cli_inspect_lists_the_cells(tmp_path):
     assert info["layers"][0]["gates"]["framework"] == "tf1"
     assert info["layers"][0]["weights"] == {"kernel": [12, 32], "bias": [32]}
     assert {d["option"] for d in info["defaults"]} >= {"forget_bias", "activation", "time_major"}
+
+
+def test_runs_as_one_compiled_graph():
+    from rnnfast.cli.common import executor_info
+
+    e, _, _ = _expected("bidirectional")
+    model = rnnfast.load(str(DATA / "bidirectional" / "model.ckpt"), n_threads=1)
+    info = executor_info(model)
+    assert info["executor"] == "C graph" and info["ops"].get("RECURRENT") == 1, info
+    lens = e["sequence_length"]
+    one = model.run(e["x"][1], sequence_length=lens[1:2])  # unbatched: [time, features]
+    assert one[0].shape == e["output"][1].shape and one[1].shape == e["state_h"][:, 1].shape
+    assert_close(one[0], e["output"][1], what="unbatched output")
+    assert_close(one[1], e["state_h"][:, 1], what="unbatched state_h")
+    with pytest.raises(ValueError, match=r"sequence_length must lie in \[0, 6\]"):
+        model.run(e["x"], sequence_length=[7, 1, 1])
+    with pytest.raises(ValueError, match="input must be numeric"):
+        model.run(e["x"][..., :3])
+
+
+def test_token_ids_checked_before_the_lookup():
+    model = rnnfast.load(str(DATA / "embedding_seqlen" / "model.ckpt"))
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 11\)"):
+        model.run(np.array([[1, 11]]))
+    with pytest.raises(ValueError, match="token ids for the embedding 'embedding'"):
+        model.run(np.zeros((1, 2, 4), np.float32))

@@ -1,5 +1,6 @@
 """The graph a TensorFlow 1.x checkpoint becomes: optional embedding lookup, a stack of recurrent layers run as
-tf.nn.dynamic_rnn / bidirectional_dynamic_rnn run them, optional dense heads (tf.layers.dense) at every step.
+tf.nn.dynamic_rnn / bidirectional_dynamic_rnn run them, optional dense heads (tf.layers.dense) at every step;
+lowered to the graph IR (lower.py) and run by the C executor in one call, streamed layer by layer (rnnfast.stream).
 
 Input `input`: [batch, time, features] (time_major=False, dynamic_rnn's default) or [time, batch, features] with
 time_major=True; int token ids [batch, time] with an embedding. Run option sequence_length (int [batch]): steps
@@ -23,6 +24,7 @@ class TF1Graph(TorchGraph):
         super().__init__(layers, batch_first=not time_major, embedding=emb, head=None, name=name, source=source,
                          defaults=defaults)
         self.heads = list(heads)  # pipeline DenseStages, applied in order
+        self._graphs = {}  # with a sequence_length input? -> CompiledGraph
         self.inputs = self.inputs[:1]  # dynamic_rnn's initial state is zeros (dtype=...) in what this reads
         seq = ["batch", "seq_len"] if self.batch_first else ["seq_len", "batch"]
         last = self.layers[-1]
@@ -33,41 +35,75 @@ class TF1Graph(TorchGraph):
             self.outputs.append(TensorInfo("state_h", [self.states, "batch", last.output_size]))
             if self.cell == "lstm":
                 self.outputs.append(TensorInfo("state_c", [self.states, "batch", last.hidden_size]))
+        self._compiled(False)  # lowered and compiled at load: what cannot run is refused here, not at the first run
+
+    def _compiled(self, with_lengths: bool):
+        """The model lowered to the graph IR (lower.py) and compiled for the C executor; the variant with a
+        sequence_length input is made on first use."""
+        from ...pipeline import EmbeddingStage
+        from .lower import build
+
+        key = bool(with_lengths)
+        if key not in self._graphs:
+            emb = None if self.embedding is None else EmbeddingStage(self.embedding.weight, name=self.embedding.name)
+            self._graphs[key] = build(self.layers, not self.batch_first, emb, self.heads, states=self.same_size,
+                                      with_lengths=key, name=self._where()).compile()
+        return self._graphs[key]
+
+    @property
+    def compiled(self):
+        """What runs without sequence_length (cli.common.executor_info reads it)."""
+        return self._compiled(False)
 
     def run(self, feeds: dict, sequence_length=None, n_threads=None) -> list:
-        from ... import engine
+        from ...engine import _CALL_THREADS
 
         if "input" not in feeds:
             raise ValueError(f"{self._where()}: the input 'input' is required")
-        x, batched = self._input(feeds["input"])
-        T, B = x.shape[0], x.shape[1]
-        lens = None
+        x, batched = self._user_input(feeds["input"])
+        arrays = [x]
         if sequence_length is not None:
+            B = x.shape[1] if not self.batch_first else x.shape[0]
+            T = x.shape[0] if not self.batch_first else x.shape[1]
             lens = np.asarray(sequence_length)
             if lens.shape != (B,) or lens.dtype.kind not in "iu":
                 raise ValueError(f"{self._where()}: sequence_length must be int [{B}], got {lens.dtype} {lens.shape}")
             if lens.size and (lens.min() < 0 or lens.max() > T):
                 raise ValueError(f"{self._where()}: sequence_length must lie in [0, {T}], got {lens}")
-            lens = lens.astype(np.int32)
-        h_n, c_n = [], []
-        for layer in self.layers:
-            y, y_h, y_c = engine.run_layer(layer, np.ascontiguousarray(x, np.float32), sequence_lens=lens,
-                                           n_threads=n_threads)
-            x = y.transpose(0, 2, 1, 3).reshape(T, B, layer.n_dirs * layer.output_size)
-            h_n.append(y_h)
-            if y_c is not None:
-                c_n.append(y_c)
-        for s in self.heads:
-            x = dense(s, x)
-        out = np.ascontiguousarray(x.transpose(1, 0, 2) if self.batch_first and batched else x, np.float32)
-        outs = [out]
-        if self.same_size:
-            outs.append(np.concatenate(h_n, axis=0))
-            if c_n:
-                outs.append(np.concatenate(c_n, axis=0))
+            arrays.append(lens.astype(np.int32))
+        compiled = self._compiled(sequence_length is not None)
+        outs = compiled.run(arrays, n_threads=n_threads if n_threads is not None else _CALL_THREADS.get())
         if not batched:
-            outs = [outs[0][:, 0]] + [s[:, 0] for s in outs[1:]]
+            axis = 0 if self.batch_first else 1
+            outs = [np.take(outs[0], 0, axis=axis)] + [s[:, 0] for s in outs[1:]]
         return outs
+
+    def _user_input(self, x):
+        """(the input in the declared layout, batched?): token ids checked against the vocabulary (an out-of-range
+        id is an error, as embedding_lookup makes it), features as float32; unbatched input gets a batch axis."""
+        x = np.asarray(x)
+        if self.embedding is not None:
+            if x.dtype.kind not in "iu" or x.ndim not in (1, 2):
+                raise ValueError(f"{self._where()}: input holds token ids for the embedding {self.embedding.name!r}; "
+                                 f"expected an integer array [batch, time] (or unbatched [time]), got {x.dtype} "
+                                 f"{x.shape}")
+            vocab = self.embedding.weight.shape[0]
+            if x.size and (x.min() < 0 or x.max() >= vocab):
+                raise ValueError(f"{self._where()}: token ids must lie in [0, {vocab}), got {x.min()}..{x.max()}")
+            x = x.astype(np.int64, copy=False)
+            batched = x.ndim == 2
+        else:
+            want = self.layers[0].input_size
+            if x.dtype.kind not in "fiub" or x.ndim not in (2, 3) or x.shape[-1] != want:
+                raise ValueError(f"{self._where()}: input must be numeric [batch, time, {want}] ([time, batch, "
+                                 f"{want}] when time_major, or unbatched [time, {want}]), got {x.dtype} {x.shape}")
+            x = x.astype(np.float32, copy=False)
+            batched = x.ndim == 3
+        if not batched:
+            x = np.expand_dims(x, 0 if self.batch_first else 1)
+        if x.shape[0 if not self.batch_first else 1] == 0:
+            raise ValueError(f"{self._where()}: the input has no time steps")
+        return x, batched
 
     def stream(self, batch=1, n_threads=None):
         """Step by step: embedding lookup, the recurrent stack (state kept in C), the heads."""
