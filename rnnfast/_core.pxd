@@ -156,6 +156,8 @@ cdef extern from "rnnfast/rnnf.h" nogil:
                                int n_threads, rnnf_error *err)
     rnnf_status rnnf_graph_state_profile(rnnf_graph_state *state, double *ns_per_node)
     int rnnf_graph_n_nodes(const rnnf_graph *graph)
+    rnnf_status rnnf_graph_state_threads(const rnnf_graph_state *state, int *n_threads, double *seconds_one,
+                                         double *seconds_asked)
     rnnf_status rnnf_graph_state_set_memory_limit(rnnf_graph_state *state, size_t bytes)
     rnnf_status rnnf_graph_host_io(const rnnf_graph_state *state, rnnf_tensor *inp, int *n_in, rnnf_tensor *out,
                                    int *n_out, int *host_index)

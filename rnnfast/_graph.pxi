@@ -329,6 +329,15 @@ cdef class CGraph:
             rnnf_graph_state_profile(self.cached, NULL)
         return [ns[i] * 1e-9 / n_runs for i in range(n)]
 
+    def thread_choice(self):
+        """(threads the runs use now, recent median seconds per run with 1 thread, with the asked count); the times
+        are None until measured. The executor picks whichever is faster for the current input shapes (exec.c)."""
+        cdef int n = 1
+        cdef double one = 0, asked = 0
+        if self.cached != NULL:
+            check(rnnf_graph_state_threads(self.cached, &n, &one, &asked), self.where)
+        return n, (one or None), (asked or None)
+
     cdef int in_type_code(self, int i):
         cdef int t = self.in_types[i]
         if t == cnp.NPY_FLOAT32:

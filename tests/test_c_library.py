@@ -80,3 +80,12 @@ def test_portable_build_has_no_simd_and_no_openmp(tmp_path):
     isa = subprocess.run([str(out / "test_kernels"), "isa"], capture_output=True, text=True)
     assert isa.stdout.split() == ["compiled", "ref", "supported", "ref", "selected", "ref"]
     check_test_api_output(subprocess.run([str(out / "test_api")], capture_output=True, text=True), what="portable")
+
+
+def test_thread_choice_policy(c_library):
+    """The executor's choice between one thread and the asked count (src_c/graph/adapt.c), driven by a C program with
+    synthetic run times: quiet, busy (a second thread 500x slower), and back."""
+    exe = link(c_library, "test_thread_choice.c", f"-I{c_library / 'src_c'}")
+    result = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.rstrip().endswith("all ok"), result.stdout + result.stderr
+    assert result.stdout.count(") ok\n") == 7, result.stdout

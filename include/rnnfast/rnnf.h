@@ -132,7 +132,8 @@ typedef struct {
     int y_layout;                   /* rnnf_y_layout */
     float *const *y_h;              /* NULL, or per layer NULL or [n_dirs][batch][out] */
     float *const *y_c;              /* likewise [n_dirs][batch][hidden] (LSTM layers only) */
-    int n_threads;                  /* <= 0: one per available core */
+    int n_threads;                  /* <= 0: one per available core. A count is the most threads used: while
+                                       per-step waits show the machine busy, calls use one (the same bits) */
 } rnnf_run_args;
 
 /* Run whole sequences from the given initial state; the state object only provides scratch and is left
@@ -307,6 +308,11 @@ rnnf_status rnnf_graph_state_set_memory_limit(rnnf_graph_state *state, size_t by
  * each top-level node to it; NULL turns it off. */
 rnnf_status rnnf_graph_state_profile(rnnf_graph_state *state, double *ns_per_node);
 int rnnf_graph_n_nodes(const rnnf_graph *graph);
+/* Threads: a run uses one thread or the count asked of rnnf_graph_run (<= 0: rnnf_default_threads()), whichever its
+ * recent runs of the current plan measured faster (a busy machine makes a second thread a loss; results are the same
+ * bits either way). The count in use now and the recent median seconds per run of each (0: not measured yet). */
+rnnf_status rnnf_graph_state_threads(const rnnf_graph_state *state, int *n_threads, double *seconds_one,
+                                     double *seconds_asked);
 
 /* y = act(x) for n values with the selected kernel table (what the gate kernels compute; used by tests). */
 rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, float *y, int n);

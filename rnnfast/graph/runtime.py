@@ -34,6 +34,12 @@ class CompiledGraph:
         seconds = self.c_graph.profile(list(arrays), n_runs, int(n_threads or self.n_threads))
         return [(node[1], OP_NAMES[node[0]], t) for node, t in zip(self.desc["nodes"], seconds)]
 
+    def thread_choice(self) -> dict:
+        """What the executor chose for the last input shapes: the threads runs use now, and the recent median
+        seconds per run with one thread and with the asked count (None until measured)."""
+        n, one, asked = self.c_graph.thread_choice()
+        return {"threads": n, "seconds_1_thread": one, "seconds_asked": asked}
+
     def describe(self) -> str:
         ops = {}
         for node in self.graph.nodes:

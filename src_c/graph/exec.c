@@ -366,6 +366,7 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
         if (st == RNNF_OK) st = plan_nodes(s, err);
         if (st != RNNF_OK) return st;
         s->planned = 1;
+        rnnf_thread_choice_reset(&s->threads); /* other shapes: whether threads pay is measured again */
     }
     for (int i = 0; i < g->n_outputs; i++) {
         concrete(s, g->outputs[i], &outputs[i]);
@@ -381,6 +382,10 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
     return RNNF_OK;
 }
 
+static rnnf_status run_from(rnnf_graph_state *s, int first, const rnnf_tensor *inputs, rnnf_tensor *outputs,
+                            rnnf_error *err);
+
+/* The branch runs with the thread count its parent's run chose: one choice per run, not one per branch. */
 static rnnf_status run_if(rnnf_graph_state *s, int i, const rnnf_tensor *in, rnnf_tensor *out, int n_threads,
                           rnnf_error *err)
 {
@@ -408,7 +413,9 @@ static rnnf_status run_if(rnnf_graph_state *s, int i, const rnnf_tensor *in, rnn
         }
         tmp[k].data = out[k].data;
     }
-    return rnnf_graph_run(bs, in + 1, tmp, n_threads, err);
+    bs->paused_at = -1;
+    bs->run_threads = n_threads;
+    return run_from(bs, 0, in + 1, tmp, err);
 }
 
 rnnf_status rnnf_graph_state_set_memory_limit(rnnf_graph_state *s, size_t bytes)
@@ -429,6 +436,15 @@ rnnf_status rnnf_graph_state_profile(rnnf_graph_state *s, double *ns_per_node)
 }
 
 int rnnf_graph_n_nodes(const rnnf_graph *g) { return g ? g->n_nodes : 0; }
+
+rnnf_status rnnf_graph_state_threads(const rnnf_graph_state *s, int *n_threads, double *seconds_one,
+                                     double *seconds_asked)
+{
+    if (!s) return RNNF_ERR_ARG;
+    const int n = rnnf_thread_choice_current(&s->threads, seconds_one, seconds_asked);
+    if (n_threads) *n_threads = n;
+    return RNNF_OK;
+}
 
 static double now_seconds(void)
 {
@@ -454,14 +470,11 @@ static void node_io(const rnnf_graph_state *s, const rnnf_gnode *n, const rnnf_t
 }
 
 static rnnf_status run_from(rnnf_graph_state *s, int first, const rnnf_tensor *inputs, rnnf_tensor *outputs,
-                            int n_threads, rnnf_error *err)
+                            rnnf_error *err)
 {
     const rnnf_graph *g = s->g;
-    /* The ops' OpenMP loops are fork-join: a partner thread that a busy machine does not schedule holds the whole
-     * op for a time slice (a 0.4 ms CRNN call took 31 ms beside two busy processes). So ops use a second thread only
-     * when the caller asks for it; the recurrent nodes keep their own default, which backs off under contention. */
-    const int asked = n_threads > 0 ? n_threads : 1;
-    const int nt = asked < s->scratch_threads ? asked : s->scratch_threads;
+    /* s->run_threads was chosen for the whole run (adapt.c): the ops and the recurrent nodes use it alike. */
+    const int nt = s->run_threads < s->scratch_threads ? s->run_threads : s->scratch_threads;
     rnnf_op_ctx ctx;
     char message[RNNF_ERROR_MESSAGE_SIZE];
     ctx.K = rnnf_kernels_get();
@@ -484,9 +497,9 @@ static rnnf_status run_from(rnnf_graph_state *s, int first, const rnnf_tensor *i
         struct timespec t0, t1;
         if (s->profile_ns) clock_gettime(CLOCK_MONOTONIC, &t0);
         if (n->op == RNNF_OP_IF)
-            st = run_if(s, i, in, out, n_threads, err);
+            st = run_if(s, i, in, out, s->run_threads, err);
         else if (n->op == RNNF_OP_RECURRENT)
-            st = rnnf_recurrent_node_run(n, &s->rec[i], in, out, n_threads, message);
+            st = rnnf_recurrent_node_run(n, &s->rec[i], in, out, s->run_threads, message);
         else
             st = rnnf_graph_op(n->op)->run(n, in, out, &ctx);
         if (s->profile_ns) {
@@ -506,6 +519,14 @@ static rnnf_status run_from(rnnf_graph_state *s, int first, const rnnf_tensor *i
     return RNNF_OK;
 }
 
+/* A run that completed is timed for the thread choice (a paused one is timed when it completes; host time counts
+ * for both arms alike). */
+static rnnf_status finish(rnnf_graph_state *s, rnnf_status st)
+{
+    if (st == RNNF_OK) rnnf_thread_choice_end(&s->threads, s->run_arm, now_seconds() - s->run_t0);
+    return st;
+}
+
 rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_tensor *outputs, int n_threads,
                            rnnf_error *err)
 {
@@ -517,7 +538,10 @@ rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_
     for (int i = 0; i < g->n_outputs; i++)
         if (!outputs[i].data && rnnf_tensor_numel(&outputs[i])) return RNNF_ERR_ARG;
     s->paused_at = -1;
-    return run_from(s, 0, inputs, outputs, n_threads, err);
+    s->run_threads = rnnf_thread_choice_begin(&s->threads, n_threads > 0 ? n_threads : rnnf_default_threads(),
+                                              &s->run_arm);
+    s->run_t0 = now_seconds();
+    return finish(s, run_from(s, 0, inputs, outputs, err));
 }
 
 rnnf_status rnnf_graph_host_io(const rnnf_graph_state *s, rnnf_tensor *in, int *n_in, rnnf_tensor *out, int *n_out,
@@ -539,5 +563,6 @@ rnnf_status rnnf_graph_resume(rnnf_graph_state *s, int n_threads, rnnf_error *er
     const int next = s->paused_at + 1;
     if (s->profile_ns) s->profile_ns[s->paused_at] += (now_seconds() - s->host_t0) * 1e9;
     s->paused_at = -1;
-    return run_from(s, next, s->run_in, s->run_out, n_threads, err);
+    (void)n_threads; /* the run keeps the count it began with */
+    return finish(s, run_from(s, next, s->run_in, s->run_out, err));
 }

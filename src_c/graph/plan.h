@@ -44,6 +44,25 @@ typedef struct {
     int batch;
 } rnnf_recurrent_slot;
 
+/* adapt.c: per graph state, the thread count of each run, chosen between 1 and the asked count from measured times. */
+typedef struct {
+    int asked;            /* the count the times below were measured with; 0 = nothing measured */
+    int arm;              /* in use: 0 one thread, 1 the asked count */
+    int warm;             /* a run of this plan was made (the first is not timed) */
+    int exploring;        /* the run in progress tries the other arm */
+    int explore_in;       /* runs until the next try */
+    int interval;         /* runs between tries */
+    double times[2][3];   /* the last three run times of each arm, seconds */
+    int next[2], count[2];
+} rnnf_thread_choice;
+
+void rnnf_thread_choice_reset(rnnf_thread_choice *c);
+/* The thread count for this run (1 when asked <= 1), and which arm that is (-1: not to be recorded). */
+int rnnf_thread_choice_begin(rnnf_thread_choice *c, int asked, int *arm);
+void rnnf_thread_choice_end(rnnf_thread_choice *c, int arm, double seconds);
+/* The count in use now, and the two arms' recent median times (0: none yet). */
+int rnnf_thread_choice_current(const rnnf_thread_choice *c, double *seconds_one, double *seconds_asked);
+
 struct rnnf_graph_state {
     const rnnf_graph *g;
     int planned;               /* a plan exists for sym_val */
@@ -64,6 +83,10 @@ struct rnnf_graph_state {
     const rnnf_tensor *run_in; /* the paused run's inputs and outputs (the caller keeps them until it ends) */
     rnnf_tensor *run_out;
     double host_t0;            /* when the paused run stopped (seconds), for profiling the host node */
+    rnnf_thread_choice threads; /* how many threads runs of this plan use */
+    int run_threads;           /* this run's choice (resume continues with it), and its arm */
+    int run_arm;
+    double run_t0;             /* when this run began (seconds) */
 };
 
 /* Evaluate dimension program k with the symbols' values (NULL: constants only). */

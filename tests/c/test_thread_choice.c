@@ -1,0 +1,77 @@
+/* test_thread_choice.c: the executor's thread choice (src_c/graph/adapt.c) driven with synthetic run times.
+ *
+ * Timing tests on a real machine would be flaky; the policy itself is deterministic given the times, so it is checked
+ * here on the situations it exists for: a quiet machine where the second thread pays, a busy one where it costs up to
+ * 500x, and the machine changing from one to the other. Prints one line per case and exits non-zero on a failure.
+ */
+#include <stdio.h>
+
+#include "graph/plan.h"
+
+typedef struct {
+    double total;   /* seconds the runs took */
+    long at_asked;  /* runs made with the asked count */
+} tally;
+
+static tally simulate(rnnf_thread_choice *c, long runs, double t_one, double t_two)
+{
+    tally r = {0, 0};
+    for (long i = 0; i < runs; i++) {
+        int arm;
+        const int n = rnnf_thread_choice_begin(c, 2, &arm);
+        const double t = n == 2 ? t_two : t_one;
+        rnnf_thread_choice_end(c, arm, t);
+        r.total += t;
+        r.at_asked += n == 2;
+    }
+    return r;
+}
+
+static int failures = 0;
+
+static void expect(int ok, const char *what, double got, double limit)
+{
+    printf("%-58s %12.4f (limit %.4f) %s\n", what, got, limit, ok ? "ok" : "FAILED");
+    failures += !ok;
+}
+
+int main(void)
+{
+    rnnf_thread_choice c;
+
+    /* Quiet: two threads take 1.0, one takes 1.5. Nearly every run uses two. */
+    rnnf_thread_choice_reset(&c);
+    tally q = simulate(&c, 100000, 1.5e-3, 1.0e-3);
+    expect(q.total <= 1.01 * 100000 * 1.0e-3, "quiet: total time / ideal two-thread time", q.total / 100.0, 1.01);
+
+    /* Busy: two threads take 107 ms (a partner thread waiting for time slices), one 0.22 ms. */
+    rnnf_thread_choice_reset(&c);
+    tally b = simulate(&c, 200000, 0.22e-3, 107e-3);
+    const double ideal = 200000 * 0.22e-3;
+    expect(b.total <= 1.10 * ideal, "busy (500x): total time / ideal one-thread time", b.total / ideal, 1.10);
+
+    /* Mildly busy: two threads 2x slower than one. */
+    rnnf_thread_choice_reset(&c);
+    tally m = simulate(&c, 100000, 1e-3, 2e-3);
+    expect(m.total <= 1.05 * 100000 * 1e-3, "mildly busy (2x): total time / ideal", m.total / 100.0, 1.05);
+
+    /* The machine gets busy, then quiet again: the choice follows both ways. */
+    rnnf_thread_choice_reset(&c);
+    simulate(&c, 10000, 1.5e-3, 1.0e-3);
+    expect(rnnf_thread_choice_current(&c, NULL, NULL) == 2, "quiet phase ends on two threads",
+           rnnf_thread_choice_current(&c, NULL, NULL), 2);
+    tally busy = simulate(&c, 10000, 1.6e-3, 50e-3);
+    expect(busy.at_asked <= 20, "busy phase: runs made with two threads", (double)busy.at_asked, 20);
+    simulate(&c, 200000, 1.5e-3, 1.0e-3);
+    tally back = simulate(&c, 10000, 1.5e-3, 1.0e-3);
+    expect(back.at_asked >= 9900, "quiet again: runs with two threads of the last 10000", (double)back.at_asked, 9900);
+
+    /* One thread asked: nothing to choose, nothing recorded. */
+    rnnf_thread_choice_reset(&c);
+    int arm = 0;
+    const int n = rnnf_thread_choice_begin(&c, 1, &arm);
+    expect(n == 1 && arm == -1, "one thread asked: one thread, not recorded", n, 1);
+
+    printf("%s\n", failures ? "FAILED" : "all ok");
+    return failures != 0;
+}
