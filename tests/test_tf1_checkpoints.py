@@ -1,7 +1,8 @@
 """TensorFlow 1.x checkpoints (tests/data/tf1, written by tools/make_tf1_fixtures.py with real TensorFlow) load
 without TensorFlow and reproduce TensorFlow's recorded outputs and final states: BasicLSTMCell MultiRNNCell + dense
-head (with Adam slots and global_step to ignore), GRUCell, BasicRNNCell, LSTMCell with peepholes and num_proj,
-bidirectional_dynamic_rnn and dynamic_rnn with sequence_length (one with an embedding), a non-default forget_bias."""
+head (with Adam slots and global_step to ignore), GRUCell, BasicRNNCell (tanh and relu), LSTMCell with peepholes and
+num_proj, bidirectional_dynamic_rnn and dynamic_rnn with sequence_length (one with an embedding), layer-wise stacked
+bidirectional GRUs with two dense heads (relu, linear), a non-default forget_bias."""
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ def _expected(name):
 
 def test_all_fixtures_present():
     assert set(FIXTURES) >= {"lstm2_dense", "gru", "basic_rnn", "lstm_peephole_proj", "bidirectional",
-                             "embedding_seqlen", "forget_half"}
+                             "embedding_seqlen", "forget_half", "basic_rnn_relu", "stack_bidirectional"}
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -157,3 +158,17 @@ def test_token_ids_checked_before_the_lookup():
         model.run(np.array([[1, 11]]))
     with pytest.raises(ValueError, match="token ids for the embedding 'embedding'"):
         model.run(np.zeros((1, 2, 4), np.float32))
+
+
+def test_traced_runs_go_layer_by_layer_for_verify():
+    """rnnfast verify and inspect replace or watch the engine calls (cli/trace.py): the compiled graph would hide
+    them, so a traced run goes layer by layer, and verify's float64 comparison is a real one."""
+    from rnnfast.cli.trace import recording
+
+    e, load_options, run_options = _expected("stack_bidirectional")
+    model = rnnfast.load(str(DATA / "stack_bidirectional" / "model.ckpt"), **load_options)
+    with recording(use_reference=True) as calls:
+        ref = model.run(e["x"], **run_options)
+    assert [len(c.layers) for c in calls] == [1, 1], "each of the two layers ran through the float64 reference"
+    assert_close(ref[0], e["output"], what="float64 reference path")
+    assert_close(ref[1], e["state_h"], what="float64 reference path state_h")

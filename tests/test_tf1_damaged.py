@@ -50,6 +50,19 @@ def test_writer_makes_a_loadable_checkpoint(tmp_path):
     assert model.run(np.zeros((2, 3, 3), np.float32))[0].shape == (2, 3, 2)
 
 
+def test_tensors_in_several_shards(tmp_path):
+    from rnnfast.importers.tf.bundle import Bundle
+
+    write_checkpoint(tmp_path / "m", LSTM, num_shards=3)
+    bundle = Bundle(str(tmp_path / "m"))
+    assert sorted(e.shard_id for e in bundle.entries.values()) == [0, 1]
+    for name, arr in LSTM.items():
+        np.testing.assert_array_equal(bundle.read(name), arr)
+    (tmp_path / "m.data-00001-of-00003").unlink()
+    with pytest.raises(rnnfast.FormatError, match=r"m\.data-00001-of-00003: data shard 1 of the checkpoint"):
+        rnnfast.load(str(tmp_path / "m"))
+
+
 @pytest.mark.parametrize("keep", [0, 10, 47, -1, -9, -48, -60, 0.5])
 def test_truncated_index(gru, keep):
     raw = _index(gru).read_bytes()

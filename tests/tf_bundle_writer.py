@@ -68,20 +68,20 @@ def table(entries, per_block=4) -> bytes:
 
 
 def write_checkpoint(prefix, tensors: dict, overrides=None, num_shards=1, header=None):
-    """Write prefix.index and prefix.data-00000-of-0000N: tensors maps names to arrays; overrides maps a name to
-    entry_bytes keyword arguments that replace what the array gives (to damage the entry)."""
-    data, entries = bytearray(), []
-    for name in sorted(tensors):
+    """Write prefix.index and prefix.data-0000K-of-0000N: tensors maps names to arrays, placed in the shards in
+    turn; overrides maps a name to entry_bytes keyword arguments that replace what the array gives (to damage it)."""
+    shards, entries = [bytearray() for _ in range(num_shards)], []
+    for k, name in enumerate(sorted(tensors)):
         arr = np.ascontiguousarray(tensors[name])
-        raw = arr.tobytes()
-        fields = dict(dtype=DTYPE_CODES[arr.dtype], shape=arr.shape, offset=len(data), size=len(raw),
-                      crc=crc32c.mask(crc32c.value(raw)))
+        raw, data = arr.tobytes(), shards[k % num_shards]
+        fields = dict(dtype=DTYPE_CODES[arr.dtype], shape=arr.shape, shard_id=k % num_shards, offset=len(data),
+                      size=len(raw), crc=crc32c.mask(crc32c.value(raw)))
         fields.update((overrides or {}).get(name, {}))
         entries.append((name.encode(), entry_bytes(**fields)))
         data += raw
     head = header if header is not None else tag(1, 0) + varint(num_shards)
     with open(f"{prefix}.index", "wb") as f:
         f.write(table([(b"", head)] + entries))
-    for k in range(num_shards):
+    for k, data in enumerate(shards):
         with open(f"{prefix}.data-{k:05d}-of-{num_shards:05d}", "wb") as f:
-            f.write(bytes(data) if k == 0 else b"")
+            f.write(bytes(data))

@@ -118,6 +118,26 @@ def embedding_seqlen(x, lens):
     return tf1.nn.dynamic_rnn(cell, tf1.nn.embedding_lookup(table, x), sequence_length=lens, dtype=tf.float32)
 
 
+def basic_rnn_relu(x, lens):
+    return tf1.nn.dynamic_rnn(cells.BasicRNNCell(5, activation=tf.nn.relu), x, dtype=tf.float32)
+
+
+def stack_bidirectional(x, lens):
+    """What tf.contrib.rnn.stack_bidirectional_dynamic_rnn builds (contrib is gone from TF 2): each layer a
+    bidirectional_dynamic_rnn under `cell_N`, reading the previous layer's fw/bw outputs concatenated; then two
+    dense layers (relu, then linear)."""
+    states = []
+    with tf1.variable_scope("stack_bidirectional_rnn"):
+        for k in range(2):
+            with tf1.variable_scope(f"cell_{k}"):
+                (fw, bw), (s_fw, s_bw) = tf1.nn.bidirectional_dynamic_rnn(
+                    cells.GRUCell(5), cells.GRUCell(5), x, sequence_length=lens, dtype=tf.float32)
+                x = tf.concat([fw, bw], 2)
+                states += [s_fw, s_bw]
+    hidden = tf1.layers.dense(x, 6, activation=tf.nn.relu)
+    return tf1.layers.dense(hidden, 3), tuple(states)
+
+
 def forget_half(x, lens):
     return tf1.nn.dynamic_rnn(cells.BasicLSTMCell(4, forget_bias=0.5), x, dtype=tf.float32)
 
@@ -131,3 +151,6 @@ if __name__ == "__main__":
     write("embedding_seqlen", embedding_seqlen, ids=True, seq_len=[5, 0, 3],
           run_options={"sequence_length": [5, 0, 3]})
     write("forget_half", forget_half, load_options={"forget_bias": 0.5})
+    write("basic_rnn_relu", basic_rnn_relu, load_options={"activation": "relu"})
+    write("stack_bidirectional", stack_bidirectional, seq_len=[3, 6, 5], run_options={"sequence_length": [3, 6, 5]},
+          load_options={"head_activation": ["relu", "linear"]})

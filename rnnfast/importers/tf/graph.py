@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import engine
 from ...model import TensorInfo
 from ...pipeline import dense
 from ..torch.graph import Embedding, TorchGraph
+
+_ENGINE_RUN = engine.CompiledStack.run  # replaced while rnnfast verify / inspect trace a run
 
 
 class TF1Graph(TorchGraph):
@@ -71,11 +74,39 @@ class TF1Graph(TorchGraph):
             if lens.size and (lens.min() < 0 or lens.max() > T):
                 raise ValueError(f"{self._where()}: sequence_length must lie in [0, {T}], got {lens}")
             arrays.append(lens.astype(np.int32))
-        compiled = self._compiled(sequence_length is not None)
-        outs = compiled.run(arrays, n_threads=n_threads if n_threads is not None else _CALL_THREADS.get())
+        if n_threads is None:
+            n_threads = _CALL_THREADS.get()
+        if engine.CompiledStack.run is _ENGINE_RUN:
+            outs = self._compiled(sequence_length is not None).run(arrays, n_threads=n_threads)
+        else:  # rnnfast verify / inspect watch (or replace) the engine calls (cli/trace.py): run them layer by layer
+            outs = self._run_layers(*arrays, n_threads=n_threads)
         if not batched:
             axis = 0 if self.batch_first else 1
             outs = [np.take(outs[0], 0, axis=axis)] + [s[:, 0] for s in outs[1:]]
+        return outs
+
+    def _run_layers(self, x, lens=None, n_threads=None) -> list:
+        """What the compiled graph computes, one engine.run_layer call per layer (x batched, in the input layout)."""
+        if self.embedding is not None:
+            x = self.embedding.weight[x]
+        if self.batch_first:
+            x = x.transpose(1, 0, 2)
+        T, B = x.shape[0], x.shape[1]
+        h_n, c_n = [], []
+        for layer in self.layers:
+            y, y_h, y_c = engine.run_layer(layer, np.ascontiguousarray(x, np.float32), sequence_lens=lens,
+                                           n_threads=n_threads)
+            x = y.transpose(0, 2, 1, 3).reshape(T, B, layer.n_dirs * layer.output_size)
+            h_n.append(y_h)
+            if y_c is not None:
+                c_n.append(y_c)
+        for s in self.heads:
+            x = dense(s, x)
+        outs = [np.ascontiguousarray(x.transpose(1, 0, 2) if self.batch_first else x, np.float32)]
+        if self.same_size:
+            outs.append(np.concatenate(h_n, axis=0))
+            if c_n:
+                outs.append(np.concatenate(c_n, axis=0))
         return outs
 
     def _user_input(self, x):
