@@ -189,6 +189,14 @@ def test_cell_shapes_checked(tmp_path):
         rnnfast.load(str(tmp_path / "c"))
 
 
+def test_keras_cells_under_a_tf1_scope_are_refused(tmp_path):
+    write_checkpoint(tmp_path / "k", {"rnn/lstm_cell/kernel": np.zeros((12, 32), np.float32),
+                                      "rnn/lstm_cell/recurrent_kernel": np.zeros((8, 32), np.float32),
+                                      "rnn/lstm_cell/bias": np.zeros(32, np.float32)})
+    with pytest.raises(rnnfast.FormatError, match="rnn/lstm_cell/recurrent_kernel: a tf.keras cell"):
+        rnnfast.load(str(tmp_path / "k"))
+
+
 def test_structures_not_implemented_are_named(tmp_path):
     deep = {f"bidirectional_rnn/{d}/multi_rnn_cell/cell_{k}/basic_lstm_cell/{v}": a
             for d in ("fw", "bw") for k in (0, 1) for v, a in

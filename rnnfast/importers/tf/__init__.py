@@ -71,6 +71,11 @@ def load_tf1(prefix: str, **options) -> Model:
     forget_bias = float(options.get("forget_bias", 1.0))
     activation = options.get("activation", "tanh")
     cells = found[root]
+    keras_cells = [f"{c.scope}/recurrent_kernel" for c in cells if f"{c.scope}/recurrent_kernel" in entries]
+    if keras_cells:
+        raise FormatError(f"{where}: {keras_cells[0]}: a tf.keras cell (kernel and recurrent_kernel, gates i, f, c, o) "
+                          f"under a TF1 scope, not an rnn_cell one; its activations are not stored and their defaults "
+                          f"changed between Keras versions, so rnnfast does not guess them: not implemented")
     layers = build_layers(cells, read, where, forget_bias, activation)
     scope = root.rstrip("/") or "<top>"
     if layers[0].cell == "lstm" and "forget_bias" not in options:
