@@ -18,8 +18,11 @@ def load(path_or_bytes, **options) -> Model:
     """Load a model file (path, bytes or binary file object); the format is recognised by content."""
     from . import formats
 
+    from .config import env_threads_error
     from .engine import check_threads
 
+    if env_threads_error():
+        raise ValueError(env_threads_error())
     prefix = formats.checkpoint_prefix(path_or_bytes)
     if prefix is not None:
         from .importers.tf import load_tf1

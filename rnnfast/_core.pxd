@@ -84,6 +84,7 @@ cdef extern from "rnnfast/rnnf.h" nogil:
     rnnf_status rnnf_isa_select(const char *name)
     int rnnf_openmp_enabled()
     int rnnf_default_threads()
+    int rnnf_threads_backed_off()
 
     # ---- whole graphs ----
     ctypedef struct rnnf_error:

@@ -100,6 +100,10 @@ def default_threads():
     return rnnf_default_threads()
 
 
+def threads_backed_off():
+    return rnnf_threads_backed_off()
+
+
 cdef inline bint is_f32_c(object a):
     """A float32 ndarray C can read in place: C-contiguous, aligned, native byte order."""
     return (cnp.PyArray_CheckExact(a) and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT32

@@ -80,6 +80,15 @@ class Model:
 
         return Model(PipelineGraph(quantize_pipeline(self.to_pipeline(), weights)), source=self.source)
 
+    def thread_choice(self) -> dict:
+        """How many threads this model's runs use now, and why: the graph executor times its runs with one thread
+        and with the asked count (n_threads, else the default) for the last input shapes and uses the faster
+        ({"threads": n, "seconds_1_thread": t1, "seconds_asked": tn}, times None until measured)."""
+        compiled = getattr(self.graph, "compiled", None)
+        if compiled is None or not hasattr(compiled, "thread_choice"):
+            raise NotImplementedError(f"{self.source or 'this model'}: not run by the graph executor")
+        return compiled.thread_choice()
+
     def reset_states(self) -> None:
         """Zero the state that stateful layers (Keras stateful=True) keep from one run call to the next."""
         reset = getattr(self.graph, "reset_states", None)

@@ -3,6 +3,7 @@
  * Everything here validates before touching memory, and reports problems as status codes; the driver
  * (recurrent.c) and kernels assume valid arguments.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -36,13 +37,36 @@ int rnnf_openmp_enabled(void)
 #endif
 }
 
+/* RNNFAST_NUM_THREADS as a count >= 1, or 0 when unset or not such a count (rnnfast.config names the bad value). */
+static int env_threads(void)
+{
+    const char *v = getenv("RNNFAST_NUM_THREADS");
+    if (!v || !*v) return 0;
+    char *end = NULL;
+    const long n = strtol(v, &end, 10);
+    return (*end == 0 && n >= 1 && n <= 4096) ? (int)n : 0;
+}
+
 int rnnf_default_threads(void)
 {
+    /* Read once: the environment is the process's setting, and getenv on every call would race a setenv. */
+    static int from_env = -1;
+    int n = __atomic_load_n(&from_env, __ATOMIC_RELAXED);
+    if (n < 0) {
+        n = env_threads();
+        __atomic_store_n(&from_env, n, __ATOMIC_RELAXED);
+    }
+    if (n > 0) return n;
 #ifdef _OPENMP
     return omp_get_max_threads();
 #else
     return 1;
 #endif
+}
+
+int rnnf_threads_backed_off(void)
+{
+    return rnnf_threads_solo_left();
 }
 
 /* Set every layer's h (and c) from the caller's arrays, or zeros; padding columns stay zero. */

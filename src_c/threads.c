@@ -113,6 +113,11 @@ int rnnf_threads_for_call(int n_threads)
     return want;
 }
 
+int rnnf_threads_solo_left(void)
+{
+    return __atomic_load_n(&solo_calls_left, __ATOMIC_RELAXED);
+}
+
 void rnnf_threads_after_call(int steps, int sleeps)
 {
     if (sleeps > 0 && sleeps * RNNF_CONTENDED_STEP_SHARE > steps)

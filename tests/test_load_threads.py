@@ -72,3 +72,47 @@ def test_the_engine_calls_of_a_keras_run_get_the_models_count(monkeypatch):
 def test_a_bad_thread_count_is_refused_by_name(bad):
     with pytest.raises(ValueError, match="n_threads must be None or an integer >= 0"):
         rnnfast.load(os.path.join(DATA, "torch", "lstm_proj_no_bias.pt"), n_threads=bad)
+
+
+def _config_in_subprocess(tmp_path, value):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import package_env
+
+    code = ("import json, rnnfast\nfrom rnnfast import _core, config\nc = config.config()\n"
+            "try:\n    rnnfast.load(b'')\n    err = None\nexcept ValueError as e:\n    err = str(e)\n"
+            "print(json.dumps([_core.default_threads(), c['default_threads'], err]))")
+    env = package_env(RNNFAST_NUM_THREADS=value)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("value, threads", [("1", 1), ("3", 3)])
+def test_rnnfast_num_threads_sets_the_process_default(tmp_path, value, threads):
+    n, shown, _ = _config_in_subprocess(tmp_path, value)
+    assert n == threads and shown == f"{threads} (RNNFAST_NUM_THREADS)"
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-1", "1.5"])
+def test_bad_rnnfast_num_threads_is_named(tmp_path, value):
+    """The C core ignores a malformed value; show_config says so and load refuses to run with it."""
+    n, shown, err = _config_in_subprocess(tmp_path, value)
+    assert n >= 1 and "RNNFAST_NUM_THREADS ignored" in shown
+    assert err == f"RNNFAST_NUM_THREADS must be an integer from 1 to 4096, got {value!r}"
+
+
+def test_graph_runs_say_which_thread_count_they_use():
+    """Model.thread_choice(): one thread or the asked count, whichever measured faster; both measured after a
+    few runs (the executor starts with the asked count, then tries one)."""
+    model = rnnfast.load(os.path.join(DATA, "onnx/bilstm_head.ts.onnx"), n_threads=2)
+    feeds = feeds_for(model, np.random.default_rng(0))
+    first = model.run(feeds)
+    for _ in range(6):
+        np.testing.assert_array_equal(model.run(feeds)[0], first[0])
+    choice = model.thread_choice()
+    assert choice["threads"] in (1, 2)
+    assert choice["seconds_1_thread"] > 0 and choice["seconds_asked"] > 0

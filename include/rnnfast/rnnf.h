@@ -325,7 +325,12 @@ const char *rnnf_isa_selected(void);   /* the kernel table in use */
  * call before running. The RNNFAST_ISA environment variable does the same at first use. */
 rnnf_status rnnf_isa_select(const char *name);
 int rnnf_openmp_enabled(void);
+/* The thread count of calls that pass n_threads <= 0: RNNFAST_NUM_THREADS (an integer >= 1, read once), else OpenMP's
+ * (OMP_NUM_THREADS, else one per available core); 1 without OpenMP. */
 int rnnf_default_threads(void);
+/* Nonzero while recent recurrent calls found the machine busy (their per-step waits slept), so calls use one thread
+ * for a while: how many more calls will. */
+int rnnf_threads_backed_off(void);
 
 #ifdef __cplusplus
 }

@@ -97,7 +97,7 @@ def load_model(args, n_threads=None):
         raise CliError(f"{args.file}: no such file (nor a TensorFlow checkpoint prefix with {args.file}.index)")
     kind = detect_format(args.file)
     options = load_options(args)
-    if kind == "onnx" and n_threads:
+    if n_threads:
         options.setdefault("n_threads", n_threads)
     try:
         return rnnfast.load(args.file, **options), kind
