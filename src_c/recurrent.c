@@ -125,13 +125,24 @@ static int n_groups(const rnnf_layer *L, int team) { return (L->n_dirs == 2 && t
 
 static int group_threads(int team, int groups, int g) { return (team - g + groups - 1) / groups; }
 
-/* One thread's share of a layer in a team of `team` threads; bars are initialised by the caller. */
+/* One thread's share of a layer in a team of `team` threads; bars are initialised by the caller.
+ * With two threads and two directions, each direction is taken by whichever thread is free (`next_dir`), not by a
+ * fixed one: when a busy machine starts the partner late, the first thread runs both directions instead of waiting
+ * (and says so in bars[0].sleeps, so the back-off in threads.c sees the contention). A direction runs on one thread
+ * either way, so the bits are the same. */
 static void run_layer_thread(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int T, const float *in,
-                             int in_ld, const rnnf_io *io, rnnf_barrier *bars, int tid, int team)
+                             int in_ld, const rnnf_io *io, rnnf_barrier *bars, int tid, int team, int *next_dir)
 {
     const int groups = n_groups(L, team);
     const int g = tid % groups, gtid = tid / groups, gthreads = group_threads(team, groups, g);
-    if (groups == 2) {
+    if (groups == 2 && team == 2) {
+        int d, taken = 0;
+        while ((d = __atomic_fetch_add(next_dir, 1, __ATOMIC_RELAXED)) < 2) {
+            run_direction(L, S, st, d, T, in, in_ld, io, &bars[d], 0, 1);
+            taken++;
+        }
+        if (taken == 2) __atomic_add_fetch(&bars[0].sleeps, 1, __ATOMIC_RELAXED);
+    } else if (groups == 2) {
         run_direction(L, S, st, g, T, in, in_ld, io, &bars[g], gtid, gthreads);
     } else {
         for (int d = 0; d < L->n_dirs; d++) run_direction(L, S, st, d, T, in, in_ld, io, &bars[0], gtid, gthreads);
@@ -150,6 +161,7 @@ static int run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state 
 {
     rnnf_barrier bars[2];
     bars[0].sleeps = bars[1].sleeps = 0; /* read below even when the team has one group */
+    int next_dir = 0;
     int nt = useful_threads(L, st->batch, n_threads);
 #ifndef _OPENMP
     nt = 1; /* without OpenMP the one thread runs every group */
@@ -158,17 +170,22 @@ static int run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state 
         /* No parallel region for one thread: entering one costs libgomp a team allocation and futex calls, about
          * a microsecond per layer, which is most of a small model's stream step. */
         init_barriers(L, bars, 1);
-        run_layer_thread(L, S, st, T, in, in_ld, io, bars, 0, 1);
+        run_layer_thread(L, S, st, T, in, in_ld, io, bars, 0, 1, &next_dir);
         return bars[0].sleeps;
     }
 #ifdef _OPENMP
+    /* Made before the region rather than by one of its threads: an `omp single` would make every thread wait for the
+     * last to start, the very wait a busy machine makes long. */
+    init_barriers(L, bars, nt);
 #pragma omp parallel num_threads(nt)
     {
         /* The team may be smaller than asked (nested regions, OMP_THREAD_LIMIT): size groups from it. */
         const int tid = omp_get_thread_num(), team = omp_get_num_threads();
+        if (team != nt) {
 #pragma omp single
-        init_barriers(L, bars, team);
-        run_layer_thread(L, S, st, T, in, in_ld, io, bars, tid, team);
+            init_barriers(L, bars, team);
+        }
+        run_layer_thread(L, S, st, T, in, in_ld, io, bars, tid, team, &next_dir);
     }
 #endif
     return bars[0].sleeps + bars[1].sleeps;
