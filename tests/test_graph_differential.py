@@ -1015,8 +1015,7 @@ def test_split_num_outputs_uneven_symbolic():
 
 
 LIMITS = {  # forms torch exporters write that the C executor refuses (unfit_reason), each a small model
-    "strided_slice_on_time": "Slice with a step other than 1 on a symbolic axis (x[:, ::2], torch.flip) is unfit",
-    "flip_time": "Slice with a step other than 1 on a symbolic axis (x[:, ::2], torch.flip) is unfit",
+    "strided_slice_on_time": "Slice with a step other than 1 or -1 on a symbolic axis (x[:, ::2]) is unfit",
     "size_as_data": "a size read as data (Shape -> Gather -> Cast -> Div, x / x.size(1)) is unfit",
 }
 
@@ -1028,11 +1027,18 @@ def test_known_unfit_forms(case):
     x = g.input("x", F32, ["batch", "time", 4])
     if case == "strided_slice_on_time":
         y = g.add("Slice", [x, g.i64([0]), g.i64([INT64_MAX]), g.i64([1]), g.i64([2])])
-    elif case == "flip_time":
-        y = g.add("Slice", [x, g.i64([-1]), g.i64([INT64_MIN]), g.i64([1]), g.i64([-1])])
     else:
         t = g.add("Cast", [g.add("Gather", [g.add("Shape", [x]), g.const(np.int64(1))], axis=0)], to=TensorProto.FLOAT)
         y = g.add("Div", [x, t])
+    rng = np.random.default_rng(0)
+    check(g.model([g.add("Neg", [y])]), [{"x": normal(rng, (2, 5, 4))}, {"x": normal(rng, (1, 8, 4))}])
+
+
+def test_flip_of_a_symbolic_axis():
+    """torch.flip / Keras go_backwards: the whole axis reversed, whatever its size at run time."""
+    g = G()
+    x = g.input("x", F32, ["batch", "time", 4])
+    y = g.add("Slice", [x, g.i64([-1]), g.i64([INT64_MIN]), g.i64([1]), g.i64([-1])])
     rng = np.random.default_rng(0)
     check(g.model([g.add("Neg", [y])]), [{"x": normal(rng, (2, 5, 4))}, {"x": normal(rng, (1, 8, 4))}])
 

@@ -105,10 +105,11 @@ class GraphBuilder:
 
     # ---- compound pieces ----
     def recurrent(self, x: str, layers, h0: str = "", c0: str = "", sequence_lens: str = "", states: bool = False,
-                  sequence: bool = True, name: str = None):
+                  sequence: bool = True, name: str = None, mask: str = "", zero_output: bool = False):
         """A stack of canonical layers over x [T, B, I] (time-major; sequence_lens int32 [B]; h0 [L*D, B, P] and
         c0 [L*D, B, H] as PyTorch stacks them). Returns (y [T, B, D*P] or None, h_n [L*D, B, P] or None, c_n
-        [L*D, B, H] or None); the states when `states`, c_n for an LSTM only."""
+        [L*D, B, H] or None); the states when `states`, c_n for an LSTM only. `mask` (bool [T, B]) is a Keras
+        mask: a masked step keeps the state and repeats the previous output, or gives zeros with `zero_output`."""
         layers = list(layers)
         first = layers[0]
         if states or h0 or c0:
@@ -126,8 +127,11 @@ class GraphBuilder:
                 f"{name}/Y_c" if states and first.cell == "lstm" else ""]
         if len(payload) == 1:  # a lone layer's states are its own: a stack the analysis merges it into keeps them
             payload[0].y_h, payload[0].y_c = outs[1], outs[2]
-        y, y_h, y_c = self.node("Recurrent", [x, sequence_lens, h0, c0], {"_y_layout": SEQ_BATCH_DIR}, name, outs,
-                                payload)
+        attrs = {"_y_layout": SEQ_BATCH_DIR}
+        if mask:
+            attrs["_mask_zero_output"] = int(bool(zero_output))
+        y, y_h, y_c = self.node("Recurrent", [x, sequence_lens, h0, c0] + ([mask] if mask else []), attrs, name,
+                                outs, payload)
         if y:  # [T, B, D, P] -> [T, B, D*P]: the memory the engine writes (the analysis makes it a view)
             y = self.node("Reshape", [y, np.array([0, 0, -1], np.int64)], name=f"{name}/merge_directions")
         return y or None, y_h or None, y_c or None

@@ -484,7 +484,13 @@ def lower_stack(L, node):
     x, lens, h0, c0 = L.ins(node, 0, 1, 2, 3)
     if lens >= 0 and L.g.values[node.inputs[1]].dtype != np.int32:
         raise Unfit(f"{node.where}: sequence_lens of {L.g.values[node.inputs[1]].dtype} (ONNX says int32)")
-    L.emit("RECURRENT", [x, lens, h0, c0], L.outs(node), [node.attrs["_y_layout"]], layers=layers, name=node)
+    ins, iattr = [x, lens, h0, c0], [node.attrs["_y_layout"]]
+    if len(node.inputs) > 4 and node.inputs[4]:  # a Keras mask [T, B] (bool)
+        if L.g.values[node.inputs[4]].dtype != np.bool_:
+            raise Unfit(f"{node.where}: a mask of {L.g.values[node.inputs[4]].dtype} (bool [steps, batch] runs in C)")
+        ins.append(L.tensor(node.inputs[4]))
+        iattr.append(int(bool(node.attrs.get("_mask_zero_output", 0))))
+    L.emit("RECURRENT", ins, L.outs(node), iattr, layers=layers, name=node)
 
 
 def lower_if(L, node):

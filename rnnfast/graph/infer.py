@@ -319,6 +319,8 @@ def _slice_len(where, dim, start, end, step):
         raise Unfit(f"{where}: slice step {step}")
     if not isinstance(dim, Dim) and not isinstance(start, Dim) and not isinstance(end, Dim):
         return len(_slice_range(dim, start, end, step))
+    if step == -1 and start in (-1, INT64_MAX) and end <= -2 ** 62:
+        return dim  # the whole axis reversed (Keras' go_backwards)
     # symbolic, step 1: ONNX's clamping of start and end into [0, dim], written with min/max of sizes
     if step != 1 or isinstance(start, Dim) or isinstance(end, Dim):
         raise Unfit(f"{where}: slice [{start}:{end}:{step}] of a symbolic axis")

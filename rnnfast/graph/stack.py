@@ -236,8 +236,8 @@ def _merge_one(graph, opset) -> bool:
         chain = [name] + [g.outputs[0] for g in reversed(glue)]
         if any(len(g.outputs) != 1 for g in glue) or any(_single_user(graph, users, v) is None for v in chain):
             continue
-        if b.inputs[1] != a.inputs[1]:
-            continue  # different sequence_lens
+        if b.inputs[1] != a.inputs[1] or _mask(a) != _mask(b):
+            continue  # different sequence_lens or masks (a Keras mask is every layer's, with one output rule)
         if not (_states_by_layer(a) and _states_by_layer(b)):
             continue  # a stack's own stacked states (graph/build.py) would be lost
         h0 = _stack_state(graph, a, b, 2, opset)
@@ -248,8 +248,11 @@ def _merge_one(graph, opset) -> bool:
         name = f"{a.name}+{b.name}"
         where = f"{b.where.split(': node ')[0]}: " if ": node " in b.where else ""
         where += f"node {name} ({len(layers)} x {layers[0].spec.cell.upper()})"
-        merged = Node("Recurrent", [a.inputs[0], a.inputs[1], h0[0], c0[0]], [b.outputs[0], "", ""],
-                      {"_y_layout": b.attrs["_y_layout"]}, name, where, layers, b.proto)
+        mask, zero_output = _mask(b)
+        merged = Node("Recurrent", [a.inputs[0], a.inputs[1], h0[0], c0[0]] + ([mask] if mask else []),
+                      [b.outputs[0], "", ""], {"_y_layout": b.attrs["_y_layout"]}, name, where, layers, b.proto)
+        if mask:
+            merged.attrs["_mask_zero_output"] = zero_output
         at = graph.nodes.index(b)
         graph.nodes[at:at + 1] = h0[1] + c0[1] + [merged]
         for dead in [a] + glue:
@@ -262,6 +265,12 @@ def _states_by_layer(node) -> bool:
     """Whether the node's state outputs are its layers' own (y_h, y_c), which a merged stack attaches again."""
     return all(not out or (len(node.payload) == 1 and out == getattr(node.payload[0], key))
                for out, key in zip(node.outputs[1:], ("y_h", "y_c")))
+
+
+def _mask(node):
+    """(mask input, zero_output_for_mask) of a Recurrent node; ("", 0) without a mask."""
+    mask = node.inputs[4] if len(node.inputs) > 4 else ""
+    return mask, int(bool(node.attrs.get("_mask_zero_output", 0))) if mask else 0
 
 
 def _is_zero(graph, name, producers) -> bool:

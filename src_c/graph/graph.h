@@ -137,9 +137,10 @@ typedef enum {
     RNNF_OP_EXPAND,        /* in: x (any dtype); out: y, broadcast copy to y's shape. no attrs */
     RNNF_OP_FILL,          /* no inputs; out: y filled with one value: fattr[0] for f32, iattr[0] for ints */
     RNNF_OP_RECURRENT,     /* in: X [T, B, I], sequence_lens [B] (i32, optional), initial_h [L*D, B, H] (optional),
-                              initial_c (optional); out: Y [T, D, B, H], Y_h [L*D, B, H], Y_c [L*D, B, H] (each
-                              optional). iattr (optional): [Y layout: 0 [T, D, B, H], 1 [T, B, D, H]]. The L layers
-                              come in the graph description, not in attrs. */
+                              initial_c (optional)[, mask [T, B] (u8, optional: Keras masks)]; out: Y [T, D, B, H],
+                              Y_h [L*D, B, H], Y_c [L*D, B, H] (each optional). iattr (optional): [Y layout: 0
+                              [T, D, B, H], 1 [T, B, D, H][, zero_output_for_mask 0/1]]. The L layers come in the
+                              graph description, not in attrs. */
     RNNF_OP_IF,            /* in: cond (u8/any, one element), then the captured tensors both branches read;
                               out: the branch's outputs. iattr: [then subgraph index, else subgraph index] */
     RNNF_OP_HOST,          /* in/out: any; run by the caller (rnnf_graph_run returns RNNF_HOST there, the caller fills the

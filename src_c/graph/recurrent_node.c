@@ -6,6 +6,10 @@
  * [L*D, B, out], initial_c / Y_c [L*D, B, hidden]; Y is the last layer's, [T, D, B, out] as ONNX has it or, with
  * iattr[0] = 1, [T, B, D, out]: the layout a next layer or a Reshape to [T, B, D*out] reads, which the engine
  * writes directly instead of a Transpose after the node (graph/stack.py).
+ * A fifth input, when present, is a Keras mask [T, B] (bool): a masked step keeps every layer's state and repeats
+ * the previous output, or gives zeros with iattr[1] = 1 (zero_output_for_mask; Bidirectional's rule), as rnnf_run
+ * implements it. Keras importers lower go_backwards as a time-reversed X and mask, so the mask is always aligned
+ * with X here.
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,13 +28,16 @@ const rnnf_op_vtable rnnf_op_recurrent = {"recurrent", NULL, NULL, NULL, release
 
 rnnf_status rnnf_recurrent_node_create(rnnf_gnode *node, const rnnf_layer_desc *layers, int n_layers, char *message)
 {
-    if (!layers || n_layers < 1 || n_layers > MAX_LAYERS || node->n_in != 4 || node->n_out != 3) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "a recurrent node takes 4 inputs, 3 outputs and 1..%d layers",
-                 MAX_LAYERS);
+    if (!layers || n_layers < 1 || n_layers > MAX_LAYERS || (node->n_in != 4 && node->n_in != 5) ||
+        node->n_out != 3) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "a recurrent node takes 4 inputs (5 with a mask), 3 outputs and "
+                 "1..%d layers", MAX_LAYERS);
         return RNNF_ERR_FORMAT;
     }
-    if (node->n_iattr > 1 || (node->n_iattr == 1 && node->iattr[0] != 0 && node->iattr[0] != 1)) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "a recurrent node's only attribute is its Y layout, 0 or 1");
+    if (node->n_iattr > 2 || (node->n_iattr >= 1 && node->iattr[0] != 0 && node->iattr[0] != 1) ||
+        (node->n_iattr == 2 && node->iattr[1] != 0 && node->iattr[1] != 1)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "a recurrent node's attributes are its Y layout (0 or 1) and "
+                 "zero_output_for_mask (0 or 1)");
         return RNNF_ERR_FORMAT;
     }
     rnnf_model *m = NULL;
@@ -94,6 +101,12 @@ rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot 
         snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "sequence_lens must be int32 [%lld]", (long long)B);
         return RNNF_ERR_SHAPE;
     }
+    const int has_mask = node->n_in == 5 && in[4].dtype != RNNF_DT_NONE;
+    if (has_mask && (in[4].dtype != RNNF_DT_U8 || in[4].rank != 2 || in[4].dims[0] != T || in[4].dims[1] != B)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "mask must be bool [%lld, %lld] (steps, batch)", (long long)T,
+                 (long long)B);
+        return RNNF_ERR_SHAPE;
+    }
     const int32_t *lens = in[1].dtype == RNNF_DT_NONE ? NULL : (const int32_t *)in[1].data;
     for (int64_t b = 0; lens && b < B; b++)
         if (lens[b] < 0 || lens[b] > T) {
@@ -118,7 +131,7 @@ rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot 
         yh[l] = out[1].dtype == RNNF_DT_NONE ? NULL : (float *)out[1].data + l * hstep;
         yc[l] = out[2].dtype == RNNF_DT_NONE || ly->cell != RNNF_CELL_LSTM ? NULL : (float *)out[2].data + l * cstep;
     }
-    const int batch_dir = node->n_iattr == 1 && node->iattr[0] == 1;
+    const int batch_dir = node->n_iattr >= 1 && node->iattr[0] == 1;
     const int64_t y1 = batch_dir ? B : D, y2 = batch_dir ? D : B;
     /* [T, B, D*out] is the [T, B, D, out] layout with the last two axes merged (graph/stack.py names it so) */
     const int merged = out[0].rank == 3 && (batch_dir || D == 1) && out[0].dims[0] == T && out[0].dims[1] == B &&
@@ -136,6 +149,8 @@ rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot 
     a.batch = (int)B;
     a.x = (const float *)in[0].data;
     a.sequence_lens = lens;
+    a.mask = has_mask ? (const uint8_t *)in[4].data : NULL;
+    a.mask_zero_output = node->n_iattr == 2 && node->iattr[1] == 1;
     a.initial_h = h0;
     a.initial_c = c0;
     a.y = out[0].dtype == RNNF_DT_NONE ? NULL : (float *)out[0].data;
