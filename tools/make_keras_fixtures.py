@@ -7,6 +7,7 @@ Run each generation in its own virtual environment (never in the project's Pytho
     /work/venv-keras3/bin/python tools/make_keras_fixtures.py keras3     # .keras, Keras 3 legacy .h5, .weights.h5
     /work/venv-tfkeras/bin/python tools/make_keras_fixtures.py tfkeras   # tf.keras 2.x .h5 (Keras 2 layout)
     /work/venv-tfkeras/bin/python tools/make_keras_fixtures.py legacy    # Keras 1.2 / 2.1 / CuDNN .h5 files
+    .../python tools/make_keras_fixtures.py keras3-graph | tfkeras-graph  # the cases added with the graph lowering
 
 Each model gets random weights (biases too, so every bias path is exercised), is saved in the formats its Keras
 writes, and is run with `model.predict`; inputs and outputs go to `<case>.npz` (x0.., y0..; stateful cases hold
@@ -74,8 +75,9 @@ def zero_steps(x):
 
 
 class Writer:
-    def __init__(self, generation, version):
+    def __init__(self, generation, version, manifest=None):
         self.generation = generation
+        self.manifest = manifest or generation
         self.version = version
         self.cases = []
         self.prefix = {"keras3": "k3_", "tfkeras": "tf2_", "legacy": ""}[generation]
@@ -133,7 +135,7 @@ class Writer:
         raise ValueError(fmt)
 
     def finish(self):
-        path = os.path.join(OUT, f"manifest_{self.generation}.json")
+        path = os.path.join(OUT, f"manifest_{self.manifest}.json")
         with open(path, "w") as f:
             json.dump(self.cases, f, indent=1)
         print(f"{len(self.cases)} cases -> {path}")
@@ -319,6 +321,54 @@ def late_cases(w, K, formats):
     x = ids_with_padding(3, 5, 10)
     x[1] = 0
     w.case("fully_masked_row", m, [x], formats)
+
+
+def graph_cases(w, K, formats):
+    """Cases added with the Keras graph lowering (manifest_<generation>_graph.json; own random stream, so the files
+    above stay as they are): convolutions and pools, a layer the graph cannot express yet, masks reaching a held
+    or given state."""
+    global RNG
+    RNG = np.random.default_rng(20)
+    L = K.layers
+    inp = K.Input((12, 3))
+    c = L.Conv1D(4, 3, padding="same", activation="relu")(inp)
+    c = L.MaxPooling1D(2)(c)
+    c = L.Conv1D(5, 2, padding="causal", dilation_rate=2)(c)
+    c = L.AveragePooling1D(2, padding="same")(c)
+    m = K.Model(inp, [L.Dense(2)(L.LSTM(4)(c)), c])
+    randomize(m)
+    w.case("conv_pool_1d", m, [seq(3, 12, 3)], formats)
+    inp = K.Input((8, 7, 2))
+    c = L.Conv2D(3, (3, 3), strides=2, padding="same", activation="relu")(inp)
+    p = L.AveragePooling2D(2, padding="same")(L.MaxPooling2D(2, strides=1, padding="same")(c))
+    p = L.Flatten()(L.Conv2D(4, (2, 2), activation="tanh")(p))
+    head = L.Dense(3)(L.Concatenate()([p, L.GlobalAveragePooling2D()(c), L.GlobalMaxPooling2D()(c)]))
+    m = K.Model(inp, head)
+    randomize(m)
+    w.case("conv2d_pools", m, [RNG.standard_normal((2, 8, 7, 2)).astype(np.float32)], formats)
+    # LayerNormalization over two axes: no graph lowering yet, so the layer path runs it.
+    m = K.Sequential([K.Input((5, 3)), L.LSTM(4, return_sequences=True), L.LayerNormalization(axis=[1, 2]),
+                      L.Flatten(), L.Dense(2)])
+    randomize(m)
+    w.case("layernorm_two_axes", m, [seq(3, 5, 3)], formats)
+    # Masked steps at the end of a chunk while the state is held between calls.
+    st = K.Sequential([K.Input(batch_shape=(2, 5, 3)), L.Masking(0.0), L.LSTM(4, stateful=True, return_sequences=True),
+                       L.GRU(3, stateful=True), L.Dense(2)])
+    randomize(st)
+    w.stateful_case("stateful_masked", st, [[zero_steps(seq(2, 5, 3))] for _ in range(3)], reset_before=[2],
+                    formats=formats)
+    # Initial states from another layer under a mask, with a fully masked row and go_backwards.
+    enc, dec = K.Input((6, 3), name="enc"), K.Input((5, 3), name="dec")
+    _, h, c = L.LSTM(4, return_state=True)(enc)
+    masked = L.Masking(0.0)(dec)
+    back = L.LSTM(4, go_backwards=True)(masked, initial_state=[h, c])
+    seqs = L.LSTM(4, return_sequences=True)(masked, initial_state=[h, c])
+    bi = L.Bidirectional(L.GRU(4))(masked, initial_state=[h, h])
+    m = K.Model([enc, dec], [back, seqs, bi])
+    randomize(m)
+    d = zero_steps(seq(4, 5, 3))
+    d[3] = 0
+    w.case("initial_state_masked", m, [seq(4, 6, 3), d], formats)
 
 
 def keras3_cases(w, K):
@@ -535,13 +585,24 @@ def main():
 
         w = Writer("keras3", K.__version__)
         keras3_cases(w, K)
+    elif generation == "keras3-graph":
+        import keras as K
+
+        w = Writer("keras3", K.__version__, manifest="keras3_graph")
+        graph_cases(w, K, ["keras", "h5"])
+    elif generation == "tfkeras-graph":
+        import tf_keras as K
+
+        w = Writer("tfkeras", K.__version__, manifest="tfkeras_graph")
+        graph_cases(w, K, ["h5"])
     elif generation in ("tfkeras", "legacy"):
         import tf_keras as K
 
         w = Writer(generation, K.__version__)
         (tfkeras_cases if generation == "tfkeras" else legacy_cases)(w, K)
     else:
-        sys.exit("usage: make_keras_fixtures.py keras3|tfkeras|legacy (see the docstring for the venvs)")
+        sys.exit("usage: make_keras_fixtures.py keras3|tfkeras|legacy|keras3-graph|tfkeras-graph (see the docstring "
+                 "for the venvs)")
     w.finish()
 
 

@@ -215,7 +215,7 @@ def executor_info(model) -> dict:
     compiled = getattr(model.graph, "compiled", None)
     if compiled is None:
         why = getattr(model.graph, "unfit_reason", None)
-        return {"executor": "node by node" if why else "per layer",
+        return {"executor": getattr(model.graph, "fallback_executor", "node by node") if why else "per layer",
                 "why": why or f"{type(model.graph).__name__} models run layer by layer"}
     from ..graph.compile import OP_NAMES
 

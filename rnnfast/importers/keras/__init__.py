@@ -90,6 +90,7 @@ def _load(data: bytes, name: str, options: dict) -> Model:
         raise FormatError(f"{name}: malformed Keras model config or weights ({type(e).__name__}: {e})") from e
     model_graph = KerasModelGraph(graph, ctx, name, fmt)
     model_graph.check_fit()
+    model_graph.compile()
     return Model(model_graph, source=name)
 
 

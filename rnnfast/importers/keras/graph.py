@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import engine
 from ...errors import FormatError
 from ...model import TensorInfo
 from .config import LayerSpec, ModelSpec, Ref, flat_refs, keras1_layer
+from .conv import CONV_LAYERS
 from .layers import LAYERS, Context, InputLayer, KLayer
 from .ops import OpNode, is_keras3_op
-from .rnn import CELLS, Bidirectional, KerasRNN
+from .rnn import CELLS, UNAPPLIED_MASK, Bidirectional, KerasRNN
 from .weights import LegacyWeights, Slot, TreeWeights, nested_order
 
 RECURRENT = {name: KerasRNN for name in CELLS}
+_ENGINE_RUN = engine.CompiledStack.run
 WRAPPERS = ("TimeDistributed", "Bidirectional")
 
 
@@ -28,10 +31,10 @@ def make_layer(cls: str, name: str, config: dict, ctx: Context, module=None):
         return Bidirectional(name, cls, config, ctx)
     if cls == "TimeDistributed":
         return TimeDistributed(name, cls, config, ctx)
-    if cls in LAYERS:
-        return LAYERS[cls](name, cls, config, ctx)
+    if cls in LAYERS or cls in CONV_LAYERS:
+        return (LAYERS.get(cls) or CONV_LAYERS[cls])(name, cls, config, ctx)
     raise FormatError(f"{ctx.name}: layer {name!r} has class {cls!r}, which is not supported; supported layers: "
-                      f"{sorted(set(LAYERS) | set(RECURRENT) | set(WRAPPERS))}")
+                      f"{sorted(set(LAYERS) | set(CONV_LAYERS) | set(RECURRENT) | set(WRAPPERS))}")
 
 
 class TimeDistributed(KLayer):
@@ -201,6 +204,10 @@ class KerasGraph:
             if "mask" in kwargs:
                 mask = _strip(kwargs["mask"])
             kw = {k: _strip(v) for k, v in kwargs.items() if k not in ("mask", "training")}
+            if mask is not None and keras3_drops_mask(node, self.ctx):
+                if not isinstance(layer, (KerasRNN, Bidirectional)):
+                    mask = None
+                kw[UNAPPLIED_MASK] = True
             outs, masks = layer.call(x, mask, kw)
         for i, (o, m) in enumerate(zip(outs, masks)):
             values[Ref(ref.layer, ref.node, i)] = (o, m)
@@ -211,6 +218,17 @@ class KerasGraph:
     def reset_states(self):
         for _, obj in self.order:
             getattr(obj, "reset_states", lambda: None)()
+
+
+def keras3_drops_mask(node, ctx) -> bool:
+    """Keras 3 fills a call's `mask` argument only when the call has one tensor argument (Layer.__call__, "Populate
+    mask argument(s)"): a recurrent layer given initial_state tensors by keyword runs unmasked, though its output
+    sequence still carries the input's mask (compute_mask reads the first argument's). tf.keras masks it."""
+    if ctx.major < 3 or "mask" in node.kwargs:
+        return False
+    with_tensors = [a for a in node.args if flat_refs(a)] + [v for k, v in node.kwargs.items()
+                                                            if k != "training" and flat_refs(v)]
+    return len(with_tensors) > 1
 
 
 def _has_weights(obj) -> bool:
@@ -271,6 +289,8 @@ def _sequential_input_config(first: LayerSpec, ctx: Context) -> dict:
 class KerasModelGraph:
     """The graph a Keras file becomes: what rnnfast.Model wraps."""
 
+    fallback_executor = "layer by layer"  # what runs a model that does not lower (rnnfast inspect says why)
+
     def __init__(self, graph: KerasGraph, ctx: Context, source: str, fmt: str):
         self.graph, self.ctx, self.source, self.fmt = graph, ctx, source, fmt
         self.inputs = []
@@ -282,6 +302,22 @@ class KerasModelGraph:
         names = [r.layer for r in graph.spec.outputs]
         self.outputs = [TensorInfo(n if names.count(n) == 1 else f"{n}:{r.tensor}", [])
                         for n, r in zip(names, graph.spec.outputs)]
+        self.executor = None  # executor.CompiledKeras when the whole model lowers to the graph IR
+        self.compiled = None  # its CompiledGraph
+        self.unfit_reason = None
+
+    def compile(self):
+        """Lower the model to the graph IR for the C executor; a model with a layer the IR cannot express keeps the
+        numpy layer path, and unfit_reason names that layer."""
+        from .executor import compile_keras
+
+        self.executor, self.unfit_reason = compile_keras(self)
+        self.compiled = self.executor.compiled if self.executor is not None else None
+
+    def use_layer_path(self):
+        """Run layer by layer in numpy from now on (what a model that does not lower runs; tests compare both)."""
+        self.executor = self.compiled = None
+        self.unfit_reason = "the layer path was asked for"
 
     def run(self, feeds: dict, **options) -> list:
         if options:
@@ -292,6 +328,9 @@ class KerasModelGraph:
                 raise ValueError(f"{self.source}: missing input {info.name!r}; the model's inputs are "
                                  f"{[i.name for i in self.inputs]}")
             xs.append(self._input(feeds[info.name], info, layer))
+        # While rnnfast verify watches CompiledStack.run (cli/trace.py), the model runs layer by layer for it.
+        if self.executor is not None and engine.CompiledStack.run is _ENGINE_RUN:
+            return self.executor.run([x if x.dtype == np.float32 else x.astype(np.int64, copy=False) for x in xs])
         outs, _ = self.graph.evaluate(xs)
         return [np.ascontiguousarray(o) for o in outs]
 
@@ -313,6 +352,8 @@ class KerasModelGraph:
 
     def reset_states(self):
         self.graph.reset_states()
+        if self.executor is not None:
+            self.executor.reset_states()
 
     def to_pipeline(self):
         from .pipeline import keras_to_pipeline
@@ -331,6 +372,10 @@ class KerasModelGraph:
         shapes = self._shapes()
         lines += _describe_graph(self.graph, "  ", shapes)
         lines.append("  outputs: " + ", ".join(o.name for o in self.outputs))
+        if self.executor is not None:
+            lines.append(f"  runs in the C graph executor: {self.executor.describe()}")
+        else:
+            lines.append(f"  runs layer by layer in numpy: {self.unfit_reason or 'not lowered to the graph'}")
         formula, who = ("x/6 + 0.5", "Keras 3") if self.ctx.major >= 3 else ("0.2*x + 0.5", "Keras 1/2, tf.keras")
         lines.append(f"  hard_sigmoid means clip({formula}, 0, 1) ({who} definition) for this file")
         for layer, option, value, why in self.ctx.defaults:

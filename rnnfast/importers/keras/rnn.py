@@ -21,6 +21,8 @@ from .config import keras1_layer
 from .layers import KLayer
 from .weights import Slot
 
+# A call keyword graph.py sets when Keras 3 would not pass the mask to the layer (graph.keras3_drops_mask).
+UNAPPLIED_MASK = "_keras3_unapplied_mask"
 CELLS = {"SimpleRNN": "rnn", "LSTM": "lstm", "GRU": "gru", "CuDNNLSTM": "lstm", "CuDNNGRU": "gru"}
 N_STATES = {"rnn": 1, "gru": 1, "lstm": 2}
 
@@ -161,7 +163,8 @@ class KerasRNN(KLayer):
     def call(self, x, mask, kwargs):
         x, initial = split_initial_state(x, kwargs, self.where)
         mask = sequence_mask(mask)
-        ys, states = self.run_sequence(x, mask, initial, self.zero_output_for_mask)
+        applied = None if kwargs.get(UNAPPLIED_MASK) else mask
+        ys, states = self.run_sequence(x, applied, initial, self.zero_output_for_mask)
         out = ys if self.return_sequences else np.ascontiguousarray(ys[:, -1])
         outs = [np.ascontiguousarray(out)]
         masks = [mask if self.return_sequences else None]
@@ -284,16 +287,17 @@ class Bidirectional(KLayer):
     def call(self, x, mask, kwargs):
         x, initial = split_initial_state(x, kwargs, self.where)
         mask = sequence_mask(mask)
+        applied = None if kwargs.get(UNAPPLIED_MASK) else mask
         n = self.forward.n_states
         if initial is not None and len(initial) != 2 * n:
             raise ValueError(f"{self.where}: needs {2 * n} initial states (forward then backward), got {len(initial)}")
         init_f = initial[:n] if initial is not None else None
         init_b = initial[n:] if initial is not None else None
         if self.fused is not None:
-            y_f, y_b, st_f, st_b = self._run_fused(x, mask, init_f, init_b)
+            y_f, y_b, st_f, st_b = self._run_fused(x, applied, init_f, init_b)
         else:
-            y_f, st_f = self.forward.run_sequence(x, mask, init_f, self.return_sequences)
-            y_b, st_b = self.backward.run_sequence(x, mask, init_b, self.return_sequences)
+            y_f, st_f = self.forward.run_sequence(x, applied, init_f, self.return_sequences)
+            y_b, st_b = self.backward.run_sequence(x, applied, init_b, self.return_sequences)
             y_b = y_b[:, ::-1]
         if self.return_sequences:
             of, ob = y_f, y_b
