@@ -212,3 +212,35 @@ def test_structures_not_implemented_are_named(tmp_path):
     write_checkpoint(tmp_path / "o", dict(LSTM, _CHECKPOINTABLE_OBJECT_GRAPH=np.zeros(1, np.float32)))
     with pytest.raises(rnnfast.FormatError, match="TF2 object-based checkpoint"):
         rnnfast.load(str(tmp_path / "o"))
+
+
+def test_random_entry_damage_under_valid_checksums(tmp_path):
+    """Bytes of the entries and the header changed or dropped at random, the blocks' checksums made to match: each
+    load ends in a FormatError / ValueError or a working model, never another exception."""
+    from rnnfast.importers.tf import crc32c as crc
+    from tf_bundle_writer import entry_bytes
+
+    write_checkpoint(tmp_path / "m", LSTM)
+    base, offset = [], 0
+    for name in sorted(LSTM):
+        raw = LSTM[name].tobytes()
+        base.append((name.encode(), entry_bytes(1, LSTM[name].shape, 0, offset, len(raw), crc.mask(crc.value(raw)))))
+        offset += len(raw)
+    r = np.random.default_rng(3)
+    outcomes = {"refused": 0, "loaded": 0}
+    for _ in range(150):
+        parts = [bytearray(b"\x08\x01")] + [bytearray(v) for _, v in base]
+        target = parts[r.integers(0, len(parts))]
+        for _ in range(r.integers(1, 3)):
+            if r.random() < 0.2 and len(target) > 1:
+                del target[r.integers(0, len(target))]
+            else:
+                target[r.integers(0, len(target))] = r.integers(0, 256)
+        (tmp_path / "m.index").write_bytes(table([(b"", bytes(parts[0]))] + [(k, bytes(v)) for (k, _), v in
+                                                                             zip(base, parts[1:])]))
+        try:
+            rnnfast.load(str(tmp_path / "m")).run(np.zeros((1, 2, 3), np.float32))
+            outcomes["loaded"] += 1
+        except ValueError:  # FormatError and MemoryLimitError are ValueErrors
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100, outcomes
