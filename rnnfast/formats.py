@@ -38,7 +38,9 @@ def checkpoint_prefix(path):
             raise FormatError(f"{state}: cannot read the checkpoint state file: {e}") from e
         if m is None:
             raise FormatError(f"{state}: no model_checkpoint_path line in the checkpoint state file")
-        return os.path.join(path, m.group(1))
+        named = os.path.join(path, m.group(1))
+        moved = os.path.join(path, os.path.basename(m.group(1)))  # an absolute path written on another machine
+        return named if os.path.isfile(named + ".index") or not os.path.isfile(moved + ".index") else moved
     return None
 
 

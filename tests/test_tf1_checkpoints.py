@@ -55,6 +55,12 @@ def test_paths_that_name_a_checkpoint(tmp_path):
     for path in ("model.ckpt", "model.ckpt.index", "model.ckpt.data-00000-of-00001", ""):
         model = rnnfast.load(str(folder / path) if path else str(folder))
         assert_close(model.run(e["x"])[0], e["output"], what=path or "folder")
+    # A state file written where the checkpoint used to be (absolute path): the prefix beside it is used.
+    (folder / "checkpoint").write_text('model_checkpoint_path: "/elsewhere/run1/model.ckpt"\n')
+    assert_close(rnnfast.load(str(folder)).run(e["x"])[0], e["output"], what="moved folder")
+    (folder / "checkpoint").write_text('all_model_checkpoint_paths: "model.ckpt"\n')
+    with pytest.raises(rnnfast.FormatError, match="no model_checkpoint_path line"):
+        rnnfast.load(str(folder))
 
 
 def test_index_bytes_alone_are_refused():
