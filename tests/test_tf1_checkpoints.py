@@ -25,7 +25,7 @@ def _expected(name):
 
 def test_all_fixtures_present():
     assert set(FIXTURES) >= {"lstm2_dense", "gru", "basic_rnn", "lstm_peephole_proj", "bidirectional",
-                             "embedding_seqlen", "forget_half", "basic_rnn_relu", "stack_bidirectional"}
+                             "embedding_seqlen", "forget_half", "basic_rnn_relu", "stack_bidirectional", "state_head"}
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -44,6 +44,21 @@ def test_forget_bias_is_an_assumption_that_matters():
     model = rnnfast.load(str(DATA / "forget_half" / "model.ckpt"))  # TF's default 1.0, not the 0.5 it was built with
     assert "forget_bias = 1.0" in model.describe()
     assert np.abs(model.run(e["x"])[0] - e["output"]).max() > 1e-3
+
+
+def test_head_on_state_is_not_the_last_output_with_lengths():
+    """dense(states[-1].h): with sequence_length the final state is the last valid step's, while outputs past a
+    row's length are zeros; the default (heads on every output) is named as an assumption."""
+    e, load_options, run_options = _expected("state_head")
+    assert load_options == {"head_on": "state"}
+    model = rnnfast.load(str(DATA / "state_head" / "model.ckpt"))
+    assert "head_on = 'outputs'" in model.describe()
+    every_step = model.run(e["x"], **run_options)[0]
+    assert every_step.shape == (3, 6, 4)
+    assert_close(every_step[0, -1], e["output"][0], what="full-length row: last output = final state")
+    assert np.abs(every_step[1, -1] - e["output"][1]).max() > 1e-3  # row of length 3: the head on zeros
+    with pytest.raises(ValueError, match="head_on 'last'"):
+        rnnfast.load(str(DATA / "state_head" / "model.ckpt"), head_on="last")
 
 
 def test_paths_that_name_a_checkpoint(tmp_path):

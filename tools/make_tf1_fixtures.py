@@ -9,7 +9,8 @@ Run with a separate environment that has TensorFlow and tf-keras (never the pack
 Every trainable variable is set to uniform(-0.6, 0.6) values after initialisation (so biases, peepholes and the
 forget bias all matter), TensorFlow's own outputs are recorded, and the checkpoint is written by tf.train.Saver
 (without the .meta graph or the `checkpoint` state file). Each expected.npz holds the input `x`, optionally
-`sequence_length`, TensorFlow's `output` (after the dense head, fw/bw concatenated for the bidirectional model),
+`sequence_length`, TensorFlow's `output` (after the dense head, fw/bw concatenated for the bidirectional model;
+[batch, units] when the head reads the final state),
 `state_h` and for LSTMs `state_c` ([layers*directions, batch, size]: layer-major, fw before bw; only when all
 layers have one size), and two JSON
 strings: load_options (for rnnfast.load) and run_options (for Model.run). The tests never import TensorFlow.
@@ -138,6 +139,14 @@ def stack_bidirectional(x, lens):
     return tf1.layers.dense(hidden, 3), tuple(states)
 
 
+def state_head(x, lens):
+    """The head reads the top layer's final state (dense(states[-1].h), as the TF1 books' MNIST RNN does), which
+    with sequence_length is not the last step's output."""
+    cell = cells.MultiRNNCell([cells.BasicLSTMCell(6), cells.BasicLSTMCell(6)])
+    _, state = tf1.nn.dynamic_rnn(cell, x, sequence_length=lens, dtype=tf.float32)
+    return tf1.layers.dense(state[-1].h, 4), state
+
+
 def forget_half(x, lens):
     return tf1.nn.dynamic_rnn(cells.BasicLSTMCell(4, forget_bias=0.5), x, dtype=tf.float32)
 
@@ -151,6 +160,8 @@ if __name__ == "__main__":
     write("embedding_seqlen", embedding_seqlen, ids=True, seq_len=[5, 0, 3],
           run_options={"sequence_length": [5, 0, 3]})
     write("forget_half", forget_half, load_options={"forget_bias": 0.5})
+    write("state_head", state_head, seq_len=[6, 3, 1], run_options={"sequence_length": [6, 3, 1]},
+          load_options={"head_on": "state"})
     write("basic_rnn_relu", basic_rnn_relu, load_options={"activation": "relu"})
     write("stack_bidirectional", stack_bidirectional, seq_len=[3, 6, 5], run_options={"sequence_length": [3, 6, 5]},
           load_options={"head_activation": ["relu", "linear"]})

@@ -18,7 +18,9 @@ by `rnnfast inspect` as assumptions):
   unused 2-D variable with "embedding" in its last name part has the stack's input width.
 - head: the scope(s) of tf.layers.dense heads (`<scope>/kernel`, `<scope>/bias`) applied at every step, in order;
   by default every `dense`, `dense_1`, ... scope, in that order. head_activation: "linear" (default, dense's
-  activation=None), "relu", "tanh", "sigmoid", "softmax", or one per head.
+  activation=None), "relu", "tanh", "sigmoid", "softmax", or one per head. head_on: "outputs" (default: the heads
+  read every step's output, `output` is [batch, time, units]) or "state" (they read the top layer's final h, fw and
+  bw concatenated: dense(states[-1].h); `output` is [batch, units]; with sequence_length it is not the last step).
 - cell_clip, proj_clip: LSTMCell's clipping of the cell state and the projection; refused when set (not None):
   rnnfast's clip clamps gate pre-activations (ONNX), which is not the same.
 - ignore: name prefixes to leave unused on purpose. Optimizer slots (…/Adam, …/Adam_1, …/Momentum, …/RMSProp,
@@ -36,8 +38,9 @@ from .bundle import Bundle
 from .cells import build_layers, find_cells, stacks
 from .graph import TF1Graph
 
-OPTIONS = ("rnn", "forget_bias", "activation", "time_major", "embedding", "head", "head_activation", "cell_clip",
-           "proj_clip", "ignore")
+OPTIONS = ("rnn", "forget_bias", "activation", "time_major", "embedding", "head", "head_activation", "head_on",
+           "cell_clip", "proj_clip", "ignore")
+HEAD_ON = ("outputs", "state")
 _IGNORED = re.compile(r"(^|/)(global_step|beta1_power|beta2_power)(_\d+)?$"
                       r"|/(Adam|Momentum|RMSProp|Adagrad|AdagradDA|Adadelta|Ftrl|ProximalAdagrad)(_\d+)?$")
 _DENSE = re.compile(r"^(?:(?P<scope>.*)/)?(?P<name>dense(?:_(?P<n>\d+))?)/kernel$")
@@ -90,9 +93,15 @@ def load_tf1(prefix: str, **options) -> Model:
     last = layers[-1]
     heads = _heads(entries, read, options.get("head"), options.get("head_activation"),
                    last.n_dirs * last.output_size, used, where, defaults)
+    head_on = options.get("head_on", "outputs")
+    if head_on not in HEAD_ON:
+        raise ValueError(f"{where}: head_on {head_on!r}; expected one of {HEAD_ON}")
+    if heads and "head_on" not in options:
+        defaults.append((heads[0].name, "head_on", "outputs", "not stored in a checkpoint; the head reads every "
+                                                              "step's output (head_on='state': the final h)"))
     _check_all_used(entries, used, options.get("ignore") or (), where)
     graph = TF1Graph(layers, time_major=bool(options.get("time_major", False)), embedding=embedding, heads=heads,
-                     name=scope, source=where, defaults=defaults)
+                     name=scope, source=where, defaults=defaults, head_on_state=head_on == "state")
     return Model(graph, source=prefix)
 
 

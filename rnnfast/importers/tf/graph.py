@@ -22,17 +22,19 @@ _ENGINE_RUN = engine.CompiledStack.run  # replaced while rnnfast verify / inspec
 
 
 class TF1Graph(TorchGraph):
-    def __init__(self, layers, time_major=False, embedding=None, heads=(), name="", source="", defaults=()):
+    def __init__(self, layers, time_major=False, embedding=None, heads=(), name="", source="", defaults=(),
+                 head_on_state=False):
         emb = None if embedding is None else Embedding(embedding.name, embedding.table)
         super().__init__(layers, batch_first=not time_major, embedding=emb, head=None, name=name, source=source,
                          defaults=defaults)
         self.heads = list(heads)  # pipeline DenseStages, applied in order
         self._graphs = {}  # with a sequence_length input? -> CompiledGraph
+        self.head_on_state = bool(head_on_state)  # the output is the top layer's final h (then the heads)
         self.inputs = self.inputs[:1]  # dynamic_rnn's initial state is zeros (dtype=...) in what this reads
         seq = ["batch", "seq_len"] if self.batch_first else ["seq_len", "batch"]
         last = self.layers[-1]
         features = self.heads[-1].output_size if self.heads else last.n_dirs * last.output_size
-        self.outputs = [TensorInfo("output", seq + [features])]
+        self.outputs = [TensorInfo("output", (["batch"] if self.head_on_state else seq) + [features])]
         self.same_size = len({(l.output_size, l.hidden_size) for l in self.layers}) == 1
         if self.same_size:
             self.outputs.append(TensorInfo("state_h", [self.states, "batch", last.output_size]))
@@ -50,7 +52,7 @@ class TF1Graph(TorchGraph):
         if key not in self._graphs:
             emb = None if self.embedding is None else EmbeddingStage(self.embedding.weight, name=self.embedding.name)
             self._graphs[key] = build(self.layers, not self.batch_first, emb, self.heads, states=self.same_size,
-                                      with_lengths=key, name=self._where()).compile()
+                                      with_lengths=key, name=self._where(), head_on_state=self.head_on_state).compile()
         return self._graphs[key]
 
     @property
@@ -81,7 +83,7 @@ class TF1Graph(TorchGraph):
         else:  # rnnfast verify / inspect watch (or replace) the engine calls (cli/trace.py): run them layer by layer
             outs = self._run_layers(*arrays, n_threads=n_threads)
         if not batched:
-            axis = 0 if self.batch_first else 1
+            axis = 0 if self.batch_first or self.head_on_state else 1
             outs = [np.take(outs[0], 0, axis=axis)] + [s[:, 0] for s in outs[1:]]
         return outs
 
@@ -100,9 +102,11 @@ class TF1Graph(TorchGraph):
             h_n.append(y_h)
             if y_c is not None:
                 c_n.append(y_c)
+        if self.head_on_state:
+            x = h_n[-1].transpose(1, 0, 2).reshape(B, -1)
         for s in self.heads:
             x = dense(s, x)
-        outs = [np.ascontiguousarray(x.transpose(1, 0, 2) if self.batch_first else x, np.float32)]
+        outs = [np.ascontiguousarray(x.transpose(1, 0, 2) if self.batch_first and x.ndim == 3 else x, np.float32)]
         if self.same_size:
             outs.append(np.concatenate(h_n, axis=0))
             if c_n:
@@ -165,7 +169,7 @@ class TF1Graph(TorchGraph):
         stages = []
         if self.embedding is not None:
             stages.append(EmbeddingStage(self.embedding.weight, name=self.embedding.name))
-        stages.append(RecurrentStage(list(self.layers), name=self.name))
+        stages.append(RecurrentStage(list(self.layers), return_sequences=not self.head_on_state, name=self.name))
         stages += self.heads
         return Pipeline(stages, batch_first=self.batch_first, name=self.name, source=self._where())
 
@@ -183,8 +187,9 @@ class TF1Graph(TorchGraph):
                 ", peepholes" if layer.peepholes is not None else "")
             lines.append(f"  {layer.name}: {layer.cell} {layer.direction}, input {layer.input_size}, hidden "
                          f"{layer.hidden_size}{extra}, activations {acts}")
+        where = "on the final state" if self.head_on_state else "every time step"
         for s in self.heads:
-            lines.append(f"  dense {s.name!r}: {s.input_size} -> {s.output_size} {s.activation} (every time step)")
+            lines.append(f"  dense {s.name!r}: {s.input_size} -> {s.output_size} {s.activation} ({where})")
         for scope, option, value, why in self.defaults:
             lines.append(f"  assumed: {scope} {option} = {value!r} ({why})")
         return "\n".join(lines)
