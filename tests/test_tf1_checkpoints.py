@@ -153,6 +153,11 @@ def test_cli_inspect_lists_the_cells(tmp_path):
     assert info["layers"][0]["gates"]["framework"] == "tf1"
     assert info["layers"][0]["weights"] == {"kernel": [12, 32], "bias": [32]}
     assert {d["option"] for d in info["defaults"]} >= {"forget_bias", "activation", "time_major"}
+    listed = info["description"]
+    assert "variables in the checkpoint (21):" in listed
+    assert "rnn/multi_rnn_cell/cell_1/basic_lstm_cell/kernel float32 [16, 32] (used)" in listed
+    assert "dense/kernel/Adam_1 float32 [8, 3] (ignored: optimizer or step counter)" in listed
+    assert "global_step int64 [] (ignored: optimizer or step counter)" in listed
 
 
 def test_runs_as_one_compiled_graph():

@@ -100,8 +100,11 @@ def load_tf1(prefix: str, **options) -> Model:
         defaults.append((heads[0].name, "head_on", "outputs", "not stored in a checkpoint; the head reads every "
                                                               "step's output (head_on='state': the final h)"))
     _check_all_used(entries, used, options.get("ignore") or (), where)
+    variables = [(n, e.dtype, list(e.shape), "used" if n in used else "ignored: optimizer or step counter"
+                  if _IGNORED.search(n) else "ignored: ignore option") for n, e in entries.items()]
     graph = TF1Graph(layers, time_major=bool(options.get("time_major", False)), embedding=embedding, heads=heads,
-                     name=scope, source=where, defaults=defaults, head_on_state=head_on == "state")
+                     name=scope, source=where, defaults=defaults, head_on_state=head_on == "state",
+                     variables=variables)
     return Model(graph, source=prefix)
 
 

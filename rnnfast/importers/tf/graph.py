@@ -19,17 +19,19 @@ from ...pipeline import dense
 from ..torch.graph import Embedding, TorchGraph
 
 _ENGINE_RUN = engine.CompiledStack.run  # replaced while rnnfast verify / inspect trace a run
+MAX_LISTED = 200  # variables describe() lists
 
 
 class TF1Graph(TorchGraph):
     def __init__(self, layers, time_major=False, embedding=None, heads=(), name="", source="", defaults=(),
-                 head_on_state=False):
+                 head_on_state=False, variables=()):
         emb = None if embedding is None else Embedding(embedding.name, embedding.table)
         super().__init__(layers, batch_first=not time_major, embedding=emb, head=None, name=name, source=source,
                          defaults=defaults)
         self.heads = list(heads)  # pipeline DenseStages, applied in order
         self._graphs = {}  # with a sequence_length input? -> CompiledGraph
         self.head_on_state = bool(head_on_state)  # the output is the top layer's final h (then the heads)
+        self.variables = list(variables)  # (name, dtype, shape, how it was used) of every checkpoint entry
         self.inputs = self.inputs[:1]  # dynamic_rnn's initial state is zeros (dtype=...) in what this reads
         seq = ["batch", "seq_len"] if self.batch_first else ["seq_len", "batch"]
         last = self.layers[-1]
@@ -192,4 +194,10 @@ class TF1Graph(TorchGraph):
             lines.append(f"  dense {s.name!r}: {s.input_size} -> {s.output_size} {s.activation} ({where})")
         for scope, option, value, why in self.defaults:
             lines.append(f"  assumed: {scope} {option} = {value!r} ({why})")
+        if self.variables:
+            lines.append(f"  variables in the checkpoint ({len(self.variables)}):")
+            shown = self.variables if len(self.variables) <= MAX_LISTED else self.variables[:MAX_LISTED]
+            lines += [f"    {n} {dtype} {shape} ({how})" for n, dtype, shape, how in shown]
+            if len(shown) < len(self.variables):
+                lines.append(f"    ... and {len(self.variables) - len(shown)} more")
         return "\n".join(lines)
