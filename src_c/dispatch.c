@@ -46,7 +46,14 @@ static const isa_entry isas[] = {
 };
 #define N_ISAS (sizeof(isas) / sizeof(isas[0]))
 
+/* Read on every kernel call from any thread and written once at first use (or by rnnf_isa_select): atomic so the
+ * first-use race is defined behaviour (TSan-clean). An acquire load is a plain load on x86-64 and aarch64's ldar,
+ * so the hot path costs what it did. */
 static const rnnf_kernels *selected;
+
+static const rnnf_kernels *load_selected(void) { return __atomic_load_n(&selected, __ATOMIC_ACQUIRE); }
+
+static void store_selected(const rnnf_kernels *table) { __atomic_store_n(&selected, table, __ATOMIC_RELEASE); }
 
 static const rnnf_kernels *best(void)
 {
@@ -61,7 +68,7 @@ rnnf_status rnnf_isa_select(const char *name)
     for (size_t i = 0; i < N_ISAS; i++)
         if (strcmp(isas[i].name, name) == 0) {
             if (!isas[i].supported()) return RNNF_ERR_ISA;
-            selected = isas[i].table;
+            store_selected(isas[i].table);
             return RNNF_OK;
         }
     return RNNF_ERR_ISA;
@@ -69,13 +76,14 @@ rnnf_status rnnf_isa_select(const char *name)
 
 const rnnf_kernels *rnnf_kernels_get(void)
 {
-    if (!selected) {
-        const char *env = getenv("RNNFAST_ISA");
-        /* An unusable RNNFAST_ISA falls back to the best table here; the Python layer checks it at import and
-         * raises, so the fallback only affects plain-C users, who can call rnnf_isa_select to see the error. */
-        if (!env || !*env || rnnf_isa_select(env) != RNNF_OK) selected = best();
-    }
-    return selected;
+    const rnnf_kernels *table = load_selected();
+    if (table) return table;
+    /* Threads racing here all pick the same table from the same inputs, so whichever store lands is right.
+     * An unusable RNNFAST_ISA falls back to the best table here; the Python layer checks it at import and
+     * raises, so the fallback only affects plain-C users, who can call rnnf_isa_select to see the error. */
+    const char *env = getenv("RNNFAST_ISA");
+    if (!env || !*env || rnnf_isa_select(env) != RNNF_OK) store_selected(best());
+    return load_selected();
 }
 
 const char *rnnf_isa_compiled(void)
