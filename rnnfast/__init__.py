@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from .config import show_config
-from .errors import FormatError
+from .errors import FormatError, OptionError
 from .model import Model, TensorInfo
 
 __version__ = "0.1.0"
@@ -15,8 +15,17 @@ __all__ = ["load", "Model", "TensorInfo", "InferenceSession", "FormatError", "sh
 
 
 def load(path_or_bytes, **options) -> Model:
-    """Load a model file (path, bytes or binary file object); the format is recognised by content."""
+    """Load a model file (path, bytes or binary file object); the format is recognised by content.
+
+    Options for every format: n_threads; max_memory (bytes, or "2G"/"500M"): the memory budget every size the file
+    declares is checked against before it is allocated, and the limit of the model's runs (default
+    RNNFAST_MAX_MEMORY, else the smaller of 4 GiB and half the physical memory); safe=True (Keras .h5/.keras):
+    parse the HDF5 file in a child process with a time and memory limit (rnnfast/importers/keras/sandbox.py).
+    Only FormatError, ValueError (MemoryLimitError among them) and, for a misspelt option, OptionError (a
+    TypeError) leave it."""
     from . import formats
+    from .errors import file_errors
+    from .limits import memory_budget
 
     from .config import env_threads_error
     from .engine import check_threads
@@ -30,9 +39,19 @@ def load(path_or_bytes, **options) -> Model:
         n_threads = check_threads(options.pop("n_threads", None))
         return _with_threads(load_tf1(prefix, **options), n_threads)
     data, name = formats.read_source(path_or_bytes)
-    kind = formats.detect(data, name)
     n_threads = check_threads(options.pop("n_threads", None))
+    with memory_budget(options.pop("max_memory", None)), file_errors(name, keep_value_errors=True):
+        return _load(path_or_bytes, data, name, n_threads, options)
+
+
+def _load(path_or_bytes, data, name, n_threads, options) -> Model:
+    from . import formats
+
+    kind = formats.detect(data, name)
     if kind == "onnx":
+        unknown = sorted(set(options) - {"folder"})
+        if unknown:
+            raise OptionError(f"unknown option(s) {unknown} for an ONNX file; expected n_threads, max_memory, folder")
         options["n_threads"] = n_threads
         from .importers.onnx import load_onnx
 
@@ -50,7 +69,8 @@ def load(path_or_bytes, **options) -> Model:
         from .importers.rnnf import load_rnnf_model
 
         if options:
-            raise TypeError(f"{name}: .rnnf files take no load options but n_threads, got {sorted(options)}")
+            raise OptionError(f"{name}: .rnnf files take no load options but n_threads and max_memory, got "
+                              f"{sorted(options)}")
         return _with_threads(load_rnnf_model(data, name=name), n_threads)
     raise FormatError(f"{name}: {kind} files are not supported yet")
 

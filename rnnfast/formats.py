@@ -1,10 +1,8 @@
 """Recognise a model file by its content (not only its name) and hand it to the right importer."""
 from __future__ import annotations
 
-import io
 import os
 import re
-import zipfile
 
 from .errors import FormatError
 
@@ -78,10 +76,9 @@ def detect(data: bytes, name: str) -> str:
     if data.startswith(TORCH_LEGACY_MAGIC):
         return "torch-legacy"
     if data.startswith(b"PK"):
-        try:
-            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-        except zipfile.BadZipFile as e:
-            raise FormatError(f"{name}: looks like a zip archive but cannot be opened: {e}") from e
+        from .importers._zip import open_zip
+
+        names = open_zip(data, name, "zip archive (it starts like one)").namelist()
         if "config.json" in names and any(n.startswith("model.weights") for n in names):
             return "keras-zip"
         if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):

@@ -14,19 +14,29 @@ What the stand-ins do:
   only be rebuilt the way pickle rebuilds an instance (NEWOBJ + BUILD); calling one as a function is refused;
 - containers and a few harmless helpers (OrderedDict, set, torch.Size, `_codecs.encode`, numpy scalars) are
   rebuilt as plain Python / numpy values.
+
+Two attacks on the unpickler itself are closed here. The records above are sealed once built: pickle's BUILD,
+SETITEM(S), APPEND(S) and ADDITEMS opcodes act on whatever object is on the stack, so a file could rebuild a
+validated tensor with a stride of -1 (heap memory as weights) or 10^8 (a segfault); each such opcode on a record is
+refused by name, and `materialize` checks the record again anyway. And before the C unpickler runs, the pickle's
+opcodes are scanned (pickletools.genops reads them without executing anything): a memo index past the number of
+opcodes (the C unpickler grows its memo array to the index: 18 GB from an 82-byte file) or a length past the end
+of the data is refused before anything is allocated.
 """
 from __future__ import annotations
 
 import collections
 import io
 import pickle
+import pickletools
 import reprlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import DeclaredSizeError, FormatError
+from ..limits import LoadBudget
 
 # Storage class name -> numpy dtype of its elements. bfloat16 has no numpy dtype: kept as its raw uint16 bits.
 STORAGE_DTYPES = {
@@ -40,10 +50,44 @@ TORCH_DTYPES = (
 )
 
 
-# Frozen with slots: pickle's BUILD opcode can set attributes on any object it holds, so nothing it can reach
-# may be writable.
-@dataclass(frozen=True, slots=True)
-class StorageType:
+class _Sealed:
+    """Records that refuse every pickle opcode that mutates the object it acts on."""
+
+    __slots__ = ()
+
+    def _refuse(self, opcode):
+        raise FormatError(f"the pickle's {opcode} opcode rewrites a {type(self).__name__} record after it was "
+                          f"checked; refused")
+
+    def __setstate__(self, state):
+        self._refuse("BUILD")
+
+    def __setitem__(self, key, value):
+        self._refuse("SETITEM(S)")
+
+    def __delitem__(self, key):
+        self._refuse("item deletion")
+
+    def append(self, value):
+        self._refuse("APPEND(S)")
+
+    def extend(self, values):  # the C unpickler's APPEND and APPENDS both call extend when an object has it
+        self._refuse("APPEND(S)")
+
+    def add(self, value):
+        self._refuse("ADDITEMS")
+
+
+def _record(cls):
+    """A frozen slotted dataclass, sealed. dataclasses gives such a class a __setstate__ of its own that writes
+    every field (it is how they unpickle), which BUILD would call: put the refusing one back."""
+    cls = dataclass(frozen=True, slots=True)(cls)
+    cls.__setstate__ = _Sealed.__setstate__
+    return cls
+
+
+@_record
+class StorageType(_Sealed):
     name: str
     dtype: object  # numpy dtype class, or "bfloat16"
 
@@ -52,8 +96,8 @@ class StorageType:
         return 2 if self.dtype == "bfloat16" else np.dtype(self.dtype).itemsize
 
 
-@dataclass(frozen=True, slots=True)
-class StorageRef:
+@_record
+class StorageRef(_Sealed):
     """A persistent id ('storage', type, key, location, numel[, view_metadata]); the bytes come later."""
 
     key: str
@@ -62,41 +106,49 @@ class StorageRef:
     view: Optional[tuple] = None  # legacy views: (view_key, offset, size), in elements
 
 
-@dataclass(frozen=True, slots=True)
-class LazyTensor:
+@_record
+class LazyTensor(_Sealed):
     storage: StorageRef
     offset: int
     size: tuple
     stride: tuple
 
-    def materialize(self, storage_array: Callable[[StorageRef], np.ndarray], where: str) -> np.ndarray:
-        """The tensor as a numpy array (float types as float32), checking it lies inside its storage."""
+    def materialize(self, storage_array: Callable[[StorageRef], np.ndarray], where: str,
+                    budget: Optional[LoadBudget] = None, entry: str = "tensor") -> np.ndarray:
+        """The tensor as a read-only view of its storage's array (storage_array gives it, already in the dtype the
+        caller wants), as torch keeps a tensor a view of its storage: a file naming one storage from thousands of
+        tensors, or expanding one element to [40000, 40000] with zero strides, costs no memory here. Checks the
+        record again (sizes, strides, offset non-negative ints; inside the storage) and, with a budget, adds the
+        tensor's size to what the load will have to hold once the weights are packed."""
         flat = storage_array(self.storage)
-        offset = self.offset
+        offset, size, stride = self.offset, self.size, self.stride
+        if not (_ints(size) and _ints(stride) and _ints((offset,)) and len(size) == len(stride)):
+            raise FormatError(f"{where}: tensor record has size {size!r}, stride {stride!r}, offset {offset!r}")
         if self.storage.view is not None:
             _, view_offset, view_size = self.storage.view
             if view_offset + view_size > flat.size:
                 raise FormatError(f"{where}: storage view ({view_offset}+{view_size}) runs past storage "
                                   f"{self.storage.key!r} of {flat.size} elements")
             flat = flat[view_offset:view_offset + view_size]
-        if any(s == 0 for s in self.size):
-            out = np.zeros(self.size, flat.dtype)
-        else:
-            last = offset + sum((s - 1) * st for s, st in zip(self.size, self.stride))
-            if last >= flat.size:
-                raise FormatError(
-                    f"{where}: storage {self.storage.key!r} holds {flat.size} elements, but the tensor "
-                    f"(offset {offset}, size {self.size}, stride {self.stride}) needs {last + 1}"
-                )
-            item = flat.itemsize
-            out = np.lib.stride_tricks.as_strided(
-                flat[offset:], shape=self.size, strides=tuple(st * item for st in self.stride), writeable=False
-            ).copy()
-        if self.storage.stype.dtype == "bfloat16":
-            return (out.astype(np.uint32) << 16).view(np.float32)
-        if np.issubdtype(out.dtype, np.floating):
-            return out.astype(np.float32)
-        return out
+        count = 1
+        for s in size:
+            count *= s
+        if budget is not None:
+            budget.take(count * flat.itemsize, f"{entry} of size {list(size)}")
+        if count == 0:
+            return np.zeros(size, flat.dtype)
+        last = offset + sum((s - 1) * st for s, st in zip(size, stride))
+        if last >= flat.size:
+            raise FormatError(f"{where}: storage {self.storage.key!r} holds {flat.size} elements, but the tensor "
+                              f"(offset {offset}, size {size}, stride {stride}) needs {last + 1}")
+        item = flat.itemsize
+        return np.lib.stride_tricks.as_strided(flat[offset:], shape=size, strides=tuple(st * item for st in stride),
+                                               writeable=False)
+
+
+def _ints(values) -> bool:
+    """Non-negative Python ints: what a checked tensor record holds (bool and numpy ints are not produced by us)."""
+    return isinstance(values, tuple) and all(type(v) is int and v >= 0 for v in values)
 
 
 class PickledObject:
@@ -328,11 +380,36 @@ class RestrictedUnpickler(pickle.Unpickler):
         return ref
 
 
+_MEMO_PUTS = ("PUT", "BINPUT", "LONG_BINPUT")
+
+
+def _prescan(file, where: str):
+    """Walk the opcodes of the pickle at the file's position without executing them; leave the position where it
+    was. Refuses a memo index past the number of opcodes read so far (every pickler numbers its memo entries in
+    order, so a real file never does that), and lets genops refuse lengths past the end of the data."""
+    start = file.tell()
+    count = 0
+    try:
+        for opcode, arg, pos in pickletools.genops(file):
+            count += 1
+            if opcode.name in _MEMO_PUTS and (not isinstance(arg, int) or arg > count):
+                raise DeclaredSizeError(f"{where}: {opcode.name} stores memo entry {arg} at byte {pos}, after "
+                                        f"{count} opcodes: a memo that large would be allocated before anything "
+                                        f"was read; refused")
+    except FormatError:
+        raise
+    except (ValueError, EOFError, OverflowError, UnicodeDecodeError, MemoryError) as e:
+        raise FormatError(f"{where}: not a readable pickle ({type(e).__name__}: {e})") from None
+    finally:
+        file.seek(start)
+
+
 def restricted_load(file, where: str, allow_classes=(), persistent=True):
     """Read one pickle from a binary file object with RestrictedUnpickler, turning every failure into FormatError.
 
     Returns (object, storages): storages maps each storage key the pickle referenced to its StorageRef.
     """
+    _prescan(file, where)
     unpickler = RestrictedUnpickler(file, where, allow_classes, persistent)
     try:
         return unpickler.load(), unpickler.storages
@@ -342,8 +419,7 @@ def restricted_load(file, where: str, allow_classes=(), persistent=True):
         raise FormatError(f"{where}: {e}") from None  # the stand-ins' own checks do not know the file
     except RecursionError:
         raise FormatError(f"{where}: the pickle nests too deeply to read") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            UnicodeDecodeError, OverflowError, MemoryError) as e:
+    except Exception as e:  # noqa: BLE001 - whatever a damaged pickle makes the unpickler raise is a bad file
         raise FormatError(f"{where}: not a readable pickle ({type(e).__name__}: {e})") from None
 
 

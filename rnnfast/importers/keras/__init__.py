@@ -19,10 +19,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
 
-from ...errors import FormatError
+from ...errors import FormatError, OptionError, file_errors
 from ...model import Model
+from ...limits import LoadBudget
+from .._zip import open_zip, read_member
 from .config import parse_json, parse_model
 from .graph import KerasGraph, KerasModelGraph
 from .layers import Context
@@ -34,14 +35,11 @@ OPTIONS = ("config",)
 def load_keras(data: bytes, name: str = "<bytes>", **options) -> Model:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for a Keras file; expected some of {list(OPTIONS)}")
-    try:
+        raise OptionError(f"unknown option(s) {unknown} for a Keras file; expected some of {list(OPTIONS)}")
+    # h5py reports damaged structures (bad offsets, unreadable headers) as OSError, RuntimeError, KeyError,
+    # ValueError, OverflowError... from any access
+    with file_errors(name, "damaged or malformed Keras file"):
         return _load(data, name, options)
-    except FormatError:
-        raise
-    except (OSError, RuntimeError, KeyError, IndexError, AttributeError, UnicodeDecodeError, ValueError) as e:
-        # h5py reports damaged structures (bad offsets, unreadable headers) as these, from any access
-        raise FormatError(f"{name}: damaged or malformed Keras file ({type(e).__name__}: {e})") from e
 
 
 def _load(data: bytes, name: str, options: dict) -> Model:
@@ -49,7 +47,7 @@ def _load(data: bytes, name: str, options: dict) -> Model:
     if data.startswith(b"PK"):
         cfg, version, weights_bytes, fmt = _read_zip(data, name)
         if options.get("config") is not None:
-            raise TypeError(f"{name}: a .keras file carries its own config; the config option is for weights-only "
+            raise OptionError(f"{name}: a .keras file carries its own config; the config option is for weights-only "
                             f"files")
         f = _open_h5(h5py, weights_bytes, f"{name}: model.weights.h5")
         source = TreeWeights(f, f"{name}: model.weights.h5")
@@ -57,7 +55,7 @@ def _load(data: bytes, name: str, options: dict) -> Model:
         f = _open_h5(h5py, data, name)
         if "model_config" in f.attrs:
             if options.get("config") is not None:
-                raise TypeError(f"{name}: the file carries its own model_config; the config option is for "
+                raise OptionError(f"{name}: the file carries its own model_config; the config option is for "
                                 f"weights-only files")
             cfg = parse_json(f.attrs["model_config"], name)
             version = _text(f.attrs.get("keras_version")) or "1"  # Keras 1 files before 1.0 wrote no version
@@ -110,21 +108,17 @@ def _open_h5(h5py, data: bytes, where: str):
 
 
 def _read_zip(data: bytes, name: str):
-    try:
-        z = zipfile.ZipFile(io.BytesIO(data))
-        names = z.namelist()
-        if "config.json" not in names or "model.weights.h5" not in names:
-            raise FormatError(f"{name}: a .keras archive needs config.json and model.weights.h5; it holds {names}")
-        cfg = parse_json(z.read("config.json"), f"{name}: config.json")
-        version = "3"
-        if "metadata.json" in names:
-            meta = parse_json(z.read("metadata.json"), f"{name}: metadata.json", what="metadata")
-            version = str(meta.get("keras_version") or "3")
-        weights = z.read("model.weights.h5")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
-        if isinstance(e, FormatError):
-            raise
-        raise FormatError(f"{name}: damaged .keras archive: {e}") from e
+    z = open_zip(data, name, ".keras archive")
+    budget = LoadBudget(name)
+    names = z.namelist()
+    if "config.json" not in names or "model.weights.h5" not in names:
+        raise FormatError(f"{name}: a .keras archive needs config.json and model.weights.h5; it holds {names}")
+    cfg = parse_json(read_member(z, "config.json", name, budget), f"{name}: config.json")
+    version = "3"
+    if "metadata.json" in names:
+        meta = parse_json(read_member(z, "metadata.json", name, budget), f"{name}: metadata.json", what="metadata")
+        version = str(meta.get("keras_version") or "3") if isinstance(meta, dict) else "3"
+    weights = read_member(z, "model.weights.h5", name, budget)
     return cfg, version, weights, ".keras archive"
 
 

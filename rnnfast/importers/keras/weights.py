@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import FormatError
+from ...limits import LoadBudget
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ def attr_text_list(group, key: str) -> list:
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values if not isinstance(v, float)]
 
 
-def _read(ds, where) -> np.ndarray:
+def _read(ds, where, budget: LoadBudget) -> np.ndarray:
+    check_dataset_size(ds, where, budget)
     try:
         arr = np.asarray(ds[()])
     except Exception as e:  # h5py raises OSError/KeyError/TypeError variants for damaged data
@@ -58,6 +60,22 @@ def _read(ds, where) -> np.ndarray:
     if arr.dtype.kind not in "fiu":
         raise FormatError(f"{where}: dataset has dtype {arr.dtype}, expected numbers")
     return arr
+
+
+def check_dataset_size(ds, where, budget: LoadBudget):
+    """Before reading a dataset: its declared size within the file's memory budget, and no more than what its
+    stored bytes can honestly inflate to. A 37 KB file can declare a 3.4 GB dataset (compressed zeros, or storage
+    never written, which HDF5 fills in); both are refused here, from the metadata alone."""
+    try:
+        shape, itemsize = tuple(int(d) for d in ds.shape or ()), int(ds.dtype.itemsize)
+        stored = int(ds.id.get_storage_size())
+    except Exception as e:  # noqa: BLE001 - h5py raises many kinds on damaged metadata
+        raise FormatError(f"{where}: cannot read the dataset's shape and type ({type(e).__name__}: {e})") from e
+    declared = itemsize
+    for d in shape:
+        declared *= max(d, 0)
+    budget.take(declared, f"{where.rpartition(': ')[2]} of shape {list(shape)} ({ds.dtype})")
+    budget.inflate(declared, stored, f"{where.rpartition(': ')[2]} of shape {list(shape)}")
 
 
 class LegacyWeights:
@@ -71,6 +89,7 @@ class LegacyWeights:
             raise FormatError(f"{where}: no 'layer_names' attribute on {group.name!r}: not a Keras weights group")
         self.layer_names = names
         self.used = set()
+        self.budget = LoadBudget(where)
         self.alias = {}  # model layer name -> file layer name, when they are matched by position
 
     def bind(self, weighted: list, where: str):
@@ -101,7 +120,7 @@ class LegacyWeights:
         for n in names:
             if n not in g:
                 raise FormatError(f"{where}: weight_names lists {n!r} but {g.name}/{n} is not in the file")
-            out.append(_read(g[n], f"{where}: dataset {g.name}/{n}"))
+            out.append(_read(g[n], f"{where}: dataset {g.name}/{n}", self.budget))
         return out
 
     def take(self, layer_name: str, slots, where: str) -> list:
@@ -136,9 +155,10 @@ def nested_order(slot_lists) -> list:
 class TreeWeights:
     """A model's group in the object-tree layout (`layers/...`, `vars`)."""
 
-    def __init__(self, group, where: str, used=None):
+    def __init__(self, group, where: str, used=None, budget=None):
         self.group = group
         self.where = where
+        self.budget = LoadBudget(where) if budget is None else budget  # shared with the nested models' trees
         if "layers" not in group and "vars" not in group:
             raise FormatError(f"{where}: group {group.name!r} has neither 'layers' nor 'vars': not a Keras 3 "
                               f"weights file")
@@ -175,13 +195,13 @@ class TreeWeights:
         for s in slots:
             if s.path not in g:
                 raise FormatError(f"{where}: missing dataset {g.name}/{s.path} ({s.label})")
-            out.append(_read(g[s.path], f"{where}: dataset {g.name}/{s.path}"))
+            out.append(_read(g[s.path], f"{where}: dataset {g.name}/{s.path}", self.budget))
             self.used.add(g[s.path].name)
         _check_no_extra(g, slots, where)
         return out
 
     def child(self, name: str, where: str) -> "TreeWeights":
-        return TreeWeights(self.layer_group(name, where), where, self.used)
+        return TreeWeights(self.layer_group(name, where), where, self.used, self.budget)
 
     def check_all_used(self):
         """Every variable under layers/ and vars/ must belong to a layer of the config (the optimizer's and other

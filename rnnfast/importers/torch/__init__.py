@@ -38,7 +38,7 @@ import re
 
 import numpy as np
 
-from ...errors import FormatError
+from ...errors import FormatError, OptionError
 from ...layers import N_GATES, Activation, RecurrentLayer
 from ...model import Model
 from .._gates import from_torch
@@ -54,7 +54,7 @@ _RNN_KEY = re.compile(r"^((?:.*\.)?)weight_ih_l(\d+)(_reverse)?$")
 def load_torch(data: bytes, name: str = "<bytes>", **options) -> Model:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for a PyTorch file; expected some of {list(OPTIONS)}")
+        raise OptionError(f"unknown option(s) {unknown} for a PyTorch file; expected some of {list(OPTIONS)}")
     if options.get("batch_first") not in (None, True, False):  # 0 and 1 compare equal to False and True
         raise ValueError(f"{name}: option batch_first must be true or false, got {options['batch_first']!r}")
     weights = read_torch_weights(data, name, allow_classes=options.get("allow_classes") or (),

@@ -20,14 +20,15 @@ import ast
 import io
 import re
 import struct
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...errors import FormatError
+from ...errors import FormatError, file_errors
+from ...limits import LoadBudget
 from .._pickle import LazyTensor, PickledObject, StorageRef, restricted_load
 from .._safetensors import read_safetensors
+from .._zip import open_zip, read_member
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -50,6 +51,11 @@ class TorchWeights:
 
 def read_torch_weights(data: bytes, where: str, allow_classes=(), state_dict_key=None) -> TorchWeights:
     """Read any supported PyTorch file held in memory."""
+    with file_errors(where, "damaged PyTorch file"):
+        return _read_weights(data, where, allow_classes, state_dict_key)
+
+
+def _read_weights(data: bytes, where: str, allow_classes, state_dict_key) -> TorchWeights:
     code = {}
     if data.startswith(b"PK"):
         kind, obj, code = _read_zip(data, where, allow_classes)
@@ -88,24 +94,18 @@ def _looks_like_pickle(data: bytes) -> bool:
 
 
 def _read_zip(data: bytes, where: str, allow_classes):
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise FormatError(f"{where}: not a readable zip archive ({e})") from None
+    archive = open_zip(data, where)
+    names = archive.namelist()
     pkls = sorted((n for n in names if n == "data.pkl" or n.endswith("/data.pkl")), key=len)
     if not pkls:
         raise FormatError(f"{where}: zip archive has no */data.pkl record, so it is not a PyTorch file")
     top = pkls[0][: -len("data.pkl")]
     torchscript = f"{top}constants.pkl" in names or any(n.startswith(f"{top}code/") for n in names)
 
+    budget = LoadBudget(where)
+
     def record(name):
-        try:
-            return archive.read(name)
-        except KeyError:
-            raise FormatError(f"{where}: record {name!r} is missing from the archive") from None
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
-            raise FormatError(f"{where}: record {name!r} cannot be read ({e})") from None
+        return read_member(archive, name, where, budget)
 
     byteorder = record(f"{top}byteorder").decode("ascii", "replace") if f"{top}byteorder" in names else "little"
     if byteorder not in ("little", "big"):
@@ -165,9 +165,14 @@ def _read_legacy(data: bytes, where: str, allow_classes):
 
 
 def _storage_array(raw: bytes, ref: StorageRef, byteorder: str) -> np.ndarray:
+    """A storage's elements in native byte order, floating types (bfloat16 too) as float32: converted once per
+    storage, so the tensors over it are views."""
     dtype = np.dtype(np.uint16 if ref.stype.dtype == "bfloat16" else ref.stype.dtype)
     order = "<" if byteorder == "little" else ">"
-    return np.frombuffer(raw, dtype.newbyteorder(order) if dtype.itemsize > 1 else dtype).astype(dtype)
+    arr = np.frombuffer(raw, dtype.newbyteorder(order) if dtype.itemsize > 1 else dtype).astype(dtype)
+    if ref.stype.dtype == "bfloat16":
+        return (arr.astype(np.uint32) << 16).view(np.float32)
+    return arr.astype(np.float32) if arr.dtype.kind == "f" and arr.dtype != np.float32 else arr
 
 
 def _materialize(obj, arrays: dict, where: str):
@@ -177,11 +182,14 @@ def _materialize(obj, arrays: dict, where: str):
     def storage_array(ref: StorageRef):
         return arrays[ref.key]
 
+    budget = LoadBudget(where)
+
     def walk(o, path):
         if id(o) in done:
             return done[id(o)]
         if isinstance(o, LazyTensor):
-            out = done[id(o)] = o.materialize(storage_array, f"{where}: tensor {path or '<top>'!r}")
+            name = f"tensor {path or '<top>'!r}"
+            out = done[id(o)] = o.materialize(storage_array, f"{where}: {name}", budget, name)
         elif isinstance(o, dict):
             done[id(o)] = o
             for k in list(o):
