@@ -140,6 +140,47 @@ cdef const void *bptr(object arr) except? NULL:
     return &view[0]
 
 
+cdef check_lengths(dict desc, dict arrays, object stored):
+    """Every buffer C will read holds exactly what the layer's dims say (the C side only has pointers): a short
+    array would be read past its end. ValueError naming the array otherwise."""
+    from rnnfast.engine import CELL_CODES, WEIGHT_DTYPE_CODES  # engine imports this module: resolved at call time
+    from rnnfast.layers import N_GATES
+
+    gates = {code: N_GATES[cell] for cell, code in CELL_CODES.items()}.get(desc["cell"])
+    if gates is None:
+        raise ValueError(f"cell {desc['cell']!r} is not RNN, GRU or LSTM")
+    dirs, hidden, inp = int(desc["n_dirs"]), int(desc["hidden_size"]), int(desc["input_size"])
+    proj = int(desc["proj_size"] or 0)
+    rows = dirs * gates * hidden
+    want = {"w_ih": rows * inp, "w_hh": rows * (proj or hidden), "b_ih": rows, "b_hh": rows,
+            "peepholes": dirs * 3 * hidden, "w_hr": dirs * proj * hidden}
+    optional = ("b_ih", "b_hh", "peepholes") + (() if proj else ("w_hr",))
+    quantized = stored is not None
+    for name, count in want.items():
+        if quantized and name in ("w_ih", "w_hh", "w_hr"):
+            if name not in stored:
+                if name == "w_hr" and not proj:
+                    continue
+                raise ValueError(f"quantized weights {name} are missing")
+            q, scales = stored[name]
+            itemsize = 2 if desc.get("weight_dtype") == WEIGHT_DTYPE_CODES["float16"] else 1
+            if q.nbytes != count * itemsize:
+                raise ValueError(f"quantized {name} holds {q.nbytes} bytes, the layer's dims need {count * itemsize}")
+            n_rows = {"w_ih": rows, "w_hh": rows, "w_hr": dirs * proj}[name]
+            if itemsize == 1 and (scales is None or scales.size != n_rows):
+                raise ValueError(f"int8 {name} needs {n_rows} scales, got "
+                                 f"{'none' if scales is None else scales.size}")
+            continue
+        arr = arrays[name]
+        if arr is None or arr.size == 0:
+            if name in optional or count == 0:
+                continue
+            raise ValueError(f"{name} is missing; the layer's dims need {count} values")
+        if arr.size != count:
+            raise ValueError(f"{name} holds {arr.size} values, the layer's dims (n_dirs {dirs}, hidden {hidden}, "
+                             f"input {inp}, proj {proj}) need {count}")
+
+
 cdef int fill_layer_desc(rnnf_layer_desc *c, dict desc, list keep) except -1:
     """One canonical layer (engine.layer_desc) as the C struct; the arrays it points into are appended to keep."""
     cdef int d, a
@@ -168,10 +209,13 @@ cdef int fill_layer_desc(rnnf_layer_desc *c, dict desc, list keep) except -1:
     c.linear_before_reset = desc["linear_before_reset"]
     c.weight_dtype = desc.get("weight_dtype", 0)
     q = desc.get("qweights")
+    stored = None
     if c.weight_dtype != 0:
         stored = {k: (np.ascontiguousarray(v[0]), None if v[1] is None else
                       np.ascontiguousarray(v[1], dtype=np.float32)) for k, v in q.items()}
         keep.append(stored)
+    check_lengths(desc, arrays, stored)
+    if stored is not None:
         c.w_ih = c.w_hh = c.w_hr = NULL
         c.q_ih = bptr(stored["w_ih"][0])
         c.q_hh = bptr(stored["w_hh"][0])
