@@ -19,8 +19,10 @@ def load(path_or_bytes, **options) -> Model:
 
     Options for every format: n_threads; max_memory (bytes, or "2G"/"500M"): the memory budget every size the file
     declares is checked against before it is allocated, and the limit of the model's runs (default
-    RNNFAST_MAX_MEMORY, else the smaller of 4 GiB and half the physical memory); safe=True (Keras .h5/.keras):
-    parse the HDF5 file in a child process with a time and memory limit (rnnfast/importers/keras/sandbox.py).
+    RNNFAST_MAX_MEMORY, else the smaller of 4 GiB and half the physical memory); safe=True or a number of seconds
+    (Keras .h5/.keras): parse the HDF5 data in a child process with that time limit (default 60 s) and the memory
+    budget (rnnfast/importers/keras/sandbox.py); the other formats are read by rnnfast's own readers, which need
+    no sandbox, so safe changes nothing for them.
     Only FormatError, ValueError (MemoryLimitError among them) and, for a misspelt option, OptionError (a
     TypeError) leave it."""
     from . import formats
@@ -40,6 +42,8 @@ def load(path_or_bytes, **options) -> Model:
         return _with_threads(load_tf1(prefix, **options), n_threads)
     data, name = formats.read_source(path_or_bytes)
     n_threads = check_threads(options.pop("n_threads", None))
+    if options.get("safe") is not None and formats.detect(data, name) not in ("keras-h5", "keras-zip"):
+        options.pop("safe")  # the other formats are parsed by rnnfast's own bounded readers, in this process
     with memory_budget(options.pop("max_memory", None)), file_errors(name, keep_value_errors=True):
         return _load(path_or_bytes, data, name, n_threads, options)
 

@@ -52,6 +52,12 @@ def add_model_arguments(parser, file_help="model file: .onnx, .h5/.keras/.weight
     parser.add_argument("--config", metavar="PATH",
                         help="architecture for a Keras weights-only file (.weights.h5 or an HDF5 file without "
                              "model_config): a .json, .keras or full-model .h5 file")
+    parser.add_argument("--safe", action="store_true",
+                        help="parse an HDF5 file (.h5/.keras) in a child process with a time and memory limit: for "
+                             "files from untrusted sources (libhdf5 can crash or loop on a damaged file)")
+    parser.add_argument("--max-memory", metavar="SIZE",
+                        help="memory budget for the load and each run, e.g. 2G (default RNNFAST_MAX_MEMORY, else "
+                             "the smaller of 4 GiB and half the RAM)")
     parser.add_argument("-O", "--option", metavar="KEY=VALUE", action="append", default=[],
                         help="a load option of the importer, repeatable; VALUE is read as JSON when it parses "
                              "(true, 3, [\"a.\"]), else as a string. PyTorch files: rnn=PREFIX, embedding=PREFIX, "
@@ -73,6 +79,10 @@ def load_options(args) -> dict:
             options[key] = value
     if args.config is not None:
         options["config"] = args.config
+    if getattr(args, "safe", False):
+        options["safe"] = True
+    if getattr(args, "max_memory", None) is not None:
+        options["max_memory"] = args.max_memory
     return options
 
 

@@ -9,6 +9,9 @@
 Options of `rnnfast.load` for these files:
 - config: the architecture for a weights-only file: a dict (model.get_config() wrapped as {"class_name", "config"},
   or what `model.to_json()` gives), a JSON string, or the path of a .json, .keras or full-model .h5 file.
+- safe: True (or a number of seconds, default 60) to parse the HDF5 data in a child process with that time limit and
+  the memory budget (sandbox.py): for files from untrusted sources, since libhdf5 itself can crash or loop on a
+  damaged file. Costs a process start and a copy of the weights (~0.3 s for a small model).
 
 The Keras version decides two meanings the config does not spell out: hard_sigmoid (0.2x+0.5 up to Keras 2,
 x/6+0.5 in Keras 3) and the defaults of options older files leave out (recurrent_activation, GRU reset_after).
@@ -29,7 +32,7 @@ from .graph import KerasGraph, KerasModelGraph
 from .layers import Context
 from .weights import LegacyWeights, TreeWeights
 
-OPTIONS = ("config",)
+OPTIONS = ("config", "safe")
 
 
 def load_keras(data: bytes, name: str = "<bytes>", **options) -> Model:
@@ -49,10 +52,10 @@ def _load(data: bytes, name: str, options: dict) -> Model:
         if options.get("config") is not None:
             raise OptionError(f"{name}: a .keras file carries its own config; the config option is for weights-only "
                             f"files")
-        f = _open_h5(h5py, weights_bytes, f"{name}: model.weights.h5")
+        f = _open_h5(h5py, weights_bytes, f"{name}: model.weights.h5", options.get("safe"))
         source = TreeWeights(f, f"{name}: model.weights.h5")
     else:
-        f = _open_h5(h5py, data, name)
+        f = _open_h5(h5py, data, name, options.get("safe"))
         if "model_config" in f.attrs:
             if options.get("config") is not None:
                 raise OptionError(f"{name}: the file carries its own model_config; the config option is for "
@@ -100,7 +103,13 @@ def _h5py():
     return h5py
 
 
-def _open_h5(h5py, data: bytes, where: str):
+def _open_h5(h5py, data: bytes, where: str, safe=None):
+    if safe is not None and safe is not False:
+        from .sandbox import open_h5_safely
+
+        if not (safe is True or (isinstance(safe, (int, float)) and safe > 0)):
+            raise ValueError(f"{where}: option safe must be True or a number of seconds > 0, got {safe!r}")
+        return open_h5_safely(data, where, None if safe is True else safe)
     try:
         return h5py.File(io.BytesIO(data), "r")
     except Exception as e:  # h5py raises OSError and others for damaged files
