@@ -34,24 +34,26 @@ def load(path_or_bytes, **options) -> Model:
 
     if env_threads_error():
         raise ValueError(env_threads_error())
-    prefix = formats.checkpoint_prefix(path_or_bytes)
-    if prefix is not None:
-        from .importers.tf import load_tf1
-
-        n_threads = check_threads(options.pop("n_threads", None))
-        return _with_threads(load_tf1(prefix, **options), n_threads)
-    data, name = formats.read_source(path_or_bytes)
     n_threads = check_threads(options.pop("n_threads", None))
-    if options.get("safe") is not None and formats.detect(data, name) not in ("keras-h5", "keras-zip"):
-        options.pop("safe")  # the other formats are parsed by rnnfast's own bounded readers, in this process
-    with memory_budget(options.pop("max_memory", None)), file_errors(name, keep_value_errors=True):
-        return _load(path_or_bytes, data, name, n_threads, options)
+    prefix = formats.checkpoint_prefix(path_or_bytes)
+    with memory_budget(options.pop("max_memory", None)):
+        if prefix is not None:
+            from .importers.tf import load_tf1
+
+            options.pop("safe", None)  # read by rnnfast's own bounded reader, in this process
+            with file_errors(str(prefix), keep_value_errors=True):
+                return _with_threads(load_tf1(prefix, **options), n_threads)
+        data, name = formats.read_source(path_or_bytes)
+        with file_errors(name, keep_value_errors=True):
+            return _load(path_or_bytes, data, name, n_threads, options)
 
 
 def _load(path_or_bytes, data, name, n_threads, options) -> Model:
     from . import formats
 
     kind = formats.detect(data, name)
+    if kind not in ("keras-h5", "keras-zip"):
+        options.pop("safe", None)  # the other formats are parsed by rnnfast's own bounded readers, in this process
     if kind == "onnx":
         unknown = sorted(set(options) - {"folder"})
         if unknown:

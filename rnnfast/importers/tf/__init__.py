@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 
-from ...errors import FormatError
+from ...errors import FormatError, OptionError
 from ...model import Model
 from ...pipeline import DENSE_ACTIVATIONS, DenseStage, EmbeddingStage
 from .bundle import Bundle
@@ -49,7 +49,7 @@ _DENSE = re.compile(r"^(?:(?P<scope>.*)/)?(?P<name>dense(?:_(?P<n>\d+))?)/kernel
 def load_tf1(prefix: str, **options) -> Model:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise TypeError(f"unknown option(s) {unknown} for a TensorFlow checkpoint; expected some of {list(OPTIONS)}")
+        raise OptionError(f"unknown option(s) {unknown} for a TensorFlow checkpoint; expected some of {list(OPTIONS)}")
     for key in ("cell_clip", "proj_clip"):
         if options.get(key) is not None:
             raise FormatError(f"{prefix}: option {key}={options[key]!r}: LSTMCell's {key} clamps the "
