@@ -50,8 +50,9 @@ def mutate(data: bytes, rng: random.Random, seeds: list) -> bytes:
     return bytes(buf)
 
 
-def worker(target: str, seconds: float, seed: int, state: Path):
-    """Run until `seconds` pass; `state/current` holds the input being run, `state/stats.json` the executions."""
+def worker(target: str, seconds: float, seed: int, state: Path, min_execs: int = 0):
+    """Run until `seconds` pass and at least min_execs inputs ran (a busy machine must not turn a smoke run into
+    no run); `state/current` holds the input being run, `state/stats.json` the executions."""
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
     import warnings
 
@@ -62,7 +63,7 @@ def worker(target: str, seconds: float, seed: int, state: Path):
     rng = random.Random(seed)
     execs, end, last_stats = 0, time.monotonic() + seconds, 0.0
     current = state / "current"
-    while time.monotonic() < end:
+    while time.monotonic() < end or execs < min_execs:
         data = mutate(rng.choice(seeds), rng, seeds)
         fd = os.open(current, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.write(fd, data)
@@ -87,17 +88,21 @@ def keep(state: Path, kind: str, data: bytes, why: str) -> Path:
     return path
 
 
-def fuzz(target: str, seconds: float, state: Path, seed: int = 0) -> dict:
-    """Run one target for `seconds` in worker processes; {"execs", "findings": [paths], "restarts"}."""
+def fuzz(target: str, seconds: float, state: Path, seed: int = 0, min_execs: int = 0) -> dict:
+    """Run one target for `seconds` (and at least min_execs inputs) in worker processes; {"execs", "findings":
+    [paths], "restarts"}."""
     state.mkdir(parents=True, exist_ok=True)
     execs, restarts, end = 0, 0, time.monotonic() + seconds
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2])]
-                                                      + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    from .targets import FUZZ_MAX_MEMORY
+
+    paths = [str(Path(__file__).resolve().parents[2])] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    env = dict(os.environ, RNNFAST_MAX_MEMORY=FUZZ_MAX_MEMORY, PYTHONPATH=os.pathsep.join(paths))
     while time.monotonic() < end - 0.5:
         stats = state / "stats.json"
         stats.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "tests.fuzz.plain", "--worker", target, "--seconds",
-               f"{end - time.monotonic():.1f}", "--seed", str(seed + restarts), "--state", str(state)]
+               f"{end - time.monotonic():.1f}", "--seed", str(seed + restarts), "--state", str(state),
+               "--min-execs", str(max(min_execs - execs, 0))]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         hung = False
         while proc.poll() is None:
@@ -117,6 +122,8 @@ def fuzz(target: str, seconds: float, state: Path, seed: int = 0) -> dict:
             keep(state, kind, data, err[-4000:])
             restarts += 1
         current.unlink(missing_ok=True)
+        if not hung and proc.returncode == 0:
+            break  # the worker ran its time (and its minimum) out
     findings = sorted(str(p) for p in state.iterdir() if p.name.startswith(("exception-", "hang-", "crash"))
                       and p.suffix != ".txt")
     return {"execs": execs, "findings": findings, "restarts": restarts}
@@ -128,8 +135,9 @@ def _main():
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--state", type=Path, required=True)
+    ap.add_argument("--min-execs", type=int, default=0)
     args = ap.parse_args()
-    worker(args.worker, args.seconds, args.seed, args.state)
+    worker(args.worker, args.seconds, args.seed, args.state, args.min_execs)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from tests.fuzz import plain
-from tests.fuzz.targets import TARGETS
+from tests.fuzz.targets import FUZZ_MAX_MEMORY, TARGETS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,10 +34,11 @@ def run_atheris(target: str, seconds: float, state: Path) -> dict:
     corpus.mkdir(parents=True, exist_ok=True)
     for i, data in enumerate(TARGETS[target][1]()):
         (corpus / f"seed-{i}").write_bytes(data)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    paths = [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    env = dict(os.environ, RNNFAST_MAX_MEMORY=FUZZ_MAX_MEMORY, PYTHONPATH=os.pathsep.join(paths))
     cmd = [sys.executable, "-m", "tests.fuzz.atheris_target", target, f"-max_total_time={int(seconds)}",
-           f"-timeout={plain.HANG_SECONDS}", "-rss_limit_mb=3072", "-print_final_stats=1", "-ignore_crashes=1",
-           "-fork=1", f"-artifact_prefix={state}/", str(corpus)]
+           f"-timeout={plain.HANG_SECONDS}", "-rss_limit_mb=3072", "-print_final_stats=1",
+           f"-artifact_prefix={state}/", str(corpus)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 600)
     log = proc.stdout + proc.stderr
     (state / "libfuzzer.log").write_text(log)
