@@ -80,3 +80,24 @@ def test_describe_says_what_runs_the_model():
     assert "runs layer by layer in numpy" in model.describe() and "LayerNormalization over axes" in model.describe()
     model, _ = _load("k3_seed_bidirectional")
     assert "runs in the C graph executor" in model.describe()
+
+
+def test_stream_with_a_head_runs_each_step_in_one_graph_call():
+    from rnnfast.importers.keras.graph_stream import KerasGraphStream
+
+    model, d = _load("k3_seed_char_lstm")  # LSTM -> Dense(softmax): the head is in the step's graph
+    x = d["x0"]
+    stream = model.stream(batch=x.shape[0])
+    assert isinstance(stream, KerasGraphStream)
+    ys = stream.feed(x.transpose(1, 0, 2))
+    assert_close(ys[-1], d["y0"], what="last step vs Keras predict")
+    saved = stream.state
+    assert sorted(saved) == ["layer0.c", "layer0.h"] and saved["layer0.h"].shape == (1, 3, 16)
+    stream.reset(rows=[1])
+    after = stream.state
+    assert not after["layer0.h"][:, 1].any() and np.array_equal(after["layer0.h"][:, 0], saved["layer0.h"][:, 0])
+    stream.state = saved
+    assert_close(stream.step(x[:, 0]), model.stream(batch=3).feed(np.concatenate(
+        [x.transpose(1, 0, 2), x[None, :, 0]]))[-1], what="a restored state continues")
+    with pytest.raises(ValueError, match=r"\[batch, input\] = \(3, 20\)"):
+        stream.step(np.zeros((3, 19), np.float32))

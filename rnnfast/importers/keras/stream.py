@@ -6,7 +6,9 @@
 
 A step feeds the recurrent layers one time step; layers before them (an Embedding, dropout) turn the step's
 input into features and layers after them (Dense, TimeDistributed, Activation) are applied to each step's output,
-exactly as Keras applies them to every step of a sequence. What cannot be streamed is refused by name: layers that
+exactly as Keras applies them to every step of a sequence. With such layers the whole step is one C graph call
+(graph_stream.py: the recurrent states are the step graph's state loops); a head layer the graph cannot express runs
+in numpy after the C step. What cannot be streamed is refused by name: layers that
 change the time axis (RepeatVector, Flatten, pooling), go_backwards, Bidirectional, Embedding(mask_zero=True)
 (a masked step would have to carry the state, which a stream cannot know), and Functional graphs.
 A stream starts from zero state, whatever `run` left in stateful layers; `stream.reset()` is reset_states().
@@ -32,6 +34,8 @@ def layer_stream(model, first=None, last=None, batch=1, n_threads=None):
     if not isinstance(graph, KerasModelGraph):
         raise FormatError(f"{getattr(model, 'source', '') or 'model'}: layer_stream takes a Keras model loaded by "
                           f"rnnfast.load, got {type(graph).__name__}")
+    if n_threads is None and isinstance(model, Model):
+        n_threads = model.n_threads
     inner, where = graph.graph, graph.source
     spec = inner.spec
     if spec.cls != "Sequential":
@@ -44,10 +48,10 @@ def layer_stream(model, first=None, last=None, batch=1, n_threads=None):
             raise ValueError(f"{where}: no layer named {name!r} ({label}=); the layers are {names}")
     lo = names.index(first) if first is not None else 0
     hi = names.index(last) + 1 if last is not None else len(chain)
-    return _chain_stream(chain[lo:hi], batch, n_threads, where)
+    return _chain_stream(chain[lo:hi], batch, n_threads, where, graph)
 
 
-def _chain_stream(chain, batch, n_threads, where):
+def _chain_stream(chain, batch, n_threads, where, model_graph):
     from ...stream import Stream
 
     for obj in chain:
@@ -76,6 +80,15 @@ def _chain_stream(chain, batch, n_threads, where):
             raise FormatError(f"{obj.where}: {obj.cls} works across time steps and cannot follow a stream's "
                               f"recurrent layers; streamable heads are {TIME_WISE} and dropout")
     embedding = pre[0] if pre and isinstance(pre[0], Embedding) else None
+    rnn_objs = [obj for obj in rnns if isinstance(obj, KerasRNN)]
+    if embedding is not None or post:  # layers around the recurrent ones: the whole step in one C graph call
+        from ...graph.infer import Unfit
+        from .graph_stream import graph_stream
+
+        try:
+            return graph_stream(model_graph, embedding, rnn_objs, post, batch, n_threads, where)
+        except Unfit:
+            pass  # a head layer with no lowering: the recurrent layers stream in C, the head in numpy
     check = to_features = None
     if embedding is not None:
         vocab = embedding.input_dim
