@@ -163,3 +163,14 @@ cdef extern from "rnnfast/rnnf.h" nogil:
     rnnf_status rnnf_graph_host_io(const rnnf_graph_state *state, rnnf_tensor *inp, int *n_in, rnnf_tensor *out,
                                    int *n_out, int *host_index)
     rnnf_status rnnf_graph_resume(rnnf_graph_state *state, int n_threads, rnnf_error *err)
+
+
+cdef extern from "pool.h":
+    ctypedef struct rnnf_pool:
+        unsigned char *base
+        size_t size
+        size_t used
+
+cdef extern from "graph/plan.h":
+    rnnf_status rnnf_graph_create_in(const rnnf_graph_desc *desc, rnnf_pool *pool, rnnf_graph **out, rnnf_error *err)
+    rnnf_status rnnf_graph_state_create_in(const rnnf_graph *graph, rnnf_pool *pool, rnnf_graph_state **out)

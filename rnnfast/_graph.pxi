@@ -25,7 +25,17 @@ cdef void *take(list pool, size_t n) except NULL:
     return p
 
 
-cdef int fill_graph_desc(rnnf_graph_desc *g, dict desc, list pool, list keep) except -1:
+def aligned_array(data, dtype):
+    """A C-contiguous copy of data starting on a 64-byte boundary (as export-c's static arrays are)."""
+    data = np.asarray(data, dtype=dtype)
+    buf = np.empty(data.nbytes + 64, np.uint8)
+    off = (-buf.ctypes.data) % 64
+    out = buf[off:off + data.nbytes].view(dtype).reshape(data.shape)
+    out[...] = data
+    return out
+
+
+cdef int fill_graph_desc(rnnf_graph_desc *g, dict desc, list pool, list keep, bint aligned=False) except -1:
     cdef int i, k
     cdef rnnf_tensor_desc *tensors
     cdef rnnf_node_desc *nodes
@@ -49,7 +59,10 @@ cdef int fill_graph_desc(rnnf_graph_desc *g, dict desc, list pool, list keep) ex
         if data is None:
             tensors[i].data = NULL
         else:
-            arr = np.ascontiguousarray(data, dtype=GRAPH_DTYPES[dtype])
+            if aligned:
+                arr = aligned_array(data, GRAPH_DTYPES[dtype])
+            else:
+                arr = np.ascontiguousarray(data, dtype=GRAPH_DTYPES[dtype])
             keep.append(arr)
             tensors[i].data = cnp.PyArray_DATA(<cnp.ndarray>arr)
     g.tensors = tensors
@@ -120,7 +133,7 @@ cdef int fill_graph_desc(rnnf_graph_desc *g, dict desc, list pool, list keep) ex
     g.n_subgraphs = len(desc["subgraphs"])
     subs = <rnnf_graph_desc *>take(pool, sizeof(rnnf_graph_desc) * len(desc["subgraphs"]))
     for k, sub in enumerate(desc["subgraphs"]):
-        fill_graph_desc(&subs[k], sub, pool, keep)
+        fill_graph_desc(&subs[k], sub, pool, keep, aligned)
     g.subgraphs = subs
     return 0
 
@@ -153,6 +166,51 @@ cdef bint buffer_fits(object y, int npy_type, int rank, cnp.npy_intp *shape):
         if cnp.PyArray_DIM(<cnp.ndarray>y, a) != shape[a]:
             return False
     return True
+
+
+def graph_pool_bytes(dict desc, list input_shapes, str where):
+    """Bytes of the one block (pool.h) that loading the description, a state and a plan for these input shapes
+    take when every constant is 64-byte aligned (export-c's state struct holds a block of this size): measured by
+    doing it, in a block that doubles until it fits."""
+    cdef rnnf_graph_desc g
+    cdef rnnf_error err
+    cdef rnnf_pool mem
+    cdef rnnf_graph *graph = NULL
+    cdef rnnf_graph_state *state = NULL
+    cdef rnnf_tensor tin[LOCAL_TENSORS]
+    cdef rnnf_tensor tout[LOCAL_TENSORS]
+    cdef int i, a
+    cdef rnnf_status status
+    if len(desc["inputs"]) > LOCAL_TENSORS or len(desc["outputs"]) > LOCAL_TENSORS:
+        raise GraphError(f"{where}: more than {LOCAL_TENSORS} graph inputs or outputs")
+    for i, shape in enumerate(input_shapes):
+        memset(&tin[i], 0, sizeof(rnnf_tensor))
+        tin[i].dtype = desc["tensors"][desc["inputs"][i]][0]
+        tin[i].rank = len(shape)
+        for a in range(len(shape)):
+            tin[i].dims[a] = shape[a]
+    pool, keep = [], []
+    size = 1 << 20
+    try:
+        fill_graph_desc(&g, desc, pool, keep, True)
+        while True:
+            block = np.zeros(size + 64, np.uint8)
+            mem.base = <unsigned char *><size_t>(block.ctypes.data + (-block.ctypes.data) % 64)
+            mem.size = size
+            mem.used = 0
+            err.message[0] = 0
+            status = rnnf_graph_create_in(&g, &mem, &graph, &err)
+            if status == RNNF_OK:
+                status = rnnf_graph_state_create_in(graph, &mem, &state)
+            if status == RNNF_OK:
+                status = rnnf_graph_prepare(state, tin, tout, &err)
+            if status != RNNF_ERR_NOMEM or size >= (<size_t>1 << 40):
+                graph_check(status, &err, where)
+                return mem.used
+            size *= 2
+    finally:
+        for p in pool:
+            free(<void *><size_t>p)
 
 
 cdef class CGraph:

@@ -37,6 +37,7 @@ int rnnf_openmp_enabled(void)
 #endif
 }
 
+#ifdef _OPENMP
 /* RNNFAST_NUM_THREADS as a count >= 1, or 0 when unset or not such a count (rnnfast.config names the bad value). */
 static int env_threads(void)
 {
@@ -57,12 +58,13 @@ int rnnf_default_threads(void)
         __atomic_store_n(&from_env, n, __ATOMIC_RELAXED);
     }
     if (n > 0) return n;
-#ifdef _OPENMP
     return omp_get_max_threads();
-#else
-    return 1;
-#endif
 }
+#else
+/* Without OpenMP there is one thread whatever RNNFAST_NUM_THREADS says, and no setting to keep in a global (export-c's
+ * runtime has no writable one). */
+int rnnf_default_threads(void) { return 1; }
+#endif
 
 int rnnf_threads_backed_off(void)
 {

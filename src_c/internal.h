@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
+#include "pool.h"
 #include "rnnfast/rnnf.h"
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
 struct rnnf_model {
     int n_layers;
     rnnf_layer *layers;
+    rnnf_pool *pool; /* where its memory came from (NULL: the heap) */
 };
 
 typedef struct {
@@ -48,6 +50,7 @@ typedef struct {
 
 struct rnnf_state {
     const rnnf_model *model;
+    rnnf_pool *pool; /* where its memory came from (NULL: the heap) */
     int batch;
     rnnf_layer_state *ls;
     /* Grown on demand by rnnf_run; rnnf_step only uses the seq_len = 1 capacity made at creation. */
@@ -113,5 +116,8 @@ rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *state, int seq_
                             const int32_t *lens, const uint8_t *mask, int mask_zero_output, float *y, int y_layout,
                             int n_threads);
 rnnf_status rnnf_state_reserve(rnnf_state *state, int seq_len);
+/* rnnf_model_create and rnnf_state_create with their memory from a pool (pool.h; NULL: the heap). */
+rnnf_status rnnf_model_create_in(const rnnf_layer_desc *layers, int n_layers, rnnf_pool *pool, rnnf_model **out);
+rnnf_status rnnf_state_create_in(const rnnf_model *model, int batch, rnnf_pool *pool, rnnf_state **out);
 
 #endif

@@ -12,21 +12,15 @@
 #define UB RNNF_UB
 #define RNNF_MAX_DIM (1 << 24)
 
-static void *alloc_zeroed(size_t n_floats)
+static void *alloc_zeroed(rnnf_pool *pool, size_t n_floats)
 {
-    void *p = NULL;
-    size_t bytes = n_floats * sizeof(float);
-    if (bytes == 0) bytes = 64;
-    bytes = (bytes + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, bytes) != 0) return NULL;
-    memset(p, 0, bytes);
-    return p;
+    return rnnf_mem_alloc(pool, n_floats * sizeof(float));
 }
 
 /* Gate-major source rows [G][H][K] -> panels (jb*G + g) of [K][UB]; rows past H stay zero. */
-static float *pack_gates(const float *src, int G, int H, int K, int n_blocks)
+static float *pack_gates(rnnf_pool *pool, const float *src, int G, int H, int K, int n_blocks)
 {
-    float *dst = alloc_zeroed((size_t)n_blocks * G * UB * (size_t)K);
+    float *dst = alloc_zeroed(pool, (size_t)n_blocks * G * UB * (size_t)K);
     if (!dst) return NULL;
     for (int jb = 0; jb < n_blocks; jb++)
         for (int g = 0; g < G; g++) {
@@ -42,9 +36,9 @@ static float *pack_gates(const float *src, int G, int H, int K, int n_blocks)
 }
 
 /* Plain rows [R][K] -> panels of [K][UB]. */
-static float *pack_rows(const float *src, int R, int K, int n_panels)
+static float *pack_rows(rnnf_pool *pool, const float *src, int R, int K, int n_panels)
 {
-    float *dst = alloc_zeroed((size_t)n_panels * UB * (size_t)K);
+    float *dst = alloc_zeroed(pool, (size_t)n_panels * UB * (size_t)K);
     if (!dst) return NULL;
     for (int r = 0; r < R; r++)
         for (int k = 0; k < K; k++) dst[(size_t)(r / UB) * K * UB + (size_t)k * UB + r % UB] = src[(size_t)r * K + k];
@@ -81,19 +75,19 @@ static rnnf_status check_desc(const rnnf_layer_desc *d, int expected_input)
     return RNNF_OK;
 }
 
-static void free_layer(rnnf_layer *L)
+static void free_layer(rnnf_pool *pool, rnnf_layer *L)
 {
     for (int d = 0; d < 2; d++) {
-        free(L->w_ih[d]);
-        free(L->w_hh[d]);
-        free(L->w_hr[d]);
-        free(L->bias_x[d]);
-        free(L->bias_h[d]);
-        free(L->peep[d]);
+        rnnf_mem_free(pool, L->w_ih[d]);
+        rnnf_mem_free(pool, L->w_hh[d]);
+        rnnf_mem_free(pool, L->w_hr[d]);
+        rnnf_mem_free(pool, L->bias_x[d]);
+        rnnf_mem_free(pool, L->bias_h[d]);
+        rnnf_mem_free(pool, L->peep[d]);
     }
 }
 
-static rnnf_status build_layer(rnnf_layer *L, const rnnf_layer_desc *d)
+static rnnf_status build_layer(rnnf_pool *pool, rnnf_layer *L, const rnnf_layer_desc *d)
 {
     const int G = d->cell == RNNF_CELL_LSTM ? 4 : d->cell == RNNF_CELL_GRU ? 3 : 1;
     const int H = d->hidden_size, I = d->input_size;
@@ -119,18 +113,18 @@ static rnnf_status build_layer(rnnf_layer *L, const rnnf_layer_desc *d)
     const size_t esize = d->weight_dtype == RNNF_WEIGHTS_I8 ? 1 : 2;
     for (int dir = 0; dir < d->n_dirs; dir++) {
         if (d->weight_dtype == RNNF_WEIGHTS_F32) {
-            L->w_ih[dir] = pack_gates(d->w_ih + dir * GH * I, G, H, I, L->n_blocks);
-            L->w_hh[dir] = pack_gates(d->w_hh + dir * GH * P, G, H, P, L->n_blocks);
+            L->w_ih[dir] = pack_gates(pool, d->w_ih + dir * GH * I, G, H, I, L->n_blocks);
+            L->w_hh[dir] = pack_gates(pool, d->w_hh + dir * GH * P, G, H, P, L->n_blocks);
         } else {
             const float *s_ih = d->s_ih ? d->s_ih + dir * GH : NULL, *s_hh = d->s_hh ? d->s_hh + dir * GH : NULL;
-            L->w_ih[dir] = rnnf_pack_gates_q((const char *)d->q_ih + dir * GH * I * esize, s_ih, d->weight_dtype,
+            L->w_ih[dir] = rnnf_pack_gates_q(pool, (const char *)d->q_ih + dir * GH * I * esize, s_ih, d->weight_dtype,
                                              G, H, I, L->n_blocks);
-            L->w_hh[dir] = rnnf_pack_gates_q((const char *)d->q_hh + dir * GH * P * esize, s_hh, d->weight_dtype,
+            L->w_hh[dir] = rnnf_pack_gates_q(pool, (const char *)d->q_hh + dir * GH * P * esize, s_hh, d->weight_dtype,
                                              G, H, P, L->n_blocks);
         }
-        L->bias_x[dir] = alloc_zeroed((size_t)L->gh_cols);
+        L->bias_x[dir] = alloc_zeroed(pool, (size_t)L->gh_cols);
         if (!L->w_ih[dir] || !L->w_hh[dir] || !L->bias_x[dir]) return RNNF_ERR_NOMEM;
-        if (L->linear_before_reset && !(L->bias_h[dir] = alloc_zeroed((size_t)L->gh_cols))) return RNNF_ERR_NOMEM;
+        if (L->linear_before_reset && !(L->bias_h[dir] = alloc_zeroed(pool, (size_t)L->gh_cols))) return RNNF_ERR_NOMEM;
         for (int g = 0; g < G; g++)
             for (int j = 0; j < H; j++) {
                 size_t pr = (size_t)((j / UB) * G + g) * UB + j % UB;
@@ -144,16 +138,16 @@ static rnnf_status build_layer(rnnf_layer *L, const rnnf_layer_desc *d)
                 }
             }
         if (d->peepholes) {
-            if (!(L->peep[dir] = alloc_zeroed((size_t)L->n_blocks * 3 * UB))) return RNNF_ERR_NOMEM;
+            if (!(L->peep[dir] = alloc_zeroed(pool, (size_t)L->n_blocks * 3 * UB))) return RNNF_ERR_NOMEM;
             for (int k = 0; k < 3; k++)
                 for (int j = 0; j < H; j++)
                     L->peep[dir][(size_t)(j / UB) * 3 * UB + k * UB + j % UB] = d->peepholes[dir * 3 * (size_t)H + (size_t)k * H + j];
         }
         if (d->proj_size) {
             if (d->weight_dtype == RNNF_WEIGHTS_F32)
-                L->w_hr[dir] = pack_rows(d->w_hr + dir * (size_t)P * H, P, H, L->n_qpanels);
+                L->w_hr[dir] = pack_rows(pool, d->w_hr + dir * (size_t)P * H, P, H, L->n_qpanels);
             else
-                L->w_hr[dir] = rnnf_pack_gates_q((const char *)d->q_hr + dir * (size_t)P * H * esize,
+                L->w_hr[dir] = rnnf_pack_gates_q(pool, (const char *)d->q_hr + dir * (size_t)P * H * esize,
                                                  d->s_hr ? d->s_hr + dir * (size_t)P : NULL, d->weight_dtype, 1, P,
                                                  H, L->n_qpanels);
             if (!L->w_hr[dir]) return RNNF_ERR_NOMEM;
@@ -170,6 +164,11 @@ static rnnf_status build_layer(rnnf_layer *L, const rnnf_layer_desc *d)
 
 rnnf_status rnnf_model_create(const rnnf_layer_desc *layers, int n_layers, rnnf_model **out)
 {
+    return rnnf_model_create_in(layers, n_layers, NULL, out);
+}
+
+rnnf_status rnnf_model_create_in(const rnnf_layer_desc *layers, int n_layers, rnnf_pool *pool, rnnf_model **out)
+{
     if (!out) return RNNF_ERR_ARG;
     *out = NULL;
     if (!layers || n_layers <= 0) return RNNF_ERR_ARG;
@@ -179,16 +178,17 @@ rnnf_status rnnf_model_create(const rnnf_layer_desc *layers, int n_layers, rnnf_
         rnnf_status s = check_desc(&layers[l], expected);
         if (s != RNNF_OK) return s;
     }
-    rnnf_model *m = calloc(1, sizeof(*m));
+    rnnf_model *m = rnnf_mem_alloc(pool, sizeof(*m));
     if (!m) return RNNF_ERR_NOMEM;
-    m->layers = calloc((size_t)n_layers, sizeof(rnnf_layer));
+    m->pool = pool;
+    m->layers = rnnf_mem_alloc(pool, (size_t)n_layers * sizeof(rnnf_layer));
     if (!m->layers) {
-        free(m);
+        rnnf_mem_free(pool, m);
         return RNNF_ERR_NOMEM;
     }
     m->n_layers = n_layers;
     for (int l = 0; l < n_layers; l++) {
-        rnnf_status s = build_layer(&m->layers[l], &layers[l]);
+        rnnf_status s = build_layer(pool, &m->layers[l], &layers[l]);
         if (s != RNNF_OK) {
             rnnf_model_free(m);
             return s;
@@ -201,9 +201,9 @@ rnnf_status rnnf_model_create(const rnnf_layer_desc *layers, int n_layers, rnnf_
 void rnnf_model_free(rnnf_model *m)
 {
     if (!m) return;
-    for (int l = 0; l < m->n_layers; l++) free_layer(&m->layers[l]);
-    free(m->layers);
-    free(m);
+    for (int l = 0; l < m->n_layers; l++) free_layer(m->pool, &m->layers[l]);
+    rnnf_mem_free(m->pool, m->layers);
+    rnnf_mem_free(m->pool, m);
 }
 
 int rnnf_model_n_layers(const rnnf_model *m) { return m ? m->n_layers : 0; }
@@ -230,23 +230,23 @@ void rnnf_state_free(rnnf_state *st)
         for (int l = 0; l < st->model->n_layers; l++) {
             rnnf_layer_state *S = &st->ls[l];
             for (int d = 0; d < 2; d++) {
-                free(S->h[d][0]);
-                free(S->h[d][1]);
-                free(S->c[d]);
-                free(S->gh[d]);
-                free(S->m[d]);
-                free(S->z[d]);
+                rnnf_mem_free(st->pool, S->h[d][0]);
+                rnnf_mem_free(st->pool, S->h[d][1]);
+                rnnf_mem_free(st->pool, S->c[d]);
+                rnnf_mem_free(st->pool, S->gh[d]);
+                rnnf_mem_free(st->pool, S->m[d]);
+                rnnf_mem_free(st->pool, S->z[d]);
             }
         }
     }
-    free(st->ls);
+    rnnf_mem_free(st->pool, st->ls);
     for (int d = 0; d < 2; d++) {
-        free(st->gx[d]);
-        free(st->inter[d]);
-        free(st->first_step[d]);
+        rnnf_mem_free(st->pool, st->gx[d]);
+        rnnf_mem_free(st->pool, st->inter[d]);
+        rnnf_mem_free(st->pool, st->first_step[d]);
     }
-    free(st->active);
-    free(st);
+    rnnf_mem_free(st->pool, st->active);
+    rnnf_mem_free(st->pool, st);
 }
 
 rnnf_status rnnf_state_reserve(rnnf_state *st, int seq_len)
@@ -262,20 +262,25 @@ rnnf_status rnnf_state_reserve(rnnf_state *st, int seq_len)
     }
     const size_t rows = (size_t)seq_len * (size_t)st->batch, gx_rows = hoisted ? rows : (size_t)st->batch;
     if (rows / (size_t)st->batch != (size_t)seq_len || rows > ((size_t)1 << 40) / max_cols) return RNNF_ERR_NOMEM;
-    float *gx[2] = {alloc_zeroed(gx_rows * max_cols), alloc_zeroed(gx_rows * max_cols)};
-    float *inter[2] = {alloc_zeroed(rows * max_out), alloc_zeroed(rows * max_out)};
-    uint8_t *active = malloc(rows);
+    rnnf_pool *pool = st->pool;
+    float *gx[2] = {alloc_zeroed(pool, gx_rows * max_cols), alloc_zeroed(pool, gx_rows * max_cols)};
+    float *inter[2] = {alloc_zeroed(pool, rows * max_out), alloc_zeroed(pool, rows * max_out)};
+    uint8_t *active = rnnf_mem_alloc_raw(pool, rows);
     if (!gx[0] || !gx[1] || !inter[0] || !inter[1] || !active) {
-        free(gx[0]); free(gx[1]); free(inter[0]); free(inter[1]); free(active);
+        rnnf_mem_free(pool, gx[0]);
+        rnnf_mem_free(pool, gx[1]);
+        rnnf_mem_free(pool, inter[0]);
+        rnnf_mem_free(pool, inter[1]);
+        rnnf_mem_free(pool, active);
         return RNNF_ERR_NOMEM;
     }
     for (int d = 0; d < 2; d++) {
-        free(st->gx[d]);
-        free(st->inter[d]);
+        rnnf_mem_free(pool, st->gx[d]);
+        rnnf_mem_free(pool, st->inter[d]);
         st->gx[d] = gx[d];
         st->inter[d] = inter[d];
     }
-    free(st->active);
+    rnnf_mem_free(pool, st->active);
     st->active = active;
     st->cap_steps = seq_len;
     return RNNF_OK;
@@ -283,26 +288,33 @@ rnnf_status rnnf_state_reserve(rnnf_state *st, int seq_len)
 
 rnnf_status rnnf_state_create(const rnnf_model *model, int batch, rnnf_state **out)
 {
+    return rnnf_state_create_in(model, batch, NULL, out);
+}
+
+rnnf_status rnnf_state_create_in(const rnnf_model *model, int batch, rnnf_pool *pool, rnnf_state **out)
+{
     if (!out) return RNNF_ERR_ARG;
     *out = NULL;
     if (!model || batch <= 0 || batch > RNNF_MAX_DIM) return RNNF_ERR_ARG;
-    rnnf_state *st = calloc(1, sizeof(*st));
+    rnnf_state *st = rnnf_mem_alloc(pool, sizeof(*st));
     if (!st) return RNNF_ERR_NOMEM;
+    st->pool = pool;
     st->model = model;
     st->batch = batch;
-    st->ls = calloc((size_t)model->n_layers, sizeof(rnnf_layer_state));
+    st->ls = rnnf_mem_alloc(pool, (size_t)model->n_layers * sizeof(rnnf_layer_state));
     int ok = st->ls != NULL;
-    for (int d = 0; d < 2 && ok; d++) ok = (st->first_step[d] = calloc((size_t)batch, sizeof(int32_t))) != NULL;
+    for (int d = 0; d < 2 && ok; d++)
+        ok = (st->first_step[d] = rnnf_mem_alloc(pool, (size_t)batch * sizeof(int32_t))) != NULL;
     for (int l = 0; l < model->n_layers && ok; l++) {
         const rnnf_layer *L = &model->layers[l];
         rnnf_layer_state *S = &st->ls[l];
         for (int d = 0; d < L->n_dirs && ok; d++) {
-            S->h[d][0] = alloc_zeroed((size_t)batch * L->hstride);
-            S->h[d][1] = alloc_zeroed((size_t)batch * L->hstride);
-            S->gh[d] = alloc_zeroed((size_t)batch * L->gh_cols);
-            S->m[d] = alloc_zeroed((size_t)batch * L->hpad);
-            S->z[d] = alloc_zeroed((size_t)batch * L->hpad);
-            S->c[d] = alloc_zeroed((size_t)batch * L->hpad);
+            S->h[d][0] = alloc_zeroed(pool, (size_t)batch * L->hstride);
+            S->h[d][1] = alloc_zeroed(pool, (size_t)batch * L->hstride);
+            S->gh[d] = alloc_zeroed(pool, (size_t)batch * L->gh_cols);
+            S->m[d] = alloc_zeroed(pool, (size_t)batch * L->hpad);
+            S->z[d] = alloc_zeroed(pool, (size_t)batch * L->hpad);
+            S->c[d] = alloc_zeroed(pool, (size_t)batch * L->hpad);
             ok = S->h[d][0] && S->h[d][1] && S->gh[d] && S->m[d] && S->z[d] && S->c[d];
         }
     }

@@ -37,15 +37,14 @@ rnnf_gemm_packed_fn rnnf_qgemm_get(const rnnf_kernels *K, int weight_dtype)
     return weight_dtype == RNNF_WEIGHTS_I8 ? rnnf_gemm_packed_i8_ref : rnnf_gemm_packed_f16_ref;
 }
 
-void *rnnf_pack_gates_q(const void *src, const float *scales, int weight_dtype, int G, int H, int Kd, int n_blocks)
+void *rnnf_pack_gates_q(rnnf_pool *pool, const void *src, const float *scales, int weight_dtype, int G, int H, int Kd,
+                        int n_blocks)
 {
     const size_t n_panels = (size_t)n_blocks * G;
     const size_t stride = weight_dtype == RNNF_WEIGHTS_I8 ? RNNF_Q8_PANEL_BYTES(Kd) : (size_t)Kd * UB * 2;
     size_t bytes = n_panels * stride;
-    bytes = (bytes + 63) & ~(size_t)63;
-    void *dst = NULL;
-    if (posix_memalign(&dst, 64, bytes ? bytes : 64) != 0) return NULL;
-    memset(dst, 0, bytes ? bytes : 64);
+    void *dst = rnnf_mem_alloc(pool, bytes);
+    if (!dst) return NULL;
     for (int jb = 0; jb < n_blocks; jb++)
         for (int g = 0; g < G; g++) {
             unsigned char *panel = (unsigned char *)dst + (size_t)(jb * G + g) * stride;

@@ -29,7 +29,9 @@
 #define RNNF_CONTENDED_STEP_SHARE 4
 #define RNNF_SOLO_CALLS 64
 
+#ifdef _OPENMP
 static int solo_calls_left = 0;
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -99,6 +101,7 @@ void rnnf_carry_inactive(int batch, const uint8_t *active, const float *hp, floa
             memcpy(hn + (size_t)b * stride + c0, hp + (size_t)b * stride + c0, (size_t)(c1 - c0) * sizeof(float));
 }
 
+#ifdef _OPENMP
 int rnnf_threads_for_call(int n_threads)
 {
     /* An explicit count is the most threads a call may use, like the default: a count of 2 asked on a machine that
@@ -123,3 +126,15 @@ void rnnf_threads_after_call(int steps, int sleeps)
     if (sleeps > 0 && sleeps * RNNF_CONTENDED_STEP_SHARE > steps)
         __atomic_store_n(&solo_calls_left, RNNF_SOLO_CALLS, __ATOMIC_RELAXED);
 }
+#else
+/* One thread without OpenMP: nothing to back off from, and no global to keep (export-c has no writable one). */
+int rnnf_threads_for_call(int n_threads) { return n_threads > 0 ? n_threads : rnnf_default_threads(); }
+
+int rnnf_threads_solo_left(void) { return 0; }
+
+void rnnf_threads_after_call(int steps, int sleeps)
+{
+    (void)steps;
+    (void)sleeps;
+}
+#endif

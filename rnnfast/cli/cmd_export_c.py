@@ -1,4 +1,5 @@
-"""`rnnfast export-c FILE -o DIR`: the model as C99 source with static weights (rnnfast/exporters/c.py)."""
+"""`rnnfast export-c FILE -o DIR`: the model as C99 source with static weights: a chain (rnnfast/exporters/c.py), or
+with --dim the whole graph (rnnfast/exporters/c_graph.py)."""
 from __future__ import annotations
 
 import os
@@ -15,19 +16,62 @@ def add_parser(sub):
                     "(weights as static const arrays, a state struct, PREFIX_init/_reset/_step/_run; no malloc, no "
                     "global mutable state) and DIR/PREFIX_test.c, a program that runs embedded inputs and exits "
                     "non-zero when its outputs differ from rnnfast's beyond the tolerance it states. Build it with "
-                    "e.g. `gcc -std=c99 -O2 PREFIX.c PREFIX_test.c -lm`. docs/export-c.md is the user guide.",
+                    "e.g. `gcc -std=c99 -O2 PREFIX.c PREFIX_test.c -lm`. With --dim (or --graph), the whole graph "
+                    "instead, any model the C executor runs (convolutions, If, several inputs and outputs, state "
+                    "loops): DIR/PREFIX.h, DIR/PREFIX.c and DIR/rnnf_runtime/ (rnnfast's own executor and kernels), "
+                    "for one shape fixed by the --dim sizes. docs/export-c.md is the user guide.",
         epilog=EXIT_CODES_NO_CHECK_HELP)
     add_model_arguments(p)
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory (made if missing)")
     p.add_argument("--prefix", default="model", help="C prefix of the file, type and function names (default: model)")
     p.add_argument("--quantize", choices=["int8", "fp16"], default=None,
                    help="weight storage: int8 with a symmetric scale per output row, or fp16; compute stays float32")
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                   help="export the whole graph for this size of a symbolic input dimension (repeat for each: "
+                        "--dim batch=1 --dim chunk=512)")
+    p.add_argument("--graph", action="store_true", help="export the whole graph (implied by --dim)")
+    p.add_argument("--state", action="append", default=[], metavar="INPUT=OUTPUT",
+                   help="whole graph: a state loop for PREFIX_step (default: the pairs found by name and shape)")
     return p
+
+
+def _pairs(values, what):
+    out = {}
+    for v in values:
+        name, sep, value = v.rpartition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"--{what} {v!r}: expected NAME=VALUE")
+        out[name] = value
+    return out
+
+
+def _main_graph(args) -> int:
+    from ..exporters.c_graph import export_c_graph
+
+    if args.quantize:
+        raise ValueError("--quantize applies to the chain export; the whole-graph export writes the model's own "
+                         "weights (quantize the model before exporting it)")
+    dims = {}
+    for name, value in _pairs(args.dim, "dim").items():
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"--dim {name}={value}: the size must be an integer >= 1")
+        dims[name] = int(value)
+    model, _ = load_model(args)
+    states = _pairs(args.state, "state") if args.state else None
+    written = export_c_graph(model, args.out, prefix=args.prefix, dims=dims, states=states, where=args.file)
+    for path in (written.header, written.source):
+        print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+    print(f"wrote {len(written.units)} runtime units under {os.path.join(args.out, 'rnnf_runtime')}")
+    print(f"state struct: {written.mem_bytes} bytes of pool; step function: "
+          + (", ".join(f"{i} -> {o}" for i, o in written.states.items()) or "no (no state loop)"))
+    return EXIT_OK
 
 
 def main(args) -> int:
     from ..exporters.c import export_c
 
+    if args.dim or args.graph or args.state:
+        return _main_graph(args)
     model, _ = load_model(args)
     written = export_c(model.to_pipeline(), args.out, prefix=args.prefix, quantize=args.quantize)
     for path in (written.header, written.source, written.test):

@@ -63,31 +63,37 @@ void rnnf_graph_state_free(rnnf_graph_state *s)
         for (int i = 0; i < g->n_nodes; i++) rnnf_state_free(s->rec[i].st);
     if (s->branch)
         for (int i = 0; i < 2 * g->n_nodes; i++) rnnf_graph_state_free(s->branch[i]);
-    free(s->rec);
-    free(s->branch);
-    free(s->sym_val);
-    free(s->dim_val);
-    free(s->offset);
-    free(s->tmp_out);
-    rnnf_aligned_free(s->arena);
-    rnnf_aligned_free(s->scratch);
-    free(s);
+    rnnf_mem_free(s->pool, s->rec);
+    rnnf_mem_free(s->pool, s->branch);
+    rnnf_mem_free(s->pool, s->sym_val);
+    rnnf_mem_free(s->pool, s->dim_val);
+    rnnf_mem_free(s->pool, s->offset);
+    rnnf_mem_free(s->pool, s->tmp_out);
+    rnnf_mem_free(s->pool, s->arena);
+    rnnf_mem_free(s->pool, s->scratch);
+    rnnf_mem_free(s->pool, s);
 }
 
 rnnf_status rnnf_graph_state_create(const rnnf_graph *g, rnnf_graph_state **out)
 {
+    return rnnf_graph_state_create_in(g, NULL, out);
+}
+
+rnnf_status rnnf_graph_state_create_in(const rnnf_graph *g, rnnf_pool *pool, rnnf_graph_state **out)
+{
     if (!g || !out) return RNNF_ERR_ARG;
-    rnnf_graph_state *s = calloc(1, sizeof *s);
+    rnnf_graph_state *s = rnnf_mem_alloc(pool, sizeof *s);
     if (!s) return RNNF_ERR_NOMEM;
+    s->pool = pool;
     s->g = g;
     s->memory_limit = RNNF_GRAPH_DEFAULT_MEMORY_LIMIT;
     s->paused_at = -1;
-    s->sym_val = calloc((size_t)g->n_syms + 1, sizeof(int64_t));
-    s->dim_val = calloc((size_t)g->n_dims + 1, sizeof(int64_t));
-    s->offset = calloc((size_t)g->n_tensors + 1, sizeof(int64_t));
-    s->rec = calloc((size_t)g->n_nodes + 1, sizeof(rnnf_recurrent_slot));
-    s->branch = calloc(2 * (size_t)g->n_nodes + 1, sizeof(rnnf_graph_state *));
-    s->tmp_out = calloc(RNNF_G_MAX_IO, sizeof(rnnf_tensor));
+    s->sym_val = rnnf_mem_alloc(pool, ((size_t)g->n_syms + 1) * sizeof(int64_t));
+    s->dim_val = rnnf_mem_alloc(pool, ((size_t)g->n_dims + 1) * sizeof(int64_t));
+    s->offset = rnnf_mem_alloc(pool, ((size_t)g->n_tensors + 1) * sizeof(int64_t));
+    s->rec = rnnf_mem_alloc(pool, ((size_t)g->n_nodes + 1) * sizeof(rnnf_recurrent_slot));
+    s->branch = rnnf_mem_alloc(pool, (2 * (size_t)g->n_nodes + 1) * sizeof(rnnf_graph_state *));
+    s->tmp_out = rnnf_mem_alloc(pool, RNNF_G_MAX_IO * sizeof(rnnf_tensor));
     if (!s->sym_val || !s->dim_val || !s->offset || !s->rec || !s->branch || !s->tmp_out) {
         rnnf_graph_state_free(s);
         return RNNF_ERR_NOMEM;
@@ -95,7 +101,8 @@ rnnf_status rnnf_graph_state_create(const rnnf_graph *g, rnnf_graph_state **out)
     for (int i = 0; i < g->n_nodes; i++) {
         if (g->nodes[i].op != RNNF_OP_IF) continue;
         for (int b = 0; b < 2; b++) {
-            rnnf_status st = rnnf_graph_state_create(g->subgraphs[g->nodes[i].iattr[b]], &s->branch[2 * i + b]);
+            const rnnf_graph *sg = g->subgraphs[g->nodes[i].iattr[b]];
+            rnnf_status st = rnnf_graph_state_create_in(sg, pool, &s->branch[2 * i + b]);
             if (st != RNNF_OK) {
                 rnnf_graph_state_free(s);
                 return st;
@@ -143,11 +150,19 @@ static rnnf_status place_arena(rnnf_graph_state *s, rnnf_error *err)
 {
     const rnnf_graph *g = s->g;
     const int n = g->n_tensors;
-    int *first = malloc(((size_t)n + 1) * sizeof(int)), *last = malloc(((size_t)n + 1) * sizeof(int));
-    int *order = malloc(((size_t)n + 1) * sizeof(int));
-    size_t *bytes = malloc(((size_t)n + 1) * sizeof(size_t));
+    /* temporaries: a pool gets back what they took (release to the mark) */
+    const size_t mark = rnnf_pool_mark(s->pool);
+    int *first = rnnf_mem_alloc_raw(s->pool, ((size_t)n + 1) * sizeof(int));
+    int *last = rnnf_mem_alloc_raw(s->pool, ((size_t)n + 1) * sizeof(int));
+    int *order = rnnf_mem_alloc_raw(s->pool, ((size_t)n + 1) * sizeof(int));
+    size_t *bytes = rnnf_mem_alloc_raw(s->pool, ((size_t)n + 1) * sizeof(size_t));
+#define FREE_TEMPS()                                                                                                   \
+    do {                                                                                                               \
+        rnnf_mem_free(s->pool, first), rnnf_mem_free(s->pool, last), rnnf_mem_free(s->pool, order);                    \
+        rnnf_mem_free(s->pool, bytes), rnnf_pool_release(s->pool, mark);                                               \
+    } while (0)
     if (!first || !last || !order || !bytes) {
-        free(first), free(last), free(order), free(bytes);
+        FREE_TEMPS();
         return RNNF_ERR_NOMEM;
     }
     for (int t = 0; t < n; t++) {
@@ -172,7 +187,7 @@ static rnnf_status place_arena(rnnf_graph_state *s, rnnf_error *err)
             if (err) snprintf(err->message, sizeof err->message, "tensor %s would need %s%zu bytes for these input "
                               "shapes, over the memory limit of %zu bytes", g->tensors[t].name,
                               b == SIZE_MAX ? "more than " : "", b == SIZE_MAX ? SIZE_MAX / 2 : b, s->memory_limit);
-            free(first), free(last), free(order), free(bytes);
+            FREE_TEMPS();
             return RNNF_ERR_NOMEM;
         }
         bytes[t] = (b + ALIGN - 1) / ALIGN * ALIGN;
@@ -204,15 +219,16 @@ static rnnf_status place_arena(rnnf_graph_state *s, rnnf_error *err)
         s->offset[t] = (int64_t)off;
         if (off + bytes[t] > total) total = off + bytes[t];
     }
-    free(first), free(last), free(order), free(bytes);
+    FREE_TEMPS();
+#undef FREE_TEMPS
     if (total > s->memory_limit) {
         if (err) snprintf(err->message, sizeof err->message, "the intermediates would need %zu bytes for these input "
                           "shapes, over the memory limit of %zu bytes", total, s->memory_limit);
         return RNNF_ERR_NOMEM;
     }
     if (total > s->arena_bytes) {
-        rnnf_aligned_free(s->arena);
-        s->arena = rnnf_aligned_alloc(total);
+        rnnf_mem_free(s->pool, s->arena);
+        s->arena = rnnf_mem_alloc_raw(s->pool, total);
         s->arena_bytes = s->arena ? total : 0;
         if (!s->arena) {
             if (err) snprintf(err->message, sizeof err->message, "graph: cannot allocate %zu bytes for the "
@@ -240,10 +256,18 @@ static rnnf_status plan_nodes(rnnf_graph_state *s, rnnf_error *err)
             else concrete(s, n->out[k], &out[k]);
         }
         if (n->op == RNNF_OP_RECURRENT) {
-            rnnf_status st = rnnf_recurrent_node_plan(n, &s->rec[i], in[0].dims[0], in[0].dims[1]);
+            rnnf_status st = rnnf_recurrent_node_plan(n, &s->rec[i], in[0].dims[0], in[0].dims[1], s->pool);
             if (st != RNNF_OK) {
                 if (err) snprintf(err->message, sizeof err->message, "%s: cannot make the recurrent state (%s)", n->name, rnnf_status_str(st));
                 return st;
+            }
+            continue;
+        }
+        if (n->op == RNNF_OP_IF && s->pool) {
+            /* a pool is placed once: both branches now, whichever the runs take */
+            for (int b = 0; b < 2; b++) {
+                rnnf_status st = rnnf_graph_prepare(s->branch[2 * i + b], in + 1, s->tmp_out, err);
+                if (st != RNNF_OK) return st;
             }
             continue;
         }
@@ -255,8 +279,8 @@ static rnnf_status plan_nodes(rnnf_graph_state *s, rnnf_error *err)
         }
     }
     if (scratch > s->scratch_bytes || !s->scratch) {
-        rnnf_aligned_free(s->scratch);
-        s->scratch = rnnf_aligned_alloc(scratch ? scratch : ALIGN);
+        rnnf_mem_free(s->pool, s->scratch);
+        s->scratch = rnnf_mem_alloc_raw(s->pool, scratch ? scratch : ALIGN);
         s->scratch_bytes = s->scratch ? scratch : 0;
         if (!s->scratch) {
             if (err) snprintf(err->message, sizeof err->message, "graph: cannot allocate %zu bytes of scratch",

@@ -72,10 +72,10 @@ static rnnf_status fail(rnnf_error *err, rnnf_status st, const char *fmt, const 
     return st;
 }
 
-static char *dup_str(const char *s)
+static char *dup_str(rnnf_pool *pool, const char *s)
 {
     s = s ? s : "";
-    char *d = malloc(strlen(s) + 1);
+    char *d = rnnf_mem_alloc_raw(pool, strlen(s) + 1);
     if (d) strcpy(d, s);
     return d;
 }
@@ -87,29 +87,29 @@ void rnnf_graph_free(rnnf_graph *g)
         rnnf_gnode *n = &g->nodes[i];
         const rnnf_op_vtable *vt = n->op >= 0 && n->op < RNNF_OP_COUNT ? OPS[n->op] : NULL;
         if (vt && vt->release && n->prep) vt->release(n);
-        free((void *)n->in);
-        free((void *)n->out);
-        free((void *)n->iattr);
-        free((void *)n->fattr);
-        free((void *)n->name);
+        rnnf_mem_free(g->pool, (void *)n->in);
+        rnnf_mem_free(g->pool, (void *)n->out);
+        rnnf_mem_free(g->pool, (void *)n->iattr);
+        rnnf_mem_free(g->pool, (void *)n->fattr);
+        rnnf_mem_free(g->pool, (void *)n->name);
     }
     for (int i = 0; i < g->n_tensors; i++) {
-        free(g->tensors[i].const_data);
-        free(g->tensors[i].name);
+        if (g->tensors[i].owns_data) rnnf_mem_free(g->pool, g->tensors[i].const_data);
+        rnnf_mem_free(g->pool, g->tensors[i].name);
     }
     for (int i = 0; i < g->n_subgraphs; i++) rnnf_graph_free(g->subgraphs[i]);
-    free(g->subgraphs);
-    free(g->nodes);
-    free(g->tensors);
-    free(g->inputs);
-    free(g->outputs);
-    free(g->sym_input);
-    free(g->sym_axis);
-    free(g->dim_start);
-    free(g->prog);
-    for (int c = 0; g->checks && c < g->n_checks; c++) free(g->checks[c].name);
-    free(g->checks);
-    free(g);
+    rnnf_mem_free(g->pool, g->subgraphs);
+    rnnf_mem_free(g->pool, g->nodes);
+    rnnf_mem_free(g->pool, g->tensors);
+    rnnf_mem_free(g->pool, g->inputs);
+    rnnf_mem_free(g->pool, g->outputs);
+    rnnf_mem_free(g->pool, g->sym_input);
+    rnnf_mem_free(g->pool, g->sym_axis);
+    rnnf_mem_free(g->pool, g->dim_start);
+    rnnf_mem_free(g->pool, g->prog);
+    for (int c = 0; g->checks && c < g->n_checks; c++) rnnf_mem_free(g->pool, g->checks[c].name);
+    rnnf_mem_free(g->pool, g->checks);
+    rnnf_mem_free(g->pool, g);
 }
 
 /* A program must leave exactly one value on a stack that never underflows and reads only known symbols. */
@@ -132,9 +132,10 @@ static int program_ok(const int64_t *prog, int n, int n_syms)
     return depth == 1;
 }
 
-static rnnf_status copy_ids(int32_t **dst, const int32_t *src, int n, int n_tensors, int allow_absent)
+static rnnf_status copy_ids(rnnf_pool *pool, int32_t **dst, const int32_t *src, int n, int n_tensors,
+                            int allow_absent)
 {
-    *dst = calloc(n > 0 ? (size_t)n : 1, sizeof(int32_t));
+    *dst = rnnf_mem_alloc(pool, (n > 0 ? (size_t)n : 1) * sizeof(int32_t));
     if (!*dst) return RNNF_ERR_NOMEM;
     for (int i = 0; i < n; i++) {
         if (src[i] < (allow_absent ? -1 : 0) || src[i] >= n_tensors) return RNNF_ERR_FORMAT;
@@ -145,13 +146,13 @@ static rnnf_status copy_ids(int32_t **dst, const int32_t *src, int n, int n_tens
 
 static rnnf_status load_tensors(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_error *err)
 {
-    g->tensors = calloc((size_t)d->n_tensors, sizeof(rnnf_gtensor));
+    g->tensors = rnnf_mem_alloc(g->pool, (size_t)d->n_tensors * sizeof(rnnf_gtensor));
     if (!g->tensors) return RNNF_ERR_NOMEM;
     g->n_tensors = d->n_tensors;
     for (int t = 0; t < d->n_tensors; t++) {
         const rnnf_tensor_desc *td = &d->tensors[t];
         rnnf_gtensor *gt = &g->tensors[t];
-        gt->name = dup_str(td->name);
+        gt->name = dup_str(g->pool, td->name);
         if (!gt->name) return RNNF_ERR_NOMEM;
         gt->dtype = td->dtype;
         gt->rank = td->rank;
@@ -178,9 +179,15 @@ static rnnf_status load_tensors(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_er
             numel *= v;
         }
         const size_t bytes = (size_t)numel * rnnf_dtype_size(td->dtype);
-        gt->const_data = rnnf_aligned_alloc(bytes ? bytes : 1);
-        if (!gt->const_data) return RNNF_ERR_NOMEM;
-        memcpy(gt->const_data, td->data, bytes);
+        if (g->pool && ((uintptr_t)td->data & 63) == 0) {
+            /* a pool's graph lives no longer than its description (export-c: static const data): read it there */
+            gt->const_data = (void *)(uintptr_t)td->data;
+        } else {
+            gt->const_data = rnnf_mem_alloc_raw(g->pool, bytes ? bytes : 1);
+            if (!gt->const_data) return RNNF_ERR_NOMEM;
+            memcpy(gt->const_data, td->data, bytes);
+            gt->owns_data = 1;
+        }
         gt->is_const = 1;
     }
     /* Views resolve to the tensor that owns the storage; a cycle of views is a malformed description. */
@@ -199,14 +206,15 @@ static rnnf_status load_tensors(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_er
 
 static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_error *err)
 {
-    g->nodes = calloc(d->n_nodes > 0 ? (size_t)d->n_nodes : 1, sizeof(rnnf_gnode));
+    g->nodes = rnnf_mem_alloc(g->pool, (d->n_nodes > 0 ? (size_t)d->n_nodes : 1) * sizeof(rnnf_gnode));
     if (!g->nodes) return RNNF_ERR_NOMEM;
     g->n_nodes = d->n_nodes;
     for (int i = 0; i < d->n_nodes; i++) {
         const rnnf_node_desc *nd = &d->nodes[i];
         rnnf_gnode *n = &g->nodes[i];
-        n->name = dup_str(nd->name);
+        n->name = dup_str(g->pool, nd->name);
         if (!n->name) return RNNF_ERR_NOMEM;
+        n->pool = g->pool;
         n->op = nd->op;
         n->index = i;
         if (nd->op < 0 || nd->op >= RNNF_OP_COUNT || nd->n_in < 0 || nd->n_out < 1 || nd->n_iattr < 0 ||
@@ -215,14 +223,14 @@ static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_erro
         n->n_in = nd->n_in;
         n->n_out = nd->n_out;
         int32_t *in = NULL, *out = NULL;
-        rnnf_status st = copy_ids(&in, nd->in, nd->n_in, g->n_tensors, 1);
+        rnnf_status st = copy_ids(g->pool, &in, nd->in, nd->n_in, g->n_tensors, 1);
         n->in = in;
-        if (st == RNNF_OK) st = copy_ids(&out, nd->out, nd->n_out, g->n_tensors, 1);
+        if (st == RNNF_OK) st = copy_ids(g->pool, &out, nd->out, nd->n_out, g->n_tensors, 1);
         n->out = out;
         if (st == RNNF_ERR_FORMAT) return fail(err, st, "%s: a tensor id out of range%s", n->name, NULL);
         if (st != RNNF_OK) return st;
-        int64_t *ia = malloc(((size_t)nd->n_iattr + 1) * sizeof(int64_t));
-        float *fa = malloc(((size_t)nd->n_fattr + 1) * sizeof(float));
+        int64_t *ia = rnnf_mem_alloc_raw(g->pool, ((size_t)nd->n_iattr + 1) * sizeof(int64_t));
+        float *fa = rnnf_mem_alloc_raw(g->pool, ((size_t)nd->n_fattr + 1) * sizeof(float));
         n->iattr = ia;
         n->fattr = fa;
         if (!ia || !fa) return RNNF_ERR_NOMEM;
@@ -303,6 +311,11 @@ static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_erro
 
 rnnf_status rnnf_graph_create(const rnnf_graph_desc *d, rnnf_graph **out, rnnf_error *err)
 {
+    return rnnf_graph_create_in(d, NULL, out, err);
+}
+
+rnnf_status rnnf_graph_create_in(const rnnf_graph_desc *d, rnnf_pool *pool, rnnf_graph **out, rnnf_error *err)
+{
     if (err) err->message[0] = 0;
     if (!d || !out) return RNNF_ERR_ARG;
     *out = NULL;
@@ -310,15 +323,16 @@ rnnf_status rnnf_graph_create(const rnnf_graph_desc *d, rnnf_graph **out, rnnf_e
         d->n_dims < 0 || d->n_checks < 0 || d->n_subgraphs < 0 || (d->n_tensors && !d->tensors) ||
         (d->n_nodes && !d->nodes) || !d->dim_start || !d->outputs)
         return fail(err, RNNF_ERR_FORMAT, "graph: bad counts or missing arrays%s%s", NULL, NULL);
-    rnnf_graph *g = calloc(1, sizeof *g);
+    rnnf_graph *g = rnnf_mem_alloc(pool, sizeof *g);
     if (!g) return RNNF_ERR_NOMEM;
+    g->pool = pool;
     rnnf_status st = RNNF_OK;
     /* dimension programs first: tensors' constant dims are evaluated while loading them */
     g->n_dims = d->n_dims;
     g->n_syms = d->n_syms;
-    g->dim_start = malloc(((size_t)d->n_dims + 1) * sizeof(int32_t));
+    g->dim_start = rnnf_mem_alloc_raw(pool, ((size_t)d->n_dims + 1) * sizeof(int32_t));
     const int n_instr = d->dim_start[d->n_dims];
-    g->prog = malloc(((size_t)(n_instr > 0 ? n_instr : 0) + 1) * 2 * sizeof(int64_t));
+    g->prog = rnnf_mem_alloc_raw(pool, ((size_t)(n_instr > 0 ? n_instr : 0) + 1) * 2 * sizeof(int64_t));
     if (!g->dim_start || !g->prog) { st = RNNF_ERR_NOMEM; goto done; }
     if (n_instr < 0 || d->dim_start[0] != 0 || (n_instr && !d->prog)) {
         st = fail(err, RNNF_ERR_FORMAT, "graph: bad dimension programs%s%s", NULL, NULL);
@@ -332,18 +346,18 @@ rnnf_status rnnf_graph_create(const rnnf_graph_desc *d, rnnf_graph **out, rnnf_e
             st = fail(err, RNNF_ERR_FORMAT, "graph: dimension program is malformed%s%s", NULL, NULL);
             goto done;
         }
-    g->subgraphs = calloc(d->n_subgraphs > 0 ? (size_t)d->n_subgraphs : 1, sizeof(rnnf_graph *));
+    g->subgraphs = rnnf_mem_alloc(pool, (d->n_subgraphs > 0 ? (size_t)d->n_subgraphs : 1) * sizeof(rnnf_graph *));
     if (!g->subgraphs) { st = RNNF_ERR_NOMEM; goto done; }
     for (int i = 0; i < d->n_subgraphs; i++) {
-        st = rnnf_graph_create(&d->subgraphs[i], &g->subgraphs[i], err);
+        st = rnnf_graph_create_in(&d->subgraphs[i], pool, &g->subgraphs[i], err);
         g->n_subgraphs = i + 1;
         if (st != RNNF_OK) goto done;
     }
     if ((st = load_tensors(g, d, err)) != RNNF_OK) goto done;
     g->n_inputs = d->n_inputs;
     g->n_outputs = d->n_outputs;
-    if ((st = copy_ids(&g->inputs, d->inputs, d->n_inputs, g->n_tensors, 0)) != RNNF_OK ||
-        (st = copy_ids(&g->outputs, d->outputs, d->n_outputs, g->n_tensors, 0)) != RNNF_OK) {
+    if ((st = copy_ids(pool, &g->inputs, d->inputs, d->n_inputs, g->n_tensors, 0)) != RNNF_OK ||
+        (st = copy_ids(pool, &g->outputs, d->outputs, d->n_outputs, g->n_tensors, 0)) != RNNF_OK) {
         if (st == RNNF_ERR_FORMAT) fail(err, st, "graph: input or output id out of range%s%s", NULL, NULL);
         goto done;
     }
@@ -355,8 +369,8 @@ rnnf_status rnnf_graph_create(const rnnf_graph_desc *d, rnnf_graph **out, rnnf_e
         }
         t->is_input = 1 + i;
     }
-    g->sym_input = calloc(d->n_syms > 0 ? (size_t)d->n_syms : 1, sizeof(int32_t));
-    g->sym_axis = calloc(d->n_syms > 0 ? (size_t)d->n_syms : 1, sizeof(int32_t));
+    g->sym_input = rnnf_mem_alloc(pool, (d->n_syms > 0 ? (size_t)d->n_syms : 1) * sizeof(int32_t));
+    g->sym_axis = rnnf_mem_alloc(pool, (d->n_syms > 0 ? (size_t)d->n_syms : 1) * sizeof(int32_t));
     if (!g->sym_input || !g->sym_axis) { st = RNNF_ERR_NOMEM; goto done; }
     for (int s = 0; s < d->n_syms; s++) {
         if (d->sym_input[s] < 0 || d->sym_input[s] >= d->n_inputs || d->sym_axis[s] < 0 ||
@@ -368,7 +382,7 @@ rnnf_status rnnf_graph_create(const rnnf_graph_desc *d, rnnf_graph **out, rnnf_e
         g->sym_axis[s] = d->sym_axis[s];
     }
     g->n_checks = d->n_checks;
-    g->checks = calloc(d->n_checks > 0 ? (size_t)d->n_checks : 1, sizeof(rnnf_dim_check));
+    g->checks = rnnf_mem_alloc(pool, (d->n_checks > 0 ? (size_t)d->n_checks : 1) * sizeof(rnnf_dim_check));
     if (!g->checks) { st = RNNF_ERR_NOMEM; goto done; }
     for (int c = 0; c < d->n_checks; c++) {
         if (d->check_a[c] < 0 || d->check_a[c] >= d->n_dims || d->check_b[c] < 0 || d->check_b[c] >= d->n_dims ||
@@ -379,7 +393,7 @@ rnnf_status rnnf_graph_create(const rnnf_graph_desc *d, rnnf_graph **out, rnnf_e
         }
         g->checks[c] = (rnnf_dim_check){d->check_a[c], d->check_b[c], d->check_node[c],
                                         d->check_kind ? d->check_kind[c] : 0, NULL};
-        if (d->check_name && d->check_name[c] && !(g->checks[c].name = dup_str(d->check_name[c]))) {
+        if (d->check_name && d->check_name[c] && !(g->checks[c].name = dup_str(pool, d->check_name[c]))) {
             st = RNNF_ERR_NOMEM;
             goto done;
         }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
+#include "pool.h"
 #include "rnnfast/rnnf.h"
 
 /* rnnf_dtype, rnnf_tensor and RNNF_G_MAX_RANK are public: rnnf.h. */
@@ -168,6 +169,7 @@ typedef struct rnnf_gnode {
     const int64_t *iattr;
     const float *fattr;
     void *prep;         /* what the op precomputed at load (packed weights), immutable after; op-owned */
+    rnnf_pool *pool;    /* where prep's memory comes from: rnnf_mem_alloc_raw(node->pool, ...) (pool.h) */
     const char *name;   /* for messages */
     int index;          /* position in the graph */
 } rnnf_gnode;
@@ -199,9 +201,7 @@ extern const rnnf_op_vtable rnnf_op_copy, rnnf_op_unary, rnnf_op_binary, rnnf_op
     rnnf_op_slice, rnnf_op_gather, rnnf_op_pad, rnnf_op_expand, rnnf_op_fill;
 
 /* Pack a row-major [K][N] matrix (the B of a MatMul) into ceil(N/RNNF_UB) panels of [K][RNNF_UB], zero-padded,
- * for K->gemm_packed. Returns NULL when out of memory; free with rnnf_aligned_free. */
-float *rnnf_pack_b(const float *b, int64_t K, int64_t N);
-void *rnnf_aligned_alloc(size_t bytes);
-void rnnf_aligned_free(void *p);
+ * for K->gemm_packed, in memory from `pool` (pool.h). Returns NULL when out of memory; free with rnnf_mem_free. */
+float *rnnf_pack_b(rnnf_pool *pool, const float *b, int64_t K, int64_t N);
 
 #endif

@@ -19,6 +19,7 @@ typedef struct {
     int output_index; /* 1 + position among the graph outputs, or 0 */
     int64_t const_dims[RNNF_G_MAX_RANK];
     void *const_data;
+    int owns_data;    /* const_data is a copy (else the description's own, borrowed: a pool's graph) */
 } rnnf_gtensor;
 
 typedef struct {
@@ -36,6 +37,7 @@ struct rnnf_graph {
     int64_t *prog;
     rnnf_dim_check *checks;
     rnnf_graph **subgraphs;
+    rnnf_pool *pool; /* where its memory came from (NULL: the heap) */
 };
 
 /* Per recurrent node: the engine's state for the batch of the current plan. */
@@ -65,6 +67,8 @@ int rnnf_thread_choice_current(const rnnf_thread_choice *c, double *seconds_one,
 
 struct rnnf_graph_state {
     const rnnf_graph *g;
+    rnnf_pool *pool;           /* where its memory comes from (NULL: the heap); with a pool, a plan also plans both
+                                  branches of every If, so that nothing is placed after the first plan */
     int planned;               /* a plan exists for sym_val */
     int64_t *sym_val;          /* the symbols' values of the current plan */
     int64_t *dim_val;          /* every dimension program's value */
@@ -89,6 +93,12 @@ struct rnnf_graph_state {
     double run_t0;             /* when this run began (seconds) */
 };
 
+/* rnnf_graph_create and rnnf_graph_state_create with their memory from a pool (pool.h; NULL: the heap). With a
+ * pool, constants 64-byte aligned in the description are read there, not copied: the description must outlive the
+ * graph (export-c: static const data). */
+rnnf_status rnnf_graph_create_in(const rnnf_graph_desc *desc, rnnf_pool *pool, rnnf_graph **out, rnnf_error *err);
+rnnf_status rnnf_graph_state_create_in(const rnnf_graph *graph, rnnf_pool *pool, rnnf_graph_state **out);
+
 /* Evaluate dimension program k with the symbols' values (NULL: constants only). */
 rnnf_status rnnf_dim_eval(const rnnf_graph *g, int k, const int64_t *sym_val, int64_t *out);
 
@@ -98,9 +108,9 @@ const rnnf_op_vtable *rnnf_graph_op(int op);
 extern const rnnf_op_vtable rnnf_op_recurrent;
 rnnf_status rnnf_recurrent_node_create(rnnf_gnode *node, const rnnf_layer_desc *layers, int n_layers,
                                        char *message);
-/* Make the engine state for this batch and sequence length (at plan time, so a run allocates nothing). */
+/* Make the engine state for this batch and sequence length (at plan time, so a run allocates nothing), in `pool`. */
 rnnf_status rnnf_recurrent_node_plan(const rnnf_gnode *node, rnnf_recurrent_slot *slot, int64_t seq_len,
-                                     int64_t batch);
+                                     int64_t batch, rnnf_pool *pool);
 rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot *slot, const rnnf_tensor *in,
                                     rnnf_tensor *out, int n_threads, char *message);
 

@@ -41,7 +41,7 @@ rnnf_status rnnf_recurrent_node_create(rnnf_gnode *node, const rnnf_layer_desc *
         return RNNF_ERR_FORMAT;
     }
     rnnf_model *m = NULL;
-    rnnf_status st = rnnf_model_create(layers, n_layers, &m);
+    rnnf_status st = rnnf_model_create_in(layers, n_layers, node->pool, &m);
     if (st != RNNF_OK) {
         snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "the layers do not fit together (%s)", rnnf_status_str(st));
         return st == RNNF_ERR_NOMEM ? st : RNNF_ERR_FORMAT;
@@ -51,14 +51,14 @@ rnnf_status rnnf_recurrent_node_create(rnnf_gnode *node, const rnnf_layer_desc *
 }
 
 rnnf_status rnnf_recurrent_node_plan(const rnnf_gnode *node, rnnf_recurrent_slot *slot, int64_t seq_len,
-                                     int64_t batch)
+                                     int64_t batch, rnnf_pool *pool)
 {
     if (batch > INT32_MAX || seq_len > INT32_MAX) return RNNF_ERR_SHAPE;
     if (!slot->st || slot->batch != batch) {
         rnnf_state_free(slot->st);
         slot->st = NULL;
         if (batch == 0) return RNNF_OK;
-        rnnf_status st = rnnf_state_create((const rnnf_model *)node->prep, (int)batch, &slot->st);
+        rnnf_status st = rnnf_state_create_in((const rnnf_model *)node->prep, (int)batch, pool, &slot->st);
         if (st != RNNF_OK) return st;
         slot->batch = (int)batch;
     }

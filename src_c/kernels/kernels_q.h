@@ -16,6 +16,8 @@
 
 #include "kernels.h"
 
+struct rnnf_pool;
+
 #define RNNF_Q8_PANEL_BYTES(K) ((size_t)RNNF_UB * sizeof(float) + (size_t)(K) * RNNF_UB)
 
 typedef void (*rnnf_gemm_packed_fn)(int M, int K, const float *A, int lda, const float *Bp, int p0, int p1,
@@ -40,8 +42,8 @@ float rnnf_half_to_float(uint16_t h);
 rnnf_gemm_packed_fn rnnf_qgemm_get(const rnnf_kernels *K, int weight_dtype);
 
 /* Gate-major source rows [G][H][Kd] (int8 with scales [G*H], or float16) -> quantized panels, as pack_gates
- * in model.c does for float32; plain rows [R][Kd] are G = 1, H = R. NULL when out of memory. */
-void *rnnf_pack_gates_q(const void *src, const float *scales, int weight_dtype, int G, int H, int Kd,
-                        int n_blocks);
+ * in model.c does for float32; plain rows [R][Kd] are G = 1, H = R. NULL when out of memory. Memory from pool.h. */
+void *rnnf_pack_gates_q(struct rnnf_pool *pool, const void *src, const float *scales, int weight_dtype, int G, int H,
+                        int Kd, int n_blocks);
 
 #endif

@@ -125,7 +125,7 @@ typedef struct {
     float alpha, beta;
     int64_t M, Mg, Cg, CK, npm; /* npm: panels of Mg output channels */
     int depthwise;
-    float *w;    /* [M][CK], as given */
+    const float *w; /* [M][CK], as given: a copy, or with a pool the graph's constant itself */
     float *wt;   /* per group, W_g^T packed: npm panels of [CK][UB]; NULL for depthwise */
     float *bias; /* [M] when constant at load */
     float *wu;   /* Winograd F(2x2, 3x3): per group and position p < 16, U_p = (G w G^T)_p as [Mg][Cg]; or NULL */
@@ -163,11 +163,11 @@ static void conv_release(rnnf_gnode *node)
 {
     conv_prep *p = node->prep;
     if (p) {
-        rnnf_aligned_free(p->w);
-        rnnf_aligned_free(p->wt);
-        rnnf_aligned_free(p->bias);
-        rnnf_aligned_free(p->wu);
-        rnnf_aligned_free(p);
+        rnnf_mem_free(node->pool, (void *)(uintptr_t)p->w);
+        rnnf_mem_free(node->pool, p->wt);
+        rnnf_mem_free(node->pool, p->bias);
+        rnnf_mem_free(node->pool, p->wu);
+        rnnf_mem_free(node->pool, p);
     }
     node->prep = NULL;
 }
@@ -232,7 +232,7 @@ static rnnf_status conv_prepare(rnnf_gnode *node, const rnnf_tensor *ci, char *m
         return fail(msg, RNNF_ERR_FORMAT, "conv: a bias of %lld values for %lld output channels", rnnf_tensor_numel(b),
                     M, 0);
 
-    conv_prep *p = rnnf_aligned_alloc(sizeof(conv_prep));
+    conv_prep *p = rnnf_mem_alloc_raw(node->pool, sizeof(conv_prep));
     if (!p) return fail(msg, RNNF_ERR_NOMEM, "conv: out of memory", 0, 0, 0);
     memset(p, 0, sizeof(*p));
     p->ns = (int)ns;
@@ -266,26 +266,29 @@ static rnnf_status conv_prepare(rnnf_gnode *node, const rnnf_tensor *ci, char *m
     p->npm = cdiv(p->Mg, UB);
     p->depthwise = p->Cg == 1 && G > 1;
     if (p->CK > INT_MAX / UB || p->M * p->CK > (int64_t)1 << 40) {
-        rnnf_aligned_free(p);
+        rnnf_mem_free(node->pool, p);
         return fail(msg, RNNF_ERR_FORMAT, "conv: weights of %lld x %lld are too large", p->M, p->CK, 0);
     }
     const size_t wn = (size_t)p->M * (size_t)p->CK;
-    p->w = rnnf_aligned_alloc(wn * sizeof(float));
-    if (!p->depthwise) p->wt = rnnf_aligned_alloc((size_t)G * (size_t)p->npm * UB * (size_t)p->CK * sizeof(float));
-    if (b && b->data) p->bias = rnnf_aligned_alloc((size_t)M * sizeof(float));
+    /* a pool's graph keeps its constants as long as itself (graph.c): read the weights there, not a copy */
+    float *w_copy = node->pool ? NULL : rnnf_mem_alloc_raw(node->pool, wn * sizeof(float));
+    p->w = node->pool ? (const float *)w->data : w_copy;
+    if (!p->depthwise)
+        p->wt = rnnf_mem_alloc_raw(node->pool, (size_t)G * (size_t)p->npm * UB * (size_t)p->CK * sizeof(float));
+    if (b && b->data) p->bias = rnnf_mem_alloc_raw(node->pool, (size_t)M * sizeof(float));
     if (!p->w || (!p->depthwise && !p->wt) || (b && b->data && !p->bias)) {
         node->prep = p;
         conv_release(node);
         return fail(msg, RNNF_ERR_NOMEM, "conv: out of memory", 0, 0, 0);
     }
-    memcpy(p->w, w->data, wn * sizeof(float));
+    if (w_copy) memcpy(w_copy, w->data, wn * sizeof(float));
     if (p->wt)
         for (int64_t g = 0; g < G; g++)
             rnnf_pack_b_strided(p->w + (size_t)(g * p->Mg * p->CK), p->CK, p->Mg, 1, p->CK,
                                 p->wt + (size_t)(g * p->npm) * UB * (size_t)p->CK);
     if (p->bias) memcpy(p->bias, b->data, (size_t)M * sizeof(float));
     if (wino_possible(p)) {
-        p->wu = rnnf_aligned_alloc((size_t)16 * wn / 9 * sizeof(float));
+        p->wu = rnnf_mem_alloc_raw(node->pool, (size_t)16 * wn / 9 * sizeof(float));
         if (!p->wu) {
             node->prep = p;
             conv_release(node);
@@ -1049,9 +1052,9 @@ static void convt_release(rnnf_gnode *node)
 {
     convt_prep *p = node->prep;
     if (p) {
-        rnnf_aligned_free(p->a);
-        rnnf_aligned_free(p->bias);
-        rnnf_aligned_free(p);
+        rnnf_mem_free(node->pool, p->a);
+        rnnf_mem_free(node->pool, p->bias);
+        rnnf_mem_free(node->pool, p);
     }
     node->prep = NULL;
 }
@@ -1089,7 +1092,7 @@ static rnnf_status convt_prepare(rnnf_gnode *node, const rnnf_tensor *ci, char *
     if (b && b->data && (b->dtype != RNNF_DT_F32 || rnnf_tensor_numel(b) != Mg * G))
         return fail(msg, RNNF_ERR_FORMAT, "conv_transpose: a bias of %lld values for %lld output channels",
                     rnnf_tensor_numel(b), Mg * G, 0);
-    convt_prep *p = rnnf_aligned_alloc(sizeof(convt_prep));
+    convt_prep *p = rnnf_mem_alloc_raw(node->pool, sizeof(convt_prep));
     if (!p) return fail(msg, RNNF_ERR_NOMEM, "conv_transpose: out of memory", 0, 0, 0);
     memset(p, 0, sizeof(*p));
     p->G = G;
@@ -1101,8 +1104,8 @@ static rnnf_status convt_prepare(rnnf_gnode *node, const rnnf_tensor *ci, char *
     p->Mg = Mg;
     p->M = Mg * G;
     p->K = K;
-    p->a = rnnf_aligned_alloc((size_t)(C * Mg * K) * sizeof(float));
-    if (b && b->data) p->bias = rnnf_aligned_alloc((size_t)p->M * sizeof(float));
+    p->a = rnnf_mem_alloc_raw(node->pool, (size_t)(C * Mg * K) * sizeof(float));
+    if (b && b->data) p->bias = rnnf_mem_alloc_raw(node->pool, (size_t)p->M * sizeof(float));
     if (!p->a || (b && b->data && !p->bias)) {
         node->prep = p;
         convt_release(node);

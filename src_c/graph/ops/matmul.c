@@ -189,13 +189,13 @@ static rnnf_status mm_prepare(rnnf_gnode *node, const rnnf_tensor *ci, char *msg
         const int64_t K = B->rank >= 2 ? B->dims[B->rank - 2] : B->dims[0], N = B->rank >= 2 ? B->dims[B->rank - 1] : 1;
         if (K > INT_MAX / UB || N > INT_MAX - UB)
             return fail(msg, RNNF_ERR_FORMAT, "matmul: a constant B of %lld x %lld is too large", K, N);
-        mm_prep *p = rnnf_aligned_alloc(sizeof(mm_prep));
+        mm_prep *p = rnnf_mem_alloc_raw(node->pool, sizeof(mm_prep));
         if (!p) return fail(msg, RNNF_ERR_NOMEM, "matmul: out of memory packing B", 0, 0);
         p->K = K;
         p->N = N;
-        p->bp = rnnf_pack_b(B->data, p->K, p->N);
+        p->bp = rnnf_pack_b(node->pool, B->data, p->K, p->N);
         if (!p->bp) {
-            rnnf_aligned_free(p);
+            rnnf_mem_free(node->pool, p);
             return fail(msg, RNNF_ERR_NOMEM, "matmul: out of memory packing B", 0, 0);
         }
         node->prep = p;
@@ -207,8 +207,8 @@ static void mm_release(rnnf_gnode *node)
 {
     mm_prep *p = node->prep;
     if (p) {
-        rnnf_aligned_free(p->bp);
-        rnnf_aligned_free(p);
+        rnnf_mem_free(node->pool, p->bp);
+        rnnf_mem_free(node->pool, p);
     }
     node->prep = NULL;
 }

@@ -1,28 +1,15 @@
-/* pack.c: the panel packing and aligned allocation the GEMM-based ops (MatMul, Conv, ConvTranspose) share.
+/* pack.c: the panel packing the GEMM-based ops (MatMul, Conv, ConvTranspose) share.
  *
  * gemm_packed streams B as panels of RNNF_UB columns, [K][RNNF_UB] each, with 32-byte aligned loads, so every
  * packed matrix and every scratch block handed to it starts on a 64-byte boundary. Packing at load (constant
  * weights) and packing into scratch at run (a MatMul's variable B, a ConvTranspose's input) use one routine;
  * the strided form lets a caller pack a transposed view (Conv's W^T) without first copying it.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "graph/graph.h"
 
 #define UB RNNF_UB
-
-void *rnnf_aligned_alloc(size_t bytes)
-{
-    void *p = NULL;
-    if (bytes == 0) bytes = 64;
-    if (bytes > SIZE_MAX - 63) return NULL;
-    bytes = (bytes + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, bytes) != 0) return NULL;
-    return p;
-}
-
-void rnnf_aligned_free(void *p) { free(p); }
 
 /* dst (ceil(N/UB) panels of [K][UB]) from element (k, n) at b[k*ldk + n*ldn]; columns past N are zero.
  * Not in graph.h: the ops that pack into scratch declare it themselves. */
@@ -54,12 +41,12 @@ void rnnf_pack_b_strided(const float *b, int64_t K, int64_t N, int64_t ldk, int6
     }
 }
 
-float *rnnf_pack_b(const float *b, int64_t K, int64_t N)
+float *rnnf_pack_b(rnnf_pool *pool, const float *b, int64_t K, int64_t N)
 {
     if (K < 0 || N < 0) return NULL;
     const int64_t n_panels = (N + UB - 1) / UB;
     if (K > 0 && (uint64_t)n_panels > (uint64_t)(SIZE_MAX / sizeof(float) / UB) / (uint64_t)K) return NULL;
-    float *dst = rnnf_aligned_alloc((size_t)n_panels * (size_t)K * UB * sizeof(float));
+    float *dst = rnnf_mem_alloc_raw(pool, (size_t)n_panels * (size_t)K * UB * sizeof(float));
     if (!dst) return NULL;
     rnnf_pack_b_strided(b, K, N, N, 1, dst);
     return dst;

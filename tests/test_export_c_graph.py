@@ -1,0 +1,175 @@
+"""export-c of whole graphs (rnnfast/exporters/c_graph.py): the whole-model fixtures of tests/data/onnx/graph
+(tools/make_graph_fixtures.py) exported as C, compiled with gcc's strict warnings, run by a C driver on inputs this
+test writes, and compared with onnxruntime on the same inputs; chunk by chunk, `<prefix>_step` (the state kept in
+the C state struct) against onnxruntime's run with each state output fed back. The runtime is built twice: with
+the AVX2 kernel table (when this CPU has it) and portable (the scalar reference kernels). Every link wraps the
+allocators, so a malloc anywhere in the exported code would not link; no object may hold a writable global."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import rnnfast
+from c_graph_driver import compile_runtime, link_driver, read_output, write_inputs
+from conftest import assert_close, package_env
+from rnnfast.errors import FormatError
+from rnnfast.exporters.c_graph import export_c_graph
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+
+DATA = Path(__file__).parent / "data" / "onnx" / "graph"
+AVX2 = ("-mavx2", "-mfma", "-mf16c")
+
+
+def ort_run(path, feeds):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+
+
+def export(tmp, name, exporter, dims, prefix=None):
+    path = DATA / f"{name}.{exporter}.onnx"
+    out = tmp / f"{name}_{exporter}_{'_'.join(str(v) for v in dims.values())}"
+    return path, out, export_c_graph(rnnfast.load(str(path)), out, prefix=prefix or name, dims=dims, where=path.name)
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory):
+    """Runtime objects per ISA flag set, compiled once (every export ships the same runtime sources)."""
+    tmp = tmp_path_factory.mktemp("runtime")
+    _, _, e = export(tmp, "stream_gru", "ts", {"batch": 1, "frames": 1})
+    isas = [AVX2, ()] if "avx2" in rnnfast._core.isa_supported() else [()]
+    return {isa: compile_runtime(e, tmp, isa) for isa in isas}
+
+
+def run_c(exe, workdir, *args):
+    r = subprocess.run([str(exe), str(workdir), *map(str, args)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("exporter", ["ts", "dynamo"])
+def test_vad_run_and_step_match_onnxruntime(tmp_path, runtime, exporter):
+    """The VAD (If on the sample rate around STFT conv, conv encoder, LSTM, conv head; state in and out) at 16 kHz,
+    batch 1, chunk 512: one run, then 8 chunks stepped with the state inside the C struct."""
+    path, out, e = export(tmp_path, "vad", exporter, {"batch": 1, "chunk": 512})
+    assert e.states == {"state": "stateN"}
+    rng = np.random.default_rng(5)
+    feeds = {"input": rng.standard_normal((1, 512)).astype(np.float32) * 0.3,
+             "state": rng.standard_normal((2, 1, 64)).astype(np.float32) * 0.5, "sr": np.array(16000, np.int64)}
+    want = ort_run(path, feeds)
+    chunks = rng.standard_normal((8, 1, 512)).astype(np.float32) * 0.3
+    for c in range(8):
+        write_inputs(out, {"input": chunks[c], "sr": np.array(16000, np.int64)}, chunk=c)
+    write_inputs(out, feeds)
+    for isa, objs in runtime.items():
+        exe = link_driver(e, "vad", out, objs, isa)
+        run_c(exe, out, "run")
+        for name, (shape, dtype) in e.outputs.items():
+            assert_close(read_output(out, name, shape, dtype), want[name], what=f"{name} {isa or 'portable'}")
+        run_c(exe, out, "step", 8)
+        state = np.zeros((2, 1, 64), np.float32)
+        for c in range(8):
+            step = ort_run(path, {"input": chunks[c], "state": state, "sr": np.array(16000, np.int64)})
+            assert_close(read_output(out, "output", (1, 1), np.float32, chunk=c), step["output"],
+                         what=f"step {c} {isa or 'portable'}")
+            state = step["stateN"]
+        assert_close(read_output(out, "final_state", (2, 1, 64), np.float32), state, what="state after 8 steps")
+
+
+def test_vad_8khz_branch_and_batch(tmp_path, runtime):
+    """The other branch of the If (8 kHz, chunk 256) at batch 3: both branches are planned at init."""
+    path, out, e = export(tmp_path, "vad", "ts", {"batch": 3, "chunk": 256})
+    rng = np.random.default_rng(6)
+    feeds = {"input": rng.standard_normal((3, 256)).astype(np.float32) * 0.3,
+             "state": rng.standard_normal((2, 3, 64)).astype(np.float32) * 0.5, "sr": np.array(8000, np.int64)}
+    want = ort_run(path, feeds)
+    write_inputs(out, feeds)
+    isa = next(iter(runtime))
+    exe = link_driver(e, "vad", out, runtime[isa], isa)
+    run_c(exe, out, "run")
+    for name, (shape, dtype) in e.outputs.items():
+        assert_close(read_output(out, name, shape, dtype), want[name], what=name)
+
+
+@pytest.mark.parametrize("name,exporter,dims", [("denoiser", "dynamo", {"batch": 2, "frames": 50}),
+                                                 ("crnn", "dynamo", {"batch": 2, "4*steps": 64}),
+                                                 ("stream_gru", "ts", {"batch": 2, "frames": 4})])
+def test_other_models_match_onnxruntime(tmp_path, runtime, name, exporter, dims):
+    path, out, e = export(tmp_path, name, exporter, dims)
+    rng = np.random.default_rng(7)
+    feeds = {n: rng.standard_normal(shape).astype(dtype) for n, (shape, dtype) in e.inputs.items()}
+    want = ort_run(path, feeds)
+    write_inputs(out, feeds)
+    isa = next(iter(runtime))
+    exe = link_driver(e, name, out, runtime[isa], isa)
+    run_c(exe, out, "run")
+    for n, (shape, dtype) in e.outputs.items():
+        assert_close(read_output(out, n, shape, dtype), want[n], what=f"{name} {n}")
+
+
+def test_no_allocator_and_no_writable_global(runtime):
+    """No object of the runtime references an allocator (RNNF_NO_HEAP), and none has a writable global: every
+    symbol in .data or .bss would be one (.data.rel.ro is the const tables' pointers, read-only after load)."""
+    objs = [str(o) for objs in runtime.values() for o in objs]
+    undefined = subprocess.run(["nm", "-u", *objs], capture_output=True, text=True, check=True).stdout.split()
+    assert not {"malloc", "calloc", "realloc", "free", "posix_memalign", "aligned_alloc"} & set(undefined)
+    table = subprocess.run(["objdump", "-t", *objs], capture_output=True, text=True, check=True).stdout
+    writable = []
+    for line in table.splitlines():
+        m = re.search(r"\sO\s+(\S+)\t", line)
+        section = m.group(1) if m else ""
+        if section in ("*COM*", ".data", ".bss") or (section.startswith((".data.", ".bss."))
+                                                      and not section.startswith(".data.rel.ro")):
+            writable.append(line)
+    assert not writable, writable
+    assert ".data.rel.ro" in table or ".rodata" in table, "objdump lists no data sections at all"
+
+
+def test_refusals(tmp_path):
+    m = rnnfast.load(str(DATA / "vad.ts.onnx"))
+    with pytest.raises(ValueError, match="'chunk'"):
+        export_c_graph(m, tmp_path, prefix="vad", dims={"batch": 1})
+    with pytest.raises(ValueError, match="prefix"):
+        export_c_graph(m, tmp_path, prefix="1vad", dims={"batch": 1, "chunk": 512})
+    with pytest.raises(ValueError, match="state pair"):
+        export_c_graph(m, tmp_path, prefix="vad", dims={"batch": 1, "chunk": 512}, states={"input": "stateN"})
+
+
+def test_refuses_a_host_node_by_name(tmp_path):
+    """An operator outside the C executor (run through onnx.reference in Python) is refused, naming the node."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    axis = helper.make_tensor("axis", TensorProto.INT64, [], [1])
+    graph = helper.make_graph([helper.make_node("CumSum", ["x", "axis"], ["c"], name="cum"),
+                               helper.make_node("Relu", ["c"], ["y"], name="relu")], "g", [x], [y], [axis])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m = rnnfast.load(model.SerializeToString())
+    if getattr(m.graph, "compiled", None) is None:
+        pytest.skip("this graph does not compile for the C executor at all")
+    with pytest.raises(FormatError, match="cum"):
+        export_c_graph(m, tmp_path, prefix="m", dims={"batch": 1})
+
+
+def test_command_line(tmp_path):
+    """`rnnfast export-c FILE --dim NAME=SIZE` exports the whole graph; a size left open is a usage error naming it."""
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "rnnfast", "export-c", str(DATA / "stream_gru.ts.onnx"), *args],
+                              capture_output=True, text=True, cwd=tmp_path, env=package_env(), timeout=300)
+
+    r = cli("-o", "out", "--prefix", "sg", "--dim", "batch=1", "--dim", "frames=4")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "sg.c").is_file() and (tmp_path / "out" / "rnnf_runtime" / "rnnf_target.h").is_file()
+    assert "conv_cache -> conv_cache_out" in r.stdout and "h -> h_out" in r.stdout
+    r = cli("-o", "out2", "--dim", "batch=1")
+    assert r.returncode == 2 and "'frames'" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = cli("-o", "out3", "--dim", "batch=0")
+    assert r.returncode == 2 and "batch=0" in r.stderr, r.stderr
