@@ -7,14 +7,15 @@
 from __future__ import annotations
 
 from .config import show_config
-from .errors import FormatError, OptionError
+from .errors import AssumptionWarning, FormatError, OptionError
 from .model import Model, TensorInfo
 
 __version__ = "0.1.0"
-__all__ = ["load", "Model", "TensorInfo", "InferenceSession", "FormatError", "show_config", "__version__"]
+__all__ = ["load", "Model", "TensorInfo", "InferenceSession", "FormatError", "AssumptionWarning", "show_config",
+           "__version__"]
 
 
-def load(path_or_bytes, **options) -> Model:
+def load(path_or_bytes, strict: bool = False, **options) -> Model:
     """Load a model file (path, bytes or binary file object); the format is recognised by content.
 
     Options for every format: n_threads; max_memory (bytes, or "2G"/"500M"): the memory budget every size the file
@@ -23,8 +24,17 @@ def load(path_or_bytes, **options) -> Model:
     (Keras .h5/.keras): parse the HDF5 data in a child process with that time limit (default 60 s) and the memory
     budget (rnnfast/importers/keras/sandbox.py); the other formats are read by rnnfast's own readers, which need
     no sandbox, so safe changes nothing for them.
+    strict=True: refuse a file that leaves out something that changes the result instead of assuming the
+    framework's default with an AssumptionWarning (rnnfast/assumptions.py).
     Only FormatError, ValueError (MemoryLimitError among them) and, for a misspelt option, OptionError (a
     TypeError) leave it."""
+    from .assumptions import load_checked
+
+    name = path_or_bytes if isinstance(path_or_bytes, str) else getattr(path_or_bytes, "name", "<bytes>")
+    return load_checked(lambda: _load_any(path_or_bytes, **options), str(name), strict)
+
+
+def _load_any(path_or_bytes, **options) -> Model:
     from . import formats
     from .errors import file_errors
     from .limits import memory_budget

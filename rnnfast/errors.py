@@ -48,3 +48,10 @@ def file_errors(where: str, what: str = "damaged or malformed file", keep_value_
         raise MemoryLimitError(f"{where}: ran out of memory reading it ({type(e).__name__}: {e})") from None
     except Exception as e:  # noqa: BLE001 - the point: nothing undocumented escapes
         raise FormatError(f"{where}: {what} ({type(e).__name__}: {e})") from e
+
+
+class AssumptionWarning(UserWarning):
+    """The file does not store something that changes the result (PyTorch's batch_first or nonlinearity, an old Keras
+    file's GRU reset_after, a TF checkpoint's forget_bias...), and the importer assumed the framework's default. The
+    message names the file, layer and option and the value assumed; passing the option explicitly silences it, and
+    `rnnfast.load(..., strict=True)` (`--strict`) turns it into a FormatError."""

@@ -61,10 +61,18 @@ def _set_threads(n):
         os.environ["OMP_NUM_THREADS"] = str(n)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one line each on stderr, without the source line Python prints."""
+    print(f"rnnfast: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv=None) -> int:
+    import warnings
+
     from .codes import EXIT_USAGE
     from .common import CliError
 
+    warnings.showwarning = _show_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":

@@ -65,6 +65,10 @@ def add_model_arguments(parser, file_help="model file: .onnx, .h5/.keras/.weight
                              "allow_classes=[...] (see rnnfast/importers/torch/__init__.py). TensorFlow checkpoints: "
                              "rnn=SCOPE, forget_bias=1.0, activation=tanh, time_major=true, embedding=NAME, "
                              "head=SCOPE, head_activation=relu, ignore=[...] (see rnnfast/importers/tf/__init__.py)")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse a file that leaves out something that changes the result (PyTorch batch_first "
+                             "or nonlinearity, an old Keras GRU's reset_after, a TF checkpoint's forget_bias...) "
+                             "instead of assuming the framework's default with a warning")
 
 
 def load_options(args) -> dict:
@@ -83,6 +87,8 @@ def load_options(args) -> dict:
         options["safe"] = True
     if getattr(args, "max_memory", None) is not None:
         options["max_memory"] = args.max_memory
+    if getattr(args, "strict", False):
+        options["strict"] = True
     return options
 
 

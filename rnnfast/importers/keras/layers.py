@@ -25,7 +25,10 @@ class Context:
         self.defaults = []  # (layer, option, value, why): version-dependent defaults that were applied
 
     def default(self, layer, option, value, why):
+        from ...assumptions import assumed
+
         self.defaults.append((layer, option, value, why))
+        assumed(f"{self.name}: layer {layer!r}", option, value, why)
         return value
 
 

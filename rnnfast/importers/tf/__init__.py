@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 
+from ...assumptions import assumed
 from ...errors import FormatError, OptionError
 from ...model import Model
 from ...pipeline import DENSE_ACTIVATIONS, DenseStage, EmbeddingStage
@@ -100,6 +101,8 @@ def load_tf1(prefix: str, **options) -> Model:
         defaults.append((heads[0].name, "head_on", "outputs", "not stored in a checkpoint; the head reads every "
                                                               "step's output (head_on='state': the final h)"))
     _check_all_used(entries, used, options.get("ignore") or (), where)
+    for what, option, value, why in defaults:
+        assumed(f"{where}: scope {what!r}", option, value, why)
     variables = [(n, e.dtype, list(e.shape), "used" if n in used else "ignored: optimizer or step counter"
                   if _IGNORED.search(n) else "ignored: ignore option") for n, e in entries.items()]
     graph = TF1Graph(layers, time_major=bool(options.get("time_major", False)), embedding=embedding, heads=heads,

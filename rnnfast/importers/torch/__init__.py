@@ -38,6 +38,7 @@ import re
 
 import numpy as np
 
+from ...assumptions import assumed
 from ...errors import FormatError, OptionError
 from ...layers import N_GATES, Activation, RecurrentLayer
 from ...model import Model
@@ -79,6 +80,8 @@ def load_torch(data: bytes, name: str = "<bytes>", **options) -> Model:
             continue
         if stored.get(key) is None and options.get(key) is None:
             defaults.append((prefix.rstrip(".") or "<top>", key, value, "not stored in the file; PyTorch's default"))
+            assumed(f"{where}: module {prefix.rstrip('.') or '<top>'!r}", key, value,
+                    "not stored in the file; PyTorch's default")
     if options.get("nonlinearity") is not None and layers[0].cell != "rnn":
         raise ValueError(f"{where}: nonlinearity applies to nn.RNN only; {prefix or 'the module'} is an "
                          f"{layers[0].cell.upper()}")
