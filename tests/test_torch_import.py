@@ -129,3 +129,20 @@ def test_bad_run_inputs():
     emb = rnnfast.load(model_file("emb_lstm_fc"), embedding="emb", rnn="lstm", head="fc", batch_first=True)
     with pytest.raises(ValueError, match="token ids"):
         emb.run(np.array([[0, 25]]))
+
+
+@pytest.mark.parametrize("name, settings", [
+    ("traced_lstm_bidir_batch_first", "batch_first=True"), ("traced_rnn_relu_batch_first", "batch_first=True"),
+    ("traced_gru", "batch_first=False")])
+def test_traced_files_state_their_settings(name, settings):
+    """torch.jit.trace keeps no module constants; the settings are read from the traced forward's ATen call, so
+    nothing is assumed (test_matches_torch checks the outputs against torch's)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = rnnfast.load(model_file(name))
+    assert [str(w.message) for w in caught if issubclass(w.category, rnnfast.AssumptionWarning)] == []
+    assert settings in model.describe()
+    if "relu" in name:
+        assert "Relu" in model.describe()

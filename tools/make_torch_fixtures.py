@@ -100,7 +100,25 @@ def shared_storage_state_dict(m):
     return out
 
 
+def traced_cases():
+    """torch.jit.trace keeps no module constants: batch_first, the nonlinearity and the layout are only in the ATen
+    call of the traced forward (rnnfast reads them there instead of assuming defaults)."""
+    def trace(m, p):
+        x = torch.zeros(2, 4, m.input_size) if m.batch_first else torch.zeros(4, 2, m.input_size)
+        torch.jit.save(torch.jit.trace(m, x), p)
+
+    rnn_case("traced_lstm_bidir_batch_first", nn.LSTM(3, 5, num_layers=2, bidirectional=True, batch_first=True),
+             save=trace, batch_first=True)
+    rnn_case("traced_rnn_relu_batch_first", nn.RNN(3, 5, nonlinearity="relu", batch_first=True), save=trace,
+             batch_first=True)
+    rnn_case("traced_gru", nn.GRU(4, 6), save=trace)
+
+
 def main():
+    if sys.argv[1:] == ["traced"]:  # add these without remaking (and so changing) every other fixture
+        torch.manual_seed(99)
+        traced_cases()
+        return
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):
         os.remove(os.path.join(OUT, f))
@@ -137,6 +155,7 @@ def main():
              save=lambda m, p: torch.jit.save(torch.jit.script(m), p))
     rnn_case("gru_whole_module", nn.GRU(3, 4, num_layers=2, batch_first=True),
              save=lambda m, p: torch.save(m, p), batch_first=True)
+    traced_cases()
 
     def checkpoint(m, p):
         opt = torch.optim.Adam(m.parameters())

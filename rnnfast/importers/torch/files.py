@@ -68,7 +68,8 @@ def _read_weights(data: bytes, where: str, allow_classes, state_dict_key) -> Tor
     for info in modules.values():
         if info.cls.startswith("__torch__."):
             module, _, name = info.cls.rpartition(".")
-            for key, value in _final_constants(code.get(module.replace(".", "/") + ".py", ""), name).items():
+            source = code.get(module.replace(".", "/") + ".py", "")
+            for key, value in {**_traced_call(source, name), **_final_constants(source, name)}.items():
                 info.attrs.setdefault(key, value)
     return TorchWeights(kind, tensors, modules, found_at)
 
@@ -85,6 +86,38 @@ def _final_constants(source: str, class_name: str) -> dict:
             out[key] = ast.literal_eval(literal.strip())
         except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
             continue
+    return out
+
+
+# A traced module's forward calls the ATen op with its settings as literals, e.g.
+# `torch.lstm(input, [hx, cx], _0, True, 2, 0., False, True, True)`: has_biases, num_layers, dropout, train,
+# bidirectional, batch_first after the input, the state and the weights.
+_TRACED_OPS = {"lstm": ("LSTM", None), "gru": ("GRU", None), "rnn_tanh": ("RNN_TANH", "tanh"),
+               "rnn_relu": ("RNN_RELU", "relu")}
+_TRACED_SETTINGS = ("bias", "num_layers", "dropout", "training", "bidirectional", "batch_first")
+
+
+def _traced_call(source: str, class_name: str) -> dict:
+    """The settings a traced nn.LSTM/GRU/RNN wrote into its one ATen call (read, never run); {} when there is no such
+    call or more than one (a module traced through several calls has no single setting to report)."""
+    block = re.search(rf"^class {re.escape(class_name)}\(.*?(?=^\S|\Z)", source, re.M | re.S)
+    calls = re.findall(r"torch\.(lstm|gru|rnn_tanh|rnn_relu)\(([^()]*)\)", block.group(0) if block else "")
+    if len(calls) != 1:
+        return {}
+    op, args = calls[0]
+    literals = [a.strip() for a in re.sub(r"\[[^\]]*\]", "list", args).split(",")][-len(_TRACED_SETTINGS):]
+    try:
+        values = [ast.literal_eval(v) for v in literals]
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return {}
+    if len(values) != len(_TRACED_SETTINGS) or not all(isinstance(v, (bool, int, float)) for v in values):
+        return {}
+    out = dict(zip(_TRACED_SETTINGS, values))
+    out.pop("training")
+    mode, nonlinearity = _TRACED_OPS[op]
+    out["mode"] = mode
+    if nonlinearity:
+        out["nonlinearity"] = nonlinearity
     return out
 
 
