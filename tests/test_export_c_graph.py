@@ -173,3 +173,26 @@ def test_command_line(tmp_path):
     assert r.returncode == 2 and "'frames'" in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = cli("-o", "out3", "--dim", "batch=0")
     assert r.returncode == 2 and "batch=0" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("name", ["k3_functional_mix", "k3_conv_pool_1d"])
+def test_keras_models_match_keras(tmp_path, runtime, name):
+    """Keras models lower to the same graph (two inputs and three outputs; Conv1D and pooling): the exported C
+    against the outputs Keras recorded (tests/data/keras/<name>.npz: x<i> the inputs, y<j> the outputs in order)."""
+    from rnnfast.graph.dims import Dim
+
+    rec = np.load(DATA.parent.parent / "keras" / f"{name}.npz")
+    m = rnnfast.load(str(DATA.parent.parent / "keras" / f"{name}.keras"))
+    graph = m.graph.compiled.graph
+    feeds = {n: rec[f"x{i}"] for i, n in enumerate(graph.inputs)}
+    dims = {}
+    for n, x in feeds.items():
+        for d, size in zip(graph.values[n].shape, x.shape):
+            if isinstance(d, Dim) and len(d.symbols()) == 1 and str(d) in d.symbols():
+                dims[str(d)] = size
+    e = export_c_graph(m, tmp_path, prefix="k", dims=dims, where=name)
+    write_inputs(tmp_path, feeds)
+    isa = next(iter(runtime))
+    run_c(link_driver(e, "k", tmp_path, runtime[isa], isa), tmp_path, "run")
+    for j, (n, (shape, dtype)) in enumerate(e.outputs.items()):
+        assert_close(read_output(tmp_path, n, shape, dtype), rec[f"y{j}"], what=f"{name} {n}")
