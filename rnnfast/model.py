@@ -75,10 +75,10 @@ class Model:
         """The model with its recurrent layers' weights (w_ih, w_hh, w_hr) stored as "int8" (symmetric, one float32
         scale per output row) or "float16", computed in float32 (rnnfast/quantize.py); Embedding and Dense
         stay float32. Goes through to_pipeline, so only what a pipeline holds is kept (see there)."""
-        from .pipeline import PipelineGraph
+        from .graph.chain import ChainModel
         from .quantize import quantize_pipeline
 
-        return Model(PipelineGraph(quantize_pipeline(self.to_pipeline(), weights)), source=self.source)
+        return Model(ChainModel(quantize_pipeline(self.to_pipeline(), weights)), source=self.source)
 
     def thread_choice(self) -> dict:
         """How many threads this model's runs use now, and why: the graph executor times its runs with one thread

@@ -1,4 +1,5 @@
 """The portable model: the subset of every source format that the exporters (.rnnf, ONNX, C code, npz) write.
+It is data only: a pipeline runs as a graph (graph/chain.py lowers it with graph/build.py).
 
 A Pipeline is one input, one output and a chain of stages:
     [EmbeddingStage] -> RecurrentStage+ (and DenseStage between or after them) -> DenseStage*
@@ -18,25 +19,12 @@ from typing import Optional, Union
 
 import numpy as np
 
-from . import engine
 from .errors import FormatError
 from .layers import RecurrentLayer
-from .model import TensorInfo
 
 
-def _softmax(y):
-    e = np.exp(y - y.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-# A Dense stage's activations, in the array's own dtype (the C engine and exporters implement the same formulas).
-_DENSE = {"linear": lambda y: y, "relu": lambda y: np.maximum(y, 0), "tanh": np.tanh,
-          "sigmoid": lambda y: 1 / (1 + np.exp(-y)), "softmax": _softmax}
-DENSE_ACTIVATIONS = tuple(_DENSE)
-
-
-def dense_activation(name: str, y: np.ndarray) -> np.ndarray:
-    return _DENSE[name](y)
+# A Dense stage's activations (graph/build.py computes them; the exporters write the same formulas).
+DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
 
 
 @dataclass
@@ -159,115 +147,19 @@ class Pipeline:
 
 def run_pipeline(p: Pipeline, x, n_threads=None) -> np.ndarray:
     """x: float [seq_len, batch, input_size] or int ids [seq_len, batch] (batch-first when p.batch_first).
-    Returns [seq_len, batch, out] (batch-first likewise) or [batch, out] when a stage ends the sequence."""
-    x = np.asarray(x)
-    where = p.source or p.name or "pipeline"
-    if p.takes_ids:
-        if x.dtype.kind not in "iu" or x.ndim != 2:
-            raise ValueError(f"{where}: input must be integer token ids [seq_len, batch], got {x.dtype} {x.shape}")
-    elif x.dtype.kind not in "fiu" or x.ndim != 3 or x.shape[2] != p.input_size:
-        raise ValueError(f"{where}: input must be float [seq_len, batch, {p.input_size}], got {x.dtype} {x.shape}")
-    if p.batch_first:
-        x = np.swapaxes(x, 0, 1)
-    mask = None
-    for s in p.stages:
-        if isinstance(s, EmbeddingStage):
-            vocab = s.table.shape[0]
-            if x.size and (x.min() < 0 or x.max() >= vocab):
-                raise ValueError(f"{where}: token ids must lie in [0, {vocab}), got {x.min()}..{x.max()}")
-            mask = (x != 0) if s.mask_zero else None
-            x = s.table[x]
-        elif isinstance(s, RecurrentStage):
-            T, B = x.shape[0], x.shape[1]
-            y, y_h, _ = engine.CompiledStack(s.layers).run(np.ascontiguousarray(x, np.float32), mask=mask,
-                                                           mask_zero_output=s.mask_zero_output, n_threads=n_threads)
-            last = s.layers[-1]
-            if s.return_sequences:
-                x = y.transpose(0, 2, 1, 3).reshape(T, B, last.n_dirs * last.output_size)
-            else:
-                x = y_h[-1].transpose(1, 0, 2).reshape(B, last.n_dirs * last.output_size)
-                mask = None
-        else:
-            x = dense(s, x)
-    if p.batch_first and x.ndim == 3:
-        x = np.swapaxes(x, 0, 1)
-    return np.ascontiguousarray(x, np.float32)
+    Returns [seq_len, batch, out] (batch-first likewise) or [batch, out] when a stage ends the sequence. The
+    pipeline runs as a graph in the C executor (graph/chain.py), compiled for this one call."""
+    from .graph.chain import ChainModel
+
+    return ChainModel(p).run({"input": x}, n_threads=n_threads)[0]
 
 
 def dense(s: DenseStage, x: np.ndarray) -> np.ndarray:
+    """A Dense stage applied in numpy, for the importers that still step layer by layer in Python (TF 1.x's
+    trace and stream paths, importers/tf/graph.py)."""
+    from .reference import dense_activation
+
     y = x @ s.weight.T
     if s.bias is not None:
         y = y + s.bias
     return dense_activation(s.activation, y).astype(np.float32)
-
-
-class PipelineGraph:
-    """A Pipeline as a Model graph (what `rnnfast.load` gives for a .rnnf file): input `input`, output `output`."""
-
-    def __init__(self, pipeline: Pipeline):
-        self.pipeline = pipeline
-        p = pipeline
-        seq = ["batch", "seq_len"] if p.batch_first else ["seq_len", "batch"]
-        self.inputs = [TensorInfo("input", seq, "tensor(int64)") if p.takes_ids
-                       else TensorInfo("input", seq + [p.input_size])]
-        self.outputs = [TensorInfo("output", (seq if p.returns_sequence else ["batch"]) + [p.output_size])]
-
-    def run(self, feeds: dict, n_threads=None) -> list:
-        if "input" not in feeds:
-            raise ValueError("the input 'input' is required")
-        return [run_pipeline(self.pipeline, feeds["input"], n_threads=n_threads)]
-
-    def to_pipeline(self) -> Pipeline:
-        return self.pipeline
-
-    def stream(self, batch=1, n_threads=None):
-        """Step by step through the embedding, the recurrent layers (state kept in C) and the dense heads. The
-        recurrent stages must be adjacent, so one C stack holds them all."""
-        from .stream import Stream
-
-        p, where = self.pipeline, self.pipeline.source or self.pipeline.name or "pipeline"
-        kinds = [type(s) for s in p.stages]
-        first, last = kinds.index(RecurrentStage), len(kinds) - 1 - kinds[::-1].index(RecurrentStage)
-        between = [s for s in p.stages[first:last + 1] if not isinstance(s, RecurrentStage)]
-        if between:
-            raise FormatError(f"{where}: cannot stream: dense stage {between[0].name!r} sits between recurrent "
-                              f"stages; use Model.run")
-        pre = check = None
-        if p.takes_ids:
-            emb = p.stages[0]
-            if emb.mask_zero:
-                raise FormatError(f"{where}: cannot stream: embedding {emb.name!r} masks id 0 (mask_zero), and a "
-                                  f"stream step has no mask; use Model.run")
-            vocab = emb.table.shape[0]
-
-            def check(ids, rows):
-                if ids.dtype.kind not in "iu" or ids.shape != (rows,) or ids.min() < 0 or ids.max() >= vocab:
-                    raise ValueError(f"{where}: a step takes {rows} integer token id(s) in [0, {vocab}), "
-                                     f"got {ids.dtype} {ids.shape}")
-
-            pre = lambda ids: emb.table[ids]
-        heads = p.stages[last + 1:]
-        post = None
-        if heads:
-            def post(y):
-                for s in heads:
-                    y = dense(s, y)
-                return y
-        layers = [l for s in p.stages[first:last + 1] for l in s.layers]
-        return Stream(layers, batch, pre=pre, post=post, input_check=check, n_threads=n_threads, where=where)
-
-    def describe(self) -> str:
-        lines = [f"pipeline {self.pipeline.name or ''} (batch_first={self.pipeline.batch_first})"]
-        for s in self.pipeline.stages:
-            if isinstance(s, EmbeddingStage):
-                lines.append(f"  Embedding {s.name}: vocab {s.table.shape[0]} -> {s.output_size}"
-                             f"{' mask_zero' if s.mask_zero else ''}")
-            elif isinstance(s, RecurrentStage):
-                for l in s.layers:
-                    lines.append(f"  {l.cell.upper()} {l.name} {l.direction}: {l.input_size} -> hidden "
-                                 f"{l.hidden_size}{f' proj {l.proj_size}' if l.proj_size else ''}")
-                if not s.return_sequences:
-                    lines.append("    (final state only)")
-            else:
-                lines.append(f"  Dense {s.name}: {s.input_size} -> {s.output_size} {s.activation}")
-        return "\n".join(lines)

@@ -151,3 +151,12 @@ def run_layer(layer: RecurrentLayer, x, sequence_lens=None, initial_h=None, init
         if y_c is not None:
             y_c[d] = np.where(empty, 0.0, c)
     return y, y_h, y_c
+
+
+def dense_activation(name: str, y):
+    """A Dense stage's activation (rnnfast.pipeline.DENSE_ACTIVATIONS) in the array's own dtype."""
+    if name == "softmax":
+        e = np.exp(y - y.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    return {"linear": lambda v: v, "relu": lambda v: np.maximum(v, 0), "tanh": np.tanh,
+            "sigmoid": lambda v: 1 / (1 + np.exp(-v))}[name](y)

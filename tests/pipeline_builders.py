@@ -10,8 +10,9 @@ import numpy as np
 from conftest import random_layer
 
 from rnnfast import reference
+from rnnfast.reference import dense_activation
 from rnnfast.layers import Activation
-from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, dense_activation
+from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 
 VOCAB = 13
 

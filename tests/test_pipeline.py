@@ -5,7 +5,8 @@ from conftest import assert_close, random_layer
 
 from rnnfast import reference
 from rnnfast.errors import FormatError
-from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, PipelineGraph, RecurrentStage, run_pipeline
+from rnnfast.graph.chain import ChainModel
+from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
 
 
 def _expected(p, ids):
@@ -39,7 +40,7 @@ def test_embedding_stack_dense_matches_reference(rng, cell, return_sequences, ma
     got = run_pipeline(p, ids)
     assert got.shape == ((9, 4, 3) if return_sequences else (4, 3))
     assert_close(got, _expected(p, ids), what=f"{cell} pipeline")
-    graph = PipelineGraph(p)
+    graph = ChainModel(p)
     assert_close(graph.run({"input": ids.T.copy() if p.batch_first else ids})[0], got)
 
 
@@ -75,25 +76,33 @@ def test_bad_input_is_named(rng):
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_stream_steps_equal_run(rng, cell):
-    """A loaded .rnnf (PipelineGraph) streams: step T times == run on the T steps, heads applied per step."""
+    """A loaded .rnnf (ChainModel) streams: step T times == run on the T steps, heads applied per step."""
     l1 = random_layer(rng, cell, "forward", input_size=5, hidden_size=6)
     l2 = random_layer(rng, cell, "forward", input_size=6, hidden_size=4)
     p = Pipeline([EmbeddingStage(rng.standard_normal((9, 5))), RecurrentStage([l1]), RecurrentStage([l2]),
                   DenseStage(rng.standard_normal((3, 4)), rng.standard_normal(3), "softmax")])
     ids = rng.integers(0, 9, (7, 2))
-    stream = PipelineGraph(p).stream(batch=2)
+    stream = ChainModel(p).stream(batch=2)
     stepped = np.stack([stream.step(ids[t]) for t in range(7)])
     np.testing.assert_array_equal(stepped, run_pipeline(p, ids))
+
+
+def test_a_dense_stage_between_recurrent_stages_streams(rng):
+    """The one-step graph holds the whole chain, so a Dense between two recurrent stages streams too."""
+    layer = random_layer(rng, "gru", "forward", input_size=4, hidden_size=4)
+    p = Pipeline([RecurrentStage([layer]), DenseStage(rng.standard_normal((4, 4)), None, "relu", name="mid"),
+                  RecurrentStage([layer])])
+    x = rng.standard_normal((6, 3, 4)).astype(np.float32)
+    stream = ChainModel(p).stream(batch=3)
+    np.testing.assert_array_equal(np.stack([stream.step(x[t]) for t in range(6)]), run_pipeline(p, x))
+    assert sorted(stream.state) == ["layer0.h", "layer1.h"]
 
 
 def test_streams_that_cannot_be_are_refused(rng):
     layer = random_layer(rng, "gru", "forward", input_size=4, hidden_size=4)
     masked = Pipeline([EmbeddingStage(np.zeros((5, 4)), mask_zero=True), RecurrentStage([layer])])
     with pytest.raises(FormatError, match="mask_zero"):
-        PipelineGraph(masked).stream()
-    between = Pipeline([RecurrentStage([layer]), DenseStage(np.zeros((4, 4)), name="mid"), RecurrentStage([layer])])
-    with pytest.raises(FormatError, match="'mid' sits between"):
-        PipelineGraph(between).stream()
+        ChainModel(masked).stream()
     bidir = Pipeline([RecurrentStage([random_layer(rng, "lstm", "bidirectional", input_size=4, hidden_size=3)])])
     with pytest.raises(FormatError, match="bidirectional"):
-        PipelineGraph(bidir).stream()
+        ChainModel(bidir).stream()

@@ -14,7 +14,8 @@ from rnnfast.exporters.rnnf import save_rnnf, to_bytes
 from rnnfast.exporters.safetensors import save_safetensors
 from rnnfast.importers._safetensors import read_safetensors
 from rnnfast.importers.rnnf import load_rnnf
-from rnnfast.pipeline import PipelineGraph, RecurrentStage, run_pipeline
+from rnnfast.graph.chain import ChainModel
+from rnnfast.pipeline import RecurrentStage, run_pipeline
 
 
 def _layer_fields(layer):
@@ -55,7 +56,7 @@ def test_round_trip_runs_bit_for_bit(rng, case, tmp_path):
     expected = run_pipeline(p, x)
     np.testing.assert_array_equal(run_pipeline(back, x), expected)
     model = rnnfast.load(path)
-    assert isinstance(model.graph, PipelineGraph)
+    assert isinstance(model.graph, ChainModel)
     np.testing.assert_array_equal(model.run(x)[0], expected)
 
 

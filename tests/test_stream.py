@@ -226,3 +226,42 @@ def test_a_graph_stream_stepped_from_two_threads_keeps_a_consistent_state():
         got = _hammer(rnnfast.load(path).stream(batch=1), first)
         for key in want:
             assert np.array_equal(got[key], want[key]), (trial, key)
+
+
+EMB_LSTM_FC_OPTIONS = dict(embedding="emb", rnn="lstm", head="fc", batch_first=True)
+
+
+@pytest.mark.parametrize("fixture", ["lstm", "gru_2layer", "lstm_proj", "emb_lstm_fc", "lstm_no_bias_3layer"])
+def test_torch_models_stream_in_the_graph_executor_and_equal_run_to_the_bit(fixture):
+    """A PyTorch chain streams through its one-step graph (graph/chain.py, GraphStream): every step equals run
+    to the bit, the state is each layer's own ("layer0.h" [1, batch, out], ...) and a run from a stream's state
+    (h0/c0 stacked as PyTorch stacks them) goes on where the stream stands."""
+    from rnnfast.graph.stream import GraphStream
+
+    opts = EMB_LSTM_FC_OPTIONS if fixture == "emb_lstm_fc" else {}
+    model = rnnfast.load(TORCH_DATA / f"{fixture}.pt", **opts)
+    ref = np.load(TORCH_DATA / f"{fixture}.npz")
+    x = ref["input"]
+    batch_first = model.graph.batch_first
+    xt = x.swapaxes(0, 1) if batch_first else x  # time-major
+    y = model.run(x)[0]
+    y = y.swapaxes(0, 1) if batch_first else y
+    stream = model.stream(batch=xt.shape[1])
+    assert isinstance(stream, GraphStream)
+    steps = [stream.step(xt[t]) for t in range(3)]
+    steps += list(stream.feed(xt[3:]))
+    assert np.array_equal(np.stack(steps), y)
+    layers = model.graph.layers
+    assert sorted(stream.state) == sorted([f"layer{k}.h" for k in range(len(layers))] +
+                                          [f"layer{k}.c" for k in range(len(layers)) if layers[k].cell == "lstm"])
+    stream.reset()
+    half = xt.shape[0] // 2
+    for t in range(half):
+        stream.step(xt[t])
+    state = stream.state
+    feeds = {"input": xt[half:].swapaxes(0, 1) if batch_first else xt[half:],
+             "h0": np.concatenate([state[f"layer{k}.h"] for k in range(len(layers))])}
+    if layers[0].cell == "lstm":
+        feeds["c0"] = np.concatenate([state[f"layer{k}.c"] for k in range(len(layers))])
+    rest = model.run(feeds)[0]
+    assert_close(rest.swapaxes(0, 1) if batch_first else rest, y[half:])

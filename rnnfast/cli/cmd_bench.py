@@ -121,7 +121,9 @@ def collect(args) -> dict:
     info.update(executor_info(model))
     compiled = getattr(model.graph, "compiled", None)
     if compiled is not None:  # where the C call's time goes, by op
-        per_node = compiled.profile([feeds[n] for n in compiled.input_names], n_runs=20)
+        call = getattr(model.graph, "compiled_call", None)  # a chain's compiled variant for these feeds
+        compiled, arrays = call(feeds) if call else (compiled, [feeds[n] for n in compiled.input_names])
+        per_node = compiled.profile(arrays, n_runs=20)
         total = sum(t for _, _, t in per_node) or 1.0
         shares = {}
         for _, op, t in per_node:

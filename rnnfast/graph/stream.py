@@ -50,7 +50,11 @@ def find_state_pairs(graph) -> dict:
 
 
 class GraphStream:
-    def __init__(self, compiled, batch: int = 1, states=None, n_threads=None, where: str = "model"):
+    def __init__(self, compiled, batch: int = 1, states=None, n_threads=None, where: str = "model",
+                 batch_axis_optional: bool = False, input_check=None):
+        """batch_axis_optional: with batch 1, a lone step input may leave out its batch axis (axis 0), and the
+        outputs then have none either (the step graphs of graph/chain.py, as rnnfast.stream.Stream takes steps).
+        input_check(array): raises ValueError naming what is wrong with a lone step input (token ids in range)."""
         graph = compiled.graph
         self._where, self._compiled = where, compiled
         # The C step runs without the GIL and flips the state buffers: two threads stepping one stream at once
@@ -78,6 +82,11 @@ class GraphStream:
         self._cur = {i: np.zeros(s, graph.values[i].dtype) for i, s in self._shapes.items()}
         self._nxt = {i: np.zeros(s, graph.values[i].dtype) for i, s in self._shapes.items()}
         self._lists()
+        self._step_rank = len(graph.values[self.step_inputs[0]].shape) if len(self.step_inputs) == 1 else -1
+        self._squeezable = batch_axis_optional and self.batch == 1 and self._step_rank >= 1
+        self._check = input_check
+        if input_check is not None:
+            self._step_rank = -2  # every step takes the checked path
 
     def _lists(self):
         """The feed and output-buffer lists for this step and the next (the two state buffers swap every step), and
@@ -125,7 +134,7 @@ class GraphStream:
         Returns the outputs that are not states (one array, or a list when there are several). Safe to call from
         several threads: steps run one at a time."""
         with self._lock:
-            if type(inputs) is np.ndarray and len(self.step_inputs) == 1:  # the usual call: one array
+            if type(inputs) is np.ndarray and inputs.ndim == self._step_rank:  # the usual call: one array
                 feeds = self._feeds[self._parity]
                 slot = self._step_slots[0]
                 feeds[slot] = inputs
@@ -153,20 +162,33 @@ class GraphStream:
             else:
                 if len(self.step_inputs) != 1:
                     raise ValueError(f"{self._where}: a step takes {self.step_inputs}: pass a dict")
+                inputs = np.asarray(inputs)
+                if self._check is not None:
+                    self._check(inputs)
+                if self._squeezable and inputs.ndim == self._step_rank - 1:
+                    with_axis = self._run_step({self.step_inputs[0]: inputs[None]})
+                    return with_axis[0] if not isinstance(with_axis, list) else [o[0] for o in with_axis]
                 given = {self.step_inputs[0]: inputs}
-            feeds = self._feeds[self._parity]
-            for name, slot in zip(self.step_inputs, self._step_slots):
-                feeds[slot] = given[name]
-            try:
-                outs = self._compiled.c_graph.run(feeds, self._n_threads or self._compiled.n_threads,
-                                                  self._into[self._parity])
-            finally:
-                for slot in self._step_slots:
-                    feeds[slot] = None  # the lists hold no caller array between steps
-            self._step_done()
-            if len(self._result_slots) == 1:
-                return outs[self._result_slots[0]]
-            return [outs[k] for k in self._result_slots]
+            return self._run_step(given)
+
+    def _run_step(self, given):
+        feeds = self._feeds[self._parity]
+        for name, slot in zip(self.step_inputs, self._step_slots):
+            feeds[slot] = given[name]
+        try:
+            outs = self._compiled.c_graph.run(feeds, self._n_threads or self._compiled.n_threads,
+                                              self._into[self._parity])
+        finally:
+            for slot in self._step_slots:
+                feeds[slot] = None  # the lists hold no caller array between steps
+        self._step_done()
+        if len(self._result_slots) == 1:
+            return outs[self._result_slots[0]]
+        return [outs[k] for k in self._result_slots]
+
+    def feed(self, chunk) -> np.ndarray:
+        """Several steps of a graph with one step input and one step output: chunk [steps, ...] -> [steps, ...]."""
+        return np.stack([self.step(x_t) for x_t in np.asarray(chunk)])
 
     def _step_done(self):
         """The outputs just written are the next step's states."""

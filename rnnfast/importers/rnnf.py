@@ -304,8 +304,9 @@ def load_rnnf(data, name: str = "<bytes>") -> Pipeline:
 
 
 def load_rnnf_model(data, name: str = "<bytes>"):
-    """rnnfast.load's entry: a Model over the pipeline's graph (input `input`, output `output`)."""
+    """rnnfast.load's entry: a Model over the pipeline's graph (input `input`, output `output`), run by the C
+    executor (graph/chain.py)."""
+    from ..graph.chain import ChainModel
     from ..model import Model
-    from ..pipeline import PipelineGraph
 
-    return Model(PipelineGraph(load_rnnf(data, name)), source=name)
+    return Model(ChainModel(load_rnnf(data, name)), source=name)

@@ -1,0 +1,47 @@
+"""A built graph (graph/build.py, before the analysis) run node by node in Python: each recurrent stack through
+engine.CompiledStack.run, every other node through the numpy operators of the ONNX node-by-node path.
+
+Only for `rnnfast verify`, which watches (or replaces with the float64 reference) every engine call of a run
+(cli/trace.py); the C executor runs a graph in one call and makes none."""
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+from .. import engine
+
+
+def run_by_nodes(graph, arrays: list, n_threads=None) -> list:
+    from ..importers.onnx.graph import OPS
+    from .build import OPSET
+
+    values = {name: v.const for name, v in graph.values.items() if v.const is not None}
+    values.update(zip(graph.inputs, arrays))
+    for node in graph.nodes:
+        args = [values[n] if n else None for n in node.inputs]
+        if node.op == "Recurrent":
+            outs = _stack(node, args, n_threads)
+        elif node.op == "Greater":
+            outs = [np.greater(args[0], args[1])]
+        else:
+            ctx = types.SimpleNamespace(attrs=node.attrs, opset=OPSET, where=node.where, node=None)
+            outs = OPS[node.op](ctx, *args)
+        values.update((n, np.asarray(v)) for n, v in zip(node.outputs, outs) if n)
+    return [np.ascontiguousarray(values[n]) for n in graph.outputs]
+
+
+def _stack(node, args, n_threads):
+    """Y [T, B, D, P], Y_h [L*D, B, P], Y_c [L*D, B, H] as the Recurrent node gives them (_y_layout 1)."""
+    x, lens, h0, c0 = args[:4]
+    mask = args[4] if len(args) > 4 else None
+    layers = [layer.spec.build_layer(*layer.weights) for layer in node.payload]
+    split = lambda s, l: None if s is None else [s[k * l.n_dirs:(k + 1) * l.n_dirs] for k, l in enumerate(layers)]
+    y, hs, cs = engine.CompiledStack(layers).run(
+        np.ascontiguousarray(x, np.float32), sequence_lens=lens, initial_h=split(h0, layers[0]),
+        initial_c=split(c0, layers[0]), mask=mask, mask_zero_output=bool(node.attrs.get("_mask_zero_output")),
+        n_threads=n_threads)
+    y = y.transpose(0, 2, 1, 3)
+    h = np.concatenate(hs) if len({a.shape for a in hs}) == 1 else None
+    c = np.concatenate(cs) if cs and cs[0] is not None and len({a.shape for a in cs}) == 1 else None
+    return [y, h, c]
