@@ -73,8 +73,18 @@ class Model:
 
     def quantize(self, weights: str) -> "Model":
         """The model with its recurrent layers' weights (w_ih, w_hh, w_hr) stored as "int8" (symmetric, one float32
-        scale per output row) or "float16", computed in float32 (rnnfast/quantize.py); Embedding and Dense
-        stay float32. Goes through to_pipeline, so only what a pipeline holds is kept (see there)."""
+        scale per output row) or "float16", computed in float32 (rnnfast/quantize.py); everything else stays
+        float32. A model run by the graph executor keeps its inputs and outputs; any other goes through
+        to_pipeline, so only what a pipeline holds is kept (see there)."""
+        from .quantize import check_weight_dtype
+
+        weights = check_weight_dtype(weights)
+        make = getattr(self.graph, "quantized", None)
+        graph = make(weights) if make is not None else None  # None: not a graph the executor runs
+        if graph is not None:
+            model = Model(graph, source=self.source)
+            model.n_threads = self.n_threads
+            return model
         from .graph.chain import ChainModel
         from .quantize import quantize_pipeline
 

@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..graph.build import LayerSpec
 from ..graph.ir import VIEW_OPS
 from ..graph.stack import CELL_OPS
 from ..importers import _gates
@@ -137,6 +138,9 @@ def _ir_layers(graph, run_layers=None, prefix="") -> list:
         if node.op == "Recurrent":  # graph/stack.py: a stack of layers, each listed with its own name
             for layer in node.payload:
                 out += [LayerInfo(prefix + n, op, _size(shapes.values()), shapes) for n, op, shapes in layer.folded]
+                if isinstance(layer.spec, LayerSpec):  # a canonical layer given as it is (quantized, built)
+                    out.append(_canonical(layer.spec.layer, "onnx", prefix + layer.name))
+                    continue
                 out.append(_ir_recurrent(layer.spec, prefix + layer.name, consts, run_layers, layer.weights[0]))
         elif node.op in CELL_OPS:
             out.append(_ir_recurrent(node.payload, name, consts, run_layers))
@@ -189,7 +193,8 @@ def _ir_defaults(graph, prefix="") -> list:
                 out += _ir_defaults(branch, f"{prefix}{node.name or 'If'}/{key}/")
             continue
         if node.op == "Recurrent":
-            layers = [(layer.spec, layer.name, layer.weights[1]) for layer in node.payload]
+            layers = [(layer.spec, layer.name, layer.weights[1]) for layer in node.payload
+                      if not isinstance(layer.spec, LayerSpec)]  # given as they are: no file attributes
         elif node.op in CELL_OPS:
             r = node.inputs[2]
             layers = [(node.payload, node.name or node.outputs[0], graph.values[r].const)]

@@ -116,7 +116,7 @@ class ChainModel:
             if first.cell == "lstm":
                 self.inputs.append(TensorInfo("c0", [n, "batch", first.hidden_size]))
                 self.outputs.append(TensorInfo("c_n", [n, "batch", first.hidden_size]))
-        self._variants = {}
+        self._variants, self._last = {}, None
         self.n_threads = None
 
     # ---- compiled variants ----
@@ -133,8 +133,9 @@ class ChainModel:
 
     @property
     def compiled(self):
-        """The whole model's graph (every input and output), as `rnnfast inspect` and bench show it."""
-        return self.variant(states=self.torch)
+        """The variant the last run used (Model.thread_choice reports its threads), else the whole model's graph
+        (every input and output), as `rnnfast inspect` shows it."""
+        return self._last or self.variant(states=self.torch)
 
     # ---- run ----
     def run(self, feeds: dict, sequence_lens=None, n_threads=None) -> list:
@@ -166,7 +167,8 @@ class ChainModel:
             if not self.torch:
                 raise TypeError(f"{self.where}: run() got an unexpected option 'sequence_lens'")
             arrays.append(self._lens(sequence_lens, x.shape[1] if self.batch_first else x.shape[0], B))
-        return self.variant(given, sequence_lens is not None, state_outputs=self.torch), arrays, batched
+        self._last = self.variant(given, sequence_lens is not None, state_outputs=self.torch)
+        return self._last, arrays, batched
 
     @property
     def input_names(self) -> list:
@@ -268,6 +270,12 @@ class ChainModel:
 
     def to_pipeline(self) -> Pipeline:
         return self.pipeline
+
+    def quantized(self, weight_dtype: str) -> "ChainModel":
+        """The same chain, its recurrent layers' weights stored in weight_dtype (rnnfast/quantize.py)."""
+        from ..quantize import quantize_pipeline
+
+        return ChainModel(quantize_pipeline(self.pipeline, weight_dtype), self.torch, self.where)
 
     def describe(self) -> str:
         lines = [f"pipeline {self.pipeline.name or ''} (batch_first={self.batch_first})"]

@@ -14,14 +14,38 @@ __all__ = ["CompiledGraph", "compile_graph", "Unfit"]
 
 
 class CompiledGraph:
-    def __init__(self, graph: Graph, opset: int, n_threads=None):
-        checks = analyse(graph, opset)
-        self.graph = graph
-        self.desc = lower_graph(graph, checks, opset)
+    def __init__(self, graph: Graph, opset: int, n_threads=None, checks=None):
+        """checks: given for a graph analysed already (then it is not analysed again)."""
+        self.checks = analyse(graph, opset) if checks is None else checks
+        self.graph, self.opset = graph, opset
+        self.desc = lower_graph(graph, self.checks, opset)
         self.c_graph = _core.CGraph(self.desc, graph.name)
         self.input_names = list(graph.inputs)
         self.output_names = list(graph.outputs)
         self.n_threads = int(n_threads or 0)
+
+    def quantized(self, weight_dtype: str) -> "CompiledGraph":
+        """A copy whose recurrent stacks store their weights (w_ih, w_hh, w_hr) in weight_dtype (rnnfast/quantize.py's
+        rule: int8 with a float32 scale per row, or float16); everything else, inputs and outputs included, stays as
+        it is. A recurrent node the analysis left outside a stack (layout 1) is refused by name."""
+        import dataclasses
+
+        from .build import LayerSpec
+        from .stack import CELL_OPS, StackLayer
+
+        new = {}
+        for node in self.graph.nodes:
+            if node.op in CELL_OPS:
+                raise NotImplementedError(f"{node.where}: quantizing a batch-major recurrent node in the graph")
+            if node.op == "Recurrent":
+                payload = []
+                for layer in node.payload:
+                    spec = LayerSpec(layer.spec.build_layer(*layer.weights).with_weight_dtype(weight_dtype))
+                    payload.append(StackLayer(spec, spec.weights(), layer.y_h, layer.y_c, layer.name, layer.folded))
+                new[id(node)] = dataclasses.replace(node, payload=payload)
+        graph = dataclasses.replace(self.graph, nodes=[new.get(id(n), n) for n in self.graph.nodes])
+        checks = [(new.get(id(n), n),) + tuple(rest) for n, *rest in self.checks]
+        return CompiledGraph(graph, self.opset, self.n_threads, checks)
 
     def run(self, arrays: list, n_threads=None, into=None) -> list:
         """arrays: the inputs in order (the binding converts any that are not C-contiguous of the declared dtype)."""

@@ -516,6 +516,11 @@ class OnnxGraph:
 
         return onnx_to_pipeline(self)
 
+    def quantized(self, weight_dtype):
+        """The graph with its recurrent stacks' weights stored in weight_dtype (Model.quantize), or None when the C
+        executor does not run it (Model.quantize then goes through to_pipeline)."""
+        return _quantized(self.compiled, weight_dtype, self.name)
+
     def describe(self) -> str:
         lines = [f"ONNX graph {self.name}: inputs {[i.name for i in self.inputs]}, outputs "
                  f"{[o.name for o in self.outputs]}"]
@@ -629,6 +634,18 @@ class CompiledOnnxGraph:
         from .pipeline import onnx_to_pipeline
 
         return onnx_to_pipeline(self)
+
+    def quantized(self, weight_dtype):
+        return _quantized(self.compiled, weight_dtype, self.name)
+
+
+def _quantized(compiled, weight_dtype, name):
+    if compiled is None:
+        return None
+    try:
+        return CompiledOnnxGraph(compiled.quantized(weight_dtype), name)
+    except NotImplementedError:
+        return None  # a recurrent node outside a stack: to_pipeline's path names what does not fit
 
 
 def _info_of(v) -> TensorInfo:

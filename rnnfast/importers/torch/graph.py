@@ -51,6 +51,11 @@ class TorchGraph(ChainModel):
         super().__init__(Pipeline(stages, batch_first=bool(batch_first), name=name, source=where), torch=True,
                          where=where)
 
+    def quantized(self, weight_dtype: str) -> "TorchGraph":
+        """The same model (inputs, outputs, conventions), its recurrent weights stored in weight_dtype."""
+        layers = [layer.with_weight_dtype(weight_dtype) for layer in self.layers]
+        return TorchGraph(layers, self.batch_first, self.embedding, self.head, self.name, self.source, self.defaults)
+
     def describe(self) -> str:
         lines = [f"PyTorch {self.cell.upper()} model from {self.source or 'memory'} "
                  f"(batch_first={self.batch_first})"]

@@ -1,0 +1,68 @@
+"""Model.quantize on models the graph executor runs: the recurrent stacks' weights are stored as int8 / float16 in
+the graph itself, so the model keeps every input and output (a PyTorch model its h0/c0 and h_n/c_n, an ONNX graph
+its state loop), and computes what the float64 reference computes with the weights the stored values stand for."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assert_close
+
+import rnnfast
+from rnnfast import reference
+from rnnfast.graph.build import LayerSpec
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float16"])
+@pytest.mark.parametrize("fixture", ["lstm_proj_2layer_bidir", "gru_2layer"])
+def test_a_quantized_torch_model_keeps_its_states(fixture, dtype):
+    model = rnnfast.load(DATA / "torch" / f"{fixture}.pt")
+    q = model.quantize(dtype)
+    assert q.input_names == model.input_names and q.output_names == model.output_names
+    layers = q.graph.layers
+    assert {l.weight_dtype for l in layers} == {dtype}
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 2, layers[0].input_size)).astype(np.float32)
+    n, first = len(layers) * layers[0].n_dirs, layers[0]
+    h0 = rng.standard_normal((n, 2, first.output_size)).astype(np.float32)
+    feeds = {"input": x, "h0": h0}
+    if first.cell == "lstm":
+        feeds["c0"] = rng.standard_normal((n, 2, first.hidden_size)).astype(np.float32)
+    got = q.run(feeds)
+    seq, hs, cs = x.astype(np.float64), [], []
+    for k, layer in enumerate(layers):
+        rows = slice(k * layer.n_dirs, (k + 1) * layer.n_dirs)
+        y, y_h, y_c = reference.run_layer(layer, seq, initial_h=h0[rows],
+                                          initial_c=feeds["c0"][rows] if "c0" in feeds else None)
+        seq = y.transpose(0, 2, 1, 3).reshape(6, 2, -1)
+        hs.append(y_h)
+        cs.append(y_c)
+    assert_close(got[0], seq, what="output")
+    assert_close(got[1], np.concatenate(hs), what="h_n")
+    if first.cell == "lstm":
+        assert_close(got[2], np.concatenate(cs), what="c_n")
+    # and near the float32 model: what the stored weights cost
+    assert_close(got[0], model.run(feeds)[0], half=dtype == "float16", int8=dtype == "int8")
+
+
+def test_a_quantized_onnx_graph_keeps_its_state_loop_and_streams():
+    """stream_gru (a GRU whose state is an input and an output) quantized: the graph's inputs, outputs and state
+    pairing stay; its stacks hold int8 weights; outputs stay within the int8 bound of the float model; a stream of
+    the quantized model steps as its run computes, to the bit."""
+    path = DATA / "onnx" / "graph" / "stream_gru.ts.onnx"
+    model = rnnfast.load(path)
+    q = model.quantize("int8")
+    assert q.input_names == model.input_names and q.output_names == model.output_names
+    stacks = [n for n in q.graph.compiled.graph.nodes if n.op == "Recurrent"]
+    assert stacks and all(l.spec.layer.weight_dtype == "int8" for n in stacks for l in n.payload)
+    assert not any(isinstance(l.spec, LayerSpec) for n in model.graph.compiled.graph.nodes if n.op == "Recurrent"
+                   for l in n.payload)  # the float model is left as it was
+    record = np.load(str(path).replace(".ts.onnx", ".npz"))
+    feeds = {name: record[f"in:{name}"] for name in model.input_names}
+    for a, e in zip(q.run(feeds), model.run(feeds)):
+        assert_close(a, e, int8=True)
+    stream = q.stream(batch=feeds["conv_cache"].shape[0])
+    assert stream.pairs == {"conv_cache": "conv_cache_out", "h": "h_out"}
+    stream.state = {"conv_cache": feeds["conv_cache"], "h": feeds["h"]}
+    assert np.array_equal(stream.step(feeds["x"]), q.run(feeds)[0])
