@@ -106,3 +106,23 @@ def test_streams_that_cannot_be_are_refused(rng):
     bidir = Pipeline([RecurrentStage([random_layer(rng, "lstm", "bidirectional", input_size=4, hidden_size=3)])])
     with pytest.raises(FormatError, match="bidirectional"):
         ChainModel(bidir).stream()
+
+
+@pytest.mark.parametrize("case", ["embed-mask-bi-zero-out", "embed-mask-rnn-last", "two-stacks-batch-first",
+                                  "two-stacks-last"])
+def test_pipelines_run_in_c_and_node_by_node_as_the_reference_does(rng, case):
+    """Every chain form (masks, final-state stages, batch-first, two stacks) against the float64 reference, in the
+    C executor and node by node as `rnnfast verify` runs it (cli/trace.py, one recorded engine call per stack)."""
+    from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline, reference_pipeline
+
+    from rnnfast.cli.trace import recording
+
+    p = random_pipeline(rng, **PIPELINE_CASES[case])
+    x = random_input(rng, p)
+    model = ChainModel(p)
+    got = model.run({"input": x})[0]
+    assert_close(got, reference_pipeline(p, x), what=case)
+    with recording() as calls:
+        traced = model.run({"input": x})[0]
+    assert_close(traced, got, what=case)
+    assert len(calls) >= len([s for s in p.stages if isinstance(s, RecurrentStage)])
