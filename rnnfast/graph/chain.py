@@ -1,8 +1,8 @@
 """Chains as graphs: embedding -> recurrent stages -> dense heads (a .rnnf 1 file's Pipeline, a PyTorch module stack,
 a quantized model) lowered to the graph IR with graph/build.py, so they run through the C executor like ONNX models.
 
-`chain_graph` builds one variant of a chain: with or without the initial-state inputs h0/c0 (then h_n/c_n outputs
-too, PyTorch's convention) and a sequence_lens input, or the one-step graph a stream runs, whose states are
+`chain_graph` builds one variant of a chain: with or without the initial-state inputs h0/c0 and the final-state
+outputs h_n/c_n (PyTorch's convention) and a sequence_lens input, or the one-step graph a stream runs, whose states are
 "layer{k}.h" / "layer{k}.c" inputs fed back from "layer{k}.h_n" / "layer{k}.c_n" (graph/stream.py GraphStream).
 `ChainModel` is what Model wraps for such a chain: it checks and normalises the feeds (unbatched PyTorch input,
 optional states, token ids in range), compiles each variant the first time a call needs it, and runs it in one C
@@ -63,8 +63,7 @@ def chain_graph(stages, batch_first: bool, name: str, states: bool = False, lens
                 k += 1
         elif s.return_sequences:
             x, h_n, c_n = b.recurrent(x, s.layers, h0=h0, c0=c0, sequence_lens=seq_lens, states=state_outputs,
-                                      mask=mask,
-                                      zero_output=s.mask_zero_output, name=s.name or "recurrent")
+                                      mask=mask, zero_output=s.mask_zero_output, name=s.name or "recurrent")
         else:  # the last layer's final state, directions side by side: [batch, D*P]
             if len(s.layers) > 1:
                 x, _, _ = b.recurrent(x, s.layers[:-1], sequence_lens=seq_lens, mask=mask,
