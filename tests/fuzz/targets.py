@@ -120,6 +120,12 @@ def _rnnf_seeds():
     return out
 
 
+def _tf1():
+    from tests.fuzz import tf1  # imports this module: loaded on first use
+
+    return tf1
+
+
 # name -> (function of the bytes, function giving the seed inputs)
 TARGETS = {
     "onnx": (_load_and_run("fuzz.onnx"), lambda: _files("onnx/*.onnx")),
@@ -133,6 +139,7 @@ TARGETS = {
     "pickle": (_pickle, _pickles),
     "safetensors": (_safetensors, lambda: _files("torch/*.safetensors")),
     "rnnf": (_rnnf, _rnnf_seeds),
+    "tf1": (lambda data: _tf1().target(data), lambda: _tf1().seeds()),
 }
 
 
