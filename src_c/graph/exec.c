@@ -319,6 +319,28 @@ static const char *dtype_name(int dt)
     }
 }
 
+/* A recurrent node's states, lengths and mask checked against its X before the arena is placed: a file whose
+ * initial state cannot fit must be refused before a ConstantOfShape fills gigabytes of it, not after. */
+static rnnf_status check_recurrent_inputs(const rnnf_graph_state *s, rnnf_error *err)
+{
+    for (int i = 0; i < s->g->n_nodes; i++) {
+        const rnnf_gnode *n = &s->g->nodes[i];
+        if (n->op != RNNF_OP_RECURRENT) continue;
+        rnnf_tensor in[RNNF_G_MAX_IO];
+        char message[RNNF_ERROR_MESSAGE_SIZE] = "";
+        for (int k = 0; k < n->n_in; k++) {
+            if (n->in[k] < 0) { memset(&in[k], 0, sizeof in[k]); in[k].dtype = RNNF_DT_NONE; }
+            else concrete(s, n->in[k], &in[k]);
+        }
+        const rnnf_status st = rnnf_recurrent_node_check(n, in, message);
+        if (st != RNNF_OK) {
+            if (err) snprintf(err->message, sizeof err->message, "%s: %s", n->name, message);
+            return st;
+        }
+    }
+    return RNNF_OK;
+}
+
 rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_tensor *outputs,
                                rnnf_error *err)
 {
@@ -386,7 +408,8 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
                                       (long long)s->dim_val[g->tensors[t].dims_at + a], a);
                     return RNNF_ERR_SHAPE;
                 }
-        rnnf_status st = place_arena(s, err);
+        rnnf_status st = check_recurrent_inputs(s, err);
+        if (st == RNNF_OK) st = place_arena(s, err);
         if (st == RNNF_OK) st = plan_nodes(s, err);
         if (st != RNNF_OK) return st;
         s->planned = 1;

@@ -111,6 +111,9 @@ rnnf_status rnnf_recurrent_node_create(rnnf_gnode *node, const rnnf_layer_desc *
 /* Make the engine state for this batch and sequence length (at plan time, so a run allocates nothing), in `pool`. */
 rnnf_status rnnf_recurrent_node_plan(const rnnf_gnode *node, rnnf_recurrent_slot *slot, int64_t seq_len,
                                      int64_t batch, rnnf_pool *pool);
+/* Its inputs' shapes against X [T, B, I] and the layers (initial_h/c [L*D, B, H], sequence_lens [B], mask [T, B]):
+ * at plan time, before any node computes them, and again at run. */
+rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor *in, char *message);
 rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot *slot, const rnnf_tensor *in,
                                     rnnf_tensor *out, int n_threads, char *message);
 

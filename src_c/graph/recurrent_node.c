@@ -74,39 +74,66 @@ static int shape_is(const rnnf_tensor *t, int rank, int64_t d0, int64_t d1, int6
     return 1;
 }
 
+/* "[16777217, 1, 4]" for messages. */
+static const char *dims_text(const rnnf_tensor *t, char *buf, size_t size)
+{
+    size_t at = (size_t)snprintf(buf, size, "[");
+    for (int a = 0; a < t->rank && at + 24 < size; a++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%lld", a ? ", " : "", (long long)t->dims[a]);
+    snprintf(buf + at, size - at, "]");
+    return buf;
+}
+
+rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor *in, char *message)
+{
+    const rnnf_model *m = (const rnnf_model *)node->prep;
+    const rnnf_layer *first = &m->layers[0];
+    char got[96], x[96];
+    if (in[0].rank != 3 || in[0].dtype != RNNF_DT_F32 || in[0].dims[2] != first->input_size) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "X is %s, must be float [seq_len, batch, %d]",
+                 dims_text(&in[0], x, sizeof x), first->input_size);
+        return RNNF_ERR_SHAPE;
+    }
+    const int64_t T = in[0].dims[0], B = in[0].dims[1];
+    const int64_t LD = (int64_t)m->n_layers * first->n_dirs;
+    dims_text(&in[0], x, sizeof x);
+    if (in[2].dtype != RNNF_DT_NONE && !shape_is(&in[2], 3, LD, B, first->out_size)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "initial_h is %s, must be float [%lld, %lld, %d] "
+                 "(layers x directions, batch, hidden) for X %s", dims_text(&in[2], got, sizeof got),
+                 (long long)LD, (long long)B, first->out_size, x);
+        return RNNF_ERR_SHAPE;
+    }
+    if (in[3].dtype != RNNF_DT_NONE && !shape_is(&in[3], 3, LD, B, first->hidden_size)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "initial_c is %s, must be float [%lld, %lld, %d] "
+                 "(layers x directions, batch, hidden) for X %s", dims_text(&in[3], got, sizeof got),
+                 (long long)LD, (long long)B, first->hidden_size, x);
+        return RNNF_ERR_SHAPE;
+    }
+    if (in[1].dtype != RNNF_DT_NONE && (in[1].dtype != RNNF_DT_I32 || in[1].rank != 1 || in[1].dims[0] != B)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "sequence_lens is %s, must be int32 [%lld] (batch) for X %s",
+                 dims_text(&in[1], got, sizeof got), (long long)B, x);
+        return RNNF_ERR_SHAPE;
+    }
+    const int has_mask = node->n_in == 5 && in[4].dtype != RNNF_DT_NONE;
+    if (has_mask && (in[4].dtype != RNNF_DT_U8 || in[4].rank != 2 || in[4].dims[0] != T || in[4].dims[1] != B)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "mask is %s, must be bool [%lld, %lld] (steps, batch) for X %s",
+                 dims_text(&in[4], got, sizeof got), (long long)T, (long long)B, x);
+        return RNNF_ERR_SHAPE;
+    }
+    return RNNF_OK;
+}
+
 rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot *slot, const rnnf_tensor *in,
                                     rnnf_tensor *out, int n_threads, char *message)
 {
     const rnnf_model *m = (const rnnf_model *)node->prep;
     const int L = m->n_layers;
-    const rnnf_layer *first = &m->layers[0], *last = &m->layers[L - 1];
+    const rnnf_layer *last = &m->layers[L - 1];
     const int D = last->n_dirs;
-    if (in[0].rank != 3 || in[0].dtype != RNNF_DT_F32 || in[0].dims[2] != first->input_size) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "X must be float [seq_len, batch, %d]", first->input_size);
-        return RNNF_ERR_SHAPE;
-    }
+    const rnnf_status checked = rnnf_recurrent_node_check(node, in, message);
+    if (checked != RNNF_OK) return checked;
     const int64_t T = in[0].dims[0], B = in[0].dims[1];
-    const int64_t LD = (int64_t)L * first->n_dirs;
-    if (in[2].dtype != RNNF_DT_NONE && !shape_is(&in[2], 3, LD, B, first->out_size)) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "initial_h must be float [%lld, %lld, %d]", (long long)LD,
-                 (long long)B, first->out_size);
-        return RNNF_ERR_SHAPE;
-    }
-    if (in[3].dtype != RNNF_DT_NONE && !shape_is(&in[3], 3, LD, B, first->hidden_size)) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "initial_c must be float [%lld, %lld, %d]", (long long)LD,
-                 (long long)B, first->hidden_size);
-        return RNNF_ERR_SHAPE;
-    }
-    if (in[1].dtype != RNNF_DT_NONE && (in[1].dtype != RNNF_DT_I32 || in[1].rank != 1 || in[1].dims[0] != B)) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "sequence_lens must be int32 [%lld]", (long long)B);
-        return RNNF_ERR_SHAPE;
-    }
     const int has_mask = node->n_in == 5 && in[4].dtype != RNNF_DT_NONE;
-    if (has_mask && (in[4].dtype != RNNF_DT_U8 || in[4].rank != 2 || in[4].dims[0] != T || in[4].dims[1] != B)) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "mask must be bool [%lld, %lld] (steps, batch)", (long long)T,
-                 (long long)B);
-        return RNNF_ERR_SHAPE;
-    }
     const int32_t *lens = in[1].dtype == RNNF_DT_NONE ? NULL : (const int32_t *)in[1].data;
     for (int64_t b = 0; lens && b < B; b++)
         if (lens[b] < 0 || lens[b] > T) {
