@@ -17,7 +17,9 @@ from setuptools.command.build_ext import build_ext
 
 GRAPH_SOURCES = sorted(glob.glob("src_c/graph/*.c") + glob.glob("src_c/graph/ops/*.c"))
 CORE_SOURCES = GRAPH_SOURCES + ["src_c/api.c", "src_c/dispatch.c", "src_c/pool.c", "src_c/model.c", "src_c/recurrent.c",
-                "src_c/threads.c", "src_c/lstm.c", "src_c/gru.c", "src_c/rnn.c", "src_c/rows_step.c", "src_c/rnnf_file.c", "src_c/pipeline.c", "src_c/quant.c"]
+                "src_c/threads.c", "src_c/lstm.c", "src_c/gru.c", "src_c/rnn.c", "src_c/rows_step.c",
+                "src_c/rnnf_read.c", "src_c/rnnf_file.c", "src_c/rnnf_graph_file.c", "src_c/pipeline.c",
+                "src_c/quant.c"]
 # The reference kernels are the executable spec: no contraction of a*b+c into FMA.
 EXACT_SOURCES = ["src_c/kernels/ref.c", "src_c/kernels/activations.c", "src_c/kernels/ref_q.c"]
 MACHINE = platform.machine().lower()

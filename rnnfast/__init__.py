@@ -87,7 +87,7 @@ def _load(path_or_bytes, data, name, n_threads, options) -> Model:
         if options:
             raise OptionError(f"{name}: .rnnf files take no load options but n_threads and max_memory, got "
                               f"{sorted(options)}")
-        return _with_threads(load_rnnf_model(data, name=name), n_threads)
+        return _with_threads(load_rnnf_model(data, name=name, n_threads=n_threads), n_threads)
     raise FormatError(f"{name}: {kind} files are not supported yet")
 
 

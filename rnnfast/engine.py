@@ -77,6 +77,7 @@ def layer_desc(layer: RecurrentLayer) -> dict:
         "linear_before_reset": int(layer.linear_before_reset),
         "weight_dtype": WEIGHT_DTYPE_CODES[layer.weight_dtype],
         "qweights": layer.qweights,
+        "layer": layer,  # what .rnnf 2 writes (exporters/rnnf_graph.py); the C binding reads the fields above
     }
 
 

@@ -44,3 +44,34 @@ QUANTIZED_MINOR = 1  # the first minor version with float16 / int8 blobs
 
 def align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+# ---- version 2: a whole graph (the C executor's rnnf_graph_desc; docs/format.md, "Version 2") ----
+GRAPH_MAJOR, GRAPH_MINOR = 2, 0
+HEADER2 = struct.Struct("<4sHHIIQQ" + "I" * 14 + "IIII" + "I" * 6)  # ... counts, source, producer, reserved: 128
+GRAPH = struct.Struct("<" + "I" * 16)  # (first, count) of tensors, nodes, inputs, outputs, syms, dims, checks, subgraphs
+TENSOR = struct.Struct("<IIIIIIII")  # dtype, rank, dims_at, alias_of, data blob, reserved, name_off, name_len
+NODE = struct.Struct("<II" + "I" * 12 + "Q")  # op, reserved, name, in, out, iattr, fattr, layers (first, count), 0
+SYM = struct.Struct("<IIII")  # input position, axis, name_off, name_len
+DIM = struct.Struct("<II")  # first int, instruction count (2 ints each: opcode, operand)
+CHECK = struct.Struct("<IIIIII")  # dim a, dim b, node, kind, name_off, name_len
+IO = struct.Struct("<IIII")  # name_off, name_len, shape_off, shape_len
+LOOP = struct.Struct("<II")  # input position, output position
+assert (HEADER2.size, GRAPH.size, TENSOR.size, NODE.size, SYM.size, DIM.size, CHECK.size, IO.size, LOOP.size) == (
+    128, 64, 32, 64, 16, 8, 24, 16, 8)
+# The tables after the header, in file order, each starting at a multiple of 8: (header count field, record size).
+TABLES2 = (("n_graphs", GRAPH.size), ("n_tensors", TENSOR.size), ("n_nodes", NODE.size), ("n_layers", LAYER_SIZE),
+           ("n_blobs", BLOB.size), ("n_syms", SYM.size), ("n_dims", DIM.size), ("n_checks", CHECK.size),
+           ("n_io", IO.size), ("n_loops", LOOP.size), ("n_ints", 8), ("n_ids", 4), ("n_floats", 4),
+           ("strings_size", 1))
+# Blob dtypes of version 2 besides 1..3: a graph constant's elements (tensor dtype -> blob dtype)
+DTYPE_I64, DTYPE_I32, DTYPE_U8, DTYPE_I8_RAW = 4, 5, 6, 7
+DTYPE_NAMES2 = {**DTYPE_NAMES, DTYPE_I64: "int64", DTYPE_I32: "int32", DTYPE_U8: "bool", DTYPE_I8_RAW: "int8 values"}
+DTYPE_NUMPY2 = {**DTYPE_NUMPY, DTYPE_I64: "<i8", DTYPE_I32: "<i4", DTYPE_U8: "u1", DTYPE_I8_RAW: "i1"}
+# rnnf_dtype (include/rnnfast/rnnf.h) of a graph tensor -> the blob dtype holding a constant of it
+TENSOR_BLOB_DTYPE = {0: DTYPE_F32, 1: DTYPE_I64, 2: DTYPE_I32, 3: DTYPE_U8, 4: DTYPE_I8_RAW}
+TENSOR_DTYPE_NAMES = {0: "float32", 1: "int64", 2: "int32", 3: "bool", 4: "int8"}
+MAX_RANK = 8
+DIM_OPCODES = 10  # RNNF_DIM_CONST .. RNNF_DIM_MOD
+DIM_STACK = 32  # RNNF_DIM_STACK (src_c/graph/plan.h)
+MAX_NODE_IO = 64  # RNNF_G_MAX_IO

@@ -31,3 +31,26 @@ def link(build: Path, source: str, *flags) -> Path:
                            "-lm", "-o", str(exe)], capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     return exe
+
+
+SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
+_SANITIZED = {}
+
+
+def _sanitizers_work(build):
+    probe = build / "probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    made = subprocess.run(["gcc", *SANITIZE, str(probe), "-o", str(build / "probe")], capture_output=True)
+    return made.returncode == 0 and subprocess.run([str(build / "probe")], capture_output=True).returncode == 0
+
+
+def sanitized_build(tmp_path_factory):
+    """src_c's librnnfast.a built once per session with AddressSanitizer and UBSan when gcc has them, so a read out
+    of bounds fails a test instead of passing silently: (build directory, the flags to link programs with)."""
+    if "build" not in _SANITIZED:
+        build = copy_sources(tmp_path_factory.mktemp("csan"))
+        flags = SANITIZE if _sanitizers_work(build) else []
+        subprocess.run(["make", "-s", "-C", str(build / "src_c"), "librnnfast.a", f"CFLAGS=-O1 -g {' '.join(flags)}"],
+                       check=True, capture_output=True)
+        _SANITIZED["build"] = (build, flags)
+    return _SANITIZED["build"]

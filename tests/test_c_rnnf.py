@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from c_build import copy_sources, link, needs_gcc_and_make
+from c_build import link, needs_gcc_and_make, sanitized_build
 from conftest import assert_close
 from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline
 
@@ -19,22 +19,11 @@ from rnnfast.pipeline import run_pipeline
 
 pytestmark = needs_gcc_and_make
 RNNF_OK, RNNF_ERR_FORMAT = 0, 4
-SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
-
-
-def _sanitizers_work(build):
-    probe = build / "probe.c"
-    probe.write_text("int main(void) { return 0; }\n")
-    made = subprocess.run(["gcc", *SANITIZE, str(probe), "-o", str(build / "probe")], capture_output=True)
-    return made.returncode == 0 and subprocess.run([str(build / "probe")], capture_output=True).returncode == 0
 
 
 @pytest.fixture(scope="module")
 def program(tmp_path_factory):
-    build = copy_sources(tmp_path_factory.mktemp("crnnf"))
-    flags = SANITIZE if _sanitizers_work(build) else []
-    subprocess.run(["make", "-s", "-C", str(build / "src_c"), "librnnfast.a", f"CFLAGS=-O1 -g {' '.join(flags)}"],
-                   check=True, capture_output=True)
+    build, flags = sanitized_build(tmp_path_factory)
     return link(build, "test_rnnf_file.c", *flags)
 
 

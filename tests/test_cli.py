@@ -280,9 +280,14 @@ def test_convert_rnnf_npz_safetensors(tmp_path):
         k: list(v.shape) for k, v in expected.items()}
     r = cli("convert", path, "w.bin", cwd=tmp_path)
     assert_usage_error(r, "w.bin")
+    # Two inputs: a whole graph (.rnnf 2, the default) holds it; a .rnnf 1 chain cannot
     r = cli("convert", DATA / "keras" / "k3_seq2seq_attention.keras", "m2.rnnf", cwd=tmp_path)
+    assert r.returncode == 0 and "(rnnf 2," in r.stdout and "check ok" in r.stdout, r.stdout + r.stderr
+    assert rnnfast.load(tmp_path / "m2.rnnf").input_names == rnnfast.load(
+        DATA / "keras" / "k3_seq2seq_attention.keras").input_names
+    r = cli("convert", DATA / "keras" / "k3_seq2seq_attention.keras", "m3.rnnf", "--rnnf-version", 1, cwd=tmp_path)
     assert_usage_error(r, "k3_seq2seq_attention.keras")
-    assert "one input and one output" in r.stderr and not (tmp_path / "m2.rnnf").exists()
+    assert "one input and one output" in r.stderr and not (tmp_path / "m3.rnnf").exists()
 
 
 def test_bench_checks_then_times(tmp_path, onnx_gru, onnx_chaotic):

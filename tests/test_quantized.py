@@ -278,8 +278,9 @@ def test_convert_quantize_through_the_cli(tmp_path):
         r = cli("convert", data / "k3_seed_stacked_lstm.keras", f"m_{flag}.rnnf", "--quantize", flag)
         assert r.returncode == 0, r.stderr
         assert "check ok" in r.stdout and f"quantization ({flag}): max abs difference from the float32" in r.stdout
-        model = rnnfast.load(tmp_path / f"m_{flag}.rnnf")
-        assert {l.weight_dtype for l in _recurrent_layers(model.to_pipeline())} == {dtype}
+        model = rnnfast.load(tmp_path / f"m_{flag}.rnnf")  # a whole graph (.rnnf 2): the layers its nodes store
+        stored = [lay["layer"] for node in model.graph.compiled.desc["nodes"] if node[6] for lay in node[6]]
+        assert stored and {l.weight_dtype for l in stored} == {dtype}
         assert_close(model.run(ref["x0"])[0], ref["y0"], what=f"{flag} vs keras", **mode)
     assert (tmp_path / "m_int8.rnnf").stat().st_size < (tmp_path / "m_fp16.rnnf").stat().st_size
     r = cli("convert", data / "k3_seed_stacked_lstm.keras", "w.npz", "--quantize", "int8")

@@ -51,7 +51,8 @@ def _patch(data, fmt, at, *values):
 def test_header_damage_is_named(small):
     _, data = small
     _refused(b"ONNX" + data[4:], "header", "not a .rnnf file")
-    _refused(_patch(data, "<H", 4, 2), "format version 2.0")
+    _refused(_patch(data, "<H", 4, 3), "format version 3.0")
+    _refused(_patch(data, "<H", 4, 2), "format version 2 holds a whole graph")
     _refused(_patch(data, "<H", 6, 2), "format version 1.2")
     _refused(_patch(data, "<I", 8, 72), "header_size 72")
     _refused(_patch(data, "<I", 12, 2), "flags 0x2")

@@ -314,6 +314,55 @@ int rnnf_graph_n_nodes(const rnnf_graph *graph);
 rnnf_status rnnf_graph_state_threads(const rnnf_graph_state *state, int *n_threads, double *seconds_one,
                                      double *seconds_asked);
 
+/* ---- .rnnf 2 files: whole graphs (docs/format.md, "Version 2"; src_c/rnnf_graph_file.c) ----
+ *
+ * A version 2 file holds a graph as rnnf_graph_create takes it, with the names and shapes of its inputs and outputs,
+ * its state loops and where the model came from. Loading checks every offset, size, count, id, enum and dimension
+ * program against the file first (RNNF_ERR_FORMAT and a message naming the file, the record and the field, e.g.
+ * "m.rnnf: node 4 (graph 0): first_in 12 (+3): expected 11, ..."), then builds the graph; the buffer may be freed
+ * after. A version 1 file (a pipeline) is RNNF_ERR_UNSUPPORTED here: load it with rnnf_pipeline_load_*. */
+rnnf_status rnnf_graph_load_file(const char *path, rnnf_graph **out, rnnf_error *err);
+rnnf_status rnnf_graph_load_buffer(const void *data, size_t size, rnnf_graph **out, rnnf_error *err);
+
+typedef struct {
+    const char *name;               /* the model's name for it (the tensor's for graphs not loaded from a file) */
+    const char *shape;              /* e.g. "[batch, chunk]": named symbolic dims ("" when not loaded from a file) */
+    int dtype;                      /* rnnf_dtype */
+    int rank;
+    int64_t dims[RNNF_G_MAX_RANK];  /* fixed sizes; -1 where the size depends on the inputs' */
+} rnnf_graph_io_info;
+int rnnf_graph_n_inputs(const rnnf_graph *graph);
+int rnnf_graph_n_outputs(const rnnf_graph *graph);
+/* Input or output i (RNNF_ERR_ARG when out of range); the strings live as long as the graph. */
+rnnf_status rnnf_graph_input_info(const rnnf_graph *graph, int i, rnnf_graph_io_info *info);
+rnnf_status rnnf_graph_output_info(const rnnf_graph *graph, int i, rnnf_graph_io_info *info);
+/* State loops: output `output` of one run is input `input` of the next (a VAD's stateN -> state). */
+int rnnf_graph_n_state_loops(const rnnf_graph *graph);
+rnnf_status rnnf_graph_state_loop(const rnnf_graph *graph, int k, int *input, int *output);
+const char *rnnf_graph_source(const rnnf_graph *graph); /* where the model came from; "" when unknown */
+
+/* A stream carries a graph's state loops in C: each step takes the inputs that are not states (in graph input order)
+ * and gives the outputs that are not states (in graph output order); the states start at zero and stay in the
+ * stream. Every state's dims must be fixed or the batch: the one symbol the states and the first step input share,
+ * given here. rnnf_graph_stream_prepare fills in the step outputs' dtype, rank and dims for these input shapes
+ * (allocating only when they differ from the last call's); rnnf_graph_stream_step then runs on inputs of those
+ * shapes into outputs of those sizes and allocates nothing. A step computes exactly what rnnf_graph_run computes
+ * on the same inputs and states. */
+typedef struct rnnf_graph_stream rnnf_graph_stream;
+rnnf_status rnnf_graph_stream_create(const rnnf_graph *graph, int64_t batch, rnnf_graph_stream **out,
+                                     rnnf_error *err);
+void rnnf_graph_stream_free(rnnf_graph_stream *stream);
+int rnnf_graph_stream_n_inputs(const rnnf_graph_stream *stream);
+int rnnf_graph_stream_n_outputs(const rnnf_graph_stream *stream);
+rnnf_status rnnf_graph_stream_prepare(rnnf_graph_stream *stream, const rnnf_tensor *inputs, rnnf_tensor *outputs,
+                                      rnnf_error *err);
+rnnf_status rnnf_graph_stream_step(rnnf_graph_stream *stream, const rnnf_tensor *inputs, rnnf_tensor *outputs,
+                                   int n_threads, rnnf_error *err);
+/* Zero every state. */
+rnnf_status rnnf_graph_stream_reset(rnnf_graph_stream *stream);
+/* State loop k's current value (data points into the stream: read or overwrite it between steps). */
+rnnf_status rnnf_graph_stream_state(const rnnf_graph_stream *stream, int k, rnnf_tensor *state);
+
 /* y = act(x) for n values with the selected kernel table (what the gate kernels compute; used by tests). */
 rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, float *y, int n);
 

@@ -14,7 +14,8 @@ from .common import CliError, add_model_arguments, load_model, positive_int, ran
 # of this build are left out of the parser.
 WRITERS = {
     "onnx": ("rnnfast.exporters.onnx", "export_onnx", "model", "an ONNX model of standard operators"),
-    "rnnf": ("rnnfast.exporters.rnnf", "save_rnnf", "pipeline", "rnnfast's native format (docs/format.md)"),
+    "rnnf": ("rnnfast.exporters.rnnf_graph", "save_rnnf_graph", "graph",
+             "rnnfast's native format (docs/format.md): the whole graph the C library runs (.rnnf 2)"),
     "npz": ("rnnfast.exporters.npz", "save_npz", "pipeline", "the canonical float32 weights, numpy .npz"),
     "safetensors": ("rnnfast.exporters.safetensors", "save_safetensors", "pipeline",
                     "the canonical float32 weights, .safetensors"),
@@ -34,17 +35,22 @@ def add_parser(sub):
     listing = "; ".join(f"{k}: {v[3]}" for k, v in formats.items())
     p = sub.add_parser(
         "convert", help=f"write a model as {', '.join(formats)}",
-        description=f"Load IN and write it to OUT. Formats: {listing}. Every format but ONNX holds the model as a "
-                    f"pipeline (optional embedding, recurrent stacks, dense heads, main output only); a model "
-                    f"that does not fit one is refused, naming the layer or node. A written "
+        description=f"Load IN and write it to OUT. Formats: {listing}. rnnf writes the whole graph (every input "
+                    f"and output, by name) when it runs fully in C; --rnnf-version 1, and a model whose format does "
+                    f"not lower to the graph yet, write a .rnnf 1 pipeline instead. npz and safetensors hold the "
+                    f"model as a pipeline (optional embedding, recurrent stacks, dense heads, main output only); a "
+                    f"model that does not fit one is refused, naming the layer or node. A written "
                     f"{' or '.join(f for f in RELOADABLE if f in formats)} file is loaded back and run on random "
-                    f"input beside the in-memory model; the largest difference is printed and over "
+                    f"input beside the in-memory model (every output); the largest difference is printed and over "
                     f"{CHECK_TOLERANCE:g} the command exits 1.",
         epilog=EXIT_CODES_HELP)
     add_model_arguments(p, metavar="IN", file_help="the model to convert (any format rnnfast loads)")
     p.add_argument("out", metavar="OUT", help="file to write")
     p.add_argument("--format", choices=sorted(formats), help="output format (default: from OUT's extension)")
     if "rnnf" in formats:
+        p.add_argument("--rnnf-version", type=int, choices=[1, 2], default=None,
+                       help="rnnf: 2 (the default) stores the whole graph; 1 a chain of embedding, recurrent and "
+                            "dense layers (main output only), for readers from before version 2")
         p.add_argument("--quantize", choices=["int8", "fp16"], default=None,
                        help="rnnf: store the recurrent weights (w_ih, w_hh, w_hr) as int8 with one float32 scale per "
                             "output row, or as float16; computed in float32. The reload check then compares with "
@@ -73,8 +79,6 @@ def _format(args, formats) -> str:
 
 
 def main(args) -> int:
-    from ..pipeline import run_pipeline
-
     formats = available()
     fmt = _format(args, formats)
     if os.path.abspath(args.out) == os.path.abspath(args.file):
@@ -83,8 +87,79 @@ def main(args) -> int:
     if quantize and fmt != "rnnf":
         raise CliError(f"--quantize {quantize}: only the rnnf format stores quantized weights (for C code: rnnfast "
                        f"export-c --quantize)")
+    if getattr(args, "rnnf_version", None) and fmt != "rnnf":
+        raise CliError(f"--rnnf-version: only for the rnnf format, not {fmt}")
     model, _ = load_model(args)
+    if fmt == "rnnf" and args.rnnf_version != 1:
+        compiled = getattr(model.graph, "compiled", None)
+        if compiled is not None:
+            return _write_graph(args, model, compiled, quantize)
+        why = getattr(model.graph, "unfit_reason", None) or (f"{type(model.graph).__name__} models do not lower "
+                                                            f"to the graph yet")
+        if args.rnnf_version == 2:
+            raise CliError(f"{args.file}: cannot write .rnnf 2, which holds graphs that run fully in C: {why}")
+        print(f"writing .rnnf 1 (a chain: main output only): {why}")
+    return _write_pipeline(args, model, fmt, formats, quantize)
+
+
+def _write_graph(args, model, compiled, quantize) -> int:
+    """.rnnf 2: the whole graph; reloaded and run beside the source on every output."""
+    import rnnfast
+    from ..exporters.rnnf_graph import graph_to_bytes, quantized_desc
+    from ..graph.runtime import CompiledGraph
+
+    try:
+        data = graph_to_bytes(compiled, model.source or args.file, quantize)
+        with open(args.out, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise CliError(f"{args.out}: cannot write: {e.strerror or e}") from None
+    print(f"wrote {args.out} (rnnf 2, {os.path.getsize(args.out)} bytes) from {args.file}")
+    written = rnnfast.load(args.out)
+    if written.input_names != model.input_names or written.output_names != model.output_names:
+        print(f"check FAILED: {args.out} has inputs {written.input_names} and outputs {written.output_names}, the "
+              f"source {model.input_names} and {model.output_names}")
+        return EXIT_MISMATCH
+    reference = compiled
+    if quantize:  # the same quantized layers, run from memory: the check is of the file, not of the quantization
+        reference = CompiledGraph.from_desc(quantized_desc(compiled.desc, quantize), compiled.graph)
+    for seq_len in (5, 64, 512):  # a length the model takes (a conv front end needs more than a few samples)
+        feeds = random_inputs(model, seq_len=seq_len, batch=2, seed=0)
+        try:
+            want = reference.run([feeds[n] for n in model.input_names])
+            break
+        except ValueError:
+            continue
+    else:
+        raise CliError(f"{args.file}: no random input of length 5, 64 or 512 runs; the file was written but not "
+                       f"checked")
+    got = written.run(feeds)
+    worst, ok = 0.0, True
+    for name, g, w in zip(model.output_names, got, want):
+        g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
+        if g.shape != w.shape:
+            print(f"check FAILED: output {name!r} has shape {list(g.shape)}, the source's {list(w.shape)}")
+            return EXIT_MISMATCH
+        diff = float(np.max(np.abs(g - w))) if g.size else 0.0
+        worst = max(worst, diff)
+        ok = ok and diff <= CHECK_TOLERANCE * max(1.0, float(np.max(np.abs(w))) if w.size else 0.0)
+    print(f"check {'ok' if ok else 'FAILED'}: reloaded {args.out} and ran it beside the source on random input "
+          f"{', '.join(f'{k} {list(v.shape)}' for k, v in feeds.items())}, {len(want)} output(s) compared: max abs "
+          f"difference {worst:.3g}")
+    if quantize:
+        float32 = compiled.run([feeds[n] for n in model.input_names])
+        diff = max(float(np.max(np.abs(np.asarray(a, np.float64) - b))) if np.size(a) else 0.0
+                   for a, b in zip(got, float32))
+        print(f"quantization ({quantize}): max abs difference from the float32 model on the same input {diff:.3g}")
+    return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def _write_pipeline(args, model, fmt, formats, quantize) -> int:
+    from ..pipeline import run_pipeline
+
     module, function, takes, _ = formats[fmt]
+    if fmt == "rnnf":
+        module, function, takes = "rnnfast.exporters.rnnf", "save_rnnf", "pipeline"
     pipeline = model.to_pipeline() if takes == "pipeline" or fmt in RELOADABLE else None
     source = pipeline
     if quantize:

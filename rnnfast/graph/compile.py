@@ -170,7 +170,8 @@ class Lowering:
             starts.append(starts[-1] + len(p))
         return {"tensors": self.tensors, "nodes": self.nodes, "inputs": self.input_ids, "outputs": self.output_ids,
                 "syms": self.syms, "dim_start": starts, "prog": prog, "checks": self.checks,
-                "subgraphs": self.subgraphs, "hosts": self.hosts}
+                "subgraphs": self.subgraphs, "hosts": self.hosts,
+                "sym_names": sorted(self.sym_index, key=self.sym_index.get)}
 
 
 def label(node) -> str:

@@ -1,6 +1,7 @@
 """A graph compiled for the C executor: analysed once, described to C once, run in one C call per run.
 
-`compile_graph` takes an IR Graph; `CompiledGraph.run` takes the feeds in the graph's input order, converts what
+`compile_graph` takes an IR Graph; `CompiledGraph.from_desc` a description read from a .rnnf 2 file (with a Graph
+that holds only the inputs and outputs). `CompiledGraph.run` takes the feeds in the graph's input order, converts what
 needs converting (a float feed of another precision, non-contiguous arrays) and returns the outputs in order."""
 from __future__ import annotations
 
@@ -23,6 +24,19 @@ class CompiledGraph:
         self.input_names = list(graph.inputs)
         self.output_names = list(graph.outputs)
         self.n_threads = int(n_threads or 0)
+        self.state_pairs = None  # {input: output} when the source says which outputs feed which inputs back
+
+    @classmethod
+    def from_desc(cls, desc: dict, graph: Graph, n_threads=None, where: str = "", state_pairs=None):
+        """A description already lowered (a .rnnf 2 file's); `graph` names the inputs and outputs, in order, with
+        their dtypes and shapes (no nodes)."""
+        self = cls.__new__(cls)
+        self.graph, self.desc = graph, desc
+        self.c_graph = _core.CGraph(desc, where or graph.name)
+        self.input_names, self.output_names = list(graph.inputs), list(graph.outputs)
+        self.n_threads = int(n_threads or 0)
+        self.state_pairs = None if state_pairs is None else dict(state_pairs)
+        return self
 
     def quantized(self, weight_dtype: str) -> "CompiledGraph":
         """A copy whose recurrent stacks store their weights (w_ih, w_hh, w_hr) in weight_dtype (rnnfast/quantize.py's
@@ -65,6 +79,14 @@ class CompiledGraph:
         return {"threads": n, "seconds_1_thread": one, "seconds_asked": asked}
 
     def describe(self) -> str:
+        if not self.graph.nodes:  # read from a file: the C nodes are all there is
+            from .compile import OP_NAMES
+
+            ops = {}
+            for node in self.desc["nodes"]:
+                ops[OP_NAMES[node[0]]] = ops.get(OP_NAMES[node[0]], 0) + 1
+            return (f"compiled for the C executor: {len(self.desc['nodes'])} C node(s) "
+                    f"({', '.join(f'{k} x{v}' for k, v in sorted(ops.items()))})")
         ops = {}
         for node in self.graph.nodes:
             ops[node.op] = ops.get(node.op, 0) + 1

@@ -16,7 +16,13 @@ from ..layers import N_ACTIVATIONS, N_GATES, Activation, RecurrentLayer
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 
 
+READS = (f"it reads {spec.VERSION_MAJOR}.0 to {spec.VERSION_MAJOR}.{spec.VERSION_MINOR} and "
+         f"{spec.GRAPH_MAJOR}.0 to {spec.GRAPH_MAJOR}.{spec.GRAPH_MINOR}")
+
+
 class _Reader:
+    DTYPE_NAMES, DTYPE_NUMPY = spec.DTYPE_NAMES, spec.DTYPE_NUMPY  # what a blob may hold (version 2 adds more)
+
     def __init__(self, data, name: str):
         self.data = memoryview(data).cast("B")
         self.name = name
@@ -34,9 +40,10 @@ class _Reader:
          strings_size, name_off, name_len, reserved) = spec.HEADER.unpack_from(data, 0)
         if magic != spec.MAGIC:
             self.fail("header", f"magic {bytes(magic)!r} is not {spec.MAGIC!r}: not a .rnnf file")
+        if major == spec.GRAPH_MAJOR:
+            self.fail("header", "format version 2 holds a whole graph, not a pipeline: load it with rnnfast.load")
         if major != spec.VERSION_MAJOR or minor > spec.VERSION_MINOR:
-            self.fail("header", f"format version {major}.{minor} is not readable by this reader "
-                                f"(it reads {spec.VERSION_MAJOR}.0 to {spec.VERSION_MAJOR}.{spec.VERSION_MINOR})")
+            self.fail("header", f"format version {major}.{minor} is not readable by this reader ({READS})")
         if header_size != spec.HEADER.size:
             self.fail("header", f"header_size {header_size}, expected {spec.HEADER.size}")
         if flags & ~spec.HEADER_BATCH_FIRST:
@@ -62,7 +69,7 @@ class _Reader:
                                 f"{strings_size} string bytes end at {self.table_end}, past the end of the "
                                 f"{file_size}-byte file")
         self.strings_size = strings_size
-        self.minor = minor
+        self.major, self.minor = major, minor
         self.batch_first = bool(flags & spec.HEADER_BATCH_FIRST)
         self.pipeline_name = self.string("header", name_off, name_len)
 
@@ -82,9 +89,9 @@ class _Reader:
             where = f"blob {i}"
             offset, nbytes, dtype, ndim, *rest = spec.BLOB.unpack_from(self.data, self.blobs_at + spec.BLOB.size * i)
             dims, scale_blob, reserved = rest[:4], rest[4], rest[5]
-            if dtype not in spec.DTYPE_NAMES:
-                self.fail(where, f"unknown dtype code {dtype} (known: {spec.DTYPE_NAMES})")
-            if dtype != spec.DTYPE_F32 and self.minor < spec.QUANTIZED_MINOR:
+            if dtype not in self.DTYPE_NAMES:
+                self.fail(where, f"unknown dtype code {dtype} (known: {self.DTYPE_NAMES})")
+            if dtype != spec.DTYPE_F32 and self.major == 1 and self.minor < spec.QUANTIZED_MINOR:
                 self.fail(where, f"dtype {spec.DTYPE_NAMES[dtype]} needs format {spec.VERSION_MAJOR}."
                                  f"{spec.QUANTIZED_MINOR}, the file says {spec.VERSION_MAJOR}.{self.minor}")
             if not 1 <= ndim <= 4:
@@ -98,11 +105,11 @@ class _Reader:
                     self.fail(where, f"int8 blob of {ndim} axes with scale_blob {scale_blob}: needs 2 or more axes "
                                      f"and another of the file's {self.n_blobs} blobs for its scales")
             elif scale_blob != spec.NONE:
-                self.fail(where, f"scale_blob must be NONE for a {spec.DTYPE_NAMES[dtype]} blob")
+                self.fail(where, f"scale_blob must be NONE for a {self.DTYPE_NAMES[dtype]} blob")
             shape = tuple(dims[:ndim])
-            itemsize = np.dtype(spec.DTYPE_NUMPY[dtype]).itemsize
+            itemsize = np.dtype(self.DTYPE_NUMPY[dtype]).itemsize
             if nbytes != math.prod(shape) * itemsize:
-                self.fail(where, f"nbytes {nbytes} does not match dims {list(shape)} of {spec.DTYPE_NAMES[dtype]} "
+                self.fail(where, f"nbytes {nbytes} does not match dims {list(shape)} of {self.DTYPE_NAMES[dtype]} "
                                  f"({math.prod(shape) * itemsize} bytes)")
             if offset % spec.ALIGN or offset < self.table_end or offset + nbytes > len(self.data):
                 self.fail(where, f"offset {offset} (+{nbytes} bytes) must be {spec.ALIGN}-byte aligned, after the "
@@ -130,8 +137,8 @@ class _Reader:
         if len(got) != len(shape) or any(e is not None and e != g for e, g in zip(shape, got)):
             want = [("?" if e is None else e) for e in shape]
             self.fail(where, f"{field} (blob {index}) has shape {list(got)}, expected {want}")
-        if dtype != spec.DTYPE_F32 and not stored:
-            self.fail(where, f"{field} (blob {index}) is {spec.DTYPE_NAMES[dtype]}: only the recurrent weights w_ih, "
+        if (dtype != spec.DTYPE_F32 and not stored) or dtype not in spec.DTYPE_NAMES:
+            self.fail(where, f"{field} (blob {index}) is {self.DTYPE_NAMES[dtype]}: only the recurrent weights w_ih, "
                              f"w_hh and w_hr may be stored as float16 or int8")
         values = np.frombuffer(self.data, spec.DTYPE_NUMPY[dtype], math.prod(got), offset).reshape(got)
         if not stored:
@@ -160,9 +167,10 @@ class _Reader:
             self.fail(where, "activation reserved field must be 0 and alpha, beta finite")
         return Activation(spec.ACTIVATIONS[kind], alpha, beta)
 
-    def layer(self, index: int, stage: int) -> RecurrentLayer:
+    def layer(self, index: int, owner: str) -> RecurrentLayer:
+        """Layer record `index`; `owner` names the record using it in messages ("stage 1", "node 4")."""
         at = self.layers_at + spec.LAYER_SIZE * index
-        where = f"layer {index} (stage {stage})"
+        where = f"layer {index} ({owner})"
         (cell, direction, input_size, hidden_size, proj_size, flags, clip, name_off, name_len,
          b_w_ih, b_w_hh, b_b_ih, b_b_hh, b_peep, b_w_hr) = spec.LAYER_HEAD.unpack_from(self.data, at)
         if cell >= len(spec.CELLS):
@@ -256,7 +264,7 @@ class _Reader:
         if arg0 != next_layer or arg1 < 1 or arg0 + arg1 > self.n_layers:
             self.fail(where, f"layers {arg0}..{arg0 + arg1 - 1}: expected 1 or more layers starting at "
                              f"{next_layer}, within the file's {self.n_layers}")
-        layers = [self.layer(k, index) for k in range(arg0, arg0 + arg1)]
+        layers = [self.layer(k, f"stage {index}") for k in range(arg0, arg0 + arg1)]
         for k in range(1, len(layers)):
             prev, nxt = layers[k - 1], layers[k]
             if nxt.input_size != prev.n_dirs * prev.output_size:
@@ -303,10 +311,16 @@ def load_rnnf(data, name: str = "<bytes>") -> Pipeline:
     return _Reader(data, name).pipeline()
 
 
-def load_rnnf_model(data, name: str = "<bytes>"):
-    """rnnfast.load's entry: a Model over the pipeline's graph (input `input`, output `output`), run by the C
-    executor (graph/chain.py)."""
+def load_rnnf_model(data, name: str = "<bytes>", n_threads=None):
+    """rnnfast.load's entry: a version 2 file's graph, compiled for the C executor (importers/rnnf_graph.py), or a
+    Model over a version 1 file's pipeline (input `input`, output `output`), run by the C executor (graph/chain.py)."""
     from ..graph.chain import ChainModel
     from ..model import Model
+
+    head = bytes(memoryview(data)[:8])
+    if len(head) == 8 and head[:4] == spec.MAGIC and int.from_bytes(head[4:6], "little") == spec.GRAPH_MAJOR:
+        from .rnnf_graph import load_rnnf_graph_model
+
+        return load_rnnf_graph_model(data, name, n_threads)
 
     return Model(ChainModel(load_rnnf(data, name)), source=name)

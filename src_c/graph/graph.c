@@ -109,6 +109,7 @@ void rnnf_graph_free(rnnf_graph *g)
     rnnf_mem_free(g->pool, g->prog);
     for (int c = 0; g->checks && c < g->n_checks; c++) rnnf_mem_free(g->pool, g->checks[c].name);
     rnnf_mem_free(g->pool, g->checks);
+    rnnf_graph_meta_free(g->meta);
     rnnf_mem_free(g->pool, g);
 }
 

@@ -27,7 +27,19 @@ typedef struct {
     char *name; /* NULL: the node's */
 } rnnf_dim_check;
 
+/* What a .rnnf 2 file tells a graph's users besides the graph (rnnf_graph_file.c; queried in info.c). */
+typedef struct {
+    char **names;              /* n_inputs, then n_outputs: the model's names for them */
+    char **shapes;             /* likewise: "[batch, 64]", named symbolic dims for messages */
+    char *source;              /* where the model came from */
+    int n_loops;
+    int32_t *loop_in, *loop_out; /* state loops: output loop_out[k] is the next value of input loop_in[k] */
+} rnnf_graph_meta;
+
+void rnnf_graph_meta_free(rnnf_graph_meta *meta);
+
 struct rnnf_graph {
+    rnnf_graph_meta *meta;     /* NULL unless loaded from a file */
     int n_tensors, n_nodes, n_inputs, n_outputs, n_syms, n_dims, n_checks, n_subgraphs;
     rnnf_gtensor *tensors;
     rnnf_gnode *nodes;

@@ -1,0 +1,209 @@
+""".rnnf 2 graphs in the standalone C library (no Python): ONNX fixtures (tools/make_graph_fixtures.py) go through
+`rnnfast convert`, tests/c/test_rnnf_graph.c loads the files, runs and streams them, and its outputs are compared
+with onnxruntime's on the same inputs. Damaged files get the same verdict, naming the same record, from the C and
+the Python reader; the library and program are built with AddressSanitizer and UBSan when gcc has them."""
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from c_build import link, needs_gcc_and_make, sanitized_build
+from conftest import assert_close
+
+import rnnfast
+from rnnfast import rnnf_spec as spec
+from rnnfast.cli import main as cli_main
+from rnnfast.errors import FormatError
+from rnnfast.importers.rnnf import load_rnnf, load_rnnf_model
+
+pytestmark = needs_gcc_and_make
+ort = pytest.importorskip("onnxruntime")
+GRAPH = Path(__file__).parent / "data" / "onnx" / "graph"
+WRAPS = "-Wl," + ",".join(f"--wrap={f}" for f in ("malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc"))
+RNNF_OK, RNNF_ERR_FORMAT = 0, 4
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory):
+    build, flags = sanitized_build(tmp_path_factory)
+    return link(build, "test_rnnf_graph.c", *flags, WRAPS)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """model name -> the .rnnf 2 file `rnnfast convert` wrote for it (after its own reload check passed)."""
+    out, files = tmp_path_factory.mktemp("converted"), {}
+    for name in ("vad.ts", "denoiser.dynamo", "crnn.ts", "stream_gru.dynamo"):
+        files[name] = out / f"{name}.rnnf"
+        assert cli_main(["convert", str(GRAPH / f"{name}.onnx"), str(files[name])]) == 0, name
+    return files
+
+
+def _run(exe, *args):
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True,
+                          env={"ASAN_OPTIONS": "detect_leaks=1", "OMP_NUM_THREADS": "2"})
+
+
+def write_tensor(path, arr):
+    arr = np.asarray(arr, order="C")  # a scalar stays rank 0
+    path.write_bytes(struct.pack(f"<q{arr.ndim}q", arr.ndim, *arr.shape) + arr.tobytes())
+
+
+def read_tensor(path, dtype=np.float32):
+    raw = path.read_bytes()
+    rank = struct.unpack_from("<q", raw)[0]
+    dims = struct.unpack_from(f"<{rank}q", raw, 8)
+    return np.frombuffer(raw, dtype, offset=8 + 8 * rank).reshape(dims)
+
+
+@pytest.mark.parametrize("name", ["vad.ts", "denoiser.dynamo", "crnn.ts", "stream_gru.dynamo"])
+def test_c_runs_converted_graphs_like_onnxruntime(program, converted, name, tmp_path):
+    record = np.load(GRAPH / f"{name.split('.')[0]}.npz")
+    model = rnnfast.load(converted[name])
+    feeds = {n: record[f"in:{n}"] for n in model.input_names}
+    for k, n in enumerate(model.input_names):
+        write_tensor(tmp_path / f"in{k}.bin", feeds[n])
+    result = _run(program, "run", converted[name], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "run: 0 failed" in result.stdout
+    session = ort.InferenceSession(str(GRAPH / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    want = session.run(None, feeds)
+    assert [o.name for o in session.get_outputs()] == model.output_names  # every output, by name
+    for k, (n, w) in enumerate(zip(model.output_names, want)):
+        assert_close(read_tensor(tmp_path / f"out{k}.bin"), w, what=f"{name} {n}: C vs onnxruntime")
+    lines = result.stdout.splitlines()
+    assert [l.split()[1] for l in lines if l.startswith("input ")] == model.input_names
+    assert [l.split()[1] for l in lines if l.startswith("output ")] == model.output_names
+    if name == "vad.ts":
+        assert "input state [2, batch, 64] dtype 0 rank 3" in lines and "loop 1 1" in lines
+        assert f"source {GRAPH / 'vad.ts.onnx'}" in lines
+
+
+@pytest.mark.parametrize("name", ["vad.ts", "stream_gru.dynamo"])
+def test_c_streams_with_the_state_loop_like_onnxruntime(program, converted, name, tmp_path):
+    """Chunk by chunk with the states carried in C, against onnxruntime fed its own state outputs back."""
+    record = np.load(GRAPH / f"{name.split('.')[0]}.npz")
+    model = rnnfast.load(converted[name])
+    pairs = model.graph.compiled.state_pairs
+    step_in = [n for n in model.input_names if n not in pairs]
+    step_out = [n for n in model.output_names if n not in pairs.values()]
+    n_steps = record[f"stream_in:{step_in[0]}"].shape[0]
+    for t in range(n_steps):
+        for k, n in enumerate(step_in):
+            write_tensor(tmp_path / f"step{t}_in{k}.bin", record[f"stream_in:{n}"][t])
+    result = _run(program, "stream", converted[name], tmp_path, n_steps)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stream: 0 failed" in result.stdout and "allocations from step 1 on: 0" in result.stdout
+    session = ort.InferenceSession(str(GRAPH / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    states = {n: record[f"stream_init:{n}"] for n in pairs}
+    for t in range(n_steps):
+        feeds = {**states, **{n: np.asarray(record[f"stream_in:{n}"][t]) for n in step_in}}
+        outs = dict(zip(model.output_names, session.run(None, feeds)))
+        states = {i: outs[o] for i, o in pairs.items()}
+        for k, n in enumerate(step_out):
+            assert_close(read_tensor(tmp_path / f"step{t}_out{k}.bin"), outs[n], what=f"{name} step {t} {n}")
+
+
+def _where(message: str, path) -> str:
+    """The record a refusal names: "graph 0", "node 4 (graph 1)", "header", ..."""
+    assert message.startswith(f"{path}: "), message
+    return message[len(str(path)) + 2:].split(": ")[0]
+
+
+def _offsets(data: bytes) -> dict:
+    h = spec.HEADER2.unpack_from(data, 0)
+    counts = dict(zip((n for n, _ in spec.TABLES2), h[7:21]))
+    at, out = h[6], {}
+    for name, size in spec.TABLES2:
+        at = (at + 7) // 8 * 8
+        out[name] = at
+        at += size * counts[name]
+    out["end"] = at
+    return out
+
+
+def _crafted(data: bytes) -> list:
+    """(bytes, the record the refusal must name): bad counts, ranges, ids, enums, dims, offsets by hand."""
+    at = _offsets(data)
+
+    def patch(fmt, pos, value):
+        bad = bytearray(data)
+        struct.pack_into(fmt, bad, pos, value)
+        return bytes(bad)
+
+    node1, tensor1 = at["n_nodes"] + spec.NODE.size, at["n_tensors"] + spec.TENSOR.size
+    return [
+        (patch("<H", 6, 1), "header"),                         # a newer minor version
+        (patch("<H", 4, 3), "header"),                         # a newer major version
+        (patch("<I", 32 + 4, 1 << 30), "header"),              # n_tensors past the file
+        (patch("<I", at["n_graphs"], 1), "graph 0"),           # first_tensor off its slot
+        (patch("<I", at["n_graphs"] + 60, 5), "graph 0"),      # more subgraphs than graphs
+        (patch("<I", node1, 99), "node 1 (graph 0)"),          # unknown op
+        (patch("<I", node1, 24), "node 1 (graph 0)"),          # a HOST node
+        (patch("<I", node1 + 16, 0), "node 1 (graph 0)"),      # first_in off its slot
+        (patch("<I", node1 + 28, 0), "node 1 (graph 0)"),      # no outputs
+        (patch("<I", tensor1, 9), "tensor 1 (graph 0)"),       # unknown dtype
+        (patch("<I", tensor1 + 4, 9), "tensor 1 (graph 0)"),   # rank 9
+        (patch("<I", tensor1 + 12, 1), "tensor 1 (graph 0)"),  # a view of itself
+        (patch("<I", at["n_syms"] + 4, 7), "symbol 0 (graph 0)"),  # an axis the input lacks
+        (patch("<q", at["n_ints"], 42), "dim 0 (graph 0)"),    # an unknown dim opcode
+        (patch("<I", at["n_dims"] + 4, 0), "dim 0 (graph 0)"),  # an empty program
+        (patch("<I", at["n_ids"], 1 << 20), "graph 0"),        # input id past the tensors
+        (patch("<I", at["n_loops"], 9), "loop 0"),             # a state loop from no input
+        (patch("<I", at["n_blobs"] + 16, 12), "blob 0"),       # unknown blob dtype
+        (patch("<Q", at["n_blobs"], 65), "blob 0"),            # misaligned blob offset
+        (patch("<I", at["n_io"], 1 << 30), "io 0"),            # a name outside the strings
+    ]
+
+
+def _damaged(data: bytes, rng) -> list:
+    end = _offsets(data)["end"]
+    out = [(data[:n], None) for n in sorted(set(rng.integers(0, len(data), 25).tolist()) | {0, 127, 128})]
+    for pos in rng.choice(end, 250, replace=False).tolist() + rng.integers(end, len(data), 20).tolist():
+        bad = bytearray(data)
+        bad[pos] ^= int(rng.integers(1, 256))
+        out.append((bytes(bad), None))
+    return out + _crafted(data)
+
+
+def test_c_and_python_readers_agree_on_damaged_graph_files(program, converted, rng, tmp_path):
+    data = converted["stream_gru.dynamo"].read_bytes()
+    cases = _damaged(data, rng)
+    files, verdicts = [], []
+    for i, (bad, _) in enumerate(cases):
+        path = tmp_path / f"bad{i:04d}.rnnf"
+        path.write_bytes(bad)
+        files.append(path)
+        try:
+            load_rnnf_model(bad, str(path))  # the reader rnnfast.load picks for .rnnf
+            verdicts.append((RNNF_OK, ""))
+        except FormatError as e:
+            verdicts.append((RNNF_ERR_FORMAT, _where(str(e), path)))
+    result = _run(program, "check", *files)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(files)
+    got = []
+    for path, line in zip(files, lines):
+        code, _, message = line.partition(" ")
+        got.append((int(code), _where(message, path) if int(code) else ""))
+    disagree = [(f.name, py, c, line) for f, py, c, line in zip(files, verdicts, got, lines) if py != c]
+    assert not disagree, disagree[:5]
+    codes = [v for v, _ in verdicts]
+    assert codes.count(RNNF_OK) and codes.count(RNNF_ERR_FORMAT) > len(codes) // 2
+    for (bad, where), (code, named) in zip(cases, verdicts):
+        if where is not None:
+            assert code == RNNF_ERR_FORMAT and named == where, (where, named)
+
+
+def test_versions_are_named_and_v1_loaders_refuse_graphs(converted):
+    data = bytearray(converted["vad.ts"].read_bytes())
+    with pytest.raises(FormatError, match=r"m.rnnf: header: format version 2 holds a whole graph"):
+        load_rnnf(bytes(data), "m.rnnf")
+    struct.pack_into("<H", data, 6, 1)
+    with pytest.raises(FormatError, match=r"m.rnnf: header: format version 2\.1 is not readable .*2\.0 to 2\.0"):
+        load_rnnf_model(bytes(data), "m.rnnf")
+    struct.pack_into("<H", data, 4, 3)
+    with pytest.raises(FormatError, match=r"m.rnnf: header: format version 3\.1 is not readable"):
+        load_rnnf_model(bytes(data), "m.rnnf")

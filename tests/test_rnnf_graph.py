@@ -1,0 +1,74 @@
+""".rnnf 2 in Python: a graph written by rnnfast.exporters.rnnf_graph loads with rnnfast.load as a Model that runs
+through the C executor (checked against onnxruntime), streams along the file's state loops (checked against
+torch's chunk-by-chunk record), names its inputs and outputs with symbolic dims, and `convert` writes it by default;
+a graph with an operator outside the C set is refused by node and operator."""
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import helper
+from test_onnx_reference_ops import lstm_then
+
+import rnnfast
+from conftest import assert_close
+from rnnfast.cli import main as cli_main
+from rnnfast.exporters.rnnf_graph import graph_to_bytes, save_rnnf_graph
+from rnnfast.errors import FormatError
+
+DATA = Path(__file__).parent / "data"
+GRAPH = DATA / "onnx" / "graph"
+
+
+@pytest.fixture(scope="module")
+def vad():
+    source = rnnfast.load(GRAPH / "vad.ts.onnx")
+    return source, rnnfast.load(graph_to_bytes(source.graph.compiled, "vad.ts.onnx"))
+
+
+def test_v2_file_runs_like_onnxruntime_and_the_source(vad):
+    source, model = vad
+    record = np.load(GRAPH / "vad.npz")
+    feeds = {n: record[f"in:{n}"] for n in model.input_names}
+    got = model.run(feeds)
+    want = ort.InferenceSession(str(GRAPH / "vad.ts.onnx"), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for g, w, n in zip(got, want, model.output_names):
+        assert_close(g, w, what=f"vad {n}: .rnnf 2 vs onnxruntime")
+    for g, s in zip(got, source.run(feeds)):
+        np.testing.assert_array_equal(g, s)  # the same C graph, from the file
+    assert model.input_names == ["input", "state", "sr"] and model.output_names == ["output", "stateN"]
+    assert [i.shape for i in model.inputs] == [["batch", "chunk"], [2, "batch", 64], []]
+    assert [i.type for i in model.inputs] == ["tensor(float)", "tensor(float)", "tensor(int64)"]
+    text = model.describe()
+    assert "vad.ts.onnx" in text and "IF x1" in text and "state -> stateN" in text
+
+
+def test_v2_file_streams_along_its_state_loop(vad):
+    _, model = vad
+    record = np.load(GRAPH / "vad.npz")
+    stream = model.stream(batch=1)
+    assert stream.pairs == {"state": "stateN"}
+    for t in range(record["stream_in:input"].shape[0]):
+        prob = stream.step({"input": record["stream_in:input"][t], "sr": record["stream_in:sr"][t]})
+        assert_close(prob, record["stream_out:output"][t], what=f"vad stream step {t} vs torch")
+
+
+def test_convert_writes_v2_by_default_and_v1_when_asked(tmp_path, capsys):
+    assert cli_main(["convert", str(GRAPH / "denoiser.dynamo.onnx"), str(tmp_path / "d.rnnf")]) == 0
+    out = capsys.readouterr().out
+    assert "(rnnf 2," in out and "check ok" in out and "2 output(s) compared" in out
+    assert rnnfast.load(tmp_path / "d.rnnf").output_names == ["mask", "hn"]
+    assert cli_main(["convert", str(GRAPH / "denoiser.dynamo.onnx"), str(tmp_path / "q.rnnf"), "--quantize",
+                     "int8"]) == 0
+    assert "quantization (int8)" in capsys.readouterr().out
+    assert (tmp_path / "q.rnnf").stat().st_size < 0.6 * (tmp_path / "d.rnnf").stat().st_size
+    chain = DATA / "onnx" / "rnn_relu_stacked.ts.onnx"
+    assert cli_main(["convert", str(chain), str(tmp_path / "c1.rnnf"), "--rnnf-version", "1"]) == 0
+    assert (tmp_path / "c1.rnnf").read_bytes()[4:6] == b"\x01\x00"
+
+
+def test_an_operator_outside_c_is_refused_by_node_and_op(tmp_path):
+    model = rnnfast.load(lstm_then([helper.make_node("Sin", ["ys"], ["out"], name="sin")], "out"))
+    with pytest.raises(FormatError, match=r"node sin \(Sin\): this operator has no C kernel"):
+        save_rnnf_graph(model, tmp_path / "m.rnnf")
+    assert not (tmp_path / "m.rnnf").exists()
