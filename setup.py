@@ -34,7 +34,9 @@ COMMON_FLAGS = ["-O3", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
 INCLUDE_DIRS = ["include", "src_c"]
 
 
-def compiler_accepts(compiler, flag):
+def openmp_probe_failure(compiler, flag):
+    """None when a program using OpenMP compiles and links with `flag`, else why not (the compiler's own messages
+    go to stderr above it)."""
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
@@ -42,15 +44,22 @@ def compiler_accepts(compiler, flag):
         try:
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=[flag])
             compiler.link_executable(objs, os.path.join(tmp, "probe"), extra_postargs=[flag])
-            return True
-        except Exception:
-            return False
+            return None
+        except Exception as e:  # noqa: BLE001 - any failure means no OpenMP; the reason is printed
+            return " ".join(str(e).split())[-300:] or type(e).__name__
 
 
 class BuildExt(build_ext):
     def build_extension(self, ext):
-        use_omp = os.environ.get("RNNFAST_NO_OPENMP", "") not in ("1", "true", "yes") and compiler_accepts(
-            self.compiler, "-fopenmp")
+        use_omp = os.environ.get("RNNFAST_NO_OPENMP", "") not in ("1", "true", "yes")
+        failure = openmp_probe_failure(self.compiler, "-fopenmp") if use_omp else None
+        if failure:
+            # sanitizer flags in CFLAGS reach the probe's compile but not its link (undefined __asan_* symbols):
+            # they belong in CC (.ci/sanitize)
+            sys.stderr.write(f"rnnfast: OpenMP off: the -fopenmp probe failed to compile or link ({failure}; "
+                             f"the compiler's messages are above)\n"
+                             f"rnnfast: (sanitizer flags must go through CC, not CFLAGS)\n")
+            use_omp = False
         omp = ["-fopenmp"] if use_omp else []
         macros = [(m, "1") for m in dict.fromkeys(m for _, _, m in ISA_SOURCES)]
         objects = []
