@@ -7,6 +7,7 @@ OpenMP is used when the compiler supports it; RNNFAST_NO_OPENMP=1 turns it off.
 import glob
 import os
 import platform
+import shutil
 import sys
 import tempfile
 
@@ -14,6 +15,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 GRAPH_SOURCES = sorted(glob.glob("src_c/graph/*.c") + glob.glob("src_c/graph/ops/*.c"))
 CORE_SOURCES = GRAPH_SOURCES + ["src_c/api.c", "src_c/dispatch.c", "src_c/pool.c", "src_c/model.c", "src_c/recurrent.c",
@@ -81,9 +83,23 @@ class BuildExt(build_ext):
         super().build_extension(ext)
 
 
+class BuildPy(build_py):
+    """The C runtime's sources also go into the package (rnnfast/_c_sources/): export-c of a whole graph copies them
+    into its output, from an installed wheel as from a checkout."""
+
+    def run(self):
+        super().run()
+        dest = os.path.join(self.build_lib, "rnnfast", "_c_sources")
+        for pattern in ("src_c/**/*.c", "src_c/**/*.h", "include/**/*.h"):
+            for src in glob.glob(pattern, recursive=True):
+                target = os.path.join(dest, src)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copyfile(src, target)
+
+
 # The binding makes its output arrays through numpy's C API: a call costs less than np.empty from Python.
 extension = Extension("rnnfast._core", sources=["rnnfast/_core.pyx"] + CORE_SOURCES,
                       include_dirs=INCLUDE_DIRS + [numpy.get_include()],
                       define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
 
-setup(ext_modules=cythonize([extension], compiler_directives={"language_level": "3"}), cmdclass={"build_ext": BuildExt})
+setup(ext_modules=cythonize([extension], compiler_directives={"language_level": "3"}), cmdclass={"build_ext": BuildExt, "build_py": BuildPy})

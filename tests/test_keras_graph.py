@@ -5,10 +5,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import assert_close, package_env
 
 import rnnfast
 
@@ -60,8 +61,9 @@ def test_masks_change_the_compiled_result():
 
 
 def _cli(*args):
+    # from a folder without an rnnfast/ source tree, which `-c` would import before the installed package
     return subprocess.run([sys.executable, "-c", "from rnnfast.cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=tempfile.gettempdir(), env=package_env())
 
 
 def test_inspect_names_the_layer_that_keeps_the_layer_path():

@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import package_env
 from onnx import TensorProto, helper, numpy_helper
 
 import rnnfast
@@ -56,7 +57,8 @@ def lstm_with_made_state(state_shape, lens_shape=None):
 def test_an_initial_state_that_cannot_fit_is_refused_before_it_is_filled(tmp_path):
     path = tmp_path / "state_bomb.onnx"
     path.write_bytes(lstm_with_made_state([16777217, 1, H]))
-    proc = subprocess.run([sys.executable, "-c", RUNNER, str(path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", RUNNER, str(path)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=package_env())
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     assert r["error"] is not None and "ValueError" in r["mro"], r

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import hostile
+from conftest import package_env
 import rnnfast
 from rnnfast.errors import DeclaredSizeError, FormatError
 from rnnfast.importers.torch.files import read_torch_weights
@@ -105,7 +106,7 @@ def bomb_results(tmp_path_factory):
         path.write_bytes(make())
         procs[name] = (path.stat().st_size, subprocess.Popen([sys.executable, "-c", RUNNER, str(path)],
                                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                             text=True))
+                                                             text=True, cwd=folder, env=package_env()))
     results = {}
     for name, (size, proc) in procs.items():
         out, err = proc.communicate(timeout=120)

@@ -68,13 +68,15 @@ QUIET = ("#if defined(__GNUC__)\n#pragma GCC diagnostic ignored \"-Wconversion\"
 
 
 def library_root() -> Path:
-    """The source checkout's root (src_c/ and include/ beside the package); refused when they are not there."""
-    root = Path(__file__).resolve().parent.parent.parent
-    if not (root / "src_c" / "graph" / "exec.c").is_file() or not (root / "include" / "rnnfast" / "rnnf.h").is_file():
-        raise FormatError(f"export-c of a whole graph copies the C runtime from rnnfast's sources (src_c/ and include/ "
-                          f"beside the package), which this installation does not have ({root}); install rnnfast from "
-                          f"a source checkout (pip install -e .)")
-    return root
+    """Where src_c/ and include/ are: in the installed package (rnnfast/_c_sources/, put there by setup.py's build_py)
+    or beside the package in a source checkout; refused when neither has them."""
+    package = Path(__file__).resolve().parent.parent
+    for root in (package / "_c_sources", package.parent):
+        if (root / "src_c" / "graph" / "exec.c").is_file() and (root / "include" / "rnnfast" / "rnnf.h").is_file():
+            return root
+    raise FormatError(f"export-c of a whole graph copies the C runtime from rnnfast's sources, which this installation "
+                      f"does not have (neither {package / '_c_sources'} nor src_c/ beside {package}); reinstall rnnfast "
+                      f"(pip install .) or install it from a source checkout (pip install -e .)")
 
 
 def unit_name(src: str) -> str:

@@ -22,6 +22,16 @@ HANG_SECONDS = 20  # no execution finished for this long: a hang
 WORKER_MEMORY = 3 << 30  # address-space limit of a worker: a memory bomb fails there instead of swapping
 
 
+
+def child_path(checkout: str) -> list:
+    """A worker's PYTHONPATH: the rnnfast this process imported (an installed package, or the checkout when it is
+    installed in place) before the checkout that holds `tests.fuzz`, whose rnnfast/ has no built extension after a
+    plain `pip install .`; then the caller's own."""
+    import rnnfast
+
+    home = str(Path(rnnfast.__file__).resolve().parents[1])
+    return [home, checkout] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+
 def mutate(data: bytes, rng: random.Random, seeds: list) -> bytes:
     buf = bytearray(data)
     for _ in range(rng.choice((1, 1, 2, 3, 4, 8))):
@@ -95,7 +105,7 @@ def fuzz(target: str, seconds: float, state: Path, seed: int = 0, min_execs: int
     execs, restarts, end = 0, 0, time.monotonic() + seconds
     from .targets import FUZZ_MAX_MEMORY
 
-    paths = [str(Path(__file__).resolve().parents[2])] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    paths = child_path(str(Path(__file__).resolve().parents[2]))
     env = dict(os.environ, RNNFAST_MAX_MEMORY=FUZZ_MAX_MEMORY, PYTHONPATH=os.pathsep.join(paths))
     while time.monotonic() < end - 0.5:
         stats = state / "stats.json"
@@ -103,7 +113,7 @@ def fuzz(target: str, seconds: float, state: Path, seed: int = 0, min_execs: int
         cmd = [sys.executable, "-m", "tests.fuzz.plain", "--worker", target, "--seconds",
                f"{end - time.monotonic():.1f}", "--seed", str(seed + restarts), "--state", str(state),
                "--min-execs", str(max(min_execs - execs, 0))]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=state)
         hung = False
         while proc.poll() is None:
             time.sleep(0.2)

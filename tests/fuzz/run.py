@@ -34,12 +34,12 @@ def run_atheris(target: str, seconds: float, state: Path) -> dict:
     corpus.mkdir(parents=True, exist_ok=True)
     for i, data in enumerate(TARGETS[target][1]()):
         (corpus / f"seed-{i}").write_bytes(data)
-    paths = [str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    paths = plain.child_path(str(ROOT))
     env = dict(os.environ, RNNFAST_MAX_MEMORY=FUZZ_MAX_MEMORY, PYTHONPATH=os.pathsep.join(paths))
     cmd = [sys.executable, "-m", "tests.fuzz.atheris_target", target, f"-max_total_time={int(seconds)}",
            f"-timeout={plain.HANG_SECONDS}", "-rss_limit_mb=3072", "-print_final_stats=1",
            f"-artifact_prefix={state}/", str(corpus)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 600)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 600, cwd=state)
     log = proc.stdout + proc.stderr
     (state / "libfuzzer.log").write_text(log)
     execs = sum(int(n) for n in re.findall(r"stat::number_of_executed_units:\s*(\d+)", log))

@@ -33,8 +33,11 @@ def open_h5_safely(data: bytes, where: str, seconds=None) -> "Group":
     memory = memory_limit() + (512 << 20)
     env = dict(os.environ, RNNFAST_MAX_MEMORY=str(memory_limit()), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "rnnfast.importers.keras.sandbox", str(memory), where]
+    # `-m` puts the working directory first on the child's sys.path: run it where this rnnfast lives, so a source
+    # checkout without the built extension in the caller's directory cannot stand in for the installed package.
+    home = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     try:
-        proc = subprocess.run(cmd, input=data, capture_output=True, timeout=seconds, env=env)
+        proc = subprocess.run(cmd, input=data, capture_output=True, timeout=seconds, env=env, cwd=home)
     except subprocess.TimeoutExpired:
         raise FormatError(f"{where}: reading the HDF5 file did not finish in {seconds:g} s (safe mode; a damaged "
                           f"file can make libhdf5 loop); refused") from None
