@@ -44,10 +44,11 @@ def _load_any(path_or_bytes, **options) -> Model:
 
     if env_threads_error():
         raise ValueError(env_threads_error())
+    given = dict(options)  # what the model pickles as, with its bytes (rnnfast/portable.py)
     n_threads = check_threads(options.pop("n_threads", None))
     prefix = formats.checkpoint_prefix(path_or_bytes)
     with memory_budget(options.pop("max_memory", None)):
-        if prefix is not None:
+        if prefix is not None:  # several files, no single source: such a model does not pickle
             from .importers.tf import load_tf1
 
             options.pop("safe", None)  # read by rnnfast's own bounded reader, in this process
@@ -55,7 +56,13 @@ def _load_any(path_or_bytes, **options) -> Model:
                 return _with_threads(load_tf1(prefix, **options), n_threads)
         data, name = formats.read_source(path_or_bytes)
         with file_errors(name, keep_value_errors=True):
-            return _load(path_or_bytes, data, name, n_threads, options)
+            model = _load(path_or_bytes, data, name, n_threads, options)
+    from .portable import Origin
+
+    if "folder" in options:  # an ONNX model's external data folder, found from its path: rebuilt from bytes too
+        given["folder"] = options["folder"]
+    model.origin = Origin(data, name, given)
+    return model
 
 
 def _load(path_or_bytes, data, name, n_threads, options) -> Model:

@@ -29,6 +29,7 @@ class Model:
         self.graph = graph
         self.source = source
         self.n_threads = None  # rnnfast.load's, for graphs that do not hold their own (Keras, PyTorch, .rnnf)
+        self.origin = None  # rnnfast.load's bytes and options (rnnfast/portable.py), which pickling sends
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -119,6 +120,12 @@ class Model:
                                       f"{type(self.graph).__name__} models")
         return make(batch, n_threads=n_threads) if states is None else make(batch, n_threads=n_threads,
                                                                              states=states)
+
+    def __reduce__(self):
+        """Pickles as the source bytes and load options, rebuilt once per process (rnnfast/portable.py)."""
+        from .portable import reduce_model
+
+        return reduce_model(self)
 
     def __repr__(self) -> str:
         return f"<rnnfast.Model from {self.source or 'memory'}: inputs {self.input_names} outputs {self.output_names}>"

@@ -15,6 +15,12 @@ class InferenceSession:
             n_threads = getattr(sess_options, "intra_op_num_threads", 0) or None
         self._model = load(path_or_bytes, n_threads=n_threads, **options)
 
+    def __reduce__(self):
+        """Pickles as its model does: source bytes and load options (rnnfast/portable.py)."""
+        from .portable import reduce_session
+
+        return reduce_session(self)
+
     def get_inputs(self):
         return self._model.inputs
 

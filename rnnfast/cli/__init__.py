@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-COMMANDS = ("inspect", "run", "verify", "bench", "convert", "export-c")
+COMMANDS = ("inspect", "run", "verify", "bench", "convert", "export-c", "score")
 
 
 def _command_modules() -> dict:

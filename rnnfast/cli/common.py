@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 
+from ..batching import BATCH_DIM as _BATCH_DIM  # dimension names that mean the batch axis
 from .codes import EXIT_MISMATCH, EXIT_OK
 
 
@@ -40,9 +41,6 @@ non_negative_float = _number(float, 0.0, False, "a number >= 0")
 # numpy dtypes of the ONNX tensor types the commands feed (onnxruntime takes no implicit casts).
 ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
                "tensor(int64)": np.int64, "tensor(int32)": np.int32}
-
-# Dimension names that mean the batch axis; any other dynamic axis is taken as the sequence axis.
-_BATCH_DIM = re.compile(r"^(batch.*|n|b|N|B|unk__\d+_batch|.*_batch)$")
 
 
 def add_model_arguments(parser, file_help="model file: .onnx, .h5/.keras/.weights.h5, .pt/.pth, .safetensors, "
