@@ -14,7 +14,8 @@ What it prints:
      shared machine.
   2. The scheduler's cost per task: 1-worker wall time minus the loop's, divided by the number of tasks, for
      several rows-per-task sizes (the array is split along the batch axis), and the smallest size at which that
-     cost is under 10% of a task's compute (the chunk size that amortizes it).
+     cost is under 10% of a task's compute (the chunk size that amortizes it); and the cost of a task that does
+     nothing (400 of them through the 1-worker cluster), with the rows a task needs for it to be under 10%.
 Every Dask result is checked equal to the loop's before its time counts.
 """
 from __future__ import annotations
@@ -38,6 +39,10 @@ def loop(model, x, rows):
     return np.concatenate([model.run({"input": x[i:i + rows], "state": np.zeros((2, len(x[i:i + rows]), 64),
                                                                                np.float32),
                                       "sr": np.int64(16000)})[0] for i in range(0, len(x), rows)])
+
+
+def _noop(i):
+    return i
 
 
 def timed(fn):
@@ -120,6 +125,18 @@ def main(argv=None) -> int:
             print(f"{rows:9d} {n_tasks:6d} {lm * 1e3:8.1f} {wm * 1e3:11.1f} {per_task * 1e3:11.2f} {share:9.0%}")
         print(f"\nsmallest size tried whose scheduler cost is under 10% of the task's compute: "
               f"{amortized if amortized is not None else 'none'} rows per task")
+
+        # The same cost without the model's compute in it: tasks that do nothing, through the 1-worker cluster.
+        n_noop = 400
+        noop = []
+        for _ in range(args.rounds):
+            t, _ = timed(lambda: clients[1].gather(clients[1].map(_noop, range(n_noop), pure=False)))
+            noop.append(t / n_noop)
+        per_row = base / args.chunks
+        overhead = statistics.median(noop)
+        print(f"no-op tasks: {overhead * 1e3:.2f} ms each (median of {args.rounds} rounds of {n_noop}); the loop "
+              f"computes a chunk in {per_row * 1e6:.0f} us, so a task needs >= {10 * overhead / per_row:.0f} chunks "
+              f"for the scheduler to cost under 10%")
     finally:
         for c in clients.values():
             c.close()
