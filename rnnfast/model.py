@@ -85,11 +85,14 @@ class Model:
         if graph is not None:
             model = Model(graph, source=self.source)
             model.n_threads = self.n_threads
-            return model
-        from .graph.chain import ChainModel
-        from .quantize import quantize_pipeline
+        else:
+            from .graph.chain import ChainModel
+            from .quantize import quantize_pipeline
 
-        return Model(ChainModel(quantize_pipeline(self.to_pipeline(), weights)), source=self.source)
+            model = Model(ChainModel(quantize_pipeline(self.to_pipeline(), weights)), source=self.source)
+        if self.origin is not None:  # pickles as the source's bytes, quantized again where it is rebuilt
+            model.origin = self.origin.then("quantize", weights)
+        return model
 
     def thread_choice(self) -> dict:
         """How many threads this model's runs use now, and why: the graph executor times its runs with one thread

@@ -9,9 +9,10 @@ This stays at the Model level on purpose: whatever a Model holds inside (ONNX, K
 an IR), the bytes and options that made it make it again.
 
 Models made in memory, and TF 1.x checkpoints (several files), have no source bytes. One whose graph is a rnnfast
-Pipeline (Model.quantize(), a PipelineGraph built by hand) pickles as its .rnnf 1 bytes, which hold a pipeline
-exactly (int8 / float16 weights included); any other refuses with NotPicklableError naming the graph type and what
-would make it picklable.
+chain (a ChainModel as a .rnnf file loads) pickles as its .rnnf 1 bytes, which hold a pipeline exactly (int8 /
+float16 weights included); any other refuses with NotPicklableError naming the graph type and what would make it
+picklable. Model.quantize() of a loaded model records the step: it pickles as its source's bytes and options plus
+("quantize", weights), redone after the load.
 
 Load options that are paths (an ONNX model's external data folder, a Keras weights file's `config`) travel as
 paths: the receiving process reads them, so they must exist at the same path there (a shared file system).
@@ -40,22 +41,27 @@ class NotPicklableError(ValueError, pickle.PicklingError):
 class Origin:
     """What rnnfast.load was given: bytes, the name its messages use, and the options (after defaults)."""
 
-    __slots__ = ("data", "name", "options", "_key")
+    __slots__ = ("data", "name", "options", "steps", "_key")
 
-    def __init__(self, data: bytes, name: str, options: dict):
-        self.data, self.name, self.options, self._key = data, name, dict(options), None
+    def __init__(self, data: bytes, name: str, options: dict, steps: tuple = ()):
+        # steps: Model methods applied after the load, in order, as (name, argument): ("quantize", "int8")
+        self.data, self.name, self.options, self.steps, self._key = data, name, dict(options), tuple(steps), None
 
     @property
     def key(self) -> str:
         """sha256 of the bytes and the options: equal keys rebuild to equal models."""
         if self._key is None:
             h = hashlib.sha256(self.data)
-            h.update(repr(sorted(self.options.items())).encode())
+            h.update(repr((sorted(self.options.items()), self.steps)).encode())
             self._key = h.hexdigest()
         return self._key
 
     def with_options(self, **changes) -> "Origin":
-        return Origin(self.data, self.name, {**self.options, **changes})
+        return Origin(self.data, self.name, {**self.options, **changes}, self.steps)
+
+    def then(self, method: str, argument) -> "Origin":
+        """The origin of the model that `model.<method>(argument)` makes from this one."""
+        return Origin(self.data, self.name, self.options, self.steps + ((method, argument),))
 
 
 def origin_of(model) -> Origin:
@@ -70,9 +76,9 @@ def origin_of(model) -> Origin:
 
 
 def _memory_origin(model) -> Origin:
-    from .pipeline import PipelineGraph
+    from .graph.chain import ChainModel
 
-    if isinstance(model.graph, PipelineGraph):
+    if isinstance(model.graph, ChainModel) and not model.graph.torch:  # exactly what a .rnnf file holds
         from .exporters.rnnf import to_bytes
 
         model.origin = Origin(to_bytes(model.graph.pipeline), model.source or "<memory pipeline>", {})
@@ -88,10 +94,10 @@ def _memory_origin(model) -> Origin:
 def reduce_model(model):
     """Model.__reduce__: rebuild from the origin in the receiving process."""
     origin = origin_of(model)
-    return rebuild, (origin.data, origin.name, origin.options, origin.key)
+    return rebuild, (origin.data, origin.name, origin.options, origin.key, origin.steps)
 
 
-def rebuild(data, name, options, key):
+def rebuild(data, name, options, key, steps=()):
     """The Model for these bytes and options: from this process's cache, or loaded once and cached."""
     global builds
     with _cache_lock:
@@ -109,6 +115,10 @@ def rebuild(data, name, options, key):
 
         try:
             model = load(_Named(data, name), **options)
+            for method, argument in steps:
+                if method != "quantize":  # the only step a model's origin records
+                    raise pickle.UnpicklingError(f"{name}: unknown step {method!r} after the load")
+                model = model.quantize(argument)
         except BaseException:
             with _cache_lock:
                 _building.pop(key, None)
@@ -132,7 +142,7 @@ class _Named(io.BytesIO):
 
 def load_origin(origin: Origin):
     """The model an Origin describes, from this process's cache or loaded once."""
-    return rebuild(origin.data, origin.name, origin.options, origin.key)
+    return rebuild(origin.data, origin.name, origin.options, origin.key, origin.steps)
 
 
 def rebuilt(model, **option_changes):

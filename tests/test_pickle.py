@@ -96,15 +96,25 @@ def test_session_round_trip():
     assert_close(prob, npz["out:output"], what="vad session")
 
 
-def test_quantized_model_pickles_as_rnnf():
+def test_quantized_model_pickles_as_its_source_and_the_step():
     model = rnnfast.load(os.path.join(DATA, "torch", "gru_2layer.pt"))
     q = model.quantize("int8")
-    assert q.origin is None
     back = _roundtrip(q)
-    assert back.origin.data.startswith(b"RNNF")
+    assert back.origin.data == model.origin.data and back.origin.steps == (("quantize", "int8"),)
     x = np.load(os.path.join(DATA, "torch", "gru_2layer.npz"))["input"]
     np.testing.assert_array_equal(back.run(x)[0], q.run(x)[0])
     assert_close(back.run(x)[0], model.run(x)[0], int8=True, what="int8 gru_2layer after pickling")
+
+
+def test_memory_chain_pickles_as_rnnf():
+    from rnnfast.exporters.rnnf import to_bytes
+    from rnnfast.graph.chain import ChainModel
+
+    npz = np.load(os.path.join(DATA, "torch", "lstm_no_state.npz"))
+    pipeline = rnnfast.load(os.path.join(DATA, "torch", "lstm_no_state.pt")).to_pipeline()
+    back = _roundtrip(Model(ChainModel(pipeline)))
+    assert back.origin.data == to_bytes(pipeline)
+    assert_close(back.run(npz["input"])[0], npz["output"], what="lstm_no_state chain from memory")
 
 
 def test_memory_model_without_a_file_form_is_refused_by_name():
