@@ -280,13 +280,25 @@ static void run_briefly(const rnnf_graph *g)
     for (int i = 0; i < n_in; i++) free(in[i].data);
 }
 
+/* The file's format major version (bytes 4-5), or -1: only a version 1 file goes to the pipeline loader; a version 2
+ * file with an op form the executor does not take is RNNF_ERR_UNSUPPORTED from the graph loader itself. */
+static int major_version(const char *path)
+{
+    unsigned char head[6];
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    const size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    return got == sizeof head ? head[4] | head[5] << 8 : -1;
+}
+
 static int check_mode(int n, char **paths)
 {
     for (int i = 0; i < n; i++) {
         rnnf_error err;
         rnnf_graph *g = NULL;
         rnnf_status s = rnnf_graph_load_file(paths[i], &g, &err);
-        if (s == RNNF_ERR_UNSUPPORTED) { /* a version 1 file: the pipeline loader's verdict */
+        if (s == RNNF_ERR_UNSUPPORTED && major_version(paths[i]) == 1) { /* the pipeline loader's verdict */
             rnnf_pipeline *p = NULL;
             s = rnnf_pipeline_load_file(paths[i], &p, &err);
             rnnf_pipeline_free(p);
