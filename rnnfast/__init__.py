@@ -30,7 +30,10 @@ def load(path_or_bytes, strict: bool = False, **options) -> Model:
     TypeError) leave it."""
     from .assumptions import load_checked
 
-    name = path_or_bytes if isinstance(path_or_bytes, str) else getattr(path_or_bytes, "name", "<bytes>")
+    import os
+
+    name = (os.fspath(path_or_bytes) if isinstance(path_or_bytes, (str, os.PathLike))
+            else getattr(path_or_bytes, "name", "<bytes>"))
     return load_checked(lambda: _load_any(path_or_bytes, **options), str(name), strict)
 
 
@@ -42,8 +45,9 @@ def _load_any(path_or_bytes, **options) -> Model:
     from .config import env_threads_error
     from .engine import check_threads
 
-    if env_threads_error():
-        raise ValueError(env_threads_error())
+    bad_env = env_threads_error()
+    if bad_env:
+        raise ValueError(bad_env)
     given = dict(options)  # what the model pickles as, with its bytes (rnnfast/portable.py)
     n_threads = check_threads(options.pop("n_threads", None))
     prefix = formats.checkpoint_prefix(path_or_bytes)

@@ -23,9 +23,10 @@ def env_threads_error():
 
 def thread_setting(default: int) -> str:
     """The default thread count and where it comes from."""
-    if os.environ.get(THREADS_ENV) and env_threads_error() is None:
+    bad = env_threads_error()
+    if os.environ.get(THREADS_ENV) and bad is None:
         return f"{default} ({THREADS_ENV})"
-    why = f"{THREADS_ENV} ignored: {env_threads_error()}; " if env_threads_error() else ""
+    why = f"{THREADS_ENV} ignored: {bad}; " if bad else ""
     if os.environ.get("OMP_NUM_THREADS"):
         return f"{default} ({why}OMP_NUM_THREADS)"
     return f"{default} ({why}one per available core)"

@@ -66,11 +66,6 @@ int rnnf_default_threads(void)
 int rnnf_default_threads(void) { return 1; }
 #endif
 
-int rnnf_threads_backed_off(void)
-{
-    return rnnf_threads_solo_left();
-}
-
 /* Set every layer's h (and c) from the caller's arrays, or zeros; padding columns stay zero. */
 static void load_initial_state(const rnnf_model *m, rnnf_state *st, const float *const *h0, const float *const *c0)
 {

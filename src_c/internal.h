@@ -109,7 +109,6 @@ void rnnf_barrier_wait(rnnf_barrier *b, int *local_sense);
  * while the machine is oversubscribed), and the bookkeeping after a call that ran `steps` barrier steps. */
 int rnnf_threads_for_call(int n_threads);
 void rnnf_threads_after_call(int steps, int sleeps);
-int rnnf_threads_solo_left(void); /* calls left at one thread after contention (threads.c) */
 
 /* The driver: run `seq_len` steps of every layer from the state's current h/c (rnnf_run sets them first). */
 rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *state, int seq_len, const float *x,

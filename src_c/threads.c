@@ -116,7 +116,7 @@ int rnnf_threads_for_call(int n_threads)
     return want;
 }
 
-int rnnf_threads_solo_left(void)
+int rnnf_threads_backed_off(void)
 {
     return __atomic_load_n(&solo_calls_left, __ATOMIC_RELAXED);
 }
@@ -130,7 +130,7 @@ void rnnf_threads_after_call(int steps, int sleeps)
 /* One thread without OpenMP: nothing to back off from, and no global to keep (export-c has no writable one). */
 int rnnf_threads_for_call(int n_threads) { return n_threads > 0 ? n_threads : rnnf_default_threads(); }
 
-int rnnf_threads_solo_left(void) { return 0; }
+int rnnf_threads_backed_off(void) { return 0; }
 
 void rnnf_threads_after_call(int steps, int sleeps)
 {

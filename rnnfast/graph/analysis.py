@@ -65,9 +65,7 @@ def _visit(graph, node, opset, checks) -> list:
                 arr = np.asarray(arr)
                 values[name] = Value(name, arr.dtype, tuple(arr.shape), const=arr)
         return []
-    rule = RULES.get(node.op)
-    if node.op == "Recurrent" and isinstance(node.payload, list):
-        rule = infer_stack  # a stack an importer built (graph/build.py); RULES holds ONNX's operators only
+    rule = _shape_rule(node)
     if rule is None:
         from .islands import island_rule
 
@@ -87,13 +85,18 @@ def _visit(graph, node, opset, checks) -> list:
     return [node]
 
 
+def _shape_rule(node):
+    """The node's shape rule, or None for an operator outside the C set."""
+    if node.op == "Recurrent" and isinstance(node.payload, list):
+        return infer_stack  # a stack an importer built (graph/build.py); RULES holds ONNX's operators only
+    return RULES.get(node.op)
+
+
 def _fold_fits(node, ins, opset) -> bool:
     """A constant computed at load stays within limits.FOLD_MAX_BYTES; a larger one (ConstantOfShape([40000,
     40000]) in a 146-byte file) is left to the run, whose plan checks the memory limit before allocating. The size
     comes from the op's shape rule; ops without one are computed (their outputs are as large as their inputs)."""
-    rule = RULES.get(node.op)
-    if node.op == "Recurrent" and isinstance(node.payload, list):
-        rule = infer_stack  # a stack an importer built (graph/build.py); RULES holds ONNX's operators only
+    rule = _shape_rule(node)
     if rule is None:
         size = generated_bytes(node.op, [None if v is None else v.const for v in ins])
         return size is None or size <= FOLD_MAX_BYTES

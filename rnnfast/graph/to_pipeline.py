@@ -25,13 +25,14 @@ import numpy as np
 
 from ..errors import FormatError
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+from .build import DENSE_ACTIVATIONS
 from .fuse import EPILOGUE_ACTS
 from .ir import VIEW_OPS
 from .stack import CELL_OPS, SEQ_BATCH_DIR, _is_zero
 
 OUTER = ("x0", "x1")
 DENSE_ACTS = {"RELU": "relu", "TANH": "tanh", "SIGMOID": "sigmoid"}  # graph/fuse.py's "_act" kinds a stage applies
-ACT_OPS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}
+ACT_OPS = {op: name for name, op in DENSE_ACTIVATIONS.items() if op}  # ONNX op -> a Dense stage's activation
 FUSED_OPS = {kind: op for op, (kind, _, _) in EPILOGUE_ACTS.items()}
 FLOAT_TYPES, ID_TYPES = (1, 10, 11), (6, 7)  # ONNX element types a Cast may go to: float, float16, double; int32, int64
 

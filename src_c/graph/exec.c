@@ -570,7 +570,8 @@ static rnnf_status run_from(rnnf_graph_state *s, int first, const rnnf_tensor *i
  * for both arms alike). */
 static rnnf_status finish(rnnf_graph_state *s, rnnf_status st)
 {
-    if (st == RNNF_OK) rnnf_thread_choice_end(&s->threads, s->run_arm, now_seconds() - s->run_t0);
+    if (st == RNNF_OK)
+        rnnf_thread_choice_end(&s->threads, s->run_arm, s->run_arm >= 0 ? now_seconds() - s->run_t0 : 0);
     return st;
 }
 
@@ -587,7 +588,7 @@ rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_
     s->paused_at = -1;
     s->run_threads = rnnf_thread_choice_begin(&s->threads, n_threads > 0 ? n_threads : rnnf_default_threads(),
                                               &s->run_arm);
-    s->run_t0 = now_seconds();
+    s->run_t0 = s->run_arm >= 0 ? now_seconds() : 0; /* timed only when the run is a sample for the choice */
     return finish(s, run_from(s, 0, inputs, outputs, err));
 }
 
