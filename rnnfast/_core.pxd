@@ -170,6 +170,7 @@ cdef extern from "pool.h":
         unsigned char *base
         size_t size
         size_t used
+        size_t short_by
 
 cdef extern from "graph/plan.h":
     rnnf_status rnnf_graph_create_in(const rnnf_graph_desc *desc, rnnf_pool *pool, rnnf_graph **out, rnnf_error *err)

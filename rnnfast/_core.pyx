@@ -9,7 +9,7 @@ from libc.string cimport memset
 import numpy as np
 
 from rnnfast.errors import MemoryLimitError
-from rnnfast.limits import memory_limit_from_env
+from rnnfast.limits import check_bytes, memory_limit_from_env
 
 cimport numpy as cnp
 from cpython.pythread cimport (NOWAIT_LOCK, WAIT_LOCK, PyThread_acquire_lock, PyThread_allocate_lock,

@@ -171,7 +171,8 @@ cdef bint buffer_fits(object y, int npy_type, int rank, cnp.npy_intp *shape):
 def graph_pool_bytes(dict desc, list input_shapes, str where):
     """Bytes of the one block (pool.h) that loading the description, a state and a plan for these input shapes
     take when every constant is 64-byte aligned (export-c's state struct holds a block of this size): measured by
-    doing it, in a block that doubles until it fits."""
+    doing it, in a block that grows until it fits (only the block running short is retried: another out-of-memory,
+    such as a size over the memory limit, is the error it is), never past the memory limit."""
     cdef rnnf_graph_desc g
     cdef rnnf_error err
     cdef rnnf_pool mem
@@ -194,20 +195,22 @@ def graph_pool_bytes(dict desc, list input_shapes, str where):
     try:
         fill_graph_desc(&g, desc, pool, keep, True)
         while True:
+            check_bytes(size, where, "the exported model's memory block")
             block = np.zeros(size + 64, np.uint8)
             mem.base = <unsigned char *><size_t>(block.ctypes.data + (-block.ctypes.data) % 64)
             mem.size = size
             mem.used = 0
+            mem.short_by = 0
             err.message[0] = 0
             status = rnnf_graph_create_in(&g, &mem, &graph, &err)
             if status == RNNF_OK:
                 status = rnnf_graph_state_create_in(graph, &mem, &state)
             if status == RNNF_OK:
                 status = rnnf_graph_prepare(state, tin, tout, &err)
-            if status != RNNF_ERR_NOMEM or size >= (<size_t>1 << 40):
+            if status != RNNF_ERR_NOMEM or not mem.short_by:
                 graph_check(status, &err, where)
                 return mem.used
-            size *= 2
+            size = max(2 * size, mem.used + mem.short_by)
     finally:
         for p in pool:
             free(<void *><size_t>p)

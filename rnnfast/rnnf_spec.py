@@ -72,6 +72,9 @@ DTYPE_NUMPY2 = {**DTYPE_NUMPY, DTYPE_I64: "<i8", DTYPE_I32: "<i4", DTYPE_U8: "u1
 TENSOR_BLOB_DTYPE = {0: DTYPE_F32, 1: DTYPE_I64, 2: DTYPE_I32, 3: DTYPE_U8, 4: DTYPE_I8_RAW}
 TENSOR_DTYPE_NAMES = {0: "float32", 1: "int64", 2: "int32", 3: "bool", 4: "int8"}
 MAX_RANK = 8
+# Graphs in a file (the main one and its If/Loop branches, nested): both readers and the C executor recurse
+# over the nesting, so a bound on the count bounds their stack depth.
+MAX_GRAPHS = 256  # MAX_GRAPHS in src_c/rnnf_graph_file.c
 DIM_OPCODES = 10  # RNNF_DIM_CONST .. RNNF_DIM_MOD
 DIM_STACK = 32  # RNNF_DIM_STACK (src_c/graph/plan.h)
 MAX_NODE_IO = 64  # RNNF_G_MAX_IO

@@ -15,7 +15,10 @@ void *rnnf_mem_alloc_raw(rnnf_pool *pool, size_t bytes)
     if (bytes > SIZE_MAX - (ALIGN - 1)) return NULL;
     bytes = (bytes + ALIGN - 1) & ~(ALIGN - 1);
     if (pool) {
-        if (!pool->base || bytes > pool->size || pool->used > pool->size - bytes) return NULL;
+        if (!pool->base || bytes > pool->size || pool->used > pool->size - bytes) {
+            pool->short_by = bytes;
+            return NULL;
+        }
         void *p = pool->base + pool->used;
         pool->used += bytes;
         return p;

@@ -13,6 +13,9 @@
 typedef struct rnnf_pool {
     unsigned char *base; /* 64-byte aligned */
     size_t size, used;
+    /* set when a request did not fit: the bytes it asked for, so a caller sizing a block can tell the pool running
+     * out from other out-of-memory failures (a size over a limit, the heap) and grow it by what was missing */
+    size_t short_by;
 } rnnf_pool;
 
 /* 64-byte aligned, zero-filled; NULL when out of memory. Every block, pool or heap, is released by rnnf_mem_free. */

@@ -27,6 +27,8 @@ static const char *const RECORD_NAME[N_TABLES] = {"graph", "tensor", "node", "la
 #define DIM_STACK 32
 #define MAX_NODE_IO 64
 #define MAX_RANK 8
+/* the readers and the executor recurse over nested branch graphs: a bounded count bounds the depth */
+#define MAX_GRAPHS 256
 
 typedef struct {
     rnnf_reader r;
@@ -102,7 +104,8 @@ static rnnf_status read_header(gfile *f)
         return rnnf_rd_fail(r, "header", "table_offset %llu must be a multiple of 8 in [128, %llu]",
                             (unsigned long long)table_offset, (unsigned long long)file_size);
     for (int t = 0; t < N_TABLES; t++) f->count[t] = rd32(d + 32 + 4 * t);
-    if (!f->count[T_GRAPHS]) return rnnf_rd_fail(r, "header", "n_graphs is 0");
+    if (!f->count[T_GRAPHS] || f->count[T_GRAPHS] > MAX_GRAPHS)
+        return rnnf_rd_fail(r, "header", "n_graphs is %u, expected 1 to %u", f->count[T_GRAPHS], MAX_GRAPHS);
     /* table_offset <= file_size < 2^63 and each table < 2^40 bytes: no overflow */
     uint64_t at = table_offset;
     for (int t = 0; t < N_TABLES; t++) {
@@ -345,7 +348,7 @@ static rnnf_status read_graph(gfile *f, uint32_t g)
         (s = span(f, where, "first_dim", d0, nd, T_DIMS)) != RNNF_OK ||
         (s = span(f, where, "first_check", c0, nc, T_CHECKS)) != RNNF_OK)
         return s;
-    if (g0 != f->cur[T_GRAPHS] || (uint64_t)g0 + ng > f->count[T_GRAPHS])
+    if (g0 != f->cur[T_GRAPHS] || (uint64_t)g0 + ng > f->count[T_GRAPHS] || (ng && g0 <= g))
         return rnnf_rd_fail(&f->r, where, "first_subgraph %u (+%u): expected %u, within the file's %u", g0, ng,
                             f->cur[T_GRAPHS], f->count[T_GRAPHS]);
     f->cur[T_GRAPHS] += ng;

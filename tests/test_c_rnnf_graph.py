@@ -139,6 +139,7 @@ def _crafted(data: bytes) -> list:
         (patch("<I", 32 + 4, 1 << 30), "header"),              # n_tensors past the file
         (patch("<I", at["n_graphs"], 1), "graph 0"),           # first_tensor off its slot
         (patch("<I", at["n_graphs"] + 60, 5), "graph 0"),      # more subgraphs than graphs
+        (patch("<I", 32, spec.MAX_GRAPHS + 1), "header"),      # deeper nesting than the readers recurse
         (patch("<I", node1, 99), "node 1 (graph 0)"),          # unknown op
         (patch("<I", node1, 24), "node 1 (graph 0)"),          # a HOST node
         (patch("<I", node1 + 16, 0), "node 1 (graph 0)"),      # first_in off its slot

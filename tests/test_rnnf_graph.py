@@ -72,3 +72,29 @@ def test_an_operator_outside_c_is_refused_by_node_and_op(tmp_path):
     with pytest.raises(FormatError, match=r"node sin \(Sin\): this operator has no C kernel"):
         save_rnnf_graph(model, tmp_path / "m.rnnf")
     assert not (tmp_path / "m.rnnf").exists()
+
+
+def _dims_of_program(prog: list, n_syms: int):
+    from rnnfast.importers.rnnf_graph import _dims
+
+    desc = {"sym_names": [f"s{i}" for i in range(n_syms)], "tensors": [(0, 1, 0)],
+            "dim_start": [0, len(prog) // 2], "prog": prog}
+    return _dims(desc, 0)[0]
+
+
+def test_a_dimension_program_is_expanded_only_while_it_stays_small():
+    from rnnfast.graph.dims import Dim
+
+    SYM, ADD, MUL = 1, 2, 4
+    small = [SYM, 0, SYM, 1, ADD, 0, SYM, 2, MUL, 0]  # (s0 + s1) * s2
+    assert _dims_of_program(small, 3) == Dim.symbol("s0") * Dim.symbol("s2") + Dim.symbol("s1") * Dim.symbol("s2")
+    # a product of 12 sums of distinct symbols has 4096 terms; a crafted file must not make the reader expand it
+    blown = [SYM, 0, SYM, 1, ADD, 0]
+    for i in range(1, 12):
+        blown += [SYM, 2 * i, SYM, 2 * i + 1, ADD, 0, MUL, 0]
+    assert _dims_of_program(blown, 24) == Dim.symbol("dim0")
+    # products of constants: Python's integers would grow without bound
+    huge = [0, 1 << 40] + [0, 1 << 40, MUL, 0] * 3
+    assert _dims_of_program(huge, 0) == Dim.symbol("dim0")
+    long_sum = [SYM, 0] + [SYM, 0, ADD, 0] * 40
+    assert _dims_of_program(long_sum, 1) == Dim.symbol("dim0")

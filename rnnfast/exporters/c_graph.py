@@ -237,7 +237,7 @@ def _source(prefix, inputs, outputs, pairs, names, writer, fields) -> str:
               f"    rnnf_tensor in[{max(n_in, 1)}], out[{n_out}];", "    rnnf_status status;",
               "    const size_t skip = (size_t)(-(uintptr_t)st->mem & 63u);",
               "    st->error.message[0] = 0;", "    st->graph = NULL;", "    st->run = NULL;",
-              "    st->pool.base = st->mem + skip;", f"    st->pool.size = {P}_MEM_BYTES;", "    st->pool.used = 0;",
+              "    st->pool.base = st->mem + skip;", f"    st->pool.size = {P}_MEM_BYTES;", "    st->pool.used = 0;", "    st->pool.short_by = 0;",
               f"    {prefix}_reset(st);",
               f"    status = rnnf_graph_create_in(&{prefix}_desc, &st->pool, &st->graph, &st->error);",
               "    if (status == RNNF_OK) status = rnnf_graph_state_create_in(st->graph, &st->pool, &st->run);"]

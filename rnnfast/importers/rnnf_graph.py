@@ -47,8 +47,8 @@ class _GraphReader(_Reader):
             self.fail("header", f"table_offset {table_offset} must be a multiple of 8 in "
                                 f"[{spec.HEADER2.size}, {file_size}]")
         self.count = dict(zip((name for name, _ in spec.TABLES2), counts))
-        if self.count["n_graphs"] < 1:
-            self.fail("header", "n_graphs is 0")
+        if not 1 <= self.count["n_graphs"] <= spec.MAX_GRAPHS:
+            self.fail("header", f"n_graphs is {self.count['n_graphs']}, expected 1 to {spec.MAX_GRAPHS}")
         self.at, at = {}, table_offset
         for name, size in spec.TABLES2:
             at = (at + 7) // 8 * 8
@@ -107,7 +107,7 @@ class _GraphReader(_Reader):
         self.span(where, "first_sym", s0, ns, "sym", "n_syms")
         self.span(where, "first_dim", d0, nd, "dim", "n_dims")
         self.span(where, "first_check", c0, nc, "check", "n_checks")
-        if g0 != self.cur["graph"] or g0 + ng > self.count["n_graphs"]:
+        if g0 != self.cur["graph"] or g0 + ng > self.count["n_graphs"] or (ng and g0 <= g):
             self.fail(where, f"first_subgraph {g0} (+{ng}): expected {self.cur['graph']}, within the file's "
                              f"{self.count['n_graphs']}")
         self.cur["graph"] += ng
@@ -305,6 +305,24 @@ def read_rnnf_graph(data, name: str = "<bytes>"):
     return desc, interface, r.source, r.producer
 
 
+# A dimension program is expanded into a polynomial only while that stays small: a crafted program of products of
+# sums grows exponentially in terms and in integer size. Past these bounds the dim is an opaque name; the C
+# executor still evaluates the program itself.
+_MAX_DIM_PROGRAM, _MAX_DIM_TERMS, _MAX_DIM_VALUE = 64, 64, 1 << 62
+
+
+class _Opaque(Exception):
+    pass
+
+
+def _too_big(d) -> bool:
+    from ..graph.dims import Dim
+
+    if not isinstance(d, Dim):
+        return abs(d) > _MAX_DIM_VALUE
+    return len(d.terms) > _MAX_DIM_TERMS or any(abs(c) > _MAX_DIM_VALUE for c in d.terms.values())
+
+
 def _dims(desc, t) -> tuple:
     """Tensor t's shape in named symbolic dims, rebuilt from its dimension programs."""
     from ..graph.dims import Dim, NotSymbolic, dim_max, dim_min
@@ -316,6 +334,8 @@ def _dims(desc, t) -> tuple:
         a, b = desc["dim_start"][k], desc["dim_start"][k + 1]
         stack = []
         try:
+            if b - a > _MAX_DIM_PROGRAM:
+                raise _Opaque
             for i in range(a, b):
                 op, arg = desc["prog"][2 * i], desc["prog"][2 * i + 1]
                 if op == 0:
@@ -327,8 +347,10 @@ def _dims(desc, t) -> tuple:
                     stack.append({2: lambda: x + y, 3: lambda: x - y, 4: lambda: x * y, 5: lambda: x // y,
                                   6: lambda: -((-x) // y), 7: lambda: dim_max(x, y), 8: lambda: dim_min(x, y),
                                   9: lambda: x % y}[op]())
+                    if _too_big(stack[-1]):
+                        raise _Opaque
             d = stack[0]
-        except (ArithmeticError, TypeError, NotSymbolic):  # a division by zero...: the executor refuses it at run
+        except (ArithmeticError, TypeError, NotSymbolic, _Opaque):  # e.g. a division by zero: refused at run
             d = Dim.symbol(f"dim{k}")
         out.append(Dim.make(d) if isinstance(d, Dim) else int(d))
     return tuple(out)
