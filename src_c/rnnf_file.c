@@ -248,28 +248,24 @@ static rnnf_status load_pipeline(const unsigned char *data, uint64_t size, const
     return RNNF_OK;
 }
 
+static rnnf_status parse_pipeline(const unsigned char *data, uint64_t size, const char *name, void *out,
+                                  rnnf_error *err)
+{
+    return load_pipeline(data, size, name, (rnnf_pipeline **)out, err);
+}
+
 rnnf_status rnnf_pipeline_load_buffer(const void *data, size_t size, rnnf_pipeline **out, rnnf_error *err)
 {
-    if (err) err->message[0] = '\0';
     if (!out) return RNNF_ERR_ARG;
     *out = NULL;
-    if (!data) return RNNF_ERR_ARG;
-    return load_pipeline(data, size, "<buffer>", out, err);
+    return rnnf_rd_load(NULL, data, size, parse_pipeline, out, err);
 }
 
 rnnf_status rnnf_pipeline_load_file(const char *path, rnnf_pipeline **out, rnnf_error *err)
 {
-    if (err) err->message[0] = '\0';
     if (!out) return RNNF_ERR_ARG;
     *out = NULL;
-    if (!path) return RNNF_ERR_ARG;
-    unsigned char *data = NULL;
-    size_t size = 0;
-    rnnf_status s = rnnf_rd_file(path, &data, &size, err);
-    if (s != RNNF_OK) return s;
-    s = load_pipeline(data, size, path, out, err);
-    free(data);
-    return s;
+    return rnnf_rd_load(path, NULL, 0, parse_pipeline, out, err); /* a NULL path is an argument error */
 }
 
 /* Keep the model of a file that is exactly one recurrent stage; anything else needs the pipeline API. */

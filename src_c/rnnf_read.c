@@ -395,6 +395,20 @@ rnnf_status rnnf_rd_layer(rnnf_reader *r, uint32_t index, const char *owner, rnn
     return RNNF_OK;
 }
 
+rnnf_status rnnf_rd_load(const char *path, const void *data, size_t size, rnnf_rd_parse parse, void *out,
+                         rnnf_error *err)
+{
+    if (err) err->message[0] = '\0';
+    if (!path) return data ? parse(data, size, "<buffer>", out, err) : RNNF_ERR_ARG; /* neither given */
+    unsigned char *read = NULL;
+    size_t n = 0;
+    rnnf_status s = rnnf_rd_file(path, &read, &n, err);
+    if (s != RNNF_OK) return s;
+    s = parse(read, n, path, out, err);
+    free(read);
+    return s;
+}
+
 rnnf_status rnnf_rd_file(const char *path, unsigned char **data, size_t *size, rnnf_error *err)
 {
     FILE *f = fopen(path, "rb");

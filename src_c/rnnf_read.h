@@ -95,4 +95,12 @@ void rnnf_rd_free_layer(rnnf_layer_build *lb);
 /* The whole file in a new buffer. */
 rnnf_status rnnf_rd_file(const char *path, unsigned char **data, size_t *size, rnnf_error *err);
 
+/* A reader's parse of a whole file's bytes into *out (an rnnf_pipeline ** or rnnf_graph **, passed as void *). */
+typedef rnnf_status (*rnnf_rd_parse)(const unsigned char *data, uint64_t size, const char *name, void *out,
+                                     rnnf_error *err);
+/* What the public load_file / load_buffer pairs share: clear err, read the file when `path` is given (else parse
+ * `data`, named "<buffer>"), parse, free what was read. The caller checked and cleared its own `out`. */
+rnnf_status rnnf_rd_load(const char *path, const void *data, size_t size, rnnf_rd_parse parse, void *out,
+                         rnnf_error *err);
+
 #endif
