@@ -448,6 +448,12 @@ static rnnf_status read_interface(gfile *f, rnnf_graph_meta *m)
         for (uint32_t j = k < n_in ? 0 : n_in; j < k; j++)
             if (strlen(m->names[j]) == len && !memcmp(m->names[j], f->r.d + f->r.strings_at + off, len))
                 return rnnf_rd_fail(&f->r, w, "name '%s' repeats", m->names[j]);
+        /* an output may pass an input through under its name, but then it is that input's tensor */
+        for (uint32_t j = 0; k >= n_in && j < n_in; j++)
+            if (strlen(m->names[j]) == len && !memcmp(m->names[j], f->r.d + f->r.strings_at + off, len) &&
+                g->outputs[k - n_in] != g->inputs[j])
+                return rnnf_rd_fail(&f->r, w, "output name '%s' is an input's, but names another tensor",
+                                    m->names[j]);
         for (int which = 0; which < 2; which++) {
             if ((s = rnnf_rd_name(&f->r, w, at + 8 * which)) != RNNF_OK) return s;
             const uint32_t o = rd32(at + 8 * which), l = rd32(at + 8 * which + 4);

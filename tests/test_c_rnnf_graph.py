@@ -133,6 +133,10 @@ def _crafted(data: bytes) -> list:
         return bytes(bad)
 
     node1, tensor1 = at["n_nodes"] + spec.NODE.size, at["n_tensors"] + spec.TENSOR.size
+    n_inputs = struct.unpack_from("<I", data, at["n_graphs"] + 20)[0]
+    first_output_io = at["n_io"] + spec.IO.size * n_inputs
+    output_named_as_input = bytearray(data)
+    output_named_as_input[first_output_io:first_output_io + 8] = data[at["n_io"]:at["n_io"] + 8]
     return [
         (patch("<H", 6, 1), "header"),                         # a newer minor version
         (patch("<H", 4, 3), "header"),                         # a newer major version
@@ -155,6 +159,7 @@ def _crafted(data: bytes) -> list:
         (patch("<I", at["n_blobs"] + 16, 12), "blob 0"),       # unknown blob dtype
         (patch("<Q", at["n_blobs"], 65), "blob 0"),            # misaligned blob offset
         (patch("<I", at["n_io"], 1 << 30), "io 0"),            # a name outside the strings
+        (bytes(output_named_as_input), f"io {n_inputs}"),    # an output under an input's name
     ]
 
 

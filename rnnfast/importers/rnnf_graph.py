@@ -273,6 +273,9 @@ class _GraphReader(_Reader):
             name = self.string(f"io {k}", off, length)
             if name in (names[:k] if k < n_in else names[n_in:k]):
                 self.fail(f"io {k}", f"name {name!r} repeats")
+            # an output may pass an input through under its name, but then it is that input's tensor
+            if k >= n_in and name in names[:n_in] and desc["outputs"][k - n_in] != desc["inputs"][names.index(name)]:
+                self.fail(f"io {k}", f"output name {name!r} is an input's, but names another tensor")
             names.append(name)
             shapes.append(self.string(f"io {k}", s_off, s_len))
         loops, seen_in, seen_out = [], set(), set()
