@@ -111,6 +111,15 @@ class CompiledStack:
         return _core.CStream(self.c_model, int(batch))
 
 
+_UNTRACED_RUN = CompiledStack.run
+
+
+def run_is_traced() -> bool:
+    """True while `rnnfast verify` / `inspect` replace CompiledStack.run to record each recurrent run
+    (rnnfast/cli/trace.py). A graph executed whole in C never calls it, so while traced, models run node by node."""
+    return CompiledStack.run is not _UNTRACED_RUN
+
+
 def compiled(layer: RecurrentLayer) -> CompiledStack:
     """The layer packed for C, built on first use and kept on the layer (layers are not changed after import)."""
     stack = layer.__dict__.get("_rnnf_compiled")

@@ -153,10 +153,14 @@ def run_layer(layer: RecurrentLayer, x, sequence_lens=None, initial_h=None, init
     return y, y_h, y_c
 
 
+def softmax(x, axis=-1):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
 def dense_activation(name: str, y):
     """A Dense stage's activation (rnnfast.pipeline.DENSE_ACTIVATIONS) in the array's own dtype."""
     if name == "softmax":
-        e = np.exp(y - y.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
+        return softmax(y)
     return {"linear": lambda v: v, "relu": lambda v: np.maximum(v, 0), "tanh": np.tanh,
             "sigmoid": lambda v: 1 / (1 + np.exp(-v))}[name](y)

@@ -176,7 +176,7 @@ class ChainModel:
     def _run(self, compiled, arrays, n_threads):
         if n_threads is None:
             n_threads = engine._CALL_THREADS.get()  # Model.run's (rnnfast.load's n_threads)
-        if engine.CompiledStack.run is not _ENGINE_RUN:  # rnnfast verify watches the engine: run node by node
+        if engine.run_is_traced():  # rnnfast verify watches the engine: run node by node
             from .interpret import run_by_nodes
 
             return run_by_nodes(chain_graph(*compiled.builder_args).graph(), arrays, n_threads)
@@ -291,6 +291,3 @@ class ChainModel:
             else:
                 lines.append(f"  Dense {s.name}: {s.input_size} -> {s.output_size} {s.activation}")
         return "\n".join(lines)
-
-
-_ENGINE_RUN = engine.CompiledStack.run

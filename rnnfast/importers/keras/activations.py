@@ -7,14 +7,9 @@ import numpy as np
 
 from ...errors import FormatError
 from ...layers import Activation
-from ...reference import ACTIVATIONS, sigmoid
+from ...reference import ACTIVATIONS, sigmoid, softmax
 
 HARD_SIGMOID_ALPHA = {2: 0.2, 3: 1.0 / 6.0}
-
-
-def _softmax(x, axis=-1):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _engine(name, alpha=0.0):
@@ -44,7 +39,7 @@ def _numpy_table(hs_alpha):
         "hard_swish": lambda x: x * relu6(x + 3.0) / 6.0,
         "leaky_relu": lambda x: np.where(x >= 0, x, 0.2 * x),
         "mish": lambda x: x * np.tanh(np.logaddexp(0.0, x)),
-        "softmax": _softmax,
+        "softmax": softmax,
         "log_softmax": lambda x: x - np.max(x, -1, keepdims=True)
         - np.log(np.sum(np.exp(x - np.max(x, -1, keepdims=True)), -1, keepdims=True)),
     }

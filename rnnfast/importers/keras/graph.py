@@ -16,7 +16,6 @@ from .rnn import CELLS, UNAPPLIED_MASK, Bidirectional, KerasRNN
 from .weights import LegacyWeights, Slot, TreeWeights, nested_order
 
 RECURRENT = {name: KerasRNN for name in CELLS}
-_ENGINE_RUN = engine.CompiledStack.run
 WRAPPERS = ("TimeDistributed", "Bidirectional")
 
 
@@ -329,7 +328,7 @@ class KerasModelGraph:
                                  f"{[i.name for i in self.inputs]}")
             xs.append(self._input(feeds[info.name], info, layer))
         # While rnnfast verify watches CompiledStack.run (cli/trace.py), the model runs layer by layer for it.
-        if self.executor is not None and engine.CompiledStack.run is _ENGINE_RUN:
+        if self.executor is not None and not engine.run_is_traced():
             return self.executor.run([x if x.dtype == np.float32 else x.astype(np.int64, copy=False) for x in xs])
         outs, _ = self.graph.evaluate(xs)
         return [np.ascontiguousarray(o) for o in outs]

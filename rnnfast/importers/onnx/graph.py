@@ -20,7 +20,6 @@ from .tensors import to_array
 from .quant import MS_DOMAIN, QuantizedLstmSpec
 from .ops import LOAD_CHECKS as MODEL_LOAD_CHECKS, OPS as MODEL_OPS
 
-_ENGINE_RUN = engine.CompiledStack.run
 F32 = np.dtype(np.float32)
 TYPE_NAMES = {1: "tensor(float)", 2: "tensor(uint8)", 3: "tensor(int8)", 5: "tensor(int16)", 6: "tensor(int32)",
               7: "tensor(int64)", 9: "tensor(bool)", 10: "tensor(float16)", 11: "tensor(double)"}
@@ -422,7 +421,7 @@ class OnnxGraph:
 
     def run(self, feeds: dict, output_names=None) -> list:
         # While rnnfast verify watches CompiledStack.run (commands/trace.py), the graph runs node by node for it.
-        if self.compiled is not None and output_names is None and engine.CompiledStack.run is _ENGINE_RUN:
+        if self.compiled is not None and output_names is None and not engine.run_is_traced():
             return self.compiled.run(_ordered_feeds(self, feeds))
         values = dict(self.consts)
         for info in self.inputs:

@@ -18,7 +18,6 @@ from ...model import TensorInfo
 from ...pipeline import dense
 from ..torch.graph import Embedding, TorchGraph
 
-_ENGINE_RUN = engine.CompiledStack.run  # replaced while rnnfast verify / inspect trace a run
 MAX_LISTED = 200  # variables describe() lists
 
 
@@ -80,7 +79,7 @@ class TF1Graph(TorchGraph):
             arrays.append(lens.astype(np.int32))
         if n_threads is None:
             n_threads = _CALL_THREADS.get()
-        if engine.CompiledStack.run is _ENGINE_RUN:
+        if not engine.run_is_traced():
             outs = self._compiled(sequence_length is not None).run(arrays, n_threads=n_threads)
         else:  # rnnfast verify / inspect watch (or replace) the engine calls (cli/trace.py): run them layer by layer
             outs = self._run_layers(*arrays, n_threads=n_threads)
