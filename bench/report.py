@@ -2,6 +2,7 @@
 
     python bench/report.py [--quick] [--out docs/performance.md] [--png docs/performance.png]
                            [--torch-python /path/to/venv/bin/python]
+    python bench/report.py --contention 0,1,2,4 [--quick] [--out FILE.md]   (bench/contention.py)
 
 The machine is noisy (±20 % run to run), so only ratios from one run mean anything: each round times every
 runner of a case for a short block, one after the other, and the medians come from the same rounds. Every runner's
@@ -46,22 +47,29 @@ class Local:
         return time_block(self.run, seconds)
 
 
-def interleaved_medians(runners: dict, budget_s: float, block_s: float = 0.02, pause_s: float = 0.05,
-                        min_rounds: int = 5) -> dict:
-    """Rounds of short blocks, each runner in turn, the order rotated every round. Blocks rather than
-    alternating single calls, and a pause after each block: an engine's idle threads spin on after its last call
-    (measured after a thru block: onnxruntime's pool ~40 ms of CPU, torch's and rnnfast's OpenMP ~10 ms), and the
-    next engine timed on a busy second core loses up to 3× (torch 2t thru rnn: 54 ms against 17 ms alone)."""
-    times = {name: [] for name in runners}
+def interleaved_blocks(runners: dict, budget_s: float, block_s: float = 0.02, pause_s: float = 0.05,
+                       min_rounds: int = 5) -> dict:
+    """Rounds of short blocks, each runner in turn, the order rotated every round; {name: [each block's call
+    times]}. Blocks rather than alternating single calls, and a pause after each block: an engine's idle threads
+    spin on after its last call (measured after a thru block: onnxruntime's pool ~40 ms of CPU, torch's and
+    rnnfast's OpenMP ~10 ms), and the next engine timed on a busy second core loses up to 3× (torch 2t thru rnn:
+    54 ms against 17 ms alone)."""
+    blocks = {name: [] for name in runners}
     order = list(runners)
     start, rounds = time.perf_counter(), 0
     while time.perf_counter() - start < budget_s or rounds < min_rounds:
         for name in order:
-            times[name] += runners[name].block(block_s)
+            blocks[name].append(runners[name].block(block_s))
             time.sleep(pause_s)
         order = order[1:] + order[:1]
         rounds += 1
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return blocks
+
+
+def interleaved_medians(runners: dict, budget_s: float, **kw) -> dict:
+    """The median per call of each runner over interleaved_blocks."""
+    blocks = interleaved_blocks(runners, budget_s, **kw)
+    return {name: float(np.median(np.concatenate(b))) for name, b in blocks.items()}
 
 
 def best(med, engine):
@@ -69,17 +77,17 @@ def best(med, engine):
     return min(got) if got else None
 
 
-def timed_quietly(runners, budget, meter, attempts=3, limit=0.15):
-    """interleaved_medians, repeated (up to `attempts`) while other processes held more than `limit` of the
-    machine; the least disturbed attempt is kept and its share reported beside the row."""
+def timed_quietly(runners, budget, meter, attempts=3, limit=0.15, measure=interleaved_medians):
+    """measure(runners, budget) (interleaved_medians), repeated (up to `attempts`) while other processes held more
+    than `limit` of the machine; the least disturbed attempt is kept and its share reported beside the row."""
     best_med, best_share = None, None
     for attempt in range(attempts):
         meter.start()
-        med = interleaved_medians(runners, budget)
+        med = measure(runners, budget)
         share = meter.share()
         if best_share is None or share < best_share:
             best_med, best_share = med, share
-        if share <= limit:
+        if share <= limit or attempt == attempts - 1:
             break
         print(f"  ~ other processes used {100 * share:.0f} % of the machine; measuring again", flush=True)
         time.sleep(3)
@@ -227,7 +235,21 @@ def main(argv=None) -> int:
     parser.add_argument("--torch-python", default=os.environ.get("RNNFAST_BENCH_TORCH_PYTHON"),
                         help="an interpreter with torch, used when torch is not importable here")
     parser.add_argument("--only", help="comma-separated workloads to run (default: all)")
+    parser.add_argument("--contention", metavar="N[,N...]",
+                        help="the contention table instead (bench/contention.py): every workload beside N busy "
+                             "processes, for each N given (e.g. 0,1,2,4); with --quick 3 cells per workload")
     args = parser.parse_args(argv)
+    command = " ".join(["python bench/report.py"] + (sys.argv[1:] if argv is None else list(argv)))
+    if args.contention is not None:
+        from contention import run
+
+        try:
+            counts = [int(n) for n in args.contention.split(",")]
+        except ValueError:
+            parser.error(f"--contention takes busy-process counts like 0,1,2,4, got {args.contention!r}")
+        if any(n < 0 for n in counts):
+            parser.error(f"--contention: counts must be >= 0, got {args.contention!r}")
+        return run(counts, args.quick, args.only, args.torch_python, args.out, command)
     budget = 0.3 if args.quick else 4.0
     torch_workers, torch_version = start_torch(args.torch_python)
     ort_version, commit = versions()
@@ -256,7 +278,6 @@ def main(argv=None) -> int:
 
         speedup_chart(rows, args.png)
     if args.out:
-        command = " ".join(["python bench/report.py"] + (sys.argv[1:] if argv is None else list(argv)))
         write_markdown(args.out, rows, problems, command, torch_note, ort_version, commit, args.png)
     return 0
 

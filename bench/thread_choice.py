@@ -3,27 +3,25 @@ onnxruntime (1, 2 intra-op threads), interleaved in one process, median and best
 
     python bench/thread_choice.py [MODEL.onnx] [--rounds 31] [--busy N]
 
---busy N starts N pure-Python spin loops beside the timing (ended with the script), so the effect of contention can be
-seen on a quiet machine too. rnnfast's executor times its runs with one thread and with the count asked and keeps the
-faster (src_c/graph/adapt.c); before that, 2 threads beside busy processes collapsed to 10-100x their quiet time.
+--busy N starts N pure-Python spin loops beside the timing (bench/busy.py: ended with the script, even on Ctrl-C),
+so the effect of contention can be seen on a quiet machine too. rnnfast's executor times its runs with one thread
+and with the count asked and keeps the faster (src_c/graph/adapt.c); before that, 2 threads beside busy processes
+collapsed to 10-100x their quiet time.
 Outputs are checked against onnxruntime before anything is timed."""
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
+import sys
 import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from busy import busy_processes  # noqa: E402
+
 DEFAULT_MODEL = os.path.join(HERE, "..", "tests", "data", "onnx", "graph", "crnn.dynamo.onnx")
-
-
-def _spin(seconds):
-    end = time.time() + seconds
-    while time.time() < end:
-        pass
 
 
 def main(argv=None) -> int:
@@ -56,10 +54,7 @@ def main(argv=None) -> int:
     for name, run in runs.items():
         gap = max(float(np.abs(a - b).max()) for a, b in zip(run(), theirs))
         assert gap < 1e-4, f"{name} differs from onnxruntime by {gap}"
-    busy = [multiprocessing.Process(target=_spin, args=(3600,), daemon=True) for _ in range(args.busy)]
-    for p in busy:
-        p.start()
-    try:
+    with busy_processes(args.busy):
         times = {name: [] for name in runs}
         for _ in range(args.rounds):
             for name, run in runs.items():
@@ -67,9 +62,6 @@ def main(argv=None) -> int:
                 for _ in range(10):
                     run()
                 times[name].append((time.perf_counter() - t) / 10 * 1e6)
-    finally:
-        for p in busy:
-            p.terminate()
     print(f"{os.path.basename(args.model)}, {args.rounds} interleaved rounds of 10 calls, {args.busy} busy "
           f"processes, load average {os.getloadavg()[0]:.1f}")
     for name, v in times.items():

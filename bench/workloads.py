@@ -173,10 +173,10 @@ def _feeding_states(sess, case: Case):
     return step
 
 
-def rnnfast_runner(case: Case, n_threads: int):
-    """rnnfast through its public API, on the same ONNX model as onnxruntime. The stream workload uses
-    Model.stream() (state kept in C) where it applies, as a user would: forward layers, one node or stacked;
-    a bidirectional model streams through the session fed its states, as onnxruntime does."""
+def rnnfast_runner(case: Case, n_threads):
+    """rnnfast through its public API, on the same ONNX model as onnxruntime (n_threads None: rnnfast's default).
+    The stream workload uses Model.stream() (state kept in C) where it applies, as a user would: forward layers,
+    one node or stacked; a bidirectional model streams through the session fed its states, as onnxruntime does."""
     import rnnfast
 
     if case.stream and all(l.n_dirs == 1 for l in case.layers):
@@ -219,11 +219,12 @@ def engine_runner(case: Case, n_threads: int):
     return lambda: stack.run(case.x, y_layout=Y_SEQ_BATCH_DIR, n_threads=n_threads)[0]
 
 
-def ort_runner(case: Case, n_threads: int):
+def ort_runner(case: Case, n_threads):
+    """n_threads None: onnxruntime's own default (intra_op_num_threads 0, one thread per physical core)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = n_threads
+    options.intra_op_num_threads = n_threads or 0
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     model = onnx_model(case, with_states=case.stream)
