@@ -232,11 +232,13 @@ EMB_LSTM_FC_OPTIONS = dict(embedding="emb", rnn="lstm", head="fc", batch_first=T
 
 
 @pytest.mark.parametrize("fixture", ["lstm", "gru_2layer", "lstm_proj", "emb_lstm_fc", "lstm_no_bias_3layer"])
-def test_torch_models_stream_in_the_graph_executor_and_equal_run_to_the_bit(fixture):
-    """A PyTorch chain streams through its one-step graph (graph/chain.py, GraphStream): every step equals run
-    to the bit, the state is each layer's own ("layer0.h" [1, batch, out], ...) and a run from a stream's state
-    (h0/c0 stacked as PyTorch stacks them) goes on where the stream stands."""
+def test_torch_models_stream_in_c_and_equal_run_to_the_bit(fixture):
+    """A PyTorch chain with a head streams through its one-step graph (graph/chain.py, GraphStream), a lone
+    recurrent stack through rnnfast.stream.Stream: every step equals run to the bit, the state is each layer's own
+    ("layer0.h" [1, batch, out], ...) and a run from a stream's state (h0/c0 stacked as PyTorch stacks them) goes
+    on where the stream stands."""
     from rnnfast.graph.stream import GraphStream
+    from rnnfast.stream import Stream
 
     opts = EMB_LSTM_FC_OPTIONS if fixture == "emb_lstm_fc" else {}
     model = rnnfast.load(TORCH_DATA / f"{fixture}.pt", **opts)
@@ -247,7 +249,7 @@ def test_torch_models_stream_in_the_graph_executor_and_equal_run_to_the_bit(fixt
     y = model.run(x)[0]
     y = y.swapaxes(0, 1) if batch_first else y
     stream = model.stream(batch=xt.shape[1])
-    assert isinstance(stream, GraphStream)
+    assert isinstance(stream, GraphStream if fixture == "emb_lstm_fc" else Stream)
     steps = [stream.step(xt[t]) for t in range(3)]
     steps += list(stream.feed(xt[3:]))
     assert np.array_equal(np.stack(steps), y)
@@ -265,3 +267,42 @@ def test_torch_models_stream_in_the_graph_executor_and_equal_run_to_the_bit(fixt
         feeds["c0"] = np.concatenate([state[f"layer{k}.c"] for k in range(len(layers))])
     rest = model.run(feeds)[0]
     assert_close(rest.swapaxes(0, 1) if batch_first else rest, y[half:])
+
+
+def _graph_path_stream(model, batch):
+    """The one-step graph stream a chain with a head takes (what a lone stack took before the direct path)."""
+    from rnnfast.graph.stream import GraphStream
+
+    compiled = model.graph.variant(step=True)
+    return GraphStream(compiled, batch, {i: o for o, i in compiled.graph.state_loops}, n_threads=1,
+                       batch_axis_optional=True)
+
+
+@pytest.mark.parametrize("fixture", ["lstm", "gru_2layer", "lstm_proj", "rnn_relu_2layer", "lstm_no_bias_3layer"])
+@pytest.mark.parametrize("quantized", [None, "int8"])
+def test_lone_stack_streams_take_the_direct_step_with_the_graph_paths_bits(fixture, quantized):
+    """A chain that is recurrent layers alone steps through rnnfast.stream.Stream (one C step, no executor run):
+    the same bits as the one-step graph and within the float32 tolerance of the float64 reference, layer by
+    layer with the states carried; batch 3 and batch 1 unbatched."""
+    from rnnfast import reference
+    from rnnfast.stream import Stream
+
+    opts = {"nonlinearity": "relu"} if fixture == "rnn_relu_2layer" else {}
+    model = rnnfast.load(TORCH_DATA / f"{fixture}.pt", **opts)
+    if quantized:
+        model = model.quantize(quantized)
+    x = np.random.default_rng(5).standard_normal((9, 3, model.graph.layers[0].input_size)).astype(np.float32)
+    fast, slow = model.stream(batch=3, n_threads=1), _graph_path_stream(model, 3)
+    assert isinstance(fast, Stream)
+    got = np.stack([fast.step(x_t) for x_t in x])
+    assert np.array_equal(got, np.stack([slow.step(x_t) for x_t in x]))
+    for key, value in slow.state.items():
+        assert np.array_equal(fast.state[key], value), key
+    if not quantized:
+        want = x.astype(np.float64)
+        for layer in model.graph.layers:
+            y = reference.run_layer(layer, want)[0]
+            want = y.transpose(0, 2, 1, 3).reshape(y.shape[0], y.shape[2], -1)
+        assert_close(got, want)
+    one, one_slow = model.stream(batch=1), _graph_path_stream(model, 1)
+    assert np.array_equal(np.stack([one.step(x_t[0]) for x_t in x]), np.stack([one_slow.step(x_t[0]) for x_t in x]))
