@@ -1,7 +1,7 @@
 """A C driver for a whole-graph export (rnnfast/exporters/c_graph.py), written by the tests and the benchmark:
 reads raw input files, calls <prefix>_run or <prefix>_step, writes raw output files; `time N` prints the median
-nanoseconds of N steps. Every buffer is static (the driver calls no malloc either), so a link with
--Wl,--wrap=malloc proves the whole program allocates nothing."""
+nanoseconds of N steps, `timerun N` of N runs. Every buffer is static (the driver calls no malloc either), so a link
+with -Wl,--wrap=malloc proves the whole program allocates nothing."""
 from __future__ import annotations
 
 import subprocess
@@ -43,10 +43,9 @@ def driver_source(prefix, export) -> str:
     step_out = [n for n in export.outputs if n not in export.states.values()]
     run_args = ", ".join(["&st"] + [f"b_{names[n]}" for n in list(export.inputs) + list(export.outputs)])
     step_args = ", ".join(["&st"] + [f"b_{names[n]}" for n in step_in + step_out])
-    if export.states:
-        lines += ["static int cmp(const void *a, const void *b)", "{",
-                  "    const double x = *(const double *)a, y = *(const double *)b;", "    return (x > y) - (x < y);",
-                  "}", ""]
+    lines += ["static int cmp(const void *a, const void *b)", "{",
+              "    const double x = *(const double *)a, y = *(const double *)b;", "    return (x > y) - (x < y);",
+              "}", "", "static double ns[100000];", ""]
     lines += ["int main(int argc, char **argv)", "{", "    const char *dir = argv[1];", "    int status;",
               "    if (argc < 3) return 2;", f"    status = {prefix}_init(&st);",
               f'    if (status) {{ fprintf(stderr, "init: %s\\n", {prefix}_error(&st)); return 1; }}',
@@ -55,7 +54,17 @@ def driver_source(prefix, export) -> str:
     lines += [f"        status = {prefix}_run({run_args});",
               f'        if (status) {{ fprintf(stderr, "run: %s\\n", {prefix}_error(&st)); return 1; }}']
     lines += rw(export.outputs, -1, 1)
-    lines += ["        return 0;", "    }"]
+    lines += ["        return 0;", "    }", '    if (!strcmp(argv[2], "timerun")) {',
+              "        struct timespec t0, t1;", "        int c, n = argc > 3 ? atoi(argv[3]) : 1;",
+              "        if (n < 1 || n > 100000) return 2;"]
+    lines += rw(export.inputs, -1, 0)
+    lines += ["        for (c = 0; c < n; c++) {", "            clock_gettime(CLOCK_MONOTONIC, &t0);",
+              f"            status = {prefix}_run({run_args});",
+              "            clock_gettime(CLOCK_MONOTONIC, &t1);",
+              "            if (status) return 1;",
+              "            ns[c] = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);",
+              "        }", "        qsort(ns, (size_t)n, sizeof ns[0], cmp);",
+              '        printf("%.0f\\n", ns[n / 2]);', "        return 0;", "    }"]
     if export.states:
         lines += ["    int c, n = argc > 3 ? atoi(argv[3]) : 1;", '    if (!strcmp(argv[2], "step")) {',
                   "        for (c = 0; c < n; c++) {"]
@@ -68,7 +77,6 @@ def driver_source(prefix, export) -> str:
             lines.append(f'        io(dir, "final_{i}", -1, (void *){prefix}_state_{names[i]}(&st), '
                          f"sizeof b_{names[i]} - sizeof b_{names[i]}[0], 1);")
         lines += ["        return 0;", "    }", '    if (!strcmp(argv[2], "time")) {',
-                  "        static double ns[100000];",
                   "        struct timespec t0, t1;", "        if (n > 100000) n = 100000;"]
         lines += ["    " + x for x in rw(step_in, 0, 0)]
         lines += ["        for (c = 0; c < n; c++) {", "            clock_gettime(CLOCK_MONOTONIC, &t0);",
