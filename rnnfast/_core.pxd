@@ -77,6 +77,7 @@ cdef extern from "rnnfast/rnnf.h" nogil:
     rnnf_status rnnf_step(const rnnf_model *model, rnnf_state *state, const float *x, float *y, int n_threads)
 
     rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, float *y, int n)
+    const char *rnnf_activation_name(int kind)
 
     const char *rnnf_isa_compiled()
     const char *rnnf_isa_supported()

@@ -76,6 +76,14 @@ def isa_select(str name):
                                              f"supported here: {rnnf_isa_supported().decode()})")
 
 
+def activation_names():
+    """The C library's activation kinds by code (rnnf_activation_name), until its first unnamed code."""
+    out = []
+    while rnnf_activation_name(len(out)) != NULL:
+        out.append(rnnf_activation_name(len(out)).decode())
+    return out
+
+
 def activation(int kind, float alpha, float beta, x):
     """act(x) through the selected kernel table, for testing the vectorized activations."""
     cdef rnnf_activation act

@@ -15,12 +15,10 @@ import numpy as np
 
 from . import _core
 from .layers import RecurrentLayer
+from .rnnf_spec import ACTIVATIONS
 
 CELL_CODES = {"rnn": 0, "gru": 1, "lstm": 2}
-ACTIVATION_CODES = {
-    "Relu": 0, "Tanh": 1, "Sigmoid": 2, "Affine": 3, "LeakyRelu": 4, "ThresholdedRelu": 5, "ScaledTanh": 6,
-    "HardSigmoid": 7, "Elu": 8, "Softsign": 9, "Softplus": 10, "Selu": 11, "Swish": 12, "Gelu": 13, "Exp": 14,
-}
+ACTIVATION_CODES = {name: code for code, name in enumerate(ACTIVATIONS)}  # rnnf_act_kind
 WEIGHT_DTYPE_CODES = {"float32": 0, "float16": 1, "int8": 2}  # rnnf_weight_dtype
 Y_SEQ_DIR_BATCH = _core.Y_SEQ_DIR_BATCH
 Y_SEQ_BATCH_DIR = _core.Y_SEQ_BATCH_DIR

@@ -21,10 +21,10 @@ import numpy as np
 
 from .errors import FormatError
 from .layers import RecurrentLayer
+from .rnnf_spec import DENSE_ACTIVATIONS
 
 
 # A Dense stage's activations (graph/build.py computes them; the exporters write the same formulas).
-DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
 
 
 @dataclass

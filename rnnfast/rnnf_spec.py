@@ -31,6 +31,8 @@ LAYER_INPUT_FORGET, LAYER_LINEAR_BEFORE_RESET, LAYER_HAS_CLIP = 1, 2, 4
 
 CELLS = ("rnn", "gru", "lstm")
 DIRECTIONS = ("forward", "reverse", "bidirectional")
+# rnnf_act_kind by code (include/rnnfast/rnnf.h; the C library's names are compared with these by a test), and a
+# Dense stage's activation by its code in .rnnf 1.
 ACTIVATIONS = ("Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh", "HardSigmoid",
                "Elu", "Softsign", "Softplus", "Selu", "Swish", "Gelu", "Exp")
 DENSE_ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")

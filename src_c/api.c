@@ -180,6 +180,27 @@ rnnf_status rnnf_run(const rnnf_model *m, rnnf_state *st, const rnnf_run_args *a
     return RNNF_OK;
 }
 
+/* Indexed by the enum's own constants, so a name cannot drift from its kind; the count is checked at compile time
+ * and the Python side (rnnf_spec.ACTIVATIONS, which .rnnf files and the engine use) is compared with it by a test. */
+static const char *const ACTIVATION_NAMES[] = {
+    [RNNF_ACT_RELU] = "Relu",           [RNNF_ACT_TANH] = "Tanh",
+    [RNNF_ACT_SIGMOID] = "Sigmoid",     [RNNF_ACT_AFFINE] = "Affine",
+    [RNNF_ACT_LEAKYRELU] = "LeakyRelu", [RNNF_ACT_THRESHOLDEDRELU] = "ThresholdedRelu",
+    [RNNF_ACT_SCALEDTANH] = "ScaledTanh", [RNNF_ACT_HARDSIGMOID] = "HardSigmoid",
+    [RNNF_ACT_ELU] = "Elu",             [RNNF_ACT_SOFTSIGN] = "Softsign",
+    [RNNF_ACT_SOFTPLUS] = "Softplus",   [RNNF_ACT_SELU] = "Selu",
+    [RNNF_ACT_SWISH] = "Swish",         [RNNF_ACT_GELU] = "Gelu",
+    [RNNF_ACT_EXP] = "Exp",
+};
+/* C99 has no _Static_assert: an array of size -1 fails the build when a kind lacks its name */
+typedef char every_activation_kind_has_a_name[sizeof ACTIVATION_NAMES / sizeof ACTIVATION_NAMES[0] == RNNF_ACT_COUNT
+                                              ? 1 : -1];
+
+const char *rnnf_activation_name(int kind)
+{
+    return kind >= 0 && kind < RNNF_ACT_COUNT ? ACTIVATION_NAMES[kind] : NULL;
+}
+
 rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, float *y, int n)
 {
     if (!act || act->kind < 0 || act->kind >= RNNF_ACT_COUNT || n < 0 || (n > 0 && (!x || !y))) return RNNF_ERR_ARG;

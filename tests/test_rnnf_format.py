@@ -162,9 +162,12 @@ def test_a_memory_mapped_file_loads_in_place(rng, tmp_path):
     np.testing.assert_array_equal(run_pipeline(back, x), run_pipeline(p, x))  # weights were copied out of the map
 
 
-def test_every_dense_activation_has_a_format_code():
-    """The format's code table (rnnf_spec, fixed on disk) must cover what a DenseStage accepts (pipeline)."""
-    from rnnfast import layers, pipeline, rnnf_spec
+def test_activation_codes_are_the_c_librarys():
+    """The one Python table of activation codes (rnnf_spec: .rnnf files, the engine's layer descriptions) must be the
+    C library's rnnf_act_kind, code by code (api.c names each kind; a compile-time check covers its count), and cover
+    what a recurrent layer accepts."""
+    from rnnfast import _core, engine, layers, rnnf_spec
 
-    assert set(pipeline.DENSE_ACTIVATIONS) <= set(rnnf_spec.DENSE_ACTIVATIONS)
+    assert _core.activation_names() == list(rnnf_spec.ACTIVATIONS)
+    assert engine.ACTIVATION_CODES == {name: _core.activation_names().index(name) for name in rnnf_spec.ACTIVATIONS}
     assert set(rnnf_spec.ACTIVATIONS) == set(layers.ACTIVATION_PARAMS)

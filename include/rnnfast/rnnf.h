@@ -365,6 +365,8 @@ rnnf_status rnnf_graph_stream_state(const rnnf_graph_stream *stream, int k, rnnf
 
 /* y = act(x) for n values with the selected kernel table (what the gate kernels compute; used by tests). */
 rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, float *y, int n);
+/* The ONNX name of an rnnf_act_kind ("Relu", "ScaledTanh"...; .rnnf files store the kind), NULL out of range. */
+const char *rnnf_activation_name(int kind);
 
 /* Build and CPU information, for show_config(). */
 const char *rnnf_isa_compiled(void);   /* e.g. "ref,avx2" */

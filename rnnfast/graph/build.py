@@ -17,14 +17,16 @@ import dataclasses
 
 import numpy as np
 
+from .. import rnnf_spec as spec
 from ..layers import N_GATES, RecurrentLayer
 from .dims import Dim
 from .ir import Graph, Node, Value
 from .stack import SEQ_BATCH_DIR, StackLayer
 
 OPSET = 17  # the ONNX semantics the built nodes follow (Softmax on axis -1, Squeeze/Unsqueeze axes as inputs)
-# A dense layer's activation -> the ONNX op that computes it (graph/fuse.py folds it into the product).
-DENSE_ACTIVATIONS = {"linear": None, "relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax"}
+# A dense layer's activation (rnnf_spec.DENSE_ACTIVATIONS: Keras's names, .rnnf 1's codes) -> the ONNX op that
+# computes it (graph/fuse.py folds it into the product).
+DENSE_ACTIVATIONS = dict(zip(spec.DENSE_ACTIVATIONS, (None, "Relu", "Tanh", "Sigmoid", "Softmax"), strict=True))
 
 
 class LayerSpec:
