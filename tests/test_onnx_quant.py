@@ -99,6 +99,20 @@ def test_synthetic_quantized_lstm_equals_its_dequantized_float_model(w_dtype, pe
         assert_close(g, w, what=name)
 
 
+@pytest.mark.parametrize("w_dtype,per_channel,attrs,D", [
+    (np.uint8, True, {"direction": "bidirectional"}, 2), (np.int8, False, {"clip": 0.5, "input_forget": 1}, 1)])
+def test_quantized_lstm_runs_in_c_and_travels_in_rnnf2(w_dtype, per_channel, attrs, D):
+    """The C executor runs the node as its dequantized float LSTM, so .rnnf 2 and the C library carry it too."""
+    from rnnfast.exporters.rnnf_graph import graph_to_bytes
+
+    model, x = quant_lstm(attrs, w_dtype, per_channel, D=D)
+    loaded = rnnfast.load(model.SerializeToString())
+    assert loaded.graph.compiled is not None
+    back = rnnfast.load(graph_to_bytes(loaded.graph.compiled, "qlstm.onnx"))
+    for g, w, name in zip(back.run(x), ort_run(dequantized_float_model(model), {"x": x}), ("Y", "Y_h", "Y_c")):
+        assert_close(g, w, what=name)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     ({"drop": ("R_scale",)}, "qlstm.*needs inputs .*missing \\['R_scale'\\]"),
     ({"attrs": {"layout": 1}}, "qlstm.*attribute 'layout' is not part of DynamicQuantizeLSTM"),

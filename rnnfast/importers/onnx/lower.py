@@ -14,6 +14,7 @@ from ...errors import FormatError
 from ...graph.dims import Dim
 from ...graph.infer import ONNX_DTYPES, Unfit
 from ...graph.ir import Graph, Node, Value
+from .quant import MS_DOMAIN, QuantizedLstmSpec
 from .recurrent import OP_CELLS, RecurrentNodeSpec
 from .graph import LOAD_CHECKS
 from .protos import AttributeProto, attribute_value
@@ -79,7 +80,8 @@ def _lower(gproto, name, opset, captured) -> Graph:
     nodes = []
     for i, node in enumerate(gproto.node):
         where = f"{name}: node {node.name or '#' + str(i)} ({node.op_type})"
-        if node.domain not in ("", "ai.onnx"):
+        quantized = (node.domain, node.op_type) == (MS_DOMAIN, "DynamicQuantizeLSTM")
+        if node.domain not in ("", "ai.onnx") and not quantized:
             raise Unfit(f"{where}: operator domain {node.domain!r}")
         for inp in node.input:
             if inp and inp not in produced:
@@ -99,7 +101,9 @@ def _lower(gproto, name, opset, captured) -> Graph:
             produced.add(node.output[0])
             continue
         ir = Node(node.op_type, list(node.input), list(node.output), attrs, node.name, where, proto=node)
-        if node.op_type in OP_CELLS:
+        if quantized:
+            ir = _dequantized_lstm(ir, node, opset, where, values)
+        elif node.op_type in OP_CELLS:
             ir.payload = RecurrentNodeSpec(node, opset, where)
         elif node.op_type == "If":
             ir.payload, ir.inputs = _lower_if(node, where, opset, produced, captured)
@@ -109,6 +113,22 @@ def _lower(gproto, name, opset, captured) -> Graph:
         produced.update(o for o in node.output if o)
     graph = Graph(name, inputs, [o.name for o in gproto.output], values, nodes)
     return graph
+
+
+def _dequantized_lstm(ir, node, opset, where, values) -> Node:
+    """com.microsoft.DynamicQuantizeLSTM as the float LSTM on its dequantized weights, which is what rnnfast runs
+    for it (quant.py), as new constants beside the integer ones."""
+    dequantized = QuantizedLstmSpec(node, opset, where).dequantized(
+        lambda n: values[n].const if n in values else None)
+    if dequantized is None:
+        raise Unfit(f"{where}: weights, scales or zero points computed at run time")
+    ir.payload, w, r = dequantized
+    ir.op, ir.inputs = "LSTM", ir.inputs[:8]
+    for k, arr in ((1, w), (2, r)):
+        name = f"{ir.inputs[k]}:dequantized"
+        values[name] = Value(name, arr.dtype, tuple(arr.shape), const=arr)
+        ir.inputs[k] = name
+    return ir
 
 
 def _lower_if(node, where, opset, outer_produced, outer_captured):

@@ -47,6 +47,16 @@ class QuantizedLstmSpec(RecurrentNodeSpec):
         r = self._dequantize("R", R, R_scale, R_zero_point)
         return super().build_layer(np.swapaxes(w, 1, 2), np.swapaxes(r, 1, 2), B, P)
 
+    def dequantized(self, const):
+        """(the float LSTM this node is, W, R as ai.onnx LSTM takes them) for the graph IR, the weights dequantized
+        as build_layer does; None when `const(name)` has no constant for a weight, scale or zero point."""
+        arrays = {k: const(self.inputs[k]) for k in ("W", "R") + QUANT_INPUTS}
+        if any(v is None for v in arrays.values()):
+            return None
+        w, r = (np.swapaxes(self._dequantize(k, arrays[k], arrays[f"{k}_scale"], arrays[f"{k}_zero_point"]), 1, 2)
+                for k in ("W", "R"))
+        return RecurrentNodeSpec(self.node, 7, self.where, schema=_schema(), cell="lstm"), w, r
+
     def _dequantize(self, key, q, scale, zero_point):
         """[D, K, 4H] integers -> float32; the scale and zero point broadcast per direction or per column."""
         q, scale, zero_point = np.asarray(q), np.asarray(scale), np.asarray(zero_point)
