@@ -35,8 +35,9 @@ def test_fixtures_present():
     assert {"keras3", "tfkeras", "legacy"} <= generations, generations
 
 
-# Cases with a layer the graph IR cannot express yet: they keep the numpy layer path, which names the layer.
-LAYER_PATH_ONLY = {"layernorm_two_axes": "layer 'layer_normalization' (LayerNormalization)"}
+# Cases with a layer the graph IR cannot express yet: they keep the numpy layer path, which names the layer
+# (none today; tests/test_keras_graph.py makes one).
+LAYER_PATH_ONLY = {}
 
 
 def _layer_path_only(case):

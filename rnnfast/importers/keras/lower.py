@@ -397,23 +397,35 @@ def lower_batchnorm(low, layer: BatchNormalization, x, kw):
 
 
 def lower_layernorm(low, layer: LayerNormalization, x, kw):
+    """Over the last axis as ONNX LayerNormalization; over several trailing axes of known size (Keras axis=[1, 2])
+    as one: flattened into the last axis, normalized with the flattened gamma and beta, and reshaped back."""
     x = low.float_in(layer, x)
     axes = _axes(layer.axis, x.rank)
-    if axes != [x.rank - 1] or x.shape[-1] is None:
-        raise Unfit(f"{layer.where}: LayerNormalization over axes {layer.axis} (the graph normalizes the last axis)")
-    n, w = layer.name, list(layer.weights)
-    size = x.shape[-1]
+    sizes = [x.shape[a] for a in axes]
+    if axes != list(range(x.rank - len(axes), x.rank)) or None in sizes:
+        raise Unfit(f"{layer.where}: LayerNormalization over axes {layer.axis} of a rank-{x.rank} input (the graph "
+                    f"normalizes trailing axes of known size)")
+    n, w = layer.name, [np.asarray(v, np.float32).reshape(-1) for v in layer.weights]
+    if len(axes) == 1:
+        return [KT(_layernorm_last(low, layer, x.name, sizes[0], w, n), x.shape, mask=x.mask)]
+    keep = [0] * (x.rank - len(axes))  # Reshape's 0: that axis as it is
+    size = int(np.prod(sizes))
+    flat = low.node("Reshape", [x.name, np.array(keep + [size], np.int64)], name=f"{n}/flatten")
+    y = _layernorm_last(low, layer, flat, size, w, f"{n}/normalized")
+    y = low.node("Reshape", [y, np.array(keep + sizes, np.int64)], name=n)
+    return [KT(y, x.shape, mask=x.mask)]
+
+
+def _layernorm_last(low, layer, x: str, size: int, w: list, n: str) -> str:
     gamma = w.pop(0) if layer.scale else np.ones(size, np.float32)
     if layer.rms:
-        ms = low.node("ReduceMean", [low.node("Mul", [x.name, x.name], name=f"{n}/square")],
+        ms = low.node("ReduceMean", [low.node("Mul", [x, x], name=f"{n}/square")],
                       {"axes": [-1], "keepdims": 1}, name=f"{n}/mean_square")
         rms = low.node("Sqrt", [low.node("Add", [ms, np.array(layer.eps, np.float32)], name=f"{n}/eps")],
                        name=f"{n}/rms")
-        y = low.node("Mul", [low.node("Div", [x.name, rms], name=f"{n}/scaled"), gamma], name=n)
-        return [KT(y, x.shape, mask=x.mask)]
+        return low.node("Mul", [low.node("Div", [x, rms], name=f"{n}/scaled"), gamma], name=n)
     beta = w.pop(0) if layer.center else np.zeros(size, np.float32)
-    y = low.node("LayerNormalization", [x.name, gamma, beta], {"axis": -1, "epsilon": float(layer.eps)}, name=n)
-    return [KT(y, x.shape, mask=x.mask)]
+    return low.node("LayerNormalization", [x, gamma, beta], {"axis": -1, "epsilon": float(layer.eps)}, name=n)
 
 
 def lower_repeat(low, layer: RepeatVector, x, kw):
