@@ -98,3 +98,30 @@ def test_a_dimension_program_is_expanded_only_while_it_stays_small():
     assert _dims_of_program(huge, 0) == Dim.symbol("dim0")
     long_sum = [SYM, 0] + [SYM, 0, ADD, 0] * 40
     assert _dims_of_program(long_sum, 1) == Dim.symbol("dim0")
+
+
+def test_a_stateful_keras_model_converts_with_its_states_as_loops(tmp_path, capsys):
+    """The file holds the graph the model runs: its layers' states are inputs and outputs paired as state loops,
+    so chunks fed with the previous chunk's states give what Keras's stateful predict recorded."""
+    source = DATA / "keras" / "k3_seed_stateful_lstm.keras"
+    assert cli_main(["convert", str(source), str(tmp_path / "s.rnnf")]) == 0
+    assert "check ok" in capsys.readouterr().out
+    model = rnnfast.load(tmp_path / "s.rnnf")
+    states = [n for n in model.input_names if ":state_" in n]
+    assert len(states) == 3 and len(model.output_names) == 4
+    with np.load(DATA / "keras" / "k3_seed_stateful_lstm.npz") as z:
+        held = {n: np.zeros(i.shape[:1] + [2] + i.shape[2:], np.float32)
+                for n, i in zip(model.input_names, model.inputs) if n in states}
+        for chunk in range(3):  # the recording resets before chunk 3
+            outs = model.run({model.input_names[0]: z[f"c{chunk}_x0"], **held})
+            assert_close(outs[0], z[f"c{chunk}_y0"], what=f"chunk {chunk}")
+            held = dict(zip(states, outs[1:]))
+
+
+def test_convert_check_takes_the_shape_a_model_needs(tmp_path, capsys):
+    """An exporter that baked the traced lengths into a Reshape takes only those: the check says how to give them."""
+    source = DATA / "onnx" / "lstm_states.dynamo.onnx"
+    assert cli_main(["convert", str(source), str(tmp_path / "d.rnnf")]) == 2  # usage: the shapes to give
+    assert "give --seq-len and --batch" in capsys.readouterr().err
+    assert cli_main(["convert", str(source), str(tmp_path / "d.rnnf"), "--seq-len", "7", "--batch", "1"]) == 0
+    assert "check ok" in capsys.readouterr().out

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .codes import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
-from .common import CliError, add_model_arguments, load_model, positive_int, random_inputs
+from .common import CliError, add_model_arguments, feeds_text, load_model, positive_int, random_inputs
 
 # format -> (exporter module, function, what it takes, what the file holds). Formats whose exporter is not part
 # of this build are left out of the parser.
@@ -47,6 +47,10 @@ def add_parser(sub):
     add_model_arguments(p, metavar="IN", file_help="the model to convert (any format rnnfast loads)")
     p.add_argument("out", metavar="OUT", help="file to write")
     p.add_argument("--format", choices=sorted(formats), help="output format (default: from OUT's extension)")
+    p.add_argument("--seq-len", type=positive_int, default=None, metavar="N",
+                   help="the check's random input: N for every dynamic axis but the batch (default: 5, 64 and 512 "
+                        "are tried in turn; give the length for a model that takes only one)")
+    p.add_argument("--batch", type=positive_int, default=2, metavar="N", help="the check's batch size (default 2)")
     if "rnnf" in formats:
         p.add_argument("--rnnf-version", type=int, choices=[1, 2], default=None,
                        help="rnnf: 2 (the default) stores the whole graph; 1 a chain of embedding, recurrent and "
@@ -116,26 +120,32 @@ def _write_graph(args, model, compiled, quantize) -> int:
         raise CliError(f"{args.out}: cannot write: {e.strerror or e}") from None
     print(f"wrote {args.out} (rnnf 2, {os.path.getsize(args.out)} bytes) from {args.file}")
     written = rnnfast.load(args.out)
-    if written.input_names != model.input_names or written.output_names != model.output_names:
+    # The graph's own interface: a stateful Keras model's graph also reads and writes its layers' states, which the
+    # model holds between runs and the file pairs as state loops.
+    inputs, outputs = compiled.input_names, compiled.output_names
+    if written.input_names != inputs or written.output_names != outputs:
         print(f"check FAILED: {args.out} has inputs {written.input_names} and outputs {written.output_names}, the "
-              f"source {model.input_names} and {model.output_names}")
+              f"source's graph {inputs} and {outputs}")
         return EXIT_MISMATCH
     reference = compiled
     if quantize:  # the same quantized layers, run from memory: the check is of the file, not of the quantization
         reference = CompiledGraph.from_desc(quantized_desc(compiled.desc, quantize), compiled.graph)
-    for seq_len in (5, 64, 512):  # a length the model takes (a conv front end needs more than a few samples)
-        feeds = random_inputs(model, seq_len=seq_len, batch=2, seed=0)
+    # a length the model takes (a conv front end needs more than a few samples)
+    for seq_len in (5, 64, 512) if args.seq_len is None else (args.seq_len,):
+        feeds = random_inputs(written, seq_len=seq_len, batch=args.batch, seed=0)
         try:
-            want = reference.run([feeds[n] for n in model.input_names])
+            want = reference.run([feeds[n] for n in inputs])
             break
         except ValueError:
             continue
     else:
-        raise CliError(f"{args.file}: no random input of length 5, 64 or 512 runs; the file was written but not "
-                       f"checked")
+        tried = "5, 64 or 512" if args.seq_len is None else args.seq_len
+        raise CliError(f"{args.file}: no random input of length {tried} and batch {args.batch} runs "
+                       f"({feeds_text(feeds)}); the file was written but not checked: give --seq-len and --batch "
+                       f"for a shape the model takes")
     got = written.run(feeds)
     worst, ok = 0.0, True
-    for name, g, w in zip(model.output_names, got, want):
+    for name, g, w in zip(outputs, got, want):
         g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
         if g.shape != w.shape:
             print(f"check FAILED: output {name!r} has shape {list(g.shape)}, the source's {list(w.shape)}")
@@ -147,7 +157,7 @@ def _write_graph(args, model, compiled, quantize) -> int:
           f"{', '.join(f'{k} {list(v.shape)}' for k, v in feeds.items())}, {len(want)} output(s) compared: max abs "
           f"difference {worst:.3g}")
     if quantize:
-        float32 = compiled.run([feeds[n] for n in model.input_names])
+        float32 = compiled.run([feeds[n] for n in inputs])
         diff = max(float(np.max(np.abs(np.asarray(a, np.float64) - b))) if np.size(a) else 0.0
                    for a, b in zip(got, float32))
         print(f"quantization ({quantize}): max abs difference from the float32 model on the same input {diff:.3g}")
@@ -182,7 +192,7 @@ def _write_pipeline(args, model, fmt, formats, quantize) -> int:
     import rnnfast
 
     written = rnnfast.load(args.out)
-    feeds = random_inputs(written, seq_len=5, batch=2, seed=0)
+    feeds = random_inputs(written, seq_len=args.seq_len or 5, batch=args.batch, seed=0)
     if fmt == "onnx" and args.assume_suffix_padding:  # the promise holds for ids without any padding
         feeds = {k: np.where(v == 0, 1, v) if v.dtype.kind in "iu" else v for k, v in feeds.items()}
     got = np.asarray(written.run(feeds)[0], np.float64)
