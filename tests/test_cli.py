@@ -182,7 +182,7 @@ def onnx_layout1(tmp_path_factory):
 
 def test_verify_onnx_json_numbers_match(tmp_path, onnx_gru, onnx_layout1):
     from rnnfast import reference
-    from rnnfast.cli.common import random_inputs
+    from rnnfast.cli.inputs import random_inputs
 
     r = cli("verify", onnx_gru, "--json", "--layers", "--seed", 5, "--seq-len", 9, cwd=tmp_path)
     assert r.returncode == 0, r.stderr

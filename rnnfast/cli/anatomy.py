@@ -1,7 +1,7 @@
 """What a loaded Model is made of, whatever its source format: its layers (with the weights as the file stores
 them, parameter counts and, for recurrent layers, the canonical RecurrentLayer), the framework whose gate
 order the file uses, and the defaults the importer applied. `rnnfast inspect` prints this; `verify` and
-`random_inputs` use it to name layers and to pick valid token ids.
+`inputs.random_inputs` use it to name layers and to pick valid token ids.
 
 Each graph type of rnnfast/importers (and rnnfast/pipeline.py) has one walker here; a graph type without one
 is still inspected through describe(), with no layer table. An ONNX model is read from its analysed graph IR

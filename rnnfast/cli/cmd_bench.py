@@ -7,10 +7,10 @@ import time
 
 from .codes import EXIT_CODES_HELP
 from .common import (add_model_arguments, executor_info, executor_line, feeds_text, inputs_info, load_model,
-                     non_negative_float, non_negative_int, positive_float, positive_int, random_inputs, read_inputs,
-                     report, run_random)
+                     non_negative_float, non_negative_int, positive_float, positive_int, report)
 from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, OnnxRuntime, error_line, errors, onnx_bytes,
                       paired_outputs, within)
+from .inputs import add_input_arguments, input_plan, make_feeds, run_checked
 from .progress import Progress, wanted
 
 BLOCK_SECONDS = 0.1  # each timing block runs about this long, so blocks of the two runtimes interleave finely
@@ -20,8 +20,9 @@ def add_parser(sub):
     p = sub.add_parser(
         "bench", help="time a model in rnnfast against onnxruntime on the same input",
         description="Run FILE in rnnfast and in onnxruntime (on the ONNX file itself, or on the model's ONNX "
-                    "export) on the same random input. The outputs are compared first; if they disagree beyond "
-                    "the tolerance nothing is timed and the command exits 1. Then the two runtimes alternate in "
+                    "export) on the same input (random where --inputs / --input / --value do not set it). The "
+                    "outputs are compared first; if they disagree beyond the tolerance nothing is timed and the "
+                    "command exits 1. Then the two runtimes alternate in "
                     "timing blocks of about 0.1 s each until --seconds have passed, so that both see the same "
                     "machine load; the median time per call of each runtime and their ratio are printed. Both "
                     "use --threads threads (default: rnnfast's default, OMP_NUM_THREADS or every core). When "
@@ -29,12 +30,12 @@ def add_parser(sub):
                     "alone and the reason printed. A progress bar is shown on stderr when it is a terminal.",
         epilog=EXIT_CODES_HELP)
     add_model_arguments(p)
+    add_input_arguments(p)
     p.add_argument("--seq-len", type=positive_int, default=100, metavar="T",
                    help="sequence length where the model leaves it open (default 100)")
     p.add_argument("--batch", type=positive_int, default=1, metavar="B", help="batch size (default 1)")
     p.add_argument("--threads", type=positive_int, metavar="N", help="threads for both runtimes")
     p.add_argument("--seconds", type=positive_float, default=5.0, metavar="S", help="total timing time (default 5)")
-    p.add_argument("--input", "-i", metavar="X.npz|X.npy", help="inputs as for `rnnfast run` instead of random ones")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random input (default 0)")
     p.add_argument("--tolerance", type=non_negative_float, default=DEFAULT_TOLERANCE, metavar="TOL",
                    help=f"for the output check: {TOLERANCE_HELP} (default {DEFAULT_TOLERANCE:g})")
@@ -70,10 +71,10 @@ def _time_blocks(runners: dict, seconds: float, progress: Progress) -> dict:
 def collect(args) -> dict:
     from .. import _core
 
+    plan = input_plan(args)
     model, kind = load_model(args, n_threads=args.threads)
     threads = args.threads or _core.default_threads()
-    feeds = read_inputs(args.input, model) if args.input else random_inputs(model, args.seq_len, args.batch,
-                                                                            args.seed)
+    feeds, source, unsure = make_feeds(plan, model, args.seq_len, args.batch, args.seed)
     names = model.output_names
     notes, checks = [], []
     data, how = onnx_bytes(model, args.file)
@@ -94,7 +95,7 @@ def collect(args) -> dict:
         except Exception as e:  # onnxruntime's own exception types
             notes.append(f"rnnfast timed alone: onnxruntime refused to run it: {error_line(e)}")
             ort = None
-    outs = run_random(model, feeds, not args.input)
+    outs = run_checked(model, feeds, unsure, source)
     if ort is not None:
         for name, got, want in paired_outputs(names, outs, ort.output_names, ort_outs):
             err = errors(got, want)

@@ -8,7 +8,8 @@ import os
 import numpy as np
 
 from .codes import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
-from .common import CliError, add_model_arguments, feeds_text, load_model, positive_int, random_inputs
+from .common import CliError, add_model_arguments, feeds_text, load_model, positive_int
+from .inputs import random_inputs
 
 # format -> (exporter module, function, what it takes, what the file holds). Formats whose exporter is not part
 # of this build are left out of the parser.

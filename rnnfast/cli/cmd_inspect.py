@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 from .codes import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
-from .common import (add_model_arguments, executor_info, executor_line, load_model, positive_int, random_inputs,
-                     to_json)
+from .common import add_model_arguments, executor_info, executor_line, load_model, positive_int, to_json
+from .inputs import random_inputs
 
 FORMAT_NAMES = {"onnx": "ONNX", "keras-h5": "Keras HDF5", "keras-zip": "Keras .keras archive",
                 "torch-zip": "PyTorch zip", "torch-legacy": "PyTorch legacy (pre-1.6)", "safetensors": "safetensors",

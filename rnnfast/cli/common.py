@@ -9,7 +9,6 @@ import re
 
 import numpy as np
 
-from ..batching import BATCH_DIM as _BATCH_DIM  # dimension names that mean the batch axis
 from .codes import EXIT_MISMATCH, EXIT_OK
 
 
@@ -158,39 +157,6 @@ def read_inputs(path: str, model) -> dict:
     if not feeds:
         raise CliError(f"{path}: holds no arrays")
     return feeds
-
-
-def random_inputs(model, seq_len: int, batch: int, seed: int) -> dict:
-    """Random feeds of the declared shapes and types: dynamic batch axes get `batch`, other dynamic axes
-    `seq_len`; floats are standard normal, integers valid token ids or lengths, booleans fair coins."""
-    from .anatomy import int_input_range
-
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for info in model.inputs:
-        # An empty shape is a scalar (an If condition, a flag) or an undeclared one; a scalar is the guess.
-        shape = [d if isinstance(d, int) and d > 0 else (batch if isinstance(d, str) and _BATCH_DIM.match(d)
-                                                       else seq_len) for d in info.shape]
-        if info.type in ("tensor(float)", "tensor(double)", "tensor(float16)"):
-            feeds[info.name] = np.asarray(rng.standard_normal(shape), ONNX_DTYPES[info.type])
-        elif info.type == "tensor(bool)":
-            feeds[info.name] = np.asarray(rng.random(shape) < 0.5)
-        else:
-            low, high = int_input_range(model, info.name, seq_len)
-            dtype = np.dtype(info.type[len("tensor("):-1]) if info.type.startswith("tensor(int") else np.int64
-            feeds[info.name] = np.asarray(rng.integers(low, high, shape), dtype)
-    return feeds
-
-
-def run_random(model, feeds: dict, random: bool):
-    """model.run(feeds); a shape error on random input says which shapes were guessed and how to change them."""
-    try:
-        return model.run(feeds)
-    except ValueError as e:
-        if not random:
-            raise
-        raise CliError(f"{e} (on random input {feeds_text(feeds)}; set --seq-len / --batch, or give --input)") \
-            from None
 
 
 def feeds_text(feeds: dict) -> str:
