@@ -196,3 +196,23 @@ def test_keras_models_match_keras(tmp_path, runtime, name):
     run_c(link_driver(e, "k", tmp_path, runtime[isa], isa), tmp_path, "run")
     for j, (n, (shape, dtype)) in enumerate(e.outputs.items()):
         assert_close(read_output(tmp_path, n, shape, dtype), rec[f"y{j}"], what=f"{name} {n}")
+
+
+def test_sequence_lengths_as_an_input_of_the_exported_code(tmp_path, runtime):
+    """PyTorch packed sequences: exported with lengths=True, the C code takes sequence_lens and gives the output
+    PyTorch recorded for rows that end early."""
+    import json
+
+    source = Path(__file__).parent / "data" / "torch" / "lstm_packed.pt"
+    with np.load(source.with_suffix(".npz")) as z:
+        x, want, lens = z["input"], z["output"], json.loads(str(z["run_options"]))["sequence_lens"]
+    out = tmp_path / "packed"
+    dims = {"seq_len": x.shape[0], "batch": x.shape[1]}
+    e = export_c_graph(rnnfast.load(str(source)), out, prefix="packed", dims=dims, where=source.name, lengths=True)
+    assert list(e.inputs)[-1] == "sequence_lens"
+    feeds = {n: np.zeros(shape, dtype) for n, (shape, dtype) in e.inputs.items()}
+    feeds["input"], feeds["sequence_lens"] = x, np.asarray(lens, np.int32)
+    write_inputs(out, feeds)
+    isa = next(iter(runtime))
+    run_c(link_driver(e, "packed", out, runtime[isa], isa), out, "run")
+    assert_close(read_output(out, "output", *e.outputs["output"]), want, what="packed output")

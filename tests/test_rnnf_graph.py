@@ -125,3 +125,40 @@ def test_convert_check_takes_the_shape_a_model_needs(tmp_path, capsys):
     assert "give --seq-len and --batch" in capsys.readouterr().err
     assert cli_main(["convert", str(source), str(tmp_path / "d.rnnf"), "--seq-len", "7", "--batch", "1"]) == 0
     assert "check ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fixture", ["tf1/bidirectional", "tf1/embedding_seqlen", "tf1/stack_bidirectional",
+                                     "tf1/state_head", "torch/lstm_packed"])
+def test_sequence_lengths_travel_as_a_graph_input(fixture, tmp_path):
+    """TF 1.x sequence_length and PyTorch packed sequences are a run option; written with lengths=True the file
+    takes them as an int32 [batch] input and gives what the framework recorded for rows that end early."""
+    import json
+
+    if fixture.startswith("tf1/"):
+        source, expected = DATA / fixture / "model.ckpt", DATA / fixture / "expected.npz"
+    else:
+        source, expected = DATA / f"{fixture}.pt", DATA / f"{fixture}.npz"
+    with np.load(expected) as z:
+        recorded = {k: z[k] for k in z}
+    (option, lens), = json.loads(str(recorded["run_options"])).items()
+    with pytest.warns(rnnfast.AssumptionWarning) if fixture.startswith("tf1/") else _no_warning():
+        model = rnnfast.load(source, **json.loads(str(recorded["load_options"])))
+    save_rnnf_graph(model, tmp_path / "m.rnnf", lengths=True)
+    written = rnnfast.load(tmp_path / "m.rnnf")
+    lens_input = written.input_names[-1]
+    assert lens_input == option and written.inputs[-1].type == "tensor(int32)"
+    x = recorded["x"] if "x" in recorded else recorded["input"]
+    feeds = {written.input_names[0]: x, lens_input: np.asarray(lens, np.int32)}
+    for name in written.input_names[1:-1]:  # PyTorch's h0 / c0: zeros, as the recording's
+        shape = [d if isinstance(d, int) else x.shape[1] for d in written.inputs[written.input_names.index(name)].shape]
+        feeds[name] = np.zeros(shape, np.float32)
+    got = dict(zip(written.output_names, written.run(feeds)))
+    assert_close(got[written.output_names[0]], recorded["output"], what=f"{fixture} output")
+    with pytest.raises(FormatError, match="takes no sequence lengths"):
+        save_rnnf_graph(rnnfast.load(DATA / "keras" / "k3_seed_char_lstm.keras"), tmp_path / "k.rnnf", lengths=True)
+
+
+def _no_warning():
+    import contextlib
+
+    return contextlib.nullcontext()

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from .codes import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
+from ..graph.runtime import compiled_graph_of
 from .common import CliError, add_model_arguments, feeds_text, load_model, positive_int
 from .inputs import random_inputs
 
@@ -56,6 +57,9 @@ def add_parser(sub):
         p.add_argument("--rnnf-version", type=int, choices=[1, 2], default=None,
                        help="rnnf: 2 (the default) stores the whole graph; 1 a chain of embedding, recurrent and "
                             "dense layers (main output only), for readers from before version 2")
+        p.add_argument("--sequence-lens", action="store_true",
+                       help="rnnf 2: with the run option sequence lengths (TF 1.x sequence_length, PyTorch packed "
+                            "sequences) as an int32 [batch] graph input, so rows may end early")
         p.add_argument("--quantize", choices=["int8", "fp16"], default=None,
                        help="rnnf: store the recurrent weights (w_ih, w_hh, w_hr) as int8 with one float32 scale per "
                             "output row, or as float16; computed in float32. The reload check then compares with "
@@ -95,8 +99,12 @@ def main(args) -> int:
     if getattr(args, "rnnf_version", None) and fmt != "rnnf":
         raise CliError(f"--rnnf-version: only for the rnnf format, not {fmt}")
     model, _ = load_model(args)
+    if getattr(args, "sequence_lens", False) and (fmt != "rnnf" or args.rnnf_version == 1):
+        raise CliError("--sequence-lens: only for .rnnf 2 (and export-c)")
     if fmt == "rnnf" and args.rnnf_version != 1:
         compiled = getattr(model.graph, "compiled", None)
+        if args.sequence_lens:
+            compiled = compiled_graph_of(model, args.file, ".rnnf 2", lengths=True)
         if compiled is not None:
             return _write_graph(args, model, compiled, quantize)
         why = getattr(model.graph, "unfit_reason", None) or (f"{type(model.graph).__name__} models do not lower "

@@ -30,6 +30,9 @@ def add_parser(sub):
                    help="export the whole graph for this size of a symbolic input dimension (repeat for each: "
                         "--dim batch=1 --dim chunk=512)")
     p.add_argument("--graph", action="store_true", help="export the whole graph (implied by --dim)")
+    p.add_argument("--sequence-lens", action="store_true",
+                   help="whole graph: with the run option sequence lengths (TF 1.x sequence_length, PyTorch packed "
+                        "sequences) as an int32 [batch] input, so rows may end early")
     p.add_argument("--state", action="append", default=[], metavar="INPUT=OUTPUT",
                    help="whole graph: a state loop for PREFIX_step (default: the pairs found by name and shape)")
     return p
@@ -58,7 +61,8 @@ def _main_graph(args) -> int:
         dims[name] = int(value)
     model, _ = load_model(args)
     states = _pairs(args.state, "state") if args.state else None
-    written = export_c_graph(model, args.out, prefix=args.prefix, dims=dims, states=states, where=args.file)
+    written = export_c_graph(model, args.out, prefix=args.prefix, dims=dims, states=states, where=args.file,
+                             lengths=args.sequence_lens)
     for path in (written.header, written.source):
         print(f"wrote {path} ({os.path.getsize(path)} bytes)")
     print(f"wrote {len(written.units)} runtime units under {os.path.join(args.out, 'rnnf_runtime')}")
@@ -70,7 +74,7 @@ def _main_graph(args) -> int:
 def main(args) -> int:
     from ..exporters.c import export_c
 
-    if args.dim or args.graph or args.state:
+    if args.dim or args.graph or args.state or args.sequence_lens:
         return _main_graph(args)
     model, _ = load_model(args)
     written = export_c(model.to_pipeline(), args.out, prefix=args.prefix, quantize=args.quantize)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError
+from ..graph.runtime import compiled_graph_of
 from ._c_graph_desc import CTYPES, DescWriter
 from ._c_runtime import include_dirs, write_runtime
 
@@ -48,17 +49,6 @@ class GraphCExport:
     mem_bytes: int
     weight_bytes: int
     c_names: dict = field(default_factory=dict)  # graph name -> C parameter name
-
-
-def compiled_graph_of(model, where):
-    compiled = getattr(getattr(model, "graph", model), "compiled", None)
-    if compiled is None and hasattr(model, "desc") and hasattr(model, "graph"):
-        compiled = model
-    if compiled is None:
-        why = getattr(getattr(model, "graph", None), "unfit_reason", None)
-        raise FormatError(f"{where}: the C executor does not run this model, so export-c cannot write it"
-                          + (f" ({why})" if why else ""))
-    return compiled
 
 
 def _c_ident(name: str, taken: set) -> str:
@@ -94,8 +84,9 @@ def _shapes(graph, names, dims, where):
 
 
 def export_c_graph(model, out_dir, prefix: str = "model", dims: dict | None = None, states=None,
-                   where: str = "model") -> GraphCExport:
-    """Write `<prefix>.h`, `<prefix>.c` and `rnnf_runtime/` into out_dir (see the module docstring).
+                   where: str = "model", lengths: bool = False) -> GraphCExport:
+    """Write `<prefix>.h`, `<prefix>.c` and `rnnf_runtime/` into out_dir (see the module docstring); `lengths`:
+    the model's variant with a sequence_lens input (graph/runtime.py compiled_graph_of).
 
     dims: the size of every symbolic dimension of the inputs ({"batch": 1, "chunk": 512}); batch >= 1.
     states: {state input: output} for `<prefix>_step`; by default the pairs rnnfast finds by name and shape
@@ -105,7 +96,7 @@ def export_c_graph(model, out_dir, prefix: str = "model", dims: dict | None = No
 
     if not isinstance(prefix, str) or not _IDENT.match(prefix):
         raise ValueError(f"prefix must be a C identifier (letters, digits, _), got {prefix!r}")
-    compiled = compiled_graph_of(model, where)
+    compiled = compiled_graph_of(model, where, "export-c", lengths)
     graph, desc = compiled.graph, compiled.desc
     dims = {str(k): int(v) for k, v in (dims or {}).items()}
     for k, v in dims.items():

@@ -11,6 +11,7 @@ import numpy as np
 from .. import __version__
 from .. import rnnf_spec as spec
 from ..errors import FormatError
+from ..graph.runtime import compiled_graph_of
 from ._output import write_bytes
 from .rnnf import _layer, _Writer
 
@@ -186,24 +187,9 @@ def _assemble(w, recs, ints, ids, floats, source_name, producer) -> bytes:
     return bytes(out)
 
 
-def compiled_graph_of(model, where: str = ""):
-    """The CompiledGraph a Model runs through the C executor, or FormatError saying why there is none."""
-    graph = getattr(model, "graph", model)
-    compiled = getattr(graph, "compiled", None)
-    if compiled is None and hasattr(graph, "c_graph"):
-        compiled = graph
-    if compiled is None:
-        why = getattr(graph, "unfit_reason", None)
-        where = where or getattr(model, "source", "") or "this model"
-        if why:
-            raise FormatError(f"{where}: the graph does not run fully in C, so it cannot be written as .rnnf 2: {why}")
-        raise FormatError(f"{where}: {type(graph).__name__} models do not lower to the graph IR yet, so they cannot "
-                          f"be written as .rnnf 2 (a chain of embedding, recurrent and dense layers can be written "
-                          f"as .rnnf 1)")
-    return compiled
-
-
-def save_rnnf_graph(model, path, weight_dtype: str | None = None) -> None:
-    """Write a Model (or a CompiledGraph) whose graph runs fully in C to `path` (str, PathLike or binary file)."""
+def save_rnnf_graph(model, path, weight_dtype: str | None = None, lengths: bool = False) -> None:
+    """Write a Model (or a CompiledGraph) whose graph runs fully in C to `path` (str, PathLike or binary file);
+    `lengths`: the variant with a sequence_lens input (runtime.compiled_graph_of)."""
     source = getattr(model, "source", "") or ""
-    write_bytes(graph_to_bytes(compiled_graph_of(model), source, weight_dtype), path)
+    compiled = compiled_graph_of(model, purpose=".rnnf 2", lengths=lengths)
+    write_bytes(graph_to_bytes(compiled, source, weight_dtype), path)

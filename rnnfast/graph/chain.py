@@ -136,6 +136,10 @@ class ChainModel:
         (every input and output), as `rnnfast inspect` shows it."""
         return self._last or self.variant(states=self.torch)
 
+    def compiled_with_lengths(self):
+        """The whole model's graph with the run option sequence_lens as a graph input (for .rnnf 2 and export-c)."""
+        return self.variant(states=self.torch, lens=True)
+
     # ---- run ----
     def run(self, feeds: dict, sequence_lens=None, n_threads=None) -> list:
         compiled, arrays, batched = self._prepare(feeds, sequence_lens)

@@ -96,3 +96,28 @@ class CompiledGraph:
 
 def compile_graph(graph: Graph, opset: int, n_threads=None) -> CompiledGraph:
     return CompiledGraph(graph, opset, n_threads)
+
+
+def compiled_graph_of(model, where: str = "", purpose: str = "a whole-graph export", lengths: bool = False):
+    """The CompiledGraph a Model (or a CompiledGraph) runs through the C executor; with `lengths`, the variant that
+    takes the run option sequence lengths as a graph input (`sequence_lens`; `sequence_length` for TF 1.x; PyTorch
+    packed sequences). FormatError naming `where` and what `purpose` needs when there is none."""
+    from ..errors import FormatError
+
+    graph = getattr(model, "graph", model)
+    where = where or getattr(model, "source", "") or "this model"
+    if lengths:
+        variant = getattr(graph, "compiled_with_lengths", None)
+        if variant is None:
+            raise FormatError(f"{where}: this model takes no sequence lengths when it runs, so {purpose} has none "
+                              f"to take (leave out the sequence-lengths option)")
+        return variant()
+    compiled = getattr(graph, "compiled", None)
+    if compiled is None and hasattr(graph, "c_graph") and hasattr(graph, "desc"):
+        compiled = graph
+    if compiled is None:
+        why = getattr(graph, "unfit_reason", None) or (f"{type(graph).__name__} models do not lower to the graph IR "
+                                                       f"yet")
+        raise FormatError(f"{where}: the C executor does not run this model whole, so {purpose} cannot hold it: "
+                          f"{why}")
+    return compiled

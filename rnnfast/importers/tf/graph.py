@@ -61,6 +61,10 @@ class TF1Graph(TorchGraph):
         """What runs without sequence_length (cli.common.executor_info reads it)."""
         return self._compiled(False)
 
+    def compiled_with_lengths(self):
+        """What runs with sequence_length, as the graph input `sequence_lens` (for .rnnf 2 and export-c)."""
+        return self._compiled(True)
+
     def run(self, feeds: dict, sequence_length=None, n_threads=None) -> list:
         from ...engine import _CALL_THREADS
 
