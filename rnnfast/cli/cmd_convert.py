@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-from .codes import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
 from ..graph.runtime import compiled_graph_of
+from .codes import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
 from .common import CliError, add_model_arguments, feeds_text, load_model, positive_int
 from .inputs import random_inputs
 
