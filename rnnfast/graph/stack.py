@@ -72,6 +72,39 @@ def lone_stack(graph: Graph):
     return [layer.spec.build_layer(*layer.weights) for layer in node.payload]
 
 
+def looped_stack(graph: Graph, pairs: dict):
+    """The layers of a graph that is one stack of forward layers reading X, its initial states graph inputs fed
+    back from its final states (`pairs`, {"h0": "h_n", "c0": "c_n"}: what torch.onnx.export writes for an LSTM
+    with states), its other output the stack's sequence through views; (layers, X, that output, {state input:
+    "h" or "c"}). Else None."""
+    stacks = [n for n in graph.nodes if n.op == "Recurrent"]
+    if len(stacks) != 1 or any(n.op not in VIEW_OPS for n in graph.nodes if n is not stacks[0]):
+        return None
+    node = stacks[0]
+    x, lens, h0, c0 = (node.inputs + ["", "", "", ""])[:4]
+    if lens or any(node.inputs[4:]) or not h0 or any(l.spec.direction != "forward" for l in node.payload):
+        return None
+    want = {h0: node.outputs[1]}
+    if node.payload[0].spec.cell == "lstm":
+        if not c0 or len(node.outputs) < 3:
+            return None
+        want[c0] = node.outputs[2]
+    elif c0:
+        return None
+    if dict(pairs) != want or graph.inputs[:1] != [x] or sorted(graph.inputs[1:]) != sorted(want):
+        return None
+    rest = [o for o in graph.outputs if o not in want.values()]
+    if len(rest) != 1:
+        return None
+    name, producers = rest[0], graph.producers()
+    while name != node.outputs[0] and name in producers and producers[name].op in VIEW_OPS:
+        name = producers[name].inputs[0]
+    if name != node.outputs[0]:
+        return None
+    which = {h0: "h", c0: "c"} if c0 else {h0: "h"}
+    return [layer.spec.build_layer(*layer.weights) for layer in node.payload], x, rest[0], which
+
+
 def _sort(graph: Graph):
     """Every node after the producers of its inputs, otherwise in the order it had: a layer's own state read
     before the next layer ran is now made by the stack's node after it. Iterative: an unrolled exporter's graph

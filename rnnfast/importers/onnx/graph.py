@@ -483,16 +483,19 @@ class OnnxGraph:
 
     def stream(self, batch=1, n_threads=None, states=None):
         """Streams, through the C executor, a graph with state loops (graph/stream.py: `states` pairs inputs with the
-        outputs that feed them back), or a graph that is one stack of forward recurrent layers fed by its only input
-        (graph/stack.py), its step returning the first output's step; the node-by-node path streams a graph of one
-        recurrent node."""
+        outputs that feed them back; graph/stack_stream.py when that graph is one stack of forward layers), or a
+        graph that is one stack of forward recurrent layers fed by its only input (graph/stack.py), its step
+        returning the first output's step; the node-by-node path streams a graph of one recurrent node."""
         from ...graph.stack import lone_stack
+        from ...graph.stack_stream import stack_stream
         from ...graph.stream import GraphStream, find_state_pairs
         from ...stream import Stream
 
         if self.compiled is not None:
-            if states is not None or find_state_pairs(self.compiled.graph):
-                return GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
+            pairs = find_state_pairs(self.compiled.graph) if states is None else states
+            if pairs:
+                looped = stack_stream(self.compiled, pairs, batch, n_threads=n_threads, where=self.name)
+                return looped or GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
             stack = lone_stack(self.compiled.graph)
             if stack is not None:
                 return Stream(stack, batch, n_threads=n_threads or self.n_threads, where=self.name)
