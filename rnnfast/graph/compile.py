@@ -300,6 +300,8 @@ def lower_conv(L, node):
     pb, pe = p[:n_sp] + [0], p[n_sp:] + [0]
     kind, alpha, beta = act_fields(node)
     iattr = [n_sp, node.attrs.get("group", 1), s[0], s[1], d[0], d[1], pb[0], pb[1], pe[0], pe[1], kind]
+    if node.attrs.get("_pool"):
+        iattr.append(int(node.attrs["_pool"]))
     L.emit("CONV", L.ins(node, 0, 1, 2), L.outs(node), iattr, [alpha, beta], name=node)
 
 

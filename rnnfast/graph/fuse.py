@@ -1,8 +1,10 @@
 """Fusions that pay on a CPU: BatchNormalization folded into the Conv before it, a constant bias Add and then an
-activation folded into the Conv / MatMul / Gemm that feeds them, so the product's output is written once.
+activation folded into the Conv / MatMul / Gemm that feeds them, so the product's output is written once; then a
+MaxPool 2x2 stride 2 after a 2-D Conv (with no activation or Relu), so the conv's output is pooled while it is in
+cache and never written whole (a Winograd tile is one pool window).
 
 A fused node keeps its op and gains attributes the C lowering reads: "_bias" (a constant vector per output
-channel / column) and "_act" (unary kind name, alpha, beta). Only a value with exactly one consumer that is not
+channel / column), "_act" (unary kind name, alpha, beta) and, on a Conv, "_pool" (1: MaxPool 2x2 stride 2). Only a value with exactly one consumer that is not
 a graph output is fused away, so no value anyone reads disappears."""
 from __future__ import annotations
 
@@ -24,13 +26,19 @@ def fuse(graph: Graph):
         changed = False
         users = graph.consumers()
         for node in graph.nodes:
-            if node.op not in ("Conv", "MatMul", "Gemm") or node.attrs.get("_act"):
+            if node.op not in ("Conv", "MatMul", "Gemm") or node.attrs.get("_pool"):
                 continue
             out = node.outputs[0]
             if out in graph.outputs or len(users.get(out, [])) != 1:
                 continue
             nxt = users[out][0]
-            if nxt.op == "BatchNormalization" and node.op == "Conv":
+            if node.op == "Conv" and _pool_2x2(graph, node, nxt):
+                node.attrs["_pool"] = 1
+                _bypass(graph, node, nxt)
+                changed = True
+            elif node.attrs.get("_act"):
+                continue
+            elif nxt.op == "BatchNormalization" and node.op == "Conv":
                 changed |= _fold_batchnorm(graph, node, nxt)
             elif nxt.op == "Add" and "_bias" not in node.attrs:
                 changed |= _fold_bias(graph, node, nxt)
@@ -43,6 +51,19 @@ def fuse(graph: Graph):
                 changed = True
             if changed:
                 break
+
+
+def _pool_2x2(graph, conv, pool) -> bool:
+    """Whether pool is a MaxPool the C conv applies itself: 2x2 windows, stride 2, no pads, no dilation, floor
+    sizes, no Indices output, after a 2-D conv whose activation (if any) is Relu."""
+    if pool.op != "MaxPool" or len(graph.values[conv.outputs[0]].shape) != 4 or any(pool.outputs[1:]):
+        return False
+    if (conv.attrs.get("_act") or ("RELU",))[0] != "RELU":
+        return False
+    a = pool.attrs
+    return (list(a.get("kernel_shape", [])) == [2, 2] and list(a.get("strides", [1, 1])) == [2, 2]
+            and not any(a.get("pads", [0] * 4)) and list(a.get("dilations", [1, 1])) == [1, 1]
+            and not a.get("ceil_mode", 0) and a.get("auto_pad", "NOTSET") in ("NOTSET", b"NOTSET"))
 
 
 def _simplify_transposes(graph: Graph):

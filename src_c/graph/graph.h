@@ -73,6 +73,10 @@ typedef enum {
     RNNF_UN_COUNT
 } rnnf_unary_kind;
 
+/* One output row of a MaxPool 2x2 stride 2 without padding: y[j] = max of r0[2j], r1[2j], r0[2j+1], r1[2j+1] for
+ * j < n, folded as the MAXPOOL op folds them (pool.c), so the bits are the op's: the conv's fused pool uses it. */
+void rnnf_maxpool_2x2_row(const float *r0, const float *r1, float *y, int64_t n);
+
 /* y = f(x) for n floats (x == y allowed), with the selected kernel table where it has the function. */
 void rnnf_unary_apply(int kind, float alpha, float beta, const float *x, float *y, int64_t n);
 
@@ -110,8 +114,10 @@ typedef enum {
     RNNF_OP_CONV,          /* in: x [N, C, *S], w [M, C/group, *K] constant, bias [M] constant (optional);
                               out: y [N, M, *S_out] = act(conv + bias). S is 1-D or 2-D.
                               iattr: [n_spatial, group, stride0, stride1, dil0, dil1, pad_begin0, pad_begin1,
-                                      pad_end0, pad_end1, act kind]; fattr: [act alpha, act beta].
-                              1-D uses the *0 entries (the *1 entries are 1, 1, 0, 0). */
+                                      pad_end0, pad_end1, act kind (, pool)]; fattr: [act alpha, act beta].
+                              1-D uses the *0 entries (the *1 entries are 1, 1, 0, 0). pool (optional, 2-D, act
+                              none or relu): 1 = a MaxPool 2x2 stride 2 (no pads, floor) of act(conv + bias) follows,
+                              fused: y is then [N, M, H_out/2, W_out/2], bit for bit the MaxPool's result. */
     RNNF_OP_CONV_TRANSPOSE,/* in: x [N, C, L], w [C, M/group, K] constant, bias [M] (optional); out: y [N, M, L_out]
                               (L_out given by the output tensor). iattr: [group, stride, dilation, pad_begin];
                               output position = l*stride + k*dilation - pad_begin, kept when in [0, L_out). */

@@ -10,6 +10,7 @@
  * (activations.c).
  */
 #include <immintrin.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -342,6 +343,53 @@ static void wino2_out_avx2(int M, int n, const float *Y, int64_t ldp, int ldv, c
                 wino2_out8(y + t, ldp, bv, ru, o + 2 * t, ldo, 1, 16, 0, mk);
         }
         if (tt < n) wino2_out8(y + tt, ldp, bv, ru, o + 2 * tt, ldo, h, cols, 1, mk);
+    }
+}
+
+/* Eight whole tiles of one channel, pooled: each tile's 2x2 outputs folded as ref.c's rnnf_wino2_out_pool_c folds
+ * them (max(v, acc) is _mm256_max_ps(v, acc): v only when greater), one output per tile, so no interleave. */
+static inline __attribute__((always_inline)) __m256 wino2_pool8(const float *y, int64_t ldp, __m256 bv, int relu,
+                                                                int masked, __m256i mk)
+{
+    __m256 z[2][4];
+    for (int b = 0; b < 4; b++) {
+        const __m256 y0 = load_m(y + (size_t)b * ldp, masked, mk), y1 = load_m(y + (size_t)(4 + b) * ldp, masked, mk);
+        const __m256 y2 = load_m(y + (size_t)(8 + b) * ldp, masked, mk);
+        const __m256 y3 = load_m(y + (size_t)(12 + b) * ldp, masked, mk);
+        z[0][b] = _mm256_add_ps(_mm256_add_ps(y0, y1), y2);
+        z[1][b] = _mm256_sub_ps(_mm256_sub_ps(y1, y2), y3);
+    }
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 c0 = ninf, c1 = ninf;
+    for (int i = 0; i < 2; i++) {
+        __m256 s0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(z[i][0], z[i][1]), z[i][2]), bv);
+        __m256 s1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(z[i][1], z[i][2]), z[i][3]), bv);
+        if (relu) {
+            s0 = _mm256_max_ps(_mm256_setzero_ps(), s0);
+            s1 = _mm256_max_ps(_mm256_setzero_ps(), s1);
+        }
+        c0 = _mm256_max_ps(s0, c0);
+        c1 = _mm256_max_ps(s1, c1);
+    }
+    return _mm256_max_ps(c1, _mm256_max_ps(c0, ninf));
+}
+
+static void wino2_out_pool_avx2(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
+                                float *out, int64_t ldoc)
+{
+    const int tt = n / 8 * 8;
+    const __m256i mk = lane_mask(n - tt);
+    for (int m = 0; m < M; m++) {
+        const float *y = Y + (size_t)m * ldv;
+        float *o = out + (size_t)m * (size_t)ldoc;
+        const __m256 bv = _mm256_set1_ps(bias ? bias[m] : 0.0f);
+        const int ru = relu != 0;
+        for (int t = 0; t < tt; t += 8) _mm256_storeu_ps(o + t, wino2_pool8(y + t, ldp, bv, ru, 0, mk));
+        if (tt < n) { /* through the stack: a masked store costs ~20 cycles on Zen 2 */
+            float tmp[8] __attribute__((aligned(32)));
+            _mm256_store_ps(tmp, wino2_pool8(y + tt, ldp, bv, ru, 1, mk));
+            for (int q = 0; q < n - tt; q++) o[tt + q] = tmp[q];
+        }
     }
 }
 
@@ -749,4 +797,5 @@ const rnnf_kernels rnnf_kernels_avx2 = {
     gemm_offsets_avx2,
     wino2_in_avx2,
     wino2_out_avx2,
+    wino2_out_pool_avx2,
 };

@@ -69,6 +69,11 @@ typedef struct {
      * i < h and 2t + j < w (h <= 2, w <= 2n: a partial last tile row or column). The same bits in every table. */
     void (*wino2_out)(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu, float *out,
                       int64_t ldoc, int ldo, int h, int w);
+    /* wino2_out followed by a 2x2 stride-2 MaxPool of each whole tile: its four outputs S (bias and relu applied)
+     * fold as the pool folds them, each column from -inf then the two columns, with max(v, acc) = v > acc ? v :
+     * acc (NaN never wins; four NaNs give -inf), into out[m*ldoc + t]. The same bits in every table. */
+    void (*wino2_out_pool)(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
+                           float *out, int64_t ldoc);
 } rnnf_kernels;
 
 extern const rnnf_kernels rnnf_kernels_ref;
@@ -92,5 +97,7 @@ void rnnf_gemm_offsets_c(int M, int K, const float *A, int lda, const float *X, 
 void rnnf_wino2_in_c(int C, int n, const float *X, int64_t ldc, int ldx, int odd, float *V, int64_t ldp, int ldv);
 void rnnf_wino2_out_c(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu, float *out,
                       int64_t ldoc, int ldo, int h, int w);
+void rnnf_wino2_out_pool_c(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
+                           float *out, int64_t ldoc);
 
 #endif

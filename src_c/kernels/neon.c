@@ -264,4 +264,5 @@ const rnnf_kernels rnnf_kernels_neon = {
     rnnf_gemm_offsets_c, /* no NEON version yet: ref.c's loops */
     rnnf_wino2_in_c,
     rnnf_wino2_out_c,
+    rnnf_wino2_out_pool_c,
 };

@@ -3,6 +3,7 @@
  * Plain loops in the packed layout of kernels.h, compiled without FMA contraction, with libm activations.
  * The SIMD tables are tested against this one (RNNFAST_ISA=ref forces it).
  */
+#include <math.h>
 #include <stddef.h>
 
 #include "kernels.h"
@@ -167,6 +168,41 @@ void rnnf_wino2_out_c(int M, int n, const float *Y, int64_t ldp, int ldv, const 
     }
 }
 
+/* The pool's fold (graph/ops/pool.c): v wins only when greater, so NaN never does. */
+#define MAX_TO(acc, v) ((acc) = (v) > (acc) ? (v) : (acc))
+
+void rnnf_wino2_out_pool_c(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
+                           float *out, int64_t ldoc)
+{
+    for (int m = 0; m < M; m++) {
+        const float *y = Y + (size_t)m * ldv;
+        const float bv = bias ? bias[m] : 0.0f;
+        for (int t = 0; t < n; t++) {
+            float z[2][4], s[2][2];
+            for (int b = 0; b < 4; b++) {
+                const float y0 = y[(size_t)b * ldp + t], y1 = y[(size_t)(4 + b) * ldp + t];
+                const float y2 = y[(size_t)(8 + b) * ldp + t], y3 = y[(size_t)(12 + b) * ldp + t];
+                z[0][b] = (y0 + y1) + y2;
+                z[1][b] = (y1 - y2) - y3;
+            }
+            for (int i = 0; i < 2; i++) {
+                s[i][0] = ((z[i][0] + z[i][1]) + z[i][2]) + bv;
+                s[i][1] = ((z[i][1] - z[i][2]) - z[i][3]) + bv;
+                for (int j = 0; j < 2; j++)
+                    if (relu && s[i][j] < 0.0f) s[i][j] = 0.0f;
+            }
+            float c0 = -INFINITY, c1 = -INFINITY, p = -INFINITY;
+            MAX_TO(c0, s[0][0]);
+            MAX_TO(c0, s[1][0]);
+            MAX_TO(c1, s[0][1]);
+            MAX_TO(c1, s[1][1]);
+            MAX_TO(p, c0);
+            MAX_TO(p, c1);
+            out[(size_t)m * (size_t)ldoc + t] = p;
+        }
+    }
+}
+
 static void activation_ref(const rnnf_activation *act, const float *x, float *y, int n)
 {
     for (int i = 0; i < n; i++) y[i] = rnnf_act_scalar(act, x[i]);
@@ -187,4 +223,5 @@ const rnnf_kernels rnnf_kernels_ref = {
     rnnf_gemm_offsets_c,
     rnnf_wino2_in_c,
     rnnf_wino2_out_c,
+    rnnf_wino2_out_pool_c,
 };

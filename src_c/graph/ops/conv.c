@@ -125,6 +125,7 @@ typedef struct {
     float alpha, beta;
     int64_t M, Mg, Cg, CK, npm; /* npm: panels of Mg output channels */
     int depthwise;
+    int pool; /* 1: a MaxPool 2x2 stride 2 of the activated output is fused (graph.h) */
     const float *w; /* [M][CK], as given: a copy, or with a pool the graph's constant itself */
     float *wt;   /* per group, W_g^T packed: npm panels of [CK][UB]; NULL for depthwise */
     float *bias; /* [M] when constant at load */
@@ -147,6 +148,8 @@ typedef struct {
     size_t stage_bytes;
     int64_t tasks;
     double fmas;
+    int64_t Hq, Wq;        /* pooled output (pool): Ho / 2, Wo / 2 */
+    size_t off_full;       /* pool in the modes that write whole outputs first: where they go in the scratch */
     size_t off_bias, off_thread, thread_bytes, total;
 } conv_geom;
 
@@ -199,8 +202,8 @@ static rnnf_status conv_prepare(rnnf_gnode *node, const rnnf_tensor *ci, char *m
     if (node->n_in < 2 || node->n_in > 3 || node->n_out != 1)
         return fail(msg, RNNF_ERR_FORMAT, "conv: expects 2 or 3 inputs and 1 output, got %lld and %lld", node->n_in,
                     node->n_out, 0);
-    if (node->n_iattr != 11 || node->n_fattr < 2)
-        return fail(msg, RNNF_ERR_FORMAT, "conv: expects 11 integer and 2 float attributes, got %lld and %lld",
+    if (node->n_iattr < 11 || node->n_iattr > 12 || node->n_fattr < 2)
+        return fail(msg, RNNF_ERR_FORMAT, "conv: expects 11 or 12 integer and 2 float attributes, got %lld and %lld",
                     node->n_iattr, node->n_fattr, 0);
     const int64_t *ia = node->iattr;
     const int64_t ns = ia[0];
@@ -217,6 +220,12 @@ static rnnf_status conv_prepare(rnnf_gnode *node, const rnnf_tensor *ci, char *m
     }
     if (ia[10] < 0 || ia[10] >= RNNF_UN_COUNT)
         return fail(msg, RNNF_ERR_FORMAT, "conv: unknown activation %lld", ia[10], 0, 0);
+    const int64_t pool = node->n_iattr > 11 ? ia[11] : 0;
+    if (pool < 0 || pool > 1)
+        return fail(msg, RNNF_ERR_FORMAT, "conv: unknown fused pool %lld (0 none, 1 MaxPool 2x2 stride 2)", pool, 0, 0);
+    if (pool && (ns != 2 || (ia[10] != RNNF_UN_NONE && ia[10] != RNNF_UN_IDENTITY && ia[10] != RNNF_UN_RELU)))
+        return fail(msg, RNNF_ERR_UNSUPPORTED, "conv: a fused MaxPool needs a 2-D conv and no activation or Relu "
+                    "(%lld spatial dimensions, activation %lld)", ns, ia[10], 0);
     const rnnf_tensor *w = &ci[1];
     if (!w->data) return fail(msg, RNNF_ERR_UNSUPPORTED, "conv: the weights must be a constant", 0, 0, 0);
     if (w->dtype != RNNF_DT_F32) return fail(msg, RNNF_ERR_UNSUPPORTED, "conv: float32 weights only", 0, 0, 0);
@@ -238,6 +247,7 @@ static rnnf_status conv_prepare(rnnf_gnode *node, const rnnf_tensor *ci, char *m
     p->ns = (int)ns;
     p->G = (int)G;
     p->act = (int)ia[10];
+    p->pool = (int)pool;
     p->alpha = node->fattr[0];
     p->beta = node->fattr[1];
     if (ns == 1) {
@@ -363,6 +373,16 @@ static int impl_possible(const conv_prep *p, const conv_geom *g)
     return (double)p->Cg * (double)impl_ldr(p, g) * (double)(ext + p->sh) < (double)(INT32_MAX / 4);
 }
 
+static int64_t Mg_wo(const conv_prep *p, const conv_geom *g) { return p->Mg * g->Wo; }
+
+/* A fused pool in the modes that write whole output planes: they go to the scratch first, then are pooled. */
+static void add_full(const conv_prep *p, conv_geom *g)
+{
+    if (!p->pool) return;
+    g->off_full = g->total;
+    g->total += align64((size_t)(g->N * p->M * g->L) * sizeof(float));
+}
+
 static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, const rnnf_tensor *out, int n_threads,
                                 conv_geom *g, char *msg)
 {
@@ -393,9 +413,14 @@ static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, c
                     g->W, 0);
     g->Ho = ho;
     g->Wo = wo;
-    if (y->dims[0] != g->N || y->dims[1] != p->M || (p->ns == 2 && y->dims[2] != ho) || y->dims[1 + p->ns] != wo)
-        return fail(msg, RNNF_ERR_SHAPE, "conv: the output's dims are not the convolution's (%lld x %lld positions)",
-                    ho, wo, 0);
+    g->Hq = p->pool ? ho / 2 : ho;
+    g->Wq = p->pool ? wo / 2 : wo;
+    if (y->dims[0] != g->N || y->dims[1] != p->M || (p->ns == 2 && y->dims[2] != g->Hq) ||
+        y->dims[1 + p->ns] != g->Wq)
+        return fail(msg, RNNF_ERR_SHAPE,
+                    p->pool ? "conv: the output's dims are not the max-pooled convolution's (%lld x %lld positions)"
+                            : "conv: the output's dims are not the convolution's (%lld x %lld positions)",
+                    g->Hq, g->Wq, 0);
     g->L = ho * wo;
     if (g->L > INT_MAX - UB || g->H * g->W > ((int64_t)1 << 40))
         return fail(msg, RNNF_ERR_SHAPE, "conv: %lld output positions is too many", g->L, 0, 0);
@@ -420,6 +445,7 @@ static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, c
         g->off_thread = 0;
         g->thread_bytes = g->stage_bytes + align64((size_t)(g->band * g->Wz) * sizeof(float));
         g->total = ths * g->thread_bytes;
+        add_full(p, g);
         return RNNF_OK;
     }
     g->np = cdiv(L, UB);
@@ -487,11 +513,13 @@ static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, c
             while (g->ob > 1 && g->N * G * cdiv(g->Ho, g->ob) < MIN_TASKS) g->ob = cdiv(g->ob, 2);
         g->nob = cdiv(g->Ho, g->ob);
         g->ob = cdiv(g->Ho, g->nob); /* balanced */
+        g->ob += p->pool && (g->ob & 1); /* a fused pool's row pairs stay within a task */
         g->nob = cdiv(g->Ho, g->ob);
         g->tasks = g->N * G * g->nob;
         g->off_thread = 0;
         g->stage_bytes = align64((size_t)(row_floats * ((g->ob - 1) * p->sh + ext) + UB) * sizeof(float));
-        g->thread_bytes = g->stage_bytes + align64((size_t)p->CK * sizeof(int32_t));
+        g->thread_bytes = g->stage_bytes + align64((size_t)p->CK * sizeof(int32_t)) +
+                          (p->pool ? align64((size_t)(2 * Mg_wo(p, g)) * sizeof(float)) : 0);
     } else if (g->mode == MODE_COLS) {
         g->pb = min64(max64(COL_BLOCK_FLOATS / (p->CK * UB), 1), g->np);
         if (g->fmas >= PAR_MIN_FMAS)
@@ -518,6 +546,7 @@ static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, c
                           align64((size_t)g->rb * (size_t)p->npm * UB * sizeof(float));
     }
     g->total = g->off_thread + ths * g->thread_bytes;
+    if (g->mode != MODE_WINO && g->mode != MODE_IMPLICIT) add_full(p, g);
     return RNNF_OK;
 }
 
@@ -533,7 +562,8 @@ typedef struct {
     void (*gemm)(int, int, const float *, int, const float *, int, int, const float *, float *, int);
     const rnnf_kernels *K;
     const float *x, *bias, *bias_pad;
-    float *y;
+    float *y;  /* the conv's whole output; with a fused pool, the scratch's (modes other than Winograd, implicit) */
+    float *yq; /* the pooled output, or NULL */
     char *scratch;
 } conv_job;
 
@@ -776,6 +806,23 @@ static void conv_task_implicit(const conv_job *j, int64_t t, int tid)
     const float *w = p->w + (size_t)(gi * Mg * p->CK);
     const float *bias = j->bias ? j->bias + gi * Mg : NULL;
     const int relu = p->act == RNNF_UN_RELU;
+    if (j->yq) {
+        /* row pairs (tasks start on even rows) into a slab [Mg][2][Wo] while it is in L1, then pooled; the odd
+         * last row of an odd Ho is not pooled, so it is not computed */
+        float *slab = (float *)((char *)off + align64((size_t)p->CK * sizeof(int32_t)));
+        const int64_t Wq = g->Wq, Lq = g->Hq * Wq;
+        float *yq = j->yq + (size_t)((n * p->M + gi * Mg) * Lq);
+        for (int64_t oh = oh0; oh + 1 < oh1 && oh / 2 < g->Hq; oh += 2) {
+            for (int64_t r = 0; r < 2; r++)
+                j->K->gemm_offsets((int)Mg, (int)p->CK, w, (int)p->CK,
+                                   v.base + (size_t)(((oh + r) * p->sh - v.r0) * v.ldr), off, (int)Wo, bias, relu,
+                                   slab + r * Wo, (int)(2 * Wo));
+            for (int64_t m = 0; m < Mg; m++)
+                rnnf_maxpool_2x2_row(slab + (size_t)(2 * m * Wo), slab + (size_t)((2 * m + 1) * Wo),
+                                     yq + (size_t)(m * Lq + oh / 2 * Wq), Wq);
+        }
+        return;
+    }
     float *y = j->y + (size_t)((n * p->M + gi * Mg) * L);
     for (int64_t oh = oh0; oh < oh1; oh++)
         j->K->gemm_offsets((int)Mg, (int)p->CK, w, (int)p->CK, v.base + (size_t)((oh * p->sh - v.r0) * v.ldr), off,
@@ -863,10 +910,21 @@ static void conv_task_wino(const conv_job *j, int64_t t, int tid)
     const float *u = p->wu + (size_t)(gi * 16 * Mg * Cg);
     const float *bias = j->bias ? j->bias + gi * Mg : NULL;
     const int relu = p->act == RNNF_UN_RELU;
-    float *y = j->y + (size_t)((n * p->M + gi * Mg) * g->L);
     for (int q = 0; q < 16; q++)
         j->K->gemm_offsets((int)Mg, (int)Cg, u + (size_t)(q * Mg * Cg), (int)Cg, V + (size_t)(q * g->ldpv), off,
                            (int)nt, NULL, 0, Y + (size_t)(q * g->ldpy), (int)ldv);
+    if (j->yq) { /* a tile is a pool window; a partial last tile row or column is in none */
+        const int64_t Wq = g->Wq, Lq = g->Hq * Wq;
+        float *yq = j->yq + (size_t)((n * p->M + gi * Mg) * Lq);
+        for (int64_t r = ra; r <= rb && r < g->Hq; r++) {
+            const int64_t ua = r == ra ? T0 % tw : 0, ub = min64(r == rb ? (T1 - 1) % tw + 1 : tw, Wq);
+            if (ub > ua)
+                j->K->wino2_out_pool((int)Mg, (int)(ub - ua), Y + (r * tw + ua - T0), g->ldpy, (int)ldv, bias, relu,
+                                     yq + r * Wq + ua, Lq);
+        }
+        return;
+    }
+    float *y = j->y + (size_t)((n * p->M + gi * Mg) * g->L);
     for (int64_t r = ra; r <= rb; r++) {
         const int64_t ua = r == ra ? T0 % tw : 0, ub = r == rb ? (T1 - 1) % tw + 1 : tw;
         const int64_t h = min64(2, g->Ho - 2 * r), w = min64(2 * (ub - ua), g->Wo - 2 * ua);
@@ -1004,7 +1062,13 @@ static rnnf_status conv_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_
     j.K = ctx->K;
     j.x = in[0].data;
     j.y = out[0].data;
+    j.yq = NULL;
     j.scratch = ctx->scratch;
+    if (p->pool) {
+        if (g.Hq == 0 || g.Wq == 0) return RNNF_OK;
+        j.yq = out[0].data;
+        j.y = g.mode == MODE_WINO || g.mode == MODE_IMPLICIT ? NULL : (float *)(j.scratch + g.off_full);
+    }
     j.bias = p->bias ? p->bias : node->n_in > 2 && in[2].dtype != RNNF_DT_NONE ? (const float *)in[2].data : NULL;
     j.bias_pad = NULL;
     if (g.mode == MODE_ROWS && j.bias) {
@@ -1019,15 +1083,20 @@ static rnnf_status conv_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_
     const int nt = threads_for(ctx->n_threads, g.fmas, g.tasks);
     if (g.mode == MODE_DEPTHWISE && g.stage_bytes)
         for (int t = 0; t < nt; t++) memset(j.scratch + g.off_thread + (size_t)t * g.thread_bytes, 0, g.stage_bytes);
+    (void)nt;
 #ifdef _OPENMP
     if (nt > 1) {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t t = 0; t < g.tasks; t++) conv_task(&j, t, omp_get_thread_num());
-        return RNNF_OK;
-    }
+    } else
 #endif
-    (void)nt;
-    for (int64_t t = 0; t < g.tasks; t++) conv_task(&j, t, 0);
+        for (int64_t t = 0; t < g.tasks; t++) conv_task(&j, t, 0);
+    if (j.yq && j.y) /* the modes that wrote whole planes: pooled after */
+        for (int64_t q = 0; q < g.N * p->M; q++)
+            for (int64_t oh = 0; oh < g.Hq; oh++) {
+                const float *r0 = j.y + (size_t)(q * g.L + 2 * oh * g.Wo);
+                rnnf_maxpool_2x2_row(r0, r0 + g.Wo, j.yq + (size_t)((q * g.Hq + oh) * g.Wq), g.Wq);
+            }
     return RNNF_OK;
 }
 

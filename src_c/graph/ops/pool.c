@@ -422,28 +422,33 @@ static void pool_2x2(const pool_attr *a, const pool_geom *g, const float *x, flo
                 yr[ow] = ((0.0f + c0) + c1) / (ch * count_w[ow]);
             }
         } else {
-#ifdef __SSE2__
-            const __m128 ninf = _mm_set1_ps(-INFINITY);
-            for (; ow + 4 <= Wo; ow += 4) {
-                const __m128 c0 = _mm_max_ps(_mm_loadu_ps(r1 + 2 * ow), _mm_max_ps(_mm_loadu_ps(r0 + 2 * ow), ninf));
-                const __m128 c1 =
-                    _mm_max_ps(_mm_loadu_ps(r1 + 2 * ow + 4), _mm_max_ps(_mm_loadu_ps(r0 + 2 * ow + 4), ninf));
-                const __m128 ev = _mm_shuffle_ps(c0, c1, _MM_SHUFFLE(2, 0, 2, 0));
-                const __m128 od = _mm_shuffle_ps(c0, c1, _MM_SHUFFLE(3, 1, 3, 1));
-                _mm_storeu_ps(yr + ow, _mm_max_ps(od, _mm_max_ps(ev, ninf)));
-            }
-#endif
-            for (; ow < Wo; ow++) {
-                float c0 = -INFINITY, c1 = -INFINITY, z = -INFINITY;
-                MAX_TO(c0, r0[2 * ow]);
-                MAX_TO(c0, r1[2 * ow]);
-                MAX_TO(c1, r0[2 * ow + 1]);
-                MAX_TO(c1, r1[2 * ow + 1]);
-                MAX_TO(z, c0);
-                MAX_TO(z, c1);
-                yr[ow] = z;
-            }
+            rnnf_maxpool_2x2_row(r0, r1, yr, Wo);
         }
+    }
+}
+
+void rnnf_maxpool_2x2_row(const float *r0, const float *r1, float *yr, int64_t Wo)
+{
+    int64_t ow = 0;
+#ifdef __SSE2__
+    const __m128 ninf = _mm_set1_ps(-INFINITY);
+    for (; ow + 4 <= Wo; ow += 4) {
+        const __m128 c0 = _mm_max_ps(_mm_loadu_ps(r1 + 2 * ow), _mm_max_ps(_mm_loadu_ps(r0 + 2 * ow), ninf));
+        const __m128 c1 = _mm_max_ps(_mm_loadu_ps(r1 + 2 * ow + 4), _mm_max_ps(_mm_loadu_ps(r0 + 2 * ow + 4), ninf));
+        const __m128 ev = _mm_shuffle_ps(c0, c1, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m128 od = _mm_shuffle_ps(c0, c1, _MM_SHUFFLE(3, 1, 3, 1));
+        _mm_storeu_ps(yr + ow, _mm_max_ps(od, _mm_max_ps(ev, ninf)));
+    }
+#endif
+    for (; ow < Wo; ow++) {
+        float c0 = -INFINITY, c1 = -INFINITY, z = -INFINITY;
+        MAX_TO(c0, r0[2 * ow]);
+        MAX_TO(c0, r1[2 * ow]);
+        MAX_TO(c1, r0[2 * ow + 1]);
+        MAX_TO(c1, r1[2 * ow + 1]);
+        MAX_TO(z, c0);
+        MAX_TO(z, c1);
+        yr[ow] = z;
     }
 }
 
