@@ -657,6 +657,21 @@ def test_transpose(perm, dtype):
     check(g.model([y]), feeds)
 
 
+@pytest.mark.parametrize("shape,perm", [([2, 32, 10, 16], [0, 3, 1, 2]), ([3, 7, 5, 13], [0, 3, 1, 2]),
+                                        ([9, 6], [1, 0]), ([4, 3, 2], [2, 1, 0]), ([1, 5, 17, 8], [0, 2, 3, 1])])
+@pytest.mark.parametrize("dtype", ["float32", "int32"])
+def test_transpose_4_byte_blocks(shape, perm, dtype):
+    """4-byte elements move in 4x4 register blocks with element-wise edges: every bit, NaN payloads included
+    (the numpy transpose of the same array is the reference)."""
+    rng = np.random.default_rng(3)
+    g = G()
+    y = g.add("Transpose", [g.input("x", dtype, ["batch"] + shape[1:])], perm=perm)
+    bits = rng.integers(0, 2 ** 32, size=shape, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32) if dtype == "float32" else bits.view(np.int32)
+    got = run_c(load_compiled(g.model([y])), {"x": x})[0]
+    assert got.tobytes() == np.ascontiguousarray(x.transpose(perm)).tobytes()
+
+
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
 @pytest.mark.parametrize("dtype", ["float32", "int64"])
 def test_concat(axis, dtype):

@@ -9,6 +9,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h> /* baseline on x86-64: no flags, no dispatch */
+#endif
 
 #include "graph/graph.h"
 
@@ -164,8 +167,36 @@ typedef struct {
     }
 
 DEF_TILE(tile_1, uint8_t)
-DEF_TILE(tile_4, uint32_t)
+DEF_TILE(tile_4_scalar, uint32_t)
 DEF_TILE(tile_8, uint64_t)
+
+/* 4-byte elements in 4x4 blocks through SSE2 registers (bits moved as they are, NaN payloads included): the scalar
+ * tile read one strided element per store, ~4.5 cycles each (the crnn's [2, 32, 10, 16] -> [2, 16, 32, 10]: 4.7 us
+ * for 10k floats). The block's edges go element by element. */
+static void tile_4(char *out_, const char *in_, int64_t na, int64_t os_a, int64_t nb, int64_t is_b)
+{
+#ifdef __SSE2__
+    float *o = (float *)(void *)out_;
+    const float *x = (const float *)(const void *)in_;
+    const int64_t na4 = na / 4 * 4, nb4 = nb / 4 * 4;
+    for (int64_t a = 0; a < na4; a += 4) {
+        for (int64_t b = 0; b < nb4; b += 4) {
+            __m128 r0 = _mm_loadu_ps(x + a + b * is_b), r1 = _mm_loadu_ps(x + a + (b + 1) * is_b);
+            __m128 r2 = _mm_loadu_ps(x + a + (b + 2) * is_b), r3 = _mm_loadu_ps(x + a + (b + 3) * is_b);
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            _mm_storeu_ps(o + a * os_a + b, r0);
+            _mm_storeu_ps(o + (a + 1) * os_a + b, r1);
+            _mm_storeu_ps(o + (a + 2) * os_a + b, r2);
+            _mm_storeu_ps(o + (a + 3) * os_a + b, r3);
+        }
+        if (nb4 < nb) tile_4_scalar(out_ + (size_t)(a * os_a + nb4) * 4, in_ + (size_t)(a + nb4 * is_b) * 4, 4, os_a,
+                                    nb - nb4, is_b);
+    }
+    if (na4 < na) tile_4_scalar(out_ + (size_t)(na4 * os_a) * 4, in_ + (size_t)na4 * 4, na - na4, os_a, nb, is_b);
+#else
+    tile_4_scalar(out_, in_, na, os_a, nb, is_b);
+#endif
+}
 
 typedef void (*tile_fn)(char *, const char *, int64_t, int64_t, int64_t, int64_t);
 
