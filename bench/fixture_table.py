@@ -14,8 +14,9 @@ Per fixture (ONNX, Keras, PyTorch, TF 1.x; the recorded inputs and outputs are t
     median time of one <prefix>_run beside onnxruntime's run of the same inputs (the ONNX file itself, else the
     standard-op ONNX `rnnfast convert` writes), 1 thread each, in interleaved rounds.
 Where a path refuses, the cell says so and the refusal is quoted under the table. Inputs a C path needs that the
-fixture does not record are only PyTorch's optional h0/c0 (zeros, as torch defaults them) and the run options
-(sequence lengths) as the inputs of the same names."""
+fixture does not record are only PyTorch's optional h0/c0 and a stateful Keras layer's states (zeros: torch's
+default, and the recorded call is the first after reset_states) and the run options (sequence lengths) as the inputs
+of the same names."""
 from __future__ import annotations
 
 import argparse
