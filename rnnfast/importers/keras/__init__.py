@@ -29,6 +29,7 @@ from ...limits import LoadBudget
 from .._zip import open_zip, read_member
 from .config import parse_json, parse_model
 from .graph import KerasGraph, KerasModelGraph
+from .h5_heaps import check_global_heaps
 from .layers import Context
 from .weights import LegacyWeights, TreeWeights
 
@@ -104,11 +105,12 @@ def _h5py():
 
 
 def _open_h5(h5py, data: bytes, where: str, safe=None):
+    if safe is not None and safe is not False and not (safe is True or (isinstance(safe, (int, float)) and safe > 0)):
+        raise ValueError(f"{where}: option safe must be True or a number of seconds > 0, got {safe!r}")
+    check_global_heaps(data, where)
     if safe is not None and safe is not False:
         from .sandbox import open_h5_safely
 
-        if not (safe is True or (isinstance(safe, (int, float)) and safe > 0)):
-            raise ValueError(f"{where}: option safe must be True or a number of seconds > 0, got {safe!r}")
         return open_h5_safely(data, where, None if safe is True else safe)
     try:
         return h5py.File(io.BytesIO(data), "r")
