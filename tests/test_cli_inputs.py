@@ -7,6 +7,7 @@ command runs, and must each end as one line on stderr naming the argument, exit 
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -110,12 +111,26 @@ def test_ranges_dtypes_and_scalars(capsys):
         make_feeds(input_plan(args), model, seq_len=7, batch=3, seed=1)
 
 
-def test_float_ids_feeding_a_table_are_drawn_inside_it(float_ids_model):
+def test_float_ids_feeding_a_table_are_drawn_inside_it(float_ids_model, tmp_path):
     from rnnfast.cli.inputs import random_inputs
 
     x = random_inputs(rnnfast.load(float_ids_model), seq_len=200, batch=2, seed=0)["x"]
     assert x.dtype == np.float32 and x.shape == (2, 200)
     assert np.array_equal(x, np.round(x)) and x.min() >= 0 and x.max() <= 9 and len(np.unique(x)) == 10
+    # keras.Input's default dtype is float32: the IMDB fixture with its int32 input declared float32, as most are.
+    with zipfile.ZipFile(DATA / "keras" / "k3_seed_imdb_embedding_simplernn.keras") as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    config = json.loads(files["config.json"])
+    text = json.dumps(config)
+    assert text.count('"int32"') == 1
+    files["config.json"] = text.replace('"int32"', '"float32"').encode()
+    with zipfile.ZipFile(tmp_path / "float_ids.keras", "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    vocab = [layer["config"]["input_dim"] for layer in config["config"]["layers"] if layer["class_name"] == "Embedding"]
+    (x,) = random_inputs(rnnfast.load(tmp_path / "float_ids.keras"), seq_len=8, batch=64, seed=0).values()
+    assert x.dtype == np.float32 and np.array_equal(x, np.round(x)) and x.min() >= 0 and x.max() < vocab[0]
+    assert x.max() >= vocab[0] * 0.9  # drawn over the whole vocabulary
 
 
 def test_unguessable_dims_are_named_with_the_input_that_sets_them(tmp_path, state_model):
@@ -124,7 +139,18 @@ def test_unguessable_dims_are_named_with_the_input_that_sets_them(tmp_path, stat
     assert "input 'state' has dims [2, k?, 4] (guessed 2x8x4): give --input state=2xNx4" in r.stderr
     r = cli("verify", state_model, "--input", "state=2x1x4", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["inputs"]["state"]["shape"] == [2, 1, 4]
+    info = json.loads(r.stdout)
+    assert info["inputs"]["state"]["shape"] == [2, 1, 4] and not any("guessed" in n for n in info["notes"])
+
+
+def test_a_run_on_guessed_dims_says_so(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "chunk"])
+    path = _onnx(tmp_path, "relu", [helper.make_node("Relu", ["x"], ["y"])], [x], {})
+    r = cli("bench", path, "--seconds", "0.1", "--seq-len", 5, "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["inputs"]["x"]["shape"] == [1, 5]
+    assert "dims guessed: input 'x' has dims [batch, chunk?] (guessed 1x5): give --input x=1xN" in info["notes"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -76,7 +76,7 @@ def collect(args) -> dict:
     threads = args.threads or _core.default_threads()
     feeds, source, unsure = make_feeds(plan, model, args.seq_len, args.batch, args.seed)
     names = model.output_names
-    notes, checks = [], []
+    notes, checks = [f"dims guessed: {u}" for u in unsure], []
     data, how = onnx_bytes(model, args.file)
     ort = None
     if data is None:

@@ -107,7 +107,7 @@ def collect(args) -> dict:
     feeds, source, unsure = make_feeds(plan, model, args.seq_len, args.batch, args.seed)
     progress = Progress(1 + len(oracles) + bool(args.layers), "verify", wanted(args.progress), unit="stages",
                         min_interval=0)
-    comparisons, notes, described = [], [], []
+    comparisons, notes, described = [], [f"dims guessed: {u}" for u in unsure], []
     try:
         progress.update(0, "rnnfast")
         _reset(model)
