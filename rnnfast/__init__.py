@@ -88,7 +88,7 @@ def _load(path_or_bytes, data, name, n_threads, options) -> Model:
         from .importers.keras import load_keras
 
         return _with_threads(load_keras(data, name=name, **options), n_threads)
-    if kind in ("torch-zip", "torch-legacy", "safetensors"):
+    if kind in ("torch-zip", "torch-legacy", "safetensors", "npz", "pickle"):
         from .importers.torch import load_torch
 
         return _with_threads(load_torch(data, name=name, **options), n_threads)

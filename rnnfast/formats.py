@@ -67,8 +67,8 @@ def folder_of(path_or_bytes):
 
 
 def detect(data: bytes, name: str) -> str:
-    """One of: onnx, keras-h5, keras-zip, torch-zip, torch-legacy, safetensors, rnnf (a TensorFlow checkpoint is
-    recognised from its path by checkpoint_prefix; its .index bytes alone are refused here)."""
+    """One of: onnx, keras-h5, keras-zip, torch-zip, torch-legacy, safetensors, npz, pickle, rnnf (a TensorFlow
+    checkpoint is recognised from its path by checkpoint_prefix; its .index bytes alone are refused here)."""
     if data.startswith(RNNF_MAGIC):
         return "rnnf"
     if data.startswith(HDF5_MAGIC):
@@ -83,19 +83,25 @@ def detect(data: bytes, name: str) -> str:
             return "keras-zip"
         if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
             return "torch-zip"
+        if names and all(n.endswith(".npy") for n in names):
+            return "npz"
         raise FormatError(f"{name}: a zip archive that is neither a Keras .keras file (config.json + "
-                          f"model.weights.h5) nor a PyTorch file (*/data.pkl); it holds {names[:8]}")
+                          f"model.weights.h5), a PyTorch file (*/data.pkl) nor a numpy .npz (*.npy); it holds "
+                          f"{names[:8]}")
     if len(data) >= 8:
         header_len = int.from_bytes(data[:8], "little")
         if 2 <= header_len <= len(data) - 8 and data[8:9] == b"{":
             return "safetensors"
+    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and data[8:9] != b"{":
+        return "pickle"  # a pickled dict of numpy arrays (read by the restricted unpickler, importers/_pickle.py)
     if len(data) >= 48 and data.endswith(TF_TABLE_MAGIC):
         raise FormatError(f"{name}: a TensorFlow checkpoint index; load the checkpoint by its path (the prefix, e.g. "
                           f"model.ckpt), so its .data-NNNNN-of-NNNNN shards are found beside it")
     if name.endswith(".onnx") or _looks_like_onnx(data):
         return "onnx"
     raise FormatError(f"{name}: unrecognised model format (expected ONNX, Keras .h5/.keras, PyTorch .pt/.pth, "
-                      f".safetensors, .rnnf, or a TensorFlow checkpoint's prefix)")
+                      f".safetensors, .npz or a pickled dict of numpy arrays, .rnnf, or a TensorFlow checkpoint's "
+                      f"prefix)")
 
 
 def _looks_like_onnx(data: bytes) -> bool:

@@ -4,6 +4,9 @@ Run with a separate environment that has torch (never the package's own):
     python -m venv /work/venv-torch && /work/venv-torch/bin/pip install torch==2.13.0 numpy safetensors
     /work/venv-torch/bin/python tools/make_torch_fixtures.py
 
+`python tools/make_torch_fixtures.py cells` (re)makes only tests/data/torch/cells/ (nn.*Cell weights in every
+file kind, see cell_cases); `traced` adds only the traced-module cases.
+
 Each .npz holds the inputs (input, optionally h0 / c0), torch's own outputs (output, h_n, optionally c_n), and two
 JSON strings: load_options (keyword options for rnnfast.load) and run_options (for Model.run). The tests read
 only these files; they never import torch. Sizes stay small (hidden <= 16) so the whole directory is well
@@ -114,14 +117,106 @@ def traced_cases():
     rnn_case("traced_gru", nn.GRU(4, 6), save=trace)
 
 
+CELLS = os.path.join(OUT, "cells")
+
+
+class Decoder(nn.Module):
+    """A decoder that applies its cell in a Python loop: the state_dict keys are decoder.cell.weight_ih, ..."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, cell):
+        super().__init__()
+        self.decoder = Decoder(cell)
+
+
+def cell_loop(cell, x, h0, c0=None):
+    """What a model does with a cell in a loop: output = the h of every step, then the last h (and c)."""
+    h, c, outs = h0, c0, []
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            if c is None:
+                h = cell(x[t], h)
+            else:
+                h, c = cell(x[t], (h, c))
+            outs.append(h)
+    return torch.stack(outs), h, c
+
+
+def numpy_dict(sd):
+    return {k: v.detach().numpy() for k, v in sd.items()}
+
+
+def cell_cases():
+    """nn.LSTMCell / GRUCell / RNNCell: one set of weights per kind, written as a zip state_dict (.pt, bare keys), a
+    legacy-format checkpoint (.pth, {'epoch', 'state_dict'} with decoder.cell. keys), .safetensors, a raw .npz and
+    a pickled dict of numpy arrays (pickle protocols 2, 4 and 5 between the kinds). <kind>_cell.io.npz holds torch's
+    outputs for one step (step_*) and for the cell applied in a loop over a short sequence (loop_*, nn.LSTM's names
+    and shapes: h0 [1, batch, hidden])."""
+    import pickle
+
+    from safetensors.torch import save_file
+
+    os.makedirs(CELLS, exist_ok=True)
+    for f in os.listdir(CELLS):
+        os.remove(os.path.join(CELLS, f))
+    kinds = [("lstm", nn.LSTMCell(5, 8), {}, 4), ("gru", nn.GRUCell(4, 10), {}, 5),
+             ("rnn", nn.RNNCell(3, 12, nonlinearity="relu"), {"nonlinearity": "relu"}, 2)]
+    for kind, cell, load_options, protocol in kinds:
+        cell.eval()
+        H, batch, seq = cell.hidden_size, 3, 5
+        x, h0 = torch.randn(batch, cell.input_size), torch.randn(batch, H)
+        c0 = torch.randn(batch, H) if kind == "lstm" else None
+        with torch.no_grad():
+            step = cell(x, (h0, c0)) if kind == "lstm" else (cell(x, h0), None)
+        xs = torch.randn(seq, batch, cell.input_size)
+        lh0 = torch.randn(batch, H)
+        lc0 = torch.randn(batch, H) if kind == "lstm" else None
+        out, h_n, c_n = cell_loop(cell, xs, lh0, lc0)
+        arrays = {"step_input": x, "step_h0": h0, "step_c0": c0, "step_h1": step[0], "step_c1": step[1],
+                  "loop_input": xs, "loop_h0": lh0[None], "loop_c0": None if lc0 is None else lc0[None],
+                  "loop_output": out, "loop_h_n": h_n[None], "loop_c_n": None if c_n is None else c_n[None]}
+        np.savez_compressed(os.path.join(CELLS, f"{kind}_cell.io.npz"),
+                            **{k: v.detach().numpy() for k, v in arrays.items() if v is not None},
+                            load_options=np.array(json.dumps(load_options)))
+        name = os.path.join(CELLS, f"{kind}_cell")
+        torch.save(cell.state_dict(), name + ".pt")
+        full = Seq2Seq(cell).state_dict()
+        torch.save({"epoch": 3, "state_dict": full}, name + "_checkpoint.pth", _use_new_zipfile_serialization=False)
+        save_file({k: v.contiguous() for k, v in full.items()}, name + ".safetensors")
+        np.savez(name + ".weights.npz", **numpy_dict(full))
+        with open(name + ".pkl", "wb") as f:
+            pickle.dump(numpy_dict(full), f, protocol=protocol)
+
+    # nn.GRU with PyTorch's layer names (rnn.weight_ih_l0 ...) as a raw .npz and a pickled numpy dict.
+    m = nn.GRU(4, 6, num_layers=2).eval()
+    x, h0 = torch.randn(5, 2, 4), torch.randn(2, 2, 6)
+    outputs = run_rnn(m, x, h0)
+    weights = {f"rnn.{k}": v for k, v in numpy_dict(m.state_dict()).items()}
+    np.savez(os.path.join(CELLS, "gru_layers.weights.npz"), **weights)
+    with open(os.path.join(CELLS, "gru_layers.pkl"), "wb") as f:
+        pickle.dump(weights, f, protocol=4)
+    np.savez_compressed(os.path.join(CELLS, "gru_layers.io.npz"), input=x.numpy(), h0=h0.numpy(),
+                        **{k: v.numpy() for k, v in outputs.items()}, load_options=np.array("{}"))
+
+
 def main():
     if sys.argv[1:] == ["traced"]:  # add these without remaking (and so changing) every other fixture
         torch.manual_seed(99)
         traced_cases()
         return
+    if sys.argv[1:] == ["cells"]:  # the same: only tests/data/torch/cells/
+        torch.manual_seed(16)
+        cell_cases()
+        return
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):
-        os.remove(os.path.join(OUT, f))
+        if os.path.isfile(os.path.join(OUT, f)):
+            os.remove(os.path.join(OUT, f))
     torch.manual_seed(1234)
 
     rnn_case("lstm", nn.LSTM(5, 8))
@@ -215,6 +310,8 @@ def main():
     torch.save(ed.state_dict(), os.path.join(OUT, "two_modules.pt"))
     save_npz("two_modules", {"input": x}, run_rnn(ed.decoder, x), {"rnn": "decoder", "ignore": ["encoder."]})
 
+    torch.manual_seed(16)
+    cell_cases()
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print(f"wrote {len(os.listdir(OUT))} files, {total} bytes, to {os.path.normpath(OUT)}", file=sys.stderr)
 

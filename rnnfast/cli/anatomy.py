@@ -345,7 +345,7 @@ def _pipeline_layers(graph) -> list:
 def source_framework(model) -> str:
     kind = type(model.graph).__name__
     return {"OnnxGraph": "onnx", "CompiledOnnxGraph": "onnx", "KerasModelGraph": "keras", "TorchGraph": "torch",
-            "ChainModel": "rnnf", "TF1Graph": "tf1"}.get(kind, kind)
+            "TorchCellGraph": "torch", "ChainModel": "rnnf", "TF1Graph": "tf1"}.get(kind, kind)
 
 
 def layers(model) -> list:

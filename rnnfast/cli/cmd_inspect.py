@@ -9,7 +9,8 @@ from .inputs import random_inputs
 
 FORMAT_NAMES = {"onnx": "ONNX", "keras-h5": "Keras HDF5", "keras-zip": "Keras .keras archive",
                 "torch-zip": "PyTorch zip", "torch-legacy": "PyTorch legacy (pre-1.6)", "safetensors": "safetensors",
-                "rnnf": "rnnfast .rnnf", "tf-checkpoint": "TensorFlow 1.x checkpoint (TensorBundle)"}
+                "npz": "numpy .npz", "pickle": "pickled dict of numpy arrays", "rnnf": "rnnfast .rnnf",
+                "tf-checkpoint": "TensorFlow 1.x checkpoint (TensorBundle)"}
 
 
 def add_parser(sub):

@@ -43,7 +43,8 @@ ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tenso
 
 
 def add_model_arguments(parser, file_help="model file: .onnx, .h5/.keras/.weights.h5, .pt/.pth, .safetensors, "
-                                          ".rnnf, or a TensorFlow 1.x checkpoint's prefix (model.ckpt)",
+                                          ".npz/.pkl of PyTorch weights, .rnnf, or a TensorFlow 1.x checkpoint's "
+                                          "prefix (model.ckpt)",
                         metavar="FILE"):
     parser.add_argument("file", metavar=metavar, help=file_help)
     parser.add_argument("--config", metavar="PATH",
@@ -58,10 +59,16 @@ def add_model_arguments(parser, file_help="model file: .onnx, .h5/.keras/.weight
     parser.add_argument("-O", "--option", metavar="KEY=VALUE", action="append", default=[],
                         help="a load option of the importer, repeatable; VALUE is read as JSON when it parses "
                              "(true, 3, [\"a.\"]), else as a string. PyTorch files: rnn=PREFIX, embedding=PREFIX, "
-                             "head=PREFIX, batch_first=true, nonlinearity=relu, ignore=[...], state_dict_key=KEY, "
-                             "allow_classes=[...] (see rnnfast/importers/torch/__init__.py). TensorFlow checkpoints: "
+                             "head=PREFIX, batch_first=true, nonlinearity=relu, cell_loop=true (an nn.*Cell's "
+                             "weights run over a sequence), ignore=[...], state_dict_key=KEY, allow_classes=[...] "
+                             "(see rnnfast/importers/torch/__init__.py). TensorFlow checkpoints: "
                              "rnn=SCOPE, forget_bias=1.0, activation=tanh, time_major=true, embedding=NAME, "
                              "head=SCOPE, head_activation=relu, ignore=[...] (see rnnfast/importers/tf/__init__.py)")
+    parser.add_argument("--rename", metavar="OLD=NEW", action="append", default=[],
+                        help="PyTorch weights under a project's own names: rename tensors before the modules are "
+                             "recognised, repeatable (--rename enc_w_ih=weight_ih_l0, or a prefix: --rename "
+                             "enc_=lstm.); OLD replaces the start of a name, the longest OLD wins, and an OLD that "
+                             "matches no tensor is an error")
     parser.add_argument("--strict", action="store_true",
                         help="refuse a file that leaves out something that changes the result (PyTorch batch_first "
                              "or nonlinearity, an old Keras GRU's reset_after, a TF checkpoint's forget_bias...) "
@@ -86,6 +93,14 @@ def load_options(args) -> dict:
         options["max_memory"] = args.max_memory
     if getattr(args, "strict", False):
         options["strict"] = True
+    if getattr(args, "rename", None):
+        for item in args.rename:
+            old, sep, new = item.partition("=")
+            if not sep or not old or not new:
+                raise CliError(f"--rename {item!r}: expected OLD=NEW")
+        if "rename" in options:
+            raise CliError("--rename and -O rename=... both given; use one")
+        options["rename"] = list(args.rename)
     return options
 
 

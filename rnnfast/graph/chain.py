@@ -125,10 +125,13 @@ class ChainModel:
         key = (states, lens, step, state_outputs)
         compiled = self._variants.get(key)
         if compiled is None:
-            args = (self.stages, self.batch_first, self.where, states, lens, step, state_outputs)
-            compiled = self._variants[key] = chain_graph(*args).compile(self.n_threads)
-            compiled.builder_args = args
+            compiled = self._variants[key] = self._builder(*key).compile(self.n_threads)
+            compiled.builder_key = key
         return compiled
+
+    def _builder(self, states, lens, step, state_outputs):
+        """The GraphBuilder of one variant (a subclass with other inputs and outputs builds its own)."""
+        return chain_graph(self.stages, self.batch_first, self.where, states, lens, step, state_outputs)
 
     @property
     def compiled(self):
@@ -183,7 +186,7 @@ class ChainModel:
         if engine.run_is_traced():  # rnnfast verify watches the engine: run node by node
             from .interpret import run_by_nodes
 
-            return run_by_nodes(chain_graph(*compiled.builder_args).graph(), arrays, n_threads)
+            return run_by_nodes(self._builder(*compiled.builder_key).graph(), arrays, n_threads)
         return compiled.run(arrays, n_threads)
 
     def _torch_outputs(self, outs, batched):

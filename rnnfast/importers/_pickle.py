@@ -13,7 +13,13 @@ What the stand-ins do:
   `allow_classes`) become `PickledObject`: a plain record of the class name and the pickled attributes. They can
   only be rebuilt the way pickle rebuilds an instance (NEWOBJ + BUILD); calling one as a function is refused;
 - containers and a few harmless helpers (OrderedDict, set, torch.Size, `_codecs.encode`, numpy scalars) are
-  rebuilt as plain Python / numpy values.
+  rebuilt as plain Python / numpy values;
+- numpy arrays (a pickled dict of arrays, `pickle.dump({"lstm.weight_ih_l0": w, ...}, f)`) become `NumpyArray`
+  records: `numpy.core.multiarray._reconstruct` makes an empty record (only for numpy.ndarray itself, never a
+  subclass), which takes exactly one BUILD state (version, shape, dtype, fortran flag, raw bytes), or protocol 5's
+  `numpy.core.numeric._frombuffer(bytes, dtype, shape, order)` fills one at once. Either way the dtype must be a
+  number type (never object, whose elements would be pickles of their own) and the bytes exactly fill the shape;
+  `NumpyArray.materialize` makes the array, a view of those bytes.
 
 Two attacks on the unpickler itself are closed here. The records above are sealed once built: pickle's BUILD,
 SETITEM(S), APPEND(S) and ADDITEMS opcodes act on whatever object is on the stack, so a file could rebuild a
@@ -250,7 +256,8 @@ class _NumpyDType:
         except TypeError as e:
             raise FormatError(f"numpy dtype {self.descr!r}: {e}") from None
         if dt.kind not in "biufc":
-            raise FormatError(f"numpy scalar of dtype {self.descr!r}: only numbers are read")
+            raise FormatError(f"numpy dtype {self.descr!r}: only numbers are read (an object array's elements, "
+                              f"for one, would be pickles of their own)")
         return dt
 
 
@@ -261,6 +268,85 @@ def _numpy_scalar(dtype, data=b""):
     if len(data) != dt.itemsize:
         raise FormatError(f"numpy scalar of dtype {dt} needs {dt.itemsize} bytes, got {len(data)}")
     return np.frombuffer(data, dt)[0].item()
+
+
+class NumpyArray(_Sealed):
+    """A pickled numpy array, checked: shape (non-negative ints), dtype (numbers only), C or Fortran order, and raw
+    bytes that exactly fill them. Built once (by _reconstruct + one BUILD, or by _frombuffer); sealed after."""
+
+    __slots__ = ("shape", "dtype", "fortran", "data")
+
+    def __init__(self):
+        for slot in self.__slots__:
+            object.__setattr__(self, slot, None)
+
+    def __setattr__(self, key, value):
+        raise FormatError(f"the pickle sets attribute {key!r} on a numpy array record; refused")
+
+    def __setstate__(self, state):
+        # ndarray.__reduce__'s state: (version, shape, dtype, is_fortran, rawdata)
+        if not (isinstance(state, tuple) and len(state) == 5 and type(state[0]) is int):
+            raise FormatError("numpy array state is not (version, shape, dtype, is_fortran, data)")
+        self._fill(state[1], state[2], state[3], state[4])
+
+    def _fill(self, shape, dtype, fortran, data):
+        if self.data is not None:
+            self._refuse("BUILD")
+        if not (isinstance(shape, tuple) and len(shape) <= 32 and _ints(shape)):
+            raise FormatError(f"numpy array shape {reprlib.repr(shape)} is not a tuple of non-negative ints")
+        if not isinstance(dtype, _NumpyDType):
+            raise FormatError(f"numpy array dtype is a {type(dtype).__name__}, expected numpy.dtype")
+        dt = dtype.resolve()
+        if dt.kind == "c":
+            raise FormatError(f"numpy array of dtype {dt}: complex weights are not read")
+        if type(fortran) is not bool:
+            raise FormatError(f"numpy array fortran flag is {reprlib.repr(fortran)}, expected a bool")
+        if not isinstance(data, (bytes, bytearray)):
+            raise FormatError(f"numpy array data is a {type(data).__name__}, expected bytes (object arrays, whose "
+                              f"elements are pickles of their own, are not read)")
+        count = 1
+        for n in shape:
+            count *= n
+        if count * dt.itemsize != len(data):
+            raise FormatError(f"numpy array of shape {shape} and dtype {dt} needs {count * dt.itemsize} bytes, the "
+                              f"pickle holds {len(data)}")
+        for key, value in (("shape", shape), ("dtype", dt), ("fortran", fortran), ("data", bytes(data))):
+            object.__setattr__(self, key, value)
+
+    def materialize(self, where: str, budget: Optional[LoadBudget] = None, entry: str = "array") -> np.ndarray:
+        """The array (native byte order; floating types as float32, as tensors are read), a view of the pickle's
+        bytes where no conversion is needed."""
+        if self.data is None:
+            raise FormatError(f"{where}: a numpy array record was never given its data")
+        if budget is not None:
+            budget.take(len(self.data), f"{entry} of size {list(self.shape)}")
+        arr = np.frombuffer(self.data, self.dtype).reshape(self.shape, order="F" if self.fortran else "C")
+        if arr.dtype.kind == "f" and arr.dtype != np.float32:
+            return arr.astype(np.float32)
+        return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+
+def _ndarray(*args):
+    raise FormatError("the pickle calls numpy.ndarray(...) directly; only numpy's own array pickles are read")
+
+
+def _numpy_reconstruct(subtype, shape, typecode):
+    # ndarray.__reduce__ gives (_reconstruct, (ndarray, (0,), b'b'), state): an empty array that BUILD fills.
+    if not (isinstance(subtype, _Fn) and subtype.fn is _ndarray):
+        raise FormatError(f"numpy _reconstruct of {reprlib.repr(subtype)}: only numpy.ndarray itself is read")
+    if shape != (0,) or typecode not in (b"b", "b"):
+        raise FormatError(f"numpy _reconstruct({reprlib.repr(shape)}, {reprlib.repr(typecode)}) is not how numpy "
+                          f"pickles an array")
+    return NumpyArray()
+
+
+def _numpy_frombuffer(data, dtype, shape, order):
+    # Protocol 5: ndarray.__reduce_ex__ gives (_frombuffer, (PickleBuffer, dtype, shape, order)).
+    if order not in ("C", "F"):
+        raise FormatError(f"numpy _frombuffer order {reprlib.repr(order)}, expected 'C' or 'F'")
+    arr = NumpyArray()
+    arr._fill(shape, dtype, order == "F", data)
+    return arr
 
 
 def _device(*args):
@@ -304,6 +390,11 @@ _FUNCTIONS = {
     "numpy.dtype": _NumpyDType,
     "numpy.core.multiarray.scalar": _numpy_scalar,
     "numpy._core.multiarray.scalar": _numpy_scalar,
+    "numpy.ndarray": _ndarray,
+    "numpy.core.multiarray._reconstruct": _numpy_reconstruct,
+    "numpy._core.multiarray._reconstruct": _numpy_reconstruct,
+    "numpy.core.numeric._frombuffer": _numpy_frombuffer,
+    "numpy._core.numeric._frombuffer": _numpy_frombuffer,
 }
 # A class from these namespaces is only ever data to us: torch's own modules, and TorchScript's named types.
 _DATA_CLASS_PREFIXES = ("torch.nn.modules.", "__torch__.")

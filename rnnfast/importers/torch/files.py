@@ -6,7 +6,9 @@ Formats (shared/docs/SEMANTICS.md section 1.3):
   `__torch__.*` objects whose attributes are the tensors;
 - legacy (`_use_new_zipfile_serialization=False`, torch < 1.6): consecutive pickles (magic, protocol, sys_info,
   the object, the storage keys), then per storage an int64 element count and the raw bytes;
-- safetensors.
+- safetensors;
+- a numpy .npz (importers/_npz.py) or a pickled dict of numpy arrays (`pickle.dump({name: array}, f)`, read by the
+  restricted unpickler, whose numpy stand-ins are in importers/_pickle.py) holding PyTorch's names.
 
 Where the weights sit inside the pickled object: a state_dict (dict of tensors) at the top, or nested in a
 checkpoint dict (`model_state_dict`, `state_dict`, `model`, ... or the key given as `state_dict_key`), or a whole
@@ -26,7 +28,9 @@ import numpy as np
 
 from ...errors import FormatError, file_errors
 from ...limits import LoadBudget
-from .._pickle import LazyTensor, PickledObject, StorageRef, restricted_load
+from ...formats import TORCH_LEGACY_MAGIC
+from .._npz import read_npz
+from .._pickle import LazyTensor, NumpyArray, PickledObject, StorageRef, restricted_load
 from .._safetensors import read_safetensors
 from .._zip import open_zip, read_member
 
@@ -43,7 +47,7 @@ class ModuleInfo:
 
 @dataclass
 class TorchWeights:
-    kind: str  # zip | torchscript | legacy | safetensors
+    kind: str  # zip | torchscript | legacy | safetensors | npz | pickle
     tensors: dict  # name -> np.ndarray (floats as float32)
     modules: dict = field(default_factory=dict)  # prefix ("" or "lstm.") -> ModuleInfo, for module pickles
     found_at: str = ""  # where the state dict sat in the file, for messages
@@ -57,10 +61,14 @@ def read_torch_weights(data: bytes, where: str, allow_classes=(), state_dict_key
 
 def _read_weights(data: bytes, where: str, allow_classes, state_dict_key) -> TorchWeights:
     code = {}
+    if data.startswith(b"PK") and _is_npz(data, where):
+        return TorchWeights("npz", _npz_tensors(data, where))
     if data.startswith(b"PK"):
         kind, obj, code = _read_zip(data, where, allow_classes)
-    elif _looks_like_pickle(data):
+    elif data.startswith(TORCH_LEGACY_MAGIC):
         kind, obj = "legacy", _read_legacy(data, where, allow_classes)
+    elif _looks_like_pickle(data):
+        kind, obj = "pickle", _read_pickle(data, where, allow_classes)
     else:
         tensors, _ = read_safetensors(data, where)
         return TorchWeights("safetensors", tensors)
@@ -119,6 +127,28 @@ def _traced_call(source: str, class_name: str) -> dict:
     if nonlinearity:
         out["nonlinearity"] = nonlinearity
     return out
+
+
+def _is_npz(data: bytes, where: str) -> bool:
+    names = open_zip(data, where).namelist()
+    return bool(names) and all(n.endswith(".npy") for n in names)
+
+
+def _npz_tensors(data: bytes, where: str) -> dict:
+    tensors = read_npz(data, where)
+    if "__pipeline__" in tensors or any(k.startswith("__") for k in tensors):
+        raise FormatError(f"{where}: an .npz written by rnnfast's exporter (entries {sorted(tensors)[:4]} ...), not "
+                          f"PyTorch weights; load the model it was converted from, or convert to .rnnf")
+    return tensors
+
+
+def _read_pickle(data: bytes, where: str, allow_classes):
+    """A plain pickle (a dict of numpy arrays, or a checkpoint dict holding one): no storages, nothing after it."""
+    f = io.BytesIO(data)
+    obj, _ = restricted_load(f, f"{where}: pickle", allow_classes, persistent=False)
+    if f.tell() != len(data):
+        raise FormatError(f"{where}: {len(data) - f.tell()} bytes follow the pickle; expected one pickled object")
+    return _materialize(obj, {}, where)
 
 
 def _looks_like_pickle(data: bytes) -> bool:
@@ -223,6 +253,9 @@ def _materialize(obj, arrays: dict, where: str):
         if isinstance(o, LazyTensor):
             name = f"tensor {path or '<top>'!r}"
             out = done[id(o)] = o.materialize(storage_array, f"{where}: {name}", budget, name)
+        elif isinstance(o, NumpyArray):
+            name = f"array {path or '<top>'!r}"
+            out = done[id(o)] = o.materialize(f"{where}: {name}", budget, name)
         elif isinstance(o, dict):
             done[id(o)] = o
             for k in list(o):

@@ -1,0 +1,103 @@
+"""One step of nn.LSTMCell / nn.GRUCell / nn.RNNCell as a model: what a file holding a cell's weights loads as.
+
+PyTorch's cell call is `h1 = cell(input, h0)` (`h1, c1 = cell(input, (h0, c0))` for LSTMCell), so the model's inputs
+are `input` [batch, input_size] (or unbatched [input_size]), `h0` and, for LSTMCell, `c0` [batch, hidden] (optional:
+zeros when absent, as in PyTorch), and its outputs `h1` (and `c1`). The graph is the layer run over one time step;
+`stream()` steps the same layer with its state kept (layer0.h / layer0.c, as for nn.LSTM). A cell applied in a loop
+over a sequence (`cell_loop=True`) is no cell model: it loads as nn.LSTM/GRU/RNN with one layer (graph.TorchGraph).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...graph.build import GraphBuilder
+from ...model import TensorInfo
+from .graph import TorchGraph
+
+CELL_CLASSES = {"lstm": "nn.LSTMCell", "gru": "nn.GRUCell", "rnn": "nn.RNNCell"}
+_AXIS0 = np.array([0], np.int64)
+
+
+def cell_graph(layer, name: str, states: bool) -> GraphBuilder:
+    """input [batch, I] (h0, c0 [batch, H] when `states`) -> h1, c1 [batch, H]: the layer over one time step."""
+    b = GraphBuilder(name)
+    x = b.node("Unsqueeze", [b.input("input", np.float32, ["batch", layer.input_size]), _AXIS0], name="one_step")
+    h0 = c0 = ""
+    if states:
+        h0 = b.node("Unsqueeze", [b.input("h0", np.float32, ["batch", layer.hidden_size]), _AXIS0], name="h0/axis")
+        if layer.cell == "lstm":
+            c0 = b.node("Unsqueeze", [b.input("c0", np.float32, ["batch", layer.hidden_size]), _AXIS0],
+                        name="c0/axis")
+    _, h, c = b.recurrent(x, [layer], h0=h0, c0=c0, states=True, sequence=False, name=layer.name or "cell")
+    b.output(b.node("Squeeze", [h, _AXIS0], name="h1/axis"), "h1")
+    if c:
+        b.output(b.node("Squeeze", [c, _AXIS0], name="c1/axis"), "c1")
+    return b
+
+
+class TorchCellGraph(TorchGraph):
+    """One step of a PyTorch cell (see the module docstring); run, stream, convert and export-c like TorchGraph."""
+
+    def __init__(self, layer, name="", source="", defaults=()):
+        super().__init__([layer], False, name=name, source=source, defaults=defaults)
+        H = layer.hidden_size
+        lstm = layer.cell == "lstm"
+        self.inputs = [TensorInfo("input", ["batch", layer.input_size]), TensorInfo("h0", ["batch", H])] + (
+            [TensorInfo("c0", ["batch", H])] if lstm else [])
+        self.outputs = [TensorInfo("h1", ["batch", H])] + ([TensorInfo("c1", ["batch", H])] if lstm else [])
+
+    def _builder(self, states, lens, step, state_outputs):
+        if step:  # a stream steps the layer with its state kept, as for nn.LSTM
+            return super()._builder(states, lens, step, state_outputs)
+        return cell_graph(self.layers[0], self.name, states)
+
+    def _prepare(self, feeds, sequence_lens):
+        where, layer = self.where, self.layers[0]
+        if sequence_lens is not None:
+            raise TypeError(f"{where}: run() got an unexpected option 'sequence_lens' (one step of a cell has no "
+                            f"sequence; load with cell_loop=True to run the cell over one)")
+        if "input" not in feeds:
+            raise ValueError(f"{where}: the input 'input' is required")
+        unknown = [n for n in feeds if n not in self.input_names]
+        if unknown:
+            raise ValueError(f"{where}: unknown input(s) {unknown}; the inputs are {self.input_names}")
+        x = np.asarray(feeds["input"])
+        I, H = layer.input_size, layer.hidden_size
+        if x.dtype.kind not in "fiub" or x.ndim not in (1, 2) or x.shape[-1:] != (I,):
+            raise ValueError(f"{where}: input of one {CELL_CLASSES[layer.cell]} step must be float [batch, {I}] (or "
+                             f"unbatched [{I}]), got {x.dtype} {x.shape}")
+        batched = x.ndim == 2
+        x = np.asarray(x if batched else x[None], np.float32)
+        arrays = [x]
+        given = any(feeds.get(k) is not None for k in ("h0", "c0"))
+        if given:  # an absent one of the two is zeros, as in PyTorch
+            for key in [t.name for t in self.inputs[1:]]:
+                s = feeds.get(key)
+                if s is None:
+                    arrays.append(np.zeros((x.shape[0], H), np.float32))
+                    continue
+                s = np.asarray(s, np.float32)
+                want = (x.shape[0], H) if batched else (H,)
+                if s.shape != want:
+                    raise ValueError(f"{where}: {key} must have shape {want} (batch, hidden) like the input's batch; "
+                                     f"got {s.shape}")
+                arrays.append(s if batched else s[None])
+        self._last = self.variant(given)
+        return self._last, arrays, batched
+
+    def _torch_outputs(self, outs, batched):
+        return outs if batched else [o[0] for o in outs]
+
+    def quantized(self, weight_dtype: str) -> "TorchCellGraph":
+        return TorchCellGraph(self.layers[0].with_weight_dtype(weight_dtype), self.name, self.source, self.defaults)
+
+    def describe(self) -> str:
+        layer = self.layers[0]
+        states = "h0, c0 -> h1, c1" if layer.cell == "lstm" else "h0 -> h1"
+        acts = ",".join(a.name for a in layer.activations[0])
+        lines = [f"PyTorch {CELL_CLASSES[layer.cell]}, one step, from {self.source or 'memory'}",
+                 f"  {layer.name}: input {layer.input_size}, hidden {layer.hidden_size}, activations {acts}; input "
+                 f"[batch, {layer.input_size}], {states} [batch, {layer.hidden_size}] (load with cell_loop=True to "
+                 f"run it over a sequence)"]
+        lines += [f"  default applied: {m}.{o} = {v!r} ({why})" for m, o, v, why in self.defaults]
+        return "\n".join(lines)
