@@ -66,6 +66,16 @@ def folder_of(path_or_bytes):
     return None
 
 
+def looks_like_pickle(data: bytes) -> bool:
+    # A safetensors file starts with its header length, which can begin with these bytes too; its JSON cannot.
+    return data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and data[8:9] != b"{"
+
+
+def is_npz(names) -> bool:
+    """Whether a zip archive's member names are those of a numpy .npz (every member a .npy array)."""
+    return bool(names) and all(n.endswith(".npy") for n in names)
+
+
 def detect(data: bytes, name: str) -> str:
     """One of: onnx, keras-h5, keras-zip, torch-zip, torch-legacy, safetensors, npz, pickle, rnnf (a TensorFlow
     checkpoint is recognised from its path by checkpoint_prefix; its .index bytes alone are refused here)."""
@@ -83,7 +93,7 @@ def detect(data: bytes, name: str) -> str:
             return "keras-zip"
         if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
             return "torch-zip"
-        if names and all(n.endswith(".npy") for n in names):
+        if is_npz(names):
             return "npz"
         raise FormatError(f"{name}: a zip archive that is neither a Keras .keras file (config.json + "
                           f"model.weights.h5), a PyTorch file (*/data.pkl) nor a numpy .npz (*.npy); it holds "
@@ -92,7 +102,7 @@ def detect(data: bytes, name: str) -> str:
         header_len = int.from_bytes(data[:8], "little")
         if 2 <= header_len <= len(data) - 8 and data[8:9] == b"{":
             return "safetensors"
-    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and data[8:9] != b"{":
+    if looks_like_pickle(data):
         return "pickle"  # a pickled dict of numpy arrays (read by the restricted unpickler, importers/_pickle.py)
     if len(data) >= 48 and data.endswith(TF_TABLE_MAGIC):
         raise FormatError(f"{name}: a TensorFlow checkpoint index; load the checkpoint by its path (the prefix, e.g. "

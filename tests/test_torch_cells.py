@@ -160,8 +160,8 @@ def test_options_that_do_not_apply_are_refused():
         rnnfast.load(path("lstm", ".pt"), head="fc")
     with pytest.raises(ValueError, match=r"nonlinearity applies to nn.RNNCell only.*nn.LSTMCell"):
         rnnfast.load(path("lstm", ".pt"), nonlinearity="relu")
-    with pytest.raises(ValueError, match=r"option cell_loop must be true or false, got 1"):
-        rnnfast.load(path("lstm", ".pt"), cell_loop=1)
+    with pytest.raises(ValueError, match=r"option cell_loop must be true or false, got 'yes'"):
+        rnnfast.load(path("lstm", ".pt"), cell_loop="yes")
     with pytest.raises(ValueError, match=r"cell_loop applies to the weights of a cell.*rnn\.weight_ih_l0"):
         rnnfast.load(os.path.join(DATA, "gru_layers.pkl"), cell_loop=True)
     with pytest.raises(TypeError, match=r"sequence_lens"):
@@ -357,6 +357,9 @@ def test_cli_inspect_run_convert_on_cells(tmp_path):
         assert_close(out["output"], arrays["loop_output"])
         assert_close(out["h_n"], arrays["loop_h_n"])
 
+    r = cli("verify", path("lstm", ".pt"), cwd=tmp_path)  # the float64 reference; no ONNX form of one step
+    assert r.returncode == 0 and "result: PASS" in r.stdout and "has no pipeline form" in r.stdout, r.stdout
+
     r = cli("convert", path("rnn", ".pt"), "rnn.rnnf", "-O", "nonlinearity=relu", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     arrays, _ = io_arrays("rnn")
@@ -379,7 +382,8 @@ def test_cli_rename(tmp_path):
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 def test_cli_export_c_of_a_cell_compiles_and_checks_itself(tmp_path):
-    r = cli("export-c", path("lstm", ".safetensors"), "-o", "out", cwd=tmp_path)
+    r = cli("export-c", path("lstm", ".safetensors"), "-O", "cell_loop=true", "-O", "batch_first=false", "-o", "out",
+            cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "step function: yes" in r.stdout
     out = tmp_path / "out"
@@ -390,3 +394,5 @@ def test_cli_export_c_of_a_cell_compiles_and_checks_itself(tmp_path):
     r = cli("export-c", path("gru", ".pkl"), "-o", "graph", "--dim", "batch=2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "graph" / "model.c").exists()
+    r = cli("export-c", path("gru", ".pkl"), "-o", "chain", cwd=tmp_path)  # one step is no sequence model
+    assert r.returncode == 2 and "one step of an nn.GRUCell" in r.stderr and "--dim batch=N" in r.stderr, r.stderr

@@ -70,7 +70,7 @@ def load_torch(data: bytes, name: str = "<bytes>", **options) -> Model:
     if unknown:
         raise OptionError(f"unknown option(s) {unknown} for a PyTorch file; expected some of {list(OPTIONS)}")
     for key in ("batch_first", "cell_loop"):
-        if options.get(key) not in (None, True, False) or type(options.get(key)) in (int, float):
+        if options.get(key) not in (None, True, False):  # 0 and 1 compare equal to False and True
             raise ValueError(f"{name}: option {key} must be true or false, got {options[key]!r}")
     rename = check_rename(options.get("rename"), name)
     weights = read_torch_weights(data, name, allow_classes=options.get("allow_classes") or (),
@@ -142,9 +142,9 @@ def _load_cell(tensors, prefix, info, options, name, where, was) -> Model:
     if cell == "rnn" and stored.get("nonlinearity") is None and options.get("nonlinearity") is None:
         defaults.append((module, "nonlinearity", "tanh", "not stored in the file; PyTorch's default"))
     if not loop:
-        for key in ("batch_first", "embedding", "head"):
-            if options.get(key) is not None:
-                raise ValueError(f"{where}: {key} applies to a cell run over a sequence; {module} is an "
+        for option in ("batch_first", "embedding", "head"):
+            if options.get(option) is not None:
+                raise ValueError(f"{where}: {option} applies to a cell run over a sequence; {module} is an "
                                  f"{CELL_CLASSES[cell]} loaded as one step (pass cell_loop=True)")
     batch_first = bool(options.get("batch_first"))
     if loop and options.get("batch_first") is None:

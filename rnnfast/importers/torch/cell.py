@@ -3,13 +3,15 @@
 PyTorch's cell call is `h1 = cell(input, h0)` (`h1, c1 = cell(input, (h0, c0))` for LSTMCell), so the model's inputs
 are `input` [batch, input_size] (or unbatched [input_size]), `h0` and, for LSTMCell, `c0` [batch, hidden] (optional:
 zeros when absent, as in PyTorch), and its outputs `h1` (and `c1`). The graph is the layer run over one time step;
-`stream()` steps the same layer with its state kept (layer0.h / layer0.c, as for nn.LSTM). A cell applied in a loop
+`stream()` steps the same layer with its state kept (layer0.h / layer0.c, as for nn.LSTM). It has no pipeline form
+(the ONNX export and export-c's chain export): .rnnf 2 and export-c --dim write its graph. A cell applied in a loop
 over a sequence (`cell_loop=True`) is no cell model: it loads as nn.LSTM/GRU/RNN with one layer (graph.TorchGraph).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ...errors import FormatError
 from ...graph.build import GraphBuilder
 from ...model import TensorInfo
 from .graph import TorchGraph
@@ -87,6 +89,15 @@ class TorchCellGraph(TorchGraph):
 
     def _torch_outputs(self, outs, batched):
         return outs if batched else [o[0] for o in outs]
+
+    def to_pipeline(self):
+        """Refused: a pipeline (what the ONNX/.npz exports and export-c's chain export write) runs sequences, and one
+        step of a cell has other inputs; written as one, it would not be this model."""
+        cls = CELL_CLASSES[self.layers[0].cell]
+        raise FormatError(f"{self.where}: one step of an {cls} (input [batch, {self.layers[0].input_size}], states in "
+                          f"and out) has no pipeline form: convert it to .rnnf or export its whole graph (export-c "
+                          f"--dim batch=N), or load it with cell_loop=True (-O cell_loop=true) to write the cell run "
+                          f"over a sequence, whose C step function is the cell's step")
 
     def quantized(self, weight_dtype: str) -> "TorchCellGraph":
         return TorchCellGraph(self.layers[0].with_weight_dtype(weight_dtype), self.name, self.source, self.defaults)

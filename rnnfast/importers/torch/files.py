@@ -28,7 +28,7 @@ import numpy as np
 
 from ...errors import FormatError, file_errors
 from ...limits import LoadBudget
-from ...formats import TORCH_LEGACY_MAGIC
+from ...formats import TORCH_LEGACY_MAGIC, is_npz, looks_like_pickle
 from .._npz import read_npz
 from .._pickle import LazyTensor, NumpyArray, PickledObject, StorageRef, restricted_load
 from .._safetensors import read_safetensors
@@ -61,13 +61,13 @@ def read_torch_weights(data: bytes, where: str, allow_classes=(), state_dict_key
 
 def _read_weights(data: bytes, where: str, allow_classes, state_dict_key) -> TorchWeights:
     code = {}
-    if data.startswith(b"PK") and _is_npz(data, where):
+    if data.startswith(b"PK") and is_npz(open_zip(data, where).namelist()):
         return TorchWeights("npz", _npz_tensors(data, where))
     if data.startswith(b"PK"):
         kind, obj, code = _read_zip(data, where, allow_classes)
     elif data.startswith(TORCH_LEGACY_MAGIC):
         kind, obj = "legacy", _read_legacy(data, where, allow_classes)
-    elif _looks_like_pickle(data):
+    elif looks_like_pickle(data):
         kind, obj = "pickle", _read_pickle(data, where, allow_classes)
     else:
         tensors, _ = read_safetensors(data, where)
@@ -129,11 +129,6 @@ def _traced_call(source: str, class_name: str) -> dict:
     return out
 
 
-def _is_npz(data: bytes, where: str) -> bool:
-    names = open_zip(data, where).namelist()
-    return bool(names) and all(n.endswith(".npy") for n in names)
-
-
 def _npz_tensors(data: bytes, where: str) -> dict:
     tensors = read_npz(data, where)
     if "__pipeline__" in tensors or any(k.startswith("__") for k in tensors):
@@ -149,11 +144,6 @@ def _read_pickle(data: bytes, where: str, allow_classes):
     if f.tell() != len(data):
         raise FormatError(f"{where}: {len(data) - f.tell()} bytes follow the pickle; expected one pickled object")
     return _materialize(obj, {}, where)
-
-
-def _looks_like_pickle(data: bytes) -> bool:
-    # A safetensors file starts with its header length, which can begin with these bytes too; its JSON cannot.
-    return data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05") and data[8:9] != b"{"
 
 
 def _read_zip(data: bytes, where: str, allow_classes):
