@@ -394,5 +394,7 @@ def test_cli_export_c_of_a_cell_compiles_and_checks_itself(tmp_path):
     r = cli("export-c", path("gru", ".pkl"), "-o", "graph", "--dim", "batch=2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "graph" / "model.c").exists()
+    r = cli("export-c", path("gru", ".pkl"), "-o", "lens", "--dim", "batch=2", "--sequence-lens", cwd=tmp_path)
+    assert r.returncode == 2 and "takes no sequence lengths" in r.stderr, r.stderr
     r = cli("export-c", path("gru", ".pkl"), "-o", "chain", cwd=tmp_path)  # one step is no sequence model
     assert r.returncode == 2 and "one step of an nn.GRUCell" in r.stderr and "--dim batch=N" in r.stderr, r.stderr

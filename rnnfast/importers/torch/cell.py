@@ -40,6 +40,8 @@ def cell_graph(layer, name: str, states: bool) -> GraphBuilder:
 class TorchCellGraph(TorchGraph):
     """One step of a PyTorch cell (see the module docstring); run, stream, convert and export-c like TorchGraph."""
 
+    compiled_with_lengths = None  # one step has no sequence, so no lengths: convert/export-c --sequence-lens refuse
+
     def __init__(self, layer, name="", source="", defaults=()):
         super().__init__([layer], False, name=name, source=source, defaults=defaults)
         H = layer.hidden_size
