@@ -242,9 +242,10 @@ def test_verify_torch_with_input_and_keras_layers(tmp_path):
     ref_rows = [l.split() for l in r.stdout.splitlines() if l.startswith("float64 reference")]
     assert [row[2] for row in ref_rows] == ["output", "h_n", "c_n"]
     assert all(0 <= float(row[3]) < 1e-5 and row[-1] == "ok" for row in ref_rows)
-    # The export reads only `input` (zero initial state): rnnfast is run the same way for that comparison.
-    (ort_row,) = [l.split() for l in r.stdout.splitlines() if l.startswith("onnxruntime (its ONNX export)")]
-    assert ort_row[4] == "output" and float(ort_row[5]) < 1e-5 and ort_row[-1] == "ok"
+    # The export keeps h0 / c0, which the run left out: onnxruntime gets them as PyTorch's default zeros.
+    ort_rows = [l.split() for l in r.stdout.splitlines() if l.startswith("onnxruntime (its ONNX export)")]
+    assert [row[4] for row in ort_rows] == ["output", "h_n", "c_n"]
+    assert all(float(row[5]) < 1e-5 and row[-1] == "ok" for row in ort_rows)
     assert [l.split()[1:4] for l in r.stdout.splitlines() if l.startswith("layer ")] == [
         ["lstm.l0", "(lstm)", "y"], ["lstm.l0", "(lstm)", "y_h"], ["lstm.l0", "(lstm)", "y_c"]]
 
@@ -332,6 +333,7 @@ def test_bench_times_rnnfast_alone_when_onnxruntime_fails_without_a_message(onnx
 
 
 def test_convert_to_onnx_runs_in_onnxruntime(tmp_path):
+    import onnx
     import onnxruntime as ort
 
     ref = np.load(DATA / "torch" / "emb_lstm_fc.npz")
@@ -339,8 +341,21 @@ def test_convert_to_onnx_runs_in_onnxruntime(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "wrote m.onnx (onnx" in r.stdout and "check ok" in r.stdout
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    (out,) = sess.run(None, {"input": ref["input"]})
+    assert [i.name for i in sess.get_inputs()] == ["input", "h0", "c0"]  # PyTorch's names, every one kept
+    assert [o.name for o in sess.get_outputs()] == ["output", "h_n", "c_n"]
+    zeros = np.zeros((1, ref["input"].shape[0], 8), np.float32)  # torch's default initial state, batch first
+    out, h_n, c_n = sess.run(None, {"input": ref["input"].astype(np.int64), "h0": zeros, "c0": zeros})
     assert_close(out, ref["output"], what="onnxruntime on the converted file vs torch")
+    assert_close(h_n, ref["h_n"], what="h_n")
+    assert_close(c_n, ref["c_n"], what="c_n")
+    r = cli("convert", DATA / "torch" / "emb_lstm_fc.pt", "h.onnx", *EMB_LSTM_FC, "--outputs", "h_n,c_n",
+            cwd=tmp_path)
+    assert r.returncode == 0 and "2 output(s) compared" in r.stdout, r.stdout + r.stderr
+    assert [o.name for o in onnx.load(str(tmp_path / "h.onnx")).graph.output] == ["h_n", "c_n"]
+    r = cli("convert", DATA / "torch" / "emb_lstm_fc.pt", "x.onnx", *EMB_LSTM_FC, "--outputs", "h_n,state",
+            cwd=tmp_path)
+    assert_usage_error(r, "no output named 'state'")
+    assert "['output', 'h_n', 'c_n']" in r.stderr and not (tmp_path / "x.onnx").exists()
 
 
 def test_convert_masked_keras_to_onnx_needs_the_promise(tmp_path):
@@ -350,6 +365,7 @@ def test_convert_masked_keras_to_onnx_needs_the_promise(tmp_path):
     r = cli("convert", path, "m.onnx", cwd=tmp_path)
     assert_usage_error(r, "k3_seed_masked_middle.keras")
     assert "--assume-suffix-padding" in r.stderr and not (tmp_path / "m.onnx").exists()
+    assert not any(word in r.stderr for word in ("glue", "pipeline", "stage")), r.stderr
     r = cli("convert", path, "m.onnx", "--assume-suffix-padding", "--opset", 15, cwd=tmp_path)
     assert r.returncode == 0 and "check ok" in r.stdout, r.stdout + r.stderr
     model = rnnfast.load(path)

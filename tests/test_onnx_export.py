@@ -1,9 +1,7 @@
-"""export_onnx: onnxruntime runs every exported file and agrees with rnnfast's run of the source (random
-pipelines of every cell and option, PyTorch fixtures, Keras fixtures that fit), and rnnfast.load of the exported
-file gives the same; what ONNX cannot express is refused by name."""
-import glob
+"""export_onnx of chains: onnxruntime runs every exported file and agrees with rnnfast's run of the source (random
+pipelines of every cell and option), and rnnfast.load of the exported file gives the same; what ONNX cannot express
+is refused by name. Whole models from every format: tests/test_onnx_export_models.py."""
 import io
-import json
 import os
 
 import numpy as np
@@ -20,14 +18,11 @@ from rnnfast.layers import Activation
 from rnnfast.pipeline import EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
-TORCH = sorted(os.path.basename(f)[:-4] for f in glob.glob(os.path.join(DATA, "torch", "*.npz")))
-KERAS_CASES = [c for path in sorted(glob.glob(os.path.join(DATA, "keras", "manifest_*.json")))
-               for c in json.load(open(path))]
 
 
-def onnxruntime_run(data, x):
+def onnxruntime_run(data, x, name="input"):
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return session.run(None, {"input": x})[0]
+    return session.run(None, {name: x})[0]
 
 
 def exported(source, **options):
@@ -66,44 +61,6 @@ def test_opsets(rng, opset):
     assert_close(onnxruntime_run(data, x), run_pipeline(p, x))
 
 
-@pytest.mark.parametrize("name", TORCH)
-def test_torch_fixtures(name):
-    (path,) = [f for f in glob.glob(os.path.join(DATA, "torch", name + ".*")) if not f.endswith(".npz")]
-    z = np.load(os.path.join(DATA, "torch", name + ".npz"))
-    model = rnnfast.load(path, **json.loads(str(z["load_options"])))
-    x = z["input"]
-    if x.ndim == (1 if model.input_names and model.inputs[0].type == "tensor(int64)" else 2):
-        x = x[None] if model.graph.batch_first else x[:, None]
-    data = exported(model)
-    expected = model.run(x)[0]
-    assert_close(onnxruntime_run(data, x.astype(np.int64) if x.dtype.kind in "iu" else x), expected, what=name)
-    assert_close(rnnfast.load(data).run(x)[0], expected, what=name)
-
-
-@pytest.mark.parametrize("case", KERAS_CASES, ids=[c["name"] + "-" + c["generation"] for c in KERAS_CASES])
-def test_keras_fixtures(case):
-    """Every Keras fixture that fits a pipeline without a mask; the others are refused (masks: exported under
-    assume_suffix_padding, tested below)."""
-    from test_to_pipeline import keras_case
-
-    model, x = keras_case(case)
-    try:
-        p = model.to_pipeline()
-    except FormatError:
-        with pytest.raises(FormatError, match="pipeline"):
-            export_onnx(model)
-        return
-    if any(isinstance(s, EmbeddingStage) and s.mask_zero for s in p.stages):
-        with pytest.raises(FormatError, match="assume_suffix_padding"):
-            export_onnx(model)
-        return
-    data = exported(model)
-    feed = x.astype(np.int64) if p.takes_ids else x.astype(np.float32)
-    expected = model.run(x)[0]
-    assert_close(onnxruntime_run(data, feed), expected, what=case["name"])
-    assert_close(rnnfast.load(data).run(feed)[0], expected, what=case["name"])
-
-
 def test_keras_mask_exports_only_with_suffix_padding_assumed():
     model = rnnfast.load(os.path.join(DATA, "keras", "k3_seed_masked_middle.keras"))
     with pytest.raises(FormatError, match="assume_suffix_padding=True"):
@@ -111,7 +68,7 @@ def test_keras_mask_exports_only_with_suffix_padding_assumed():
     data = exported(model, assume_suffix_padding=True)
     rng = np.random.default_rng(5)
     x = suffix_padded(rng, model.to_pipeline(), seq_len=model.inputs[0].shape[1], batch=3)
-    assert_close(onnxruntime_run(data, x), model.run(x)[0])
+    assert_close(onnxruntime_run(data, x, model.input_names[0]), model.run(x)[0])
 
 
 @pytest.mark.parametrize("act", ["Selu", "Swish", "Gelu", "Exp"])

@@ -9,7 +9,7 @@ from .codes import EXIT_CODES_HELP
 from .common import (add_model_arguments, executor_info, executor_line, feeds_text, inputs_info, load_model,
                      non_negative_float, non_negative_int, positive_float, positive_int, report)
 from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, OnnxRuntime, error_line, errors, onnx_bytes,
-                      paired_outputs, within)
+                      paired_outputs, with_zero_states, within)
 from .inputs import add_input_arguments, input_plan, make_feeds, run_checked
 from .progress import Progress, wanted
 
@@ -87,7 +87,7 @@ def collect(args) -> dict:
             notes.append(f"rnnfast timed alone: {ort.error}")
             ort = None
     if ort is not None:
-        ort_feeds = ort.feeds(feeds)
+        ort_feeds = ort.feeds(with_zero_states(data, feeds))
         if len(ort_feeds) < len(feeds):  # an export reads only the main input and starts from zero state
             feeds = dict(zip(feeds, ort_feeds.values()))
         try:

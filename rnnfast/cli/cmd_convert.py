@@ -74,6 +74,8 @@ def add_parser(sub):
                             "sequence_lens; promise that padding only ever ends a row, so the mask becomes the count "
                             "of non-zero ids. Without it such a model is refused. The reload check then uses ids "
                             "without padding.")
+        p.add_argument("--outputs", metavar="A,B",
+                       help="ONNX: keep only these outputs (by name; default every output of the model)")
     return p
 
 
@@ -98,9 +100,15 @@ def main(args) -> int:
                        f"export-c --quantize)")
     if getattr(args, "rnnf_version", None) and fmt != "rnnf":
         raise CliError(f"--rnnf-version: only for the rnnf format, not {fmt}")
+    if getattr(args, "outputs", None) and fmt != "onnx":
+        raise CliError(f"--outputs: only for the onnx format, not {fmt}")
     model, _ = load_model(args)
     if getattr(args, "sequence_lens", False) and (fmt != "rnnf" or args.rnnf_version == 1):
         raise CliError("--sequence-lens: only for .rnnf 2 (and export-c)")
+    if fmt == "onnx":
+        from .convert_onnx import write_onnx
+
+        return write_onnx(args, model)
     if fmt == "rnnf" and args.rnnf_version != 1:
         compiled = getattr(model.graph, "compiled", None)
         if args.sequence_lens:
@@ -186,15 +194,10 @@ def _write_pipeline(args, model, fmt, formats, quantize) -> int:
 
         pipeline = quantize_pipeline(pipeline, quantize)
     write = getattr(importlib.import_module(module), function)
-    extra = {"opset": args.opset, "assume_suffix_padding": args.assume_suffix_padding} if fmt == "onnx" else {}
     try:
-        write(model if takes == "model" else pipeline, args.out, **extra)
+        write(model if takes == "model" else pipeline, args.out)
     except OSError as e:
         raise CliError(f"{args.out}: cannot write: {e.strerror or e}") from None
-    except ValueError as e:  # FormatError
-        if "assume_suffix_padding" in str(e):
-            raise CliError(f"{e} (on the command line: --assume-suffix-padding)") from None
-        raise
     print(f"wrote {args.out} ({fmt}, {os.path.getsize(args.out)} bytes) from {args.file}")
     if fmt not in RELOADABLE:
         return EXIT_OK
@@ -202,8 +205,6 @@ def _write_pipeline(args, model, fmt, formats, quantize) -> int:
 
     written = rnnfast.load(args.out)
     feeds = random_inputs(written, seq_len=args.seq_len or 5, batch=args.batch, seed=0)
-    if fmt == "onnx" and args.assume_suffix_padding:  # the promise holds for ids without any padding
-        feeds = {k: np.where(v == 0, 1, v) if v.dtype.kind in "iu" else v for k, v in feeds.items()}
     got = np.asarray(written.run(feeds)[0], np.float64)
     want = np.asarray(run_pipeline(pipeline, next(iter(feeds.values()))), np.float64)
     if got.shape != want.shape:

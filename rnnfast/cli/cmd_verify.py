@@ -9,7 +9,7 @@ from .codes import EXIT_CODES_HELP
 from .common import (CliError, add_model_arguments, detect_format, feeds_text, inputs_info, load_model,
                      non_negative_float, non_negative_int, positive_int, report)
 from .compare import (DEFAULT_TOLERANCE, TOLERANCE_HELP, errors, feeds_for, onnx_bytes, paired_outputs, run_onnx,
-                      within)
+                      with_zero_states, within)
 from .inputs import add_input_arguments, input_plan, make_feeds, run_checked
 from .oracles import (DEFAULT_ORACLES, FRAMEWORK_FORMATS, INSTALL, ORACLES, PYTHON_ENV, check_applicable,
                       check_installed, oracle_list, oracle_python, run_framework, wanted_oracles)
@@ -165,6 +165,7 @@ def _against_onnxruntime(args, model, kind, feeds, outs, notes, explicit, python
             raise CliError(f"--against onnxruntime: {args.file} has no ONNX form to run: {how}")
         notes.append(f"no onnxruntime comparison: {how}")
         return [], {"how": f"not run: {how}", "independent": False}
+    feeds = with_zero_states(data, feeds)
     onnx_outs, onnx_names, onnx_inputs, runtime, note = run_onnx(data, feeds, args.threads)
     if note:
         notes.append(note)

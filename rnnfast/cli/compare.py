@@ -117,6 +117,31 @@ class OnnxRuntime:
         return self.session.run(None, self.feeds(feeds))
 
 
+def with_zero_states(data: bytes, feeds: dict) -> dict:
+    """feeds plus zeros for the ONNX model's float inputs it lacks: an export keeps every input of the source, and
+    one the source runs without (PyTorch's h0 / c0) starts from zeros there. Sizes named like a fed input's axes
+    take that size."""
+    import onnx
+
+    graph = onnx.load_from_string(data).graph
+    sizes, missing = {}, []
+    for vi in graph.input:
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name in feeds:
+            for d, n in zip(dims, np.shape(feeds[vi.name])):
+                if d.dim_param:
+                    sizes.setdefault(d.dim_param, n)
+        elif vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT:
+            missing.append(vi)
+    out = dict(feeds)
+    for vi in missing:
+        dims = vi.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") or d.dim_param in sizes for d in dims):
+            out[vi.name] = np.zeros([d.dim_value if d.HasField("dim_value") else sizes[d.dim_param] for d in dims],
+                                    np.float32)
+    return out
+
+
 def run_onnx(data: bytes, feeds: dict, n_threads=None):
     """(outputs, output names, input names, runtime name, note): onnxruntime, or onnx.reference where
     onnxruntime refuses."""

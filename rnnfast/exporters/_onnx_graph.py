@@ -1,5 +1,5 @@
 """A small ONNX graph writer: nodes with generated output names, constants as initializers. Used for the main
-graph and for the Scan bodies of the projection-LSTM decomposition."""
+graph, its If branches and the Scan bodies of the projection-LSTM decomposition."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +19,7 @@ class GraphWriter:
     def const(self, value, hint: str = "c", dtype=np.float32) -> str:
         from onnx import numpy_helper
 
-        arr = np.ascontiguousarray(value, dtype)
+        arr = np.array(value, dtype, order="C")  # ascontiguousarray would make a 0-D value 1-D
         key = (arr.dtype.str, arr.shape, arr.tobytes())
         if key in self._consts and arr.size <= 16:  # small shape/axis constants are shared; weights never repeat
             return self._consts[key]
@@ -37,3 +37,10 @@ class GraphWriter:
         outs = [self.fresh(hint or op_type.lower()) for _ in range(n_out)]
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=outs[0], **attrs))
         return outs[0] if n_out == 1 else outs
+
+    def emit(self, op_type: str, inputs, outputs, name: str = None, **attrs):
+        """A node writing the given output names (a source graph's own values keep their names)."""
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op_type, list(inputs), list(outputs), name=name or self.fresh(op_type),
+                                           **attrs))

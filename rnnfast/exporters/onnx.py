@@ -1,176 +1,174 @@
-"""Export a Pipeline (or any Model that converts to one, see Model.to_pipeline) to ONNX, standard operators only.
+"""Export any model rnnfast runs through its graph executor (ONNX, Keras, PyTorch, TF1, .rnnf 1 and 2, a Pipeline)
+to ONNX, standard operators only, opset 17 by default (13 to what the installed onnx knows; LayerNormalization
+needs 17).
 
-The graph reads `input` and writes `output` in the pipeline's layout; inside it is time-major:
-- batch_first: a Transpose of the input (ids [B, T] or floats [B, T, F]) and of a sequence output.
-- EmbeddingStage: Gather(table, ids); ids are int64.
-- RecurrentStage: one RNN / GRU / LSTM node per layer. rnnfast's canonical form is ONNX's, so W, R, B = [Wb, Rb]
-  and P (peepholes) are written as they are, with activations (and alpha/beta), clip, input_forget and
-  linear_before_reset as attributes. Between stacked layers Y [T, D, B, P] becomes [T, B, D*P]: Squeeze(axis 1)
-  for one direction, Transpose(0, 2, 1, 3) + Reshape([0, 0, -1]) for two. return_sequences=False takes the last
-  layer's Y_h [D, B, P] -> Transpose(1, 0, 2) + Reshape([0, -1]) = [B, D*P], directions concatenated.
-- DenseStage: MatMul(W^T) [+ Add(b)] [+ Relu / Tanh / Sigmoid / Softmax(axis -1)].
+The source is the analysed graph IR (graph/ir.py after graph/analysis.py), the one the C executor runs: every input
+and output keeps its name, dtype and shape (symbolic sizes as dim_params), and `outputs` keeps only the outputs named
+(the nodes that only fed the others are left out). The nodes are written by exporters/onnx_ops.py (ONNX operators,
+fused products unfused), exporters/onnx_recurrent.py (recurrent stacks as RNN / GRU / LSTM nodes per layer; Keras
+masks), exporters/onnx_projection.py (LSTM with projection as Scan). An If on a run-time condition is written with
+both branches. Sizes the analysis knows symbolically are computed again from the inputs' shapes
+(exporters/onnx_sizes.py); constants become initializers.
 
-LSTM with projection (proj_size > 0) has no ONNX operator; exporters/onnx_projection.py writes each direction as
-a Scan over time (its docstring gives the body).
-
-Keras masks (EmbeddingStage.mask_zero): ONNX recurrent nodes have no per-step mask, only sequence_lens, which
-equals the mask only when every row's padding is at its end. That depends on the data, so it must be asserted
-with `assume_suffix_padding=True`; then sequence_lens = the number of non-zero ids per row (Equal, Not, Cast,
-ReduceSum), and where Keras repeats a row's last output over its padding (mask_zero_output False) the forward
-directions' Y is filled with Y_h there (Where). Without the flag a masked pipeline is refused. With it, an input
-with a 0 id before a non-zero one gives a different answer than the source model: the flag is the caller's
-promise. A row of padding only has length 0, where onnxruntime's recurrent kernels are unreliable (garbage or an
-abort, see the ONNX importer's notes); rnnfast gives zeros. Activations that ONNX recurrent nodes cannot express (Keras' selu, swish, gelu, exponential) are refused.
-"""
+Refused by name, saying what would make it work: a model whose graph does not run in C (the reason the analysis
+gives), a Keras model with stateful layers (its state lives between calls, which an ONNX graph has no place for), a
+Keras mask without assume_suffix_padding, an activation ONNX recurrent nodes lack. A .rnnf 2 file holds the C
+executor's form of the graph: exporters/onnx_lift.py lifts it back to the IR first."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import FormatError
-from ..importers.onnx.recurrent import DEFAULT_ALPHA, DEFAULT_BETA
-from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+from ..graph.dims import Dim, dim_str
 from ._onnx_graph import GraphWriter
 from ._output import write_bytes
+from .onnx_ops import write_node
+from .onnx_sizes import Sizes, input_symbols
 
-MIN_OPSET = 13  # Squeeze / Unsqueeze / ReduceSum take their axes as an input from 13 on
+MIN_OPSET = 13  # Squeeze / Unsqueeze / ReduceSum / Split take their axes or sizes as an input from 13 on
 DEFAULT_OPSET = 17
-OP_TYPES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
-NOT_IN_ONNX = ("Selu", "Swish", "Gelu", "Exp")
-DENSE_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid"}
 
 
-def export_onnx(source, path=None, opset: int = DEFAULT_OPSET, assume_suffix_padding: bool = False):
-    """Write `source` (a Pipeline or a rnnfast Model) as an ONNX model to `path` (str, PathLike, binary file
-    object, or None) and return the onnx.ModelProto. FormatError names whatever has no ONNX form."""
-    p = source if isinstance(source, Pipeline) else source.to_pipeline()
-    proto = to_model_proto(p, opset, assume_suffix_padding)
+def export_onnx(source, path=None, opset: int = DEFAULT_OPSET, assume_suffix_padding: bool = False,
+                outputs=None):
+    """Write `source` (a rnnfast Model or a Pipeline) as an ONNX model to `path` (str, PathLike, binary file
+    object, or None) and return the onnx.ModelProto. `outputs`: the names of the outputs to keep (default all).
+    FormatError names whatever has no ONNX form."""
+    graph, src_opset, where = source_graph(source)
+    proto = graph_to_model_proto(graph, src_opset, where, opset, assume_suffix_padding, outputs)
     if path is not None:
         write_bytes(proto.SerializeToString(), path)
     return proto
 
 
-def to_model_proto(p: Pipeline, opset: int = DEFAULT_OPSET, assume_suffix_padding: bool = False):
-    from onnx import TensorProto, defs, helper
+def source_graph(source):
+    """(analysed IR Graph, the opset its attributes follow, a name for messages) of a Model or Pipeline."""
+    from ..pipeline import Pipeline
 
-    where = p.source or p.name or "pipeline"
+    if isinstance(source, Pipeline):
+        from ..graph.chain import ChainModel
+
+        source = ChainModel(source)
+    graph = getattr(source, "graph", source)
+    where = getattr(source, "source", "") or getattr(graph, "where", "") or "this model"
+    compiled = getattr(graph, "compiled", None)
+    names = [t.name for t in getattr(graph, "inputs", [])]
+    if compiled is not None and hasattr(graph, "variant") and list(compiled.graph.inputs) != names:
+        compiled = graph.variant(states=graph.torch)  # a chain (graph/chain.py) ran without its optional states
+    if compiled is None:
+        why = getattr(graph, "unfit_reason", None)
+        raise FormatError(f"{where}: cannot be written as ONNX: " + (
+            f"{why} (rnnfast runs such a graph node by node, in Python, and writes ONNX only from a graph the C "
+            f"executor runs)" if why else f"{type(graph).__name__} models have no graph to write"))
+    ir = compiled.graph
+    if not ir.nodes and compiled.desc["nodes"]:  # a .rnnf 2 file's: the C executor's description alone
+        from .onnx_lift import OPSET, lift
+
+        return lift(compiled.desc, ir.inputs, ir.outputs, ir.name), OPSET, where
+    extra = [n for n in ir.inputs if names and n not in names]
+    if extra:
+        raise FormatError(f"{where}: the model keeps state between calls (stateful layers: inputs {extra} are held "
+                          f"by rnnfast), which an ONNX graph cannot; rebuild the model with stateful=False to "
+                          f"write it")
+    return ir, compiled.opset, where
+
+
+def graph_to_model_proto(graph, src_opset: int, where: str, opset: int = DEFAULT_OPSET,
+                         assume_suffix_padding: bool = False, outputs=None):
+    from onnx import defs, helper
+
     if not MIN_OPSET <= opset <= defs.onnx_opset_version():
         raise ValueError(f"{where}: opset {opset} is not supported; expected {MIN_OPSET} to "
                          f"{defs.onnx_opset_version()}")
-    _check(p, where, assume_suffix_padding)
-    g = GraphWriter()
-    x = "input"
-    if p.batch_first:
-        x = g.op("Transpose", [x], perm=[1, 0] if p.takes_ids else [1, 0, 2])
-    lens = pad = None
-    for stage in p.stages:
-        if isinstance(stage, EmbeddingStage):
-            if stage.mask_zero:
-                pad = g.op("Equal", [x, g.ints(0)], "padding")
-                valid = g.op("Cast", [g.op("Not", [pad])], to=TensorProto.INT32)
-                lens = g.op("ReduceSum", [valid, g.ints([0])], "sequence_lens", keepdims=0)
-            x = g.op("Gather", [g.const(stage.table, "embedding"), x], "embedded")
-        elif isinstance(stage, RecurrentStage):
-            x = _stack(g, stage, x, lens, pad)
-            if not stage.return_sequences:
-                lens = pad = None
-        else:
-            x = _dense(g, stage, x)
-    if p.batch_first and p.returns_sequence:
-        x = g.op("Transpose", [x], perm=[1, 0, 2])
-    g.nodes.append(helper.make_node("Identity", [x], ["output"], name="output"))
-    seq = ["batch", "seq_len"] if p.batch_first else ["seq_len", "batch"]
-    inp = (helper.make_tensor_value_info("input", TensorProto.INT64, seq) if p.takes_ids
-           else helper.make_tensor_value_info("input", TensorProto.FLOAT, seq + [p.input_size]))
-    out = helper.make_tensor_value_info("output", TensorProto.FLOAT,
-                                        (seq if p.returns_sequence else ["batch"]) + [p.output_size])
-    graph = helper.make_graph(g.nodes, p.name or "rnnfast_pipeline", [inp], [out], g.inits)
+    keep = list(graph.outputs)
+    if outputs is not None:
+        outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+        unknown = [n for n in outputs if n not in graph.outputs]
+        if unknown or not outputs:
+            raise ValueError(f"{where}: no output named {', '.join(map(repr, unknown)) or '(none given)'}; the "
+                             f"model's outputs are {list(graph.outputs)}")
+        keep = outputs
+    w = _Writer(graph, src_opset, opset, where, assume_suffix_padding, GraphWriter("rnnfast::"))
+    w.write(keep)
+    produced = {n for node in w.g.nodes for n in node.output}
+    for name in keep:
+        if name in produced:
+            continue
+        if name in graph.inputs:
+            raise FormatError(f"{where}: output {name!r} is the input of that name itself, which an ONNX graph "
+                              f"cannot have; leave it out with outputs=[...]")
+        w.g.emit("Identity", [w.name(name)], [name])  # a constant output
+    inputs = [value_info(graph.values[n]) for n in graph.inputs]
+    outs = [value_info(graph.values[n]) for n in keep]
+    onnx_graph = helper.make_graph(w.g.nodes, graph.name or "rnnfast", inputs, outs, w.g.inits)
     opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="rnnfast")
+    model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="rnnfast")
     model.ir_version = helper.find_min_ir_version_for(opsets)  # the oldest runtime that knows the opset reads it
     return model
 
 
-def _check(p: Pipeline, where: str, assume_suffix_padding: bool):
-    for stage in p.stages:
-        if isinstance(stage, EmbeddingStage) and stage.mask_zero and not assume_suffix_padding:
-            raise FormatError(f"{where}: embedding {stage.name!r} has mask_zero (Keras masking). ONNX recurrent "
-                              f"nodes take sequence_lens, not a mask, which is the same only when each row's "
-                              f"padding (id 0) is all at its end; that depends on your data, so say so with "
-                              f"assume_suffix_padding=True to export it")
-        if isinstance(stage, RecurrentStage):
-            for layer in stage.layers:
-                for acts in layer.activations:
-                    for a in acts:
-                        if a.name in NOT_IN_ONNX:
-                            raise FormatError(f"{where}: layer {layer.name!r} uses activation {a.name}, which "
-                                              f"ONNX {OP_TYPES[layer.cell]} nodes cannot express")
+def value_info(v, name=None):
+    from onnx import helper
+
+    shape = [d if isinstance(d, (int, np.integer)) else dim_str(d) for d in v.shape]
+    return helper.make_tensor_value_info(name or v.name, helper.np_dtype_to_tensor_dtype(np.dtype(v.dtype)), shape)
 
 
-def _stack(g: GraphWriter, stage: RecurrentStage, x, lens, pad):
-    for k, layer in enumerate(stage.layers):
-        if layer.proj_size:
-            from .onnx_projection import projection_lstm
+class _Writer:
+    """One graph (the model or an If branch) being written into `g`; IR value names map to ONNX names."""
 
-            y, y_h = projection_lstm(g, layer, x, pad)
-        else:
-            y, y_h = _recurrent_node(g, layer, x, lens)
-        if k == len(stage.layers) - 1:
-            if not stage.return_sequences:
-                return g.op("Reshape", [g.op("Transpose", [y_h], perm=[1, 0, 2]), g.ints([0, -1])], "final")
-            if pad is not None and not stage.mask_zero_output:
-                y = _repeat_last_output(g, layer, y, y_h, pad)
-        x = join_directions(g, layer.n_dirs, y)
-    return x
+    def __init__(self, graph, src_opset, opset, where, assume_suffix_padding, g, symbols=None):
+        self.graph, self.src_opset, self.opset, self.where = graph, src_opset, opset, where
+        self.assume_suffix_padding, self.g = assume_suffix_padding, g
+        self.symbols = input_symbols(graph) if symbols is None else symbols
+        self.sizes = Sizes(g, self.symbols, where)
+        self._names = {}
+        self._branches = 0
 
+    def write(self, keep):
+        needed = set(keep)
+        nodes = []
+        for node in reversed(self.graph.nodes):
+            if any(n in needed for n in node.outputs if n):
+                nodes.append(node)
+                needed.update(n for n in node.inputs if n)
+        for node in reversed(nodes):
+            write_node(self, node)
 
-def join_directions(g: GraphWriter, n_dirs: int, y):
-    """Y [T, D, B, P] -> [T, B, D*P]."""
-    if n_dirs == 1:
-        return g.op("Squeeze", [y, g.ints([1])], "sequence")
-    return g.op("Reshape", [g.op("Transpose", [y], perm=[0, 2, 1, 3]), g.ints([0, 0, -1])], "sequence")
+    def name(self, value: str) -> str:
+        """The ONNX name of IR value `value`: its own when a node or the caller makes it, else a constant or a size
+        vector written here."""
+        if value in self._names:
+            return self._names[value]
+        v = self.graph.values[value]
+        out = value
+        if v.const is not None:
+            arr = np.asarray(v.const)
+            out = self.g.const(arr, "const", arr.dtype)
+        elif v.sym is not None:
+            out = self.sizes.shape(v.sym)
+            if tuple(v.shape) != (len(v.sym),):
+                out = self.g.op("Reshape", [out, self.g.ints([int(d) for d in v.shape])], "sizes")
+            if np.dtype(v.dtype) != np.int64:
+                from onnx import helper
 
+                out = self.g.op("Cast", [out], "sizes", to=helper.np_dtype_to_tensor_dtype(np.dtype(v.dtype)))
+        self._names[value] = out
+        return out
 
-def _recurrent_node(g: GraphWriter, layer, x, lens):
-    names = [a.name for acts in layer.activations for a in acts]
-    attrs = dict(hidden_size=layer.hidden_size, direction=layer.direction, activations=names)
-    alphas = [a.alpha for acts in layer.activations for a in acts if a.name in DEFAULT_ALPHA]
-    betas = [a.beta for acts in layer.activations for a in acts if a.name in DEFAULT_BETA]
-    if alphas:
-        attrs["activation_alpha"] = alphas
-    if betas:
-        attrs["activation_beta"] = betas
-    if layer.clip is not None:
-        attrs["clip"] = layer.clip
-    if layer.input_forget:
-        attrs["input_forget"] = 1
-    if layer.linear_before_reset:
-        attrs["linear_before_reset"] = 1
-    inputs = [x, g.const(layer.w_ih, "W"), g.const(layer.w_hh, "R"),
-              g.const(np.concatenate([layer.b_ih, layer.b_hh], axis=1), "B"), lens or ""]
-    if layer.peepholes is not None:
-        inputs += ["", "", g.const(layer.peepholes, "P")]
-    while inputs[-1] == "":
-        inputs.pop()
-    y, y_h = g.op(OP_TYPES[layer.cell], inputs, layer.cell, n_out=2, **attrs)
-    return y, y_h
+    def branch(self, branch, tag: str):
+        """An If branch (an analysed Graph reading outer values by name) as a GraphProto with no inputs."""
+        from onnx import helper
 
-
-def _repeat_last_output(g: GraphWriter, layer, y, y_h, pad):
-    """Keras repeats a row's last output over masked steps. With suffix padding that is Y_h for a forward
-    direction; a reverse direction meets the padding first, where Keras and ONNX both give zeros."""
-    forward = np.array([1.0, 0.0] if layer.n_dirs == 2 else [0.0 if layer.direction == "reverse" else 1.0])
-    if not forward.any():
-        return y
-    fill = g.op("Mul", [g.op("Unsqueeze", [y_h, g.ints([0])]), g.const(forward.reshape(1, -1, 1, 1))])
-    return g.op("Where", [g.op("Unsqueeze", [pad, g.ints([1, 3])]), fill, y], "masked_y")
-
-
-def _dense(g: GraphWriter, stage: DenseStage, x):
-    x = g.op("MatMul", [x, g.const(stage.weight.T, "dense_w")], "dense")
-    if stage.bias is not None:
-        x = g.op("Add", [x, g.const(stage.bias, "dense_b")], "dense")
-    if stage.activation == "softmax":
-        return g.op("Softmax", [x], "softmax", axis=-1)
-    if stage.activation in DENSE_OPS:
-        return g.op(DENSE_OPS[stage.activation], [x])
-    return x
+        self._branches += 1
+        g = GraphWriter(f"{self.g.prefix}{tag}{self._branches}/")
+        sub = _Writer(branch, self.src_opset, self.opset, self.where, self.assume_suffix_padding, g, self.symbols)
+        sub.write(branch.outputs)
+        produced = {n for node in g.nodes for n in node.output}
+        outs = []
+        for name in branch.outputs:
+            onnx_name = sub.name(name)
+            if onnx_name not in produced:  # an outer value or a constant: ONNX wants a branch's own output
+                onnx_name = g.op("Identity", [onnx_name], "branch_output")
+            outs.append(value_info(branch.values[name], onnx_name))
+        return helper.make_graph(g.nodes, g.prefix.rstrip("/").replace("/", "_"), [], outs, g.inits)

@@ -2,7 +2,8 @@
 
 Each direction d becomes:
     XW = X @ W[d]^T + (Wb[d] + Rb[d])                               outside the loop, [T, B, 4H]
-    h_T, c_T, Y_d = Scan(h0 = 0 [B, P], c0 = 0 [B, H], XW [, valid]) over time (reversed for a reverse direction)
+    h_T, c_T, Y_d = Scan(h0[d] [B, P], c0[d] [B, H], XW [, valid]) over time (reversed for a reverse direction)
+(h0, c0 the initial states [D, B, P] / [D, B, H] when given, else zeros)
 with the Scan body, gates in ONNX order i, o, f, c (f, g, h are the layer's three activations, clip the cell clip):
     G = XW_t + h @ R[d]^T
     i = f(clip(G_i + P_i * c))
@@ -10,9 +11,9 @@ with the Scan body, gates in ONNX order i, o, f, c (f, g, h are the layer's thre
     c' = f_t * c + i * g(clip(G_c))
     o = f(clip(G_o + P_o * c'))
     h' = (o * h(c')) @ W_hr[d]^T                                    the projection, [B, P]
-With a Keras mask (suffix padding, see exporters/onnx.py) a bool `valid` [T, B, 1] is scanned too: past a row's
-end its state stays and its output is 0, as sequence_lens gives for the other nodes. The directions' Y_d and h_T
-are stacked into Y [T, D, B, P] and Y_h [D, B, P], the shapes of an ONNX LSTM node's outputs.
+With a Keras mask (suffix padding, see exporters/onnx_recurrent.py) a bool `valid` [T, B, 1] is scanned too: past a
+row's end its state stays and its output is 0, as sequence_lens gives for the other nodes. The directions' Y_d, h_T
+and c_T are stacked into Y [T, D, B, P], Y_h [D, B, P] and Y_c [D, B, H], the shapes of an ONNX LSTM node's outputs.
 """
 from __future__ import annotations
 
@@ -21,18 +22,19 @@ import numpy as np
 from ._onnx_graph import GraphWriter
 
 
-def projection_lstm(g: GraphWriter, layer, x, pad):
-    """(Y, Y_h) names for `layer` (an LSTM with w_hr) over time-major `x`; `pad` is the [T, B] padding mask or
-    None."""
+def projection_lstm(g: GraphWriter, layer, x, pad, h0="", c0=""):
+    """(Y, Y_h, Y_c) names for `layer` (an LSTM with w_hr) over time-major `x`; `pad` is the [T, B] padding mask or
+    None; h0 [D, B, P] and c0 [D, B, H] the initial states ("" for zeros)."""
     H, P = layer.hidden_size, layer.proj_size
-    batch = g.op("Slice", [g.op("Shape", [x]), g.ints([1]), g.ints([2])], "batch")
-    zero = lambda size: g.op("ConstantOfShape", [g.op("Concat", [batch, g.ints([size])], axis=0)], "zeros",
-                             value=_float_tensor(0.0))
-    h0, c0 = zero(P), zero(H)
+    if not (h0 and c0):
+        batch = g.op("Slice", [g.op("Shape", [x]), g.ints([1]), g.ints([2])], "batch")
+        zero = lambda size: g.op("ConstantOfShape", [g.op("Concat", [batch, g.ints([size])], axis=0)], "zeros",
+                                 value=_float_tensor(0.0))
+    start = lambda state, d, size: (g.op("Gather", [state, g.ints(d)], "initial", axis=0) if state else zero(size))
     valid = None
     if pad is not None:
         valid = g.op("Unsqueeze", [g.op("Not", [pad]), g.ints([2])], "valid")
-    ys, hs = [], []
+    ys, hs, cs = [], [], []
     for d in range(layer.n_dirs):
         reverse = d == 1 or layer.direction == "reverse"
         xw = g.op("Add", [g.op("MatMul", [x, g.const(layer.w_ih[d].T, "proj_W")]),
@@ -43,12 +45,13 @@ def projection_lstm(g: GraphWriter, layer, x, pad):
         attrs = dict(body=body, num_scan_inputs=n)
         if reverse:
             attrs.update(scan_input_directions=[1] * n, scan_output_directions=[1])
-        h_t, _, y = g.op("Scan", [h0, c0] + scanned, "scan", n_out=3, **attrs)
+        h_t, c_t, y = g.op("Scan", [start(h0, d, P), start(c0, d, H)] + scanned, "scan", n_out=3, **attrs)
         ys.append(g.op("Unsqueeze", [y, g.ints([1])]))
         hs.append(g.op("Unsqueeze", [h_t, g.ints([0])]))
+        cs.append(g.op("Unsqueeze", [c_t, g.ints([0])]))
     if layer.n_dirs == 1:
-        return ys[0], hs[0]
-    return g.op("Concat", ys, "Y", axis=1), g.op("Concat", hs, "Y_h", axis=0)
+        return ys[0], hs[0], cs[0]
+    return g.op("Concat", ys, "Y", axis=1), g.op("Concat", hs, "Y_h", axis=0), g.op("Concat", cs, "Y_c", axis=0)
 
 
 def _float_tensor(v):
@@ -110,4 +113,4 @@ def activation(g: GraphWriter, act, x):
         return g.op("Add", [g.op("Mul", [x, g.const(a)]), g.const(b)], "affine")
     if name == "ScaledTanh":
         return g.op("Mul", [g.op("Tanh", [g.op("Mul", [x, g.const(b)])]), g.const(a)], "scaled_tanh")
-    raise ValueError(f"activation {name} has no ONNX form")  # exporters/onnx.py refuses these before
+    raise ValueError(f"activation {name} has no ONNX form")  # exporters/onnx_recurrent.py refuses these before

@@ -1,0 +1,89 @@
+"""`rnnfast convert IN OUT.onnx`: write the whole model as standard-op ONNX (rnnfast/exporters/onnx.py), then run the
+written file (in onnxruntime when it is installed, else through rnnfast.load) beside rnnfast's run of the source on
+random input, output by output, before reporting success."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .codes import EXIT_MISMATCH, EXIT_OK
+from .common import CliError
+from .inputs import random_inputs
+
+CHECK_TOLERANCE = 1e-4
+SEQ_LENS = (5, 64, 512)  # a length the model takes (a conv front end needs more than a few samples)
+
+
+def write_onnx(args, model) -> int:
+    from ..exporters.onnx import export_onnx
+
+    keep = [n.strip() for n in args.outputs.split(",") if n.strip()] if getattr(args, "outputs", None) else None
+    try:
+        export_onnx(model, args.out, opset=args.opset, assume_suffix_padding=args.assume_suffix_padding,
+                    outputs=keep)
+    except OSError as e:
+        raise CliError(f"{args.out}: cannot write: {e.strerror or e}") from None
+    except ValueError as e:  # FormatError, a bad opset or output name
+        text = str(e).replace("assume_suffix_padding=True", "--assume-suffix-padding")
+        text = text.replace("outputs=[...]", "--outputs")
+        raise CliError(text) from None
+    print(f"wrote {args.out} (onnx opset {args.opset}, {os.path.getsize(args.out)} bytes) from {args.file}")
+    names = keep or model.output_names
+    run_written, runner = _runner(args.out)
+    if runner.input_names != model.input_names or runner.output_names != names:
+        print(f"check FAILED: {args.out} has inputs {runner.input_names} and outputs {runner.output_names}; the "
+              f"source has inputs {model.input_names} and outputs {names}")
+        return EXIT_MISMATCH
+    lengths = SEQ_LENS if getattr(args, "seq_len", None) is None else (args.seq_len,)
+    for seq_len in lengths:
+        feeds = random_inputs(model, seq_len=seq_len, batch=getattr(args, "batch", None) or 2, seed=0)
+        if args.assume_suffix_padding:  # the promise holds for ids without any padding
+            feeds = {k: np.where(v == 0, 1, v) if v.dtype.kind in "iu" else v for k, v in feeds.items()}
+        try:
+            want = dict(zip(model.output_names, model.run(feeds)))
+            break
+        except ValueError:
+            continue
+    else:
+        raise CliError(f"{args.file}: no random input of length {', '.join(map(str, lengths))} runs; {args.out} "
+                       f"was written but not checked (give --seq-len and --batch)")
+    got = run_written(feeds)
+    worst, ok = 0.0, True
+    for name, g in zip(names, got):
+        g, w = np.asarray(g, np.float64), np.asarray(want[name], np.float64)
+        if g.shape != w.shape:
+            print(f"check FAILED: output {name!r} has shape {list(g.shape)}, the source's {list(w.shape)}")
+            return EXIT_MISMATCH
+        diff = float(np.max(np.abs(g - w))) if g.size else 0.0
+        worst = max(worst, diff)
+        ok = ok and diff <= CHECK_TOLERANCE * max(1.0, float(np.max(np.abs(w))) if w.size else 0.0)
+    print(f"check {'ok' if ok else 'FAILED'}: ran {args.out} in {runner.name} beside the source on random input "
+          f"{', '.join(f'{k} {list(v.shape)}' for k, v in feeds.items())}, {len(names)} output(s) compared: max abs "
+          f"difference {worst:.3g}")
+    return EXIT_OK if ok else EXIT_MISMATCH
+
+
+class _Names:
+    def __init__(self, name, inputs, outputs):
+        self.name, self.input_names, self.output_names = name, inputs, outputs
+
+
+def _runner(path):
+    """(run(feeds) -> outputs, its names): onnxruntime's session of the written file, else rnnfast's load of it."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        import rnnfast
+
+        model = rnnfast.load(path)
+        return model.run, _Names("rnnfast (onnxruntime is not installed)", model.input_names, model.output_names)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    types = {i.name: i.type for i in session.get_inputs()}
+    dtypes = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+              "tensor(bool)": np.bool_, "tensor(double)": np.float64}
+
+    def run(feeds):
+        return session.run(None, {k: np.asarray(v).astype(dtypes.get(types[k], np.asarray(v).dtype))
+                                  for k, v in feeds.items()})
+    return run, _Names("onnxruntime", list(types), [o.name for o in session.get_outputs()])

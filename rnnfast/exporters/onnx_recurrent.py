@@ -1,0 +1,149 @@
+"""A recurrent stack of the graph IR (graph/stack.py: a "Recurrent" node whose payload is its layers) as ONNX
+operators: one RNN / GRU / LSTM node per layer, in the canonical form rnnfast keeps (ONNX's own: W, R, B = [Wb, Rb]
+and P written as they are, activations with alpha/beta, clip, input_forget, linear_before_reset as attributes).
+
+- Between layers Y [T, D, B, P] becomes [T, B, D*P]: Squeeze(axis 1) for one direction, Transpose(0, 2, 1, 3) +
+  Reshape([0, 0, -1]) for two. The stack's own Y is written in the layout its node says (attribute _y_layout:
+  [T, D, B, P] as ONNX has it, or [T, B, D, P] / [T, B, D*P]).
+- Initial states [L*D, B, H] are sliced per layer (rows k*D to (k+1)*D); the stack's final states are the layers'
+  Y_h / Y_c concatenated on axis 0, as PyTorch stacks them.
+- LSTM with projection (proj_size > 0) has no ONNX operator: exporters/onnx_projection.py writes it as Scan.
+
+Keras masks (a bool [T, B] input of the stack): ONNX recurrent nodes have no per-step mask, only sequence_lens, which
+equals the mask only when every row's padding is at its end. That depends on the data, so it must be asserted
+with `assume_suffix_padding=True`; then sequence_lens = the number of unmasked steps per row, and where Keras
+repeats a row's last output over its padding (zero_output_for_mask False) the forward directions' Y is filled with
+Y_h there (Where). Without the flag a masked stack is refused. With it, a mask with a gap before a row's end gives a
+different answer than the source model: the flag is the caller's promise. A row of padding only has length 0, where
+onnxruntime's recurrent kernels are unreliable (garbage or an abort, see the ONNX importer's notes); rnnfast gives
+zeros. Activations that ONNX recurrent nodes cannot express (Keras' selu, swish, gelu, exponential) are refused."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import FormatError
+from ..graph.stack import SEQ_DIR_BATCH
+from ..importers.onnx.recurrent import DEFAULT_ALPHA, DEFAULT_BETA
+from ._onnx_graph import GraphWriter
+
+OP_TYPES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+NOT_IN_ONNX = ("Selu", "Swish", "Gelu", "Exp")
+
+
+def write_stack(w, node):
+    """The IR node `node` (op "Recurrent") into w.g, its outputs under their IR names."""
+    g = w.g
+    layers = [layer.spec.build_layer(*layer.weights) for layer in node.payload]
+    _check_activations(w.where, layers)
+    arg = lambda k: w.name(node.inputs[k]) if k < len(node.inputs) and node.inputs[k] else ""
+    x, lens, h0, c0, mask = (arg(k) for k in range(5))
+    pad = None
+    if mask:
+        if not w.assume_suffix_padding:
+            raise FormatError(f"{node.where}: the recurrent layers are masked (Keras masking). ONNX recurrent nodes "
+                              f"take sequence_lens, not a mask, which is the same only when each row's padding is "
+                              f"all at its end; that depends on your data, so say so with assume_suffix_padding=True "
+                              f"to write it")
+        if lens:
+            raise FormatError(f"{node.where}: a mask and sequence_lens on the same recurrent layers have no ONNX form")
+        pad = g.op("Not", [mask], "padding")
+        valid = g.op("Cast", [mask], to=_onnx_type(np.int32))
+        lens = g.op("ReduceSum", [valid, g.ints([0])], "sequence_lens", keepdims=0)
+    hs, cs, n = [], [], len(layers)
+    for k, layer in enumerate(layers):
+        d = layer.n_dirs
+        h0k = _rows(g, h0, k * d, (k + 1) * d) if h0 and n > 1 else h0
+        c0k = _rows(g, c0, k * d, (k + 1) * d) if c0 and n > 1 else c0
+        if layer.proj_size:
+            from .onnx_projection import projection_lstm
+
+            if lens and pad is None:
+                raise FormatError(f"{node.where}: layer {layer.name!r} (LSTM with projection) with sequence_lens has "
+                                  f"no ONNX form here; write it without sequence_lens")
+            y, y_h, y_c = projection_lstm(g, layer, x, pad, h0k, c0k)
+        else:
+            y, y_h, y_c = recurrent_node(g, layer, x, lens, h0k, c0k)
+        hs.append(y_h)
+        cs.append(y_c)
+        if k < n - 1:
+            x = join_directions(g, d, y)
+        elif pad is not None and not node.attrs.get("_mask_zero_output", 0):
+            y = _repeat_last_output(g, layer, y, y_h, pad)
+    out = node.outputs
+    if out[0]:
+        if node.attrs.get("_y_layout", SEQ_DIR_BATCH) == SEQ_DIR_BATCH:
+            g.emit("Identity", [y], [out[0]])
+        elif len(w.graph.values[out[0]].shape) == 3:
+            g.emit("Identity", [join_directions(g, layers[-1].n_dirs, y)], [out[0]])
+        else:
+            g.emit("Transpose", [y], [out[0]], perm=[0, 2, 1, 3])
+    for k, parts in ((1, hs), (2, cs)):
+        if k < len(out) and out[k]:
+            if len(parts) == 1:
+                g.emit("Identity", parts, [out[k]])
+            else:
+                g.emit("Concat", parts, [out[k]], axis=0)
+
+
+def _onnx_type(dtype) -> int:
+    from onnx import helper
+
+    return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+def _rows(g: GraphWriter, x, start, end):
+    return g.op("Slice", [x, g.ints([start]), g.ints([end]), g.ints([0])], "layer_state")
+
+
+def _check_activations(where, layers):
+    for layer in layers:
+        for acts in layer.activations:
+            for a in acts:
+                if a.name in NOT_IN_ONNX:
+                    raise FormatError(f"{where}: layer {layer.name!r} uses activation {a.name}, which ONNX "
+                                      f"{OP_TYPES[layer.cell]} nodes cannot express")
+
+
+def join_directions(g: GraphWriter, n_dirs: int, y):
+    """Y [T, D, B, P] -> [T, B, D*P]."""
+    if n_dirs == 1:
+        return g.op("Squeeze", [y, g.ints([1])], "sequence")
+    return g.op("Reshape", [g.op("Transpose", [y], perm=[0, 2, 1, 3]), g.ints([0, 0, -1])], "sequence")
+
+
+def recurrent_node(g: GraphWriter, layer, x, lens, h0="", c0=""):
+    """One ONNX RNN / GRU / LSTM node: (Y, Y_h, Y_c) names (Y_c None but for an LSTM)."""
+    names = [a.name for acts in layer.activations for a in acts]
+    attrs = dict(hidden_size=layer.hidden_size, direction=layer.direction, activations=names)
+    alphas = [a.alpha for acts in layer.activations for a in acts if a.name in DEFAULT_ALPHA]
+    betas = [a.beta for acts in layer.activations for a in acts if a.name in DEFAULT_BETA]
+    if alphas:
+        attrs["activation_alpha"] = alphas
+    if betas:
+        attrs["activation_beta"] = betas
+    if layer.clip is not None:
+        attrs["clip"] = layer.clip
+    if layer.input_forget:
+        attrs["input_forget"] = 1
+    if layer.linear_before_reset:
+        attrs["linear_before_reset"] = 1
+    inputs = [x, g.const(layer.w_ih, "W"), g.const(layer.w_hh, "R"),
+              g.const(np.concatenate([layer.b_ih, layer.b_hh], axis=1), "B"), lens or "", h0 or ""]
+    if layer.cell == "lstm":
+        inputs.append(c0 or "")
+        if layer.peepholes is not None:
+            inputs.append(g.const(layer.peepholes, "P"))
+    while inputs[-1] == "":
+        inputs.pop()
+    outs = g.op(OP_TYPES[layer.cell], inputs, layer.cell, n_out=3 if layer.cell == "lstm" else 2, **attrs)
+    return (outs[0], outs[1], outs[2] if layer.cell == "lstm" else None)
+
+
+def _repeat_last_output(g: GraphWriter, layer, y, y_h, pad):
+    """Keras repeats a row's last output over masked steps. With suffix padding that is Y_h for a forward
+    direction; a reverse direction meets the padding first, where Keras and ONNX both give zeros."""
+    forward = np.array([1.0, 0.0] if layer.n_dirs == 2 else [0.0 if layer.direction == "reverse" else 1.0])
+    if not forward.any():
+        return y
+    fill = g.op("Mul", [g.op("Unsqueeze", [y_h, g.ints([0])]), g.const(forward.reshape(1, -1, 1, 1))])
+    return g.op("Where", [g.op("Unsqueeze", [pad, g.ints([1, 3])]), fill, y], "masked_y")
