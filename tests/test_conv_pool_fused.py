@@ -1,7 +1,7 @@
 """A 2-D Conv (no activation, or Relu) followed by MaxPool 2x2 stride 2 runs as one C node: graph/fuse.py gives the
 Conv a "_pool" attribute and src_c/graph/ops/conv.c pools the activated output while it is in cache (a Winograd
-tile is one pool window: the kernel table's wino2_out_pool; the implicit GEMM pools row pairs; the other modes
-pool their whole planes after the tasks).
+tile is one pool window: the kernel table's wino2_out_pool; the implicit GEMM pools row pairs in registers:
+gemm_offsets_pool; the other modes pool their whole planes after the tasks).
 
 Each case runs against onnxruntime (conftest.assert_close) at two shapes and the first again, with 1 and 2 threads
 giving the same bits, under the selected kernel table and under the scalar reference table (RNNFAST_ISA=ref). The

@@ -74,6 +74,12 @@ typedef struct {
      * acc (NaN never wins; four NaNs give -inf), into out[m*ldoc + t]. The same bits in every table. */
     void (*wino2_out_pool)(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
                            float *out, int64_t ldoc);
+    /* gemm_offsets for two output rows at once, row 0's B rows at X + off[k] and row 1's at X + dx + off[k], each
+     * output made as gemm_offsets makes it, then each 2x2 block (columns 2j, 2j + 1 of both rows) folded as
+     * wino2_out_pool folds a tile, into C[m*ldc + j] for j < N / 2 (N even). X must be readable (any values) up
+     * to X + dx + off[k] + N rounded up to RNNF_UB. */
+    void (*gemm_offsets_pool)(int M, int K, const float *A, int lda, const float *X, int64_t dx, const int32_t *off,
+                              int N, const float *bias, int relu, float *C, int ldc);
 } rnnf_kernels;
 
 extern const rnnf_kernels rnnf_kernels_ref;
@@ -99,5 +105,7 @@ void rnnf_wino2_out_c(int M, int n, const float *Y, int64_t ldp, int ldv, const 
                       int64_t ldoc, int ldo, int h, int w);
 void rnnf_wino2_out_pool_c(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
                            float *out, int64_t ldoc);
+void rnnf_gemm_offsets_pool_c(int M, int K, const float *A, int lda, const float *X, int64_t dx, const int32_t *off,
+                              int N, const float *bias, int relu, float *C, int ldc);
 
 #endif

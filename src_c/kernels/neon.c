@@ -265,4 +265,5 @@ const rnnf_kernels rnnf_kernels_neon = {
     rnnf_wino2_in_c,
     rnnf_wino2_out_c,
     rnnf_wino2_out_pool_c,
+    rnnf_gemm_offsets_pool_c,
 };

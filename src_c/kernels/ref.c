@@ -203,6 +203,33 @@ void rnnf_wino2_out_pool_c(int M, int n, const float *Y, int64_t ldp, int ldv, c
     }
 }
 
+void rnnf_gemm_offsets_pool_c(int M, int K, const float *A, int lda, const float *X, int64_t dx, const int32_t *off,
+                              int N, const float *bias, int relu, float *C, int ldc)
+{
+    for (int m = 0; m < M; m++) {
+        const float *a = A + (size_t)m * lda;
+        for (int j = 0; j < N / 2; j++) {
+            float s[2][2];
+            for (int i = 0; i < 2; i++)
+                for (int q = 0; q < 2; q++) {
+                    const float *x = X + (size_t)i * (size_t)dx + 2 * j + q;
+                    float v = 0.0f;
+                    for (int k = 0; k < K; k++) v += a[k] * x[off[k]];
+                    v += bias ? bias[m] : 0.0f;
+                    s[i][q] = relu && v < 0.0f ? 0.0f : v;
+                }
+            float c0 = -INFINITY, c1 = -INFINITY, p = -INFINITY;
+            MAX_TO(c0, s[0][0]);
+            MAX_TO(c0, s[1][0]);
+            MAX_TO(c1, s[0][1]);
+            MAX_TO(c1, s[1][1]);
+            MAX_TO(p, c0);
+            MAX_TO(p, c1);
+            C[(size_t)m * ldc + j] = p;
+        }
+    }
+}
+
 static void activation_ref(const rnnf_activation *act, const float *x, float *y, int n)
 {
     for (int i = 0; i < n; i++) y[i] = rnnf_act_scalar(act, x[i]);
@@ -224,4 +251,5 @@ const rnnf_kernels rnnf_kernels_ref = {
     rnnf_wino2_in_c,
     rnnf_wino2_out_c,
     rnnf_wino2_out_pool_c,
+    rnnf_gemm_offsets_pool_c,
 };

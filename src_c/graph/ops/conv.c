@@ -28,6 +28,10 @@
  * tolerance the tests hold results to. Like any Winograd conv it differs from the direct sum on infinite inputs
  * (Inf - Inf in the transforms gives NaN where the direct sum gives +-Inf) and may overflow within ~4x of FLT_MAX.
  *
+ * A MaxPool 2x2 stride 2 after the conv may be fused (graph/fuse.py): a Winograd tile is one pool window
+ * (wino2_out_pool), the implicit GEMM computes row pairs and pools them in registers (gemm_offsets_pool), and the
+ * other modes write whole planes to the scratch and pool them after; every path folds as the MAXPOOL op does.
+ *
  * Work is cut into tasks (image, group, block of positions or tiles) from the shapes alone; bias and activation
  * run per task on fixed segments, so any thread count gives the same bits.
  *
@@ -373,8 +377,6 @@ static int impl_possible(const conv_prep *p, const conv_geom *g)
     return (double)p->Cg * (double)impl_ldr(p, g) * (double)(ext + p->sh) < (double)(INT32_MAX / 4);
 }
 
-static int64_t Mg_wo(const conv_prep *p, const conv_geom *g) { return p->Mg * g->Wo; }
-
 /* A fused pool in the modes that write whole output planes: they go to the scratch first, then are pooled. */
 static void add_full(const conv_prep *p, conv_geom *g)
 {
@@ -518,8 +520,7 @@ static rnnf_status conv_geom_of(const rnnf_gnode *node, const rnnf_tensor *in, c
         g->tasks = g->N * G * g->nob;
         g->off_thread = 0;
         g->stage_bytes = align64((size_t)(row_floats * ((g->ob - 1) * p->sh + ext) + UB) * sizeof(float));
-        g->thread_bytes = g->stage_bytes + align64((size_t)p->CK * sizeof(int32_t)) +
-                          (p->pool ? align64((size_t)(2 * Mg_wo(p, g)) * sizeof(float)) : 0);
+        g->thread_bytes = g->stage_bytes + align64((size_t)p->CK * sizeof(int32_t));
     } else if (g->mode == MODE_COLS) {
         g->pb = min64(max64(COL_BLOCK_FLOATS / (p->CK * UB), 1), g->np);
         if (g->fmas >= PAR_MIN_FMAS)
@@ -807,20 +808,14 @@ static void conv_task_implicit(const conv_job *j, int64_t t, int tid)
     const float *bias = j->bias ? j->bias + gi * Mg : NULL;
     const int relu = p->act == RNNF_UN_RELU;
     if (j->yq) {
-        /* row pairs (tasks start on even rows) into a slab [Mg][2][Wo] while it is in L1, then pooled; the odd
-         * last row of an odd Ho is not pooled, so it is not computed */
-        float *slab = (float *)((char *)off + align64((size_t)p->CK * sizeof(int32_t)));
+        /* row pairs (tasks start on even rows), pooled in the kernel's registers; the odd last row of an odd Ho
+         * and the odd last column of an odd Wo are in no window, so they are not computed */
         const int64_t Wq = g->Wq, Lq = g->Hq * Wq;
         float *yq = j->yq + (size_t)((n * p->M + gi * Mg) * Lq);
-        for (int64_t oh = oh0; oh + 1 < oh1 && oh / 2 < g->Hq; oh += 2) {
-            for (int64_t r = 0; r < 2; r++)
-                j->K->gemm_offsets((int)Mg, (int)p->CK, w, (int)p->CK,
-                                   v.base + (size_t)(((oh + r) * p->sh - v.r0) * v.ldr), off, (int)Wo, bias, relu,
-                                   slab + r * Wo, (int)(2 * Wo));
-            for (int64_t m = 0; m < Mg; m++)
-                rnnf_maxpool_2x2_row(slab + (size_t)(2 * m * Wo), slab + (size_t)((2 * m + 1) * Wo),
-                                     yq + (size_t)(m * Lq + oh / 2 * Wq), Wq);
-        }
+        for (int64_t oh = oh0; oh + 1 < oh1 && oh / 2 < g->Hq; oh += 2)
+            j->K->gemm_offsets_pool((int)Mg, (int)p->CK, w, (int)p->CK,
+                                    v.base + (size_t)((oh * p->sh - v.r0) * v.ldr), p->sh * v.ldr, off, (int)(2 * Wq),
+                                    bias, relu, yq + oh / 2 * Wq, (int)Lq);
         return;
     }
     float *y = j->y + (size_t)((n * p->M + gi * Mg) * L);
