@@ -4,8 +4,9 @@ MaxPool 2x2 stride 2 after a 2-D Conv (with no activation or Relu), so the conv'
 cache and never written whole (a Winograd tile is one pool window).
 
 A fused node keeps its op and gains attributes the C lowering reads: "_bias" (a constant vector per output
-channel / column), "_act" (unary kind name, alpha, beta) and, on a Conv, "_pool" (1: MaxPool 2x2 stride 2). Only a value with exactly one consumer that is not
-a graph output is fused away, so no value anyone reads disappears."""
+channel / column), "_act" (unary kind name, alpha, beta) and, on a Conv, "_pool" (1: MaxPool 2x2 stride 2).
+Only a value with exactly one consumer that is not a graph output is fused away, so no value anyone reads
+disappears."""
 from __future__ import annotations
 
 import numpy as np
