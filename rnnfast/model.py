@@ -69,7 +69,7 @@ class Model:
             from .errors import FormatError
 
             raise FormatError(f"{self.source or 'this model'}: {type(self.graph).__name__} models do not convert "
-                              f"to a pipeline")
+                              f"to a chain of embedding, recurrent and dense layers")
         return make()
 
     def quantize(self, weights: str) -> "Model":

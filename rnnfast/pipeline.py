@@ -115,7 +115,7 @@ class Pipeline:
     def __post_init__(self):
         where = self.source or self.name or "pipeline"
         if not any(isinstance(s, RecurrentStage) for s in self.stages):
-            raise FormatError(f"{where}: a pipeline needs at least one recurrent stage")
+            raise FormatError(f"{where}: a chain needs at least one recurrent layer")
         if any(isinstance(s, EmbeddingStage) for s in self.stages[1:]):
             raise FormatError(f"{where}: an embedding can only be the first stage")
         width, sequence = None, True

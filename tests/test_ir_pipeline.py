@@ -64,7 +64,7 @@ def _chain(nodes, out, cell="lstm", dtype=np.float32, extra=()):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float16])
 def test_graphs_only_the_c_lowering_refuses_still_convert(rng, dtype):
-    """float64 / float16 tensors are no C executor's, but the analysis takes them; a pipeline computes in float32."""
+    """float64 / float16 tensors are no C executor's, but the analysis takes them; a chain computes in float32."""
     model = rnnfast.load(_chain([], "S", dtype=dtype))
     assert model.graph.compiled is None
     p = model.to_pipeline()
@@ -90,18 +90,19 @@ def test_final_states_in_every_spelling(rng):
 
 
 @pytest.mark.parametrize("nodes, out, extra, why", [
-    # Before, the cell state was taken for the hidden state: a pipeline returns h, never c.
+    # Before, the cell state was taken for the hidden state: a chain returns h, never c.
     ([helper.make_node("Squeeze", ["Y_c", "ax0"], ["c"])], "c", [],
-     r"output 'c' does not fit a pipeline: it is an LSTM's final cell state; a pipeline returns"),
+     r"output 'c' does not fit a chain[^:]*: it is an LSTM's final cell state; a chain returns"),
     ([helper.make_node("MatMul", ["S", "w"], ["m"], name="head"), helper.make_node("LeakyRelu", ["m"], ["o"])], "o",
      [("w", np.ones((4, 2), np.float32))],
-     r"node head \(MatMul\) does not fit a pipeline: the LeakyRelu after it \(folded into it\) is not an activation "
+     r"node head \(MatMul\) does not fit a chain[^:]*: the LeakyRelu after it \(folded into it\) is not an activation "
      r"of a dense stage"),
     ([helper.make_node("Reshape", ["S", "flat"], ["o"], name="flatten")], "o", [("flat", np.array([-1, 4], np.int64))],
-     r"node flatten \(Reshape\) does not fit a pipeline: it makes \['N\*T', 4\] of \['T', 'B', 'D\*P'\], which is not "
+     r"node flatten \(Reshape\) does not fit a chain[^:]*: it makes \['N\*T', 4\] of \['T', 'B', 'D\*P'\], "
+     r"which is not "
      r"time, batch and features kept apart"),
     ([helper.make_node("Concat", ["Y_h", "Y_c"], ["o"], axis=0)], "o", [],
-     r"output 'o' does not fit a pipeline: it is the final states of several layers"),
+     r"output 'o' does not fit a chain[^:]*: it is the final states of several layers"),
 ])
 def test_refusals_worded_by_the_ir_reader(nodes, out, extra, why):
     with pytest.raises(FormatError, match=why):

@@ -141,10 +141,10 @@ def test_exported_files_convert_back_to_pipelines(rng, case):
 
 def test_what_exports_but_has_no_pipeline_form_is_refused_on_the_way_back(rng):
     proj = random_pipeline(rng, **PIPELINE_CASES["lstm-proj-bi"])
-    with pytest.raises(FormatError, match=r"\(Scan\) does not fit a pipeline"):
+    with pytest.raises(FormatError, match=r"\(Scan\) does not fit a chain"):
         rnnfast.load(exported(proj)).to_pipeline()
     masked = random_pipeline(rng, **PIPELINE_CASES["embed-mask-gru"])
-    with pytest.raises(FormatError, match="does not fit a pipeline"):
+    with pytest.raises(FormatError, match="does not fit a chain"):
         rnnfast.load(exported(masked, assume_suffix_padding=True)).to_pipeline()
 
 

@@ -50,7 +50,7 @@ def test_keras_fixtures(case):
     try:
         p = model.to_pipeline()
     except FormatError as e:
-        assert "pipeline" in str(e) and case["file"] in str(e)
+        assert "a chain" in str(e) and case["file"] in str(e)
         return
     assert p.batch_first
     got = run_pipeline(p, x.astype(np.int64) if p.takes_ids else x)
@@ -126,8 +126,8 @@ def test_onnx_graphs_that_do_not_fit_are_refused(rng):
     x = rng.standard_normal((5, 2, 3)).astype(np.float32)
     b = np.concatenate([layer.b_ih, layer.b_hh], 1)
     data, _ = recurrent_model("gru", {"hidden_size": 4}, [x, layer.w_ih, layer.w_hh, b], 2)
-    with pytest.raises(FormatError, match=r"output 'Y' does not fit a pipeline: it is a recurrent node's Y, axes "
-                                          r"\['T', 'D', 'B', 'P'\]; a pipeline returns the sequence with the directions "
+    with pytest.raises(FormatError, match=r"output 'Y' does not fit a chain[^:]*: it is a recurrent node's Y, axes "
+                                          r"\['T', 'D', 'B', 'P'\]; a chain returns the sequence with the directions "
                                           r"merged"):
         rnnfast.load(data).to_pipeline()
     data, _ = recurrent_model("gru", {"hidden_size": 4}, [x, layer.w_ih, layer.w_hh, b, np.array([5, 3], np.int32)],
@@ -161,12 +161,12 @@ def test_onnx_glue_that_does_not_fit_is_refused_by_node(rng):
     x = rng.standard_normal((4, 2, 3)).astype(np.float32)
     plain = rnnfast.load(_glue_model(rng, [], "S"))
     assert_close(run_pipeline(plain.to_pipeline(), x), plain.run(x)[0])
-    with pytest.raises(FormatError, match=r"node r \(Relu\) does not fit a pipeline: an activation fits a pipeline "
+    with pytest.raises(FormatError, match=r"node r \(Relu\) does not fit a chain[^:]*: an activation fits a chain "
                                           r"only right after a dense layer"):
         rnnfast.load(_glue_model(rng, [helper.make_node("Relu", ["S"], ["out"], name="r")], "out")).to_pipeline()
     with pytest.raises(FormatError, match="initial_h is not zero"):
         rnnfast.load(_glue_model(rng, [], "S", h0=np.ones((1, 2, 4), np.float32))).to_pipeline()
-    with pytest.raises(FormatError, match=r"\(Neg\) does not fit a pipeline: Neg is not part of the glue"):
+    with pytest.raises(FormatError, match=r"\(Neg\) does not fit a chain[^:]*: Neg is not one of the reshapes"):
         rnnfast.load(_glue_model(rng, [helper.make_node("Neg", ["S"], ["out"])], "out")).to_pipeline()
 
 
@@ -258,8 +258,8 @@ def test_keras_activation_layers_fold_into_a_linear_dense(rng):
 
 
 @pytest.mark.parametrize("layers, why", [
-    ([("Dense", {"units": 2, "activation": "elu"})], "activation 'elu' does not fit a pipeline's dense stage"),
-    ([("Activation", {"activation": "relu"})], "Activation layer fits a pipeline only right after a linear Dense"),
+    ([("Dense", {"units": 2, "activation": "elu"})], "activation 'elu' does not fit a chain's dense stage"),
+    ([("Activation", {"activation": "relu"})], "Activation layer fits a chain only right after a linear Dense"),
     ([("GRU", {"units": 2, "reset_after": True, "zero_output_for_mask": True})],
      "zero_output_for_mask without return_sequences"),
 ])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import FormatError
 from .codes import EXIT_CODES_NO_CHECK_HELP, EXIT_OK
 from .common import add_model_arguments, load_model
 
@@ -48,7 +49,7 @@ def _pairs(values, what):
     return out
 
 
-def _main_graph(args) -> int:
+def _main_graph(args, model=None) -> int:
     from ..exporters.c_graph import export_c_graph
 
     if args.quantize:
@@ -59,7 +60,8 @@ def _main_graph(args) -> int:
         if not value.isdigit() or int(value) < 1:
             raise ValueError(f"--dim {name}={value}: the size must be an integer >= 1")
         dims[name] = int(value)
-    model, _ = load_model(args)
+    if model is None:
+        model, _ = load_model(args)
     states = _pairs(args.state, "state") if args.state else None
     written = export_c_graph(model, args.out, prefix=args.prefix, dims=dims, states=states, where=args.file,
                              lengths=args.sequence_lens)
@@ -77,7 +79,15 @@ def main(args) -> int:
     if args.dim or args.graph or args.state or args.sequence_lens:
         return _main_graph(args)
     model, _ = load_model(args)
-    written = export_c(model.to_pipeline(), args.out, prefix=args.prefix, quantize=args.quantize)
+    try:
+        chain = model.to_pipeline()
+    except FormatError as e:
+        if getattr(model.graph, "compiled", None) is None or args.quantize:
+            raise
+        # not a chain of embedding, recurrent and dense layers: the whole graph is what there is to export
+        print(f"exporting the whole graph: {e}")
+        return _main_graph(args, model)
+    written = export_c(chain, args.out, prefix=args.prefix, quantize=args.quantize)
     for path in (written.header, written.source, written.test):
         print(f"wrote {path} ({os.path.getsize(path)} bytes)")
     print(f"step function: {'yes' if written.has_step else 'no (bidirectional or reverse layers: use _run)'}")

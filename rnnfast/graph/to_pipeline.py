@@ -16,7 +16,7 @@ labels say whether the directions ended up next to each other in the features, b
   Relu / Tanh / Sigmoid that graph/fuse.py folded into them, and an Add, activation or Softmax (over the features)
   right after one.
 The graph's first output is the pipeline's output; further outputs may only be recurrent final states (dropped, as
-a pipeline starts from zero state and returns one tensor). Anything else is refused naming the node."""
+a chain starts from zero state and returns one tensor). Anything else is refused naming the node."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -26,6 +26,9 @@ import numpy as np
 from ..errors import FormatError
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 from .build import DENSE_ACTIVATIONS
+
+# What a refusal says the model does not fit: the form the chain exporters (.rnnf 1, export-c's chain export) hold
+CHAIN = "a chain (embedding, recurrent layers and dense head, the form .rnnf 1 and export-c's chain export hold)"
 from .fuse import EPILOGUE_ACTS
 from .ir import VIEW_OPS
 from .stack import CELL_OPS, SEQ_BATCH_DIR, _is_zero
@@ -63,7 +66,7 @@ class _Converter:
         self.producers = graph.producers()
 
     def refuse(self, where, why):
-        raise FormatError(f"{where} does not fit a pipeline: {why}")
+        raise FormatError(f"{where} does not fit {CHAIN}: {why}")
 
     def label(self, prefix, size):
         name = f"{prefix}{len(self.size)}"
@@ -83,14 +86,14 @@ class _Converter:
     def run(self) -> Pipeline:
         g = self.g
         if len(g.inputs) != 1:
-            raise FormatError(f"{self.where}: a pipeline has one input; this graph has {list(g.inputs)}")
+            raise FormatError(f"{self.where}: a chain has one input; this graph has {list(g.inputs)}")
         v = g.values[g.inputs[0]]
         shape = tuple(v.shape)
         self.size.update(zip(OUTER, shape[:2]))
         if v.dtype.kind == "f":
             if len(shape) != 3 or not isinstance(shape[2], int):
                 raise FormatError(f"{self.where}: input {v.name!r} must be [seq, batch, features] with a fixed "
-                                  f"feature count to fit a pipeline, got {_dims(shape)}")
+                                  f"feature count to fit a chain, got {_dims(shape)}")
             f = self.label("F", shape[2])
             self.flows[v.name] = Flow("seq", (("x0",), ("x1",), (f,)), (f,))
         elif v.dtype.kind in "iu" and len(shape) == 2:
@@ -115,7 +118,7 @@ class _Converter:
             return
         if op == "Concat":
             if len(flows) != len(ins) or any(f.kind not in ("state", "aux") for f in flows):
-                self.refuse(node.where, "only final states are concatenated in a pipeline's graph")
+                self.refuse(node.where, "only final states are concatenated in a chain")
             self.flows[out] = Flow("aux", what="the final states of several layers")  # torch's h_n / c_n
             return
         handler = getattr(self, "op_" + op.lower(), None)
@@ -124,7 +127,7 @@ class _Converter:
         if handler is None and op in ACT_OPS:
             handler = self.activation
         if handler is None:
-            self.refuse(node.where, f"{op} is not part of the glue a pipeline understands")
+            self.refuse(node.where, f"{op} is not one of the reshapes between a chain's layers")
         self.flows[out] = handler(node, ins)
 
     # recurrent nodes ------------------------------------------------------------------------------------------
@@ -149,10 +152,10 @@ class _Converter:
                 self.refuse(where, f"X has axes {self.show(x.axes)}, the node (layout {layout}) reads "
                                    f"{list(roles) + ['F']}")
         if lens:
-            self.refuse(where, "sequence_lens depends on the data; a pipeline has no lengths")
+            self.refuse(where, "sequence_lens depends on the data; a chain takes no lengths")
         for key, name in (("initial_h", h0), ("initial_c", c0)):
             if name and not _is_zero(self.g, name, self.producers):
-                self.refuse(where, f"{key} is not zero; a pipeline starts from zero state")
+                self.refuse(where, f"{key} is not zero; a chain starts from zero state")
         stages = list(x.stages)
         if x.stack:
             stages[-1] = RecurrentStage(stages[-1].layers + layers, name=stages[-1].name)
@@ -237,10 +240,10 @@ class _Converter:
         """Rows of a stack's final state: the last layer's are its final state, the others are left out."""
         x = ins[0]
         if x.kind != "state":
-            self.refuse(node.where, "Slice is not part of the glue a pipeline understands")
+            self.refuse(node.where, "Slice is not one of the reshapes between a chain's layers")
         params = self._slice_params(node)
         if params is None or len(params) != 1:
-            self.refuse(node.where, "only the rows of a recurrent stack's final state are sliced in a pipeline's "
+            self.refuse(node.where, "only the rows of a recurrent stack's final state are sliced in a chain's "
                                     "graph")
         axis, start, end, step = params[0]
         k = axis % len(x.axes)
@@ -334,7 +337,7 @@ class _Converter:
     def activation(self, node, ins):
         x = ins[0]
         if not x.open_dense:
-            self.refuse(node.where, "an activation fits a pipeline only right after a dense layer")
+            self.refuse(node.where, "an activation fits a chain only right after a dense layer")
         if node.op == "Softmax":
             axis = node.attrs.get("axis", -1 if self.opset is None or self.opset >= 13 else 1)
             if axis % len(x.axes) != len(x.axes) - 1:
@@ -349,16 +352,16 @@ class _Converter:
         where = f"{self.where}: output {g.outputs[0]!r}"
         if out is not None and out.kind == "state":
             if self.final(out) is None:
-                self.refuse(where, f"it is a recurrent node's final state, axes {self.show(out.axes)}; a pipeline "
+                self.refuse(where, f"it is a recurrent node's final state, axes {self.show(out.axes)}; a chain "
                                    f"returns [batch, features] (Y_h -> Squeeze of D, or Transpose + Reshape)")
             out = self.final(out)
         if out is not None and out.kind == "aux":
-            self.refuse(where, f"it is {out.what}; a pipeline returns the last layer's sequence or final state h")
+            self.refuse(where, f"it is {out.what}; a chain returns the last layer's sequence or final state h")
         if out is None or out.kind != "seq" or not any(isinstance(s, RecurrentStage) for s in out.stages):
             self.refuse(where, "it is not computed from the input through recurrent layers")
         for name in g.outputs[1:]:
             if name not in self.flows or self.flows[name].kind not in ("state", "aux"):
-                self.refuse(f"{self.where}: output {name!r}", "a pipeline has one output; only final-state outputs "
+                self.refuse(f"{self.where}: output {name!r}", "a chain has one output; only final-state outputs "
                                                               "may be left out")
         order = tuple(self.bind[a] for a in OUTER)
         axes, sequence = out.axes, _returns_sequence(out)
@@ -368,10 +371,10 @@ class _Converter:
             fits = self.batch_and_features(out)
         if not fits:
             if out.stack and (out.feat[0],) in axes:  # the directions on an axis of their own
-                self.refuse(where, f"it is a recurrent node's Y, axes {self.show(axes)}; a pipeline returns the "
+                self.refuse(where, f"it is a recurrent node's Y, axes {self.show(axes)}; a chain returns the "
                                    f"sequence with the directions merged into the features (Y -> Squeeze of D, or "
                                    f"Transpose + Reshape, as exporters write it)")
-            self.refuse(where, f"its axes are {self.show(axes)}; a pipeline returns {list(order) + ['F']} (the "
+            self.refuse(where, f"its axes are {self.show(axes)}; a chain returns {list(order) + ['F']} (the "
                                f"input's layout) or [B, F]")
         return Pipeline(list(out.stages), batch_first=order == ("B", "T"), name=g.name, source=self.where)
 

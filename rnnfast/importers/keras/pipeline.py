@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ...errors import FormatError
+from ...graph.to_pipeline import CHAIN
 from ...pipeline import DENSE_ACTIVATIONS, DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 from .activations import activation_name
 from .config import flat_refs
@@ -25,7 +26,7 @@ def keras_to_pipeline(model_graph) -> Pipeline:
     graph, where = model_graph.graph, model_graph.source
     spec = graph.spec
     if len(spec.inputs) != 1 or len(spec.outputs) != 1:
-        raise FormatError(f"{where}: a pipeline has one input and one output; this model has {len(spec.inputs)} "
+        raise FormatError(f"{where}: a chain has one input and one output; this model has {len(spec.inputs)} "
                           f"input(s) and {len(spec.outputs)} output(s)")
     chain = _chain(graph, where)
     stages = []
@@ -48,18 +49,18 @@ def _chain(graph, where) -> list:
         elif len(lspec.nodes) != 1:
             why = f"called {len(lspec.nodes)} times (shared layer)"
         elif ref.tensor != 0:
-            why = f"its output #{ref.tensor} is used (only output 0 fits a pipeline)"
+            why = f"its output #{ref.tensor} is used (only output 0 fits a chain)"
         if why is None:
             node = lspec.nodes[0]
             args, kwargs = flat_refs(node.args), flat_refs(node.kwargs)
             if len(args) != 1 or kwargs:
-                why = f"takes {len(args) + len(kwargs)} tensors (a pipeline is a chain of one-input layers)"
+                why = f"takes {len(args) + len(kwargs)} tensors (a chain is made of one-input layers)"
         if why is not None:
-            raise FormatError(f"{where}: layer {ref.layer!r} does not fit a pipeline: {why}")
+            raise FormatError(f"{where}: layer {ref.layer!r} does not fit {CHAIN}: {why}")
         if lspec.model is not None:  # a nested model that is itself a chain is its layers, in place
             inner = layer.graph.spec
             if len(inner.inputs) != 1 or len(inner.outputs) != 1:
-                raise FormatError(f"{where}: nested model {ref.layer!r} does not fit a pipeline: it has "
+                raise FormatError(f"{where}: nested model {ref.layer!r} does not fit a chain: it has "
                                   f"{len(inner.inputs)} input(s) and {len(inner.outputs)} output(s)")
             chain.extend(_chain(layer.graph, where)[::-1])
         else:
@@ -74,7 +75,7 @@ def _add(stages, layer):
         return
     if isinstance(layer, Embedding):
         if stages:
-            raise FormatError(f"{where}: an embedding fits a pipeline only as its first layer")
+            raise FormatError(f"{where}: an embedding fits a chain only as its first layer")
         stages.append(EmbeddingStage(layer.weights[0], mask_zero=layer.mask_zero, name=layer.name))
         return
     inner = getattr(layer, "inner", None)
@@ -83,7 +84,7 @@ def _add(stages, layer):
     if isinstance(layer, Dense):
         act = activation_name(layer.config.get("activation"), where)
         if act not in DENSE_ACTIVATIONS:
-            raise FormatError(f"{where}: activation {act!r} does not fit a pipeline's dense stage "
+            raise FormatError(f"{where}: activation {act!r} does not fit a chain's dense stage "
                               f"({', '.join(DENSE_ACTIVATIONS)})")
         stages.append(DenseStage(layer.weights[0].T, layer.weights[1] if layer.use_bias else None, act,
                                  name=layer.name))
@@ -92,14 +93,14 @@ def _add(stages, layer):
         act = activation_name(layer.config.get("activation"), where)
         last = stages[-1] if stages else None
         if not isinstance(last, DenseStage) or last.activation != "linear" or act not in DENSE_ACTIVATIONS:
-            raise FormatError(f"{where}: an Activation layer fits a pipeline only right after a linear Dense, "
+            raise FormatError(f"{where}: an Activation layer fits a chain only right after a linear Dense, "
                               f"with one of {DENSE_ACTIVATIONS}")
         last.activation = act
         return
     if isinstance(layer, (KerasRNN, Bidirectional)):
         _add_recurrent(stages, layer)
         return
-    raise FormatError(f"{where}: {layer.cls} layers do not fit a pipeline (supported: InputLayer, Embedding, "
+    raise FormatError(f"{where}: {layer.cls} layers do not fit a chain (supported: InputLayer, Embedding, "
                       f"SimpleRNN/LSTM/GRU, Bidirectional(concat), Dense, TimeDistributed(Dense), Activation after "
                       f"Dense, Dropout and noise layers)")
 
@@ -107,12 +108,12 @@ def _add(stages, layer):
 def _add_recurrent(stages, layer):
     where = layer.where
     if layer.stateful:
-        raise FormatError(f"{where}: stateful layers keep state between calls, which a pipeline does not")
+        raise FormatError(f"{where}: stateful layers keep state between calls, which a chain does not")
     if layer.return_state:
-        raise FormatError(f"{where}: return_state gives several outputs; a pipeline has one")
+        raise FormatError(f"{where}: return_state gives several outputs; a chain has one")
     if isinstance(layer, Bidirectional):
         if layer.merge_mode != "concat":
-            raise FormatError(f"{where}: merge_mode={layer.merge_mode!r}; a pipeline concatenates directions "
+            raise FormatError(f"{where}: merge_mode={layer.merge_mode!r}; a chain concatenates directions "
                               f"(merge_mode='concat')")
         if layer.fused is None:
             raise FormatError(f"{where}: the backward layer is not the forward layer's mirror image (different "
@@ -122,11 +123,11 @@ def _add_recurrent(stages, layer):
         rec, zero_output = layer.layer, layer.zero_output_for_mask
         if zero_output and not layer.return_sequences and _masked(stages):
             raise FormatError(f"{where}: zero_output_for_mask without return_sequences returns zeros for a row whose "
-                              f"last step is masked; a pipeline returns the final state")
+                              f"last step is masked; a chain returns the final state")
         if layer.go_backwards:
             if layer.return_sequences:
                 raise FormatError(f"{where}: go_backwards with return_sequences returns the outputs last step "
-                                  f"first, which no pipeline stage does")
+                                  f"first, which a chain's layers do not")
             rec = _reversed(rec)
     last = stages[-1] if stages else None
     if isinstance(last, RecurrentStage) and last.return_sequences:

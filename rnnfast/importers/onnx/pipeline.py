@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from ...errors import FormatError
-from ...graph.to_pipeline import graph_to_pipeline
+from ...graph.to_pipeline import CHAIN, graph_to_pipeline
 from ...pipeline import Pipeline
 
 
@@ -39,5 +39,5 @@ def _refuse(name, reason):
     """The analysis names the node it stops at ("file: node n (Op): why"): the refusal names it the same way."""
     m = re.fullmatch(r"(.*?: node .*? \([\w.]+\)): (.*)", reason or "", re.S)
     if m:
-        raise FormatError(f"{m[1]} does not fit a pipeline: {m[2]}")
-    raise FormatError(f"{name} does not fit a pipeline: {reason}")
+        raise FormatError(f"{m[1]} does not fit {CHAIN}: {m[2]}")
+    raise FormatError(f"{name} does not fit {CHAIN}: {reason}")
