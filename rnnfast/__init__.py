@@ -99,6 +99,13 @@ def _load(path_or_bytes, data, name, n_threads, options) -> Model:
             raise OptionError(f"{name}: .rnnf files take no load options but n_threads and max_memory, got "
                               f"{sorted(options)}")
         return _with_threads(load_rnnf_model(data, name=name, n_threads=n_threads), n_threads)
+    if kind in ("rnnf-npz", "rnnf-safetensors"):
+        from .importers.graph_arrays import load_graph_container
+
+        if options:
+            raise OptionError(f"{name}: graphs rnnfast wrote as .npz or .safetensors take no load options but "
+                              f"n_threads and max_memory, got {sorted(options)}")
+        return _with_threads(load_graph_container(data, name, kind, n_threads), n_threads)
     raise FormatError(f"{name}: {kind} files are not supported yet")
 
 

@@ -1,9 +1,11 @@
 """Recognise a model file by its content (not only its name) and hand it to the right importer."""
 from __future__ import annotations
 
+import json
 import os
 import re
 
+from . import rnnf_spec as spec
 from .errors import FormatError
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -77,7 +79,8 @@ def is_npz(names) -> bool:
 
 
 def detect(data: bytes, name: str) -> str:
-    """One of: onnx, keras-h5, keras-zip, torch-zip, torch-legacy, safetensors, npz, pickle, rnnf (a TensorFlow
+    """One of: onnx, keras-h5, keras-zip, torch-zip, torch-legacy, safetensors, npz, pickle, rnnf, rnnf-npz,
+    rnnf-safetensors (a graph rnnfast wrote as .npz / .safetensors: their structure entry says so; a TensorFlow
     checkpoint is recognised from its path by checkpoint_prefix; its .index bytes alone are refused here)."""
     if data.startswith(RNNF_MAGIC):
         return "rnnf"
@@ -89,6 +92,8 @@ def detect(data: bytes, name: str) -> str:
         from .importers._zip import open_zip
 
         names = open_zip(data, name, "zip archive (it starts like one)").namelist()
+        if f"{spec.NPZ_STRUCTURE}.npy" in names:  # a graph rnnfast wrote, whatever else the archive holds
+            return "rnnf-npz"
         if "config.json" in names and any(n.startswith("model.weights") for n in names):
             return "keras-zip"
         if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
@@ -101,7 +106,7 @@ def detect(data: bytes, name: str) -> str:
     if len(data) >= 8:
         header_len = int.from_bytes(data[:8], "little")
         if 2 <= header_len <= len(data) - 8 and data[8:9] == b"{":
-            return "safetensors"
+            return "rnnf-safetensors" if _graph_metadata(data[8:8 + header_len]) else "safetensors"
     if looks_like_pickle(data):
         return "pickle"  # a pickled dict of numpy arrays (read by the restricted unpickler, importers/_pickle.py)
     if len(data) >= 48 and data.endswith(TF_TABLE_MAGIC):
@@ -112,6 +117,18 @@ def detect(data: bytes, name: str) -> str:
     raise FormatError(f"{name}: unrecognised model format (expected ONNX, Keras .h5/.keras, PyTorch .pt/.pth, "
                       f".safetensors, .npz or a pickled dict of numpy arrays, .rnnf, or a TensorFlow checkpoint's "
                       f"prefix)")
+
+
+def _graph_metadata(header: bytes) -> bool:
+    """Whether a safetensors header's __metadata__ holds the structure of a graph rnnfast wrote; a header that does
+    not parse is left for the safetensors reader to refuse by name."""
+    if spec.SAFETENSORS_STRUCTURE.encode() not in header:  # most files: no JSON parse here
+        return False
+    try:
+        meta = json.loads(header.decode("utf-8")).get("__metadata__")
+    except (ValueError, RecursionError, AttributeError):
+        return False
+    return isinstance(meta, dict) and spec.SAFETENSORS_STRUCTURE in meta
 
 
 def _looks_like_onnx(data: bytes) -> bool:

@@ -80,3 +80,16 @@ MAX_GRAPHS = 256  # MAX_GRAPHS in src_c/rnnf_graph_file.c
 DIM_OPCODES = 10  # RNNF_DIM_CONST .. RNNF_DIM_MOD
 DIM_STACK = 32  # RNNF_DIM_STACK (src_c/graph/plan.h)
 MAX_NODE_IO = 64  # RNNF_G_MAX_IO
+
+# ---- a version 2 graph in an array container (.npz, .safetensors; docs/format.md, "Graphs in .npz and
+# .safetensors"): the same tables as JSON, keyed by the table's name without "n_" (strings_size: "strings"), the
+# blobs as named arrays ----
+TABLE_KEYS = tuple("strings" if name == "strings_size" else name[2:] for name, _ in TABLES2)
+LAYER = struct.Struct(LAYER_HEAD.format + ACTIVATION.format[1:] * 6)  # a whole layer record, activations unpacked
+assert LAYER.size == LAYER_SIZE
+RECORDS = {"graphs": GRAPH, "tensors": TENSOR, "nodes": NODE, "layers": LAYER, "syms": SYM, "dims": DIM,
+           "checks": CHECK, "io": IO, "loops": LOOP}
+POOLS = {"ints": "<i8", "ids": "<u4", "floats": "<f4"}
+CONTAINER_FORMAT = "rnnfast-graph"
+NPZ_STRUCTURE = "__rnnfast_graph__"  # the .npz entry holding the JSON (a 0-d unicode array: no pickle)
+SAFETENSORS_STRUCTURE = "rnnfast.graph"  # the safetensors __metadata__ key holding it

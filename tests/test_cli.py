@@ -258,27 +258,16 @@ def test_verify_torch_with_input_and_keras_layers(tmp_path):
 
 
 def test_convert_rnnf_npz_safetensors(tmp_path):
-    from rnnfast.exporters._canonical import canonical_arrays
-
     path = DATA / "keras" / "k3_seed_stacked_lstm.keras"
     r = cli("convert", path, "m.rnnf", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "check ok" in r.stdout and r.stdout.rstrip().endswith("max abs difference 0")
     ref = np.load(DATA / "keras" / "k3_seed_stacked_lstm.npz")
     assert_close(rnnfast.load(tmp_path / "m.rnnf").run(ref["x0"])[0], ref["y0"], what="rnnf vs keras")
-    expected = canonical_arrays(rnnfast.load(path).to_pipeline())
-    r = cli("convert", path, "w.bin", "--format", "npz", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    with np.load(tmp_path / "w.bin") as w:
-        assert sorted(k for k in w.keys() if k != "__pipeline__") == sorted(expected)
-        for k, v in expected.items():
-            np.testing.assert_array_equal(w[k], v)
-    r = cli("convert", path, "w.safetensors", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    header = json.loads((tmp_path / "w.safetensors").read_bytes()[8:8 + int.from_bytes(
-        (tmp_path / "w.safetensors").read_bytes()[:8], "little")])
-    assert {k: v["shape"] for k, v in header.items() if k != "__metadata__"} == {
-        k: list(v.shape) for k, v in expected.items()}
+    for out, extra in (("w.bin", ["--format", "npz"]), ("w.safetensors", [])):
+        r = cli("convert", path, out, *extra, cwd=tmp_path)
+        assert r.returncode == 0 and "check ok" in r.stdout, r.stdout + r.stderr
+        assert_close(rnnfast.load(tmp_path / out).run(ref["x0"])[0], ref["y0"], what=f"{out} vs keras")
     r = cli("convert", path, "w.bin", cwd=tmp_path)
     assert_usage_error(r, "w.bin")
     # Two inputs: a whole graph (.rnnf 2, the default) holds it; a .rnnf 1 chain cannot

@@ -283,9 +283,9 @@ def test_convert_quantize_through_the_cli(tmp_path):
         assert stored and {l.weight_dtype for l in stored} == {dtype}
         assert_close(model.run(ref["x0"])[0], ref["y0"], what=f"{flag} vs keras", **mode)
     assert (tmp_path / "m_int8.rnnf").stat().st_size < (tmp_path / "m_fp16.rnnf").stat().st_size
-    r = cli("convert", data / "k3_seed_stacked_lstm.keras", "w.npz", "--quantize", "int8")
-    assert r.returncode == 2 and "only the rnnf format stores quantized weights" in r.stderr, r.stderr
-    assert not (tmp_path / "w.npz").exists()
+    r = cli("convert", data / "k3_seed_stacked_lstm.keras", "w.onnx", "--quantize", "int8")
+    assert r.returncode == 2 and "only the whole-graph formats (rnnf, npz, safetensors)" in r.stderr, r.stderr
+    assert not (tmp_path / "w.onnx").exists()
 
 
 # ---- tutorial models: accuracy drop <= 0.5 points ----

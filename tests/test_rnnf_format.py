@@ -1,5 +1,5 @@
 """The .rnnf format (docs/format.md): Python round trip of every cell and option bit for bit, rnnfast.load,
-layout rules (alignment, sizes), and the .npz / .safetensors canonical weight writers."""
+layout rules (alignment, sizes), and the .npz / .safetensors writers of a chain as a graph."""
 import io
 import json
 
@@ -103,32 +103,31 @@ def test_file_objects_and_bytes_load(rng):
     assert "GRU" in model.describe()
 
 
-def test_npz_holds_the_canonical_weights(rng, tmp_path):
+@pytest.mark.parametrize("save", [save_npz, save_safetensors])
+def test_a_pipeline_as_a_graph_in_npz_and_safetensors_runs_bit_for_bit(rng, tmp_path, save):
+    from rnnfast.model import Model
+
+    for case in ("two-stacks-last", "embed-mask-bi-zero-out"):
+        p = random_pipeline(rng, **PIPELINE_CASES[case])
+        save(Model(ChainModel(p), source="memory"), tmp_path / "w")
+        x = random_input(rng, p)
+        np.testing.assert_array_equal(rnnfast.load(tmp_path / "w").run(x)[0], run_pipeline(p, x))
+
+
+def test_npz_and_safetensors_name_the_layer_weights(rng, tmp_path):
+    from rnnfast.model import Model
+
     p = random_pipeline(rng, **PIPELINE_CASES["two-stacks-last"])
-    save_npz(p, tmp_path / "w")
-    with np.load(tmp_path / "w") as z:
-        names = set(z.files)
-        config = json.loads(str(z["__pipeline__"]))
-        lstm = p.stages[0].layers[0]
-        np.testing.assert_array_equal(z["stages.0.layers.0.w_hr"], lstm.w_hr)
-        np.testing.assert_array_equal(z["stages.1.weight"], p.stages[1].weight)
-    assert {"stages.0.layers.0.w_ih", "stages.0.layers.0.b_hh", "stages.2.layers.0.w_hr", "stages.3.bias"} <= names
-    assert not any("peepholes" in n for n in names)
-    assert config["stages"][0]["layers"][0]["proj_size"] == 2 and config["stages"][2]["return_sequences"] is False
-
-
-def test_safetensors_reads_back_with_the_canonical_names(rng, tmp_path):
-    p = random_pipeline(rng, **PIPELINE_CASES["embed-mask-bi-zero-out"])
-    save_safetensors(p, tmp_path / "w.safetensors")
-    data = (tmp_path / "w.safetensors").read_bytes()
-    assert int.from_bytes(data[:8], "little") % 8 == 0
-    tensors, meta = read_safetensors(data, "w.safetensors")
-    np.testing.assert_array_equal(tensors["stages.0.table"], p.stages[0].table)
-    np.testing.assert_array_equal(tensors["stages.1.layers.0.w_hh"], p.stages[1].layers[0].w_hh)
-    np.testing.assert_array_equal(tensors["stages.2.bias"], p.stages[2].bias)
-    config = json.loads(meta["rnnfast.pipeline"])
-    assert config["stages"][1]["layers"][0]["direction"] == "bidirectional"
-    assert config["stages"][1]["mask_zero_output"] is True
+    save_npz(Model(ChainModel(p)), tmp_path / "w.npz")
+    save_safetensors(Model(ChainModel(p)), tmp_path / "w.safetensors")
+    lstm = p.stages[0].layers[0]
+    tensors, meta = read_safetensors((tmp_path / "w.safetensors").read_bytes(), "w.safetensors", as_stored=True)
+    with np.load(tmp_path / "w.npz") as z:
+        assert sorted(z.files) == sorted([*tensors, "__rnnfast_graph__"])
+        assert json.loads(z["__rnnfast_graph__"].item()) == json.loads(meta["rnnfast.graph"])
+        (w_hr,) = [k for k in z.files if k.endswith(f"{lstm.name}.w_hr")]
+        np.testing.assert_array_equal(z[w_hr], lstm.w_hr)
+    np.testing.assert_array_equal(tensors[w_hr], lstm.w_hr)
 
 
 def test_every_activation_kind_round_trips(rng):

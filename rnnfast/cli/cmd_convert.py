@@ -18,11 +18,12 @@ WRITERS = {
     "onnx": ("rnnfast.exporters.onnx", "export_onnx", "model", "an ONNX model of standard operators"),
     "rnnf": ("rnnfast.exporters.rnnf_graph", "save_rnnf_graph", "graph",
              "rnnfast's native format (docs/format.md): the whole graph the C library runs (.rnnf 2)"),
-    "npz": ("rnnfast.exporters.npz", "save_npz", "pipeline", "the canonical float32 weights, numpy .npz"),
-    "safetensors": ("rnnfast.exporters.safetensors", "save_safetensors", "pipeline",
-                    "the canonical float32 weights, .safetensors"),
+    "npz": ("rnnfast.exporters.npz", "save_npz", "graph",
+            "the same whole graph as numpy .npz: named arrays and the structure as JSON (docs/format.md)"),
+    "safetensors": ("rnnfast.exporters.safetensors", "save_safetensors", "graph",
+                    "the same whole graph as .safetensors: named tensors and the structure in __metadata__"),
 }
-RELOADABLE = ("onnx", "rnnf")  # formats rnnfast.load reads back as a whole model
+RELOADABLE = ("onnx", "rnnf", "npz", "safetensors")  # formats rnnfast.load reads back as a whole model
 CHECK_TOLERANCE = 1e-4
 
 
@@ -40,8 +41,8 @@ def add_parser(sub):
         description=f"Load IN and write it to OUT. Formats: {listing}. rnnf writes the whole graph (every input "
                     f"and output, by name) when it runs fully in C; --rnnf-version 1, and a model whose format does "
                     f"not lower to the graph yet, write a .rnnf 1 pipeline instead. npz and safetensors hold the "
-                    f"model as a pipeline (optional embedding, recurrent stacks, dense heads, main output only); a "
-                    f"model that does not fit one is refused, naming the layer or node. A written "
+                    f"same whole graph as named arrays with its structure as JSON; a model that does not run fully in "
+                    f"C is refused, naming the node. A written "
                     f"{' or '.join(f for f in RELOADABLE if f in formats)} file is loaded back and run on random "
                     f"input beside the in-memory model (every output); the largest difference is printed and over "
                     f"{CHECK_TOLERANCE:g} the command exits 1.",
@@ -58,12 +59,14 @@ def add_parser(sub):
                        help="rnnf: 2 (the default) stores the whole graph; 1 a chain of embedding, recurrent and "
                             "dense layers (main output only), for readers from before version 2")
         p.add_argument("--sequence-lens", action="store_true",
-                       help="rnnf 2: with the run option sequence lengths (TF 1.x sequence_length, PyTorch packed "
-                            "sequences) as an int32 [batch] graph input, so rows may end early")
+                       help="rnnf 2, npz, safetensors: with the run option sequence lengths (TF 1.x "
+                            "sequence_length, PyTorch packed sequences) as an int32 [batch] graph input, so rows may "
+                            "end early")
         p.add_argument("--quantize", choices=["int8", "fp16"], default=None,
-                       help="rnnf: store the recurrent weights (w_ih, w_hh, w_hr) as int8 with one float32 scale per "
-                            "output row, or as float16; computed in float32. The reload check then compares with "
-                            "the quantized model, and the difference from the float32 model is printed beside it")
+                       help="rnnf, npz, safetensors: store the recurrent weights (w_ih, w_hh, w_hr) as int8 with "
+                            "one float32 scale per output row, or as float16; computed in float32. The reload check "
+                            "then compares with the quantized model, and the difference from the float32 model is "
+                            "printed beside it")
     if "onnx" in formats:
         from ..exporters.onnx import DEFAULT_OPSET, MIN_OPSET
 
@@ -95,47 +98,51 @@ def main(args) -> int:
     if os.path.abspath(args.out) == os.path.abspath(args.file):
         raise CliError(f"{args.out}: the output would overwrite the input")
     quantize = getattr(args, "quantize", None)
-    if quantize and fmt != "rnnf":
-        raise CliError(f"--quantize {quantize}: only the rnnf format stores quantized weights (for C code: rnnfast "
-                       f"export-c --quantize)")
+    if quantize and formats[fmt][2] != "graph":
+        raise CliError(f"--quantize {quantize}: only the whole-graph formats ("
+                       f"{', '.join(k for k, v in formats.items() if v[2] == 'graph')}) store quantized weights (for C "
+                       f"code: rnnfast export-c --quantize)")
     if getattr(args, "rnnf_version", None) and fmt != "rnnf":
         raise CliError(f"--rnnf-version: only for the rnnf format, not {fmt}")
     if getattr(args, "outputs", None) and fmt != "onnx":
         raise CliError(f"--outputs: only for the onnx format, not {fmt}")
     model, _ = load_model(args)
-    if getattr(args, "sequence_lens", False) and (fmt != "rnnf" or args.rnnf_version == 1):
-        raise CliError("--sequence-lens: only for .rnnf 2 (and export-c)")
+    if getattr(args, "sequence_lens", False) and (formats[fmt][2] != "graph" or args.rnnf_version == 1):
+        raise CliError("--sequence-lens: only for the whole-graph formats (.rnnf 2, npz, safetensors) and export-c")
     if fmt == "onnx":
         from .convert_onnx import write_onnx
 
         return write_onnx(args, model)
-    if fmt == "rnnf" and args.rnnf_version != 1:
+    if formats[fmt][2] == "graph" and (fmt != "rnnf" or args.rnnf_version != 1):
         compiled = getattr(model.graph, "compiled", None)
         if args.sequence_lens:
-            compiled = compiled_graph_of(model, args.file, ".rnnf 2", lengths=True)
+            compiled = compiled_graph_of(model, args.file, ".rnnf 2" if fmt == "rnnf" else fmt, lengths=True)
         if compiled is not None:
-            return _write_graph(args, model, compiled, quantize)
+            return _write_graph(args, model, compiled, quantize, fmt, formats)
         why = getattr(model.graph, "unfit_reason", None) or (f"{type(model.graph).__name__} models do not lower "
                                                             f"to the graph yet")
-        if args.rnnf_version == 2:
-            raise CliError(f"{args.file}: cannot write .rnnf 2, which holds graphs that run fully in C: {why}")
+        if fmt != "rnnf" or args.rnnf_version == 2:
+            what = ".rnnf 2" if fmt == "rnnf" else f"{fmt}"
+            raise CliError(f"{args.file}: cannot write {what}, which holds graphs that run fully in C: {why}")
         print(f"writing .rnnf 1 (a chain: main output only): {why}")
     return _write_pipeline(args, model, fmt, formats, quantize)
 
 
-def _write_graph(args, model, compiled, quantize) -> int:
-    """.rnnf 2: the whole graph; reloaded and run beside the source on every output."""
+def _write_graph(args, model, compiled, quantize, fmt, formats) -> int:
+    """The whole graph (.rnnf 2, or its .npz / .safetensors form); reloaded and run beside the source on every
+    output."""
     import rnnfast
-    from ..exporters.rnnf_graph import graph_to_bytes, quantized_desc
+    from ..exporters.rnnf_graph import quantized_desc
     from ..graph.runtime import CompiledGraph
 
+    module, function = formats[fmt][:2]
+    write = getattr(importlib.import_module(module), function)
     try:
-        data = graph_to_bytes(compiled, model.source or args.file, quantize)
-        with open(args.out, "wb") as f:
-            f.write(data)
+        write(model, args.out, quantize, lengths=bool(getattr(args, "sequence_lens", False)))
     except OSError as e:
         raise CliError(f"{args.out}: cannot write: {e.strerror or e}") from None
-    print(f"wrote {args.out} (rnnf 2, {os.path.getsize(args.out)} bytes) from {args.file}")
+    print(f"wrote {args.out} ({'rnnf 2' if fmt == 'rnnf' else fmt}, {os.path.getsize(args.out)} bytes) from "
+          f"{args.file}")
     written = rnnfast.load(args.out)
     # The graph's own interface: a stateful Keras model's graph also reads and writes its layers' states, which the
     # model holds between runs and the file pairs as state loops.

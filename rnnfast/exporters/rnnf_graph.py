@@ -6,6 +6,8 @@ Graphs are written breadth first (graph 0 the model, then If branches), and ever
 float32s, layer records) in the one order the readers check, so no record can point anywhere but its own slot."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import __version__
@@ -63,9 +65,24 @@ def _refuse_hosts(desc, where):
                                   f"graph cannot be written as .rnnf 2, which the C library runs alone")
 
 
+class GraphParts(NamedTuple):
+    """A graph as .rnnf 2 describes it, before it is put in a container: every table of spec.TABLES2 but the blobs
+    as its packed records (keyed by spec.TABLE_KEYS), the blobs as (array, blob dtype code, scale blob), and the
+    header's source and producer as (offset, length) in the strings."""
+    tables: dict
+    blobs: list
+    source: tuple
+    producer: tuple
+
+
 def graph_to_bytes(compiled, source: str = "", weight_dtype: str | None = None) -> bytes:
     """The .rnnf 2 content of a CompiledGraph (rnnfast/graph/runtime.py); weight_dtype "int8" / "float16" stores
     the recurrent layers' weights that way (rnnfast/quantize.py's rule)."""
+    return assemble(graph_parts(compiled, source, weight_dtype))
+
+
+def graph_parts(compiled, source: str = "", weight_dtype: str | None = None) -> GraphParts:
+    """The one walk of a CompiledGraph that every container of a graph (.rnnf 2, .npz, .safetensors) stores."""
     desc, graph = compiled.desc, compiled.graph
     if weight_dtype:
         desc = quantized_desc(desc, weight_dtype)
@@ -129,7 +146,10 @@ def graph_to_bytes(compiled, source: str = "", weight_dtype: str | None = None) 
         recs["loop"].append(spec.LOOP.pack(graph.inputs.index(inp), graph.outputs.index(out)))
     source_name = w.name(source)
     producer = w.name(f"rnnfast {__version__}")
-    return _assemble(w, recs, ints, ids, floats, source_name, producer)
+    tables = {key if key == "io" else f"{key}s": b"".join(recs[key]) for key in recs}
+    tables.update(ints=np.asarray(ints, "<i8").tobytes(), ids=np.asarray(ids, "<u4").tobytes(),
+                  floats=np.asarray(floats, "<f4").tobytes(), strings=bytes(w.strings))
+    return GraphParts(tables, list(zip(w.blobs, w.codes, w.scales)), source_name, producer)
 
 
 def quantized_desc(desc: dict, weight_dtype: str) -> dict:
@@ -153,14 +173,11 @@ def state_loops(compiled) -> list:
     return list(find_state_pairs(graph).items())
 
 
-def _assemble(w, recs, ints, ids, floats, source_name, producer) -> bytes:
-    tables = [b"".join(recs["graph"]), b"".join(recs["tensor"]), b"".join(recs["node"]), b"".join(recs["layer"]),
-              None, b"".join(recs["sym"]), b"".join(recs["dim"]), b"".join(recs["check"]), b"".join(recs["io"]),
-              b"".join(recs["loop"]), np.asarray(ints, "<i8").tobytes(), np.asarray(ids, "<u4").tobytes(),
-              np.asarray(floats, "<f4").tobytes(), bytes(w.strings)]
-    counts = [len(recs["graph"]), len(recs["tensor"]), len(recs["node"]), len(recs["layer"]), len(w.blobs),
-              len(recs["sym"]), len(recs["dim"]), len(recs["check"]), len(recs["io"]), len(recs["loop"]),
-              len(ints), len(ids), len(floats), len(w.strings)]
+def assemble(parts: GraphParts) -> bytes:
+    """The .rnnf 2 container: header, the tables in spec.TABLES2's order (8-byte aligned), then the blobs at
+    64-byte aligned offsets so the file can be mapped and used in place."""
+    sizes = dict(zip(spec.TABLE_KEYS, (size for _, size in spec.TABLES2)))
+    counts = [len(parts.blobs) if key == "blobs" else len(parts.tables[key]) // sizes[key] for key in spec.TABLE_KEYS]
     at = spec.HEADER2.size
     starts = []
     for (_, size), n in zip(spec.TABLES2, counts):
@@ -168,21 +185,21 @@ def _assemble(w, recs, ints, ids, floats, source_name, producer) -> bytes:
         starts.append(at)
         at += size * n
     file_size, blob_recs = at, []
-    for arr, scale_blob, code in zip(w.blobs, w.scales, w.codes):
+    for arr, code, scale_blob in parts.blobs:
         offset = spec.align(file_size)
         dims = list(arr.shape) + [0] * (4 - arr.ndim)
         blob_recs.append(spec.BLOB.pack(offset, arr.nbytes, code, arr.ndim, *dims, scale_blob, 0))
         file_size = offset + arr.nbytes
-    tables[4] = b"".join(blob_recs)
+    tables = {**parts.tables, "blobs": b"".join(blob_recs)}
     header = spec.HEADER2.pack(spec.MAGIC, spec.GRAPH_MAJOR, spec.GRAPH_MINOR, spec.HEADER2.size, 0, file_size,
-                               spec.HEADER2.size, *counts, *source_name, *producer, *([0] * 6))
+                               spec.HEADER2.size, *counts, *parts.source, *parts.producer, *([0] * 6))
     out = bytearray(header)
-    for start, table in zip(starts, tables):
+    for start, key in zip(starts, spec.TABLE_KEYS):
         out += bytes(start - len(out))
-        out += table
-    for arr in w.blobs:
+        out += tables[key]
+    for arr, _, _ in parts.blobs:
         out += bytes(spec.align(len(out)) - len(out))
-        out += arr.tobytes()
+        out += np.ascontiguousarray(arr).tobytes()
     assert len(out) == file_size
     return bytes(out)
 

@@ -1,29 +1,35 @@
-"""Write a Pipeline's canonical float32 weights to .safetensors (names in docs/format.md), with its options
-as JSON in the `rnnfast.pipeline` metadata entry. Layout per the huggingface spec: 8-byte little-endian header
-length, JSON header (padded with spaces to a multiple of 8), raw little-endian data."""
+"""Write a whole graph as .safetensors (docs/format.md, "Graphs in .npz and .safetensors"): one tensor per blob,
+named as exporters/graph_arrays.py names it, and the structure JSON in the `rnnfast.graph` metadata entry. Layout
+per the huggingface spec: 8-byte little-endian header length, JSON header (padded with spaces to a multiple of 8),
+raw little-endian data."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 
-from ._canonical import canonical_arrays, pipeline_config
+from .. import rnnf_spec as spec
 from ._output import write_bytes
+from .graph_arrays import graph_entries
+
+DTYPES = {"<f4": "F32", "<f2": "F16", "|i1": "I8", "<i8": "I64", "<i4": "I32", "|u1": "U8"}
 
 
-def to_bytes(pipeline) -> bytes:
-    arrays = canonical_arrays(pipeline)
-    header, offset, chunks = {"__metadata__": {"rnnfast.pipeline": pipeline_config(pipeline)}}, 0, []
+def to_bytes(model, weight_dtype: str | None = None, lengths: bool = False) -> bytes:
+    text, arrays = graph_entries(model, weight_dtype, lengths)
+    header, offset, chunks = {"__metadata__": {spec.SAFETENSORS_STRUCTURE: text}}, 0, []
     for name, arr in arrays.items():
-        raw = np.ascontiguousarray(arr, "<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
+        raw = np.ascontiguousarray(arr).tobytes()
+        header[name] = {"dtype": DTYPES[arr.dtype.str], "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
         chunks.append(raw)
         offset += len(raw)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text + b"".join(chunks)
+    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head += b" " * (-len(head) % 8)
+    return len(head).to_bytes(8, "little") + head + b"".join(chunks)
 
 
-def save_safetensors(pipeline, path) -> None:
-    """Write `pipeline` to `path` (str, PathLike, or a binary file object)."""
-    write_bytes(to_bytes(pipeline), path)
+def save_safetensors(model, path, weight_dtype: str | None = None, lengths: bool = False) -> None:
+    """Write a Model whose graph runs fully in C to `path` (str, PathLike, or a binary file object); `lengths`:
+    the variant with a sequence_lens input."""
+    write_bytes(to_bytes(model, weight_dtype, lengths), path)

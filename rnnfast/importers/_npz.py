@@ -3,7 +3,8 @@
 np.load(allow_pickle=False) would refuse object arrays too, but it inflates members before anything is checked. Here
 each member's declared size goes through the memory budget first (importers/_zip.py), its .npy header (a Python
 literal: {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4)}) is read with ast.literal_eval, and the data must
-fill the shape exactly. The arrays are views of the members' bytes, floating types converted to float32."""
+fill the shape exactly. The arrays are views of the members' bytes, floating types converted to float32 unless the
+caller keeps them as stored (a graph rnnfast wrote stores float16 blobs; importers/graph_arrays.py)."""
 from __future__ import annotations
 
 import ast
@@ -18,19 +19,22 @@ from ._zip import open_zip, read_member
 NPY_MAGIC = b"\x93NUMPY"
 
 
-def read_npz(data: bytes, where: str) -> dict:
-    """name -> array for every `<name>.npy` member of the archive."""
+def read_npz(data: bytes, where: str, text_entries=(), as_stored: bool = False) -> dict:
+    """name -> array for every `<name>.npy` member of the archive; the members named in text_entries may hold
+    unicode text, and as_stored keeps float16 / float64 as they are."""
     archive = open_zip(data, where, "numpy .npz archive")
     budget = LoadBudget(where)
     out = {}
     for member in archive.namelist():
         if not member.endswith(".npy"):
             raise FormatError(f"{where}: member {member!r} is not a .npy array; an .npz holds only those")
-        out[member[: -len(".npy")]] = read_npy(read_member(archive, member, where, budget), f"{where}: {member}")
+        name = member[: -len(".npy")]
+        out[name] = read_npy(read_member(archive, member, where, budget), f"{where}: {member}",
+                             "biufU" if name in text_entries else "biuf", as_stored)
     return out
 
 
-def read_npy(raw: bytes, where: str) -> np.ndarray:
+def read_npy(raw: bytes, where: str, kinds: str = "biuf", as_stored: bool = False) -> np.ndarray:
     if raw[:6] != NPY_MAGIC or len(raw) < 10:
         raise FormatError(f"{where}: not a .npy array (no \\x93NUMPY magic)")
     major = raw[6]
@@ -56,8 +60,9 @@ def read_npy(raw: bytes, where: str) -> np.ndarray:
         dtype = np.dtype(descr)
     except TypeError:
         raise FormatError(f"{where}: unknown .npy dtype {descr!r}") from None
-    if dtype.kind not in "biuf":
-        raise FormatError(f"{where}: dtype {descr!r}; only arrays of numbers are read")
+    if dtype.kind not in kinds:
+        raise FormatError(f"{where}: dtype {descr!r}; only arrays of numbers are read"
+                          + (" (and text)" if "U" in kinds else ""))
     if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)) or type(fortran) is not bool:
         raise FormatError(f"{where}: .npy shape {shape!r} / fortran_order {fortran!r} are not non-negative ints / a "
                           f"bool")
@@ -69,6 +74,6 @@ def read_npy(raw: bytes, where: str) -> np.ndarray:
         raise FormatError(f"{where}: shape {shape} of {dtype} needs {count * dtype.itemsize} bytes, the member "
                           f"holds {len(body)}")
     arr = np.frombuffer(body, dtype).reshape(shape, order="F" if fortran else "C")
-    if arr.dtype.kind == "f" and arr.dtype != np.float32:
+    if arr.dtype.kind == "f" and arr.dtype != np.float32 and not as_stored:
         return arr.astype(np.float32)
     return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))

@@ -22,13 +22,14 @@ DTYPES = {
 MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's own limit
 
 
-def read_safetensors(data: bytes, where: str) -> tuple[dict, dict]:
-    """(tensors name -> array, metadata dict) of a whole .safetensors file held in memory."""
+def read_safetensors(data: bytes, where: str, as_stored: bool = False) -> tuple[dict, dict]:
+    """(tensors name -> array, metadata dict) of a whole .safetensors file held in memory; as_stored keeps float16
+    and the other float types as they are instead of float32."""
     with file_errors(where, "damaged safetensors file"):
-        return _read(data, where)
+        return _read(data, where, as_stored)
 
 
-def _read(data: bytes, where: str) -> tuple[dict, dict]:
+def _read(data: bytes, where: str, as_stored: bool = False) -> tuple[dict, dict]:
     if len(data) < 8:
         raise FormatError(f"{where}: {len(data)} bytes is too short for a safetensors header")
     n = int.from_bytes(data[:8], "little")
@@ -48,7 +49,7 @@ def _read(data: bytes, where: str) -> tuple[dict, dict]:
     tensors = {}
     budget = LoadBudget(where)
     for name, info in header.items():
-        tensors[name] = _tensor(body, info, f"{where}: tensor {name!r}", budget, f"tensor {name!r}")
+        tensors[name] = _tensor(body, info, f"{where}: tensor {name!r}", budget, f"tensor {name!r}", as_stored)
     return tensors, metadata
 
 
@@ -68,7 +69,7 @@ def _offsets(offsets) -> bool:
             and 0 <= offsets[0] <= offsets[1])
 
 
-def _tensor(body, info, where, budget, entry) -> np.ndarray:
+def _tensor(body, info, where, budget, entry, as_stored=False) -> np.ndarray:
     if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
         raise FormatError(f"{where}: entry needs dtype, shape and data_offsets, got {reprlib.repr(info)}")
     dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
@@ -91,6 +92,6 @@ def _tensor(body, info, where, budget, entry) -> np.ndarray:
     arr = np.frombuffer(body[offsets[0]:offsets[1]], np.dtype(np_dtype).newbyteorder("<")).reshape(shape)
     if dtype == "BF16":
         return (arr.astype(np.uint32) << 16).view(np.float32)
-    if arr.dtype.kind == "f":
+    if arr.dtype.kind == "f" and not as_stored:
         return arr.astype(np.float32)
     return arr.astype(arr.dtype.newbyteorder("="))

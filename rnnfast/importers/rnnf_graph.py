@@ -362,20 +362,21 @@ def _dims(desc, t) -> tuple:
 class RnnfGraph:
     """A .rnnf 2 graph as a Model graph: runs in the C executor, streams along the file's state loops."""
 
-    def __init__(self, data, name: str, n_threads=None):
+    def __init__(self, data, name: str, n_threads=None, where: str | None = None, kind: str = ".rnnf 2"):
         from ..graph.ir import Graph, Value
         from ..graph.runtime import CompiledGraph
         from ..model import TensorInfo
 
-        desc, (in_names, out_names, shapes, loops), self.source, self.producer = read_rnnf_graph(data, name)
-        self.name = name
+        where = where or name  # what messages about the file's content name (an entry, in an array container)
+        desc, (in_names, out_names, shapes, loops), self.source, self.producer = read_rnnf_graph(data, where)
+        self.name, self.kind = name, kind
         values = {}
         for n, t in list(zip(in_names, desc["inputs"])) + list(zip(out_names, desc["outputs"])):
             values[n] = Value(n, np.dtype(NUMPY[desc["tensors"][t][0]]), _dims(desc, t))
         graph = Graph(name, in_names, out_names, values, [],
                       state_loops=[(out_names[o], in_names[i]) for i, o in loops])
         try:
-            self.compiled = CompiledGraph.from_desc(desc, graph, n_threads, f"{name}: graph",
+            self.compiled = CompiledGraph.from_desc(desc, graph, n_threads, f"{where}: graph",
                                                     {in_names[i]: out_names[o] for i, o in loops})
         except ValueError as e:  # the executor's refusal (GraphError) of what the file describes
             raise FormatError(str(e)) from None
@@ -407,7 +408,7 @@ class RnnfGraph:
 
     def describe(self) -> str:
         loops = ", ".join(f"{i} -> {o}" for i, o in (self.compiled.state_pairs or {}).items()) or "none"
-        return (f".rnnf 2 graph {self.name} (from {self.source or 'an unnamed source'}, written by "
+        return (f"{self.kind} graph {self.name} (from {self.source or 'an unnamed source'}, written by "
                 f"{self.producer}): {self.compiled.describe()}; state loops: {loops}")
 
 
