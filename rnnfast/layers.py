@@ -173,8 +173,8 @@ class RecurrentLayer:
             return
         made_here = self.qweights is None
         if made_here:
-            self.qweights = {k: quantize(getattr(self, k), self.weight_dtype) for k in QUANTIZED_KEYS
-                             if getattr(self, k) is not None}
+            self.qweights = {k: quantize(getattr(self, k), self.weight_dtype, f"{where}: {k}")
+                             for k in QUANTIZED_KEYS if getattr(self, k) is not None}
         want = np.int8 if self.weight_dtype == "int8" else np.float16
         if set(self.qweights) - set(QUANTIZED_KEYS) or not {"w_ih", "w_hh"} <= set(self.qweights):
             raise FormatError(f"{where}: qweights has keys {sorted(self.qweights)}, expected w_ih, w_hh "

@@ -1,10 +1,16 @@
 """Weight storage in int8 (symmetric, one float32 scale per output row) or float16, computed in float32.
 
-The one quantization rule of rnnfast, shared by the engine (RecurrentLayer.weight_dtype), the .rnnf format and
-the C code export:
+The one quantization rule of rnnfast, shared by the engine (Model.quantize, RecurrentLayer.weight_dtype), the
+.rnnf, .npz and .safetensors writers (they store what the engine holds) and both C code exports (export-c of a
+chain and of a whole graph), so a quantized model computes with the same stored weights everywhere:
+    what:    a recurrent layer's matrices w_ih, w_hh and w_hr (QUANTIZED_KEYS; RecurrentLayer.with_weight_dtype
+             is the one place they are quantized): the bulk of the weights and of the time per step. Everything
+             else stays float32: biases, peepholes, embedding tables, and the weights of every other layer
+             (Dense / MatMul / Gemm / Conv), whose float kernels have no int8 form.
     int8:    scale[r] = max_k |w[r, k]| / 127 (1 where a row is all zero), q = clip(rint(w / scale), -127, 127),
              w ~ q * scale[r]; each weight moves by at most scale[r] / 2.
-    float16: IEEE binary16 with round-to-nearest-even (numpy's astype), relative error <= 2**-11.
+    float16: IEEE binary16 with round-to-nearest-even (numpy's astype), relative error <= 2**-11; a weight beyond
+             the float16 range (|w| > 65504) is refused by name.
 A quantized layer keeps the stored values (`RecurrentLayer.qweights`) and, in w_ih / w_hh / w_hr, the float32
 weights they stand for (q * scale, or the half widened), so the float64 reference and every exporter that
 writes float32 compute with exactly what the kernels compute with.
@@ -13,8 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import FormatError
+
 WEIGHT_DTYPES = ("float32", "float16", "int8")
-QUANTIZED_KEYS = ("w_ih", "w_hh", "w_hr")
+QUANTIZED_KEYS = ("w_ih", "w_hh", "w_hr")  # what the rule stores quantized: these matrices of recurrent layers only
 
 
 def check_weight_dtype(weight_dtype, where="") -> str:
@@ -35,12 +43,18 @@ def quantize_int8(w: np.ndarray):
     return q, scale
 
 
-def quantize(w: np.ndarray, weight_dtype: str):
+def quantize(w: np.ndarray, weight_dtype: str, where: str = ""):
     """(stored values, scales or None) of w in weight_dtype ('float16' or 'int8')."""
+    weight_dtype = check_weight_dtype(weight_dtype, where)
     if weight_dtype == "int8":
         return quantize_int8(w)
     if weight_dtype == "float16":
-        return np.asarray(w, np.float32).astype(np.float16), None
+        w = np.asarray(w, np.float32)
+        half = w.astype(np.float16)
+        if not np.all(np.isfinite(half) | ~np.isfinite(w)):
+            raise FormatError(f"{where or 'a weight'}: values beyond the float16 range (|w| > 65504); keep this "
+                              f"model in float32 or quantize it to int8")
+        return half, None
     raise ValueError(f"weight dtype {weight_dtype!r} is not a quantized one")
 
 

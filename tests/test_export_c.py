@@ -221,6 +221,32 @@ def test_quantized_weights_stay_within_their_bound(built, name):
     assert ("static const int8_t" if quant == "int8" else "static const uint16_t") in source
 
 
+@pytest.mark.parametrize("name", QUANT_NAMES)
+def test_one_quantization_rule_in_the_engine_rnnf_and_export_c(built, name, tmp_path):
+    """rnnfast/quantize.py's one rule: Model.quantize, its .rnnf 2 file and export_c(quantize=...) store the same
+    weights (the recurrent matrices; the Dense head stays float32 in all three), so their outputs differ only by
+    float32 summation order: the suite's float32 tolerance, not the int8 / half bound."""
+    from rnnfast.exporters.rnnf_graph import save_rnnf_graph
+    from rnnfast.graph.chain import ChainModel
+    from rnnfast.model import Model
+
+    p, out, proc = built[name]
+    assert proc.returncode == 0, f"{name}: {proc.args}\n{proc.stderr[-4000:]}"
+    quant = name.split("_")[0]
+    printed = np.array(proc.stdout.split(), np.float32).reshape(out.expected.shape)
+    model = Model(ChainModel(p)).quantize(quant)
+    x = np.swapaxes(out.test_input, 0, 1)
+    engine = model.run(x)[0]
+    engine = np.swapaxes(engine, 0, 1) if engine.ndim == 3 else engine
+    assert_close(printed, engine, what=f"{name}: export-c's C vs Model.quantize")
+    save_rnnf_graph(model, tmp_path / "q.rnnf")
+    again = rnnfast.load(tmp_path / "q.rnnf").run(x)[0]
+    np.testing.assert_array_equal(np.swapaxes(again, 0, 1) if again.ndim == 3 else again, engine)
+    source = open(out.source).read()
+    if any(isinstance(s, DenseStage) for s in p.stages):
+        assert "static const float dense0_w" in source, "the rule keeps Dense weights float32"
+
+
 def test_quantized_storage_is_smaller(tmp_path, rng):
     p = Pipeline([_stack(random_layer(rng, "lstm", input_size=32, hidden_size=64))])
     sizes = {}

@@ -131,6 +131,35 @@ def test_no_allocator_and_no_writable_global(runtime):
     assert ".data.rel.ro" in table or ".rodata" in table, "objdump lists no data sections at all"
 
 
+@pytest.mark.parametrize("quant", ["int8", "fp16"])
+def test_quantized_vad_agrees_with_model_quantize_and_its_rnnf(tmp_path, runtime, quant):
+    """One quantization rule (rnnfast/quantize.py) for the whole graph too: Model.quantize (the LSTMs inside the
+    If branches included), its .rnnf 2 file and the export of the quantized model store the same weights and run
+    the same kernels, so they agree within float32 tolerance; against onnxruntime's float model the probability
+    moves by less than the int8 / half bound."""
+    from rnnfast.exporters.rnnf_graph import graph_to_bytes
+
+    path = DATA / "vad.ts.onnx"
+    model = rnnfast.load(str(path)).quantize(quant)
+    rng = np.random.default_rng(8)
+    feeds = {"input": rng.standard_normal((1, 512)).astype(np.float32) * 0.3,
+             "state": rng.standard_normal((2, 1, 64)).astype(np.float32) * 0.5, "sr": np.array(16000, np.int64)}
+    engine = dict(zip(model.output_names, model.run(feeds)))
+    from_file = rnnfast.load(graph_to_bytes(model.graph.compiled, "vad")).run(feeds)
+    for n, got in zip(model.output_names, from_file):
+        np.testing.assert_array_equal(got, engine[n])
+    e = export_c_graph(model, tmp_path, prefix="vad", dims={"batch": 1, "chunk": 512}, where=f"vad {quant}")
+    assert ("static const int8_t" if quant == "int8" else "static const uint16_t") in e.source.read_text()
+    write_inputs(tmp_path, feeds)
+    isa = next(iter(runtime))
+    run_c(link_driver(e, "vad", tmp_path, runtime[isa], isa), tmp_path, "run")
+    for n, (shape, dtype) in e.outputs.items():
+        assert_close(read_output(tmp_path, n, shape, dtype), engine[n], what=f"{quant} {n}: C vs Model.quantize")
+    want = ort_run(path, feeds)["output"]
+    assert_close(engine["output"], want, int8=quant == "int8", half=quant == "fp16", what=f"{quant} vs float")
+    assert np.abs(engine["output"] - want).max() > 0, "quantizing changed nothing: were the LSTMs quantized?"
+
+
 def test_refusals(tmp_path):
     m = rnnfast.load(str(DATA / "vad.ts.onnx"))
     with pytest.raises(ValueError, match="'chunk'"):

@@ -26,7 +26,9 @@ def add_parser(sub):
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory (made if missing)")
     p.add_argument("--prefix", default="model", help="C prefix of the file, type and function names (default: model)")
     p.add_argument("--quantize", choices=["int8", "fp16"], default=None,
-                   help="weight storage: int8 with a symmetric scale per output row, or fp16; compute stays float32")
+                   help="store the recurrent weights (w_ih, w_hh, w_hr) as int8 with a symmetric scale per output "
+                        "row, or fp16, as Model.quantize does (everything else stays float32); compute stays "
+                        "float32")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="export the whole graph for this size of a symbolic input dimension (repeat for each: "
                         "--dim batch=1 --dim chunk=512)")
@@ -52,9 +54,6 @@ def _pairs(values, what):
 def _main_graph(args, model=None) -> int:
     from ..exporters.c_graph import export_c_graph
 
-    if args.quantize:
-        raise ValueError("--quantize applies to the chain export; the whole-graph export writes the model's own "
-                         "weights (quantize the model before exporting it)")
     dims = {}
     for name, value in _pairs(args.dim, "dim").items():
         if not value.isdigit() or int(value) < 1:
@@ -62,6 +61,8 @@ def _main_graph(args, model=None) -> int:
         dims[name] = int(value)
     if model is None:
         model, _ = load_model(args)
+    if args.quantize:  # the rule of Model.quantize (rnnfast/quantize.py): the executor's own quantized kernels
+        model = model.quantize(args.quantize)
     states = _pairs(args.state, "state") if args.state else None
     written = export_c_graph(model, args.out, prefix=args.prefix, dims=dims, states=states, where=args.file,
                              lengths=args.sequence_lens)
@@ -82,7 +83,7 @@ def main(args) -> int:
     try:
         chain = model.to_pipeline()
     except FormatError as e:
-        if getattr(model.graph, "compiled", None) is None or args.quantize:
+        if getattr(model.graph, "compiled", None) is None:
             raise
         # not a chain of embedding, recurrent and dense layers: the whole graph is what there is to export
         print(f"exporting the whole graph: {e}")

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import FormatError
-from ..quantize import quantize_int8
 
 QUANTIZE = (None, "int8", "fp16")
 PER_LINE = 8
@@ -64,17 +63,6 @@ def matrix_2d(name: str, values, ctype, fmt) -> str:
     return array(ctype, name, values, fmt)
 
 
-def dequantized(w: np.ndarray, quantize) -> np.ndarray:
-    """The float32 weights the generated code effectively computes with."""
-    w = np.asarray(w, np.float32)
-    if quantize == "int8":
-        q, scale = quantize_int8(w)
-        return (q.astype(np.float32) * scale[:, None]).astype(np.float32)
-    if quantize == "fp16":
-        return w.astype(np.float16).astype(np.float32)
-    return w
-
-
 @dataclass
 class Matrix:
     """A weight matrix [out, in] as written to C, and how generated code reads its element (j, i)."""
@@ -92,27 +80,22 @@ class Matrix:
         return f"{self.name}[{j}][{i}]"
 
 
-def matrix(name: str, w: np.ndarray, quantize, where: str) -> tuple[Matrix, str]:
-    """(Matrix, C definition) for w [out, in]."""
+def matrix(name: str, w: np.ndarray, stored, where: str) -> tuple[Matrix, str]:
+    """(Matrix, C definition) for w [out, in]; stored: None (float32), or the (values, int8 row scales or None) a
+    quantized layer holds (rnnfast/quantize.py's rule), written as they are so the code computes with them."""
     w = np.asarray(w, np.float32)
     check_finite(name, w, where)
     n_out, n_in = w.shape
-    m = Matrix(name, n_out, n_in, quantize)
     if n_in == 0:
         raise FormatError(f"{where}: {name} has no input columns; C code export needs at least one")
-    if quantize == "int8":
-        q, scale = quantize_int8(w)
-        text = (matrix_2d(name, q.T, "int8_t", str) + "\n"
-                + vector(name + "_scale", scale))
-    elif quantize == "fp16":
-        bits = w.astype(np.float16)
-        if not np.all(np.isfinite(bits)):
-            raise FormatError(f"{where}: {name} has values beyond the float16 range (|w| > 65504); "
-                              f"export it without quantize='fp16'")
-        text = matrix_2d(name, bits.view(np.uint16).T, "uint16_t", lambda v: "0x%04x" % int(v))
-    else:
-        text = matrix_2d(name, w.T, "float", float_literal)
-    return m, text
+    if stored is None:
+        return Matrix(name, n_out, n_in), matrix_2d(name, w.T, "float", float_literal)
+    q, scale = stored
+    if q.dtype == np.int8:
+        return (Matrix(name, n_out, n_in, "int8"),
+                matrix_2d(name, q.T, "int8_t", str) + "\n" + vector(name + "_scale", scale))
+    return (Matrix(name, n_out, n_in, "fp16"),
+            matrix_2d(name, q.view(np.uint16).T, "uint16_t", lambda v: "0x%04x" % int(v)))
 
 
 UNROLL = 4  # input columns per pass over the outputs: a quarter of the loads and stores of the accumulator

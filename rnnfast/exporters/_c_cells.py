@@ -14,19 +14,22 @@ from ._c_arrays import Matrix, check_finite, float_literal, matrix, matvec, vect
 class Emitter:
     """Collects array definitions and functions; `state_type` is the C name of the generated state struct."""
 
-    def __init__(self, state_type: str, acts, quantize, where: str):
+    def __init__(self, state_type: str, acts, where: str):
         self.state_type = state_type
         self.acts = acts
-        self.quantize = quantize
         self.where = where
         self.arrays: list[str] = []
         self.functions: list[str] = []
         self.qacc_size = 0  # widest matrix output range summed in int8 (0: no int8 accumulator needed)
+        self.storage: set = set()  # how the matrices are stored: "int8", "fp16" (float32 ones are not listed)
 
-    def matrix(self, name, w) -> Matrix:
-        m, text = matrix(name, w, self.quantize, self.where)
+    def matrix(self, name, w, stored=None) -> Matrix:
+        m, text = matrix(name, w, stored, self.where)
         self.arrays.append(text)
-        self.qacc_size = max(self.qacc_size, m.n_out) if self.quantize == "int8" else 0
+        if m.quantize == "int8":
+            self.qacc_size = max(self.qacc_size, m.n_out)
+        if m.quantize:
+            self.storage.add(m.quantize)
         return m
 
     def vector(self, name, v) -> str:
@@ -49,8 +52,8 @@ def layer_step(em: Emitter, layer, k: int, d: int, masked: bool, zero_on_mask: b
     def act(i, expr):
         return em.acts.call(acts[i], f"clipf_({expr}, {clip})" if clip else expr)
 
-    wx = em.matrix(f"{name}_wx", layer.w_ih[d])
-    wh = em.matrix(f"{name}_wh", layer.w_hh[d])
+    wx = em.matrix(f"{name}_wx", layer.w_ih[d], _stored(layer, "w_ih", d))
+    wh = em.matrix(f"{name}_wh", layer.w_hh[d], _stored(layer, "w_hh", d))
     lbr = layer.cell == "gru" and layer.linear_before_reset
     if lbr:
         bx = em.vector(f"{name}_bx", layer.b_ih[d])
@@ -130,22 +133,30 @@ def _lstm_gates(em: Emitter, layer, name: str, d: int, act) -> list[str]:
               f"        {out}[i] = ot * {em.acts.call(layer.activations[d][2], 'ct')};",
               "    }"]
     if layer.w_hr is not None:
-        wr = em.matrix(f"{name}_wr", layer.w_hr[d])
+        wr = em.matrix(f"{name}_wr", layer.w_hr[d], _stored(layer, "w_hr", d))
         lines += [f"    for (int i = 0; i < {layer.output_size}; i++) h[i] = 0.0f;",
                   "    /* projection: h = W_hr (o * h(c)) */"]
         lines += matvec("h", wr, "hc")
     return lines
 
 
+def _stored(layer, key: str, d: int):
+    """Direction d of a quantized layer's stored matrix `key` as (values, int8 row scales or None), else None."""
+    if layer.qweights is None:
+        return None
+    q, scale = layer.qweights[key]
+    return q[d], None if scale is None else scale[d]
+
+
 def dense_fn(em: Emitter, stage, j: int) -> str:
-    """Adds the arrays and function of Dense stage j; returns the function's name."""
+    """Adds the arrays and function of Dense stage j (float32 weights in every model: rnnfast/quantize.py's rule);
+    returns the function's name."""
     name = f"dense{j}"
     O = stage.output_size
     w = em.matrix(f"{name}_w", stage.weight)
     bias = None if stage.bias is None else em.vector(f"{name}_b", stage.bias)
-    state = f"{em.state_type} *s, " if em.quantize == "int8" else ""
     lines = [f"/* Dense {j}{' ' + stage.name if stage.name else ''}: {stage.input_size} -> {O}, {stage.activation} */",
-             f"static void {name}({state}const float *restrict x, float *restrict y)", "{",
+             f"static void {name}(const float *restrict x, float *restrict y)", "{",
              f"    for (int i = 0; i < {O}; i++) y[i] = {bias + '[i]' if bias else '0.0f'};"]
     lines += matvec("y", w, "x")
     a = stage.activation

@@ -86,11 +86,24 @@ class DescWriter:
     def layers(self, node_name, layers) -> str:
         entries = []
         for k, lay in enumerate(layers):
-            if lay.get("weight_dtype", 0):
-                raise FormatError(f"{self.where}: {node_name}: layer {k} stores its weights as int8 or float16, which "
-                                  f"the whole-graph export does not write yet (export the float32 model)")
             ptr = {key: (self.array("float", np.asarray(lay[key], np.float32), "w") if lay.get(key) is not None
-                         else "NULL") for key in ("w_ih", "w_hh", "b_ih", "b_hh", "peepholes", "w_hr")}
+                         else "NULL") for key in ("b_ih", "b_hh", "peepholes")}
+            quant = ""
+            if lay.get("weight_dtype", 0):  # the stored values and row scales the engine computes with
+                ctype = "int8_t" if lay["layer"].weight_dtype == "int8" else "uint16_t"
+                q = {key: ("NULL", "NULL") for key in ("ih", "hh", "hr")}
+                for key, (values, scale) in lay["qweights"].items():
+                    values = values if ctype == "int8_t" else np.asarray(values).view(np.uint16)
+                    q[key[2:]] = (self.array(ctype, values, "q", align=True),
+                                  "NULL" if scale is None else self.array("float", scale, "s"))
+                for key in ("w_ih", "w_hh", "w_hr"):
+                    ptr[key] = "NULL"
+                quant = (f",\n     .weight_dtype = {lay['weight_dtype']}, "
+                         + ", ".join(f".q_{k} = {v[0]}" for k, v in q.items()) + ", "
+                         + ", ".join(f".s_{k} = {v[1]}" for k, v in q.items()))
+            else:
+                ptr.update({key: (self.array("float", np.asarray(lay[key], np.float32), "w") if lay.get(key) is not
+                                  None else "NULL") for key in ("w_ih", "w_hh", "w_hr")})
             acts = []
             for d in range(2):
                 per = lay["activations"][d] if d < len(lay["activations"]) else []
@@ -105,7 +118,7 @@ class DescWriter:
                 f".peepholes = {ptr['peepholes']}, .w_hr = {ptr['w_hr']},\n"
                 f"     .act = {{{', '.join(acts)}}},\n"
                 f"     .clip = {c_float(lay['clip'])}, .input_forget = {lay['input_forget']}, "
-                f".linear_before_reset = {lay['linear_before_reset']}}}")
+                f".linear_before_reset = {lay['linear_before_reset']}{quant}}}")
         name = self._name("layers")
         self.lines.append(f"static const rnnf_layer_desc {name}[{len(layers)}] = {{\n" + ",\n".join(entries) + "\n};")
         return name
@@ -161,4 +174,5 @@ class DescWriter:
         return g_name
 
 
-_NP = {"float": np.float32, "int64_t": np.int64, "int32_t": np.int32, "uint8_t": np.uint8, "int8_t": np.int8}
+_NP = {"float": np.float32, "int64_t": np.int64, "int32_t": np.int32, "uint8_t": np.uint8, "int8_t": np.int8,
+       "uint16_t": np.uint16}

@@ -12,7 +12,6 @@ docs/export-c.md is the user guide, with code size and speed figures.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
-from ._c_arrays import HALF_TO_FLOAT, QUANTIZE, check_finite, dequantized, matrix_2d, float_literal
+from ._c_arrays import HALF_TO_FLOAT, QUANTIZE, check_finite, matrix_2d, float_literal
 from ._c_cells import Emitter, dense_fn, layer_step
 from ._c_math import CLIP, SIGMOID, Activations
 from ._c_test import test_program
@@ -47,8 +46,10 @@ def export_c(pipeline: Pipeline, out_dir, prefix: str = "model", quantize=None, 
              test_seq_len: int = 6, test_sequences: int = 2, seed: int = 0) -> CExport:
     """Write `<prefix>.h`, `<prefix>.c` and `<prefix>_test.c` into out_dir.
 
-    quantize: None (float32 weights), "int8" (per-output-row symmetric scales, float accumulation) or "fp16"
-    (half storage, float32 compute); embeddings, biases and peepholes stay float32.
+    quantize: None (the weights as the pipeline stores them: float32, or a quantized layer's own int8 / float16),
+    "int8" (per-output-row symmetric scales, float accumulation) or "fp16" (half storage, float32 compute), by
+    rnnfast/quantize.py's rule, as Model.quantize: the recurrent matrices only, while embeddings, biases,
+    peepholes and Dense weights stay float32.
     test_input: what the test program runs, in the pipeline's own layout (as run_pipeline takes it); by
     default `test_sequences` random sequences of `test_seq_len` steps. Its expected outputs are rnnfast's run of
     the pipeline (with the weights as stored, when quantized), computed now.
@@ -59,17 +60,21 @@ def export_c(pipeline: Pipeline, out_dir, prefix: str = "model", quantize=None, 
         raise ValueError(f"prefix must be a C identifier (letters, digits, _), got {prefix!r}")
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
-    gen = _Generator(pipeline, prefix, quantize)
+    if quantize:
+        from ..quantize import quantize_pipeline
+
+        pipeline = quantize_pipeline(pipeline, quantize)  # the stored weights the engine's run computes with too
+    gen = _Generator(pipeline, prefix)
     header, source = gen.header(), gen.source()
     internal = set(re.findall(r"^static (?:inline )?(?:const )?\w+ (\w+)[\[(]", source, re.M))
     clash = sorted(internal & {f"{prefix}_{n}" for n in ("init", "reset", "step", "run", "state")})
     if clash:
         raise ValueError(f"prefix {prefix!r} makes {clash[0]}, a name the generated code uses inside; "
                          f"choose another prefix")
-    x, expected = _test_vectors(pipeline, quantize, test_input, test_seq_len, test_sequences, seed)
+    x, expected = _test_vectors(pipeline, test_input, test_seq_len, test_sequences, seed)
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, f"{prefix}{suffix}") for suffix in (".h", ".c", "_test.c")]
-    texts = [header, source, test_program(prefix, pipeline, x, expected, quantize, gen.has_step)]
+    texts = [header, source, test_program(prefix, pipeline, x, expected, gen.storage_label, gen.has_step)]
     for path, text in zip(paths, texts):
         with open(path, "w") as f:
             f.write(text)
@@ -77,30 +82,7 @@ def export_c(pipeline: Pipeline, out_dir, prefix: str = "model", quantize=None, 
                    run_scratch_per_step=gen.scratch_per_step)
 
 
-def stored_pipeline(p: Pipeline, quantize) -> Pipeline:
-    """The pipeline with its weights replaced by what the generated code computes with."""
-    if quantize is None:
-        return p
-    stages = []
-    for s in p.stages:
-        if isinstance(s, RecurrentStage):
-            layers = [dataclasses.replace(
-                l, w_ih=dequantized_stack(l.w_ih, quantize), w_hh=dequantized_stack(l.w_hh, quantize),
-                w_hr=None if l.w_hr is None else dequantized_stack(l.w_hr, quantize), activations=l.activations,
-                weight_dtype="float32", qweights=None)  # the generated code's storage, modelled in float32
-                for l in s.layers]
-            s = dataclasses.replace(s, layers=layers)
-        elif isinstance(s, DenseStage):
-            s = dataclasses.replace(s, weight=dequantized(s.weight, quantize))
-        stages.append(s)
-    return dataclasses.replace(p, stages=stages)
-
-
-def dequantized_stack(w, quantize):
-    return np.stack([dequantized(w[d], quantize) for d in range(w.shape[0])])
-
-
-def _test_vectors(p: Pipeline, quantize, x, seq_len, n_seq, seed):
+def _test_vectors(p: Pipeline, x, seq_len, n_seq, seed):
     """(input [n_seq, seq_len, ...], expected [n_seq, ...]) with one sequence per row."""
     if x is None:
         rng = np.random.default_rng(seed)
@@ -114,7 +96,7 @@ def _test_vectors(p: Pipeline, quantize, x, seq_len, n_seq, seed):
             x = rng.standard_normal((seq_len, n_seq, p.input_size)).astype(np.float32)
         if p.batch_first:
             x = np.swapaxes(x, 0, 1)
-    y = run_pipeline(stored_pipeline(p, quantize), x)
+    y = run_pipeline(p, x)
     if not np.all(np.isfinite(y)):
         raise FormatError(f"{p.source or p.name or 'pipeline'}: the outputs on the test input are not finite; "
                           f"give a test_input the model handles")
@@ -140,13 +122,12 @@ class _Op:
 
 
 class _Generator:
-    def __init__(self, p: Pipeline, prefix: str, quantize):
+    def __init__(self, p: Pipeline, prefix: str):
         self.p, self.prefix, self.P = p, prefix, prefix.upper()
-        self.quantize = quantize
         self.where = p.source or p.name or "pipeline"
         self.state_type = f"{prefix}_state"
         self.acts = Activations(self.where)
-        self.em = Emitter(self.state_type, self.acts, quantize, self.where)
+        self.em = Emitter(self.state_type, self.acts, self.where)
         self.ops = self._ops()
         self.layers = [op for op in self.ops if op.kind == "layer"]
         self.has_step = all(op.layer.direction == "forward" for op in self.layers)
@@ -194,8 +175,12 @@ class _Generator:
         return "int32_t" if self.p.takes_ids else "float"
 
     def _dense_call(self, op, x, y) -> str:
-        state = "s, " if self.quantize == "int8" else ""
-        return f"{op.fn}({state}{x}, {y});"
+        return f"{op.fn}({x}, {y});"
+
+    @property
+    def storage_label(self):
+        """How the recurrent matrices are stored: None (float32), "int8", "fp16", or both joined by "+"."""
+        return "+".join(sorted(self.em.storage)) or None
 
     def _step_body(self) -> list[str]:
         P, lines = self.P, []
@@ -371,8 +356,11 @@ class _Generator:
                  else f"float x[seq_len][{P}_INPUT_SIZE]")
         y_doc = (f"float y[seq_len][{P}_OUTPUT_SIZE]" if p.returns_sequence
                  else f"float y[{P}_OUTPUT_SIZE] (the output after the last step)")
-        weights = {None: "float32", "int8": "int8 with a float32 scale per output row (float accumulation)",
-                   "fp16": "IEEE half bit patterns, widened to float32 at use"}[self.quantize]
+        kinds = {"int8": "int8 with a float32 scale per output row (float accumulation)",
+                 "fp16": "IEEE half bit patterns, widened to float32 at use"}
+        weights = ("float32" if not self.em.storage else
+                   "recurrent matrices " + " or ".join(kinds[k] for k in sorted(self.em.storage))
+                   + ", everything else float32")
         step_doc = ([f" *   int {pre}_step({self.state_type} *s, const {self.x_type} *x, float *y);",
                      " *       one time step: x is one step's input, y receives that step's output"
                      + ("" if p.returns_sequence
@@ -449,7 +437,7 @@ class _Generator:
         helpers = ([SIGMOID] if sig else []) + acts
         if any(op.layer.clip is not None for op in self.layers):
             helpers.insert(0, CLIP)
-        if self.quantize == "fp16":
+        if "fp16" in self.em.storage:
             helpers.insert(0, HALF_TO_FLOAT)
         arrays = list(self.em.arrays)
         if self.emb is not None:

@@ -39,25 +39,11 @@ class CompiledGraph:
         return self
 
     def quantized(self, weight_dtype: str) -> "CompiledGraph":
-        """A copy whose recurrent stacks store their weights (w_ih, w_hh, w_hr) in weight_dtype (rnnfast/quantize.py's
-        rule: int8 with a float32 scale per row, or float16); everything else, inputs and outputs included, stays as
-        it is. A recurrent node the analysis left outside a stack (layout 1) is refused by name."""
-        import dataclasses
-
-        from .build import LayerSpec
-        from .stack import CELL_OPS, StackLayer
-
-        new = {}
-        for node in self.graph.nodes:
-            if node.op in CELL_OPS:
-                raise NotImplementedError(f"{node.where}: quantizing a batch-major recurrent node in the graph")
-            if node.op == "Recurrent":
-                payload = []
-                for layer in node.payload:
-                    spec = LayerSpec(layer.spec.build_layer(*layer.weights).with_weight_dtype(weight_dtype))
-                    payload.append(StackLayer(spec, spec.weights(), layer.y_h, layer.y_c, layer.name, layer.folded))
-                new[id(node)] = dataclasses.replace(node, payload=payload)
-        graph = dataclasses.replace(self.graph, nodes=[new.get(id(n), n) for n in self.graph.nodes])
+        """A copy whose recurrent stacks, in If branches too, store their weights (w_ih, w_hh, w_hr) in weight_dtype
+        (rnnfast/quantize.py's rule: int8 with a float32 scale per row, or float16); everything else, inputs and
+        outputs included, stays as it is. A recurrent node the analysis left outside a stack (layout 1) is refused
+        by name."""
+        graph, new = _quantized_graph(self.graph, weight_dtype)
         checks = [(new.get(id(n), n),) + tuple(rest) for n, *rest in self.checks]
         return CompiledGraph(graph, self.opset, self.n_threads, checks)
 
@@ -121,3 +107,30 @@ def compiled_graph_of(model, where: str = "", purpose: str = "a whole-graph expo
         raise FormatError(f"{where}: the C executor does not run this model whole, so {purpose} cannot hold it: "
                           f"{why}")
     return compiled
+
+
+def _quantized_graph(graph: Graph, weight_dtype: str):
+    """(graph with its Recurrent stacks quantized, branches included; {id(old node): new node})."""
+    import dataclasses
+
+    from .build import LayerSpec
+    from .stack import CELL_OPS, StackLayer
+
+    new = {}
+    for node in graph.nodes:
+        if node.op in CELL_OPS:
+            raise NotImplementedError(f"{node.where}: quantizing a batch-major recurrent node in the graph")
+        if node.op == "Recurrent":
+            payload = []
+            for layer in node.payload:
+                spec = LayerSpec(layer.spec.build_layer(*layer.weights).with_weight_dtype(weight_dtype))
+                payload.append(StackLayer(spec, spec.weights(), layer.y_h, layer.y_c, layer.name, layer.folded))
+            new[id(node)] = dataclasses.replace(node, payload=payload)
+        elif node.op == "If":
+            branches = []
+            for branch in node.payload:
+                quantized, inner = _quantized_graph(branch, weight_dtype)
+                quantized.checks = [(inner.get(id(n), n),) + tuple(rest) for n, *rest in getattr(branch, "checks", [])]
+                branches.append(quantized)
+            new[id(node)] = dataclasses.replace(node, payload=tuple(branches))
+    return dataclasses.replace(graph, nodes=[new.get(id(n), n) for n in graph.nodes]), new

@@ -43,6 +43,14 @@ class TF1Graph(TorchGraph):
                 self.outputs.append(TensorInfo("state_c", [self.states, "batch", last.hidden_size]))
         self._compiled(False)  # lowered and compiled at load: what cannot run is refused here, not at the first run
 
+    def quantized(self, weight_dtype: str) -> "TF1Graph":
+        """The same model (inputs, outputs, heads), its recurrent weights stored in weight_dtype (Model.quantize)."""
+        from ...pipeline import EmbeddingStage
+
+        emb = None if self.embedding is None else EmbeddingStage(self.embedding.weight, name=self.embedding.name)
+        return TF1Graph([layer.with_weight_dtype(weight_dtype) for layer in self.layers], not self.batch_first, emb,
+                        self.heads, self.name, self.source, self.defaults, self.head_on_state, self.variables)
+
     def _compiled(self, with_lengths: bool):
         """The model lowered to the graph IR (lower.py) and compiled for the C executor; the variant with a
         sequence_length input is made on first use."""
