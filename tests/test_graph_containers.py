@@ -81,6 +81,9 @@ def test_convert_writes_and_checks_both_containers(tmp_path, capsys):
     assert "quantization (int8)" in capsys.readouterr().out
     assert (tmp_path / "q.safetensors").stat().st_size < 0.9 * (tmp_path / "v.safetensors").stat().st_size
     assert rnnfast.load(tmp_path / "q.safetensors").stream(batch=1).pairs == {"state": "stateN"}
+    for fmt, name in (("npz", "rnnfast graph in a numpy .npz"), ("safetensors", "rnnfast graph in a safetensors file")):
+        assert cli_main(["inspect", str(tmp_path / f"v.{fmt}"), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["format_name"] == name
 
 
 # ---- damaged files ----

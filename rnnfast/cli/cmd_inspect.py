@@ -10,6 +10,7 @@ from .inputs import random_inputs
 FORMAT_NAMES = {"onnx": "ONNX", "keras-h5": "Keras HDF5", "keras-zip": "Keras .keras archive",
                 "torch-zip": "PyTorch zip", "torch-legacy": "PyTorch legacy (pre-1.6)", "safetensors": "safetensors",
                 "npz": "numpy .npz", "pickle": "pickled dict of numpy arrays", "rnnf": "rnnfast .rnnf",
+                "rnnf-npz": "rnnfast graph in a numpy .npz", "rnnf-safetensors": "rnnfast graph in a safetensors file",
                 "tf-checkpoint": "TensorFlow 1.x checkpoint (TensorBundle)"}
 
 
