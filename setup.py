@@ -65,11 +65,15 @@ class BuildExt(build_ext):
         omp = ["-fopenmp"] if use_omp else []
         macros = [(m, "1") for m in dict.fromkeys(m for _, _, m in ISA_SOURCES)]
         objects = []
-        for src, flags, _ in ISA_SOURCES:
+        units = [(src, flags) for src, flags, _ in ISA_SOURCES]
+        units += [(src, ["-ffp-contract=off"]) for src in EXACT_SOURCES]
+        total = len(units) + len(ext.sources)
+        # the C core takes a minute or two to build: say where it is (pip shows it with -v)
+        sys.stderr.write(f"rnnfast: building the C core: {total} files, the kernels first\n")
+        for k, (src, flags) in enumerate(units, 1):
+            sys.stderr.write(f"rnnfast: compiling {src} ({k}/{total})\n")
             objects += self.compiler.compile([src], output_dir=self.build_temp, include_dirs=INCLUDE_DIRS,
                                              macros=macros, extra_postargs=COMMON_FLAGS + flags)
-        objects += self.compiler.compile(EXACT_SOURCES, output_dir=self.build_temp, include_dirs=INCLUDE_DIRS,
-                                         macros=macros, extra_postargs=COMMON_FLAGS + ["-ffp-contract=off"])
         ext.extra_objects = objects
         # build_ext relinks (and recompiles) only when something in sources or depends is newer than the module:
         # without the kernel files and headers here, an edited avx2.c or internal.h left a stale module in place.
@@ -80,6 +84,7 @@ class BuildExt(build_ext):
         ext.extra_link_args = omp + ["-lm"]
         sys.stderr.write(f"rnnfast: OpenMP {'on' if use_omp else 'off'}; ISA kernels: "
                          f"{[s for s, _, _ in ISA_SOURCES] or 'none'}\n")
+        sys.stderr.write(f"rnnfast: compiling the other {len(ext.sources)} files and linking\n")
         super().build_extension(ext)
 
 
