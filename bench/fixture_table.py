@@ -276,7 +276,15 @@ def c_library_column(fx, tools, work, row):
     import rnnfast
 
     out = work / "model.rnnf"
-    code, text = _quiet_cli(["convert", fx.path, str(out), "--rnnf-version", "2"] + _cli_options(fx))
+    lens = ["--sequence-lens"] if fx.run_options else []  # the run options are sequence lengths
+    code, text = _quiet_cli(["convert", fx.path, str(out), "--rnnf-version", "2"] + lens + _cli_options(fx))
+    if code != 0 and "give --seq-len and --batch" in text:  # a model that takes only its recorded shape
+        shape = next(iter(fx.feeds.values())).shape
+        for seq, batch in ((shape[0], shape[1]), (shape[1], shape[0])) if len(shape) >= 2 else ():
+            code, text = _quiet_cli(["convert", fx.path, str(out), "--rnnf-version", "2", "--seq-len", str(seq),
+                                     "--batch", str(batch)] + lens + _cli_options(fx))
+            if code == 0:
+                break
     if code != 0:
         row["rnnf_why"] = text.splitlines()[-1] if text else f"exit {code}"
         return
@@ -315,12 +323,13 @@ def export_column(fx, model, tools, work, row):
     from rnnfast.exporters.c_graph import compiled_graph_of, export_c_graph
 
     try:
-        compiled = compiled_graph_of(model, fx.key)
+        compiled = compiled_graph_of(model, fx.key, lengths=bool(fx.run_options))
         graph = compiled.graph
         values = [graph.values[n] for n in graph.inputs]
         feeds = _feeds_for(fx, graph.inputs, [v.dtype for v in values], [len(v.shape) for v in values],
                            fx.load_options.get("batch_first", False), _state_shape(graph))
-        export = export_c_graph(model, work / "c", prefix="m", dims=_dims(graph, feeds), where=fx.key)
+        export = export_c_graph(model, work / "c", prefix="m", dims=_dims(graph, feeds), where=fx.key,
+                                lengths=bool(fx.run_options))
     except KeyError as e:
         row["export_why"] = f"not run: {e.args[0]}"
         return None
