@@ -10,6 +10,7 @@ import numpy as np
 from ..graph.runtime import compiled_graph_of
 from .codes import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
 from .common import CliError, add_model_arguments, feeds_text, load_model, positive_int
+from .compare import CHECK_TOLERANCE, check_written
 from .inputs import random_inputs
 
 # format -> (exporter module, function, what it takes, what the file holds). Formats whose exporter is not part
@@ -24,7 +25,6 @@ WRITERS = {
                     "the same whole graph as .safetensors: named tensors and the structure in __metadata__"),
 }
 RELOADABLE = ("onnx", "rnnf", "npz", "safetensors")  # formats rnnfast.load reads back as a whole model
-CHECK_TOLERANCE = 1e-4
 
 
 def available() -> dict:
@@ -168,15 +168,10 @@ def _write_graph(args, model, compiled, quantize, fmt, formats) -> int:
                        f"({feeds_text(feeds)}); the file was written but not checked: give --seq-len and --batch "
                        f"for a shape the model takes")
     got = written.run(feeds)
-    worst, ok = 0.0, True
-    for name, g, w in zip(outputs, got, want):
-        g, w = np.asarray(g, np.float64), np.asarray(w, np.float64)
-        if g.shape != w.shape:
-            print(f"check FAILED: output {name!r} has shape {list(g.shape)}, the source's {list(w.shape)}")
-            return EXIT_MISMATCH
-        diff = float(np.max(np.abs(g - w))) if g.size else 0.0
-        worst = max(worst, diff)
-        ok = ok and diff <= CHECK_TOLERANCE * max(1.0, float(np.max(np.abs(w))) if w.size else 0.0)
+    ok, worst = check_written(zip(outputs, got, want))
+    if ok is None:
+        print(f"check FAILED: {worst}")
+        return EXIT_MISMATCH
     print(f"check {'ok' if ok else 'FAILED'}: reloaded {args.out} and ran it beside the source on random input "
           f"{', '.join(f'{k} {list(v.shape)}' for k, v in feeds.items())}, {len(want)} output(s) compared: max abs "
           f"difference {worst:.3g}")
@@ -212,13 +207,11 @@ def _write_pipeline(args, model, fmt, formats, quantize) -> int:
 
     written = rnnfast.load(args.out)
     feeds = random_inputs(written, seq_len=args.seq_len or 5, batch=args.batch, seed=0)
-    got = np.asarray(written.run(feeds)[0], np.float64)
-    want = np.asarray(run_pipeline(pipeline, next(iter(feeds.values()))), np.float64)
-    if got.shape != want.shape:
-        print(f"check FAILED: {args.out} gives output shape {list(got.shape)}, the source {list(want.shape)}")
+    got = written.run(feeds)[0]
+    ok, diff = check_written([(written.output_names[0], got, run_pipeline(pipeline, next(iter(feeds.values()))))])
+    if ok is None:
+        print(f"check FAILED: {args.out}: {diff}")
         return EXIT_MISMATCH
-    diff = float(np.max(np.abs(got - want))) if got.size else 0.0
-    ok = diff <= CHECK_TOLERANCE * max(1.0, float(np.max(np.abs(want))) if want.size else 0.0)
     print(f"check {'ok' if ok else 'FAILED'}: reloaded {args.out} and ran it beside the source on random input "
           f"{', '.join(f'{k} {list(v.shape)}' for k, v in feeds.items())}: max abs difference {diff:.3g}")
     if quantize:

@@ -8,6 +8,9 @@ import numpy as np
 
 from .common import ONNX_DTYPES
 
+# convert's check of a written file against the source: absolute within [-1, 1], relative to the output beyond
+CHECK_TOLERANCE = 1e-4
+
 DEFAULT_TOLERANCE = 1e-4
 TOLERANCE_HELP = ("an output passes when its max abs error <= TOL * max(1, max |expected|), i.e. TOL is an "
                   "absolute bound for outputs within [-1, 1] and relative to the output's largest magnitude beyond")
@@ -164,3 +167,17 @@ def error_line(e) -> str:
     the exception's type when the message is empty."""
     text = str(e).strip().splitlines()
     return text[-1][:300] if text else type(e).__name__
+
+
+def check_written(triples) -> tuple:
+    """(ok, the largest |diff|) of a written file's outputs against the source's over (name, got, want) triples, at
+    CHECK_TOLERANCE; (None, why) when an output's shape differs."""
+    worst, ok = 0.0, True
+    for name, got, want in triples:
+        got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+        if got.shape != want.shape:
+            return None, f"output {name!r} has shape {list(got.shape)}, the source's {list(want.shape)}"
+        diff = float(np.max(np.abs(got - want))) if got.size else 0.0
+        worst = max(worst, diff)
+        ok = ok and diff <= CHECK_TOLERANCE * max(1.0, float(np.max(np.abs(want))) if want.size else 0.0)
+    return ok, worst

@@ -9,9 +9,9 @@ import numpy as np
 
 from .codes import EXIT_MISMATCH, EXIT_OK
 from .common import CliError
+from .compare import check_written
 from .inputs import random_inputs
 
-CHECK_TOLERANCE = 1e-4
 SEQ_LENS = (5, 64, 512)  # a length the model takes (a conv front end needs more than a few samples)
 
 
@@ -49,15 +49,10 @@ def write_onnx(args, model) -> int:
         raise CliError(f"{args.file}: no random input of length {', '.join(map(str, lengths))} runs; {args.out} "
                        f"was written but not checked (give --seq-len and --batch)")
     got = run_written(feeds)
-    worst, ok = 0.0, True
-    for name, g in zip(names, got):
-        g, w = np.asarray(g, np.float64), np.asarray(want[name], np.float64)
-        if g.shape != w.shape:
-            print(f"check FAILED: output {name!r} has shape {list(g.shape)}, the source's {list(w.shape)}")
-            return EXIT_MISMATCH
-        diff = float(np.max(np.abs(g - w))) if g.size else 0.0
-        worst = max(worst, diff)
-        ok = ok and diff <= CHECK_TOLERANCE * max(1.0, float(np.max(np.abs(w))) if w.size else 0.0)
+    ok, worst = check_written((name, g, want[name]) for name, g in zip(names, got))
+    if ok is None:
+        print(f"check FAILED: {worst}")
+        return EXIT_MISMATCH
     print(f"check {'ok' if ok else 'FAILED'}: ran {args.out} in {runner.name} beside the source on random input "
           f"{', '.join(f'{k} {list(v.shape)}' for k, v in feeds.items())}, {len(names)} output(s) compared: max abs "
           f"difference {worst:.3g}")
