@@ -370,12 +370,10 @@ static void wino2_in_avx2(int C, int n, const float *X, int64_t ldc, int ldx, in
     }
 }
 
-/* Eight tiles of one channel: h rows of `cols` output columns (16 unless masked). */
-static inline __attribute__((always_inline)) void wino2_out8(const float *y, int64_t ldp, __m256 bv, int relu,
-                                                             float *o, int ldo, int h, int cols, int masked,
-                                                             __m256i mk)
+/* The first half of F(2,3)'s output transform, A^T Y, for eight tiles of one channel: both epilogues start here. */
+static inline __attribute__((always_inline)) void wino2_rows8(const float *y, int64_t ldp, int masked, __m256i mk,
+                                                              __m256 z[2][4])
 {
-    __m256 z[2][4];
     for (int b = 0; b < 4; b++) {
         const __m256 y0 = load_m(y + (size_t)b * ldp, masked, mk), y1 = load_m(y + (size_t)(4 + b) * ldp, masked, mk);
         const __m256 y2 = load_m(y + (size_t)(8 + b) * ldp, masked, mk);
@@ -383,6 +381,15 @@ static inline __attribute__((always_inline)) void wino2_out8(const float *y, int
         z[0][b] = _mm256_add_ps(_mm256_add_ps(y0, y1), y2);
         z[1][b] = _mm256_sub_ps(_mm256_sub_ps(y1, y2), y3);
     }
+}
+
+/* Eight tiles of one channel: h rows of `cols` output columns (16 unless masked). */
+static inline __attribute__((always_inline)) void wino2_out8(const float *y, int64_t ldp, __m256 bv, int relu,
+                                                             float *o, int ldo, int h, int cols, int masked,
+                                                             __m256i mk)
+{
+    __m256 z[2][4];
+    wino2_rows8(y, ldp, masked, mk, z);
     for (int i = 0; i < h; i++) {
         __m256 s0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(z[i][0], z[i][1]), z[i][2]), bv);
         __m256 s1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(z[i][1], z[i][2]), z[i][3]), bv);
@@ -434,13 +441,7 @@ static inline __attribute__((always_inline)) __m256 wino2_pool8(const float *y, 
                                                                 int masked, __m256i mk)
 {
     __m256 z[2][4];
-    for (int b = 0; b < 4; b++) {
-        const __m256 y0 = load_m(y + (size_t)b * ldp, masked, mk), y1 = load_m(y + (size_t)(4 + b) * ldp, masked, mk);
-        const __m256 y2 = load_m(y + (size_t)(8 + b) * ldp, masked, mk);
-        const __m256 y3 = load_m(y + (size_t)(12 + b) * ldp, masked, mk);
-        z[0][b] = _mm256_add_ps(_mm256_add_ps(y0, y1), y2);
-        z[1][b] = _mm256_sub_ps(_mm256_sub_ps(y1, y2), y3);
-    }
+    wino2_rows8(y, ldp, masked, mk, z);
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
     __m256 c0 = ninf, c1 = ninf;
     for (int i = 0; i < 2; i++) {

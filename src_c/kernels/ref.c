@@ -171,6 +171,20 @@ void rnnf_wino2_out_c(int M, int n, const float *Y, int64_t ldp, int ldv, const 
 /* The pool's fold (graph/ops/pool.c): v wins only when greater, so NaN never does. */
 #define MAX_TO(acc, v) ((acc) = (v) > (acc) ? (v) : (acc))
 
+/* A 2x2 window's max in the fold order pool.c's rnnf_maxpool_2x2_row uses (columns first, then the two): the AVX2
+ * epilogues fold the same way, so a fused pool gives the unfused MaxPool's bits, NaN included. */
+static float pool2x2(float s[2][2])
+{
+    float c0 = -INFINITY, c1 = -INFINITY, p = -INFINITY;
+    MAX_TO(c0, s[0][0]);
+    MAX_TO(c0, s[1][0]);
+    MAX_TO(c1, s[0][1]);
+    MAX_TO(c1, s[1][1]);
+    MAX_TO(p, c0);
+    MAX_TO(p, c1);
+    return p;
+}
+
 void rnnf_wino2_out_pool_c(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
                            float *out, int64_t ldoc)
 {
@@ -191,14 +205,7 @@ void rnnf_wino2_out_pool_c(int M, int n, const float *Y, int64_t ldp, int ldv, c
                 for (int j = 0; j < 2; j++)
                     if (relu && s[i][j] < 0.0f) s[i][j] = 0.0f;
             }
-            float c0 = -INFINITY, c1 = -INFINITY, p = -INFINITY;
-            MAX_TO(c0, s[0][0]);
-            MAX_TO(c0, s[1][0]);
-            MAX_TO(c1, s[0][1]);
-            MAX_TO(c1, s[1][1]);
-            MAX_TO(p, c0);
-            MAX_TO(p, c1);
-            out[(size_t)m * (size_t)ldoc + t] = p;
+            out[(size_t)m * (size_t)ldoc + t] = pool2x2(s);
         }
     }
 }
@@ -218,14 +225,7 @@ void rnnf_gemm_offsets_pool_c(int M, int K, const float *A, int lda, const float
                     v += bias ? bias[m] : 0.0f;
                     s[i][q] = relu && v < 0.0f ? 0.0f : v;
                 }
-            float c0 = -INFINITY, c1 = -INFINITY, p = -INFINITY;
-            MAX_TO(c0, s[0][0]);
-            MAX_TO(c0, s[1][0]);
-            MAX_TO(c1, s[0][1]);
-            MAX_TO(c1, s[1][1]);
-            MAX_TO(p, c0);
-            MAX_TO(p, c1);
-            C[(size_t)m * ldc + j] = p;
+            C[(size_t)m * ldc + j] = pool2x2(s);
         }
     }
 }
