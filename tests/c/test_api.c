@@ -8,16 +8,7 @@
 #include <string.h>
 
 #include "rnnfast/rnnf.h"
-
-static int failures = 0;
-
-#define CHECK(cond, what)                                                     \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "FAIL %s (line %d)\n", what, __LINE__);           \
-            failures++;                                                       \
-        }                                                                     \
-    } while (0)
+#include "check.h"
 
 static float *filled(size_t n, double seed)
 {

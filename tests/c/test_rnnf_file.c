@@ -13,33 +13,7 @@
 #include <string.h>
 
 #include "rnnfast/rnnf.h"
-
-static int failures = 0;
-
-#define CHECK(cond, what)                                                     \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "FAIL %s (line %d)\n", what, __LINE__);           \
-            failures++;                                                       \
-        }                                                                     \
-    } while (0)
-
-static void *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
-}
+#include "check.h"
 
 /* Step t's input of one row out of the run's input, in the pipeline's layout. */
 static const void *row_at(const rnnf_pipeline_info *info, const void *input, int T, int B, int t, int b)

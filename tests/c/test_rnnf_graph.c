@@ -17,28 +17,8 @@
 #include <string.h>
 
 #include "rnnfast/rnnf.h"
-
-static long allocations = 0;
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-int __real_posix_memalign(void **p, size_t align, size_t n);
-void *__real_aligned_alloc(size_t align, size_t n);
-void *__wrap_malloc(size_t n) { allocations++; return __real_malloc(n); }
-void *__wrap_calloc(size_t n, size_t size) { allocations++; return __real_calloc(n, size); }
-void *__wrap_realloc(void *p, size_t n) { allocations++; return __real_realloc(p, n); }
-int __wrap_posix_memalign(void **p, size_t align, size_t n) { allocations++; return __real_posix_memalign(p, align,
-                          n); }
-void *__wrap_aligned_alloc(size_t align, size_t n) { allocations++; return __real_aligned_alloc(align, n); }
-
-static int failures = 0;
-#define CHECK(cond, what)                                                     \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "FAIL %s (line %d)\n", what, __LINE__);           \
-            failures++;                                                       \
-        }                                                                     \
-    } while (0)
+#include "check.h"
+#include "count_allocations.h"
 
 static const size_t ITEM[] = {4, 8, 4, 1, 1}; /* rnnf_dtype sizes */
 
@@ -74,23 +54,6 @@ static void write_tensor(const char *path, const rnnf_tensor *t)
     fwrite(t->dims, 8, (size_t)t->rank, f);
     fwrite(t->data, 1, nbytes(t), f);
     fclose(f);
-}
-
-static void *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *size = (size_t)n;
-    return buf;
 }
 
 static void print_io(const rnnf_graph *g)

@@ -9,20 +9,7 @@
 #include <string.h>
 
 #include "rnnfast/rnnf.h"
-
-static long allocations = 0;
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-int __real_posix_memalign(void **p, size_t align, size_t n);
-void *__real_aligned_alloc(size_t align, size_t n);
-
-void *__wrap_malloc(size_t n) { allocations++; return __real_malloc(n); }
-void *__wrap_calloc(size_t n, size_t size) { allocations++; return __real_calloc(n, size); }
-void *__wrap_realloc(void *p, size_t n) { allocations++; return __real_realloc(p, n); }
-int __wrap_posix_memalign(void **p, size_t align, size_t n) { allocations++; return __real_posix_memalign(p, align, n); }
-void *__wrap_aligned_alloc(size_t align, size_t n) { allocations++; return __real_aligned_alloc(align, n); }
+#include "count_allocations.h"
 
 static float *filled(size_t n, double seed)
 {
