@@ -22,8 +22,8 @@ from busy import busy_processes
 from others import OthersMeter
 from report import Local, interleaved_blocks, start_torch, timed_quietly, versions
 from timing import fmt_time as fmt
-from workloads import (CELLS, WORKLOADS, check, expected_output, make_case, ort_runner, outputs_over_case,
-                       rnnfast_runner, spec_of, torch_runner)
+from workloads import (CELLS, WORKLOADS, checked_outputs, expected_output, make_case, ort_runner, rnnfast_runner,
+                       spec_of, torch_runner)
 
 REQUESTS = (None, 1, 2)  # None: the engine's default
 QUICK_CELLS = ("lstm", "bilstm", "lstm2")  # one cell, a bidirectional layer and a stack: where the issue saw collapse
@@ -49,15 +49,7 @@ def build_runners(case, torch_workers, problems):
     if isinstance(torch_workers, dict):
         for n in (1, 2):
             runners[_label("torch", n)] = torch_workers[n].remote(f"{case.workload} {case.cell_name}", spec_of(case))
-    outputs = {}
-    for name in list(runners):
-        try:
-            outputs[name] = outputs_over_case(case, runners[name])
-            check(case, outputs[name], want, name)
-        except Exception as e:  # a wrong answer is reported and not timed; the rest of the table still runs
-            problems.append(f"{case.workload} {case.cell_name}, {name}: {str(e).splitlines()[-1]}")
-            print("  !", problems[-1], flush=True)
-            runners.pop(name)
+    outputs = checked_outputs(case, runners, want, problems)
     ours = [outputs[_label("rnnfast", n)] for n in REQUESTS if _label("rnnfast", n) in outputs]
     if any(not np.array_equal(ours[0], o) for o in ours[1:]):
         problems.append(f"{case.workload} {case.cell_name}: rnnfast's outputs differ between thread counts")

@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the source tree, when not installed
 from others import OthersMeter  # noqa: E402
 from timing import fmt_time as fmt, time_block  # noqa: E402
-from workloads import (CELLS, WORKLOADS, check, engine_runner, expected_output, make_case, ort_runner,  # noqa: E402
-                       outputs_over_case, rnnfast_runner, spec_of, torch_runner)
+from workloads import (CELLS, WORKLOADS, checked_outputs, engine_runner, expected_output, make_case,  # noqa: E402
+                       ort_runner, rnnfast_runner, spec_of, torch_runner)
 
 PEAK_2CORE = 200e9  # FMA peak of the 2 cores, PERFORMANCE.md
 L2_READ = 104e9  # L2 read bandwidth per core, PERFORMANCE.md
@@ -100,20 +100,13 @@ def measure_case(workload, cell, budget, torch_workers, problems, meter):
     makers = {"rnnfast": rnnfast_runner, "engine": engine_runner, "ort": ort_runner}
     if torch_workers == "in-process":
         makers["torch"] = torch_runner
-    runners, outputs = {}, {}
+    runners = {}
     for n in THREADS:
         for engine, make in makers.items():
             runners[f"{engine} {n}t"] = Local(make(case, n))
         if isinstance(torch_workers, dict):
             runners[f"torch {n}t"] = torch_workers[n].remote(f"{workload} {cell}", spec_of(case))
-    for name in list(runners):
-        try:
-            outputs[name] = outputs_over_case(case, runners[name])
-            check(case, outputs[name], want, name)
-        except Exception as e:  # a wrong answer is reported and not timed; the rest of the table still runs
-            problems.append(f"{workload} {cell}, {name}: {str(e).splitlines()[-1]}")
-            print("  !", problems[-1], flush=True)
-            runners.pop(name)
+    outputs = checked_outputs(case, runners, want, problems)
     med, others = timed_quietly(runners, budget, meter)
     for r in runners.values():
         getattr(r, "close", lambda: None)()

@@ -124,6 +124,22 @@ def check(case: Case, got: np.ndarray, want: np.ndarray, who: str) -> float:
     return float(err.max())
 
 
+def checked_outputs(case: Case, runners: dict, want: np.ndarray, problems: list) -> dict:
+    """{label: outputs} of the runners whose outputs match the reference; a runner with a wrong answer (or one that
+    fails) is reported in problems and removed from runners, so it is never timed while the rest of the table runs."""
+    outputs = {}
+    for name in list(runners):
+        try:
+            outputs[name] = outputs_over_case(case, runners[name])
+            check(case, outputs[name], want, name)
+        except Exception as e:
+            problems.append(f"{case.workload} {case.cell_name}, {name}: {str(e).splitlines()[-1]}")
+            print("  !", problems[-1], flush=True)
+            outputs.pop(name, None)
+            runners.pop(name)
+    return outputs
+
+
 def onnx_model(case: Case, with_states: bool = False) -> bytes:
     """The same layers as an ONNX graph (stacked layers joined as torch.onnx.export joins them). With
     with_states, initial states are graph inputs and final states outputs, as a streaming ORT user needs."""
