@@ -61,22 +61,72 @@ def test_opsets(rng, opset):
     assert_close(onnxruntime_run(data, x), run_pipeline(p, x))
 
 
-def test_keras_mask_exports_only_with_suffix_padding_assumed():
-    model = rnnfast.load(os.path.join(DATA, "keras", "k3_seed_masked_middle.keras"))
-    with pytest.raises(FormatError, match="assume_suffix_padding=True"):
-        export_onnx(model)
+def test_keras_mask_anywhere_exports_exactly_and_the_suffix_promise_writes_operators():
+    """By default a mask becomes Scans applying it step by step: onnxruntime then gives what Keras recorded on ids
+    masked in the middle of rows. With assume_suffix_padding the RNN / GRU / LSTM operators are written instead."""
+    path = os.path.join(DATA, "keras", "k3_seed_masked_middle.keras")
+    model = rnnfast.load(path)
+    z = np.load(os.path.join(DATA, "keras", "k3_seed_masked_middle.npz"))
+    assert (z["x0"] == 0).any() and not (z["x0"][:, -1] == 0).all()  # masked steps, not only at the rows' ends
+    data = exported(model)
+    ops = {n.op_type for n in onnx.load_from_string(data).graph.node}
+    assert "Scan" in ops and not ops & {"LSTM", "GRU", "RNN"}
+    assert_close(onnxruntime_run(data, z["x0"].astype(np.int64), model.input_names[0]), z["y0"], what="Keras")
     data = exported(model, assume_suffix_padding=True)
+    assert {"LSTM", "GRU", "RNN"} & {n.op_type for n in onnx.load_from_string(data).graph.node}
     rng = np.random.default_rng(5)
     x = suffix_padded(rng, model.to_pipeline(), seq_len=model.inputs[0].shape[1], batch=3)
     assert_close(onnxruntime_run(data, x, model.input_names[0]), model.run(x)[0])
 
 
 @pytest.mark.parametrize("act", ["Selu", "Swish", "Gelu", "Exp"])
-def test_keras_only_activations_are_refused_by_name(rng, act):
-    layer = random_layer(rng, "gru", "forward", input_size=3, hidden_size=4,
-                         activations=((Activation("Sigmoid"), Activation(act)),))
-    with pytest.raises(FormatError, match=f"activation {act}"):
-        export_onnx(Pipeline([RecurrentStage([layer])]))
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_keras_only_activations_export_as_scan(rng, act, cell):
+    """Activations the ONNX recurrent operators lack: the layer becomes a Scan whose output onnxruntime computes as
+    the float64 reference does."""
+    from rnnfast.reference import run_layer
+
+    n_acts = {"rnn": 1, "gru": 2, "lstm": 3}[cell]
+    acts = tuple(Activation("Sigmoid" if k == 0 and n_acts > 1 else act) for k in range(n_acts))
+    layer = random_layer(rng, cell, "bidirectional", input_size=3, hidden_size=4, activations=(acts, acts),
+                         linear_before_reset=cell == "gru")
+    if act == "Exp":  # exp(h) fed back through R grows without bound unless the recurrent weights are small
+        layer.w_hh *= np.float32(0.1)
+    data = exported(Pipeline([RecurrentStage([layer])]))
+    assert "Scan" in {n.op_type for n in onnx.load_from_string(data).graph.node}
+    # small inputs: an RNN whose recurrent activation is exp grows without bound on larger ones
+    x = (0.5 * rng.standard_normal((6, 2, 3))).astype(np.float32)
+    y = run_layer(layer, x)[0]  # [T, D, B, P]
+    assert np.abs(y).max() < 100
+    assert_close(onnxruntime_run(data, x), y.transpose(0, 2, 1, 3).reshape(6, 2, -1), what=f"{cell} {act}")
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("zero_output", [False, True])
+def test_masks_anywhere_in_the_scan_match_the_reference(rng, cell, zero_output):
+    """Masked steps at the start, in the middle and at the end of rows, a fully masked row, both directions and two
+    layers: the Scan keeps the state over a masked step and repeats the last output (zeros before any, or zeros
+    with mask_zero_output), as the float64 reference does."""
+    from rnnfast.reference import run_layer
+
+    extra = dict(linear_before_reset=cell == "gru", peepholes=cell == "lstm")
+    layers = [random_layer(rng, cell, "bidirectional", input_size=4, hidden_size=3, **extra),
+              random_layer(rng, cell, "forward", input_size=6, hidden_size=3, **extra)]
+    table = rng.standard_normal((9, 4)).astype(np.float32)
+    p = Pipeline([EmbeddingStage(table, mask_zero=True), RecurrentStage(layers, mask_zero_output=zero_output)])
+    ids = rng.integers(1, 9, (7, 4))
+    ids[0, 0] = ids[3, 0] = ids[6, 1] = 0
+    ids[2:5, 2] = 0
+    ids[:, 3] = 0
+    data = exported(p)
+    ops = {n.op_type for n in onnx.load_from_string(data).graph.node}
+    assert "Scan" in ops and not ops & {"LSTM", "GRU", "RNN"}
+    mask = ids != 0
+    x = table[ids].astype(np.float64)
+    for layer in layers:
+        y = run_layer(layer, x, mask=mask, mask_zero_output=zero_output)[0]
+        x = y.transpose(0, 2, 1, 3).reshape(7, 4, -1)
+    assert_close(onnxruntime_run(data, ids), x, what=f"{cell} zero_output={zero_output}")
 
 
 def test_bad_opset_and_unconvertible_models(rng):

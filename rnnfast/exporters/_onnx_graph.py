@@ -1,5 +1,5 @@
 """A small ONNX graph writer: nodes with generated output names, constants as initializers. Used for the main
-graph, its If branches and the Scan bodies of the projection-LSTM decomposition."""
+graph, its If branches and the Scan bodies of recurrent layers (exporters/onnx_scan.py)."""
 from __future__ import annotations
 
 import numpy as np

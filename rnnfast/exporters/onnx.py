@@ -5,14 +5,13 @@ needs 17).
 The source is the analysed graph IR (graph/ir.py after graph/analysis.py), the one the C executor runs: every input
 and output keeps its name, dtype and shape (symbolic sizes as dim_params), and `outputs` keeps only the outputs named
 (the nodes that only fed the others are left out). The nodes are written by exporters/onnx_ops.py (ONNX operators,
-fused products unfused), exporters/onnx_recurrent.py (recurrent stacks as RNN / GRU / LSTM nodes per layer; Keras
-masks), exporters/onnx_projection.py (LSTM with projection as Scan). An If on a run-time condition is written with
+fused products unfused), exporters/onnx_recurrent.py (recurrent stacks as RNN / GRU / LSTM nodes per layer), exporters/onnx_scan.py
+(what those nodes cannot say as Scan: Keras masks, LSTM projection, Keras' selu / swish / gelu / exponential). An If on a run-time condition is written with
 both branches. Sizes the analysis knows symbolically are computed again from the inputs' shapes
 (exporters/onnx_sizes.py); constants become initializers.
 
 Refused by name, saying what would make it work: a model whose graph does not run in C (the reason the analysis
-gives), a Keras model with stateful layers (its state lives between calls, which an ONNX graph has no place for), a
-Keras mask without assume_suffix_padding, an activation ONNX recurrent nodes lack. A .rnnf 2 file holds the C
+gives), a Keras model with stateful layers (its state lives between calls, which an ONNX graph has no place for). A .rnnf 2 file holds the C
 executor's form of the graph: exporters/onnx_lift.py lifts it back to the IR first."""
 from __future__ import annotations
 

@@ -7,68 +7,63 @@ and P written as they are, activations with alpha/beta, clip, input_forget, line
   [T, D, B, P] as ONNX has it, or [T, B, D, P] / [T, B, D*P]).
 - Initial states [L*D, B, H] are sliced per layer (rows k*D to (k+1)*D); the stack's final states are the layers'
   Y_h / Y_c concatenated on axis 0, as PyTorch stacks them.
-- LSTM with projection (proj_size > 0) has no ONNX operator: exporters/onnx_projection.py writes it as Scan.
+- What those operators cannot say is written as a Scan of standard operators (exporters/onnx_scan.py): an LSTM with
+  projection, an activation outside their list (Keras' selu, swish, gelu, exponential), sequence_lens on such a
+  layer, and Keras masks.
 
 Keras masks (a bool [T, B] input of the stack): ONNX recurrent nodes have no per-step mask, only sequence_lens, which
-equals the mask only when every row's padding is at its end. That depends on the data, so it must be asserted
-with `assume_suffix_padding=True`; then sequence_lens = the number of unmasked steps per row, and where Keras
-repeats a row's last output over its padding (zero_output_for_mask False) the forward directions' Y is filled with
-Y_h there (Where). Without the flag a masked stack is refused. With it, a mask with a gap before a row's end gives a
-different answer than the source model: the flag is the caller's promise. A row of padding only has length 0, where
-onnxruntime's recurrent kernels are unreliable (garbage or an abort, see the ONNX importer's notes); rnnfast gives
-zeros. Activations that ONNX recurrent nodes cannot express (Keras' selu, swish, gelu, exponential) are refused."""
+equals the mask only when every row's padding is at its end. By default a masked stack is written as Scans that
+apply the mask step by step, exactly as Keras and rnnfast do (state kept over a masked step, the last output repeated
+or zeros). `assume_suffix_padding=True` writes the RNN / GRU / LSTM operators instead (faster in onnxruntime), with
+sequence_lens = the number of unmasked steps per row; where Keras repeats a row's last output over its padding
+(zero_output_for_mask False) the forward directions' Y is filled with Y_h there (Where). A mask with a gap before a
+row's end then gives a different answer than the source model: the flag is the caller's promise. A row of padding
+only has length 0, where onnxruntime's recurrent kernels are unreliable (garbage or an abort, see the ONNX importer's
+notes); rnnfast gives zeros."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FormatError
 from ..graph.stack import SEQ_DIR_BATCH
 from ..importers.onnx.recurrent import DEFAULT_ALPHA, DEFAULT_BETA
 from ._onnx_graph import GraphWriter
+from .onnx_scan import needs_scan, scan_layer
 
 OP_TYPES = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
-NOT_IN_ONNX = ("Selu", "Swish", "Gelu", "Exp")
 
 
 def write_stack(w, node):
     """The IR node `node` (op "Recurrent") into w.g, its outputs under their IR names."""
     g = w.g
     layers = [layer.spec.build_layer(*layer.weights) for layer in node.payload]
-    _check_activations(w.where, layers)
     arg = lambda k: w.name(node.inputs[k]) if k < len(node.inputs) and node.inputs[k] else ""
     x, lens, h0, c0, mask = (arg(k) for k in range(5))
-    pad = None
-    if mask:
-        if not w.assume_suffix_padding:
-            raise FormatError(f"{node.where}: the recurrent layers are masked (Keras masking). ONNX recurrent nodes "
-                              f"take sequence_lens, not a mask, which is the same only when each row's padding is "
-                              f"all at its end; that depends on your data, so say so with assume_suffix_padding=True "
-                              f"to write it")
-        if lens:
-            raise FormatError(f"{node.where}: a mask and sequence_lens on the same recurrent layers have no ONNX form")
-        pad = g.op("Not", [mask], "padding")
-        valid = g.op("Cast", [mask], to=_onnx_type(np.int32))
-        lens = g.op("ReduceSum", [valid, g.ints([0])], "sequence_lens", keepdims=0)
+    zero_output = bool(node.attrs.get("_mask_zero_output", 0))
+    # The layers written as Scan take which steps run (real) and which lie past sequence_lens (pad), [T, B, 1] bool
+    real = g.op("Unsqueeze", [mask, g.ints([2])], "real") if mask else None
+    pad = _past_lens(g, x, lens) if lens and (mask or any(needs_scan(layer) for layer in layers)) else None
+    if pad is not None:
+        real = g.op("And", [real, g.op("Not", [pad])], "real") if mask else g.op("Not", [pad], "real")
+    scan_lens = lens
+    suffix = bool(mask) and w.assume_suffix_padding and not lens
+    if suffix:  # the caller's promise: each row's padding is at its end, so for the operators the mask is a length
+        lens = g.op("ReduceSum", [g.op("Cast", [mask], to=_onnx_type(np.int32)), g.ints([0])], "sequence_lens",
+                    keepdims=0)
     hs, cs, n = [], [], len(layers)
     for k, layer in enumerate(layers):
         d = layer.n_dirs
         h0k = _rows(g, h0, k * d, (k + 1) * d) if h0 and n > 1 else h0
         c0k = _rows(g, c0, k * d, (k + 1) * d) if c0 and n > 1 else c0
-        if layer.proj_size:
-            from .onnx_projection import projection_lstm
-
-            if lens and pad is None:
-                raise FormatError(f"{node.where}: layer {layer.name!r} (LSTM with projection) with sequence_lens has "
-                                  f"no ONNX form here; write it without sequence_lens")
-            y, y_h, y_c = projection_lstm(g, layer, x, pad, h0k, c0k)
+        if needs_scan(layer) or (mask and not suffix):
+            y, y_h, y_c = scan_layer(g, layer, x, real, pad, scan_lens, h0k, c0k, zero_output or not mask)
         else:
             y, y_h, y_c = recurrent_node(g, layer, x, lens, h0k, c0k)
         hs.append(y_h)
         cs.append(y_c)
         if k < n - 1:
             x = join_directions(g, d, y)
-        elif pad is not None and not node.attrs.get("_mask_zero_output", 0):
-            y = _repeat_last_output(g, layer, y, y_h, pad)
+        elif suffix and not zero_output and not needs_scan(layer):
+            y = _repeat_last_output(g, layer, y, y_h, g.op("Not", [mask], "padding"))
     out = node.outputs
     if out[0]:
         if node.attrs.get("_y_layout", SEQ_DIR_BATCH) == SEQ_DIR_BATCH:
@@ -85,6 +80,15 @@ def write_stack(w, node):
                 g.emit("Concat", parts, [out[k]], axis=0)
 
 
+def _past_lens(g: GraphWriter, x, lens):
+    """bool [T, B, 1]: step t of row b lies at or past sequence_lens[b]."""
+    steps = g.op("Cast", [g.op("Slice", [g.op("Shape", [x]), g.ints([0]), g.ints([1])])], to=_onnx_type(np.int32))
+    t = g.op("Range", [g.const(0, "zero", np.int32), g.op("Squeeze", [steps, g.ints([0])]),
+                       g.const(1, "one", np.int32)], "t")
+    past = g.op("GreaterOrEqual", [g.op("Unsqueeze", [t, g.ints([1])]), g.op("Unsqueeze", [lens, g.ints([0])])])
+    return g.op("Unsqueeze", [past, g.ints([2])], "pad")
+
+
 def _onnx_type(dtype) -> int:
     from onnx import helper
 
@@ -93,15 +97,6 @@ def _onnx_type(dtype) -> int:
 
 def _rows(g: GraphWriter, x, start, end):
     return g.op("Slice", [x, g.ints([start]), g.ints([end]), g.ints([0])], "layer_state")
-
-
-def _check_activations(where, layers):
-    for layer in layers:
-        for acts in layer.activations:
-            for a in acts:
-                if a.name in NOT_IN_ONNX:
-                    raise FormatError(f"{where}: layer {layer.name!r} uses activation {a.name}, which ONNX "
-                                      f"{OP_TYPES[layer.cell]} nodes cannot express")
 
 
 def join_directions(g: GraphWriter, n_dirs: int, y):

@@ -291,7 +291,7 @@ class IfNode:
 
 class ScanNode:
     """ONNX Scan (opset 9+): the body runs once per step in numpy, carrying its state variables. rnnfast's own
-    ONNX export writes projection LSTMs this way (exporters/onnx_projection.py). Scan axes other than 0 are
+    ONNX export writes what the recurrent operators cannot say this way (exporters/onnx_scan.py). Scan axes other than 0 are
     refused."""
 
     def __init__(self, node, where, opset, known, n_threads):
