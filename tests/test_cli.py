@@ -423,3 +423,10 @@ def test_boolean_option_must_be_a_boolean(tmp_path):
     as_int = rnnfast.load(DATA / "torch" / "gru_2layer.pt", batch_first=1).run(x)
     as_bool = rnnfast.load(DATA / "torch" / "gru_2layer.pt", batch_first=True).run(x)
     np.testing.assert_array_equal(as_int[0], as_bool[0])
+
+
+def test_convert_stateful_keras_to_onnx_gives_the_states_as_inputs_and_outputs(tmp_path):
+    r = cli("convert", DATA / "keras" / "k3_seed_stateful_lstm.keras", "s.onnx", cwd=tmp_path)
+    assert r.returncode == 0 and "check ok" in r.stdout, r.stdout + r.stderr
+    assert "states are inputs ['lstm_9:state_h', 'lstm_9:state_c', 'gru_2:state_h']" in r.stdout, r.stdout
+    assert "4 output(s) compared" in r.stdout, r.stdout

@@ -133,9 +133,6 @@ def test_bad_opset_and_unconvertible_models(rng):
     p = Pipeline([RecurrentStage([random_layer(rng, "rnn", input_size=3)])])
     with pytest.raises(ValueError, match="opset 11"):
         export_onnx(p, opset=11)
-    model = rnnfast.load(os.path.join(DATA, "keras", "k3_seed_stateful_lstm.keras"))
-    with pytest.raises(FormatError, match="stateful"):
-        export_onnx(model)
 
 
 def test_written_to_a_path(rng, tmp_path):

@@ -29,19 +29,32 @@ def write_onnx(args, model) -> int:
         text = text.replace("outputs=[...]", "--outputs")
         raise CliError(text) from None
     print(f"wrote {args.out} (onnx opset {args.opset}, {os.path.getsize(args.out)} bytes) from {args.file}")
-    names = keep or model.output_names
+    compiled = getattr(model.graph, "compiled", None)
+    # A stateful Keras model's graph also reads and writes its layers' states, which the model holds between runs
+    # and the ONNX file takes and gives as inputs and outputs: the check runs the graph itself on random states.
+    stateful = compiled is not None and compiled.input_names != model.input_names
+    inputs, outputs = (compiled.input_names, compiled.output_names) if stateful else (model.input_names,
+                                                                                      model.output_names)
+    names = keep or outputs
     run_written, runner = _runner(args.out)
-    if runner.input_names != model.input_names or runner.output_names != names:
+    if runner.input_names != inputs or runner.output_names != names:
         print(f"check FAILED: {args.out} has inputs {runner.input_names} and outputs {runner.output_names}; the "
-              f"source has inputs {model.input_names} and outputs {names}")
+              f"source has inputs {inputs} and outputs {names}")
         return EXIT_MISMATCH
+    if stateful:
+        import rnnfast
+
+        print(f"the stateful layers' states are inputs {[n for n in inputs if n not in model.input_names]} and "
+              f"outputs {[n for n in outputs if n not in model.output_names]}: feed each call's back to the next")
     lengths = SEQ_LENS if getattr(args, "seq_len", None) is None else (args.seq_len,)
     for seq_len in lengths:
-        feeds = random_inputs(model, seq_len=seq_len, batch=getattr(args, "batch", None) or 2, seed=0)
+        feeds = random_inputs(rnnfast.load(args.out) if stateful else model, seq_len=seq_len,
+                              batch=getattr(args, "batch", None) or 2, seed=0)
         if args.assume_suffix_padding:  # the promise holds for ids without any padding
             feeds = {k: np.where(v == 0, 1, v) if v.dtype.kind in "iu" else v for k, v in feeds.items()}
         try:
-            want = dict(zip(model.output_names, model.run(feeds)))
+            ran = compiled.run([feeds[n] for n in inputs]) if stateful else model.run(feeds)
+            want = dict(zip(outputs, ran))
             break
         except ValueError:
             continue

@@ -5,14 +5,15 @@ needs 17).
 The source is the analysed graph IR (graph/ir.py after graph/analysis.py), the one the C executor runs: every input
 and output keeps its name, dtype and shape (symbolic sizes as dim_params), and `outputs` keeps only the outputs named
 (the nodes that only fed the others are left out). The nodes are written by exporters/onnx_ops.py (ONNX operators,
-fused products unfused), exporters/onnx_recurrent.py (recurrent stacks as RNN / GRU / LSTM nodes per layer), exporters/onnx_scan.py
-(what those nodes cannot say as Scan: Keras masks, LSTM projection, Keras' selu / swish / gelu / exponential). An If on a run-time condition is written with
-both branches. Sizes the analysis knows symbolically are computed again from the inputs' shapes
-(exporters/onnx_sizes.py); constants become initializers.
+fused products unfused), exporters/onnx_recurrent.py (recurrent stacks as RNN / GRU / LSTM nodes per layer) and
+exporters/onnx_scan.py (what those nodes cannot say, as Scan: Keras masks, LSTM projection, Keras' selu / swish /
+gelu / exponential). An If on a run-time condition is written with both branches. Sizes the analysis knows
+symbolically are computed again from the inputs' shapes (exporters/onnx_sizes.py); constants become initializers.
 
-Refused by name, saying what would make it work: a model whose graph does not run in C (the reason the analysis
-gives), a Keras model with stateful layers (its state lives between calls, which an ONNX graph has no place for). A .rnnf 2 file holds the C
-executor's form of the graph: exporters/onnx_lift.py lifts it back to the IR first."""
+A Keras model with stateful layers keeps its layers' states between calls, which an ONNX graph cannot: they become
+inputs and outputs of the written graph (as in .rnnf 2), for the caller to feed back. Refused by name, saying what
+would make it work: a model whose graph does not run in C (the reason the analysis gives). A .rnnf 2 file holds the
+C executor's form of the graph: exporters/onnx_lift.py lifts it back to the IR first."""
 from __future__ import annotations
 
 import numpy as np
@@ -64,11 +65,6 @@ def source_graph(source):
         from .onnx_lift import OPSET, lift
 
         return lift(compiled.desc, ir.inputs, ir.outputs, ir.name), OPSET, where
-    extra = [n for n in ir.inputs if names and n not in names]
-    if extra:
-        raise FormatError(f"{where}: the model keeps state between calls (stateful layers: inputs {extra} are held "
-                          f"by rnnfast), which an ONNX graph cannot; rebuild the model with stateful=False to "
-                          f"write it")
     return ir, compiled.opset, where
 
 
