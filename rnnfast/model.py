@@ -9,19 +9,11 @@ A graph implements:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-
-@dataclass
-class TensorInfo:
-    """Name, shape (ints for fixed axes, str or None for dynamic ones) and ONNX-style type string."""
-
-    name: str
-    shape: list
-    type: str = "tensor(float)"
+from .tensorinfo import TensorInfo  # noqa: F401  (rnnfast.model.TensorInfo, as before)
 
 
 class Model:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import engine
 from ..errors import FormatError
-from ..model import TensorInfo
+from ..tensorinfo import TensorInfo
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 from .build import GraphBuilder
 
