@@ -66,7 +66,8 @@ typedef struct {
     const rnnf_layer *L;
     rnnf_layer_state *S;
     const rnnf_kernels *K;
-    int d, batch;
+    int d, batch;  /* batch: the rows this thread steps, which start at row row0 of the state */
+    int row0;
     int jb0, jb1;  /* this thread's unit blocks */
     int q0, q1;    /* this thread's projection panels */
     struct rnnf_barrier *barrier;
@@ -86,7 +87,8 @@ void rnnf_rnn_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *a
 
 /* Batch > 1 (rows_step.c): whether a layer runs rnnf_rows_block, and one unit block jb of one step: projects the
  * step's inputs x_t ([batch] rows of x_ld floats) for the block itself, then its recurrent product and gates, into
- * hn (and c) for the block's units, masked rows carried. */
+ * hn (and c) for the block's units, masked rows carried. x_t, active, hp and hn start at the context's first row;
+ * the cell state is found from ctx->row0. */
 int rnnf_rows_step_applies(const rnnf_layer *L, int batch);
 void rnnf_rows_block(const rnnf_step_ctx *ctx, int jb, const float *x_t, int x_ld, const uint8_t *active,
                      const float *hp, float *hn);

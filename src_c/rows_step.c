@@ -44,7 +44,7 @@ void rnnf_rows_block(const rnnf_step_ctx *ctx, int jb, const float *x_t, int x_l
     const rnnf_gate_params *gp = &L->gp[d];
     block_products(ctx, jb, x_t, x_ld, hp, L->linear_before_reset ? L->bias_h[d] : NULL);
     const float *gx = ctx->gx_blk, *gh = ctx->gh_blk, *peep = L->peep[d] ? L->peep[d] + (size_t)jb * 3 * UB : NULL;
-    float *c = L->cell == RNNF_CELL_LSTM ? ctx->S->c[d] + (size_t)jb * UB : NULL;
+    float *c = L->cell == RNNF_CELL_LSTM ? ctx->S->c[d] + (size_t)ctx->row0 * L->hpad + (size_t)jb * UB : NULL;
     const size_t u = (size_t)jb * UB;
     if (L->cell == RNNF_CELL_LSTM && K->lstm_rows)
         K->lstm_rows(B, active, gx, gh, W, peep, c, L->hpad, hn + u, hs, gp);

@@ -144,6 +144,26 @@ def test_thread_count_does_not_change_a_single_bit(cell, direction, batch, hidde
     assert outputs_equal(one, two)
 
 
+@pytest.mark.parametrize("cell,direction,n_threads,batch", [
+    ("lstm", "forward", 2, 21), ("lstm", "reverse", 2, 16), ("lstm", "bidirectional", 3, 24),
+    ("gru", "forward", 2, 19), ("rnn", "forward", 3, 30), ("lstm", "forward", 4, 35),
+])
+def test_batch_split_across_threads_does_not_change_a_single_bit(cell, direction, n_threads, batch):
+    """From 8 rows per thread the threads split the batch and step their rows with no barrier between steps
+    (recurrent.c): uneven row shares, an odd step count (the h buffer that ends current), masked rows, a stack
+    whose second layer reads the first's rows, and the final states must all equal one thread's to the bit."""
+    rng = np.random.default_rng(batch)
+    kw = dict(cell=cell, direction=direction, hidden_size=37, linear_before_reset=cell == "gru")
+    first = random_layer(rng, input_size=12, **kw)
+    second = random_layer(rng, input_size=first.n_dirs * 37, **kw)
+    x = rng.standard_normal((9, batch, 12)).astype(np.float32)
+    mask = rng.random((9, batch)) > 0.3
+    for layers in ([first], [first, second]):
+        one = run_with(layers, x, n_threads=1, mask=mask)
+        many = run_with(layers, x, n_threads=n_threads, mask=mask)
+        assert outputs_equal(one, many), f"{len(layers)} layer(s)"
+
+
 def test_stacked_layers_equal_layer_by_layer_runs():
     rng = np.random.default_rng(3)
     first = random_layer(rng, cell="lstm", direction="bidirectional", input_size=6, hidden_size=10)
