@@ -1,10 +1,10 @@
 """The stream workload's cells (bench/workloads.py) as chains (the form .rnnf 1 files, PyTorch modules and
 quantized models load as: graph/chain.py ChainModel) and as an ONNX model with its states as inputs and outputs
 (h0 -> Yh0, as torch.onnx.export writes them), stepped in interleaved rounds: Model.stream() (a lone recurrent
-stack: rnnfast.stream.Stream, or graph/stack_stream.py for the ONNX form, one C step), the same graph through the
-C executor (graph/stream.py GraphStream, what such a stream took before), and onnxruntime's run of the seq_len-1
-model with the states fed back. All are checked against the float64 reference over several steps first, and each
-fast path against its GraphStream to the bit.
+stack: the direct C step, graph/stream_direct.py), the same graph's state loop through the C executor
+(make_stream(direct=False), what such a stream took before), and onnxruntime's run of the seq_len-1 model with the
+states fed back. All are checked against the float64 reference over several steps first, and each direct step
+against its graph loop to the bit.
 
     python bench/chain_stream.py [--cells lstm,gru,rnn,lstm2] [--rounds 15] [--threads 1]"""
 from __future__ import annotations
@@ -26,33 +26,35 @@ def chain_runners(case, n_threads):
     """(Model.stream step, the one-step graph's step) of the case's layers as a chain."""
     import rnnfast
     from rnnfast.graph.chain import ChainModel
-    from rnnfast.graph.stream import GraphStream
+    from rnnfast.graph.step_input import Features
+    from rnnfast.graph.stream import make_stream
     from rnnfast.pipeline import Pipeline, RecurrentStage
 
     model = rnnfast.Model(ChainModel(Pipeline([RecurrentStage(case.layers)])), source="bench")
     batch = case.x.shape[1]
     fast = model.stream(batch=batch, n_threads=n_threads)
     compiled = model.graph.variant(step=True)
-    graph = GraphStream(compiled, batch, {i: o for o, i in compiled.graph.state_loops}, n_threads=n_threads)
+    graph = make_stream("bench", batch, n_threads, compiled=compiled, direct=False,
+                        step_input=Features(case.layers[0].input_size, "bench"))
     x0 = case.x[0]
     return (lambda x_t=None: fast.step(x0 if x_t is None else x_t),
             lambda x_t=None: graph.step(x0 if x_t is None else x_t))
 
 
 def looped_runners(case, n_threads):
-    """(Model.stream step, GraphStream step) of the case as an ONNX model whose states are inputs and outputs
-    (h0 -> Yh0, ...; graph/stack_stream.py for one stack of layers), and the class Model.stream chose."""
+    """(Model.stream step, the graph loop's step) of the case as an ONNX model whose states are inputs and outputs
+    (h0 -> Yh0, ...; the direct step for one stack of layers), and the way Model.stream chose."""
     import rnnfast
-    from rnnfast.graph.stream import GraphStream
+    from rnnfast.graph.stream import make_stream
 
     model = rnnfast.load(onnx_model(case, with_states=True))
     pairs = {i: "Y" + i for i in model.input_names[1:]}
     batch = case.x.shape[1]
     fast = model.stream(batch=batch, n_threads=n_threads, states=pairs)
-    graph = GraphStream(model.graph.compiled, batch, pairs, n_threads=n_threads)
+    graph = make_stream("bench", batch, n_threads, compiled=model.graph.compiled, states=pairs, direct=False)
     x0 = case.x[0]
     return (lambda x_t=None: fast.step((x0 if x_t is None else x_t)[None]),
-            lambda x_t=None: graph.step((x0 if x_t is None else x_t)[None]), type(fast).__name__)
+            lambda x_t=None: graph.step((x0 if x_t is None else x_t)[None]), "direct" if fast.direct else "graph loop")
 
 
 def main(argv=None) -> int:
@@ -61,8 +63,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    print("| cell | chain: Model.stream (Stream) | chain: one-step graph (GraphStream) | ONNX with states: "
-          "Model.stream | ONNX with states: GraphStream | onnxruntime, states fed back | chain graph / stream | "
+    print("| cell | chain: Model.stream (direct) | chain: one-step graph loop | ONNX with states: "
+          "Model.stream | ONNX with states: graph loop | onnxruntime, states fed back | chain graph / stream | "
           "ONNX graph / stream | ort / chain stream | ort / ONNX stream |\n|---|---|---|---|---|---|---|---|---|---|")
     for cell in args.cells.split(","):
         case = make_case("stream", cell)

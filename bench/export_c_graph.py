@@ -7,7 +7,7 @@ Exports the model, compiles it with gcc -std=c99 -O2 and the given target flags 
 "" is the portable reference), and reports `size` (text + data) of the generated model object and of the runtime's
 objects, the generated sources' line counts, and, in interleaved rounds, the median time of one `<prefix>_step`
 (measured inside the C driver, clock_gettime around each call) and of onnxruntime's run of the same chunk with the
-state fed as an input (1 intra-op thread, and its default), and of rnnfast's own GraphStream.step from Python (the
+state fed as an input (1 intra-op thread, and its default), and of rnnfast's own Stream.step from Python (the
 same executor, 1 thread). Prints the median over the rounds of each.
 """
 from __future__ import annotations
@@ -116,7 +116,7 @@ def main():
     med = statistics.median
     print(f"step ({args.rounds} interleaved rounds x {args.steps} calls, median of per-round medians): exported C "
           f"{med(c_ns) / 1e3:.1f} us; onnxruntime run {med(o1_ns) / 1e3:.1f} us (1 thread), "
-          f"{med(o0_ns) / 1e3:.1f} us (default threads); rnnfast GraphStream.step {med(s_ns) / 1e3:.1f} us; "
+          f"{med(o0_ns) / 1e3:.1f} us (default threads); rnnfast Stream.step {med(s_ns) / 1e3:.1f} us; "
           f"per round C: "
           + " ".join(f"{v / 1e3:.0f}" for v in c_ns))
 

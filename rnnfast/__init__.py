@@ -9,10 +9,11 @@ from __future__ import annotations
 from .config import show_config
 from .errors import AssumptionWarning, FormatError, OptionError
 from .model import Model, TensorInfo
+from .stream import Stream
 
 __version__ = "0.1.0"
-__all__ = ["load", "Model", "TensorInfo", "InferenceSession", "FormatError", "AssumptionWarning", "show_config",
-           "__version__"]
+__all__ = ["load", "Model", "TensorInfo", "Stream", "InferenceSession", "FormatError", "AssumptionWarning",
+           "show_config", "__version__"]
 
 
 def load(path_or_bytes, strict: bool = False, **options) -> Model:

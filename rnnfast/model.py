@@ -104,17 +104,17 @@ class Model:
         reset()
 
     def stream(self, batch: int = 1, n_threads=None, states=None):
-        """A stream whose step(x_t) keeps the recurrent state between calls: rnnfast.stream.Stream for a chain of
-        recurrent layers, rnnfast.graph.stream.GraphStream for a graph whose outputs feed its inputs back (`states`
-        maps those inputs to outputs, {"state": "stateN"}; by default they are paired by name and shape)."""
+        """An rnnfast.Stream (rnnfast/stream.py), the same class for every format: step(x_t) keeps the state between
+        calls. `states` pairs a graph's state inputs with the outputs that feed them back ({"state": "stateN"}); by
+        default the graph's own loops, else inputs and outputs paired by name and shape; a model of recurrent
+        layers keeps each layer's state (layer0.h, ...)."""
         make = getattr(self.graph, "stream", None)
         if n_threads is None:
             n_threads = self.n_threads
         if make is None:
             raise NotImplementedError(f"{self.source or 'this model'}: streaming is not available for "
                                       f"{type(self.graph).__name__} models")
-        return make(batch, n_threads=n_threads) if states is None else make(batch, n_threads=n_threads,
-                                                                             states=states)
+        return make(batch, n_threads=n_threads, states=states)
 
     def __reduce__(self):
         """Pickles as the source bytes and load options, rebuilt once per process (rnnfast/portable.py)."""

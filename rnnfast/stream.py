@@ -1,91 +1,105 @@
-"""Stream: step-by-step inference with the recurrent state kept in C between calls (Model.stream).
+"""rnnfast.Stream: step-by-step inference with the state kept between calls, what Model.stream returns for every
+format (ONNX, Keras, PyTorch, TF1 checkpoints, .rnnf 1 and 2, .npz / .safetensors graphs).
 
-onnxruntime is stateless, so a streaming user must pass every layer's state in and out of each call; here the
-state stays inside the engine, one C call per step, and is readable, settable, resettable per batch row and
-picklable as a plain dict of arrays.
-"""
+onnxruntime is stateless, so a streaming user must pass every state in and out of each call; a Stream keeps the
+states itself (in C), so a step passes only the per-step inputs and returns the other outputs. The states are
+readable, settable, resettable per batch row and picklable as a plain dict of arrays.
+
+How a step runs is chosen where the stream is made (graph/stream.py make_stream), never by the caller: the direct C
+step of a lone stack of forward recurrent layers where the model is one (graph/stream_direct.py), else one run of
+the model's graph with its state loops (graph/stream_loop.py). Either computes what `run` computes on the same
+inputs and states."""
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .engine import CompiledStack
-from .errors import FormatError
 from .layers import RecurrentLayer
 
 
 class Stream:
-    def __init__(self, layers: Sequence[RecurrentLayer], batch: int = 1, pre: Optional[Callable] = None,
-                 post: Optional[Callable] = None, input_check: Optional[Callable] = None, n_threads=None,
-                 where: str = "model"):
-        for layer in layers:
-            if layer.n_dirs != 1 or layer.direction != "forward":
-                raise FormatError(f"{where}: layer {layer.name or '?'} is {layer.direction}; a stream runs forward in "
-                                  f"time only. Run the bidirectional model on a sliding window with Model.run instead.")
-        if int(batch) < 1:
-            raise ValueError(f"a stream needs batch >= 1, got {batch}")
-        self.layers = list(layers)
-        self.batch = int(batch)
-        self._pre, self._post, self._check = pre, post, input_check
-        self._n_threads = int(n_threads or 0)
-        self._c = CompiledStack(self.layers).stream(self.batch)
-        self._where = where
-        self._plain = pre is None and post is None and input_check is None
+    """step(x or feeds) -> this step's outputs; feed(chunk) -> the steps of a chunk; reset(rows=None); state (read
+    or assign a dict of arrays); pairs ({state input: the output fed back to it}) and pairs_from (how they were
+    chosen: "states" by the caller, "graph" recorded with the graph, "names" found by name and shape, "layers"
+    each recurrent layer's own state, layer{k}.h / layer{k}.c); step_inputs / step_outputs; batch; n_threads;
+    direct (True when a step is the engine's own C step of the recurrent layers, no graph run)."""
 
-    def step(self, x_t) -> np.ndarray:
-        """One time step: x_t [batch, ...] (or without the batch axis when batch is 1). Returns this step's output."""
-        if self._plain:  # the usual float32 step, checked and run in one C call; anything else is converted below
-            y = self._c.step_new(x_t, self._n_threads)
-            if y is not None:
-                return y
-        x_t = np.asarray(x_t)
-        squeeze = self.batch == 1 and x_t.ndim == (1 if self._pre is None else 0)
-        if squeeze:
-            x_t = x_t[None]
-        if self._check:
-            self._check(x_t, self.batch)
-        x = self._pre(x_t) if self._pre else x_t
-        x = np.ascontiguousarray(x, np.float32)
-        want = (self.batch, self.layers[0].input_size)
-        if x.shape != want:
-            raise ValueError(f"{self._where}: a step takes [batch, input] = {want}"
-                             f"{' (or [input] for batch 1)' if self.batch == 1 else ''}, got {tuple(np.shape(x_t))}")
-        y = self._c.step_new(x, self._n_threads)  # refused calls never reach here, so the state is unchanged
-        y = self._post(y) if self._post else y
-        return y[0] if squeeze else y
+    def __init__(self, layers: Sequence[RecurrentLayer], batch: int = 1, n_threads=None, where: str = "model"):
+        """A stream over forward recurrent layers alone (rnnfast.layers), stepped directly in C: step(x_t [batch,
+        input]) -> [batch, output]; the states are each layer's. Models make theirs with Model.stream."""
+        from .graph.stream_direct import LayerStep
+
+        self._use(LayerStep(layers, batch, n_threads, where), "layers")
+
+    @classmethod
+    def _of(cls, impl, pairs_from: str) -> "Stream":
+        """The stream over one way of stepping (graph/stream_direct.py, graph/stream_loop.py): graph/stream.py."""
+        self = cls.__new__(cls)
+        self._use(impl, pairs_from)
+        return self
+
+    def _use(self, impl, pairs_from: str) -> None:
+        self._impl = impl
+        self.pairs_from = pairs_from
+        # A step is the hot path (3 us for a small LSTM): the instance takes the way's own step, which saves the
+        # call through Stream.step below (its documented form).
+        self.step = impl.step
+
+    def step(self, inputs):
+        """One time step. inputs: one array when the step has one input ([batch, ...], or without the batch axis
+        at batch 1 where the model's step input is known), else a dict by name or a sequence in step_inputs order.
+        Returns this step's output (a list when there are several). A refused step leaves the state unchanged.
+        Safe to call from several threads: steps run one at a time."""
+        return self._impl.step(inputs)
 
     def feed(self, chunk) -> np.ndarray:
-        """Several steps: chunk [steps, batch, ...]; returns [steps, batch, out]."""
+        """Several steps of a stream with one step input and one step output: chunk [steps, ...] -> [steps, ...]."""
+        if len(self._impl.step_inputs) != 1 or len(self._impl.step_outputs) != 1:
+            raise ValueError(f"{self._impl._where}: feed takes a stream of one step input and one step output; this "
+                             f"one steps {self.step_inputs} -> {self.step_outputs}: call step once a step")
         return np.stack([self.step(x_t) for x_t in np.asarray(chunk)])
 
     def reset(self, rows=None) -> None:
-        """Zero the state of every row, or only of `rows` (those rows start new sequences; the others go on)."""
-        if rows is not None:
-            rows = np.asarray(rows, np.int64).reshape(-1)
-            if rows.size and (rows.min() < 0 or rows.max() >= self.batch):
-                raise ValueError(f"{self._where}: rows must lie in [0, {self.batch}), got {rows.tolist()}")
-        self._c.reset(rows)
+        """Zero every state, or only the batch rows `rows` (those rows start new sequences; the others go on)."""
+        self._impl.reset(rows)
 
     @property
     def state(self) -> dict:
-        """{"layer0.h": [1, batch, out], "layer0.c": [1, batch, hidden] (LSTM), ...}: copies, picklable."""
-        out = {}
-        for k, layer in enumerate(self.layers):
-            out[f"layer{k}.h"] = self._c.get(k, False)
-            if layer.cell == "lstm":
-                out[f"layer{k}.c"] = self._c.get(k, True)
-        return out
+        """{state input name: array} (for layers: "layer0.h" [1, batch, out], "layer0.c" [1, batch, hidden] for an
+        LSTM, ...): copies, picklable."""
+        return self._impl.state
 
     @state.setter
     def state(self, value: dict) -> None:
-        current = self.state
-        if set(value) != set(current):
-            raise ValueError(f"{self._where}: a stream state has the keys {sorted(current)}, got {sorted(value)}")
-        for key, arr in value.items():  # check everything first, so a refused state changes nothing
-            if np.shape(arr) != current[key].shape:
-                raise ValueError(f"{self._where}: state {key!r} must have shape {current[key].shape}, "
-                                 f"got {np.shape(arr)}")
-        for key, arr in value.items():
-            k, which = key[len("layer"):].split(".")
-            self._c.set(int(k), which == "c", arr)
+        """Every state at once, by the names `state` gives; checked whole first, so a refused one changes nothing."""
+        self._impl.state = value
+
+    @property
+    def pairs(self) -> dict:
+        return dict(self._impl.pairs)
+
+    @property
+    def step_inputs(self) -> list:
+        return list(self._impl.step_inputs)
+
+    @property
+    def step_outputs(self) -> list:
+        return list(self._impl.step_outputs)
+
+    @property
+    def batch(self) -> int:
+        return self._impl.batch
+
+    @property
+    def direct(self) -> bool:
+        return self._impl.direct
+
+    @property
+    def n_threads(self) -> int:
+        """The threads a step uses (0: the engine's default, OMP_NUM_THREADS or every core)."""
+        return self._impl.n_threads
+
+    def __repr__(self) -> str:
+        return (f"<rnnfast.Stream of {self._impl._where}: steps {self.step_inputs} -> {self.step_outputs}, batch "
+                f"{self.batch}, states {self.pairs} ({self.pairs_from}); {self._impl.describe()}>")

@@ -233,13 +233,10 @@ EMB_LSTM_FC_OPTIONS = dict(embedding="emb", rnn="lstm", head="fc", batch_first=T
 
 @pytest.mark.parametrize("fixture", ["lstm", "gru_2layer", "lstm_proj", "emb_lstm_fc", "lstm_no_bias_3layer"])
 def test_torch_models_stream_in_c_and_equal_run_to_the_bit(fixture):
-    """A PyTorch chain with a head streams through its one-step graph (graph/chain.py, GraphStream), a lone
-    recurrent stack through rnnfast.stream.Stream: every step equals run to the bit, the state is each layer's own
+    """A PyTorch chain with a head streams through its one-step graph (graph/chain.py, the graph's state loop), a
+    lone recurrent stack by the direct C step: every step equals run to the bit, the state is each layer's own
     ("layer0.h" [1, batch, out], ...) and a run from a stream's state (h0/c0 stacked as PyTorch stacks them) goes
     on where the stream stands."""
-    from rnnfast.graph.stream import GraphStream
-    from rnnfast.stream import Stream
-
     opts = EMB_LSTM_FC_OPTIONS if fixture == "emb_lstm_fc" else {}
     model = rnnfast.load(TORCH_DATA / f"{fixture}.pt", **opts)
     ref = np.load(TORCH_DATA / f"{fixture}.npz")
@@ -249,7 +246,7 @@ def test_torch_models_stream_in_c_and_equal_run_to_the_bit(fixture):
     y = model.run(x)[0]
     y = y.swapaxes(0, 1) if batch_first else y
     stream = model.stream(batch=xt.shape[1])
-    assert isinstance(stream, GraphStream if fixture == "emb_lstm_fc" else Stream)
+    assert type(stream) is rnnfast.Stream and stream.direct == (fixture != "emb_lstm_fc")
     steps = [stream.step(xt[t]) for t in range(3)]
     steps += list(stream.feed(xt[3:]))
     assert np.array_equal(np.stack(steps), y)
@@ -271,21 +268,20 @@ def test_torch_models_stream_in_c_and_equal_run_to_the_bit(fixture):
 
 def _graph_path_stream(model, batch):
     """The one-step graph stream a chain with a head takes (what a lone stack took before the direct path)."""
-    from rnnfast.graph.stream import GraphStream
+    from rnnfast.graph.step_input import Features
+    from rnnfast.graph.stream import make_stream
 
-    compiled = model.graph.variant(step=True)
-    return GraphStream(compiled, batch, {i: o for o, i in compiled.graph.state_loops}, n_threads=1,
-                       batch_axis_optional=True)
+    return make_stream("model", batch, 1, compiled=model.graph.variant(step=True), direct=False,
+                       step_input=Features(model.graph.layers[0].input_size, "model"))
 
 
 @pytest.mark.parametrize("fixture", ["lstm", "gru_2layer", "lstm_proj", "rnn_relu_2layer", "lstm_no_bias_3layer"])
 @pytest.mark.parametrize("quantized", [None, "int8"])
 def test_lone_stack_streams_take_the_direct_step_with_the_graph_paths_bits(fixture, quantized):
-    """A chain that is recurrent layers alone steps through rnnfast.stream.Stream (one C step, no executor run):
-    the same bits as the one-step graph and within the float32 tolerance of the float64 reference, layer by
-    layer with the states carried; batch 3 and batch 1 unbatched."""
+    """A chain that is recurrent layers alone steps directly (one C step, no executor run): the same bits as the
+    one-step graph and within the float32 tolerance of the float64 reference, layer by layer with the states
+    carried; batch 3 and batch 1 unbatched."""
     from rnnfast import reference
-    from rnnfast.stream import Stream
 
     opts = {"nonlinearity": "relu"} if fixture == "rnn_relu_2layer" else {}
     model = rnnfast.load(TORCH_DATA / f"{fixture}.pt", **opts)
@@ -293,7 +289,7 @@ def test_lone_stack_streams_take_the_direct_step_with_the_graph_paths_bits(fixtu
         model = model.quantize(quantized)
     x = np.random.default_rng(5).standard_normal((9, 3, model.graph.layers[0].input_size)).astype(np.float32)
     fast, slow = model.stream(batch=3, n_threads=1), _graph_path_stream(model, 3)
-    assert isinstance(fast, Stream)
+    assert type(fast) is rnnfast.Stream and fast.direct and not slow.direct
     got = np.stack([fast.step(x_t) for x_t in x])
     assert np.array_equal(got, np.stack([slow.step(x_t) for x_t in x]))
     for key, value in slow.state.items():
@@ -324,20 +320,20 @@ def _looped_model(cell, batch=3, hidden=6, inputs=4, seed=1):
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm", "fixture"])
 def test_a_looped_lone_stack_steps_directly_with_the_graph_streams_bits(cell):
     """A graph that is one stack of forward layers with its states as inputs fed back from its outputs (an LSTM
-    exported with h0/c0) steps through graph/stack_stream.py: the same outputs and states as GraphStream to the
-    bit, from a state set by the caller, one step at a time and several at once, and within the float32
-    tolerance of the float64 reference carried from that state."""
+    exported with h0/c0) steps directly: the same outputs and states as the graph's state loop to the bit, from a
+    state set by the caller, one step at a time and several at once, and within the float32 tolerance of the
+    float64 reference carried from that state."""
     from rnnfast import reference
-    from rnnfast.graph.stack_stream import StackStream
-    from rnnfast.graph.stream import GraphStream
+    from rnnfast.graph.stack import looped_stack
+    from rnnfast.graph.stream import make_stream
 
     if cell == "fixture":
         model, pairs = rnnfast.load(Path(__file__).parent / "data" / "onnx" / "lstm_states.ts.onnx"), None
     else:
         model, pairs = _looped_model(cell)
     fast = model.stream(batch=3, n_threads=1, states=pairs)
-    slow = GraphStream(model.graph.compiled, 3, pairs, n_threads=1)
-    assert isinstance(fast, StackStream) and fast.pairs == slow.pairs
+    slow = make_stream("model", 3, 1, compiled=model.graph.compiled, states=pairs, direct=False)
+    assert type(fast) is rnnfast.Stream and fast.direct and not slow.direct and fast.pairs == slow.pairs
     rng = np.random.default_rng(2)
     start = {k: rng.uniform(-0.5, 0.5, v.shape).astype(np.float32) for k, v in slow.state.items()}
     fast.state, slow.state = start, start
@@ -349,9 +345,10 @@ def test_a_looped_lone_stack_steps_directly_with_the_graph_streams_bits(cell):
         assert g.shape == w.shape and np.array_equal(g, w)
     for key, value in slow.state.items():
         assert np.array_equal(fast.state[key], value), key
-    layer = fast._stream.layers[0]
-    h0 = start[next(k for k, v in fast._which.items() if v == "h")]
-    c0 = start[next(k for k, v in fast._which.items() if v == "c")] if layer.cell == "lstm" else None
+    layers, _, _, which = looped_stack(model.graph.compiled.graph, fast.pairs)
+    layer = layers[0]
+    h0 = start[next(k for k, v in which.items() if v == "h")]
+    c0 = start[next(k for k, v in which.items() if v == "c")] if layer.cell == "lstm" else None
     y = reference.run_layer(layer, x[:10, 0].astype(np.float64), initial_h=h0, initial_c=c0)[0]
     assert_close(np.concatenate([g.reshape(-1, 3, layer.output_size) for g in got]), y[:, 0])
     if cell == "fixture":  # a symbolic batch axis: rows reset

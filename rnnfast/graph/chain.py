@@ -3,7 +3,7 @@ a quantized model) lowered to the graph IR with graph/build.py, so they run thro
 
 `chain_graph` builds one variant of a chain: with or without the initial-state inputs h0/c0 and the final-state
 outputs h_n/c_n (PyTorch's convention) and a sequence_lens input, or the one-step graph a stream runs, whose states are
-"layer{k}.h" / "layer{k}.c" inputs fed back from "layer{k}.h_n" / "layer{k}.c_n" (graph/stream.py GraphStream).
+"layer{k}.h" / "layer{k}.c" inputs fed back from "layer{k}.h_n" / "layer{k}.c_n" (the loops graph/stream.py steps).
 `ChainModel` is what Model wraps for such a chain: it checks and normalises the feeds (unbatched PyTorch input,
 optional states, token ids in range), compiles each variant the first time a call needs it, and runs it in one C
 call. Masks follow Keras: with an embedding's mask_zero, id 0 masks a step (graph/build.py recurrent)."""
@@ -53,7 +53,7 @@ def chain_graph(stages, batch_first: bool, name: str, states: bool = False, lens
         elif isinstance(s, DenseStage):
             x = b.dense(x, s.weight, s.bias, s.activation, name=s.name or "dense")
         elif step:
-            for layer in s.layers:  # each layer's state is a stream state of its own, as rnnfast.stream names them
+            for layer in s.layers:  # each layer's state is a stream state of its own, as a stream names them
                 hk = b.input(f"layer{k}.h", np.float32, [layer.n_dirs, "batch", layer.output_size])
                 ck = b.input(f"layer{k}.c", np.float32, [layer.n_dirs, "batch", layer.hidden_size]) \
                     if layer.cell == "lstm" else ""
@@ -245,13 +245,13 @@ class ChainModel:
 
     # ---- the rest of a Model graph ----
     def stream(self, batch=1, n_threads=None, states=None):
-        """One step at a time (graph/stream.py GraphStream over the one-step graph): step(x_t [batch, input]) or
-        token ids [batch]; the state of layer k is "layer{k}.h" (and "layer{k}.c") [D, batch, out]. A chain of
-        recurrent layers alone streams through rnnfast.stream.Stream instead: the same cells and states, one C
-        step per call without the executor's per-run setup (3.1 against 13.8 us a step for a 1-layer LSTM-8)."""
-        from ..stream import Stream
-        from .stream import GraphStream
+        """An rnnfast.Stream (graph/stream.py make_stream): step(x_t [batch, input]) or token ids [batch]; the state
+        of layer k is "layer{k}.h" (and "layer{k}.c") [D, batch, out]. Recurrent layers alone step directly in C
+        (one engine call a step); with an embedding or heads, the one-step graph runs through the executor."""
+        from .step_input import Features, TokenIds
+        from .stream import layer_states_only, make_stream
 
+        layer_states_only(self.where, states)
         for s in self.stages:
             if isinstance(s, EmbeddingStage) and s.mask_zero:
                 raise FormatError(f"{self.where}: cannot stream: embedding {s.name!r} masks id 0 (mask_zero), and a "
@@ -264,21 +264,14 @@ class ChainModel:
         if any(not s.return_sequences for s in self._recurrent):
             raise FormatError(f"{self.where}: cannot stream: a recurrent stage returns its final state only; use "
                               f"Model.run")
+        n_threads = n_threads or self.n_threads
         if len(self._recurrent) == len(self.stages):
-            return Stream([l for s in self._recurrent for l in s.layers], batch, n_threads=n_threads or self.n_threads,
-                          where=self.where)
-        check = None
-        if self.takes_ids:
-            vocab, where = self.stages[0].table.shape[0], self.where
-
-            def check(ids):
-                if ids.dtype.kind not in "iu" or ids.size and (ids.min() < 0 or ids.max() >= vocab):
-                    raise ValueError(f"{where}: a step takes integer token id(s) [batch] in [0, {vocab}), got "
-                                     f"{ids.dtype} {ids.shape}")
-        compiled = self.variant(step=True)
-        pairs = {inp: out for out, inp in compiled.graph.state_loops}
-        return GraphStream(compiled, batch, pairs, n_threads=n_threads or self.n_threads, where=self.where,
-                           batch_axis_optional=True, input_check=check)
+            return make_stream(self.where, batch, n_threads, layers=[l for s in self._recurrent for l in s.layers])
+        first = self.stages[0]
+        step_input = (TokenIds(first.table.shape[0], self.where) if self.takes_ids
+                      else Features(first.input_size, self.where))
+        return make_stream(self.where, batch, n_threads, compiled=self.variant(step=True), step_input=step_input,
+                           pairs_from="layers")
 
     def to_pipeline(self) -> Pipeline:
         return self.pipeline

@@ -401,10 +401,9 @@ class RnnfGraph:
         return [by_name[n] for n in output_names]
 
     def stream(self, batch=1, n_threads=None, states=None):
-        from ..graph.stream import GraphStream
+        from ..graph.stream import make_stream
 
-        pairs = self.compiled.state_pairs if states is None else states
-        return GraphStream(self.compiled, batch, pairs or None, n_threads=n_threads, where=self.name)
+        return make_stream(self.name, batch, n_threads, compiled=self.compiled, states=states)
 
     def describe(self) -> str:
         loops = ", ".join(f"{i} -> {o}" for i, o in (self.compiled.state_pairs or {}).items()) or "none"

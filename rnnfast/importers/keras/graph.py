@@ -359,9 +359,11 @@ class KerasModelGraph:
 
         return keras_to_pipeline(self)
 
-    def stream(self, batch=1, n_threads=None):
+    def stream(self, batch=1, n_threads=None, states=None):
+        from ...graph.stream import layer_states_only
         from .stream import layer_stream
 
+        layer_states_only(self.source, states)
         return layer_stream(self, batch=batch, n_threads=n_threads)
 
     def describe(self) -> str:

@@ -1,14 +1,15 @@
 """Streaming a Keras Sequential model (or a run of its layers) one step at a time, the state kept in C.
 
-    stream = model.stream(batch=1)                        # the whole model: [Embedding] -> RNN layers -> head
-    encoder = stream.layer_stream(model, last="encoder")    # a slice of the layer chain, by layer name
-    decoder = stream.layer_stream(model, first="decoder")
+    stream = model.stream(batch=1)                   # the whole model: [Embedding] -> RNN layers -> head
+    encoder = layer_stream(model, last="encoder")    # a slice of the layer chain, by layer name
+    decoder = layer_stream(model, first="decoder")
 
 A step feeds the recurrent layers one time step; layers before them (an Embedding, dropout) turn the step's
 input into features and layers after them (Dense, TimeDistributed, Activation) are applied to each step's output,
 exactly as Keras applies them to every step of a sequence. With such layers the whole step is one C graph call
-(graph_stream.py: the recurrent states are the step graph's state loops); a head layer the graph cannot express runs
-in numpy after the C step. What cannot be streamed is refused by name: layers that
+(_step_graph: the recurrent states are the step graph's state loops); a head layer the graph cannot express runs
+in numpy after the C step of the recurrent layers. Either way the result is an rnnfast.Stream (graph/stream.py
+make_stream). What cannot be streamed is refused by name: layers that
 change the time axis (RepeatVector, Flatten, pooling), go_backwards, Bidirectional, Embedding(mask_zero=True)
 (a masked step would have to carry the state, which a stream cannot know), and Functional graphs.
 A stream starts from zero state, whatever `run` left in stateful layers; `stream.reset()` is reset_states().
@@ -18,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import FormatError
+from ...graph.step_input import Features, TokenIds
+from ...graph.stream import make_stream
 from .layers import Embedding, Identity, InputLayer
 from .rnn import Bidirectional, KerasRNN
 
@@ -25,8 +28,8 @@ TIME_WISE = ("Dense", "Activation", "TimeDistributed", "Softmax", "LayerNormaliz
 
 
 def layer_stream(model, first=None, last=None, batch=1, n_threads=None):
-    """A Stream over the layers `first`..`last` (names, both included; default the whole chain) of a Keras
-    Sequential model loaded by rnnfast.load."""
+    """An rnnfast.Stream over the layers `first`..`last` (names, both included; default the whole chain) of a
+    Keras Sequential model loaded by rnnfast.load."""
     from ...model import Model
     from .graph import KerasModelGraph
 
@@ -52,8 +55,6 @@ def layer_stream(model, first=None, last=None, batch=1, n_threads=None):
 
 
 def _chain_stream(chain, batch, n_threads, where, model_graph):
-    from ...stream import Stream
-
     for obj in chain:
         if isinstance(obj, Bidirectional):
             raise FormatError(f"{obj.where}: Bidirectional reads the sequence backward too and cannot stream; run "
@@ -81,25 +82,19 @@ def _chain_stream(chain, batch, n_threads, where, model_graph):
                               f"recurrent layers; streamable heads are {TIME_WISE} and dropout")
     embedding = pre[0] if pre and isinstance(pre[0], Embedding) else None
     rnn_objs = [obj for obj in rnns if isinstance(obj, KerasRNN)]
+    step_input = None if embedding is None else TokenIds(embedding.input_dim, embedding.where)
     if embedding is not None or post:  # layers around the recurrent ones: the whole step in one C graph call
         from ...graph.infer import Unfit
-        from .graph_stream import graph_stream
 
         try:
-            return graph_stream(model_graph, embedding, rnn_objs, post, batch, n_threads, where)
+            compiled = _step_graph(model_graph, embedding, rnn_objs, post, n_threads)
         except Unfit:
             pass  # a head layer with no lowering: the recurrent layers stream in C, the head in numpy
-    check = to_features = None
-    if embedding is not None:
-        vocab = embedding.input_dim
-
-        def check(ids, rows):
-            if ids.dtype.kind not in "iu" or ids.shape != (rows,) or (ids.size and (ids.min() < 0
-                                                                                    or ids.max() >= vocab)):
-                raise ValueError(f"{embedding.where}: a step takes {rows} integer token id(s) in [0, {vocab}), got "
-                                 f"{ids.dtype} {ids.shape}")
-
-        to_features = lambda ids: embedding.weights[0][ids]
+        else:
+            return make_stream(where, batch, n_threads, compiled=compiled,
+                               step_input=step_input or Features(rnn_objs[0].layer.input_size, where),
+                               pairs_from="layers")
+    to_features = None if embedding is None else (lambda ids: embedding.weights[0][ids])
 
     def head(y):
         y = y[:, None]  # one time step: the head layers see [batch, 1, features] as in a sequence
@@ -107,6 +102,36 @@ def _chain_stream(chain, batch, n_threads, where, model_graph):
             y = obj.call(y, None, {})[0][0]
         return np.ascontiguousarray(y[:, 0], np.float32)
 
-    layers = [obj.layer for obj in rnns if isinstance(obj, KerasRNN)]
-    return Stream(layers, batch, pre=to_features, post=head if post else None, input_check=check,
-                  n_threads=n_threads, where=where)
+    return make_stream(where, batch, n_threads, layers=[obj.layer for obj in rnn_objs], step_input=step_input,
+                       pre=to_features, post=head if post else None)
+
+
+def _step_graph(model_graph, embedding, rnns, post, n_threads):
+    """One step of the chain as a compiled graph: the Embedding lookup, the recurrent layers (their states the
+    graph's state loops, "layer{k}.h" fed back from "layer{k}.h_n", as a chain's step graph names them) and the
+    per-step head; infer.Unfit when a head layer has no lowering."""
+    from ...graph.build import OPSET
+    from ...graph.runtime import compile_graph
+    from .lower import KT, _Lowering
+
+    low = _Lowering(model_graph)
+    b = low.b
+    if embedding is not None:
+        ids = b.input("input", np.int64, ["batch"])
+        x = b.embedding(ids, embedding.weights[0], name=embedding.name)
+    else:
+        x = b.input("input", np.float32, ["batch", rnns[0].layer.input_size])
+    seq = low.unsqueeze(x, [0], "step")  # one time step: [1, batch, features]
+    outs = []
+    for k, r in enumerate(rnns):
+        h0 = b.input(f"layer{k}.h", np.float32, [1, "batch", r.units])
+        c0 = b.input(f"layer{k}.c", np.float32, [1, "batch", r.units]) if r.cell == "lstm" else ""
+        seq, h_n, c_n = b.recurrent(seq, [r.layer], h0=h0, c0=c0, states=True, name=r.name)
+        outs += [(h_n, f"layer{k}.h")] + ([(c_n, f"layer{k}.c")] if c0 else [])
+    y = KT(low.node("Transpose", [seq], {"perm": [1, 0, 2]}, name="batch_major"), (None, 1, rnns[-1].units))
+    for obj in post:  # the head sees [batch, 1, features], as in a sequence
+        (y,) = low.layer(obj, y, {})[:1]
+    b.output(low.squeeze(y.name, [1], "output"), "output")
+    for value, state in outs:
+        b.state_loop(b.output(value, f"{state}_n"), state)
+    return compile_graph(b.graph(), OPSET, n_threads)

@@ -482,27 +482,13 @@ class OnnxGraph:
         return value
 
     def stream(self, batch=1, n_threads=None, states=None):
-        """Streams, through the C executor, a graph with state loops (graph/stream.py: `states` pairs inputs with the
-        outputs that feed them back; graph/stack_stream.py when that graph is one stack of forward layers), or a
-        graph that is one stack of forward recurrent layers fed by its only input (graph/stack.py), its step
-        returning the first output's step; the node-by-node path streams a graph of one recurrent node."""
-        from ...graph.stack import lone_stack
-        from ...graph.stack_stream import stack_stream
-        from ...graph.stream import GraphStream, find_state_pairs
-        from ...stream import Stream
+        """An rnnfast.Stream of the compiled graph (graph/stream.py make_stream: its state pairs, `states` or found
+        by name and shape; one stack of forward layers steps directly), or, on the node-by-node path, of a graph of
+        one recurrent node, its step returning the first output's step."""
+        from ...graph.stream import make_stream
 
         if self.compiled is not None:
-            pairs = find_state_pairs(self.compiled.graph) if states is None else states
-            if pairs:
-                looped = stack_stream(self.compiled, pairs, batch, n_threads=n_threads, where=self.name)
-                return looped or GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
-            stack = lone_stack(self.compiled.graph)
-            if stack is not None:
-                return Stream(stack, batch, n_threads=n_threads or self.n_threads, where=self.name)
-            if sum(n.op == "Recurrent" and len(n.payload) > 1 for n in self.compiled.graph.nodes):
-                raise NotImplementedError(f"{self.name}: streaming a stack of recurrent layers needs X as the only "
-                                          f"graph input, no initial state and the last layer's sequence as the "
-                                          f"first output (or state inputs and outputs to pair: states=...)")
+            return make_stream(self.name, batch, n_threads or self.n_threads, compiled=self.compiled, states=states)
         recurrent = [step for kind, step in self.steps if kind == "recurrent"]
         if len(self.steps) != 1 or len(recurrent) != 1 or recurrent[0].layer is None:
             raise NotImplementedError(f"{self.name}: streaming needs a graph of one recurrent node with constant "
@@ -511,7 +497,7 @@ class OnnxGraph:
         node = recurrent[0]
         if node.spec.inputs["X"] != self.inputs[0].name or len(self.inputs) != 1:
             raise NotImplementedError(f"{self.name}: streaming needs X as the only graph input")
-        return Stream([node.layer], batch, n_threads=n_threads or node.n_threads, where=node.spec.where)
+        return make_stream(node.spec.where, batch, n_threads or node.n_threads, layers=[node.layer])
 
     def to_pipeline(self):
         from .pipeline import onnx_to_pipeline
@@ -628,9 +614,9 @@ class CompiledOnnxGraph:
         return f"ONNX graph {self.name}: {self.compiled.describe()}"
 
     def stream(self, batch=1, n_threads=None, states=None):
-        from ...graph.stream import GraphStream
+        from ...graph.stream import make_stream
 
-        return GraphStream(self.compiled, batch, states, n_threads=n_threads, where=self.name)
+        return make_stream(self.name, batch, n_threads, compiled=self.compiled, states=states)
 
     def to_pipeline(self):
         from .pipeline import onnx_to_pipeline

@@ -1,6 +1,7 @@
 """The graph a TensorFlow 1.x checkpoint becomes: optional embedding lookup, a stack of recurrent layers run as
 tf.nn.dynamic_rnn / bidirectional_dynamic_rnn run them, optional dense heads (tf.layers.dense) at every step;
-lowered to the graph IR (lower.py) and run by the C executor in one call, streamed layer by layer (rnnfast.stream).
+lowered to the graph IR (lower.py) and run by the C executor in one call; streamed with the stack stepped directly
+in C (graph/stream.py).
 
 Input `input`: [batch, time, features] (time_major=False, dynamic_rnn's default) or [time, batch, features] with
 time_major=True; int token ids [batch, time] with an embedding. Run option sequence_length (int [batch]): steps
@@ -153,27 +154,24 @@ class TF1Graph(TorchGraph):
             raise ValueError(f"{self._where()}: the input has no time steps")
         return x, batched
 
-    def stream(self, batch=1, n_threads=None):
-        """Step by step: embedding lookup, the recurrent stack (state kept in C), the heads."""
-        from ...stream import Stream
+    def stream(self, batch=1, n_threads=None, states=None):
+        """Step by step (graph/stream.py make_stream): the recurrent stack stepped directly in C, the embedding
+        lookup before it and the heads after it in numpy."""
+        from ...graph.step_input import TokenIds
+        from ...graph.stream import layer_states_only, make_stream
 
-        pre = check = post = None
+        layer_states_only(self._where(), states)
+        step_input = pre = post = None
         if self.embedding is not None:
-            vocab = self.embedding.weight.shape[0]
-
-            def check(ids, rows):
-                if ids.dtype.kind not in "iu" or ids.shape != (rows,) or ids.min() < 0 or ids.max() >= vocab:
-                    raise ValueError(f"{self._where()}: a step takes {rows} integer token id(s) in [0, {vocab}), "
-                                     f"got {ids.dtype} {ids.shape}")
-
+            step_input = TokenIds(self.embedding.weight.shape[0], self._where())
             pre = lambda ids: self.embedding.weight[ids]
         if self.heads:
             def post(y):
                 for s in self.heads:
                     y = dense(s, y)
                 return y
-        return Stream(self.layers, batch, pre=pre, post=post, input_check=check, n_threads=n_threads,
-                      where=self._where())
+        return make_stream(self._where(), batch, n_threads, layers=self.layers, step_input=step_input, pre=pre,
+                           post=post)
 
     def to_pipeline(self):
         """Embedding -> the recurrent stack -> the heads (zero initial state, the output sequence only)."""
