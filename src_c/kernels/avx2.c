@@ -28,10 +28,12 @@ static inline __attribute__((always_inline)) void micro_rows(int R, int K, const
                                                              int ldc)
 {
     __m256 acc[MR][2];
+    RNNF_UNROLL
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int k = 0; k < K; k++) {
         const __m256 b0 = _mm256_load_ps(panel + (size_t)k * UB);
         const __m256 b1 = _mm256_load_ps(panel + (size_t)k * UB + 8);
+        RNNF_UNROLL
         for (int r = 0; r < R; r++) {
             const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
             acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
@@ -40,6 +42,7 @@ static inline __attribute__((always_inline)) void micro_rows(int R, int K, const
     }
     const __m256 z0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
     const __m256 z1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+    RNNF_UNROLL
     for (int r = 0; r < R; r++) {
         _mm256_storeu_ps(C + (size_t)r * ldc, _mm256_add_ps(acc[r][0], z0));
         _mm256_storeu_ps(C + (size_t)r * ldc + 8, _mm256_add_ps(acc[r][1], z1));
@@ -53,15 +56,18 @@ static inline __attribute__((always_inline)) void one_row_panels(int NP, int K, 
                                                                  size_t panel_size, const float *bias, float *c)
 {
     __m256 acc[4][2];
+    RNNF_UNROLL
     for (int q = 0; q < NP; q++) acc[q][0] = acc[q][1] = _mm256_setzero_ps();
     for (int k = 0; k < K; k++) {
         const __m256 av = _mm256_broadcast_ss(a + k);
+        RNNF_UNROLL
         for (int q = 0; q < NP; q++) {
             const float *p = panel + q * panel_size + (size_t)k * UB;
             acc[q][0] = _mm256_fmadd_ps(av, _mm256_load_ps(p), acc[q][0]);
             acc[q][1] = _mm256_fmadd_ps(av, _mm256_load_ps(p + 8), acc[q][1]);
         }
     }
+    RNNF_UNROLL
     for (int q = 0; q < NP; q++) {
         const __m256 z0 = bias ? _mm256_loadu_ps(bias + q * UB) : _mm256_setzero_ps();
         const __m256 z1 = bias ? _mm256_loadu_ps(bias + q * UB + 8) : _mm256_setzero_ps();
@@ -94,23 +100,30 @@ static inline __attribute__((always_inline)) void micro_rows_panels(int R, int N
                                                                     const float *bias, float *C, int ldc)
 {
     __m256 acc[3][3][2];
+    RNNF_UNROLL
     for (int r = 0; r < R; r++)
+        RNNF_UNROLL
         for (int q = 0; q < NP; q++) acc[r][q][0] = acc[r][q][1] = _mm256_setzero_ps();
     for (int k = 0; k < K; k++) {
         __m256 a[3];
+        RNNF_UNROLL
         for (int r = 0; r < R; r++) a[r] = _mm256_broadcast_ss(A + (size_t)r * lda + k);
+        RNNF_UNROLL
         for (int q = 0; q < NP; q++) {
             const float *p = panel + q * panel_size + (size_t)k * UB;
             const __m256 b0 = _mm256_load_ps(p), b1 = _mm256_load_ps(p + 8);
+            RNNF_UNROLL
             for (int r = 0; r < R; r++) {
                 acc[r][q][0] = _mm256_fmadd_ps(a[r], b0, acc[r][q][0]);
                 acc[r][q][1] = _mm256_fmadd_ps(a[r], b1, acc[r][q][1]);
             }
         }
     }
+    RNNF_UNROLL
     for (int q = 0; q < NP; q++) {
         const __m256 z0 = bias ? _mm256_loadu_ps(bias + q * UB) : _mm256_setzero_ps();
         const __m256 z1 = bias ? _mm256_loadu_ps(bias + q * UB + 8) : _mm256_setzero_ps();
+        RNNF_UNROLL
         for (int r = 0; r < R; r++) {
             _mm256_storeu_ps(C + (size_t)r * ldc + q * UB, _mm256_add_ps(acc[r][q][0], z0));
             _mm256_storeu_ps(C + (size_t)r * ldc + q * UB + 8, _mm256_add_ps(acc[r][q][1], z1));
@@ -173,16 +186,19 @@ static inline __attribute__((always_inline)) void conv_micro(int R, int K, const
                                                              float *C, int ldc)
 {
     __m256 acc[MR][2];
+    RNNF_UNROLL
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int k = 0; k < K; k++) {
         const float *x = X + off[k];
         const __m256 b0 = _mm256_loadu_ps(x), b1 = _mm256_loadu_ps(x + 8);
+        RNNF_UNROLL
         for (int r = 0; r < R; r++) {
             const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
             acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
         }
     }
+    RNNF_UNROLL
     for (int r = 0; r < R; r++) {
         const __m256 z = _mm256_set1_ps(bias ? bias[r] : 0.0f);
         __m256 v0 = _mm256_add_ps(acc[r][0], z), v1 = _mm256_add_ps(acc[r][1], z);
@@ -336,6 +352,7 @@ static inline __attribute__((always_inline)) void wino2_in8(const float *x, int 
                                                             int masked, __m256i mk)
 {
     __m256 e[4][4];
+    RNNF_UNROLL
     for (int j = 0; j < 4; j++) {
         const float *s = x + (j & 1 ? odd : 0) + (j >> 1);
         const __m256 d0 = load_m(s, masked, mk), d1 = load_m(s + ldx, masked, mk);
@@ -345,12 +362,14 @@ static inline __attribute__((always_inline)) void wino2_in8(const float *x, int 
         e[2][j] = _mm256_sub_ps(d2, d1);
         e[3][j] = _mm256_sub_ps(d1, d3);
     }
+    RNNF_UNROLL
     for (int a = 0; a < 4; a++) {
         __m256 r[4];
         r[0] = _mm256_sub_ps(e[a][0], e[a][2]);
         r[1] = _mm256_add_ps(e[a][1], e[a][2]);
         r[2] = _mm256_sub_ps(e[a][2], e[a][1]);
         r[3] = _mm256_sub_ps(e[a][1], e[a][3]);
+        RNNF_UNROLL
         for (int b = 0; b < 4; b++) _mm256_storeu_ps(v + (size_t)(4 * a + b) * ldp, r[b]);
     }
 }
@@ -374,6 +393,7 @@ static void wino2_in_avx2(int C, int n, const float *X, int64_t ldc, int ldx, in
 static inline __attribute__((always_inline)) void wino2_rows8(const float *y, int64_t ldp, int masked, __m256i mk,
                                                               __m256 z[2][4])
 {
+    RNNF_UNROLL
     for (int b = 0; b < 4; b++) {
         const __m256 y0 = load_m(y + (size_t)b * ldp, masked, mk), y1 = load_m(y + (size_t)(4 + b) * ldp, masked, mk);
         const __m256 y2 = load_m(y + (size_t)(8 + b) * ldp, masked, mk);
@@ -390,6 +410,7 @@ static inline __attribute__((always_inline)) void wino2_out8(const float *y, int
 {
     __m256 z[2][4];
     wino2_rows8(y, ldp, masked, mk, z);
+    RNNF_UNROLL
     for (int i = 0; i < h; i++) {
         __m256 s0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(z[i][0], z[i][1]), z[i][2]), bv);
         __m256 s1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(z[i][1], z[i][2]), z[i][3]), bv);
@@ -444,6 +465,7 @@ static inline __attribute__((always_inline)) __m256 wino2_pool8(const float *y, 
     wino2_rows8(y, ldp, masked, mk, z);
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
     __m256 c0 = ninf, c1 = ninf;
+    RNNF_UNROLL
     for (int i = 0; i < 2; i++) {
         __m256 s0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(z[i][0], z[i][1]), z[i][2]), bv);
         __m256 s1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(z[i][1], z[i][2]), z[i][3]), bv);
@@ -485,6 +507,7 @@ static inline __attribute__((always_inline)) void exp_n(int N, __m256 *x)
 {
     __m256 r[8], p[8];
     __m256i e[8];
+    RNNF_UNROLL
     for (int q = 0; q < N; q++) {
         /* operand order matters: max/min return their second operand for NaN, and NaN must stay NaN */
         const __m256 v = _mm256_min_ps(_mm256_set1_ps(EXP_HI), _mm256_max_ps(_mm256_set1_ps(EXP_LO), x[q]));
@@ -495,8 +518,11 @@ static inline __attribute__((always_inline)) void exp_n(int N, __m256 *x)
         e[q] = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
         p[q] = _mm256_set1_ps(INV_FACT[7]);
     }
+    RNNF_UNROLL
     for (int i = 6; i >= 0; i--)
+        RNNF_UNROLL
         for (int q = 0; q < N; q++) p[q] = _mm256_fmadd_ps(p[q], r[q], _mm256_set1_ps(INV_FACT[i]));
+    RNNF_UNROLL
     for (int q = 0; q < N; q++) x[q] = _mm256_mul_ps(p[q], _mm256_castsi256_ps(e[q]));
 }
 
@@ -506,13 +532,17 @@ static inline __attribute__((always_inline)) void sigmoid_tanh_n(int NS, int NT,
     const __m256 sign = _mm256_set1_ps(-0.0f);
     const __m256 one = _mm256_set1_ps(1.0f);
     __m256 e[8], ax[8];
+    RNNF_UNROLL
     for (int q = 0; q < NS; q++) e[q] = _mm256_sub_ps(_mm256_setzero_ps(), x[q]);
+    RNNF_UNROLL
     for (int q = NS; q < NS + NT; q++) {
         ax[q] = _mm256_andnot_ps(sign, x[q]);
         e[q] = _mm256_add_ps(ax[q], ax[q]);
     }
     exp_n(NS + NT, e);
+    RNNF_UNROLL
     for (int q = 0; q < NS; q++) x[q] = _mm256_div_ps(one, _mm256_add_ps(one, e[q]));
+    RNNF_UNROLL
     for (int q = NS; q < NS + NT; q++) {
         /* tanh, large branch: 1 - 2/(e^{2|x|}+1), sign restored */
         __m256 big = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e[q], one)));
@@ -520,6 +550,7 @@ static inline __attribute__((always_inline)) void sigmoid_tanh_n(int NS, int NT,
         /* small branch: x * P(x^2) */
         const __m256 x2 = _mm256_mul_ps(x[q], x[q]);
         __m256 p = _mm256_set1_ps(TANH_SERIES[5]);
+        RNNF_UNROLL
         for (int i = 4; i >= 0; i--) p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(TANH_SERIES[i]));
         const __m256 small = _mm256_mul_ps(p, x[q]);
         x[q] = _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax[q], _mm256_set1_ps(TANH_SMALL), _CMP_LT_OQ));
@@ -590,6 +621,7 @@ static void lstm_block_avx2(const float *gx, const float *gh, const float *peep,
         /* the common LSTM, both 8-unit halves interleaved, the cell update's inputs (i, f, g) first and o with
          * tanh(c): the same operations per lane as the loop below */
         __m256 v[6], w[4];
+        RNNF_UNROLL
         for (int q = 0; q < 2; q++) {
             const int j = 8 * q;
             v[q] = _mm256_add_ps(ld(gx + j), ld(gh + j));                      /* i */
@@ -598,6 +630,7 @@ static void lstm_block_avx2(const float *gx, const float *gh, const float *peep,
             w[q] = _mm256_add_ps(ld(gx + UB + j), ld(gh + UB + j));             /* o */
         }
         sigmoid_tanh_n(4, 2, v);
+        RNNF_UNROLL
         for (int q = 0; q < 2; q++) {
             w[2 + q] = _mm256_fmadd_ps(v[2 + q], ld(c + 8 * q), _mm256_mul_ps(v[q], v[4 + q]));
             _mm256_storeu_ps(c + 8 * q, w[2 + q]);
@@ -606,6 +639,7 @@ static void lstm_block_avx2(const float *gx, const float *gh, const float *peep,
         for (int q = 0; q < 2; q++) _mm256_storeu_ps(h_out + 8 * q, _mm256_mul_ps(w[q], w[2 + q]));
         return;
     }
+    RNNF_UNROLL
     for (int j = 0; j < UB; j += 8) {
         const __m256 c_prev = ld(c + j);
         __m256 pi = _mm256_add_ps(ld(gx + j), ld(gh + j));
@@ -639,17 +673,21 @@ static void gru_lbr_block_avx2(const float *gx, const float *gh, const float *h_
     if (plain_gates(gp)) {
         /* sigmoid/tanh without clip, both halves interleaved: the same operations as the loop below */
         __m256 zr[4], n[2];
+        RNNF_UNROLL
         for (int q = 0; q < 2; q++) {
             zr[q] = _mm256_add_ps(ld(gx + 8 * q), ld(gh + 8 * q));
             zr[2 + q] = _mm256_add_ps(ld(gx + UB + 8 * q), ld(gh + UB + 8 * q));
         }
         sigmoid_n(4, zr);
+        RNNF_UNROLL
         for (int q = 0; q < 2; q++)
             n[q] = _mm256_fmadd_ps(zr[2 + q], ld(gh + 2 * UB + 8 * q), ld(gx + 2 * UB + 8 * q));
         tanh_n(2, n);
+        RNNF_UNROLL
         for (int q = 0; q < 2; q++) _mm256_storeu_ps(h_new + 8 * q, gru_mix(zr[q], n[q], ld(h_prev + 8 * q)));
         return;
     }
+    RNNF_UNROLL
     for (int j = 0; j < UB; j += 8) {
         const __m256 z = act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + j), ld(gh + j)), gp->clip));
         const __m256 r = act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + UB + j), ld(gh + UB + j)), gp->clip));
@@ -661,6 +699,7 @@ static void gru_lbr_block_avx2(const float *gx, const float *gh, const float *h_
 static void gru_zr_block_avx2(const float *gx, const float *gh, const float *h_prev, float *z_out, float *rh_out,
                               const rnnf_gate_params *gp)
 {
+    RNNF_UNROLL
     for (int j = 0; j < UB; j += 8) {
         _mm256_storeu_ps(z_out + j, act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + j), ld(gh + j)), gp->clip)));
         const __m256 r = act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + UB + j), ld(gh + UB + j)), gp->clip));
@@ -671,6 +710,7 @@ static void gru_zr_block_avx2(const float *gx, const float *gh, const float *h_p
 static void gru_h_block_avx2(const float *gx_h, const float *gh_h, const float *z, const float *h_prev,
                              float *h_new, const rnnf_gate_params *gp)
 {
+    RNNF_UNROLL
     for (int j = 0; j < UB; j += 8) {
         const __m256 n = act_ps(&gp->g, clip_ps(_mm256_add_ps(ld(gx_h + j), ld(gh_h + j)), gp->clip));
         _mm256_storeu_ps(h_new + j, gru_mix(ld(z + j), n, ld(h_prev + j)));
@@ -686,6 +726,7 @@ static void rnn_block_avx2(const float *gx, const float *gh, float *h_new, const
         _mm256_storeu_ps(h_new + 8, v[1]);
         return;
     }
+    RNNF_UNROLL
     for (int j = 0; j < UB; j += 8)
         _mm256_storeu_ps(h_new + j, act_ps(&gp->f, clip_ps(_mm256_add_ps(ld(gx + j), ld(gh + j)), gp->clip)));
 }
@@ -699,11 +740,13 @@ static void rnn_block_avx2(const float *gx, const float *gh, float *h_new, const
 /* clip, then the activation, on n vectors; the common kinds interleaved, the others one vector at a time */
 static inline __attribute__((always_inline)) void act_n(const rnnf_activation *a, float clip, int n, __m256 *x)
 {
+    RNNF_UNROLL
     for (int v = 0; v < n; v++) x[v] = clip_ps(x[v], clip);
     switch (a->kind) {
     case RNNF_ACT_SIGMOID: sigmoid_n(n, x); break;
     case RNNF_ACT_TANH: tanh_n(n, x); break;
     default:
+        RNNF_UNROLL
         for (int v = 0; v < n; v++) x[v] = act_ps(a, x[v]);
         break;
     }
@@ -716,6 +759,7 @@ static inline __attribute__((always_inline)) void lstm_row_front(const float *x,
 {
     const int ifg = gp->input_forget;
     __m256 cp[2], s[6], f[2], g[2]; /* s: the gates activated together: i, o (f in its place with a peephole), f */
+    RNNF_UNROLL
     for (int j = 0; j < 2; j++) {
         cp[j] = ld(cb + 8 * j);
         s[j] = _mm256_add_ps(ld(x + 8 * j), ld(y + 8 * j));
@@ -742,6 +786,7 @@ static inline __attribute__((always_inline)) void lstm_row_front(const float *x,
     }
     if (ifg) f[0] = _mm256_sub_ps(_mm256_set1_ps(1.0f), s[0]), f[1] = _mm256_sub_ps(_mm256_set1_ps(1.0f), s[1]);
     act_n(&gp->g, gp->clip, 2, g);
+    RNNF_UNROLL
     for (int j = 0; j < 2; j++) {
         cn[j] = _mm256_fmadd_ps(f[j], cp[j], _mm256_mul_ps(s[j], g[j]));
         _mm256_storeu_ps(cb + 8 * j, cn[j]);
@@ -755,11 +800,13 @@ static inline __attribute__((always_inline)) void lstm_row_back(const float *x, 
                                                                 const rnnf_gate_params *gp)
 {
     if (peep) {
+        RNNF_UNROLL
         for (int j = 0; j < 2; j++)
             o[j] = _mm256_fmadd_ps(ld(peep + UB + 8 * j), cn[j], _mm256_add_ps(ld(x + UB + 8 * j), ld(y + UB + 8 * j)));
         act_n(&gp->f, gp->clip, 2, o);
     }
     act_n(&gp->h, 0.0f, 2, cn);
+    RNNF_UNROLL
     for (int j = 0; j < 2; j++) _mm256_storeu_ps(hb + 8 * j, _mm256_mul_ps(o[j], cn[j]));
 }
 
@@ -794,6 +841,7 @@ static void gru_lbr_rows_avx2(int n_rows, const uint8_t *active, const float *gx
         if (b < n_rows && !active[b]) continue;
         if (b < n_rows) {
             const float *x = gx + (size_t)b * ldg, *y = gh + (size_t)b * ldg;
+            RNNF_UNROLL
             for (int j = 0; j < 2; j++) {
                 zr[slot][j] = _mm256_add_ps(ld(x + 8 * j), ld(y + 8 * j));
                 zr[slot][2 + j] = _mm256_add_ps(ld(x + UB + 8 * j), ld(y + UB + 8 * j));
@@ -803,8 +851,10 @@ static void gru_lbr_rows_avx2(int n_rows, const uint8_t *active, const float *gx
         if (prev >= 0) {
             const float *x = gx + (size_t)prev * ldg, *y = gh + (size_t)prev * ldg, *hp = h_prev + (size_t)prev * ldh;
             const __m256 *z = zr[slot ^ 1];
+            RNNF_UNROLL
             for (int j = 0; j < 2; j++) n[j] = _mm256_fmadd_ps(z[2 + j], ld(y + 2 * UB + 8 * j), ld(x + 2 * UB + 8 * j));
             act_n(&gp->g, gp->clip, 2, n);
+            RNNF_UNROLL
             for (int j = 0; j < 2; j++)
                 _mm256_storeu_ps(h_new + (size_t)prev * ldh + 8 * j, gru_mix(z[j], n[j], ld(hp + 8 * j)));
         }
@@ -823,6 +873,7 @@ static void rnn_rows_avx2(int n_rows, const uint8_t *active, const float *gx, co
             if (active[b]) rows[n++] = b;
         __m256 v[6];
         for (int q = 0; q < n; q++)
+            RNNF_UNROLL
             for (int j = 0; j < 2; j++)
                 v[2 * q + j] = _mm256_add_ps(ld(gx + (size_t)rows[q] * ldg + 8 * j), ld(gh + (size_t)rows[q] * ldg + 8 * j));
         switch (n) {
@@ -832,6 +883,7 @@ static void rnn_rows_avx2(int n_rows, const uint8_t *active, const float *gx, co
         default: break;
         }
         for (int q = 0; q < n; q++)
+            RNNF_UNROLL
             for (int j = 0; j < 2; j++) _mm256_storeu_ps(h_new + (size_t)rows[q] * ldh + 8 * j, v[2 * q + j]);
     }
 }
@@ -840,11 +892,13 @@ static void rnn_rows_avx2(int n_rows, const uint8_t *active, const float *gx, co
 static inline __attribute__((always_inline)) void act_group(int S, int NV, const float *x, float *y)
 {
     __m256 v[8];
+    RNNF_UNROLL
     for (int q = 0; q < NV; q++) v[q] = ld(x + 8 * q);
     if (S)
         sigmoid_n(NV, v);
     else
         tanh_n(NV, v);
+    RNNF_UNROLL
     for (int q = 0; q < NV; q++) _mm256_storeu_ps(y + 8 * q, v[q]);
 }
 

@@ -21,6 +21,7 @@ static inline __attribute__((always_inline)) void finish(int R, __m256 acc[][2],
     const __m256 s1 = scale ? _mm256_loadu_ps(scale + 8) : _mm256_set1_ps(1.0f);
     const __m256 z0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
     const __m256 z1 = bias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
+    RNNF_UNROLL
     for (int r = 0; r < R; r++) {
         _mm256_storeu_ps(C + (size_t)r * ldc, _mm256_add_ps(_mm256_mul_ps(acc[r][0], s0), z0));
         _mm256_storeu_ps(C + (size_t)r * ldc + 8, _mm256_add_ps(_mm256_mul_ps(acc[r][1], s1), z1));
@@ -32,11 +33,13 @@ static inline __attribute__((always_inline)) void rows_i8(int R, int K, const fl
                                                          const float *bias, float *C, int ldc)
 {
     __m256 acc[MR][2];
+    RNNF_UNROLL
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int k = 0; k < K; k++) {
         const int8_t *row = q + (size_t)k * UB;
         const __m256 b0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)row)));
         const __m256 b1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(row + 8))));
+        RNNF_UNROLL
         for (int r = 0; r < R; r++) {
             const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
             acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
@@ -51,11 +54,13 @@ static inline __attribute__((always_inline)) void rows_f16(int R, int K, const f
                                                           int ldc)
 {
     __m256 acc[MR][2];
+    RNNF_UNROLL
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     for (int k = 0; k < K; k++) {
         const uint16_t *row = h + (size_t)k * UB;
         const __m256 b0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)row));
         const __m256 b1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 8)));
+        RNNF_UNROLL
         for (int r = 0; r < R; r++) {
             const __m256 a = _mm256_broadcast_ss(A + (size_t)r * lda + k);
             acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);

@@ -26,11 +26,14 @@ static inline __attribute__((always_inline)) void micro_rows(int R, int K, const
                                                              int ldc)
 {
     float32x4_t acc[MR][4];
+    RNNF_UNROLL
     for (int r = 0; r < R; r++)
+        RNNF_UNROLL
         for (int v = 0; v < 4; v++) acc[r][v] = vdupq_n_f32(0.0f);
     for (int k = 0; k < K; k++) {
         const float *p = panel + (size_t)k * UB;
         const float32x4_t b0 = vld1q_f32(p), b1 = vld1q_f32(p + 4), b2 = vld1q_f32(p + 8), b3 = vld1q_f32(p + 12);
+        RNNF_UNROLL
         for (int r = 0; r < R; r++) {
             const float a = A[(size_t)r * lda + k];
             acc[r][0] = vfmaq_n_f32(acc[r][0], b0, a);
@@ -39,8 +42,10 @@ static inline __attribute__((always_inline)) void micro_rows(int R, int K, const
             acc[r][3] = vfmaq_n_f32(acc[r][3], b3, a);
         }
     }
+    RNNF_UNROLL
     for (int v = 0; v < 4; v++) {
         const float32x4_t z = bias ? vld1q_f32(bias + 4 * v) : vdupq_n_f32(0.0f);
+        RNNF_UNROLL
         for (int r = 0; r < R; r++) vst1q_f32(C + (size_t)r * ldc + 4 * v, vaddq_f32(acc[r][v], z));
     }
 }
@@ -53,15 +58,21 @@ static inline __attribute__((always_inline)) void micro_one_row(int NP, int K, c
                                                                 const float *bias, float *c)
 {
     float32x4_t s[2][4];
+    RNNF_UNROLL
     for (int q = 0; q < NP; q++)
+        RNNF_UNROLL
         for (int v = 0; v < 4; v++) s[q][v] = vdupq_n_f32(0.0f);
     for (int k = 0; k < K; k++)
+        RNNF_UNROLL
         for (int q = 0; q < NP; q++) {
             const float *p = panel + ((size_t)q * K + k) * UB;
+            RNNF_UNROLL
             for (int v = 0; v < 4; v++) s[q][v] = vfmaq_n_f32(s[q][v], vld1q_f32(p + 4 * v), a[k]);
         }
     /* zero is added even without a bias, as micro_rows does, so -0 sums come out alike */
+    RNNF_UNROLL
     for (int q = 0; q < NP; q++)
+        RNNF_UNROLL
         for (int v = 0; v < 4; v++)
             vst1q_f32(c + q * UB + 4 * v,
                       vaddq_f32(s[q][v], bias ? vld1q_f32(bias + q * UB + 4 * v) : vdupq_n_f32(0.0f)));
@@ -112,6 +123,7 @@ static inline float32x4_t exp_ps(float32x4_t x)
     float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(LN2_HI));
     r = vfmsq_f32(r, n, vdupq_n_f32(LN2_LO));
     float32x4_t p = vdupq_n_f32(INV_FACT[7]);
+    RNNF_UNROLL
     for (int i = 6; i >= 0; i--) p = vfmaq_f32(vdupq_n_f32(INV_FACT[i]), p, r);
     const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
     return vmulq_f32(p, vreinterpretq_f32_s32(e));
@@ -136,6 +148,7 @@ static inline float32x4_t tanh_ps(float32x4_t x)
     /* small branch: x * P(x^2) */
     const float32x4_t x2 = vmulq_f32(x, x);
     float32x4_t p = vdupq_n_f32(TANH_SERIES[5]);
+    RNNF_UNROLL
     for (int i = 4; i >= 0; i--) p = vfmaq_f32(vdupq_n_f32(TANH_SERIES[i]), p, x2);
     const float32x4_t small = vmulq_f32(p, x);
     return vbslq_f32(vcltq_f32(ax, vdupq_n_f32(TANH_SMALL)), small, big);
@@ -145,6 +158,7 @@ static float32x4_t act_scalar_lanes(const rnnf_activation *a, float32x4_t x)
 {
     float v[4];
     vst1q_f32(v, x);
+    RNNF_UNROLL
     for (int i = 0; i < 4; i++) v[i] = rnnf_act_scalar(a, v[i]);
     return vld1q_f32(v);
 }
@@ -177,6 +191,7 @@ static inline float32x4_t ld(const float *p) { return vld1q_f32(p); }
 static void lstm_block_neon(const float *gx, const float *gh, const float *peep, float *c, float *h_out,
                             const rnnf_gate_params *gp)
 {
+    RNNF_UNROLL
     for (int j = 0; j < UB; j += 4) {
         const float32x4_t c_prev = ld(c + j);
         float32x4_t pi = vaddq_f32(ld(gx + j), ld(gh + j));
@@ -208,6 +223,7 @@ static inline float32x4_t gru_mix(float32x4_t z, float32x4_t n, float32x4_t h_pr
 static void gru_lbr_block_neon(const float *gx, const float *gh, const float *h_prev, float *h_new,
                                const rnnf_gate_params *gp)
 {
+    RNNF_UNROLL
     for (int j = 0; j < UB; j += 4) {
         const float32x4_t z = act_ps(&gp->f, clip_ps(vaddq_f32(ld(gx + j), ld(gh + j)), gp->clip));
         const float32x4_t r = act_ps(&gp->f, clip_ps(vaddq_f32(ld(gx + UB + j), ld(gh + UB + j)), gp->clip));
@@ -220,6 +236,7 @@ static void gru_lbr_block_neon(const float *gx, const float *gh, const float *h_
 static void gru_zr_block_neon(const float *gx, const float *gh, const float *h_prev, float *z_out, float *rh_out,
                               const rnnf_gate_params *gp)
 {
+    RNNF_UNROLL
     for (int j = 0; j < UB; j += 4) {
         vst1q_f32(z_out + j, act_ps(&gp->f, clip_ps(vaddq_f32(ld(gx + j), ld(gh + j)), gp->clip)));
         const float32x4_t r = act_ps(&gp->f, clip_ps(vaddq_f32(ld(gx + UB + j), ld(gh + UB + j)), gp->clip));
@@ -230,6 +247,7 @@ static void gru_zr_block_neon(const float *gx, const float *gh, const float *h_p
 static void gru_h_block_neon(const float *gx_h, const float *gh_h, const float *z, const float *h_prev,
                              float *h_new, const rnnf_gate_params *gp)
 {
+    RNNF_UNROLL
     for (int j = 0; j < UB; j += 4) {
         const float32x4_t n = act_ps(&gp->g, clip_ps(vaddq_f32(ld(gx_h + j), ld(gh_h + j)), gp->clip));
         vst1q_f32(h_new + j, gru_mix(ld(z + j), n, ld(h_prev + j)));
@@ -238,6 +256,7 @@ static void gru_h_block_neon(const float *gx_h, const float *gh_h, const float *
 
 static void rnn_block_neon(const float *gx, const float *gh, float *h_new, const rnnf_gate_params *gp)
 {
+    RNNF_UNROLL
     for (int j = 0; j < UB; j += 4)
         vst1q_f32(h_new + j, act_ps(&gp->f, clip_ps(vaddq_f32(ld(gx + j), ld(gh + j)), gp->clip)));
 }
