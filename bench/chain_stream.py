@@ -1,7 +1,7 @@
 """The stream workload's cells (bench/workloads.py) as chains (the form .rnnf 1 files, PyTorch modules and
 quantized models load as: graph/chain.py ChainModel) and as an ONNX model with its states as inputs and outputs
 (h0 -> Yh0, as torch.onnx.export writes them), stepped in interleaved rounds: Model.stream() (a lone recurrent
-stack: the direct C step, graph/stream_direct.py), the same graph's state loop through the C executor
+stack: the direct C step, rnnfast/stream/direct.py), the same graph's state loop through the C executor
 (make_stream(direct=False), what such a stream took before), and onnxruntime's run of the seq_len-1 model with the
 states fed back. All are checked against the float64 reference over several steps first, and each direct step
 against its graph loop to the bit.
@@ -26,7 +26,7 @@ def chain_runners(case, n_threads):
     """(Model.stream step, the one-step graph's step) of the case's layers as a chain."""
     import rnnfast
     from rnnfast.graph.chain import ChainModel
-    from rnnfast.graph.step_input import Features
+    from rnnfast.stream.step_input import Features
     from rnnfast.graph.stream import make_stream
     from rnnfast.pipeline import Pipeline, RecurrentStage
 

@@ -268,7 +268,7 @@ def test_torch_models_stream_in_c_and_equal_run_to_the_bit(fixture):
 
 def _graph_path_stream(model, batch):
     """The one-step graph stream a chain with a head takes (what a lone stack took before the direct path)."""
-    from rnnfast.graph.step_input import Features
+    from rnnfast.stream.step_input import Features
     from rnnfast.graph.stream import make_stream
 
     return make_stream("model", batch, 1, compiled=model.graph.variant(step=True), direct=False,

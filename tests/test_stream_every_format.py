@@ -188,3 +188,21 @@ def test_the_state_round_trips_through_pickle(case):
     _same(first, case.want[3:], case.exact, "steps from a restored state vs run")
     with pytest.raises(ValueError, match="a stream state has the keys"):
         stream.state = {"nope": next(iter(saved.values()))}
+
+
+def test_refusals_name_what_was_expected():
+    """A step with another number of rows than the stream's batch is refused naming both (not the state it no
+    longer matches), and leaves the state alone; states= is refused by a model whose states are its layers'."""
+    model = rnnfast.load(GRAPH / "vad.ts.onnx")
+    steps, want = _vad(model)
+    stream = model.stream(batch=B)
+    stream.step(steps[0])
+    before = stream.state
+    with pytest.raises(ValueError, match=r"step input 'input' has 3 rows \(axis 0 of \(3, 512\)\); this stream "
+                                         r"steps 2"):
+        stream.step({**steps[1], "input": np.concatenate([steps[1]["input"], steps[1]["input"][:1]])})
+    assert all(np.array_equal(before[k], v) for k, v in stream.state.items())
+    assert np.array_equal(stream.step(steps[1]), want[1])
+    torch_model = rnnfast.load(DATA / "torch" / "gru_2layer.pt", batch_first=False)
+    with pytest.raises(ValueError, match="this model's states are its recurrent layers' own"):
+        torch_model.stream(states={"h0": "h_n"})

@@ -248,7 +248,7 @@ class ChainModel:
         """An rnnfast.Stream (graph/stream.py make_stream): step(x_t [batch, input]) or token ids [batch]; the state
         of layer k is "layer{k}.h" (and "layer{k}.c") [D, batch, out]. Recurrent layers alone step directly in C
         (one engine call a step); with an embedding or heads, the one-step graph runs through the executor."""
-        from .step_input import Features, TokenIds
+        from ..stream.step_input import Features, TokenIds
         from .stream import layer_states_only, make_stream
 
         layer_states_only(self.where, states)

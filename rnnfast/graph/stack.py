@@ -56,7 +56,7 @@ def stack_recurrent(graph: Graph, opset: int):
 
 def lone_stack(graph: Graph):
     """The layers of a graph that is one stack of layers reading its only input, with no initial state, whose first
-    output is the stack's sequence (through views): what a step-by-step stream of it computes (graph/stream_direct.py
+    output is the stack's sequence (through views): what a step-by-step stream of it computes (rnnfast/stream/direct.py
     refuses a layer that does not run forward, by name). Else None."""
     stacks = [n for n in graph.nodes if n.op == "Recurrent"]
     if len(stacks) != 1 or any(n.op not in VIEW_OPS for n in graph.nodes if n is not stacks[0]):

@@ -1,7 +1,7 @@
 """Where every stream is made (Model.stream of every format comes here): which inputs are states fed back from
 which outputs, and how a step runs. The result is always an rnnfast.Stream; how it steps is chosen here:
-- the direct C step of a lone stack of forward recurrent layers (graph/stream_direct.py), where the model is one:
-  much faster than a run of the graph, with the same bits;
+- the direct C step of a lone stack of forward recurrent layers (stream/direct.py, graph/stream_stack.py), where
+  the model is one: much faster than a run of the graph, with the same bits;
 - otherwise the graph's state loops, one run of the C executor a step (graph/stream_loop.py).
 
 The pairs come from the caller (`states={"state": "stateN"}`), else from the graph itself (the loops a .rnnf 2 file
@@ -13,8 +13,9 @@ import numpy as np
 
 from ..stream import Stream
 from .dims import Dim
-from .stream_direct import LayerStep, stack_step
+from ..stream.direct import LayerStep
 from .stream_loop import LoopStep
+from .stream_stack import stack_step
 
 # How exporters name a state's next value after its input: h0 -> hn, state -> stateN, cache -> cache_out, ...
 _NEXT_SUFFIXES = ("n", "_n", "out", "_out", "new", "_new", "next", "_next")
@@ -80,7 +81,7 @@ def make_stream(where: str, batch: int = 1, n_threads=None, *, compiled=None, st
     forward layers reading its only input steps directly; anything else is refused, saying what would stream.
     layers (no graph): forward recurrent layers alone, stepped directly; pre / post: numpy around them (an
     embedding lookup, heads the step graph cannot hold).
-    step_input (graph/step_input.py): what a lone step input is checked against, when the caller knows it.
+    step_input (stream/step_input.py): what a lone step input is checked against, when the caller knows it.
     pairs_from: "layers" when the caller made the step graph with each recurrent layer's state as its loops (a
     chain's, a Keras model's): a stream of such a model says so whichever way it steps.
     direct=False: the graph's state loop even where the direct step applies (to compare the two: tests, bench)."""

@@ -2,7 +2,7 @@
 call: a VAD's state -> stateN, h0 -> hn, conv caches, the layers of a chain's step graph) are held in two buffers
 the C executor reads and writes in place, so a step passes only the per-chunk inputs (audio, sample rate) and
 returns the other outputs. A step computes exactly what `run` computes on the same inputs and states, to the bit.
-graph/stream.py chooses it (with the pairs) where the direct step (stream_direct.py) does not apply."""
+graph/stream.py chooses it (with the pairs) where the direct step (rnnfast/stream/direct.py) does not apply."""
 from __future__ import annotations
 
 import threading
@@ -14,9 +14,10 @@ from .dims import Dim
 
 class LoopStep:
     direct = False
+
     def __init__(self, compiled, batch: int, pairs: dict, n_threads=None, where: str = "model", step_input=None):
         """pairs: {state input: the output fed back to it} (graph/stream.py checks and chooses them). step_input
-        (graph/step_input.py): what the lone step input of a step graph rnnfast made is checked against (a chain's,
+        (stream/step_input.py): what the lone step input of a step graph rnnfast made is checked against (a chain's,
         a Keras model's); at batch 1 it may leave out its batch axis, and the outputs then have none either."""
         graph = compiled.graph
         self._where, self._compiled = where, compiled
@@ -98,6 +99,9 @@ class LoopStep:
                 try:
                     outs = self._compiled.c_graph.run(feeds, self._n_threads or self._compiled.n_threads,
                                                       self._into[self._parity])
+                except ValueError:
+                    self._refuse_rows({self.step_inputs[0]: inputs})
+                    raise
                 finally:
                     feeds[slot] = None
                 self._step_done()
@@ -136,6 +140,9 @@ class LoopStep:
         try:
             outs = self._compiled.c_graph.run(feeds, self._n_threads or self._compiled.n_threads,
                                               self._into[self._parity])
+        except ValueError:
+            self._refuse_rows(given)
+            raise
         finally:
             for slot in self._step_slots:
                 feeds[slot] = None  # the lists hold no caller array between steps
@@ -143,6 +150,16 @@ class LoopStep:
         if len(self._result_slots) == 1:
             return outs[self._result_slots[0]]
         return [outs[k] for k in self._result_slots]
+
+    def _refuse_rows(self, given):
+        """After the executor refused a step: when a step input has another number of rows than the stream's batch,
+        says that (the executor can only name the state it no longer matches)."""
+        for name, value in given.items():
+            axis = self._batch_axis(name)
+            shape = np.shape(value)
+            if axis is not None and len(shape) > axis and shape[axis] != self.batch:
+                raise ValueError(f"{self._where}: step input {name!r} has {shape[axis]} rows (axis {axis} of "
+                                 f"{shape}); this stream steps {self.batch} (model.stream(batch=...))") from None
 
     def _step_done(self):
         """The outputs just written are the next step's states."""

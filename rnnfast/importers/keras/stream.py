@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import FormatError
-from ...graph.step_input import Features, TokenIds
+from ...stream.step_input import Features, TokenIds
 from ...graph.stream import make_stream
 from .layers import Embedding, Identity, InputLayer
 from .rnn import Bidirectional, KerasRNN

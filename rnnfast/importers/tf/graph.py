@@ -157,7 +157,7 @@ class TF1Graph(TorchGraph):
     def stream(self, batch=1, n_threads=None, states=None):
         """Step by step (graph/stream.py make_stream): the recurrent stack stepped directly in C, the embedding
         lookup before it and the heads after it in numpy."""
-        from ...graph.step_input import TokenIds
+        from ...stream.step_input import TokenIds
         from ...graph.stream import layer_states_only, make_stream
 
         layer_states_only(self._where(), states)

@@ -6,7 +6,7 @@ states itself (in C), so a step passes only the per-step inputs and returns the 
 readable, settable, resettable per batch row and picklable as a plain dict of arrays.
 
 How a step runs is chosen where the stream is made (graph/stream.py make_stream), never by the caller: the direct C
-step of a lone stack of forward recurrent layers where the model is one (graph/stream_direct.py), else one run of
+step of a lone stack of forward recurrent layers where the model is one (stream/direct.py), else one run of
 the model's graph with its state loops (graph/stream_loop.py). Either computes what `run` computes on the same
 inputs and states."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .layers import RecurrentLayer
+from ..layers import RecurrentLayer
 
 
 class Stream:
@@ -28,13 +28,14 @@ class Stream:
     def __init__(self, layers: Sequence[RecurrentLayer], batch: int = 1, n_threads=None, where: str = "model"):
         """A stream over forward recurrent layers alone (rnnfast.layers), stepped directly in C: step(x_t [batch,
         input]) -> [batch, output]; the states are each layer's. Models make theirs with Model.stream."""
-        from .graph.stream_direct import LayerStep
+        from .direct import LayerStep
 
         self._use(LayerStep(layers, batch, n_threads, where), "layers")
 
     @classmethod
     def _of(cls, impl, pairs_from: str) -> "Stream":
-        """The stream over one way of stepping (graph/stream_direct.py, graph/stream_loop.py): graph/stream.py."""
+        """The stream over one way of stepping (stream/direct.py, graph/stream_stack.py, graph/stream_loop.py);
+        graph/stream.py makes them."""
         self = cls.__new__(cls)
         self._use(impl, pairs_from)
         return self

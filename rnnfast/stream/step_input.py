@@ -2,7 +2,7 @@
 naming what was expected (and leaves the state alone): token ids in the vocabulary, or features of the model's
 width. A batch-1 step may leave out its batch axis; its outputs then have none either.
 
-Used by both ways a stream steps (graph/stream_direct.py, graph/stream_loop.py), for the models whose step input
+Used by both ways a stream steps (stream/direct.py, graph/stream_loop.py), for the models whose step input
 rnnfast knows: chains (PyTorch, .rnnf 1, TF1) and Keras Sequential models."""
 from __future__ import annotations
 

@@ -1,0 +1,94 @@
+"""The direct way a stream steps: a lone stack of forward recurrent layers stepped by the engine itself, one C call a
+step with the state kept in C (engine.CompiledStack's stream), without the graph executor's per-run setup (3.1
+against 13.8 us a step for a 1-layer LSTM-8). graph/stream.py chooses it where it applies; rnnfast.Stream wraps it.
+
+The states are the layers' own, "layer{k}.h" / "layer{k}.c": a chain of recurrent layers, an ONNX graph that is one
+stack reading its only input, the layers of a TF1 or Keras model whose embedding and head run in numpy (pre, post).
+graph/stream_stack.py steps a stack whose states are graph inputs through this too."""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from ..engine import CompiledStack
+from ..errors import FormatError
+from ..layers import RecurrentLayer
+from .step_input import Features
+
+
+class LayerStep:
+    direct = True
+
+    def __init__(self, layers: Sequence[RecurrentLayer], batch: int = 1, n_threads=None, where: str = "model",
+                 step_input=None, pre: Optional[Callable] = None, post: Optional[Callable] = None):
+        """step_input: stream/step_input.py (default: features of the first layer's width); pre: the checked step
+        input to features (a numpy embedding lookup); post: the stack's step output to the step's (numpy heads)."""
+        for layer in layers:
+            if layer.n_dirs != 1 or layer.direction != "forward":
+                raise FormatError(f"{where}: layer {layer.name or '?'} is {layer.direction}; a stream runs forward in "
+                                  f"time only. Run the bidirectional model on a sliding window with Model.run instead.")
+        if int(batch) < 1:
+            raise ValueError(f"{where}: a stream needs batch >= 1, got {batch}")
+        self.layers = list(layers)
+        self.batch = int(batch)
+        self.n_threads = int(n_threads or 0)
+        self._pre, self._post = pre, post
+        self._input = step_input or Features(self.layers[0].input_size, where)
+        self._c = CompiledStack(self.layers).stream(self.batch)
+        self._where = where
+        self._plain = pre is None and post is None and step_input is None
+        self.step_inputs, self.step_outputs = ["input"], ["output"]
+        self.pairs = {}
+        for k, layer in enumerate(self.layers):
+            self.pairs[f"layer{k}.h"] = f"layer{k}.h_n"
+            if layer.cell == "lstm":
+                self.pairs[f"layer{k}.c"] = f"layer{k}.c_n"
+
+    def step(self, x_t) -> np.ndarray:
+        """One time step: x_t [batch, ...] (or without the batch axis when batch is 1). Returns this step's output."""
+        if self._plain:  # the usual float32 step, checked and run in one C call; anything else is converted below
+            y = self._c.step_new(x_t, self.n_threads)
+            if y is not None:
+                return y
+        x, squeeze = self._input.take(x_t, self.batch)
+        if self._pre is not None:
+            x = np.ascontiguousarray(self._pre(x), np.float32)
+        y = self._c.step_new(x, self.n_threads)  # refused calls never reach here, so the state is unchanged
+        if y is None:
+            raise ValueError(f"{self._where}: a step's features have shape {x.shape}; the layers take "
+                             f"{(self.batch, self.layers[0].input_size)}")
+        y = self._post(y) if self._post else y
+        return y[0] if squeeze else y
+
+    def reset(self, rows=None) -> None:
+        if rows is not None:
+            rows = np.asarray(rows, np.int64).reshape(-1)
+            if rows.size and (rows.min() < 0 or rows.max() >= self.batch):
+                raise ValueError(f"{self._where}: rows must lie in [0, {self.batch}), got {rows.tolist()}")
+        self._c.reset(rows)
+
+    @property
+    def state(self) -> dict:
+        out = {}
+        for k, layer in enumerate(self.layers):
+            out[f"layer{k}.h"] = self._c.get(k, False)
+            if layer.cell == "lstm":
+                out[f"layer{k}.c"] = self._c.get(k, True)
+        return out
+
+    @state.setter
+    def state(self, value: dict) -> None:
+        current = self.state
+        if set(value) != set(current):
+            raise ValueError(f"{self._where}: a stream state has the keys {sorted(current)}, got {sorted(value)}")
+        for key, arr in value.items():  # check everything first, so a refused state changes nothing
+            if np.shape(arr) != current[key].shape:
+                raise ValueError(f"{self._where}: state {key!r} must have shape {current[key].shape}, "
+                                 f"got {np.shape(arr)}")
+        for key, arr in value.items():
+            k, which = key[len("layer"):].split(".")
+            self._c.set(int(k), which == "c", arr)
+
+    def describe(self) -> str:
+        return f"direct C step of {len(self.layers)} recurrent layer(s)"
