@@ -67,21 +67,21 @@ class Model:
     def quantize(self, weights: str) -> "Model":
         """The model with its recurrent layers' weights (w_ih, w_hh, w_hr) stored as "int8" (symmetric, one float32
         scale per output row) or "float16", computed in float32 (rnnfast/quantize.py); everything else stays
-        float32. A model run by the graph executor keeps its inputs and outputs; any other goes through
-        to_pipeline, so only what a pipeline holds is kept (see there)."""
+        float32, and the model keeps its inputs and outputs. The recurrent stacks of the graph the C executor runs
+        are quantized (graph/runtime.py CompiledGraph.quantized); a model the executor does not run whole is
+        refused, saying why."""
+        from .errors import FormatError
         from .quantize import check_weight_dtype
 
         weights = check_weight_dtype(weights)
         make = getattr(self.graph, "quantized", None)
         graph = make(weights) if make is not None else None  # None: not a graph the executor runs
-        if graph is not None:
-            model = Model(graph, source=self.source)
-            model.n_threads = self.n_threads
-        else:
-            from .graph.chain import ChainModel
-            from .quantize import quantize_pipeline
-
-            model = Model(ChainModel(quantize_pipeline(self.to_pipeline(), weights)), source=self.source)
+        if graph is None:
+            why = getattr(self.graph, "unfit_reason", None) or f"it does not run {type(self.graph).__name__} models"
+            raise FormatError(f"{self.source or 'this model'}: cannot quantize: the C executor does not run this "
+                              f"model whole ({why}), and quantizing stores the weights of the graph it runs")
+        model = Model(graph, source=self.source)
+        model.n_threads = self.n_threads
         if self.origin is not None:  # pickles as the source's bytes, quantized again where it is rebuilt
             model.origin = self.origin.then("quantize", weights)
         return model

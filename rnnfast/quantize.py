@@ -70,19 +70,3 @@ def dequantized(w: np.ndarray, weight_dtype) -> np.ndarray:
     if weight_dtype in (None, "float32"):
         return np.asarray(w, np.float32)
     return dequantize(*quantize(w, check_weight_dtype(weight_dtype)))
-
-
-def quantize_pipeline(pipeline, weight_dtype):
-    """A copy of a rnnfast.pipeline.Pipeline whose recurrent layers store their weights in weight_dtype.
-    Embedding and Dense stages stay float32."""
-    import dataclasses
-
-    from .pipeline import RecurrentStage
-
-    weight_dtype = check_weight_dtype(weight_dtype)
-    stages = []
-    for s in pipeline.stages:
-        if isinstance(s, RecurrentStage):
-            s = dataclasses.replace(s, layers=[l.with_weight_dtype(weight_dtype) for l in s.layers])
-        stages.append(s)
-    return dataclasses.replace(pipeline, stages=stages)

@@ -18,8 +18,8 @@ from test_engine import ACTIVATION_CASES, HIDDEN_TAILS, check_activation
 
 from rnnfast.engine import ACTIVATION_CODES
 from rnnfast.exporters.rnnf import save_rnnf
+from rnnfast.graph.chain import ChainModel
 from rnnfast.pipeline import Pipeline, RecurrentStage
-from rnnfast.quantize import quantize_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 CROSS_CC, QEMU = "aarch64-linux-gnu-gcc", "qemu-aarch64"
@@ -28,6 +28,11 @@ pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"aarch64 cross-check need
                                 "(Debian: apt-get install gcc-aarch64-linux-gnu qemu-user)")
 ISAS = ["neon", "ref"]
 UB = 16  # kernels.h RNNF_UB: the packed panel width
+
+
+def quantized_chain(p, dtype):
+    """The pipeline with its recurrent weights stored in dtype, as Model.quantize stores them."""
+    return ChainModel(p).quantized(dtype).pipeline
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +92,7 @@ def test_python_written_pipelines_match_the_reference(programs, rng, isa, tmp_pa
 def test_quantized_pipelines_match_the_reference_of_the_stored_weights(programs, rng, isa, dtype, tmp_path):
     """The table's gate math over the quantized GEMM (the scalar one on aarch64)."""
     for case in ("lstm-proj-peep-clip-acts", "gru-lbr-bi", "rnn-custom-acts-bi", "embed-mask-gru"):
-        p = quantize_pipeline(random_pipeline(rng, **PIPELINE_CASES[case]), dtype)
+        p = quantized_chain(random_pipeline(rng, **PIPELINE_CASES[case]), dtype)
         for T, B in ((6, 3), (5, 1)):
             run_file(programs, isa, p, random_input(rng, p, seq_len=T, batch=B), T, B, tmp_path,
                      f"{isa} {dtype} {case}")

@@ -66,3 +66,31 @@ def test_a_quantized_onnx_graph_keeps_its_state_loop_and_streams():
     assert stream.pairs == {"conv_cache": "conv_cache_out", "h": "h_out"}
     stream.state = {"conv_cache": feeds["conv_cache"], "h": feeds["h"]}
     assert np.array_equal(stream.step(feeds["x"]), q.run(feeds)[0])
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float16"])
+@pytest.mark.parametrize("name", ["k3_functional_mix", "k3_bidirectional_modes", "k3_seed_masked_middle"])
+def test_a_quantized_keras_model_runs_what_the_reference_runs_with_its_weights(name, dtype):
+    """Keras models (Functional with two inputs and three outputs, Bidirectional merge modes, a masked Embedding)
+    quantize through their C graph (CompiledGraph.quantized): the executor's run equals the float64 reference run
+    through the model's own layers with the weights the stored values stand for (cli/trace.py swaps every
+    recurrent computation for rnnfast.reference), and stays within the int8 / half bound of the float model."""
+    from rnnfast.cli.trace import recording
+
+    model = rnnfast.load(DATA / "keras" / f"{name}.keras")
+    assert model.graph.compiled is not None
+    q = model.quantize(dtype)
+    assert q.input_names == model.input_names and q.output_names == model.output_names
+    stacks = [n for n in q.graph.compiled.graph.nodes if n.op == "Recurrent"]
+    assert stacks and all(l.spec.layer.weight_dtype == dtype for n in stacks for l in n.payload)
+    rec = np.load(DATA / "keras" / f"{name}.npz")
+    feeds = {n: rec[f"x{i}"] for i, n in enumerate(model.input_names)}
+    got = q.run(feeds)
+    with recording(use_reference=True) as calls:
+        want = q.run(feeds)
+    assert calls and all(l.weight_dtype == dtype for c in calls for l in c.layers)
+    float_out = model.run(feeds)
+    for n, g, w, f in zip(q.output_names, got, want, float_out):
+        assert_close(g, w, what=f"{name} {n}: C vs the float64 reference of the stored weights")
+        assert_close(g, f, int8=dtype == "int8", half=dtype == "float16", what=f"{name} {n} vs float32")
+    assert any(np.abs(g - f).max() > 0 for g, f in zip(got, float_out)), "were the weights quantized at all?"

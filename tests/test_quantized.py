@@ -16,9 +16,10 @@ from rnnfast import rnnf_spec as spec
 from rnnfast.engine import CompiledStack
 from rnnfast.errors import FormatError
 from rnnfast.exporters.rnnf import save_rnnf, to_bytes
+from rnnfast.graph.chain import ChainModel
 from rnnfast.importers.rnnf import load_rnnf
 from rnnfast.pipeline import RecurrentStage, run_pipeline
-from rnnfast.quantize import dequantized, quantize_int8, quantize_pipeline
+from rnnfast.quantize import dequantized, quantize_int8
 
 HIDDEN_TAILS = [1, 7, 8, 15, 16, 17, 33, 64]
 OTHER_ISAS = [isa for isa in _core.isa_supported() if isa != "ref"]
@@ -30,6 +31,11 @@ CONFIGS = [
     dict(cell="rnn", direction="reverse"), dict(cell="lstm", direction="bidirectional", proj_size=3),
 ]
 CONFIG_IDS = ["-".join(f"{k}={v}" for k, v in c.items()) for c in CONFIGS]
+
+
+def quantized_chain(p, dtype):
+    """The pipeline with its recurrent weights stored in dtype, as Model.quantize stores them."""
+    return ChainModel(p).quantized(dtype).pipeline
 
 
 @pytest.fixture
@@ -170,7 +176,7 @@ def _recurrent_layers(p):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", sorted(PIPELINE_CASES))
 def test_rnnf_round_trip_keeps_the_stored_weights(rng, dtype, case, tmp_path):
-    p = quantize_pipeline(random_pipeline(rng, **PIPELINE_CASES[case]), dtype)
+    p = quantized_chain(random_pipeline(rng, **PIPELINE_CASES[case]), dtype)
     save_rnnf(p, tmp_path / "m.rnnf")
     data = (tmp_path / "m.rnnf").read_bytes()
     assert spec.HEADER.unpack_from(data, 0)[2] == spec.QUANTIZED_MINOR
@@ -195,7 +201,7 @@ def test_float32_files_stay_version_1_0(rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", sorted(PIPELINE_CASES))
 def test_c_reader_runs_quantized_files(program, rng, dtype, case, tmp_path):
-    c_run_matches_python(program, rng, quantize_pipeline(random_pipeline(rng, **PIPELINE_CASES[case]), dtype), case,
+    c_run_matches_python(program, rng, quantized_chain(random_pipeline(rng, **PIPELINE_CASES[case]), dtype), case,
                          tmp_path)
 
 
@@ -229,7 +235,7 @@ def _named_refusals(p):
 
 
 def test_damaged_quantized_files_are_refused_by_name_by_both_readers(program, rng, tmp_path):
-    p = quantize_pipeline(random_pipeline(rng, "lstm", "bidirectional", proj_size=2, n_layers=2), "int8")
+    p = quantized_chain(random_pipeline(rng, "lstm", "bidirectional", proj_size=2, n_layers=2), "int8")
     cases = _named_refusals(p)
     mixed = _recurrent_layers(p)[0]
     mixed.qweights["w_hr"] = (mixed.w_hr.astype(np.float16), None)  # behind the layer's back: the writer obeys
@@ -250,7 +256,7 @@ def test_damaged_quantized_files_are_refused_by_name_by_both_readers(program, rn
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_c_and_python_readers_agree_on_damaged_quantized_files(program, rng, dtype, tmp_path):
-    p = quantize_pipeline(random_pipeline(rng, "lstm", "bidirectional", embedding="mask_zero", proj_size=2,
+    p = quantized_chain(random_pipeline(rng, "lstm", "bidirectional", embedding="mask_zero", proj_size=2,
                                           n_layers=2), dtype)
     verdicts, _, _ = readers_agree_on_damaged(program, p, rng, tmp_path)
     assert verdicts.count(RNNF_OK) and verdicts.count(RNNF_ERR_FORMAT) > len(verdicts) // 2

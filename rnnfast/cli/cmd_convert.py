@@ -39,10 +39,10 @@ def add_parser(sub):
     p = sub.add_parser(
         "convert", help=f"write a model as {', '.join(formats)}",
         description=f"Load IN and write it to OUT. Formats: {listing}. rnnf writes the whole graph (every input "
-                    f"and output, by name) when it runs fully in C; --rnnf-version 1, and a model whose format does "
-                    f"not lower to the graph yet, write a .rnnf 1 pipeline instead. npz and safetensors hold the "
-                    f"same whole graph as named arrays with its structure as JSON; a model that does not run fully in "
-                    f"C is refused, naming the node. A written "
+                    f"and output, by name) the C library runs; --rnnf-version 1 writes a chain of embedding, "
+                    f"recurrent and dense layers instead (main output only), for readers from before version 2. npz "
+                    f"and safetensors hold the same whole graph as named arrays with its structure as JSON. A model "
+                    f"that does not run fully in C is refused, naming the node. A written "
                     f"{' or '.join(f for f in RELOADABLE if f in formats)} file is loaded back and run on random "
                     f"input beside the in-memory model (every output); the largest difference is printed and over "
                     f"{CHECK_TOLERANCE:g} the command exits 1.",
@@ -114,19 +114,19 @@ def main(args) -> int:
         from .convert_onnx import write_onnx
 
         return write_onnx(args, model)
-    if formats[fmt][2] == "graph" and (fmt != "rnnf" or args.rnnf_version != 1):
-        compiled = getattr(model.graph, "compiled", None)
-        if args.sequence_lens:
-            compiled = compiled_graph_of(model, args.file, ".rnnf 2" if fmt == "rnnf" else fmt, lengths=True)
-        if compiled is not None:
-            return _write_graph(args, model, compiled, quantize, fmt, formats)
+    if fmt == "rnnf" and args.rnnf_version == 1:  # the .rnnf 1 writer takes a chain
+        return _write_rnnf1(args, model, quantize)
+    compiled = getattr(model.graph, "compiled", None)
+    if getattr(args, "sequence_lens", False):
+        compiled = compiled_graph_of(model, args.file, ".rnnf 2" if fmt == "rnnf" else fmt, lengths=True)
+    if compiled is None:
         why = getattr(model.graph, "unfit_reason", None) or (f"{type(model.graph).__name__} models do not lower "
                                                             f"to the graph yet")
-        if fmt != "rnnf" or args.rnnf_version == 2:
-            what = ".rnnf 2" if fmt == "rnnf" else f"{fmt}"
-            raise CliError(f"{args.file}: cannot write {what}, which holds graphs that run fully in C: {why}")
-        print(f"writing .rnnf 1 (a chain: main output only): {why}")
-    return _write_pipeline(args, model, fmt, formats, quantize)
+        what = ".rnnf 2" if fmt == "rnnf" else f"{fmt}"
+        hint = " (--rnnf-version 1 writes a chain of embedding, recurrent and dense layers, if the model is one)" \
+            if fmt == "rnnf" else ""
+        raise CliError(f"{args.file}: cannot write {what}, which holds graphs that run fully in C: {why}{hint}")
+    return _write_graph(args, model, compiled, quantize, fmt, formats)
 
 
 def _write_graph(args, model, compiled, quantize, fmt, formats) -> int:
@@ -184,28 +184,20 @@ def _write_graph(args, model, compiled, quantize, fmt, formats) -> int:
     return EXIT_OK if ok else EXIT_MISMATCH
 
 
-def _write_pipeline(args, model, fmt, formats, quantize) -> int:
+def _write_rnnf1(args, model, quantize) -> int:
+    """.rnnf 1 (readers from before version 2): the model as a chain, its main output only; reloaded and run beside
+    the chain."""
+    import rnnfast
+    from ..exporters.rnnf import save_rnnf
     from ..pipeline import run_pipeline
 
-    module, function, takes, _ = formats[fmt]
-    if fmt == "rnnf":
-        module, function, takes = "rnnfast.exporters.rnnf", "save_rnnf", "pipeline"
-    pipeline = model.to_pipeline() if takes == "pipeline" or fmt in RELOADABLE else None
-    source = pipeline
-    if quantize:
-        from ..quantize import quantize_pipeline
-
-        pipeline = quantize_pipeline(pipeline, quantize)
-    write = getattr(importlib.import_module(module), function)
+    source = model.to_pipeline()
+    pipeline = model.quantize(quantize).to_pipeline() if quantize else source
     try:
-        write(model if takes == "model" else pipeline, args.out)
+        save_rnnf(pipeline, args.out)
     except OSError as e:
         raise CliError(f"{args.out}: cannot write: {e.strerror or e}") from None
-    print(f"wrote {args.out} ({fmt}, {os.path.getsize(args.out)} bytes) from {args.file}")
-    if fmt not in RELOADABLE:
-        return EXIT_OK
-    import rnnfast
-
+    print(f"wrote {args.out} (rnnf 1, {os.path.getsize(args.out)} bytes) from {args.file}")
     written = rnnfast.load(args.out)
     feeds = random_inputs(written, seq_len=args.seq_len or 5, batch=args.batch, seed=0)
     got = written.run(feeds)[0]

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
+from ..quantize import check_weight_dtype
 from ._c_arrays import HALF_TO_FLOAT, QUANTIZE, check_finite, matrix_2d, float_literal
 from ._c_cells import Emitter, dense_fn, layer_step
 from ._c_math import CLIP, SIGMOID, Activations
@@ -61,9 +62,10 @@ def export_c(pipeline: Pipeline, out_dir, prefix: str = "model", quantize=None, 
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
     if quantize:
-        from ..quantize import quantize_pipeline
+        from ..graph.chain import ChainModel
 
-        pipeline = quantize_pipeline(pipeline, quantize)  # the stored weights the engine's run computes with too
+        # the stored weights Model.quantize's chain computes with too
+        pipeline = ChainModel(pipeline).quantized(check_weight_dtype(quantize)).pipeline
     gen = _Generator(pipeline, prefix)
     header, source = gen.header(), gen.source()
     internal = set(re.findall(r"^static (?:inline )?(?:const )?\w+ (\w+)[\[(]", source, re.M))

@@ -277,10 +277,13 @@ class ChainModel:
         return self.pipeline
 
     def quantized(self, weight_dtype: str) -> "ChainModel":
-        """The same chain, its recurrent layers' weights stored in weight_dtype (rnnfast/quantize.py)."""
-        from ..quantize import quantize_pipeline
+        """The same chain, its recurrent layers' weights stored in weight_dtype (rnnfast/quantize.py's rule, applied
+        by RecurrentLayer.with_weight_dtype); embedding and Dense stages stay float32."""
+        import dataclasses
 
-        return ChainModel(quantize_pipeline(self.pipeline, weight_dtype), self.torch, self.where)
+        stages = [dataclasses.replace(s, layers=[l.with_weight_dtype(weight_dtype) for l in s.layers])
+                  if isinstance(s, RecurrentStage) else s for s in self.stages]
+        return ChainModel(dataclasses.replace(self.pipeline, stages=stages), self.torch, self.where)
 
     def describe(self) -> str:
         lines = [f"pipeline {self.pipeline.name or ''} (batch_first={self.batch_first})"]

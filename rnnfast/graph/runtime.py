@@ -41,8 +41,8 @@ class CompiledGraph:
     def quantized(self, weight_dtype: str) -> "CompiledGraph":
         """A copy whose recurrent stacks, in If branches too, store their weights (w_ih, w_hh, w_hr) in weight_dtype
         (rnnfast/quantize.py's rule: int8 with a float32 scale per row, or float16); everything else, inputs and
-        outputs included, stays as it is. A recurrent node the analysis left outside a stack (layout 1) is refused
-        by name."""
+        outputs included, stays as it is. A recurrent node the analysis left outside a stack (batch-major, layout 1,
+        or weights computed at run time) is refused by name (FormatError)."""
         graph, new = _quantized_graph(self.graph, weight_dtype)
         checks = [(new.get(id(n), n),) + tuple(rest) for n, *rest in self.checks]
         return CompiledGraph(graph, self.opset, self.n_threads, checks)
@@ -119,7 +119,11 @@ def _quantized_graph(graph: Graph, weight_dtype: str):
     new = {}
     for node in graph.nodes:
         if node.op in CELL_OPS:
-            raise NotImplementedError(f"{node.where}: quantizing a batch-major recurrent node in the graph")
+            from ..errors import FormatError
+
+            raise FormatError(f"{node.where}: cannot quantize this {node.op} node: only recurrent layers with "
+                              f"constant weights in the sequence-major layout (ONNX layout 0) are quantized; "
+                              f"keep this model in float32")
         if node.op == "Recurrent":
             payload = []
             for layer in node.payload:

@@ -43,6 +43,14 @@ class CompiledKeras:
     def graph(self):
         return self.compiled.graph
 
+    def quantized(self, weight_dtype: str) -> "CompiledKeras":
+        """The same model, its recurrent stacks' weights stored in weight_dtype (CompiledGraph.quantized)."""
+        import copy
+
+        new = copy.copy(self)
+        new.compiled, new.held = self.compiled.quantized(weight_dtype), None
+        return new
+
     def run(self, xs: list) -> list:
         from ...engine import _CALL_THREADS
 

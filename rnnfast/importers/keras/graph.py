@@ -219,6 +219,32 @@ class KerasGraph:
             getattr(obj, "reset_states", lambda: None)()
 
 
+def _quantized_layers(graph: KerasGraph, weight_dtype: str) -> KerasGraph:
+    """A copy of the layer graph whose recurrent layers (nested models and wrappers included) store their weights
+    in weight_dtype; the other layers are shared with the original."""
+    import copy
+
+    def quantized(obj):
+        obj = copy.copy(obj)
+        if isinstance(obj, KerasRNN):
+            obj.layer = None if obj.layer is None else obj.layer.with_weight_dtype(weight_dtype)
+            obj.state = None
+        elif isinstance(obj, Bidirectional):
+            obj.forward, obj.backward = quantized(obj.forward), quantized(obj.backward)
+            obj.fused = None if obj.fused is None else obj.fused.with_weight_dtype(weight_dtype)
+        elif isinstance(obj, TimeDistributed):
+            obj.inner = quantized(obj.inner)
+        elif isinstance(obj, ModelLayer):
+            obj.graph = _quantized_layers(obj.graph, weight_dtype)
+        return obj
+
+    kinds = (KerasRNN, Bidirectional, TimeDistributed, ModelLayer)
+    new = copy.copy(graph)
+    new.layers = {name: quantized(obj) if isinstance(obj, kinds) else obj for name, obj in graph.layers.items()}
+    new.order = [(ls, new.layers.get(ls.name, obj)) for ls, obj in graph.order]
+    return new
+
+
 def keras3_drops_mask(node, ctx) -> bool:
     """Keras 3 fills a call's `mask` argument only when the call has one tensor argument (Layer.__call__, "Populate
     mask argument(s)"): a recurrent layer given initial_state tensors by keyword runs unmasked, though its output
@@ -358,6 +384,21 @@ class KerasModelGraph:
         from .pipeline import keras_to_pipeline
 
         return keras_to_pipeline(self)
+
+    def quantized(self, weight_dtype: str) -> "KerasModelGraph":
+        """The same model (inputs, outputs, masks, stateful layers), its recurrent weights stored in weight_dtype
+        (rnnfast/quantize.py): the C graph's stacks by CompiledGraph.quantized, and the layers of the numpy path
+        (what `rnnfast verify` and to_pipeline read) by the same rule, so both compute with the same weights.
+        None when the C executor does not run this model (Model.quantize then says why)."""
+        import copy
+
+        if self.executor is None:
+            return None
+        new = copy.copy(self)
+        new.graph = _quantized_layers(self.graph, weight_dtype)
+        new.executor = self.executor.quantized(weight_dtype)
+        new.compiled = new.executor.compiled
+        return new
 
     def stream(self, batch=1, n_threads=None, states=None):
         from ...graph.stream import layer_states_only

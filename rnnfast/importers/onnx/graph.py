@@ -506,7 +506,7 @@ class OnnxGraph:
 
     def quantized(self, weight_dtype):
         """The graph with its recurrent stacks' weights stored in weight_dtype (Model.quantize), or None when the C
-        executor does not run it (Model.quantize then goes through to_pipeline)."""
+        executor does not run it (Model.quantize then says why)."""
         return _quantized(self.compiled, weight_dtype, self.name)
 
     def describe(self) -> str:
@@ -630,10 +630,7 @@ class CompiledOnnxGraph:
 def _quantized(compiled, weight_dtype, name):
     if compiled is None:
         return None
-    try:
-        return CompiledOnnxGraph(compiled.quantized(weight_dtype), name)
-    except NotImplementedError:
-        return None  # a recurrent node outside a stack: to_pipeline's path names what does not fit
+    return CompiledOnnxGraph(compiled.quantized(weight_dtype), name)
 
 
 def _info_of(v) -> TensorInfo:

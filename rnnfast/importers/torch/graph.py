@@ -52,10 +52,8 @@ class TorchGraph(ChainModel):
                          where=where)
 
     def quantized(self, weight_dtype: str) -> "TorchGraph":
-        """The same model (inputs, outputs, conventions), its recurrent weights stored in weight_dtype; None for a
-        subclass (TF 1.x's graph holds more than this makes), which Model.quantize then takes through to_pipeline."""
-        if type(self) is not TorchGraph:
-            return None
+        """The same model (inputs, outputs, conventions), its recurrent weights stored in weight_dtype (subclasses,
+        TF 1.x's graph and the PyTorch cell, make their own)."""
         layers = [layer.with_weight_dtype(weight_dtype) for layer in self.layers]
         return TorchGraph(layers, self.batch_first, self.embedding, self.head, self.name, self.source, self.defaults)
 
