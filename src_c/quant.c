@@ -13,14 +13,27 @@
 #define UB RNNF_UB
 
 #if defined(RNNF_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__))
+#if defined(__F16C__)
+/* the compiler's target has F16C (an export's runtime, rnnf_target.h): nothing to ask the CPU */
+static int cpu_has_f16c(void) { return 1; }
+#else
 #include <cpuid.h>
+
+/* Asked once: a layer asks on every run, and CPUID traps to the hypervisor in a virtual machine (measured 10-50 us
+ * per float16 step). Atomic as dispatch.c's table, so the first-use race is defined behaviour. */
+static int f16c_known; /* 0 not asked yet, 1 no, 2 yes */
 
 static int cpu_has_f16c(void)
 {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    return (c >> 29) & 1;
+    int known = __atomic_load_n(&f16c_known, __ATOMIC_ACQUIRE);
+    if (!known) {
+        unsigned a, b, c, d;
+        known = __get_cpuid(1, &a, &b, &c, &d) && ((c >> 29) & 1) ? 2 : 1;
+        __atomic_store_n(&f16c_known, known, __ATOMIC_RELEASE);
+    }
+    return known == 2;
 }
+#endif
 #endif
 
 rnnf_gemm_packed_fn rnnf_qgemm_get(const rnnf_kernels *K, int weight_dtype)
