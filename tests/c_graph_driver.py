@@ -125,6 +125,18 @@ def link_driver(export, prefix, workdir: Path, runtime_objs, isa=()) -> Path:
     return exe
 
 
+def link_test(export, workdir: Path, runtime_objs, isa=(), test=None) -> Path:
+    """The export's own test program (`<prefix>_test.c`, or `test`) linked as link_driver links the driver."""
+    out = Path(workdir)
+    test = Path(test or export.test)
+    inc = [f"-I{d}" for d in export.includes]
+    exe = out / (test.stem + "".join(isa).replace("-", "_"))
+    wraps = "-Wl," + ",".join(f"--wrap={f}" for f in ALLOCATORS)
+    _cc([*STRICT, "-O2", *isa, *inc, str(export.source), str(test), *map(str, runtime_objs), wraps, "-lm", "-o",
+         str(exe)])
+    return exe
+
+
 def write_inputs(workdir: Path, feeds: dict, chunk=None):
     for name, value in feeds.items():
         suffix = "" if chunk is None else f".{chunk}"

@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 
 import rnnfast
-from c_graph_driver import compile_runtime, link_driver, read_output, write_inputs
+from c_graph_driver import compile_runtime, link_driver, link_test, read_output, write_inputs
 from conftest import assert_close, package_env
 from rnnfast.errors import FormatError
 from rnnfast.exporters.c_graph import export_c_graph
@@ -263,3 +263,32 @@ def test_sequence_lengths_as_an_input_of_the_exported_code(tmp_path, runtime):
     isa = next(iter(runtime))
     run_c(link_driver(e, "packed", out, runtime[isa], isa), out, "run")
     assert_close(read_output(out, "output", *e.outputs["output"]), want, what="packed output")
+
+
+def test_the_generated_test_program_checks_run_and_step(tmp_path, runtime):
+    """`<prefix>_test.c` (as the chain export writes one): its embedded expected outputs are rnnfast's, which match
+    onnxruntime on the same inputs; compiled, it passes (run, and one step from the reset state, states included)
+    and prints the run's outputs; with one expected value moved it fails, naming the output."""
+    from rnnfast.exporters._c_graph_test import test_program
+    from rnnfast.exporters.c_graph import _ctype
+
+    path, out, e = export(tmp_path, "stream_gru", "ts", {"batch": 2, "frames": 4})
+    assert e.test is not None and e.states, e.test_note
+    want = ort_run(path, e.test_feeds)
+    for n in e.outputs:
+        assert_close(e.expected[n], want[n], what=f"expected {n} vs onnxruntime")
+    isa = next(iter(runtime))
+    r = subprocess.run([str(link_test(e, out, runtime[isa], isa))], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    printed = np.array(r.stdout.split(), np.float64)
+    assert_close(printed, np.concatenate([want[n].reshape(-1) for n in e.outputs]), what="printed outputs")
+    moved = dict(e.expected)
+    moved["h_out"] = e.expected["h_out"].copy()
+    moved["h_out"].flat[3] += 1e-3
+    bad = out / "bad_test.c"
+    bad.write_text(test_program("stream_gru", e.inputs, e.outputs, e.states, e.c_names, _ctype, e.test_feeds, moved,
+                                "moved"))
+    r = subprocess.run([str(link_test(e, out, runtime[isa], isa, bad))], capture_output=True, text=True)
+    assert r.returncode == 1 and "run: output h_out[3]" in r.stderr and "step (state): output h_out[3]" in r.stderr, \
+        r.stderr
+

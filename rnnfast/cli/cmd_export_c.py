@@ -19,8 +19,8 @@ def add_parser(sub):
                     "non-zero when its outputs differ from rnnfast's beyond the tolerance it states. Build it with "
                     "e.g. `gcc -std=c99 -O2 PREFIX.c PREFIX_test.c -lm`. With --dim (or --graph), the whole graph "
                     "instead, any model the C executor runs (convolutions, If, several inputs and outputs, state "
-                    "loops): DIR/PREFIX.h, DIR/PREFIX.c and DIR/rnnf_runtime/ (rnnfast's own executor and kernels), "
-                    "for one shape fixed by the --dim sizes. docs/export-c.md is the user guide.",
+                    "loops): DIR/PREFIX.h, DIR/PREFIX.c, DIR/PREFIX_test.c and DIR/rnnf_runtime/ (rnnfast's own "
+                    "executor and kernels), for one shape fixed by the --dim sizes. docs/export-c.md is the user guide.",
         epilog=EXIT_CODES_NO_CHECK_HELP)
     add_model_arguments(p)
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory (made if missing)")
@@ -66,8 +66,10 @@ def _main_graph(args, model=None) -> int:
     states = _pairs(args.state, "state") if args.state else None
     written = export_c_graph(model, args.out, prefix=args.prefix, dims=dims, states=states, where=args.file,
                              lengths=args.sequence_lens)
-    for path in (written.header, written.source):
+    for path in (written.header, written.source) + ((written.test,) if written.test else ()):
         print(f"wrote {path} ({os.path.getsize(path)} bytes)")
+    if written.test_note:
+        print(written.test_note)
     print(f"wrote {len(written.units)} runtime units under {os.path.join(args.out, 'rnnf_runtime')}")
     print(f"state struct: {written.mem_bytes} bytes of pool; step function: "
           + (", ".join(f"{i} -> {o}" for i, o in written.states.items()) or "no (no state loop)"))

@@ -49,6 +49,10 @@ class GraphCExport:
     mem_bytes: int
     weight_bytes: int
     c_names: dict = field(default_factory=dict)  # graph name -> C parameter name
+    test: Path = None  # <prefix>_test.c (None: see test_note)
+    test_note: str = ""  # why there is no test program
+    test_feeds: dict = field(default_factory=dict)  # its embedded inputs and expected outputs, by graph name
+    expected: dict = field(default_factory=dict)
 
 
 def _c_ident(name: str, taken: set) -> str:
@@ -84,9 +88,11 @@ def _shapes(graph, names, dims, where):
 
 
 def export_c_graph(model, out_dir, prefix: str = "model", dims: dict | None = None, states=None,
-                   where: str = "model", lengths: bool = False) -> GraphCExport:
+                   where: str = "model", lengths: bool = False, test: bool = True) -> GraphCExport:
     """Write `<prefix>.h`, `<prefix>.c` and `rnnf_runtime/` into out_dir (see the module docstring); `lengths`:
-    the model's variant with a sequence_lens input (graph/runtime.py compiled_graph_of).
+    the model's variant with a sequence_lens input (graph/runtime.py compiled_graph_of). With `test`, also
+    `<prefix>_test.c` (_c_graph_test.py): embedded inputs and the outputs rnnfast computes for them now, checked by
+    the compiled code; left out, saying why in test_note, when the model does not run on the generated inputs.
 
     dims: the size of every symbolic dimension of the inputs ({"batch": 1, "chunk": 512}); batch >= 1.
     states: {state input: output} for `<prefix>_step`; by default the pairs rnnfast finds by name and shape
@@ -126,8 +132,30 @@ def export_c_graph(model, out_dir, prefix: str = "model", dims: dict | None = No
     source = out / f"{prefix}.c"
     header.write_text(_header(prefix, inputs, outputs, pairs, names, mem, where))
     source.write_text(_source(prefix, inputs, outputs, pairs, names, writer, fields))
-    return GraphCExport(header, source, units, include_dirs(out), inputs, outputs, pairs, mem, writer.weight_bytes,
-                        names)
+    written = GraphCExport(header, source, units, include_dirs(out), inputs, outputs, pairs, mem,
+                           writer.weight_bytes, names)
+    if test:
+        _write_test(written, compiled, prefix, out, where)
+    return written
+
+
+def _write_test(written: GraphCExport, compiled, prefix, out: Path, where):
+    from ._c_graph_test import test_feeds, test_program
+
+    feeds = test_feeds(written.inputs, written.states)
+    try:
+        got = compiled.run([feeds[n] for n in written.inputs], 1)
+    except ValueError as e:
+        written.test_note = f"no test program: the model does not run on generated inputs ({e})"
+        return
+    expected = dict(zip(written.outputs, got))
+    if not all(np.all(np.isfinite(v)) for v in expected.values() if v.dtype.kind == "f"):
+        written.test_note = "no test program: the outputs on generated inputs are not finite"
+        return
+    written.test = out / f"{prefix}_test.c"
+    written.test.write_text(test_program(prefix, written.inputs, written.outputs, written.states, written.c_names,
+                                         _ctype, feeds, expected, where))
+    written.test_feeds, written.expected = feeds, expected
 
 
 def _ctype(dt) -> str:
@@ -160,6 +188,7 @@ def _header(prefix, inputs, outputs, pairs, names, mem, where) -> str:
               " */",
               f"#ifndef {P}_H", f"#define {P}_H", "", "#include <stddef.h>", "#include <stdint.h>", "",
               '#include "pool.h"', '#include "rnnfast/rnnf.h"', "",
+              "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
               f"#define {P}_MEM_BYTES {mem}u /* packed weights, plans and intermediates */", ""]
     for n, (s, dt) in {**inputs, **outputs}.items():
         lines.append(f"#define {P}_{names[n].upper()}_SIZE {int(np.prod(s, dtype=np.int64))}")
@@ -178,7 +207,8 @@ def _header(prefix, inputs, outputs, pairs, names, mem, where) -> str:
             lines.append(f"/* the current value of state {i!r} (what the next step reads) */")
             lines.append(f"const {_ctype(inputs[i][1])} *{prefix}_state_{names[i]}(const {prefix}_state *st);")
     lines += [f"void {prefix}_reset({prefix}_state *st);",
-              f"const char *{prefix}_error(const {prefix}_state *st);", "", "#endif", ""]
+              f"const char *{prefix}_error(const {prefix}_state *st);", "", "#ifdef __cplusplus", "}", "#endif", "",
+              "#endif", ""]
     return "\n".join(lines)
 
 
