@@ -94,3 +94,30 @@ def test_a_quantized_keras_model_runs_what_the_reference_runs_with_its_weights(n
         assert_close(g, w, what=f"{name} {n}: C vs the float64 reference of the stored weights")
         assert_close(g, f, int8=dtype == "int8", half=dtype == "float16", what=f"{name} {n} vs float32")
     assert any(np.abs(g - f).max() > 0 for g, f in zip(got, float_out)), "were the weights quantized at all?"
+
+
+def test_a_model_the_executor_does_not_run_whole_is_refused_by_name():
+    """No second path through a chain: a model run layer by layer is refused, saying why."""
+    from rnnfast.errors import FormatError
+
+    model = rnnfast.load(DATA / "keras" / "k3_seed_stacked_lstm.keras")
+    model.graph.use_layer_path()
+    with pytest.raises(FormatError, match="cannot quantize: .*the layer path was asked for"):
+        model.quantize("int8")
+
+
+def test_convert_to_rnnf_1_quantizes_through_the_model(tmp_path):
+    """--rnnf-version 1 --quantize: the chain of Model.quantize's graph (the same stored weights), written as .rnnf 1;
+    reloaded, its layers are int8 and it computes what the quantized model computes."""
+    from rnnfast.cli import main as cli_main
+
+    source = DATA / "keras" / "k3_seed_stacked_lstm.keras"
+    out = tmp_path / "q1.rnnf"
+    assert cli_main(["convert", str(source), str(out), "--rnnf-version", "1", "--quantize", "int8"]) == 0
+    written = rnnfast.load(out)
+    layers = [l for s in written.to_pipeline().stages if hasattr(s, "layers") for l in s.layers]
+    assert layers and {l.weight_dtype for l in layers} == {"int8"}
+    x = np.load(DATA / "keras" / "k3_seed_stacked_lstm.npz")["x0"]
+    want = rnnfast.load(source).quantize("int8").run(x)[0]
+    assert written.to_pipeline().batch_first  # a Keras chain keeps Keras' [batch, steps, features]
+    assert_close(written.run(x)[0], want, what=".rnnf 1 vs Model.quantize")
