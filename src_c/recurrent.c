@@ -24,6 +24,9 @@
  * share, which the microkernel hides from L3 down to a few rows (LSTM-256, one thread: 87 % of the FMA peak per
  * step at 12 rows, 80 % at 8, 90 % at 64). */
 #define RNNF_SPLIT_MIN_ROWS 8
+/* ... while one direction's weights stay L3-resident: beyond that they stream from DRAM, and every thread reading
+ * all of them could cost more than the barriers saved, so larger layers keep the unit-block split. */
+#define RNNF_SPLIT_MAX_WEIGHT_BYTES ((size_t)8 << 20)
 
 typedef struct {
     const int32_t *lens;
@@ -71,7 +74,9 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
     }
     const int B = st->batch, G = L->n_gates, cols = L->gh_cols;
     const int by_unit_block = rnnf_rows_step_applies(L, B);
-    const int by_rows = by_unit_block && gthreads > 1 && B / gthreads >= RNNF_SPLIT_MIN_ROWS;
+    const size_t weight_bytes = (size_t)cols * (size_t)(L->input_size + L->out_size) * sizeof(float);
+    const int by_rows = by_unit_block && gthreads > 1 && B / gthreads >= RNNF_SPLIT_MIN_ROWS &&
+                        weight_bytes <= RNNF_SPLIT_MAX_WEIGHT_BYTES;
     int sense = 0;
     rnnf_step_ctx ctx = {L, S, K, d, B, 0,
                          L->n_blocks * gtid / gthreads, L->n_blocks * (gtid + 1) / gthreads,
