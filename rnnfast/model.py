@@ -64,26 +64,34 @@ class Model:
                               f"to a chain of embedding, recurrent and dense layers")
         return make()
 
-    def quantize(self, weights: str) -> "Model":
-        """The model with its recurrent layers' weights (w_ih, w_hh, w_hr) stored as "int8" (symmetric, one float32
-        scale per output row) or "float16", computed in float32 (rnnfast/quantize.py); everything else stays
-        float32, and the model keeps its inputs and outputs. The recurrent stacks of the graph the C executor runs
-        are quantized (graph/runtime.py CompiledGraph.quantized); a model the executor does not run whole is
-        refused, saying why."""
+    def quantize(self, weights: str, scope: str = "recurrent") -> "Model":
+        """The model with its weights stored as "int8" (symmetric, one float32 scale per output row or channel) or
+        "float16", computed in float32 on the values they stand for (rnnfast/quantize.py). scope "recurrent" (the
+        default): the recurrent layers' w_ih, w_hh, w_hr only; "all": also the constant weights of MatMul, Gemm,
+        Conv and ConvTranspose (a whole graph the C executor runs: ONNX, .rnnf 2, .npz, .safetensors). Everything
+        else stays float32, and the model keeps its inputs and outputs. The graph the C executor runs is quantized
+        (graph/runtime.py CompiledGraph.quantized); a model the executor does not run whole is refused, saying
+        why."""
         from .errors import FormatError
-        from .quantize import check_weight_dtype
+        from .quantize import check_scope, check_weight_dtype
 
         weights = check_weight_dtype(weights)
+        scope = check_scope(scope, self.source)
         make = getattr(self.graph, "quantized", None)
-        graph = make(weights) if make is not None else None  # None: not a graph the executor runs
-        if graph is None:
+        if scope != "recurrent" and not getattr(self.graph, "quantizes_weight_constants", False):
+            raise ValueError(f"{self.source or 'this model'}: quantizing scope {scope!r} (MatMul, Gemm and Conv "
+                             f"weights too) works on a whole graph the C executor runs (ONNX, .rnnf 2, .npz, "
+                             f".safetensors), not on {type(self.graph).__name__} models: write the model as .rnnf 2 "
+                             f"(rnnfast convert MODEL m.rnnf), load that and quantize it")
+        graph = (make(weights) if scope == "recurrent" else make(weights, scope)) if make is not None else None
+        if graph is None:  # None: not a graph the executor runs
             why = getattr(self.graph, "unfit_reason", None) or f"it does not run {type(self.graph).__name__} models"
             raise FormatError(f"{self.source or 'this model'}: cannot quantize: the C executor does not run this "
                               f"model whole ({why}), and quantizing stores the weights of the graph it runs")
         model = Model(graph, source=self.source)
         model.n_threads = self.n_threads
         if self.origin is not None:  # pickles as the source's bytes, quantized again where it is rebuilt
-            model.origin = self.origin.then("quantize", weights)
+            model.origin = self.origin.then("quantize", weights if scope == "recurrent" else (weights, scope))
         return model
 
     def thread_choice(self) -> dict:

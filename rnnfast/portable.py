@@ -44,7 +44,8 @@ class Origin:
     __slots__ = ("data", "name", "options", "steps", "_key")
 
     def __init__(self, data: bytes, name: str, options: dict, steps: tuple = ()):
-        # steps: Model methods applied after the load, in order, as (name, argument): ("quantize", "int8")
+        # steps: Model methods applied after the load, in order, as (name, argument): ("quantize", "int8"), or
+        # ("quantize", ("int8", "all")) for a scope other than the default
         self.data, self.name, self.options, self.steps, self._key = data, name, dict(options), tuple(steps), None
 
     @property
@@ -118,7 +119,7 @@ def rebuild(data, name, options, key, steps=()):
             for method, argument in steps:
                 if method != "quantize":  # the only step a model's origin records
                     raise pickle.UnpicklingError(f"{name}: unknown step {method!r} after the load")
-                model = model.quantize(argument)
+                model = model.quantize(*argument) if isinstance(argument, tuple) else model.quantize(argument)
         except BaseException:
             with _cache_lock:
                 _building.pop(key, None)

@@ -3,12 +3,19 @@
 The one quantization rule of rnnfast, shared by the engine (Model.quantize, RecurrentLayer.weight_dtype), the
 .rnnf, .npz and .safetensors writers (they store what the engine holds) and both C code exports (export-c of a
 chain and of a whole graph), so a quantized model computes with the same stored weights everywhere:
-    what:    a recurrent layer's matrices w_ih, w_hh and w_hr (QUANTIZED_KEYS; RecurrentLayer.with_weight_dtype
-             is the one place they are quantized): the bulk of the weights and of the time per step. Everything
-             else stays float32: biases, peepholes, embedding tables, and the weights of every other layer
-             (Dense / MatMul / Gemm / Conv), whose float kernels have no int8 form.
+    what:    scope "recurrent" (the default): a recurrent layer's matrices w_ih, w_hh and w_hr (QUANTIZED_KEYS;
+             RecurrentLayer.with_weight_dtype is the one place they are quantized), the bulk of the weights and
+             of the time per step of a recurrent model.
+             scope "all": those, and the constant weight of every MatMul / Gemm (B, after the lowering's
+             transpose: [K, N]), Conv (W [M, C/g, k...]) and ConvTranspose of group 1 (W [C, M, k...]) of a
+             graph the C executor runs (graph/quantized.py's `weight_constants` is the one place that decides
+             which, `quantize_desc` the one that applies the rule to a graph), weight-only:
+             compute stays float32 on the values they stand for. A constant that anything else also reads
+             (a view of it, another operand) stays float32.
+             Everything else stays float32: biases, peepholes, embedding tables, norms.
     int8:    scale[r] = max_k |w[r, k]| / 127 (1 where a row is all zero), q = clip(rint(w / scale), -127, 127),
-             w ~ q * scale[r]; each weight moves by at most scale[r] / 2.
+             w ~ q * scale[r]; each weight moves by at most scale[r] / 2. A graph constant's "rows" are its output
+             channels (`quantize_channels`): B's columns, W's axis 0 (Conv) or 1 (ConvTranspose).
     float16: IEEE binary16 with round-to-nearest-even (numpy's astype), relative error <= 2**-11; a weight beyond
              the float16 range (|w| > 65504) is refused by name.
 A quantized layer keeps the stored values (`RecurrentLayer.qweights`) and, in w_ih / w_hh / w_hr, the float32
@@ -22,7 +29,8 @@ import numpy as np
 from .errors import FormatError
 
 WEIGHT_DTYPES = ("float32", "float16", "int8")
-QUANTIZED_KEYS = ("w_ih", "w_hh", "w_hr")  # what the rule stores quantized: these matrices of recurrent layers only
+QUANTIZED_KEYS = ("w_ih", "w_hh", "w_hr")  # what the rule stores quantized of a recurrent layer
+SCOPES = ("recurrent", "all")  # what the rule quantizes: recurrent matrices only, or MatMul/Gemm/Conv weights too
 
 
 def check_weight_dtype(weight_dtype, where="") -> str:
@@ -31,6 +39,13 @@ def check_weight_dtype(weight_dtype, where="") -> str:
     if name not in WEIGHT_DTYPES:
         raise ValueError(f"{where + ': ' if where else ''}weight dtype {weight_dtype!r}; expected one of "
                          f"{WEIGHT_DTYPES} (or fp16)")
+    return name
+
+
+def check_scope(scope, where="") -> str:
+    name = "recurrent" if scope is None else scope
+    if name not in SCOPES:
+        raise ValueError(f"{where + ': ' if where else ''}quantization scope {scope!r}; expected one of {SCOPES}")
     return name
 
 
@@ -70,3 +85,25 @@ def dequantized(w: np.ndarray, weight_dtype) -> np.ndarray:
     if weight_dtype in (None, "float32"):
         return np.asarray(w, np.float32)
     return dequantize(*quantize(w, check_weight_dtype(weight_dtype)))
+
+
+def quantize_channels(w: np.ndarray, axis: int, weight_dtype: str, where: str = ""):
+    """A graph constant w stored per output channel `axis`: (values, scales or None). int8: values [outer,
+    channels, inner] (w's elements in order, split around `axis`), scales float32 [channels], quantize_int8's
+    formula over each channel's elements; float16: values w.astype(float16) flat, no scales."""
+    w = np.asarray(w, np.float32)
+    if check_weight_dtype(weight_dtype, where) == "float16":
+        return quantize(w.reshape(-1), "float16", where)
+    outer, channels = int(np.prod(w.shape[:axis], dtype=np.int64)), w.shape[axis]
+    w3 = w.reshape(outer, channels, -1)
+    q, scale = quantize_int8(np.moveaxis(w3, 1, 0).reshape(channels, -1))
+    return np.ascontiguousarray(np.moveaxis(q.reshape(channels, outer, -1), 0, 1)), scale
+
+
+def dequantize_channels(values: np.ndarray, scale, shape) -> np.ndarray:
+    """The float32 constant of `shape` that quantize_channels' values (and scales) stand for."""
+    if values.dtype == np.int8:
+        w = values.astype(np.float32) * np.asarray(scale, np.float32)[None, :, None]
+        return w.astype(np.float32).reshape(shape)
+    return values.astype(np.float32).reshape(shape)
+

@@ -49,7 +49,8 @@ def align(n: int) -> int:
 
 
 # ---- version 2: a whole graph (the C executor's rnnf_graph_desc; docs/format.md, "Version 2") ----
-GRAPH_MAJOR, GRAPH_MINOR = 2, 0
+GRAPH_MAJOR, GRAPH_MINOR = 2, 1
+QUANTIZED_CONSTANTS_MINOR = 1  # 2.1: float32 constants stored as float16, or int8 with per-channel scales
 HEADER2 = struct.Struct("<4sHHIIQQ" + "I" * 14 + "IIII" + "I" * 6)  # ... counts, source, producer, reserved: 128
 GRAPH = struct.Struct("<" + "I" * 16)  # (first, count) of tensors, nodes, inputs, outputs, syms, dims, checks, subgraphs
 TENSOR = struct.Struct("<IIIIIIII")  # dtype, rank, dims_at, alias_of, data blob, reserved, name_off, name_len

@@ -7,11 +7,13 @@
  * previous record left, every id, enum, rank and dimension program before it reaches rnnf_graph_create, which then
  * checks what the ops need. Values are assembled from little-endian bytes, so any host and alignment works.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "graph/graph.h"
+#include "kernels/kernels_q.h"
 #include "graph/plan.h"
 #include "pool.h"
 #include "rnnf_read.h"
@@ -183,6 +185,60 @@ static rnnf_status read_dim(gfile *f, uint32_t k, uint32_t g, uint32_t n_syms)
     return RNNF_OK;
 }
 
+/* A float32 constant stored by the quantization rule (rnnfast/quantize.py quantize_channels): float16 [numel], or
+ * int8 [outer, channels, inner] with float32 [channels] scales; dequantized here, at load, into float32 (the values
+ * every kernel computes with: (float)q * scale, as numpy's float32 product). */
+static rnnf_status read_stored_constant(gfile *f, const char *where, rnnf_blob_info *b, uint32_t index,
+                                        uint64_t numel, const void **out)
+{
+    rnnf_reader *r = &f->r;
+    const char *name = rnnf_rd_dtype_name(b->dtype);
+    if (r->minor < QUANTIZED_CONSTANTS_MINOR)
+        return rnnf_rd_fail(r, where, "data (blob %u) is %s: a quantized constant needs format %u.%u, the file says "
+                            "%u.%u", index, name, GRAPH_MAJOR, QUANTIZED_CONSTANTS_MINOR, r->major, r->minor);
+    uint64_t n = 1;
+    for (uint32_t a = 0; a < b->ndim; a++) n *= b->dims[a]; /* dims < 2^32 each, 3 at most: no overflow */
+    if ((b->dtype == DTYPE_F16 && b->ndim != 1) || (b->dtype == DTYPE_I8 && b->ndim != 3) || n != numel) {
+        if (b->dtype == DTYPE_F16)
+            return rnnf_rd_fail(r, where, "data (blob %u) is %s of %u axes, expected float16 [%llu]", index, name,
+                                b->ndim, (unsigned long long)numel);
+        return rnnf_rd_fail(r, where, "data (blob %u) is %s of %u axes, expected int8 [outer, channels, inner] of "
+                            "%llu elements", index, name, b->ndim, (unsigned long long)numel);
+    }
+    float *v = own(f, (size_t)numel * sizeof(float));
+    if (!v) return RNNF_ERR_NOMEM;
+    const unsigned char *p = r->d + b->offset;
+    if (b->dtype == DTYPE_F16) {
+        for (uint64_t i = 0; i < numel; i++) v[i] = rnnf_half_to_float((uint16_t)rd16(p + 2 * i));
+        *out = v;
+        return RNNF_OK;
+    }
+    rnnf_blob_info *sb = &r->blobs[b->scale_blob]; /* rnnf_rd_blobs: another blob of the file */
+    if (sb->used) return rnnf_rd_fail(r, where, "data scales reuse blob %u, already used", b->scale_blob);
+    sb->used = 1;
+    if (sb->dtype != DTYPE_F32 || sb->ndim != 1 || sb->dims[0] != b->dims[1])
+        return rnnf_rd_fail(r, where, "data scales (blob %u) are %s of %u axes, expected float32 [%u] (one per "
+                            "channel of the int8 data)", b->scale_blob, rnnf_rd_dtype_name(sb->dtype), sb->ndim,
+                            b->dims[1]);
+    const unsigned char *sp = r->d + sb->offset;
+    for (uint32_t c = 0; c < b->dims[1]; c++) {
+        const uint32_t bits = rd32(sp + 4 * (size_t)c);
+        float s;
+        memcpy(&s, &bits, 4);
+        if (!isfinite(s))
+            return rnnf_rd_fail(r, where, "data scales (blob %u) are not all finite", b->scale_blob);
+    }
+    const uint64_t channels = b->dims[1], inner = b->dims[2];
+    for (uint64_t i = 0; i < numel; i++) {
+        const uint32_t bits = rd32(sp + 4 * (size_t)(i / inner % channels));
+        float s;
+        memcpy(&s, &bits, 4);
+        v[i] = (float)(int8_t)p[i] * s;
+    }
+    *out = v;
+    return RNNF_OK;
+}
+
 /* A constant's elements: blob `index`, 1-D, of the tensor's dtype and numel elements, copied out little-endian. */
 static rnnf_status read_constant(gfile *f, const char *where, uint32_t index, uint32_t dtype, uint64_t numel,
                                  const void **out)
@@ -193,6 +249,8 @@ static rnnf_status read_constant(gfile *f, const char *where, uint32_t index, ui
     rnnf_blob_info *b = &r->blobs[index];
     if (b->used) return rnnf_rd_fail(r, where, "data reuses blob %u, already used", index);
     b->used = 1;
+    if (dtype == RNNF_DT_F32 && (b->dtype == DTYPE_F16 || b->dtype == DTYPE_I8))
+        return read_stored_constant(f, where, b, index, numel, out);
     const uint32_t want = BLOB_OF[dtype];
     if (b->dtype != want || b->ndim != 1 || b->dims[0] != numel)
         return rnnf_rd_fail(r, where, "data (blob %u) is %s of %u axes, expected %s [%llu]", index,

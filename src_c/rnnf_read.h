@@ -28,7 +28,8 @@
 #define VERSION_MAJOR 1u
 #define VERSION_MINOR 1u
 #define GRAPH_MAJOR 2u
-#define GRAPH_MINOR 0u
+#define GRAPH_MINOR 1u
+#define QUANTIZED_CONSTANTS_MINOR 1u /* 2.1: float32 graph constants stored as float16, or int8 per channel */
 #define QUANTIZED_MINOR 1u /* the first minor version with float16 / int8 blobs */
 /* The engine's int sizes; a file past them is valid but too large for this library. */
 #define MAX_LAYER_DIM (1u << 24)

@@ -32,11 +32,16 @@ def program(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    """model name -> the .rnnf 2 file `rnnfast convert` wrote for it (after its own reload check passed)."""
+    """model name -> the .rnnf 2 file `rnnfast convert` wrote for it (after its own reload check passed); "crnn.ts
+    int8" and "denoiser.dynamo fp16": with every weight the rule takes quantized (--quantize-scope all)."""
     out, files = tmp_path_factory.mktemp("converted"), {}
     for name in ("vad.ts", "denoiser.dynamo", "crnn.ts", "stream_gru.dynamo"):
         files[name] = out / f"{name}.rnnf"
         assert cli_main(["convert", str(GRAPH / f"{name}.onnx"), str(files[name])]) == 0, name
+    for name, dtype in (("crnn.ts", "int8"), ("denoiser.dynamo", "fp16")):
+        files[f"{name} {dtype}"] = out / f"{name}.{dtype}.rnnf"
+        assert cli_main(["convert", str(GRAPH / f"{name}.onnx"), str(files[f"{name} {dtype}"]), "--quantize", dtype,
+                         "--quantize-scope", "all"]) == 0, name
     return files
 
 
@@ -105,6 +110,22 @@ def test_c_streams_with_the_state_loop_like_onnxruntime(program, converted, name
             assert_close(read_tensor(tmp_path / f"step{t}_out{k}.bin"), outs[n], what=f"{name} step {t} {n}")
 
 
+@pytest.mark.parametrize("name,dtype", [("crnn.ts", "int8"), ("denoiser.dynamo", "fp16")])
+def test_c_runs_quantized_graphs_as_the_quantized_model_computes(program, converted, name, dtype, tmp_path):
+    """The C library dequantizes the stored MatMul / Conv / recurrent weights at load: its outputs are the quantized
+    model's (Model.quantize(dtype, scope="all") of the ONNX file, run in Python) within the float32 tolerance."""
+    record = np.load(GRAPH / f"{name.split('.')[0]}.npz")
+    quantized = rnnfast.load(GRAPH / f"{name}.onnx").quantize(dtype, scope="all")
+    assert quantized.graph.compiled.stored_constants >= 1
+    feeds = {n: record[f"in:{n}"] for n in quantized.input_names}
+    for k, n in enumerate(quantized.input_names):
+        write_tensor(tmp_path / f"in{k}.bin", feeds[n])
+    result = _run(program, "run", converted[f"{name} {dtype}"], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for k, (n, w) in enumerate(zip(quantized.output_names, quantized.run(feeds))):
+        assert_close(read_tensor(tmp_path / f"out{k}.bin"), w, what=f"{name} {dtype} {n}: C vs Python")
+
+
 def _where(message: str, path) -> str:
     """The record a refusal names: "graph 0", "node 4 (graph 1)", "header", ..."""
     assert message.startswith(f"{path}: "), message
@@ -138,7 +159,7 @@ def _crafted(data: bytes) -> list:
     output_named_as_input = bytearray(data)
     output_named_as_input[first_output_io:first_output_io + 8] = data[at["n_io"]:at["n_io"] + 8]
     return [
-        (patch("<H", 6, 1), "header"),                         # a newer minor version
+        (patch("<H", 6, 2), "header"),                         # a newer minor version
         (patch("<H", 4, 3), "header"),                         # a newer major version
         (patch("<I", 32 + 4, 1 << 30), "header"),              # n_tensors past the file
         (patch("<I", at["n_graphs"], 1), "graph 0"),           # first_tensor off its slot
@@ -163,19 +184,48 @@ def _crafted(data: bytes) -> list:
     ]
 
 
-def _damaged(data: bytes, rng) -> list:
+def _crafted_quantized(data: bytes) -> list:
+    """Damaged quantized constants (an int8 MatMul / Conv weight and its scales): (bytes, the record named)."""
+    at = _offsets(data)
+    n_tensors = spec.HEADER2.unpack_from(data, 0)[8]
+    blob_at = lambda b: at["n_blobs"] + spec.BLOB.size * b
+    k, blob = next((k, b) for k in range(n_tensors)
+                   for b in [struct.unpack_from("<I", data, at["n_tensors"] + spec.TENSOR.size * k + 16)[0]]
+                   if b != spec.NONE and struct.unpack_from("<I", data, blob_at(b) + 16)[0] == spec.DTYPE_I8)
+    outer, channels, inner = struct.unpack_from("<3I", data, blob_at(blob) + 24)
+    scale_blob = struct.unpack_from("<I", data, blob_at(blob) + 40)[0]
+    where = f"tensor {k} (graph 0)"
+
+    def patch(fmt, pos, *values):
+        bad = bytearray(data)
+        struct.pack_into(fmt, bad, pos, *values)
+        return bytes(bad)
+
+    scale_data = struct.unpack_from("<Q", data, blob_at(scale_blob))[0]
+    return [
+        (patch("<H", 6, 0), where),                                              # 2.0: no quantized constants
+        (patch("<3I", blob_at(blob) + 24, outer * channels, 1, inner), where),  # one scale for `channels` of them
+        (patch("<I4I", blob_at(blob) + 20, 2, outer * channels, inner, 0, 0), where),  # 2 axes, not 3
+        (patch("<f", scale_data, float("nan")), where),                         # a scale that is not finite
+        (patch("<I", blob_at(blob) + 40, blob), f"blob {blob}"),                # its own scales
+        (data[:-64], "header"),                                                 # truncated
+    ]
+
+
+def _damaged(data: bytes, rng, quantized=False) -> list:
     end = _offsets(data)["end"]
     out = [(data[:n], None) for n in sorted(set(rng.integers(0, len(data), 25).tolist()) | {0, 127, 128})]
     for pos in rng.choice(end, 250, replace=False).tolist() + rng.integers(end, len(data), 20).tolist():
         bad = bytearray(data)
         bad[pos] ^= int(rng.integers(1, 256))
         out.append((bytes(bad), None))
-    return out + _crafted(data)
+    return out + (_crafted_quantized(data) if quantized else _crafted(data))
 
 
-def test_c_and_python_readers_agree_on_damaged_graph_files(program, converted, rng, tmp_path):
-    data = converted["stream_gru.dynamo"].read_bytes()
-    cases = _damaged(data, rng)
+@pytest.mark.parametrize("name", ["stream_gru.dynamo", "crnn.ts int8"])
+def test_c_and_python_readers_agree_on_damaged_graph_files(program, converted, rng, tmp_path, name):
+    data = converted[name].read_bytes()
+    cases = _damaged(data, rng, quantized=name.endswith("int8"))
     files, verdicts = [], []
     for i, (bad, _) in enumerate(cases):
         path = tmp_path / f"bad{i:04d}.rnnf"
@@ -209,9 +259,9 @@ def test_versions_are_named_and_v1_loaders_refuse_graphs(converted):
     data = bytearray(converted["vad.ts"].read_bytes())
     with pytest.raises(FormatError, match=r"m.rnnf: header: format version 2 holds a whole graph"):
         load_rnnf(bytes(data), "m.rnnf")
-    struct.pack_into("<H", data, 6, 1)
-    with pytest.raises(FormatError, match=r"m.rnnf: header: format version 2\.1 is not readable .*2\.0 to 2\.0"):
+    struct.pack_into("<H", data, 6, 2)
+    with pytest.raises(FormatError, match=r"m.rnnf: header: format version 2\.2 is not readable .*2\.0 to 2\.1"):
         load_rnnf_model(bytes(data), "m.rnnf")
     struct.pack_into("<H", data, 4, 3)
-    with pytest.raises(FormatError, match=r"m.rnnf: header: format version 3\.1 is not readable"):
+    with pytest.raises(FormatError, match=r"m.rnnf: header: format version 3\.2 is not readable"):
         load_rnnf_model(bytes(data), "m.rnnf")

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import os
 
 import numpy as np
 
 from ..graph.runtime import compiled_graph_of
+from ..quantize import SCOPES
 from .codes import EXIT_CODES_HELP, EXIT_MISMATCH, EXIT_OK
 from .common import CliError, add_model_arguments, feeds_text, load_model, positive_int
 from .compare import CHECK_TOLERANCE, check_written
@@ -66,7 +68,11 @@ def add_parser(sub):
                        help="rnnf, npz, safetensors: store the recurrent weights (w_ih, w_hh, w_hr) as int8 with "
                             "one float32 scale per output row, or as float16; computed in float32. The reload check "
                             "then compares with the quantized model, and the difference from the float32 model is "
-                            "printed beside it")
+                            "printed beside it, as are the file sizes with and without quantized weights")
+        p.add_argument("--quantize-scope", choices=list(SCOPES), default="recurrent",
+                       help="with --quantize: 'recurrent' (the default) quantizes the recurrent matrices only; 'all' "
+                            "also the constant weights of MatMul, Gemm, Conv and ConvTranspose (one scale per output "
+                            "channel; whole-graph formats only), as Model.quantize(scope=...)")
     if "onnx" in formats:
         from ..exporters.onnx import DEFAULT_OPSET, MIN_OPSET
 
@@ -103,6 +109,11 @@ def main(args) -> int:
         raise CliError(f"--quantize {quantize}: only the whole-graph formats ("
                        f"{', '.join(k for k, v in formats.items() if v[2] == 'graph')}) store quantized weights (for C "
                        f"code: rnnfast export-c --quantize)")
+    scope = getattr(args, "quantize_scope", "recurrent")
+    if scope != "recurrent" and not quantize:
+        raise CliError(f"--quantize-scope {scope}: give --quantize int8 or fp16 too")
+    if scope != "recurrent" and getattr(args, "rnnf_version", None) == 1:
+        raise CliError(f"--quantize-scope {scope}: .rnnf 1 stores only recurrent weights quantized; write .rnnf 2")
     if getattr(args, "rnnf_version", None) and fmt != "rnnf":
         raise CliError(f"--rnnf-version: only for the rnnf format, not {fmt}")
     if getattr(args, "outputs", None) and fmt != "onnx":
@@ -133,17 +144,24 @@ def _write_graph(args, model, compiled, quantize, fmt, formats) -> int:
     """The whole graph (.rnnf 2, or its .npz / .safetensors form); reloaded and run beside the source on every
     output."""
     import rnnfast
-    from ..exporters.rnnf_graph import quantized_desc
+    from ..graph.quantized import quantize_desc
     from ..graph.runtime import CompiledGraph
 
     module, function = formats[fmt][:2]
     write = getattr(importlib.import_module(module), function)
+    lengths, scope = bool(getattr(args, "sequence_lens", False)), getattr(args, "quantize_scope", "recurrent")
     try:
-        write(model, args.out, quantize, lengths=bool(getattr(args, "sequence_lens", False)))
+        write(model, args.out, quantize, lengths=lengths, scope=scope)
     except OSError as e:
         raise CliError(f"{args.out}: cannot write: {e.strerror or e}") from None
     print(f"wrote {args.out} ({'rnnf 2' if fmt == 'rnnf' else fmt}, {os.path.getsize(args.out)} bytes) from "
           f"{args.file}")
+    if quantize:
+        unquantized = io.BytesIO()
+        write(model, unquantized, None, lengths=lengths)
+        before, after = len(unquantized.getvalue()), os.path.getsize(args.out)
+        print(f"file size: {before} bytes with the weights as the source holds them, {after} with {quantize} "
+              f"({scope} scope): {after / max(before, 1):.1%}")
     written = rnnfast.load(args.out)
     # The graph's own interface: a stateful Keras model's graph also reads and writes its layers' states, which the
     # model holds between runs and the file pairs as state loops.
@@ -154,7 +172,7 @@ def _write_graph(args, model, compiled, quantize, fmt, formats) -> int:
         return EXIT_MISMATCH
     reference = compiled
     if quantize:  # the same quantized layers, run from memory: the check is of the file, not of the quantization
-        reference = CompiledGraph.from_desc(quantized_desc(compiled.desc, quantize), compiled.graph)
+        reference = CompiledGraph.from_desc(quantize_desc(compiled.desc, quantize, scope), compiled.graph)
     # a length the model takes (a conv front end needs more than a few samples)
     for seq_len in (5, 64, 512) if args.seq_len is None else (args.seq_len,):
         feeds = random_inputs(written, seq_len=seq_len, batch=args.batch, seed=0)
@@ -198,6 +216,12 @@ def _write_rnnf1(args, model, quantize) -> int:
     except OSError as e:
         raise CliError(f"{args.out}: cannot write: {e.strerror or e}") from None
     print(f"wrote {args.out} (rnnf 1, {os.path.getsize(args.out)} bytes) from {args.file}")
+    if quantize:
+        unquantized = io.BytesIO()
+        save_rnnf(source, unquantized)
+        before, after = len(unquantized.getvalue()), os.path.getsize(args.out)
+        print(f"file size: {before} bytes with float32 weights, {after} with {quantize} recurrent weights: "
+              f"{after / max(before, 1):.1%}")
     written = rnnfast.load(args.out)
     feeds = random_inputs(written, seq_len=args.seq_len or 5, batch=args.batch, seed=0)
     got = written.run(feeds)[0]

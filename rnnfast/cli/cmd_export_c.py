@@ -29,6 +29,10 @@ def add_parser(sub):
                    help="store the recurrent weights (w_ih, w_hh, w_hr) as int8 with a symmetric scale per output "
                         "row, or fp16, as Model.quantize does (everything else stays float32); compute stays "
                         "float32")
+    p.add_argument("--quantize-scope", choices=["recurrent", "all"], default="recurrent",
+                   help="with --quantize, whole graph: 'all' also stores the MatMul, Gemm and Conv weights quantized "
+                        "(Model.quantize(scope='all')); refused by node where the exported code has no kernel "
+                        "that reads them")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="export the whole graph for this size of a symbolic input dimension (repeat for each: "
                         "--dim batch=1 --dim chunk=512)")
@@ -62,7 +66,7 @@ def _main_graph(args, model=None) -> int:
     if model is None:
         model, _ = load_model(args)
     if args.quantize:  # the rule of Model.quantize (rnnfast/quantize.py): the executor's own quantized kernels
-        model = model.quantize(args.quantize)
+        model = model.quantize(args.quantize, args.quantize_scope)
     states = _pairs(args.state, "state") if args.state else None
     written = export_c_graph(model, args.out, prefix=args.prefix, dims=dims, states=states, where=args.file,
                              lengths=args.sequence_lens)
@@ -79,7 +83,9 @@ def _main_graph(args, model=None) -> int:
 def main(args) -> int:
     from ..exporters.c import export_c
 
-    if args.dim or args.graph or args.state or args.sequence_lens:
+    if args.quantize_scope != "recurrent" and not args.quantize:
+        raise ValueError(f"--quantize-scope {args.quantize_scope}: give --quantize int8 or fp16 too")
+    if args.dim or args.graph or args.state or args.sequence_lens or args.quantize_scope != "recurrent":
         return _main_graph(args)
     model, _ = load_model(args)
     try:

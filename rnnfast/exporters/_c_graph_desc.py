@@ -3,7 +3,9 @@ rnnf_graph_desc the library's rnnf_graph_create reads, with every constant 64-by
 into a pool reads the weights where they are (src_c/graph/graph.c) instead of copying them.
 
 Everything the export cannot carry is refused here by node: operators outside the C executor (run through
-onnx.reference as host nodes)."""
+onnx.reference as host nodes), and MatMul / Gemm / Conv weights stored as int8 or float16 (Model.quantize's scope
+"all"): the exported code has no kernel reading them, and writing the float32 values they stand for would not be
+the quantized model a user asked for."""
 from __future__ import annotations
 
 import numpy as np
@@ -128,6 +130,17 @@ class DescWriter:
             if op == HOST_OP:
                 raise FormatError(f"{self.where}: {name} has no C kernel (rnnfast runs it through onnx.reference); "
                                   f"export-c cannot write it")
+        stored = desc.get("quantized") or {}
+        for op, name, ins, *_ in desc["nodes"]:
+            for t in ins:
+                if t in stored:
+                    from ..graph.compile import OP_NAMES
+
+                    raise FormatError(f"{self.where}: {name} reads the constant "
+                                      f"{desc['tensors'][t][5]!r} stored as {stored[t][0].dtype}: export-c has no "
+                                      f"kernel that reads a quantized {OP_NAMES[op]} weight; export the model "
+                                      f"quantized with scope 'recurrent' (the recurrent layers only), or run its "
+                                      f".rnnf 2 file with the C library")
         subs = [self.graph(sub) for sub in desc["subgraphs"]]
         sub_name = "NULL"
         if subs:

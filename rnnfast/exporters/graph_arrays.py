@@ -15,12 +15,14 @@ from .rnnf_graph import graph_parts
 LAYER_BLOBS = ("w_ih", "w_hh", "b_ih", "b_hh", "peepholes", "w_hr")  # spec.LAYER_HEAD's blob fields, in order
 
 
-def graph_entries(model, weight_dtype: str | None = None, lengths: bool = False) -> tuple[str, dict]:
+def graph_entries(model, weight_dtype: str | None = None, lengths: bool = False,
+                  scope: str = "recurrent") -> tuple[str, dict]:
     """(structure JSON, name -> array) of a Model whose graph runs fully in C (FormatError naming why not);
-    `lengths`: the variant with a sequence_lens input (graph/runtime.py's compiled_graph_of)."""
+    `lengths`: the variant with a sequence_lens input (graph/runtime.py's compiled_graph_of); weight_dtype, scope:
+    rnnfast/quantize.py's rule."""
     compiled = compiled_graph_of(model, purpose=".npz or .safetensors", lengths=lengths)
-    parts = graph_parts(compiled, getattr(model, "source", "") or "", weight_dtype)
-    doc = {"format": spec.CONTAINER_FORMAT, "version": [spec.GRAPH_MAJOR, spec.GRAPH_MINOR],
+    parts = graph_parts(compiled, getattr(model, "source", "") or "", weight_dtype, scope)
+    doc = {"format": spec.CONTAINER_FORMAT, "version": [spec.GRAPH_MAJOR, parts.minor],
            "source": list(parts.source), "producer": list(parts.producer)}
     for key, st in spec.RECORDS.items():
         doc[key] = [list(rec) for rec in st.iter_unpack(parts.tables[key])]

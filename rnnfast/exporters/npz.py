@@ -14,8 +14,8 @@ from ._output import write_bytes
 from .graph_arrays import graph_entries
 
 
-def to_bytes(model, weight_dtype: str | None = None, lengths: bool = False) -> bytes:
-    text, arrays = graph_entries(model, weight_dtype, lengths)
+def to_bytes(model, weight_dtype: str | None = None, lengths: bool = False, scope: str = "recurrent") -> bytes:
+    text, arrays = graph_entries(model, weight_dtype, lengths, scope)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
         for name, arr in [(spec.NPZ_STRUCTURE, np.array(text))] + list(arrays.items()):
@@ -28,7 +28,8 @@ def to_bytes(model, weight_dtype: str | None = None, lengths: bool = False) -> b
     return buf.getvalue()
 
 
-def save_npz(model, path, weight_dtype: str | None = None, lengths: bool = False) -> None:
+def save_npz(model, path, weight_dtype: str | None = None, lengths: bool = False,
+             scope: str = "recurrent") -> None:
     """Write a Model whose graph runs fully in C to `path` (str, PathLike, or a binary file object); `lengths`:
     the variant with a sequence_lens input."""
-    write_bytes(to_bytes(model, weight_dtype, lengths), path)
+    write_bytes(to_bytes(model, weight_dtype, lengths, scope), path)

@@ -61,7 +61,9 @@ def source_graph(source):
             f"{why} (rnnfast runs such a graph node by node, in Python, and writes ONNX only from a graph the C "
             f"executor runs)" if why else f"{type(graph).__name__} models have no graph to write"))
     ir = compiled.graph
-    if not ir.nodes and compiled.desc["nodes"]:  # a .rnnf 2 file's: the C executor's description alone
+    # a .rnnf 2 file's graph is the C executor's description alone; a graph with quantized MatMul/Gemm/Conv weights
+    # (Model.quantize scope "all") holds the values they stand for only there
+    if (not ir.nodes and compiled.desc["nodes"]) or getattr(compiled, "stored_constants", 0):
         from .onnx_lift import OPSET, lift
 
         return lift(compiled.desc, ir.inputs, ir.outputs, ir.name), OPSET, where

@@ -45,6 +45,14 @@ class _GraphWriter(_Writer):
         self.codes.append(spec.TENSOR_BLOB_DTYPE[dtype])
         return len(self.blobs) - 1
 
+    def stored_constant(self, values, scale) -> int:
+        """A float32 constant stored by the quantization rule: float16 [numel], or int8 [outer, channels, inner]
+        followed by its float32 [channels] scales (rnnfast/quantize.py quantize_channels)."""
+        index = self.blob(values)
+        if scale is not None:
+            self.scales[index] = self.blob(np.asarray(scale, np.float32))
+        return index
+
 
 def _flatten(desc) -> list:
     """Graph 0 and every If branch, breadth first: the branches of one graph are consecutive records."""
@@ -67,25 +75,28 @@ def _refuse_hosts(desc, where):
 
 class GraphParts(NamedTuple):
     """A graph as .rnnf 2 describes it, before it is put in a container: every table of spec.TABLES2 but the blobs
-    as its packed records (keyed by spec.TABLE_KEYS), the blobs as (array, blob dtype code, scale blob), and the
-    header's source and producer as (offset, length) in the strings."""
+    as its packed records (keyed by spec.TABLE_KEYS), the blobs as (array, blob dtype code, scale blob), the
+    header's source and producer as (offset, length) in the strings, and the minor version its content needs."""
     tables: dict
     blobs: list
     source: tuple
     producer: tuple
+    minor: int = 0
 
 
-def graph_to_bytes(compiled, source: str = "", weight_dtype: str | None = None) -> bytes:
+def graph_to_bytes(compiled, source: str = "", weight_dtype: str | None = None, scope: str = "recurrent") -> bytes:
     """The .rnnf 2 content of a CompiledGraph (rnnfast/graph/runtime.py); weight_dtype "int8" / "float16" stores
-    the recurrent layers' weights that way (rnnfast/quantize.py's rule)."""
-    return assemble(graph_parts(compiled, source, weight_dtype))
+    the weights of `scope` that way (rnnfast/quantize.py's rule); constants quantized already stay so."""
+    return assemble(graph_parts(compiled, source, weight_dtype, scope))
 
 
-def graph_parts(compiled, source: str = "", weight_dtype: str | None = None) -> GraphParts:
+def graph_parts(compiled, source: str = "", weight_dtype: str | None = None, scope: str = "recurrent") -> GraphParts:
     """The one walk of a CompiledGraph that every container of a graph (.rnnf 2, .npz, .safetensors) stores."""
+    from ..graph.quantized import quantize_desc
+
     desc, graph = compiled.desc, compiled.graph
     if weight_dtype:
-        desc = quantized_desc(desc, weight_dtype)
+        desc = quantize_desc(desc, weight_dtype, scope, source or graph.name)
     where = source or graph.name
     _refuse_hosts(desc, where)
     w = _GraphWriter()
@@ -114,8 +125,12 @@ def graph_parts(compiled, source: str = "", weight_dtype: str | None = None) -> 
         names = g.get("sym_names") or [""] * len(g["syms"])
         for (inp, axis), name in zip(g["syms"], names):
             recs["sym"].append(spec.SYM.pack(inp, axis, *w.name(name)))
+        stored = g.get("quantized") or {}
         for t, (dtype, rank, dims_at, data, alias_of, name) in enumerate(g["tensors"]):
-            blob = spec.NONE if data is None else w.constant(data, dtype, f"{where}: tensor {name!r}")
+            if t in stored:
+                blob = w.stored_constant(*stored[t])
+            else:
+                blob = spec.NONE if data is None else w.constant(data, dtype, f"{where}: tensor {name!r}")
             recs["tensor"].append(spec.TENSOR.pack(dtype, rank, dims_at, spec.NONE if alias_of < 0 else alias_of,
                                                    blob, 0, *w.name(name)))
         for n, (op, name, ins, outs, ia, fa, layers) in enumerate(g["nodes"]):
@@ -149,16 +164,8 @@ def graph_parts(compiled, source: str = "", weight_dtype: str | None = None) -> 
     tables = {key if key == "io" else f"{key}s": b"".join(recs[key]) for key in recs}
     tables.update(ints=np.asarray(ints, "<i8").tobytes(), ids=np.asarray(ids, "<u4").tobytes(),
                   floats=np.asarray(floats, "<f4").tobytes(), strings=bytes(w.strings))
-    return GraphParts(tables, list(zip(w.blobs, w.codes, w.scales)), source_name, producer)
-
-
-def quantized_desc(desc: dict, weight_dtype: str) -> dict:
-    """desc with every recurrent layer's weights stored as weight_dtype (the engine's one quantization rule)."""
-    from ..engine import layer_desc
-
-    nodes = [node[:6] + ([layer_desc(lay["layer"].with_weight_dtype(weight_dtype)) for lay in node[6]]
-                         if node[6] else node[6],) for node in desc["nodes"]]
-    return {**desc, "nodes": nodes, "subgraphs": [quantized_desc(g, weight_dtype) for g in desc["subgraphs"]]}
+    minor = spec.QUANTIZED_CONSTANTS_MINOR if any(g.get("quantized") for g in graphs) else 0
+    return GraphParts(tables, list(zip(w.blobs, w.codes, w.scales)), source_name, producer, minor)
 
 
 def state_loops(compiled) -> list:
@@ -191,7 +198,7 @@ def assemble(parts: GraphParts) -> bytes:
         blob_recs.append(spec.BLOB.pack(offset, arr.nbytes, code, arr.ndim, *dims, scale_blob, 0))
         file_size = offset + arr.nbytes
     tables = {**parts.tables, "blobs": b"".join(blob_recs)}
-    header = spec.HEADER2.pack(spec.MAGIC, spec.GRAPH_MAJOR, spec.GRAPH_MINOR, spec.HEADER2.size, 0, file_size,
+    header = spec.HEADER2.pack(spec.MAGIC, spec.GRAPH_MAJOR, parts.minor, spec.HEADER2.size, 0, file_size,
                                spec.HEADER2.size, *counts, *parts.source, *parts.producer, *([0] * 6))
     out = bytearray(header)
     for start, key in zip(starts, spec.TABLE_KEYS):
@@ -204,9 +211,11 @@ def assemble(parts: GraphParts) -> bytes:
     return bytes(out)
 
 
-def save_rnnf_graph(model, path, weight_dtype: str | None = None, lengths: bool = False) -> None:
+def save_rnnf_graph(model, path, weight_dtype: str | None = None, lengths: bool = False,
+                    scope: str = "recurrent") -> None:
     """Write a Model (or a CompiledGraph) whose graph runs fully in C to `path` (str, PathLike or binary file);
-    `lengths`: the variant with a sequence_lens input (runtime.compiled_graph_of)."""
+    `lengths`: the variant with a sequence_lens input (runtime.compiled_graph_of); weight_dtype and scope:
+    rnnfast/quantize.py's rule, as Model.quantize."""
     source = getattr(model, "source", "") or ""
     compiled = compiled_graph_of(model, purpose=".rnnf 2", lengths=lengths)
-    write_bytes(graph_to_bytes(compiled, source, weight_dtype), path)
+    write_bytes(graph_to_bytes(compiled, source, weight_dtype, scope), path)

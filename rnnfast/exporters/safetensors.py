@@ -15,8 +15,8 @@ from .graph_arrays import graph_entries
 DTYPES = {"<f4": "F32", "<f2": "F16", "|i1": "I8", "<i8": "I64", "<i4": "I32", "|u1": "U8"}
 
 
-def to_bytes(model, weight_dtype: str | None = None, lengths: bool = False) -> bytes:
-    text, arrays = graph_entries(model, weight_dtype, lengths)
+def to_bytes(model, weight_dtype: str | None = None, lengths: bool = False, scope: str = "recurrent") -> bytes:
+    text, arrays = graph_entries(model, weight_dtype, lengths, scope)
     header, offset, chunks = {"__metadata__": {spec.SAFETENSORS_STRUCTURE: text}}, 0, []
     for name, arr in arrays.items():
         raw = np.ascontiguousarray(arr).tobytes()
@@ -29,7 +29,8 @@ def to_bytes(model, weight_dtype: str | None = None, lengths: bool = False) -> b
     return len(head).to_bytes(8, "little") + head + b"".join(chunks)
 
 
-def save_safetensors(model, path, weight_dtype: str | None = None, lengths: bool = False) -> None:
+def save_safetensors(model, path, weight_dtype: str | None = None, lengths: bool = False,
+                     scope: str = "recurrent") -> None:
     """Write a Model whose graph runs fully in C to `path` (str, PathLike, or a binary file object); `lengths`:
     the variant with a sequence_lens input."""
-    write_bytes(to_bytes(model, weight_dtype, lengths), path)
+    write_bytes(to_bytes(model, weight_dtype, lengths, scope), path)

@@ -200,6 +200,18 @@ def infer_reshape(c):
     if spec is None:
         raise Unfit(f"{c.where}: the target shape depends on the data")
     shape = _target_shape(c, x, spec)
+    if not any(not isinstance(s, Dim) and s == -1 for s in spec):  # with a -1, _target_shape checked the count
+        total_in, total_out = 1, 1
+        for d in x.shape:
+            total_in = Dim.make(Dim.of(total_in) * d)
+        for d in shape:
+            total_out = Dim.make(Dim.of(total_out) * d)
+        if total_in != total_out:
+            if isinstance(total_in, Dim) or isinstance(total_out, Dim):
+                c.checks.append((total_in, total_out))
+            else:  # a silent reinterpretation of the wrong number of elements otherwise
+                raise Unfit(f"{c.where}: Reshape of {shape_str(x.shape)} ({total_in} elements) to "
+                            f"{shape_str(shape)} ({total_out})")
     return [c.out(x.dtype, shape, x.sym)]
 
 

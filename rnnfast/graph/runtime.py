@@ -38,14 +38,39 @@ class CompiledGraph:
         self.state_pairs = None if state_pairs is None else dict(state_pairs)
         return self
 
-    def quantized(self, weight_dtype: str) -> "CompiledGraph":
-        """A copy whose recurrent stacks, in If branches too, store their weights (w_ih, w_hh, w_hr) in weight_dtype
-        (rnnfast/quantize.py's rule: int8 with a float32 scale per row, or float16); everything else, inputs and
-        outputs included, stays as it is. A recurrent node the analysis left outside a stack (batch-major, layout 1,
-        or weights computed at run time) is refused by name (FormatError)."""
+    def quantized(self, weight_dtype: str, scope: str = "recurrent") -> "CompiledGraph":
+        """A copy storing its weights in weight_dtype by rnnfast/quantize.py's rule (int8 with a float32 scale per
+        row or output channel, or float16): the recurrent stacks' w_ih, w_hh, w_hr (in If branches too) and, with
+        scope "all", the MatMul / Gemm / Conv / ConvTranspose weights graph/quantized.py picks; everything
+        else, inputs and outputs included, stays as it is. A recurrent node the analysis left outside a stack
+        (batch-major, layout 1, or weights computed at run time) is refused by name (FormatError)."""
+        from ..quantize import check_scope
+        from .quantized import quantize_desc
+
+        scope = check_scope(scope, self.graph.name)
+        if not self.graph.nodes:  # read from a file: the description is all there is
+            desc = quantize_desc(self.desc, weight_dtype, scope, self.graph.name)
+            return CompiledGraph.from_desc(desc, self.graph, self.n_threads, self.graph.name, self.state_pairs)
         graph, new = _quantized_graph(self.graph, weight_dtype)
         checks = [(new.get(id(n), n),) + tuple(rest) for n, *rest in self.checks]
-        return CompiledGraph(graph, self.opset, self.n_threads, checks)
+        compiled = CompiledGraph(graph, self.opset, self.n_threads, checks)
+        compiled.state_pairs = self.state_pairs
+        if scope == "all":
+            compiled.desc = quantize_desc(compiled.desc, weight_dtype, scope, graph.name)
+            compiled.c_graph = _core.CGraph(compiled.desc, graph.name)
+        return compiled
+
+    @property
+    def stored_constants(self) -> int:
+        """How many constants (in every branch) the description holds quantized (quantize.quantize_desc): the IR
+        graph still has their float32 originals, so what reads the IR instead of the description must not be used
+        for them."""
+        todo, n = [self.desc], 0
+        while todo:
+            d = todo.pop()
+            n += len(d.get("quantized") or {})
+            todo += d["subgraphs"]
+        return n
 
     def run(self, arrays: list, n_threads=None, into=None) -> list:
         """arrays: the inputs in order (the binding converts any that are not C-contiguous of the declared dtype)."""

@@ -61,7 +61,7 @@ def load_graph_arrays(text, arrays: dict, name: str, entry: str, kind: str, n_th
     blobs, names = _blobs(doc["blobs"], arrays, name, entry)
     size = sum(len(t) for t in tables.values()) + sum(a.nbytes + spec.ALIGN for a, _, _ in blobs)
     LoadBudget(name).take(size, f"the graph of entry {entry!r}, laid out for the executor,")
-    data = assemble(GraphParts(tables, blobs, source, producer))
+    data = assemble(GraphParts(tables, blobs, source, producer, doc["version"][1]))
     try:
         graph = RnnfGraph(data, name, n_threads, where=where, kind=kind)
     except FormatError as e:  # the .rnnf 2 reader's "blob N" is an array here

@@ -119,7 +119,9 @@ class _GraphReader(_Reader):
         for k in range(d0, d0 + nd):
             prog += self.dim(k, g, ns)
             starts.append(len(prog) // 2)
+        self.stored = {}  # this graph's quantized constants: local tensor id -> (values, scales or None)
         tensors = [self.tensor(t0 + k, k, g, nt, d0, nd) for k in range(nt)]
+        stored = self.stored
         syms, names = [], []
         for k in range(s0, s0 + ns):
             inp, axis, off, length = self.record("n_syms", spec.SYM, k)
@@ -139,9 +141,12 @@ class _GraphReader(_Reader):
                 self.fail(w, f"dims {a} and {b}, node {node} and kind {kind}: the graph has {nd} dims and {nn} "
                              f"nodes; kinds are 0 and 1")
             checks.append((a, b, node, kind, self.string(w, off, length) or None))
-        return {"tensors": tensors, "nodes": nodes, "inputs": inputs, "outputs": outputs, "syms": syms,
+        desc = {"tensors": tensors, "nodes": nodes, "inputs": inputs, "outputs": outputs, "syms": syms,
                 "sym_names": names, "dim_start": starts, "prog": prog, "checks": checks, "_subs": (g0, ng),
                 "hosts": []}
+        if stored:
+            desc["quantized"] = stored
+        return desc
 
     def ids(self, where, field, first, n, n_tensors, absent=True) -> list:
         out = []
@@ -205,18 +210,20 @@ class _GraphReader(_Reader):
             numel = 1
             for v in dims:
                 numel = min(numel * v, len(self.data) + 1)
-            data = self.constant(where, blob, dtype, numel).reshape(dims)
+            data = self.constant(where, blob, dtype, numel, local).reshape(dims)
         return (dtype, rank, dims_at, data, -1 if alias_of == spec.NONE else alias_of, name)
 
-    def constant(self, where, index, dtype, numel) -> np.ndarray:
+    def constant(self, where, index, dtype, numel, local) -> np.ndarray:
         field = "data"
         if index >= self.n_blobs:
             self.fail(where, f"{field} names blob {index}, the file has {self.n_blobs}")
         if self.blob_used[index] is not None:
             self.fail(where, f"{field} reuses blob {index}, already used by {self.blob_used[index]}")
         self.blob_used[index] = f"{where} {field}"
-        offset, got, blob_dtype, _ = self.blob_info[index]
+        offset, got, blob_dtype, scale_blob = self.blob_info[index]
         want = spec.TENSOR_BLOB_DTYPE[dtype]
+        if dtype == 0 and blob_dtype in (spec.DTYPE_F16, spec.DTYPE_I8):
+            return self.stored_constant(where, index, numel, local)
         if blob_dtype != want or len(got) != 1 or got[0] != numel:
             self.fail(where, f"{field} (blob {index}) is {self.DTYPE_NAMES[blob_dtype]} {list(got)}, expected "
                              f"{self.DTYPE_NAMES[want]} [{numel}]")
@@ -226,6 +233,41 @@ class _GraphReader(_Reader):
                 self.fail(where, f"{field} (blob {index}): a bool constant holds a value other than 0 and 1")
             return values.astype(np.bool_)
         return values.astype(NUMPY[dtype])
+
+    def stored_constant(self, where, index, numel, local) -> np.ndarray:
+        """A float32 constant stored by the quantization rule (float16 [numel], or int8 [outer, channels, inner]
+        with float32 [channels] scales), as the float32 values it stands for; the stored form is kept."""
+        from ..quantize import dequantize_channels
+
+        offset, got, blob_dtype, scale_blob = self.blob_info[index]
+        name = self.DTYPE_NAMES[blob_dtype]
+        if self.minor < spec.QUANTIZED_CONSTANTS_MINOR:
+            self.fail(where, f"data (blob {index}) is {name}: a quantized constant needs format {spec.GRAPH_MAJOR}."
+                             f"{spec.QUANTIZED_CONSTANTS_MINOR}, the file says {self.major}.{self.minor}")
+        n = int(np.prod(got, dtype=np.int64))
+        if (blob_dtype == spec.DTYPE_F16 and len(got) != 1) or (blob_dtype == spec.DTYPE_I8 and len(got) != 3) \
+                or n != numel:
+            self.fail(where, f"data (blob {index}) is {name} {list(got)}, expected " + (
+                f"float16 [{numel}]" if blob_dtype == spec.DTYPE_F16 else
+                f"int8 [outer, channels, inner] of {numel} elements"))
+        values = np.frombuffer(self.data, spec.DTYPE_NUMPY2[blob_dtype], numel, offset).reshape(got)
+        scale = None
+        if blob_dtype == spec.DTYPE_I8:
+            if self.blob_used[scale_blob] is not None:
+                self.fail(where, f"data scales reuse blob {scale_blob}, already used by {self.blob_used[scale_blob]}")
+            self.blob_used[scale_blob] = f"{where} data scales"
+            s_got, s_dtype = self.blob_info[scale_blob][1], self.blob_info[scale_blob][2]
+            if s_dtype != spec.DTYPE_F32 or list(s_got) != [got[1]]:
+                self.fail(where, f"data scales (blob {scale_blob}) are {self.DTYPE_NAMES[s_dtype]} {list(s_got)}, "
+                                 f"expected float32 [{got[1]}] (one per channel of the int8 data)")
+            scale = np.frombuffer(self.data, "<f4", got[1], self.blob_info[scale_blob][0]).astype(np.float32)
+            if not np.all(np.isfinite(scale)):
+                self.fail(where, f"data scales (blob {scale_blob}) are not all finite")
+            values = values.astype(np.int8)
+        else:
+            values = values.astype(np.float16)
+        self.stored[local] = (values, scale)
+        return dequantize_channels(values, scale, (numel,))
 
     def node(self, k: int, g: int, n_tensors: int):
         where = f"node {k} (graph {g})"
@@ -404,6 +446,16 @@ class RnnfGraph:
         from ..graph.stream import make_stream
 
         return make_stream(self.name, batch, n_threads, compiled=self.compiled, states=states)
+
+    quantizes_weight_constants = True  # Model.quantize's scope "all"
+
+    def quantized(self, weight_dtype, scope="recurrent") -> "RnnfGraph":
+        """The same graph with its weights of `scope` stored in weight_dtype (rnnfast/quantize.py's rule)."""
+        import copy
+
+        new = copy.copy(self)
+        new.compiled = self.compiled.quantized(weight_dtype, scope)
+        return new
 
     def describe(self) -> str:
         loops = ", ".join(f"{i} -> {o}" for i, o in (self.compiled.state_pairs or {}).items()) or "none"

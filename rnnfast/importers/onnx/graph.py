@@ -504,10 +504,12 @@ class OnnxGraph:
 
         return onnx_to_pipeline(self)
 
-    def quantized(self, weight_dtype):
-        """The graph with its recurrent stacks' weights stored in weight_dtype (Model.quantize), or None when the C
+    quantizes_weight_constants = True  # Model.quantize's scope "all"
+
+    def quantized(self, weight_dtype, scope="recurrent"):
+        """The graph with its weights of `scope` stored in weight_dtype (Model.quantize), or None when the C
         executor does not run it (Model.quantize then says why)."""
-        return _quantized(self.compiled, weight_dtype, self.name)
+        return _quantized(self.compiled, weight_dtype, self.name, scope)
 
     def describe(self) -> str:
         lines = [f"ONNX graph {self.name}: inputs {[i.name for i in self.inputs]}, outputs "
@@ -621,16 +623,22 @@ class CompiledOnnxGraph:
     def to_pipeline(self):
         from .pipeline import onnx_to_pipeline
 
+        if self.compiled.stored_constants:
+            raise FormatError(f"{self.name}: its MatMul / Gemm / Conv weights are stored quantized (Model.quantize "
+                              f"scope 'all'), which a chain of embedding, recurrent and dense layers cannot hold; "
+                              f"write the whole graph (.rnnf 2, .npz, .safetensors) instead")
         return onnx_to_pipeline(self)
 
-    def quantized(self, weight_dtype):
-        return _quantized(self.compiled, weight_dtype, self.name)
+    quantizes_weight_constants = True
+
+    def quantized(self, weight_dtype, scope="recurrent"):
+        return _quantized(self.compiled, weight_dtype, self.name, scope)
 
 
-def _quantized(compiled, weight_dtype, name):
+def _quantized(compiled, weight_dtype, name, scope):
     if compiled is None:
         return None
-    return CompiledOnnxGraph(compiled.quantized(weight_dtype), name)
+    return CompiledOnnxGraph(compiled.quantized(weight_dtype, scope), name)
 
 
 def _info_of(v) -> TensorInfo:
