@@ -104,6 +104,8 @@ cdef extern from "rnnfast/rnnf.h" nogil:
         const void *data
         int alias_of
         const char *name
+        int stored
+        const float *scales
 
     ctypedef struct rnnf_node_desc:
         int op

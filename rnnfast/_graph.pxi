@@ -48,7 +48,10 @@ cdef int fill_graph_desc(rnnf_graph_desc *g, dict desc, list pool, list keep, bi
     tlist = desc["tensors"]
     g.n_tensors = len(tlist)
     tensors = <rnnf_tensor_desc *>take(pool, sizeof(rnnf_tensor_desc) * len(tlist))
+    stored = desc.get("quantized") or {} if aligned else {}  # export-c's form: the stored values themselves
     for i, (dtype, rank, dims_at, data, alias_of, name) in enumerate(tlist):
+        tensors[i].stored = 0
+        tensors[i].scales = NULL
         tensors[i].dtype = dtype
         tensors[i].rank = rank
         tensors[i].dims_at = dims_at
@@ -58,6 +61,17 @@ cdef int fill_graph_desc(rnnf_graph_desc *g, dict desc, list pool, list keep, bi
         tensors[i].name = bname
         if data is None:
             tensors[i].data = NULL
+        elif i in stored:
+            values, scale = stored[i]
+            arr = aligned_array(values if values.dtype == np.int8 else values.view(np.uint16), values.dtype
+                                if values.dtype == np.int8 else np.uint16)
+            keep.append(arr)
+            tensors[i].data = cnp.PyArray_DATA(<cnp.ndarray>arr)
+            tensors[i].stored = 2 if values.dtype == np.int8 else 1  # rnnf_weight_dtype
+            if scale is not None:
+                arr = np.ascontiguousarray(scale, dtype=np.float32)
+                keep.append(arr)
+                tensors[i].scales = <const float *>cnp.PyArray_DATA(<cnp.ndarray>arr)
         else:
             if aligned:
                 arr = aligned_array(data, GRAPH_DTYPES[dtype])

@@ -292,3 +292,38 @@ def test_the_generated_test_program_checks_run_and_step(tmp_path, runtime):
     assert r.returncode == 1 and "run: output h_out[3]" in r.stderr and "step (state): output h_out[3]" in r.stderr, \
         r.stderr
 
+
+@pytest.mark.parametrize("quant", ["int8", "fp16"])
+def test_quantized_matmul_weights_export_as_stored_and_match_the_quantized_model(tmp_path, runtime, quant):
+    """Model.quantize(scope="all") of the denoiser (GRU stack + MatMul head): the exported source holds the head's
+    weight as int8_t (and its column scales) or IEEE halves, no float copy of it, and the compiled C, widening it
+    into scratch at each run, computes what the quantized model computes (both kernel tables)."""
+    path = DATA / "denoiser.ts.onnx"
+    q = rnnfast.load(str(path)).quantize(quant, scope="all")
+    e = export_c_graph(q, tmp_path / "q", prefix="den", dims={"batch": 2, "frames": 7}, where=path.name)
+    text = e.source.read_text()
+    ctype = "int8_t" if quant == "int8" else "uint16_t"
+    entry = re.search(r'\{0, 2, \d+, (den_q\d+), -1, "onnx::MatMul_200", (\d), (\S+)\}', text)
+    assert entry and entry.group(2) == ("2" if quant == "int8" else "1"), "the head's tensor entry"
+    assert re.search(rf"static const {ctype} {entry.group(1)}\[6144\]", text)  # 96 x 64 values as stored
+    assert (entry.group(3) == "NULL") == (quant == "fp16")
+    assert not re.search(r"static const float \w+\[6144\]", text)  # and no float32 copy of them
+    float32 = export_c_graph(rnnfast.load(str(path)), tmp_path / "f", prefix="den", dims={"batch": 2, "frames": 7})
+    assert re.search(r"static const float \w+\[6144\]", float32.source.read_text())
+    assert e.mem_bytes < float32.mem_bytes  # the state keeps no float32 weights packed at init either
+    rng = np.random.default_rng(9)
+    feeds = {n: rng.standard_normal(shape).astype(dtype) for n, (shape, dtype) in e.inputs.items()}
+    want = dict(zip(q.output_names, q.run(feeds)))
+    write_inputs(e.source.parent, feeds)
+    for isa, objs in runtime.items():
+        exe = link_driver(e, "den", e.source.parent, objs, isa)
+        run_c(exe, e.source.parent, "run")
+        for n, (shape, dtype) in e.outputs.items():
+            assert_close(read_output(e.source.parent, n, shape, dtype), want[n], what=f"{n} {isa or 'portable'}")
+
+
+def test_a_quantized_conv_weight_is_refused_by_node():
+    q = rnnfast.load(str(DATA / "crnn.ts.onnx")).quantize("int8", scope="all")
+    with pytest.raises(FormatError, match=r"crnn: node /conv1/Conv \(Conv\) reads the constant 'onnx::Conv_188' "
+                                          r"stored as int8: export-c has no kernel that reads a quantized CONV"):
+        export_c_graph(q, "/nonexistent/never-written", dims={"batch": 1, "frames": 64}, where="crnn")

@@ -12,8 +12,8 @@ import rnnfast
 from rnnfast import rnnf_spec as spec
 from rnnfast.errors import FormatError
 from rnnfast.exporters.rnnf_graph import graph_to_bytes
-from rnnfast.importers.rnnf_graph import load_rnnf_graph_model
 from rnnfast.graph.quantized import weight_constants
+from rnnfast.importers.rnnf_graph import load_rnnf_graph_model
 from rnnfast.quantize import dequantize_channels, quantize_channels
 
 onnx = pytest.importorskip("onnx")
@@ -185,9 +185,10 @@ def test_what_cannot_hold_quantized_weights_refuses_by_name(rng, tmp_path):
 
     model = rnnfast.load(dense_model(_weights(rng)).SerializeToString())
     q = model.quantize("int8", scope="all")
-    with pytest.raises(FormatError, match=r"node mm1 \(MatMul\) reads the constant 'W1' stored as int8: export-c has "
-                                          r"no kernel that reads a quantized MATMUL weight"):
-        export_c_graph(q, tmp_path / "c", dims={"batch": 1}, where="dense")
+    conv = rnnfast.load(conv_model(_conv_weights(rng)).SerializeToString()).quantize("int8", scope="all")
+    with pytest.raises(FormatError, match=r"node conv2d \(Conv\) reads the constant 'K2' stored as int8: export-c "
+                                          r"has no kernel that reads a quantized CONV weight"):
+        export_c_graph(conv, tmp_path / "c", where="conv")
     with pytest.raises(FormatError, match=r"stored quantized .* a chain"):
         q.to_pipeline()
     with pytest.raises(ValueError, match=r"quantization scope 'dense'; expected one of \('recurrent', 'all'\)"):

@@ -244,6 +244,12 @@ typedef struct {
     const void *data;  /* a constant's values (copied at create), else NULL */
     int alias_of;      /* a view (reshape) of that tensor's storage, or -1 */
     const char *name;
+    /* A float32 constant stored by rnnfast's quantization rule (rnnfast/quantize.py, scope "all"): stored is
+     * RNNF_WEIGHTS_F16 (data: IEEE halves, numel of them) or RNNF_WEIGHTS_I8 (data: int8 [K, N] and `scales`
+     * float32 [N], w[k][n] = q[k][n] * scales[n]); 0 (a zeroed desc) for data of dtype. Only the constant B [K, N] of
+     * a MATMUL may be stored: it is widened panel by panel into scratch at each run, so no float32 copy is kept. */
+    int stored;
+    const float *scales;
 } rnnf_tensor_desc;
 
 typedef struct {

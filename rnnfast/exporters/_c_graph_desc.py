@@ -2,21 +2,25 @@
 rnnf_graph_desc the library's rnnf_graph_create reads, with every constant 64-byte aligned so that a graph loaded
 into a pool reads the weights where they are (src_c/graph/graph.c) instead of copying them.
 
+A MatMul's (or Gemm's) B stored as int8 or float16 (Model.quantize's scope "all") is written as it is stored,
+int8_t with its float32 column scales or IEEE half bit patterns, and the executor widens it into scratch at each
+run (rnnf_tensor_desc.stored): the exported code keeps no float32 copy of it.
+
 Everything the export cannot carry is refused here by node: operators outside the C executor (run through
-onnx.reference as host nodes), and MatMul / Gemm / Conv weights stored as int8 or float16 (Model.quantize's scope
-"all"): the exported code has no kernel reading them, and writing the float32 values they stand for would not be
-the quantized model a user asked for."""
+onnx.reference as host nodes), and a Conv / ConvTranspose weight stored quantized: the executor has no kernel reading
+it, and writing the float32 values it stands for would not be the quantized model a user asked for."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import FormatError
+from ..graph.compile import OP, OP_NAMES
 from ._c_arrays import float_literal
 
 PER_LINE = 8
 ALIGN = "RNNF_EXPORT_ALIGN"  # defined by the generated source: 64-byte alignment with GNU C compilers
 CTYPES = {0: "float", 1: "int64_t", 2: "int32_t", 3: "uint8_t", 4: "int8_t"}
-HOST_OP = 24  # RNNF_OP_HOST (compile.OP)
+HOST_OP, MATMUL_OP = OP["HOST"], OP["MATMUL"]
 
 
 def c_string(s: str) -> str:
@@ -132,10 +136,8 @@ class DescWriter:
                                   f"export-c cannot write it")
         stored = desc.get("quantized") or {}
         for op, name, ins, *_ in desc["nodes"]:
-            for t in ins:
-                if t in stored:
-                    from ..graph.compile import OP_NAMES
-
+            for k, t in enumerate(ins):
+                if t in stored and not (op == MATMUL_OP and k == 1 and desc["tensors"][t][1] == 2):
                     raise FormatError(f"{self.where}: {name} reads the constant "
                                       f"{desc['tensors'][t][5]!r} stored as {stored[t][0].dtype}: export-c has no "
                                       f"kernel that reads a quantized {OP_NAMES[op]} weight; export the model "
@@ -148,9 +150,18 @@ class DescWriter:
             self.lines.append(f"static const rnnf_graph_desc {sub_name}[{len(subs)}] = {{\n" +
                               ",\n".join(f"    {{{s}}}" for s in subs) + "\n};")
         tensors = []
-        for dtype, rank, dims_at, data, alias_of, name in desc["tensors"]:
+        for t, (dtype, rank, dims_at, data, alias_of, name) in enumerate(desc["tensors"]):
+            if t in stored:  # the values as stored, widened by the MatMul at each run
+                values, scale = stored[t]
+                ctype = "int8_t" if values.dtype == np.int8 else "uint16_t"
+                ptr = self.array(ctype, values if ctype == "int8_t" else values.view(np.uint16), "q", align=True)
+                scales = "NULL" if scale is None else self.array("float", scale, "s")
+                kind = 2 if ctype == "int8_t" else 1  # rnnf_weight_dtype
+                tensors.append(f"    {{{dtype}, {rank}, {dims_at}, {ptr}, {alias_of}, {c_string(name)}, {kind}, "
+                               f"{scales}}}")
+                continue
             ptr = "NULL" if data is None else self.array(CTYPES[dtype], np.asarray(data), "c", align=True)
-            tensors.append(f"    {{{dtype}, {rank}, {dims_at}, {ptr}, {alias_of}, {c_string(name)}}}")
+            tensors.append(f"    {{{dtype}, {rank}, {dims_at}, {ptr}, {alias_of}, {c_string(name)}, 0, NULL}}")
         t_name = self._name("tensors")
         self.lines.append(f"static const rnnf_tensor_desc {t_name}[{len(tensors)}] = {{\n" + ",\n".join(tensors) +
                           "\n};")

@@ -179,14 +179,29 @@ static rnnf_status load_tensors(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_er
             if (v && numel > INT64_MAX / v) return fail(err, RNNF_ERR_FORMAT, "constant %s: too large%s", gt->name, NULL);
             numel *= v;
         }
-        const size_t bytes = (size_t)numel * rnnf_dtype_size(td->dtype);
+        size_t bytes = (size_t)numel * rnnf_dtype_size(td->dtype), scale_bytes = 0;
+        if (td->stored) {
+            if ((td->stored != RNNF_WEIGHTS_F16 && td->stored != RNNF_WEIGHTS_I8) || td->dtype != RNNF_DT_F32 ||
+                td->rank != 2 || (td->stored == RNNF_WEIGHTS_I8 && !td->scales))
+                return fail(err, RNNF_ERR_FORMAT, "constant %s: stored must be float16 (1) or int8 (2, with "
+                            "scales) holding a float32 [K, N]%s", gt->name, NULL);
+            gt->stored = td->stored;
+            bytes = (size_t)numel * (td->stored == RNNF_WEIGHTS_I8 ? 1u : 2u);
+            if (td->stored == RNNF_WEIGHTS_I8) scale_bytes = (size_t)gt->const_dims[1] * sizeof(float);
+        }
         if (g->pool && ((uintptr_t)td->data & 63) == 0) {
             /* a pool's graph lives no longer than its description (export-c: static const data): read it there */
             gt->const_data = (void *)(uintptr_t)td->data;
+            gt->scales = td->scales;
         } else {
-            gt->const_data = rnnf_mem_alloc_raw(g->pool, bytes ? bytes : 1);
+            const size_t at = (bytes + 63) & ~(size_t)63; /* the scales after the values, in one block */
+            gt->const_data = rnnf_mem_alloc_raw(g->pool, at + scale_bytes ? at + scale_bytes : 1);
             if (!gt->const_data) return RNNF_ERR_NOMEM;
             memcpy(gt->const_data, td->data, bytes);
+            if (scale_bytes) {
+                memcpy((char *)gt->const_data + at, td->scales, scale_bytes);
+                gt->scales = (const float *)(const void *)((char *)gt->const_data + at);
+            }
             gt->owns_data = 1;
         }
         gt->is_const = 1;
@@ -256,6 +271,15 @@ static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_erro
                 return fail(err, RNNF_ERR_FORMAT, "%s: output %s is already defined", n->name,
                             g->tensors[t].name);
             g->tensors[t].producer = i;
+        }
+        for (int k = 0; k < n->n_in; k++) { /* a stored constant is only ever a MATMUL's own B */
+            const int t = n->in[k];
+            if (t < 0 || !g->tensors[g->tensors[t].root].stored) continue;
+            if (n->op != RNNF_OP_MATMUL || k != 1 || g->tensors[t].root != t)
+                return fail(err, RNNF_ERR_FORMAT, "%s: reads constant %s, stored quantized (only a MatMul's B may "
+                            "be)", n->name, g->tensors[t].name);
+            n->b_stored = g->tensors[t].stored;
+            n->b_scales = g->tensors[t].scales;
         }
         if (n->op == RNNF_OP_IF) {
             if (n->n_iattr != 2 || n->n_in < 1 || n->iattr[0] < 0 || n->iattr[0] >= d->n_subgraphs ||

@@ -178,6 +178,8 @@ typedef struct rnnf_gnode {
     rnnf_pool *pool;    /* where prep's memory comes from: rnnf_mem_alloc_raw(node->pool, ...) (pool.h) */
     const char *name;   /* for messages */
     int index;          /* position in the graph */
+    int b_stored;       /* MATMUL: its constant B is stored (rnnf_tensor_desc.stored), widened at each run */
+    const float *b_scales; /* and its int8 column scales */
 } rnnf_gnode;
 
 /* What an op's run gets besides its tensors. */

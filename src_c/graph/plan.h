@@ -20,6 +20,8 @@ typedef struct {
     int64_t const_dims[RNNF_G_MAX_RANK];
     void *const_data;
     int owns_data;    /* const_data is a copy (else the description's own, borrowed: a pool's graph) */
+    int stored;       /* rnnf_tensor_desc.stored: 0, or a float32 MATMUL B held as halves or int8 */
+    const float *scales; /* int8: one per column, inside const_data's block when copied */
 } rnnf_gtensor;
 
 typedef struct {

@@ -2,7 +2,8 @@
  *
  * Everything goes through the kernel table's gemm_packed. The case that matters (a dense layer on [T, B, K]
  * activations times a constant [K, N] weight) flattens every leading dimension into rows and makes one pass
- * over them with B packed once at load. A variable B is packed into scratch per call; a B with its own batch
+ * over them with B packed once at load. A variable B is packed into scratch per call, and so is a constant B stored
+ * as int8 or float16 (export-c: widened there, so no float32 copy of it is kept); a B with its own batch
  * dimensions is packed per batch, each batch a task of its own.
  *
  * Work is cut into units (a block of rows times a block of panels) chosen from the shapes alone, never from
@@ -28,6 +29,7 @@
 #define PAR_MIN_FMAS 200000   /* below this a parallel region's start-up (several us) costs more than it saves */
 
 void rnnf_pack_b_strided(const float *b, int64_t K, int64_t N, int64_t ldk, int64_t ldn, float *dst);
+void rnnf_pack_b_stored(const void *b, int stored, const float *scales, int64_t K, int64_t N, float *dst);
 
 typedef struct {
     int64_t K, N;
@@ -180,7 +182,7 @@ static rnnf_status mm_prepare(rnnf_gnode *node, const rnnf_tensor *ci, char *msg
         return fail(msg, RNNF_ERR_FORMAT, "matmul: unknown activation %lld", (long long)node->iattr[0], 0);
     node->prep = NULL;
     const rnnf_tensor *B = &ci[1];
-    if (!B->data) return RNNF_OK;
+    if (!B->data || node->b_stored) return RNNF_OK; /* a stored B is widened into scratch at each run instead */
     if (B->dtype != RNNF_DT_F32) return fail(msg, RNNF_ERR_UNSUPPORTED, "matmul: float32 only", 0, 0);
     /* a constant B with no batch extent ([K, N], [1, .., K, N] or a vector [K]) is packed once, here */
     int64_t lead = 1;
@@ -333,7 +335,10 @@ static rnnf_status mm_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_te
             j.bp_shared = prep->bp;
         } else {
             float *bp = (float *)(j.scratch + s.off_bshared);
-            rnnf_pack_b_strided(j.B, s.K, s.N, s.N, 1, bp);
+            if (node->b_stored)
+                rnnf_pack_b_stored(in[1].data, node->b_stored, node->b_scales, s.K, s.N, bp);
+            else
+                rnnf_pack_b_strided(j.B, s.K, s.N, s.N, 1, bp);
             j.bp_shared = bp;
         }
     }

@@ -3,11 +3,13 @@
  * gemm_packed streams B as panels of RNNF_UB columns, [K][RNNF_UB] each, with 32-byte aligned loads, so every
  * packed matrix and every scratch block handed to it starts on a 64-byte boundary. Packing at load (constant
  * weights) and packing into scratch at run (a MatMul's variable B, a ConvTranspose's input) use one routine;
- * the strided form lets a caller pack a transposed view (Conv's W^T) without first copying it.
+ * the strided form lets a caller pack a transposed view (Conv's W^T) without first copying it. A MatMul's B stored
+ * quantized (rnnf_tensor_desc.stored) is widened while it is packed, into scratch at each run.
  */
 #include <string.h>
 
 #include "graph/graph.h"
+#include "kernels/kernels_q.h"
 
 #define UB RNNF_UB
 
@@ -37,6 +39,28 @@ void rnnf_pack_b_strided(const float *b, int64_t K, int64_t N, int64_t ldk, int6
                 const float *s = b + (size_t)((n0 + j) * ldn);
                 for (int64_t k = 0; k < K; k++) panel[(size_t)k * UB + j] = s[(size_t)(k * ldk)];
             }
+        }
+    }
+}
+
+void rnnf_pack_b_stored(const void *b, int stored, const float *scales, int64_t K, int64_t N, float *dst)
+{
+    const int64_t n_panels = (N + UB - 1) / UB;
+    for (int64_t p = 0; p < n_panels; p++) {
+        float *panel = dst + (size_t)p * (size_t)K * UB;
+        const int64_t n0 = p * UB, w = N - n0 < UB ? N - n0 : UB;
+        for (int64_t k = 0; k < K; k++) {
+            float *d = panel + (size_t)k * UB;
+            int64_t j = 0;
+            if (stored == RNNF_WEIGHTS_I8) {
+                /* (float)q * scale: the float32 product numpy's dequantization makes (rnnfast/quantize.py) */
+                const int8_t *s = (const int8_t *)b + (size_t)(k * N + n0);
+                for (; j < w; j++) d[j] = (float)s[j] * scales[n0 + j];
+            } else {
+                const uint16_t *s = (const uint16_t *)b + (size_t)(k * N + n0);
+                for (; j < w; j++) d[j] = rnnf_half_to_float(s[j]);
+            }
+            for (; j < UB; j++) d[j] = 0.0f;
         }
     }
 }
