@@ -7,7 +7,12 @@ and as an ONNX model with h0 -> Yh0 state inputs and outputs (the direct step of
 fixture emb_lstm_fc (token ids -> embedding -> LSTM -> Linear: the step graph's state loop) and the VAD fixture
 (a whole graph's state loop). Both trees' first steps are checked to give the same bits.
 
-    python bench/stream_trees.py OLD_TREE NEW_TREE [--rounds 30] [--cells lstm,gru,rnn,lstm2] [--threads 1]"""
+--callgrind counts instead the instructions per step of each case in each tree under valgrind's callgrind (exact,
+so usable on a busy machine; collected only inside the exec that runs the steps): the arithmetic is the same in
+both trees, so the difference is what the Python layer around the C step costs.
+
+    python bench/stream_trees.py OLD_TREE NEW_TREE [--rounds 30] [--cells lstm,gru,rnn,lstm2] [--threads 1]
+    python bench/stream_trees.py OLD_TREE NEW_TREE --callgrind [--cells ...]"""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -69,6 +75,12 @@ for line in sys.stdin:
         print(json.dumps(ys), flush=True)
         continue
     step, n = stream.step, cmd["n"]
+    if cmd["op"] == "exec":  # what callgrind collects (--toggle-collect=builtin_exec), dumped as it returns
+        exec("for _ in range(n):\n    step(x)", {"step": step, "x": x, "n": n})
+        import glob
+        dumps = glob.glob(cmd["dumps"] + ".*")  # other exec calls (dataclasses, lazy imports) dump too: the newest
+        print(json.dumps(max(dumps, key=lambda f: int(f.rsplit(".", 1)[1]))), flush=True)
+        continue
     t0 = time.perf_counter_ns()
     for _ in range(n):
         step(x)
@@ -77,9 +89,9 @@ for line in sys.stdin:
 
 
 class Worker:
-    def __init__(self, tree, threads, data):
-        self.p = subprocess.Popen([sys.executable, "-c", WORKER, tree, HERE, str(threads), data], cwd="/",
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def __init__(self, tree, threads, data, prefix=()):
+        self.p = subprocess.Popen(list(prefix) + [sys.executable, "-c", WORKER, tree, HERE, str(threads), data],
+                                  cwd="/", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def ask(self, **cmd):
         self.p.stdin.write(json.dumps(cmd) + "\n")
@@ -94,6 +106,31 @@ class Worker:
         self.p.wait()
 
 
+def instructions(trees, cases, threads, data, n=200) -> None:
+    """Instructions per step of each case in each tree: one callgrind profile per exec of n steps."""
+    counts = {}
+    for label, tree in trees.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "cg.out")
+            w = Worker(tree, threads, data, ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+                                             "--toggle-collect=builtin_exec", "--dump-after=builtin_exec",
+                                             f"--callgrind-out-file={out}", "--quiet"])
+            files = []
+            for case in cases:
+                w.ask(op="exec", case=case, n=1, dumps=out)  # builds the stream and warms it
+                files.append(w.ask(op="exec", case=case, n=n, dumps=out))
+            w.close()
+            totals = []
+            for f in files:
+                with open(f) as fh:
+                    totals.append(next(int(l.split()[1]) for l in fh if l.startswith(("totals:", "summary:"))))
+            counts[label] = [t / n for t in totals]
+    print("| case | old tree, instructions/step | new tree | new - old | new / old |\n|---|---|---|---|---|")
+    for k, case in enumerate(cases):
+        old, new = counts["old"][k], counts["new"][k]
+        print(f"| {case.rstrip(':')} | {old:.0f} | {new:.0f} | {new - old:+.0f} | {new / old:.4f} |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("old")
@@ -101,9 +138,13 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--cells", default="lstm,gru,rnn,lstm2")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--callgrind", action="store_true")
     args = ap.parse_args(argv)
     data = os.path.join(os.path.dirname(HERE), "tests", "data")
     cases = [f"{k}:{c}" for c in args.cells.split(",") for k in ("chain", "looped")] + ["torch:", "vad:"]
+    if args.callgrind:
+        instructions({"old": os.path.abspath(args.old), "new": os.path.abspath(args.new)}, cases, args.threads, data)
+        return 0
     trees = {"old": Worker(os.path.abspath(args.old), args.threads, data),
              "new": Worker(os.path.abspath(args.new), args.threads, data)}
     print(f"| case | old tree | new tree | new / old |\n|---|---|---|---|")
