@@ -23,6 +23,10 @@ KERAS_PYTHON = Path("/work/venv-tf/bin/python")
 needs_torch = pytest.mark.skipif(not TORCH_PYTHON.exists(), reason=f"needs torch in {TORCH_PYTHON}")
 needs_keras = pytest.mark.skipif(not KERAS_PYTHON.exists(), reason=f"needs keras in {KERAS_PYTHON}")
 # Runs the command with the Keras LSTM gate order read as Keras 1's (i, c, f, o): an importer bug planted on purpose.
+# The same for PyTorch's GRU gates read as (z, r, h) instead of (r, z, h).
+WRONG_TORCH_GATES = ("import sys; from rnnfast.importers import _gates; "
+                     "_gates.TORCH_ORDER['gru'] = ('z', 'r', 'h'); "
+                     "from rnnfast.cli import main; sys.exit(main(sys.argv[1:]))")
 WRONG_KERAS_GATES = ("import sys; from rnnfast.importers import _gates; "
                      "_gates.KERAS_ORDER['lstm'] = ('i', 'c', 'f', 'o'); "
                      "from rnnfast.cli import main; sys.exit(main(sys.argv[1:]))")
@@ -68,6 +72,29 @@ def test_torch_oracle_on_a_traced_file_and_a_checkpoint(tmp_path):
     assert not torch["independent"] and "built from rnnfast's reading of the settings" in torch["how"]
     assert "LSTM(4, 6, num_layers=2)" in torch["how"] and set(rows(info, "torch")) == {"output", "h_n", "c_n"}
     assert info["ok"]
+
+
+@needs_torch
+def test_torch_oracle_runs_the_real_cell(tmp_path):
+    """A cell's weights (nn.LSTMCell / GRUCell state_dicts): torch runs the cell itself, one step or (cell_loop) at
+    every step of a sequence; a planted GRU gate-order bug is caught by torch, not by the reference."""
+    cells = DATA / "torch" / "cells"
+    r = cli("verify", cells / "lstm_cell.pt", "--against", "torch", "--python", TORCH_PYTHON, "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert "into LSTMCell(5, 8)" in info["oracles"][0]["how"] and set(info["inputs"]) == {"input", "h0", "c0"}
+    assert set(rows(info, "torch")) == {"h1", "c1"} and info["ok"]
+    r = cli("verify", cells / "gru_cell.safetensors", "-O", "cell_loop=true", "-O", "batch_first=true", "--against",
+            "torch", "--python", TORCH_PYTHON, "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert "GRUCell(4, 10), applied to every step in a loop (batch_first=True)" in info["oracles"][0]["how"]
+    assert set(rows(info, "torch")) == {"output", "h_n"} and info["ok"]
+    r = cli("verify", cells / "gru_cell.pt", "--against", "torch,reference", "--python", TORCH_PYTHON, "--json",
+            cwd=tmp_path, prefix=("-c", WRONG_TORCH_GATES))
+    assert r.returncode == 1, r.stdout + r.stderr
+    info = json.loads(r.stdout)
+    assert not rows(info, "torch")["h1"]["ok"] and rows(info, "float64 reference")["h1"]["ok"]
 
 
 @needs_torch

@@ -75,14 +75,20 @@ def _rebuilt(torch, job):
     rnn = arch["rnn"]
     kinds = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
     prefix = _dot(rnn["prefix"])
-    kwargs = dict(input_size=rnn["input_size"], hidden_size=rnn["hidden_size"], num_layers=rnn["num_layers"],
-                  bias=f"{prefix}bias_ih_l0" in tensors, batch_first=rnn["batch_first"],
-                  bidirectional=rnn["bidirectional"])
-    if rnn["cell"] == "lstm" and rnn["proj_size"]:
-        kwargs["proj_size"] = rnn["proj_size"]
-    if rnn["cell"] == "rnn":
-        kwargs["nonlinearity"] = rnn["nonlinearity"]
-    modules = {"rnn": kinds[rnn["cell"]](**kwargs)}
+    if rnn.get("cell_module"):  # nn.LSTMCell / GRUCell / RNNCell: the keys have no layer suffix
+        kwargs = dict(input_size=rnn["input_size"], hidden_size=rnn["hidden_size"], bias=f"{prefix}bias_ih" in tensors)
+        if rnn["cell"] == "rnn":
+            kwargs["nonlinearity"] = rnn["nonlinearity"]
+        modules = {"rnn": getattr(nn, rnn["cell_module"])(**kwargs)}
+    else:
+        kwargs = dict(input_size=rnn["input_size"], hidden_size=rnn["hidden_size"], num_layers=rnn["num_layers"],
+                      bias=f"{prefix}bias_ih_l0" in tensors, batch_first=rnn["batch_first"],
+                      bidirectional=rnn["bidirectional"])
+        if rnn["cell"] == "lstm" and rnn["proj_size"]:
+            kwargs["proj_size"] = rnn["proj_size"]
+        if rnn["cell"] == "rnn":
+            kwargs["nonlinearity"] = rnn["nonlinearity"]
+        modules = {"rnn": kinds[rnn["cell"]](**kwargs)}
     if arch.get("embedding"):
         modules["embedding"] = nn.Embedding(*arch["embedding"]["shape"])
     if arch.get("head"):
@@ -124,12 +130,26 @@ def _torch(job, feeds, names):
         how, independent = f"torch.load(weights_only=False) of a whole {type(module).__name__} module", True
     else:
         modules, how = _rebuilt(torch, job)
-        return _run_rebuilt(torch, modules, tensors, names), f"torch {torch.__version__}: {how}", False, names
+        rnn = job["arch"]["rnn"]
+        if rnn.get("loop"):
+            how += f", applied to every step in a loop (batch_first={rnn['batch_first']})"
+        return (_run_rebuilt(torch, modules, tensors, names, rnn), f"torch {torch.__version__}: {how}", False,
+                names)
     module.eval()
     kind = getattr(module, "original_name", type(module).__name__)
+    cell = job.get("arch", {}).get("rnn", {})
+    if kind in CELLS and cell.get("loop"):  # a whole cell module read with cell_loop: its forward at each step
+        outs = _run_rebuilt(torch, {"rnn": module}, tensors, names, cell)
+        how = f"torch {torch.__version__}: {how}, applied to every step in a loop"
+        return outs, how, True, names
     with torch.no_grad():
         forward, n = _forward(module, len(names))
-        if kind in ("LSTM", "GRU", "RNN") and n > 1:  # forward(input, hx), hx a tuple (h0, c0) for LSTM
+        if kind in CELLS and n > 1:  # forward(input, hx), hx a tuple (h0, c0) for LSTMCell
+            states = [tensors[k] for k in names[1:]]
+            used = names
+            out = forward(tensors[names[0]], None if not states else tuple(states) if kind == "LSTMCell"
+                          else states[0])
+        elif kind in ("LSTM", "GRU", "RNN") and n > 1:  # forward(input, hx), hx a tuple (h0, c0) for LSTM
             states = [tensors[k] for k in names[1:]]
             used = names
             out = forward(tensors[names[0]], None if not states else tuple(states) if kind == "LSTM" else states[0])
@@ -172,19 +192,60 @@ def _forward(module, most):
     return forward, min(most, len(positional))
 
 
-def _run_rebuilt(torch, modules, tensors, names):
+def _run_rebuilt(torch, modules, tensors, names, arch):
     x = tensors[names[0]]
     states = [tensors[n] for n in names[1:]]
+    rnn = modules["rnn"]
+    lstm = isinstance(rnn, (torch.nn.LSTM, torch.nn.LSTMCell))
     with torch.no_grad():
         if "embedding" in modules:
             x = modules["embedding"](x.long())
-        rnn = modules["rnn"]
-        hx = None if not states else (tuple(states) if isinstance(rnn, torch.nn.LSTM) else states[0])
-        out = rnn(x, hx)
+        hx = None if not states else (tuple(states) if lstm else states[0])
+        if not isinstance(rnn, CELL_TYPES(torch)):
+            out = rnn(x, hx)
+        elif not arch.get("loop"):  # one step: cell(input, hx) -> h1, or (h1, c1)
+            out = (rnn(x, hx),)
+        else:  # the cell at every step, as rnnfast's cell_loop reads it: nn.LSTM's inputs and outputs, one layer
+            out = _cell_loop(torch, rnn, x, states, arch["batch_first"], lstm)
         y, rest = out[0], out[1:]
         if "head" in modules:
             y = modules["head"](y)
     return [t.detach().float().numpy() for t in _flatten((y, rest), [])]
+
+
+CELLS = ("LSTMCell", "GRUCell", "RNNCell")
+
+
+def CELL_TYPES(torch):
+    return tuple(getattr(torch.nn, c) for c in CELLS)
+
+
+def _cell_loop(torch, cell, x, states, batch_first, lstm):
+    """output [seq, batch, hidden] (batch_first: [batch, seq, hidden]), h_n (and c_n) [1, batch, hidden] of the
+    cell applied at every step from h0 (c0) [1, batch, hidden] (zeros when not given); an unbatched input too."""
+    batched = x.dim() == 3
+    if not batched:
+        x = x.unsqueeze(0 if batch_first else 1)
+        states = [s.unsqueeze(1) for s in states]
+    if batch_first:
+        x = x.transpose(0, 1)
+    h = states[0][0] if states else torch.zeros(x.shape[1], cell.hidden_size)
+    c = (states[1][0] if len(states) > 1 else torch.zeros_like(h)) if lstm else None
+    ys = []
+    for t in range(x.shape[0]):
+        if lstm:
+            h, c = cell(x[t], (h, c))
+        else:
+            h = cell(x[t], h)
+        ys.append(h)
+    y = torch.stack(ys)
+    if batch_first:
+        y = y.transpose(0, 1)
+    finals = [h[None]] + ([c[None]] if lstm else [])
+    if not batched:
+        y = y.squeeze(0 if batch_first else 1)
+        finals = [f[:, 0] for f in finals]
+    return (y, *finals)
 
 
 def _keras(job, feeds, names):

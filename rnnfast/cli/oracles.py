@@ -86,7 +86,8 @@ def check_applicable(name: str, kind: str, path: str):
     formats = FRAMEWORK_FORMATS.get(name)
     if formats is not None and kind not in formats:
         readers = [n for n, f in FRAMEWORK_FORMATS.items() if kind in f]
-        hint = f"; this file's framework is {readers[0]} (--against {readers[0]})" if readers else ""
+        hint = (f"; this file's framework is {readers[0]} (--against {readers[0]})" if readers else
+                "; --against reference checks it without the framework")
         raise CliError(f"--against {name}: {path} is a {kind} file, which {name} does not load (it reads "
                        f"{', '.join(formats)} files){hint}")
 
@@ -110,6 +111,10 @@ def torch_architecture(model) -> dict:
                     "hidden_size": first.hidden_size, "num_layers": len(layers), "proj_size": first.proj_size,
                     "bidirectional": first.n_dirs == 2, "batch_first": bool(g.batch_first),
                     "nonlinearity": "relu" if acts and acts[0].name == "Relu" else "tanh"}}
+    cell = getattr(g, "cell_module", None)
+    if cell is not None:  # nn.LSTMCell/GRUCell/RNNCell: one step, or (cell_loop) the cell over every step
+        arch["rnn"]["cell_module"] = cell.split(".")[-1]
+        arch["rnn"]["loop"] = bool(getattr(g, "cell_loop", False))
     if g.embedding is not None:
         arch["embedding"] = {"prefix": g.embedding.name, "shape": list(g.embedding.weight.shape)}
     if g.head is not None:

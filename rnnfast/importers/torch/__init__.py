@@ -163,6 +163,8 @@ def _load_cell(tensors, prefix, info, options, name, where, was) -> Model:
                            defaults=defaults)
     else:
         graph = TorchCellGraph(layer, name=prefix.rstrip("."), source=where, defaults=defaults)
+    # the module the file's weights are, and whether it runs over a sequence (for rnnfast verify --against torch)
+    graph.cell_module, graph.cell_loop = CELL_CLASSES[cell], loop
     return Model(graph, source=name)
 
 
