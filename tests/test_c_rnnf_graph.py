@@ -265,3 +265,13 @@ def test_versions_are_named_and_v1_loaders_refuse_graphs(converted):
     struct.pack_into("<H", data, 4, 3)
     with pytest.raises(FormatError, match=r"m.rnnf: header: format version 3\.2 is not readable"):
         load_rnnf_model(bytes(data), "m.rnnf")
+
+
+def test_a_final_state_declared_smaller_than_its_layer_is_refused_by_the_c_library(program):
+    """The fuzz-found file of tests/test_rnnf_graph.py in the C library alone: `check` loads it and runs it once on
+    small zero inputs; built with ASan where gcc has it, the write past Y_h's buffer aborted the program before the
+    executor checked the node's outputs (the refusal's text is checked from Python, through the same executor)."""
+    path = Path(__file__).parent / "data" / "rnnf" / "recurrent_y_h_too_small.rnnf"
+    result = _run(program, "check", path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith(f"{RNNF_OK} "), result.stdout

@@ -162,3 +162,14 @@ def _no_warning():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def test_a_final_state_declared_smaller_than_its_layer_is_refused_before_the_run(tmp_path):
+    """A crafted file (found by fuzzing) declares a recurrent node's Y_h as [1, batch, 4] for a layer of hidden size
+    6: the executor wrote 48 bytes into the 32 of its buffer. The executor must refuse it naming the node's output
+    before anything is written (tests/test_c_rnnf_graph.py: the C library alone)."""
+    path = DATA / "rnnf" / "recurrent_y_h_too_small.rnnf"
+    model = rnnfast.load(path)
+    feeds = {i.name: np.zeros([d if isinstance(d, int) else 2 for d in i.shape], np.float32) for i in model.inputs}
+    with pytest.raises(ValueError, match=r"Y_h is \[1, 2, 4\], must be float \[1, 2, 6\]"):
+        model.run(feeds)

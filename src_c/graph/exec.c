@@ -319,20 +319,25 @@ static const char *dtype_name(int dt)
     }
 }
 
-/* A recurrent node's states, lengths and mask checked against its X before the arena is placed: a file whose
- * initial state cannot fit must be refused before a ConstantOfShape fills gigabytes of it, not after. */
+/* A recurrent node's states, lengths, mask and outputs checked against its X before the arena is placed: a file
+ * whose initial state cannot fit must be refused before a ConstantOfShape fills gigabytes of it, and one that
+ * declares a final state smaller than its layers write must be refused before the run writes past it. */
 static rnnf_status check_recurrent_inputs(const rnnf_graph_state *s, rnnf_error *err)
 {
     for (int i = 0; i < s->g->n_nodes; i++) {
         const rnnf_gnode *n = &s->g->nodes[i];
         if (n->op != RNNF_OP_RECURRENT) continue;
-        rnnf_tensor in[RNNF_G_MAX_IO];
+        rnnf_tensor in[RNNF_G_MAX_IO], out[RNNF_G_MAX_IO];
         char message[RNNF_ERROR_MESSAGE_SIZE] = "";
         for (int k = 0; k < n->n_in; k++) {
             if (n->in[k] < 0) { memset(&in[k], 0, sizeof in[k]); in[k].dtype = RNNF_DT_NONE; }
             else concrete(s, n->in[k], &in[k]);
         }
-        const rnnf_status st = rnnf_recurrent_node_check(n, in, message);
+        for (int k = 0; k < n->n_out; k++) {
+            if (n->out[k] < 0) { memset(&out[k], 0, sizeof out[k]); out[k].dtype = RNNF_DT_NONE; }
+            else concrete(s, n->out[k], &out[k]);
+        }
+        const rnnf_status st = rnnf_recurrent_node_check(n, in, out, message);
         if (st != RNNF_OK) {
             if (err) snprintf(err->message, sizeof err->message, "%s: %s", n->name, message);
             return st;

@@ -127,7 +127,8 @@ rnnf_status rnnf_recurrent_node_plan(const rnnf_gnode *node, rnnf_recurrent_slot
                                      int64_t batch, rnnf_pool *pool);
 /* Its inputs' shapes against X [T, B, I] and the layers (initial_h/c [L*D, B, H], sequence_lens [B], mask [T, B]):
  * at plan time, before any node computes them, and again at run. */
-rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor *in, char *message);
+rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor *in, const rnnf_tensor *out,
+                                      char *message);
 rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot *slot, const rnnf_tensor *in,
                                     rnnf_tensor *out, int n_threads, char *message);
 

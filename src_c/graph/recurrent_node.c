@@ -84,7 +84,22 @@ static const char *dims_text(const rnnf_tensor *t, char *buf, size_t size)
     return buf;
 }
 
-rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor *in, char *message)
+/* Whether every layer has the first one's directions and output (and, for c, hidden) size: the stacked states
+ * [L*D, B, size] are addressed layer by layer at l * D * B * size, so a stack of other sizes has no such tensor. */
+static int uniform_states(const rnnf_model *m, int cell_state)
+{
+    const rnnf_layer *first = &m->layers[0];
+    for (int l = 1; l < m->n_layers; l++) {
+        const rnnf_layer *ly = &m->layers[l];
+        if (ly->n_dirs != first->n_dirs || ly->out_size != first->out_size ||
+            (cell_state && ly->hidden_size != first->hidden_size))
+            return 0;
+    }
+    return 1;
+}
+
+rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor *in, const rnnf_tensor *out,
+                                      char *message)
 {
     const rnnf_model *m = (const rnnf_model *)node->prep;
     const rnnf_layer *first = &m->layers[0];
@@ -120,6 +135,39 @@ rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor 
                  dims_text(&in[4], got, sizeof got), (long long)T, (long long)B, x);
         return RNNF_ERR_SHAPE;
     }
+    const int h_states = in[2].dtype != RNNF_DT_NONE || out[1].dtype != RNNF_DT_NONE;
+    const int c_states = in[3].dtype != RNNF_DT_NONE || out[2].dtype != RNNF_DT_NONE;
+    if ((h_states || c_states) && !uniform_states(m, c_states)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "stacked initial or final states need layers of one size and "
+                 "direction count");
+        return RNNF_ERR_FORMAT;
+    }
+    if (out[1].dtype != RNNF_DT_NONE && !shape_is(&out[1], 3, LD, B, first->out_size)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "Y_h is %s, must be float [%lld, %lld, %d] "
+                 "(layers x directions, batch, hidden) for X %s", dims_text(&out[1], got, sizeof got),
+                 (long long)LD, (long long)B, first->out_size, x);
+        return RNNF_ERR_SHAPE;
+    }
+    if (out[2].dtype != RNNF_DT_NONE && !shape_is(&out[2], 3, LD, B, first->hidden_size)) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "Y_c is %s, must be float [%lld, %lld, %d] "
+                 "(layers x directions, batch, hidden) for X %s", dims_text(&out[2], got, sizeof got),
+                 (long long)LD, (long long)B, first->hidden_size, x);
+        return RNNF_ERR_SHAPE;
+    }
+    const rnnf_layer *last = &m->layers[m->n_layers - 1];
+    const int64_t D = last->n_dirs;
+    const int batch_dir = node->n_iattr >= 1 && node->iattr[0] == 1;
+    const int64_t y1 = batch_dir ? B : D, y2 = batch_dir ? D : B;
+    /* [T, B, D*out] is the [T, B, D, out] layout with the last two axes merged (graph/stack.py names it so) */
+    const int merged = out[0].rank == 3 && (batch_dir || D == 1) && out[0].dims[0] == T && out[0].dims[1] == B &&
+                       out[0].dims[2] == D * last->out_size;
+    if (out[0].dtype != RNNF_DT_NONE && (out[0].dtype != RNNF_DT_F32 ||
+        (!merged && !(out[0].rank == 4 && out[0].dims[0] == T && out[0].dims[1] == y1 && out[0].dims[2] == y2 &&
+                      out[0].dims[3] == last->out_size)))) {
+        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "Y is %s, must be float [%lld, %lld, %lld, %d] for X %s",
+                 dims_text(&out[0], got, sizeof got), (long long)T, (long long)y1, (long long)y2, last->out_size, x);
+        return RNNF_ERR_SHAPE;
+    }
     return RNNF_OK;
 }
 
@@ -128,9 +176,7 @@ rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot 
 {
     const rnnf_model *m = (const rnnf_model *)node->prep;
     const int L = m->n_layers;
-    const rnnf_layer *last = &m->layers[L - 1];
-    const int D = last->n_dirs;
-    const rnnf_status checked = rnnf_recurrent_node_check(node, in, message);
+    const rnnf_status checked = rnnf_recurrent_node_check(node, in, out, message);
     if (checked != RNNF_OK) return checked;
     const int64_t T = in[0].dims[0], B = in[0].dims[1];
     const int has_mask = node->n_in == 5 && in[4].dtype != RNNF_DT_NONE;
@@ -159,17 +205,6 @@ rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot 
         yc[l] = out[2].dtype == RNNF_DT_NONE || ly->cell != RNNF_CELL_LSTM ? NULL : (float *)out[2].data + l * cstep;
     }
     const int batch_dir = node->n_iattr >= 1 && node->iattr[0] == 1;
-    const int64_t y1 = batch_dir ? B : D, y2 = batch_dir ? D : B;
-    /* [T, B, D*out] is the [T, B, D, out] layout with the last two axes merged (graph/stack.py names it so) */
-    const int merged = out[0].rank == 3 && (batch_dir || D == 1) && out[0].dims[0] == T && out[0].dims[1] == B &&
-                       out[0].dims[2] == (int64_t)D * last->out_size;
-    if (out[0].dtype != RNNF_DT_NONE && !merged &&
-        !(out[0].rank == 4 && out[0].dims[0] == T && out[0].dims[1] == y1 && out[0].dims[2] == y2 &&
-          out[0].dims[3] == last->out_size)) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "Y must be [%lld, %lld, %lld, %d]", (long long)T, (long long)y1,
-                 (long long)y2, last->out_size);
-        return RNNF_ERR_SHAPE;
-    }
     rnnf_run_args a;
     memset(&a, 0, sizeof a);
     a.seq_len = (int)T;
