@@ -107,14 +107,18 @@ def _pickles():
 
 
 def _rnnf_seeds():
-    """.rnnf files written from the smallest PyTorch fixtures (the repository keeps no .rnnf fixture)."""
+    """.rnnf 1 chains and .rnnf 2 graphs written from the smallest PyTorch fixtures, and the .rnnf files kept in
+    tests/data/rnnf (earlier findings)."""
     import rnnfast
     from rnnfast.exporters.rnnf import to_bytes
+    from rnnfast.exporters.rnnf_graph import graph_to_bytes
 
-    out = []
+    out = _files("rnnf/*.rnnf")
     for data in _files("torch/*.pt", b"PK")[:6]:
         try:
-            out.append(to_bytes(rnnfast.load(data).to_pipeline()))
+            model = rnnfast.load(data)
+            out.append(to_bytes(model.to_pipeline()))
+            out.append(graph_to_bytes(model.graph.compiled))
         except ValueError:
             continue
     return out
