@@ -144,6 +144,7 @@ cdef extern from "rnnfast/rnnf.h" nogil:
         const char *const *check_name
         int n_subgraphs
         const rnnf_graph_desc *subgraphs
+        const int32_t *input_default
 
     ctypedef struct rnnf_graph:
         pass

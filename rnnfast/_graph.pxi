@@ -149,6 +149,8 @@ cdef int fill_graph_desc(rnnf_graph_desc *g, dict desc, list pool, list keep, bi
     for k, sub in enumerate(desc["subgraphs"]):
         fill_graph_desc(&subs[k], sub, pool, keep, aligned)
     g.subgraphs = subs
+    defaults = desc.get("input_defaults")
+    g.input_default = int_array(pool, defaults) if defaults else NULL
     return 0
 
 
@@ -292,6 +294,11 @@ cdef class CGraph:
         converted = None
         for i in range(self.n_inputs):
             x = inputs[i]
+            if x is None:  # left out: the input's default (the executor refuses a required one by name)
+                tin[i].dtype = -1
+                tin[i].rank = 0
+                tin[i].data = NULL
+                continue
             if not (cnp.PyArray_CheckExact(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == self.in_types[i]
                     and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>x)):
                 # another dtype of the same kind, a view, a list: converted here; another kind is refused

@@ -41,7 +41,9 @@ class Model:
 
     def run(self, inputs, **options) -> list[np.ndarray]:
         """Run the model. `inputs` is one array (single-input models), a sequence in input order, or a dict
-        name -> array. Returns one array per model output, in `output_names` order."""
+        name -> array; an input whose TensorInfo is `optional` (PyTorch's h0/c0, an ONNX input backed by an
+        initializer) may be left out and is then its default. Returns one array per model output, in
+        `output_names` order."""
         if self.n_threads is None:
             return self.graph.run(self._feeds(inputs), **options)
         from .engine import call_threads

@@ -49,11 +49,13 @@ def align(n: int) -> int:
 
 
 # ---- version 2: a whole graph (the C executor's rnnf_graph_desc; docs/format.md, "Version 2") ----
-GRAPH_MAJOR, GRAPH_MINOR = 2, 1
+GRAPH_MAJOR, GRAPH_MINOR = 2, 2
 QUANTIZED_CONSTANTS_MINOR = 1  # 2.1: float32 constants stored as float16, or int8 with per-channel scales
+DEFAULT_MINOR = 2  # 2.2: graph inputs with a default (the tensor record's `default` field)
+DEFAULT_NONE, DEFAULT_ZEROS, DEFAULT_CONSTANT = 0, 1, 2  # tensor `default`: none, zeros, 2 + constant tensor t
 HEADER2 = struct.Struct("<4sHHIIQQ" + "I" * 14 + "IIII" + "I" * 6)  # ... counts, source, producer, reserved: 128
 GRAPH = struct.Struct("<" + "I" * 16)  # (first, count) of tensors, nodes, inputs, outputs, syms, dims, checks, subgraphs
-TENSOR = struct.Struct("<IIIIIIII")  # dtype, rank, dims_at, alias_of, data blob, reserved, name_off, name_len
+TENSOR = struct.Struct("<IIIIIIII")  # dtype, rank, dims_at, alias_of, data blob, default, name_off, name_len
 NODE = struct.Struct("<II" + "I" * 12 + "Q")  # op, reserved, name, in, out, iattr, fattr, layers (first, count), 0
 SYM = struct.Struct("<IIII")  # input position, axis, name_off, name_len
 DIM = struct.Struct("<II")  # first int, instruction count (2 ints each: opcode, operand)

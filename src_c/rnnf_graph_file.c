@@ -44,6 +44,7 @@ typedef struct {
     rnnf_layer_desc *layers;
     rnnf_layer_build *builds;
     int32_t *ids, *sym_input, *sym_axis, *check_a, *check_b, *check_node, *check_kind, *dim_start;
+    int32_t *input_default; /* at each graph input's id slot: rnnf_graph_desc.input_default */
     int64_t *ints;
     float *floats;
     const char **check_name;
@@ -278,7 +279,7 @@ static rnnf_status read_constant(gfile *f, const char *where, uint32_t index, ui
 }
 
 static rnnf_status read_tensor(gfile *f, uint32_t k, uint32_t local, uint32_t g, uint32_t n_tensors, uint32_t d0,
-                               uint32_t n_dims)
+                               uint32_t n_dims, const int32_t *inputs, uint32_t n_inputs)
 {
     char where[48];
     snprintf(where, sizeof where, "tensor %u (graph %u)", k, g);
@@ -294,7 +295,17 @@ static rnnf_status read_tensor(gfile *f, uint32_t k, uint32_t local, uint32_t g,
     if (rank > MAX_RANK || (uint64_t)dims_at + rank > n_dims)
         return rnnf_rd_fail(&f->r, where, "rank %u and dims_at %u: rank at most %d, dims within the graph's %u", rank,
                             dims_at, MAX_RANK, n_dims);
-    if (rd32(at + 20)) return rnnf_rd_fail(&f->r, where, "reserved field is not zero");
+    const uint32_t def = rd32(at + 20);
+    if (def) {
+        if (f->r.minor < DEFAULT_MINOR)
+            return rnnf_rd_fail(&f->r, where, "default %u needs format %u.%u", def, GRAPH_MAJOR, DEFAULT_MINOR);
+        int is_input = 0;
+        for (uint32_t i = 0; i < n_inputs; i++) is_input |= (uint32_t)inputs[i] == local;
+        if (g != 0 || !is_input) return rnnf_rd_fail(&f->r, where, "default %u: only an input of graph 0 has one", def);
+        if (def >= DEFAULT_CONSTANT && (def - DEFAULT_CONSTANT >= n_tensors || def - DEFAULT_CONSTANT == local))
+            return rnnf_rd_fail(&f->r, where, "default %u: tensor %u is not another of the graph's %u tensors", def,
+                                def - DEFAULT_CONSTANT, n_tensors);
+    }
     if (alias_of != NONE && (alias_of >= n_tensors || alias_of == local))
         return rnnf_rd_fail(&f->r, where, "alias_of %u: another of the graph's %u tensors, or NONE", alias_of,
                             n_tensors);
@@ -424,7 +435,21 @@ static rnnf_status read_graph(gfile *f, uint32_t g)
         starts[k + 1] = (int32_t)((f->cur[T_INTS] - prog_at) / 2);
     }
     for (uint32_t k = 0; k < nt; k++)
-        if ((s = read_tensor(f, t0 + k, k, g, nt, d0, nd)) != RNNF_OK) return s;
+        if ((s = read_tensor(f, t0 + k, k, g, nt, d0, nd, f->ids + i0, ni)) != RNNF_OK) return s;
+    for (uint32_t i = 0; i < ni; i++) { /* an input's default: none, zeros, or a constant of its dtype and rank */
+        const uint32_t t = (uint32_t)f->ids[i0 + i], def = rd32(rec(f, T_TENSORS, t0 + t) + 20);
+        f->input_default[i0 + i] = def == DEFAULT_ZEROS ? RNNF_INPUT_ZEROS : RNNF_INPUT_REQUIRED;
+        if (def < DEFAULT_CONSTANT) continue;
+        const uint32_t c = def - DEFAULT_CONSTANT;
+        const rnnf_tensor_desc *tc = &f->tensors[t0 + c], *ti = &f->tensors[t0 + t];
+        if (!tc->data || tc->dtype != ti->dtype || tc->rank != ti->rank) {
+            char w[48];
+            snprintf(w, sizeof w, "tensor %u (graph %u)", t0 + t, g);
+            return rnnf_rd_fail(&f->r, w, "default %u: tensor %u is not a constant of the input's dtype and rank",
+                                def, c);
+        }
+        f->input_default[i0 + i] = (int32_t)c;
+    }
     for (uint32_t k = s0; k < s0 + ns; k++) {
         char w[48];
         snprintf(w, sizeof w, "symbol %u (graph %u)", k, g);
@@ -464,6 +489,7 @@ static rnnf_status read_graph(gfile *f, uint32_t g)
     gd->n_inputs = (int)ni;
     gd->n_outputs = (int)no;
     gd->inputs = f->ids + i0;
+    gd->input_default = f->input_default + i0;
     gd->outputs = f->ids + o0;
     gd->n_syms = (int)ns;
     gd->sym_input = f->sym_input + s0;
@@ -552,6 +578,7 @@ static rnnf_status read_graphs(gfile *f)
     f->layers = calloc((size_t)c[T_LAYERS] + 1, sizeof(rnnf_layer_desc));
     f->builds = calloc((size_t)c[T_LAYERS] + 1, sizeof(rnnf_layer_build));
     f->ids = calloc((size_t)c[T_IDS] + 1, sizeof(int32_t));
+    f->input_default = calloc((size_t)c[T_IDS] + 1, sizeof(int32_t));
     f->ints = calloc((size_t)c[T_INTS] + 1, sizeof(int64_t));
     f->floats = calloc((size_t)c[T_FLOATS] + 1, sizeof(float));
     f->sym_input = calloc((size_t)c[T_SYMS] + 1, sizeof(int32_t));
@@ -564,7 +591,8 @@ static rnnf_status read_graphs(gfile *f)
     f->check_name = calloc((size_t)c[T_CHECKS] + 1, sizeof(char *));
     /* a name per tensor, node and check, and a constant per tensor */
     f->owned = calloc(2 * (size_t)c[T_TENSORS] + c[T_NODES] + c[T_CHECKS] + 1, sizeof(char *));
-    if (!f->graphs || !f->tensors || !f->nodes || !f->layers || !f->builds || !f->ids || !f->ints || !f->floats ||
+    if (!f->graphs || !f->tensors || !f->nodes || !f->layers || !f->builds || !f->ids || !f->input_default ||
+        !f->ints || !f->floats ||
         !f->sym_input || !f->sym_axis || !f->dim_start || !f->check_a || !f->check_b || !f->check_node ||
         !f->check_kind || !f->check_name || !f->owned)
         return RNNF_ERR_NOMEM;
@@ -592,7 +620,8 @@ static void free_gfile(gfile *f)
     if (f->builds)
         for (uint32_t k = 0; k < f->count[T_LAYERS]; k++) rnnf_rd_free_layer(&f->builds[k]);
     for (size_t k = 0; k < f->n_owned; k++) free(f->owned[k]);
-    void *arrays[] = {f->graphs, f->tensors, f->nodes, f->layers, f->builds, f->ids, f->ints, f->floats,
+    void *arrays[] = {f->graphs, f->tensors, f->nodes, f->layers, f->builds, f->ids, f->input_default, f->ints,
+                      f->floats,
                       f->sym_input, f->sym_axis, f->dim_start, f->check_a, f->check_b, f->check_node, f->check_kind,
                       (void *)f->check_name, f->owned, f->r.blobs};
     for (unsigned k = 0; k < sizeof arrays / sizeof arrays[0]; k++) free(arrays[k]);

@@ -28,8 +28,11 @@
 #define VERSION_MAJOR 1u
 #define VERSION_MINOR 1u
 #define GRAPH_MAJOR 2u
-#define GRAPH_MINOR 1u
+#define GRAPH_MINOR 2u
 #define QUANTIZED_CONSTANTS_MINOR 1u /* 2.1: float32 graph constants stored as float16, or int8 per channel */
+#define DEFAULT_MINOR 2u    /* 2.2: graph inputs with a default (the tensor record's `default` field) */
+#define DEFAULT_ZEROS 1u    /* tensor `default`: 0 none, 1 zeros, 2 + t the value of constant tensor t */
+#define DEFAULT_CONSTANT 2u
 #define QUANTIZED_MINOR 1u /* the first minor version with float16 / int8 blobs */
 /* The engine's int sizes; a file past them is valid but too large for this library. */
 #define MAX_LAYER_DIM (1u << 24)

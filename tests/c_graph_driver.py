@@ -39,9 +39,16 @@ def driver_source(prefix, export) -> str:
         return [f'    io(dir, "{n}", {chunk}, b_{names[n]}, sizeof b_{names[n]} - sizeof b_{names[n]}[0], {write});'
                 for n in items]
 
+    if export.optional:
+        lines += ["static int given(const char *dir, const char *name)", "{", "    char path[512];", "    FILE *f;",
+                  '    snprintf(path, sizeof path, "%s/%s.bin", dir, name);', '    f = fopen(path, "rb");',
+                  "    if (f) fclose(f);", "    return f != NULL;", "}", ""]
+    # an optional input whose file is missing is passed as NULL (its default)
+    run_in = [f"(given(dir, \"{n}\") ? b_{names[n]} : NULL)" if n in export.optional else f"b_{names[n]}"
+              for n in export.inputs]
     step_in = [n for n in export.inputs if n not in export.states]
     step_out = [n for n in export.outputs if n not in export.states.values()]
-    run_args = ", ".join(["&st"] + [f"b_{names[n]}" for n in list(export.inputs) + list(export.outputs)])
+    run_args = ", ".join(["&st"] + run_in + [f"b_{names[n]}" for n in export.outputs])
     step_args = ", ".join(["&st"] + [f"b_{names[n]}" for n in step_in + step_out])
     lines += ["static int cmp(const void *a, const void *b)", "{",
               "    const double x = *(const double *)a, y = *(const double *)b;", "    return (x > y) - (x < y);",
@@ -50,7 +57,8 @@ def driver_source(prefix, export) -> str:
               "    if (argc < 3) return 2;", f"    status = {prefix}_init(&st);",
               f'    if (status) {{ fprintf(stderr, "init: %s\\n", {prefix}_error(&st)); return 1; }}',
               '    if (!strcmp(argv[2], "run")) {']
-    lines += rw(export.inputs, -1, 0)
+    lines += [f'        if (given(dir, "{n}"))' + line[3:] if n in export.optional else line
+              for n, line in zip(export.inputs, rw(export.inputs, -1, 0))]
     lines += [f"        status = {prefix}_run({run_args});",
               f'        if (status) {{ fprintf(stderr, "run: %s\\n", {prefix}_error(&st)); return 1; }}']
     lines += rw(export.outputs, -1, 1)

@@ -1,7 +1,8 @@
 """The C .rnnf readers' fuzz target (tests/c/fuzz_rnnf_readers.c), built here with gcc as a replayer under
 ASan/UBSan: version 1 and 2 files written by rnnfast (a 2.1 file with int8 MatMul / Conv weights and their scales
-among them), their truncations and bit flips go through both readers; a read out of bounds or undefined behaviour
-fails the run. With clang the same file is a libFuzzer target."""
+and a 2.2 file whose h0 / c0 inputs default to zeros among them), their truncations and bit flips go through both
+readers; a read out of bounds or undefined behaviour fails the run. With clang the same file is a libFuzzer
+target."""
 import os
 import subprocess
 
@@ -22,8 +23,9 @@ def seeds():
     chain = rnnfast.load(os.path.join(DATA, "torch", "emb_lstm_fc.pt"), embedding="emb", rnn="lstm", head="fc",
                          batch_first=True)
     quantized = graph.quantize("int8", scope="all")
+    states = rnnfast.load(os.path.join(DATA, "torch", "lstm.pt"), batch_first=False)  # h0, c0 default to zeros
     return [graph_to_bytes(graph.graph.compiled), to_bytes(chain.to_pipeline()),
-            graph_to_bytes(quantized.graph.compiled)]
+            graph_to_bytes(quantized.graph.compiled), graph_to_bytes(states.graph.compiled)]
 
 
 def test_both_readers_survive_damaged_files(tmp_path_factory, tmp_path):

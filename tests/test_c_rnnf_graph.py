@@ -16,10 +16,12 @@ from rnnfast import rnnf_spec as spec
 from rnnfast.cli import main as cli_main
 from rnnfast.errors import FormatError
 from rnnfast.importers.rnnf import load_rnnf, load_rnnf_model
+from rnnfast.reference import run_layer
 
 pytestmark = needs_gcc_and_make
 ort = pytest.importorskip("onnxruntime")
 GRAPH = Path(__file__).parent / "data" / "onnx" / "graph"
+TORCH = Path(__file__).parent / "data" / "torch"
 WRAPS = "-Wl," + ",".join(f"--wrap={f}" for f in ("malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc"))
 RNNF_OK, RNNF_ERR_FORMAT, RNNF_ERR_UNSUPPORTED = 0, 4, 6  # include/rnnfast/rnnf.h
 
@@ -42,6 +44,9 @@ def converted(tmp_path_factory):
         files[f"{name} {dtype}"] = out / f"{name}.{dtype}.rnnf"
         assert cli_main(["convert", str(GRAPH / f"{name}.onnx"), str(files[f"{name} {dtype}"]), "--quantize", dtype,
                          "--quantize-scope", "all"]) == 0, name
+    for name in ("lstm", "lstm_no_state"):  # PyTorch's h0 and c0: inputs that default to zeros
+        files[name] = out / f"{name}.rnnf"
+        assert cli_main(["convert", str(TORCH / f"{name}.pt"), str(files[name])]) == 0, name
     return files
 
 
@@ -83,6 +88,31 @@ def test_c_runs_converted_graphs_like_onnxruntime(program, converted, name, tmp_
     if name == "vad.ts":
         assert "input state [2, batch, 64] dtype 0 rank 3" in lines and "loop 1 1" in lines
         assert f"source {GRAPH / 'vad.ts.onnx'}" in lines
+
+
+@pytest.mark.parametrize("name, given", [("lstm", ("h0", "c0")), ("lstm_no_state", ()), ("lstm", ("h0",))])
+def test_c_runs_torch_lstms_with_and_without_their_initial_states(program, converted, name, given, tmp_path):
+    """h0 and c0 left out of the C call are zeros, as in PyTorch (the recorded torch outputs: tools/); one given
+    alone, the other is zeros."""
+    record = np.load(TORCH / f"{name}.npz")
+    model = rnnfast.load(converted[name])
+    assert [(i.name, i.optional) for i in model.inputs] == [("input", False), ("h0", True), ("c0", True)]
+    feeds = {"input": record["input"]} | {n: record[n] for n in given}
+    if given == ("h0",):  # the float64 reference with c0 zeros (PyTorch takes both or neither)
+        layer = rnnfast.load(TORCH / "lstm.pt").graph.pipeline.stages[0].layers[0]
+        y, h, c = run_layer(layer, record["input"], initial_h=record["h0"], initial_c=np.zeros((1, 3, 8)))
+        want = [y[:, 0], h, c]
+    else:
+        want = [record[n] for n in ("output", "h_n", "c_n")]
+    for k, n in enumerate(model.input_names):
+        if n in feeds:
+            write_tensor(tmp_path / f"in{k}.bin", feeds[n])
+    result = _run(program, "run", converted[name], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "run: 0 failed" in result.stdout and "optional h0 zeros" in result.stdout
+    for k, (n, w) in enumerate(zip(model.output_names, want)):
+        assert_close(read_tensor(tmp_path / f"out{k}.bin"), w, what=f"{name} {n} given {given}: C vs torch")
+        assert_close(model.run(feeds)[k], w, what=f"{name} {n} given {given}: .rnnf 2 in Python vs torch")
 
 
 @pytest.mark.parametrize("name", ["vad.ts", "stream_gru.dynamo"])
@@ -159,7 +189,7 @@ def _crafted(data: bytes) -> list:
     output_named_as_input = bytearray(data)
     output_named_as_input[first_output_io:first_output_io + 8] = data[at["n_io"]:at["n_io"] + 8]
     return [
-        (patch("<H", 6, 2), "header"),                         # a newer minor version
+        (patch("<H", 6, spec.GRAPH_MINOR + 1), "header"),      # a newer minor version
         (patch("<H", 4, 3), "header"),                         # a newer major version
         (patch("<I", 32 + 4, 1 << 30), "header"),              # n_tensors past the file
         (patch("<I", at["n_graphs"], 1), "graph 0"),           # first_tensor off its slot
@@ -212,20 +242,60 @@ def _crafted_quantized(data: bytes) -> list:
     ]
 
 
-def _damaged(data: bytes, rng, quantized=False) -> list:
+def _crafted_defaults(data: bytes) -> list:
+    """Bad input defaults (the tensor record's `default`, format 2.2): one case in a file whose inputs have none,
+    seven in one whose inputs have some."""
+    at = _offsets(data)
+
+    def patch(fmt, pos, value):
+        bad = bytearray(data)
+        struct.pack_into(fmt, bad, pos, value)
+        return bytes(bad)
+
+    tensors = [spec.TENSOR.unpack_from(data, at["n_tensors"] + spec.TENSOR.size * k)
+               for k in range(spec.HEADER2.unpack_from(data, 0)[8])]
+    with_default = [k for k, t in enumerate(tensors) if t[5]]
+    if not with_default:
+        return [(patch("<I", at["n_tensors"] + 20, spec.DEFAULT_ZEROS), "tensor 0 (graph 0)")]  # needs 2.2
+    k = with_default[0]
+    field = at["n_tensors"] + spec.TENSOR.size * k + 20
+    n_inputs = struct.unpack_from("<I", data, at["n_graphs"] + 20)[0]
+    first_input = struct.unpack_from("<I", data, at["n_ids"] + 4 * struct.unpack_from("<I", data,
+                                                                                        at["n_graphs"] + 16)[0])[0]
+    non_input = len(tensors) - 1
+    assert n_inputs < len(tensors) and tensors[non_input][5] == 0
+    return [
+        (patch("<H", 6, 0), f"tensor {k} (graph 0)"),                            # a default in a 2.0 file
+        (patch("<H", 6, spec.DEFAULT_MINOR - 1), f"tensor {k} (graph 0)"),       # and in a 2.1 file
+        (patch("<I", field, 1 << 30), f"tensor {k} (graph 0)"),                  # a constant past the tensors
+        (patch("<I", field, spec.DEFAULT_CONSTANT + k), f"tensor {k} (graph 0)"),  # itself
+        (patch("<I", field, spec.DEFAULT_CONSTANT + first_input), f"tensor {k} (graph 0)"),  # not a constant
+        (patch("<I", at["n_tensors"] + spec.TENSOR.size * non_input + 20, 1),
+         f"tensor {non_input} (graph 0)"),                                       # a default on no input
+        (patch("<I", at["n_tensors"] + spec.TENSOR.size * first_input + 20, spec.DEFAULT_ZEROS), "graph"),  # zeros
+        # for the input that gives the symbols: the executor refuses it (its sizes must come from other inputs)
+    ]
+
+
+def _damaged(data: bytes, rng, crafted) -> list:
     end = _offsets(data)["end"]
     out = [(data[:n], None) for n in sorted(set(rng.integers(0, len(data), 25).tolist()) | {0, 127, 128})]
     for pos in rng.choice(end, 250, replace=False).tolist() + rng.integers(end, len(data), 20).tolist():
         bad = bytearray(data)
         bad[pos] ^= int(rng.integers(1, 256))
         out.append((bytes(bad), None))
-    return out + (_crafted_quantized(data) if quantized else _crafted(data))
+    return out + crafted(data)
 
 
-@pytest.mark.parametrize("name", ["stream_gru.dynamo", "crnn.ts int8"])
+CRAFTED = {"stream_gru.dynamo": lambda d: _crafted(d) + _crafted_defaults(d),  # the hand-made cases fit its records
+           "crnn.ts int8": lambda d: _crafted_quantized(d) + _crafted_defaults(d),
+           "lstm": _crafted_defaults}
+
+
+@pytest.mark.parametrize("name", list(CRAFTED))  # lstm: inputs with defaults (2.2)
 def test_c_and_python_readers_agree_on_damaged_graph_files(program, converted, rng, tmp_path, name):
     data = converted[name].read_bytes()
-    cases = _damaged(data, rng, quantized=name.endswith("int8"))
+    cases = _damaged(data, rng, CRAFTED[name])
     files, verdicts = [], []
     for i, (bad, _) in enumerate(cases):
         path = tmp_path / f"bad{i:04d}.rnnf"
@@ -259,11 +329,14 @@ def test_versions_are_named_and_v1_loaders_refuse_graphs(converted):
     data = bytearray(converted["vad.ts"].read_bytes())
     with pytest.raises(FormatError, match=r"m.rnnf: header: format version 2 holds a whole graph"):
         load_rnnf(bytes(data), "m.rnnf")
-    struct.pack_into("<H", data, 6, 2)
-    with pytest.raises(FormatError, match=r"m.rnnf: header: format version 2\.2 is not readable .*2\.0 to 2\.1"):
+    assert data[6] == 0  # no input defaults: the lowest version that holds the content
+    assert converted["lstm"].read_bytes()[4:8] == struct.pack("<HH", 2, 2)  # h0/c0 default to zeros: 2.2
+    assert converted["crnn.ts int8"].read_bytes()[4:8] == struct.pack("<HH", 2, 1)  # quantized, no default: 2.1
+    struct.pack_into("<H", data, 6, 3)
+    with pytest.raises(FormatError, match=r"m.rnnf: header: format version 2\.3 is not readable .*2\.0 to 2\.2"):
         load_rnnf_model(bytes(data), "m.rnnf")
     struct.pack_into("<H", data, 4, 3)
-    with pytest.raises(FormatError, match=r"m.rnnf: header: format version 3\.2 is not readable"):
+    with pytest.raises(FormatError, match=r"m.rnnf: header: format version 3\.3 is not readable"):
         load_rnnf_model(bytes(data), "m.rnnf")
 
 

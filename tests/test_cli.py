@@ -330,13 +330,16 @@ def test_convert_to_onnx_runs_in_onnxruntime(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "wrote m.onnx (onnx" in r.stdout and "check ok" in r.stdout
     sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
-    assert [i.name for i in sess.get_inputs()] == ["input", "h0", "c0"]  # PyTorch's names, every one kept
+    # PyTorch's names, every one kept; h0 and c0 optional (initializer-backed: zeros unless fed, as in torch)
+    assert [i.name for i in sess.get_inputs()] == ["input"]
+    assert [i.name for i in sess.get_overridable_initializers()] == ["h0", "c0"]
     assert [o.name for o in sess.get_outputs()] == ["output", "h_n", "c_n"]
     zeros = np.zeros((1, ref["input"].shape[0], 8), np.float32)  # torch's default initial state, batch first
-    out, h_n, c_n = sess.run(None, {"input": ref["input"].astype(np.int64), "h0": zeros, "c0": zeros})
-    assert_close(out, ref["output"], what="onnxruntime on the converted file vs torch")
-    assert_close(h_n, ref["h_n"], what="h_n")
-    assert_close(c_n, ref["c_n"], what="c_n")
+    for states in ({"h0": zeros, "c0": zeros}, {}):
+        out, h_n, c_n = sess.run(None, {"input": ref["input"].astype(np.int64), **states})
+        assert_close(out, ref["output"], what=f"onnxruntime on the converted file vs torch, fed {sorted(states)}")
+        assert_close(h_n, ref["h_n"], what="h_n")
+        assert_close(c_n, ref["c_n"], what="c_n")
     r = cli("convert", DATA / "torch" / "emb_lstm_fc.pt", "h.onnx", *EMB_LSTM_FC, "--outputs", "h_n,c_n",
             cwd=tmp_path)
     assert r.returncode == 0 and "2 output(s) compared" in r.stdout, r.stdout + r.stderr

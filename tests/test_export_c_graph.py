@@ -327,3 +327,21 @@ def test_a_quantized_conv_weight_is_refused_by_node():
     with pytest.raises(FormatError, match=r"crnn: node /conv1/Conv \(Conv\) reads the constant 'onnx::Conv_188' "
                                           r"stored as int8: export-c has no kernel that reads a quantized CONV"):
         export_c_graph(q, "/nonexistent/never-written", dims={"batch": 1, "frames": 64}, where="crnn")
+
+
+@pytest.mark.parametrize("name, given", [("lstm", ("h0", "c0")), ("lstm_no_state", ())])
+def test_torch_initial_states_may_be_left_out_of_the_exported_code(tmp_path, runtime, name, given):
+    """PyTorch's h0 and c0 default to zeros: NULL in <prefix>_run is zeros, a pointer is the state; both against
+    the outputs PyTorch recorded (tools/), with and without the states."""
+    source = Path(__file__).parent / "data" / "torch" / f"{name}.pt"
+    with np.load(source.with_suffix(".npz")) as z:
+        rec = {k: z[k] for k in z.files}
+    out = tmp_path / name
+    dims = {"seq_len": rec["input"].shape[0], "batch": rec["input"].shape[1]}
+    e = export_c_graph(rnnfast.load(str(source), batch_first=False), out, prefix="t", dims=dims, where=source.name)
+    assert e.optional == ["h0", "c0"] and "(optional: NULL means zeros)" in e.header.read_text()
+    write_inputs(out, {n: rec[n] for n in ("input",) + given})
+    isa = next(iter(runtime))
+    run_c(link_driver(e, "t", out, runtime[isa], isa), out, "run")
+    for n in ("output", "h_n", "c_n"):
+        assert_close(read_output(out, n, *e.outputs[n]), rec[n], what=f"{name} {n} (given {given})")

@@ -34,8 +34,13 @@ def written(model, **options):
     return ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
 
 
+def written_inputs(session) -> list:
+    """The written model's inputs: onnxruntime's, then the ones backed by an initializer (rnnfast's optional ones)."""
+    return list(session.get_inputs()) + list(session.get_overridable_initializers())
+
+
 def run_written(session, feeds: dict) -> dict:
-    types = {i.name: i.type for i in session.get_inputs()}
+    types = {i.name: i.type for i in written_inputs(session)}
     cast = {"tensor(int64)": np.int64, "tensor(float)": np.float32, "tensor(bool)": np.bool_, "tensor(int32)": np.int32}
     feeds = {k: np.asarray(v).astype(cast.get(types[k], np.asarray(v).dtype)) for k, v in feeds.items()}
     names = [o.name for o in session.get_outputs()]
@@ -43,7 +48,8 @@ def run_written(session, feeds: dict) -> dict:
 
 
 def check_names(session, model, outputs=None):
-    assert [i.name for i in session.get_inputs()] == model.input_names
+    assert [i.name for i in written_inputs(session)] == model.input_names
+    assert [i.name for i in session.get_overridable_initializers()] == [i.name for i in model.inputs if i.optional]
     assert [o.name for o in session.get_outputs()] == (outputs or model.output_names)
 
 

@@ -283,7 +283,14 @@ typedef struct rnnf_graph_desc {
                                           Reshape, a view with no node of its own, whose size the check is about */
     int n_subgraphs;                   /* the branches of If nodes */
     const struct rnnf_graph_desc *subgraphs;
+    /* NULL (every input required), or per input what an absent one (dtype RNNF_DT_NONE in the call) means:
+     * RNNF_INPUT_REQUIRED, RNNF_INPUT_ZEROS (zeros of its shape, every size of which the other inputs give: it
+     * defines no symbol), or the id of a constant tensor of its dtype and rank whose value it takes. */
+    const int32_t *input_default;
 } rnnf_graph_desc;
+
+#define RNNF_INPUT_REQUIRED (-1)
+#define RNNF_INPUT_ZEROS (-2)
 
 typedef struct rnnf_graph rnnf_graph;
 typedef struct rnnf_graph_state rnnf_graph_state;
@@ -293,7 +300,10 @@ void rnnf_graph_free(rnnf_graph *graph);
 rnnf_status rnnf_graph_state_create(const rnnf_graph *graph, rnnf_graph_state **out);
 void rnnf_graph_state_free(rnnf_graph_state *state);
 /* Check the inputs' dtypes and dims (data may be NULL), plan for them (allocating only when the shapes differ from
- * the last call's), and fill in every output's dtype, rank and dims. */
+ * the last call's), and fill in every output's dtype, rank and dims. An input with a default (optional: see
+ * rnnf_graph_input_default) may be left out by giving it dtype RNNF_DT_NONE: it is then its default, in this call
+ * and in the rnnf_graph_run that follows (which must leave it out, or give it, the same way); a required input left
+ * out is RNNF_ERR_ARG, naming it. */
 rnnf_status rnnf_graph_prepare(rnnf_graph_state *state, const rnnf_tensor *inputs, rnnf_tensor *outputs,
                                rnnf_error *err);
 /* Run the graph planned by the last rnnf_graph_prepare, on inputs of those shapes, into outputs (data set by the
@@ -346,6 +356,10 @@ rnnf_status rnnf_graph_output_info(const rnnf_graph *graph, int i, rnnf_graph_io
 int rnnf_graph_n_state_loops(const rnnf_graph *graph);
 rnnf_status rnnf_graph_state_loop(const rnnf_graph *graph, int k, int *input, int *output);
 const char *rnnf_graph_source(const rnnf_graph *graph); /* where the model came from; "" when unknown */
+/* Whether input i may be left out (dtype RNNF_DT_NONE) and what it is then: RNNF_INPUT_REQUIRED, RNNF_INPUT_ZEROS,
+ * or >= 0 when the graph holds its default value (a PyTorch h0/c0 is zeros; an ONNX input backed by an initializer
+ * has the initializer's value). RNNF_INPUT_REQUIRED as well for i out of range. */
+int rnnf_graph_input_default(const rnnf_graph *graph, int i);
 
 /* A stream carries a graph's state loops in C: each step takes the inputs that are not states (in graph input order)
  * and gives the outputs that are not states (in graph output order); the states start at zero and stay in the

@@ -102,9 +102,10 @@ class OnnxRuntime:
             self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types, one per kind of refusal
             self.error = f"onnxruntime refused the model: {error_line(e)}"
-        if self.session is not None:
-            self.input_names = [i.name for i in self.session.get_inputs()]
-            self.input_types = [i.type for i in self.session.get_inputs()]
+        if self.session is not None:  # an input backed by an initializer is one too (rnnfast's optional inputs)
+            ins = overridable_inputs(self.session)
+            self.input_names = [i.name for i in ins]
+            self.input_types = [i.type for i in ins]
             self.output_names = [o.name for o in self.session.get_outputs()]
 
     def feeds(self, feeds: dict) -> dict:
@@ -118,6 +119,12 @@ class OnnxRuntime:
 
     def run(self, feeds: dict) -> list:
         return self.session.run(None, self.feeds(feeds))
+
+
+def overridable_inputs(session) -> list:
+    """onnxruntime's inputs of a session, then the ones backed by an initializer (which get_inputs leaves out): what
+    rnnfast reads as the model's inputs, the latter optional."""
+    return list(session.get_inputs()) + list(session.get_overridable_initializers())
 
 
 def with_zero_states(data: bytes, feeds: dict) -> dict:

@@ -86,8 +86,12 @@ def _runner(path):
 
         model = rnnfast.load(path)
         return model.run, _Names("rnnfast (onnxruntime is not installed)", model.input_names, model.output_names)
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    types = {i.name: i.type for i in session.get_inputs()}
+    from .compare import overridable_inputs
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # not its warning that an initializer-backed input is overridable: it is meant
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    types = {i.name: i.type for i in overridable_inputs(session)}
     dtypes = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
               "tensor(bool)": np.bool_, "tensor(double)": np.float64}
 

@@ -193,6 +193,9 @@ class DescWriter:
             "check_name": self.strings([c[4] if len(c) > 4 else None for c in checks]) if checks else "NULL",
             "n_subgraphs": len(subs), "subgraphs": sub_name,
         }
+        defaults = desc.get("input_defaults") or []
+        if any(d != -1 for d in defaults):  # inputs a call may leave out (rnnf_graph_desc.input_default)
+            fields["input_default"] = self.array("int32_t", defaults, "idef")
         g_name = self._name("graph").upper() + "_FIELDS"
         self.lines.append(f"#define {g_name} " + ", \\\n    ".join(f".{k} = {v}" for k, v in fields.items()))
         return g_name

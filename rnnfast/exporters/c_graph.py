@@ -15,6 +15,9 @@ needs is one byte array of a size known now, inside the caller's `<prefix>_state
                                                outputs go back into it (as onnxruntime's run with them fed back)
     vad_reset(&st);
 
+An input with a default (PyTorch's h0 and c0: zeros; an ONNX input backed by an initializer: its value) may be given
+as NULL to vad_run or vad_step, which then uses the default; the header marks such inputs "optional".
+
 Build: gcc -std=c99 -O2 [-mavx2 -mfma -mf16c] -Iout/rnnf_runtime -Iout/rnnf_runtime/src -Iout/rnnf_runtime/include
 out/vad.c out/rnnf_runtime/*.c -lm. The kernel table (AVX2, NEON or the portable reference) follows the compiler's
 target. Functions return 0 (RNNF_OK) or an rnnf_status; `<prefix>_error(st)` says what went wrong, naming the node.
@@ -53,6 +56,7 @@ class GraphCExport:
     test_note: str = ""  # why there is no test program
     test_feeds: dict = field(default_factory=dict)  # its embedded inputs and expected outputs, by graph name
     expected: dict = field(default_factory=dict)
+    optional: list = field(default_factory=list)  # the inputs a call may give as NULL (their default)
 
 
 def _c_ident(name: str, taken: set) -> str:
@@ -130,10 +134,11 @@ def export_c_graph(model, out_dir, prefix: str = "model", dims: dict | None = No
     names = {n: _c_ident(n, taken) for n in list(inputs) + [o for o in outputs if o not in inputs]}
     header = out / f"{prefix}.h"
     source = out / f"{prefix}.c"
-    header.write_text(_header(prefix, inputs, outputs, pairs, names, mem, where))
-    source.write_text(_source(prefix, inputs, outputs, pairs, names, writer, fields))
+    optional = {n: d for n, d in zip(graph.inputs, desc.get("input_defaults") or ()) if d != -1}
+    header.write_text(_header(prefix, inputs, outputs, pairs, names, mem, where, optional))
+    source.write_text(_source(prefix, inputs, outputs, pairs, names, writer, fields, optional))
     written = GraphCExport(header, source, units, include_dirs(out), inputs, outputs, pairs, mem,
-                           writer.weight_bytes, names)
+                           writer.weight_bytes, names, optional=list(optional))
     if test:
         _write_test(written, compiled, prefix, out, where)
     return written
@@ -174,13 +179,15 @@ def _params(inputs, outputs, names, skip_in=(), skip_out=()) -> str:
     return ", ".join(["%s_state *st" % "{P}"] + ps)
 
 
-def _header(prefix, inputs, outputs, pairs, names, mem, where) -> str:
+def _header(prefix, inputs, outputs, pairs, names, mem, where, optional) -> str:
     P = prefix.upper()
     lines = [f"/* {prefix}.h: {where} exported by rnnfast export-c as a whole graph (rnnfast/exporters/c_graph.py).",
              " *", " * Fixed shapes (row-major, contiguous):"]
     for n, (s, dt) in inputs.items():
         lines.append(f" *   input  {n!r}: {dt} {_shape_str(s)}" + (f" (state, next value: {pairs[n]!r})"
-                                                                   if n in pairs else ""))
+                                                                   if n in pairs else "")
+                     + (f" (optional: NULL means {'zeros' if optional[n] == -2 else 'its default value'})"
+                        if n in optional else ""))
     for n, (s, dt) in outputs.items():
         lines.append(f" *   output {n!r}: {dt} {_shape_str(s)}")
     lines += [" * All memory is inside the state struct: no malloc, no writable globals. Do not copy a state once it",
@@ -212,8 +219,9 @@ def _header(prefix, inputs, outputs, pairs, names, mem, where) -> str:
     return "\n".join(lines)
 
 
-def _tensors(var, items, names, data_of) -> list[str]:
-    """C statements filling var[k] with the k-th tensor's rnnf_tensor (its fixed shape, data from data_of(name))."""
+def _tensors(var, items, names, data_of, optional=()) -> list[str]:
+    """C statements filling var[k] with the k-th tensor's rnnf_tensor (its fixed shape, data from data_of(name));
+    an `optional` one given as NULL is left out (RNNF_DT_NONE: the executor uses its default)."""
     from ..graph.compile import DTYPE_CODES
 
     lines = []
@@ -221,10 +229,12 @@ def _tensors(var, items, names, data_of) -> list[str]:
         dims = ", ".join(str(d) for d in s) or "0"
         lines.append(f"    {var}[{k}] = (rnnf_tensor){{{DTYPE_CODES[np.dtype(dt)]}, {len(s)}, {{{dims}}}, "
                      f"(void *){data_of(n)}}};")
+        if n in optional:
+            lines.append(f"    if (!{data_of(n)}) {var}[{k}].dtype = RNNF_DT_NONE;")
     return lines
 
 
-def _source(prefix, inputs, outputs, pairs, names, writer, fields) -> str:
+def _source(prefix, inputs, outputs, pairs, names, writer, fields, optional) -> str:
     P = prefix.upper()
     n_in, n_out = len(inputs), len(outputs)
     lines = [f"/* {prefix}.c: the graph description and its weights (static const), and the entry points of "
@@ -269,7 +279,7 @@ def _source(prefix, inputs, outputs, pairs, names, writer, fields) -> str:
               f"    return status == RNNF_OK ? 0 : {prefix}_fail(st, status);", "}", "",
               f"int {prefix}_run({_params(inputs, outputs, names).replace('{P}', prefix)})", "{",
               f"    rnnf_tensor in[{max(n_in, 1)}], out[{n_out}];"]
-    lines += _tensors("in", inputs, names, lambda n: names[n])
+    lines += _tensors("in", inputs, names, lambda n: names[n], optional)
     lines += _tensors("out", outputs, names, lambda n: names[n])
     lines += [f"    return {prefix}_call(st, in, out);", "}", ""]
     if pairs:
@@ -278,7 +288,8 @@ def _source(prefix, inputs, outputs, pairs, names, writer, fields) -> str:
         lines += [f"int {prefix}_step({step})",
                   "{", f"    rnnf_tensor in[{max(n_in, 1)}], out[{n_out}];", "    int status;"]
         lines += _tensors("in", inputs, names,
-                          lambda n: f"st->{names[n]}[st->parity]" if n in pairs else names[n])
+                          lambda n: f"st->{names[n]}[st->parity]" if n in pairs else names[n],
+                          [n for n in optional if n not in pairs])
         lines += _tensors("out", outputs, names,
                           lambda n: f"st->{names[nxt[n]]}[1 - st->parity]" if n in nxt else names[n])
         lines += [f"    status = {prefix}_call(st, in, out);", "    if (status == 0) st->parity = 1 - st->parity;",

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..graph.dims import Dim, dim_str
+from ..graph.ir import ZEROS
 from ._onnx_graph import GraphWriter
 from ._output import write_bytes
 from .onnx_ops import write_node
@@ -86,6 +87,7 @@ def graph_to_model_proto(graph, src_opset: int, where: str, opset: int = DEFAULT
                              f"model's outputs are {list(graph.outputs)}")
         keep = outputs
     w = _Writer(graph, src_opset, opset, where, assume_suffix_padding, GraphWriter("rnnfast::"))
+    _input_defaults(w, graph)
     w.write(keep)
     produced = {n for node in w.g.nodes for n in node.output}
     for name in keep:
@@ -102,6 +104,26 @@ def graph_to_model_proto(graph, src_opset: int, where: str, opset: int = DEFAULT
     model = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="rnnfast")
     model.ir_version = helper.find_min_ir_version_for(opsets)  # the oldest runtime that knows the opset reads it
     return model
+
+
+def _input_defaults(w, graph):
+    """Inputs with a default as ONNX's overridable initializers (an input and an initializer of one name, IR version
+    >= 4): a value as it is; zeros of a shape with symbolic sizes as zeros with a 1 for each, which an Expand to the
+    input's full shape (from the other inputs' shapes) broadcasts when the input is left out and leaves as it is when
+    it is given."""
+    from onnx import numpy_helper
+
+    for name in graph.inputs:
+        default, v = graph.defaults.get(name), graph.values[name]
+        if default is None:
+            continue
+        if default is not ZEROS:
+            w.g.inits.append(numpy_helper.from_array(np.asarray(default, v.dtype), name))
+            continue
+        fixed = [d if isinstance(d, (int, np.integer)) else 1 for d in v.shape]
+        w.g.inits.append(numpy_helper.from_array(np.zeros(fixed, v.dtype), name))
+        if fixed != list(v.shape):
+            w._names[name] = w.g.op("Expand", [name, w.sizes.shape(v.shape)], f"{name}_or_zeros")
 
 
 def value_info(v, name=None):

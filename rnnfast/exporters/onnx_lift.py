@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph.compile import BINARY, DTYPE_CODES, OP_NAMES, REDUCE, UNARY, UNARY_OPS
-from ..graph.ir import Graph, Node, Value
+from ..graph.ir import ZEROS, Graph, Node, Value
 
 OPSET = 17  # the form the lifted nodes follow
 UNARY_NAMES = {UNARY[kind]: op for op, (kind, _, _) in UNARY_OPS.items()}
@@ -55,7 +55,11 @@ class _Lift:
                 self._value(n, t)
                 self.nodes.append(Node("Identity", [src], [n], name=f"output {n}", where=f"{self.name}: output {n}"))
             outs.append(n)
-        return Graph(self.name, list(in_names), outs, self.values, self.nodes)
+        defaults = {}
+        for t, n, k in zip(d["inputs"], in_names, d.get("input_defaults") or ()):
+            if k != -1:  # the file's default: zeros, or a constant tensor's value
+                defaults[n] = ZEROS if k == -2 else np.asarray(d["tensors"][k][3]).reshape(self.shapes[k])
+        return Graph(self.name, list(in_names), outs, self.values, self.nodes, defaults=defaults)
 
     # ---- tensors ----
     def _name(self, t, wanted=None) -> str:

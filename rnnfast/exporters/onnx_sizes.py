@@ -10,9 +10,11 @@ from ..graph.dims import Dim
 
 
 def input_symbols(graph) -> dict:
-    """symbol name -> (graph input, axis) for the axes of the graph's inputs that are a plain symbol."""
+    """symbol name -> (graph input, axis) for the axes of the graph's inputs that are a plain symbol, from the
+    inputs that are always given first (a default of zeros takes its sizes from the others)."""
     out = {}
-    for name in graph.inputs:
+    defaults = getattr(graph, "defaults", {})
+    for name in sorted(graph.inputs, key=lambda n: n in defaults):
         for axis, d in enumerate(graph.values[name].shape or ()):
             if isinstance(d, Dim) and len(d.terms) == 1:
                 (mono, coeff), = d.terms.items()

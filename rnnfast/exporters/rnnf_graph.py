@@ -104,7 +104,7 @@ def graph_parts(compiled, source: str = "", weight_dtype: str | None = None, sco
     recs = {k: [] for k in ("graph", "tensor", "node", "layer", "sym", "dim", "check", "io", "loop")}
     ints, ids, floats = [], [], []
     counts = {"tensor": 0, "node": 0, "sym": 0, "dim": 0, "check": 0}
-    next_sub = 1
+    next_sub, minor = 1, 0
     for gi, g in enumerate(graphs):
         n_dims = len(g["dim_start"]) - 1
         first = dict(counts)
@@ -126,13 +126,16 @@ def graph_parts(compiled, source: str = "", weight_dtype: str | None = None, sco
         for (inp, axis), name in zip(g["syms"], names):
             recs["sym"].append(spec.SYM.pack(inp, axis, *w.name(name)))
         stored = g.get("quantized") or {}
+        defaults = dict(zip(g["inputs"], g.get("input_defaults") or ())) if gi == 0 else {}
         for t, (dtype, rank, dims_at, data, alias_of, name) in enumerate(g["tensors"]):
             if t in stored:
                 blob = w.stored_constant(*stored[t])
             else:
                 blob = spec.NONE if data is None else w.constant(data, dtype, f"{where}: tensor {name!r}")
+            default = _default_field(defaults.get(t, -1))
+            minor = max(minor, spec.DEFAULT_MINOR if default else 0)
             recs["tensor"].append(spec.TENSOR.pack(dtype, rank, dims_at, spec.NONE if alias_of < 0 else alias_of,
-                                                   blob, 0, *w.name(name)))
+                                                   blob, default, *w.name(name)))
         for n, (op, name, ins, outs, ia, fa, layers) in enumerate(g["nodes"]):
             at_in = len(ids)
             ids += [spec.NONE if t < 0 else t for t in ins]
@@ -164,8 +167,15 @@ def graph_parts(compiled, source: str = "", weight_dtype: str | None = None, sco
     tables = {key if key == "io" else f"{key}s": b"".join(recs[key]) for key in recs}
     tables.update(ints=np.asarray(ints, "<i8").tobytes(), ids=np.asarray(ids, "<u4").tobytes(),
                   floats=np.asarray(floats, "<f4").tobytes(), strings=bytes(w.strings))
-    minor = spec.QUANTIZED_CONSTANTS_MINOR if any(g.get("quantized") for g in graphs) else 0
+    if any(g.get("quantized") for g in graphs):
+        minor = max(minor, spec.QUANTIZED_CONSTANTS_MINOR)
     return GraphParts(tables, list(zip(w.blobs, w.codes, w.scales)), source_name, producer, minor)
+
+
+def _default_field(default: int) -> int:
+    """A tensor record's `default` (docs/format.md) from rnnf_graph_desc's input_default: -1 none, -2 zeros, else
+    the constant tensor holding it."""
+    return {-1: spec.DEFAULT_NONE, -2: spec.DEFAULT_ZEROS}.get(default, spec.DEFAULT_CONSTANT + default)
 
 
 def state_loops(compiled) -> list:

@@ -68,14 +68,17 @@ class GraphBuilder:
             name = f"{stem}_{self._count}"
         return name
 
-    def input(self, name: str, dtype, shape) -> str:
+    def input(self, name: str, dtype, shape, default=None) -> str:
         """A graph input; `shape` holds ints and symbolic dimensions (a str names the symbol: inputs that share a
-        name share the size, checked at run time)."""
+        name share the size, checked at run time). `default`: ir.ZEROS or a value, for an input a run may leave
+        out."""
         if name in self.g.values:
             raise ValueError(f"{self.g.name}: value {name!r} is defined twice")
         dims = tuple(Dim.symbol(d) if isinstance(d, str) else int(d) for d in shape)
         self.g.values[name] = Value(name, np.dtype(dtype), dims)
         self.g.inputs.append(name)
+        if default is not None:
+            self.g.defaults[name] = default
         return name
 
     def const(self, array, name: str = "const") -> str:

@@ -16,6 +16,7 @@ from ..errors import FormatError
 from ..tensorinfo import TensorInfo
 from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 from .build import GraphBuilder
+from .ir import ZEROS
 
 
 def chain_graph(stages, batch_first: bool, name: str, states: bool = False, lens: bool = False,
@@ -39,9 +40,10 @@ def chain_graph(stages, batch_first: bool, name: str, states: bool = False, lens
     h0 = c0 = seq_lens = ""
     if states:
         layers = first_rec.layers
-        h0 = b.input("h0", np.float32, [len(layers) * layers[0].n_dirs, "batch", layers[0].output_size])
+        n = len(layers) * layers[0].n_dirs  # zeros when left out, as in PyTorch
+        h0 = b.input("h0", np.float32, [n, "batch", layers[0].output_size], default=ZEROS)
         if layers[0].cell == "lstm":
-            c0 = b.input("c0", np.float32, [len(layers) * layers[0].n_dirs, "batch", layers[0].hidden_size])
+            c0 = b.input("c0", np.float32, [n, "batch", layers[0].hidden_size], default=ZEROS)
     if lens:
         seq_lens = b.input("sequence_lens", np.int32, ["batch"])
     mask, sequence, state_outs, k = "", True, [], 0
@@ -110,10 +112,10 @@ class ChainModel:
         if torch:
             layers = self._recurrent[0].layers
             n, first = len(layers) * layers[0].n_dirs, layers[0]
-            self.inputs.append(TensorInfo("h0", [n, "batch", first.output_size]))
+            self.inputs.append(TensorInfo("h0", [n, "batch", first.output_size], optional=True))
             self.outputs.append(TensorInfo("h_n", [n, "batch", first.output_size]))
             if first.cell == "lstm":
-                self.inputs.append(TensorInfo("c0", [n, "batch", first.hidden_size]))
+                self.inputs.append(TensorInfo("c0", [n, "batch", first.hidden_size], optional=True))
                 self.outputs.append(TensorInfo("c_n", [n, "batch", first.hidden_size]))
         self._variants, self._last = {}, None
         self.n_threads = None

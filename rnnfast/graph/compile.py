@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dims import Dim, dim_program
+from .dims import Dim, dim_program, shape_str
 from .infer import ONNX_DTYPES, Unfit, attr_str, reduce_axes
-from .ir import VIEW_OPS, Graph, Node
+from .ir import VIEW_OPS, ZEROS, Graph, Node
 
 DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.int64): 1, np.dtype(np.int32): 2, np.dtype(np.bool_): 3,
                np.dtype(np.int8): 4}
@@ -47,7 +47,9 @@ class Lowering:
         self.syms, self.sym_index = [], {}
         self.checks = []
         self.hosts = []  # islands.HostFunction per RNNF_OP_HOST node
-        for i, name in enumerate(graph.inputs):
+        # symbols come from the inputs that are always given first: an absent zeros default takes its sizes from them
+        zeros = [n for n in graph.inputs if graph.defaults.get(n) is ZEROS]
+        for i, name in sorted(enumerate(graph.inputs), key=lambda p: p[1] in zeros):
             for a, d in enumerate(graph.values[name].shape):
                 if isinstance(d, Dim) and len(d.terms) == 1 and list(d.terms.values()) == [1]:
                     (mono,) = d.terms
@@ -55,6 +57,7 @@ class Lowering:
                         self.sym_index[mono[0]] = len(self.syms)
                         self.syms.append((i, a))
         self.input_ids = [self.tensor(n) for n in graph.inputs]
+        self.input_defaults = [self.input_default(n) for n in graph.inputs]
         node_first = {}
         for node in graph.nodes:
             node_first[id(node)] = len(self.nodes)
@@ -119,6 +122,22 @@ class Lowering:
         arr = np.ascontiguousarray(arr)
         return self.new_tensor(name, arr.dtype, arr.shape, arr)
 
+    def input_default(self, name) -> int:
+        """What the C executor makes of input `name` left out (rnnf_graph_desc.input_default)."""
+        default, v = self.g.defaults.get(name), self.g.values[name]
+        if default is None:
+            return -1
+        if default is ZEROS:
+            own = {self.syms[k][0] for k in range(len(self.syms))} & {self.g.inputs.index(name)}
+            if own:
+                raise Unfit(f"{self.g.name}: input {name!r} defaults to zeros, but its shape {shape_str(v.shape)} "
+                            f"has a size no other input gives")
+            return -2
+        arr = np.asarray(default)
+        if arr.ndim != len(v.shape) or any(isinstance(d, int) and d != n for d, n in zip(v.shape, arr.shape)):
+            raise Unfit(f"{self.g.name}: input {name!r} is {shape_str(v.shape)}, its default value {list(arr.shape)}")
+        return self.const(f"{name}/default", arr.astype(v.dtype))
+
     def produced(self, t) -> bool:
         return any(t in outs for _, _, _, outs, _, _, _ in self.nodes)
 
@@ -171,7 +190,7 @@ class Lowering:
         return {"tensors": self.tensors, "nodes": self.nodes, "inputs": self.input_ids, "outputs": self.output_ids,
                 "syms": self.syms, "dim_start": starts, "prog": prog, "checks": self.checks,
                 "subgraphs": self.subgraphs, "hosts": self.hosts,
-                "sym_names": sorted(self.sym_index, key=self.sym_index.get)}
+                "sym_names": sorted(self.sym_index, key=self.sym_index.get), "input_defaults": self.input_defaults}
 
 
 def label(node) -> str:

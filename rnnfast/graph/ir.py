@@ -2,7 +2,9 @@
 kind (ONNX's operator names and semantics, plus "Recurrent" for a stack of RNN/GRU/LSTM layers) and attributes.
 
 A chain (embedding -> recurrent stack -> dense) is simply a graph; a state loop (an output fed back as an input
-on the next call) is recorded in `state_loops` so a whole model streams."""
+on the next call) is recorded in `state_loops` so a whole model streams. An input with a default (`defaults`) may be
+left out of a run: it is then a constant (an ONNX input backed by an initializer) or ZEROS of its shape, whose
+symbolic sizes the other inputs give (PyTorch's h0/c0)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from .dims import shape_str
 # Ops that only reinterpret their input's memory (inference-mode Dropout included): the C lowering makes them views,
 # and the passes that follow a value through them (stack.py, to_pipeline.py) read them as such.
 VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "View")
+ZEROS = "zeros"  # Graph.defaults: zeros of the input's shape
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Graph:
     values: dict                      # name -> Value
     nodes: list
     state_loops: list = field(default_factory=list)  # (output name, input name) pairs
+    defaults: dict = field(default_factory=dict)  # input name -> its value (np.ndarray) or ZEROS, when optional
 
     def value(self, name) -> Value:
         return self.values[name]
@@ -66,7 +70,9 @@ class Graph:
         return {name: node for node in self.nodes for name in node.outputs if name}
 
     def describe(self) -> str:
-        lines = [f"graph {self.name}: inputs {[self.values[n].describe() for n in self.inputs]}"]
+        ins = [self.values[n].describe() + (" = zeros" if self.defaults.get(n) is ZEROS else " = default"
+                                            if n in self.defaults else "") for n in self.inputs]
+        lines = [f"graph {self.name}: inputs {ins}"]
         for node in self.nodes:
             lines.append(f"  {node.name or '?'} {node.op}({', '.join(node.inputs)}) -> {', '.join(node.outputs)}")
         lines.append(f"  outputs {[self.values[n].describe() for n in self.outputs]}")

@@ -120,7 +120,8 @@ class _GraphReader(_Reader):
             prog += self.dim(k, g, ns)
             starts.append(len(prog) // 2)
         self.stored = {}  # this graph's quantized constants: local tensor id -> (values, scales or None)
-        tensors = [self.tensor(t0 + k, k, g, nt, d0, nd) for k in range(nt)]
+        tensors = [self.tensor(t0 + k, k, g, nt, d0, nd, inputs) for k in range(nt)]
+        defaults = [self.input_default(t0, g, t, tensors) for t in inputs]
         stored = self.stored
         syms, names = [], []
         for k in range(s0, s0 + ns):
@@ -143,7 +144,7 @@ class _GraphReader(_Reader):
             checks.append((a, b, node, kind, self.string(w, off, length) or None))
         desc = {"tensors": tensors, "nodes": nodes, "inputs": inputs, "outputs": outputs, "syms": syms,
                 "sym_names": names, "dim_start": starts, "prog": prog, "checks": checks, "_subs": (g0, ng),
-                "hosts": []}
+                "hosts": [], "input_defaults": defaults}
         if stored:
             desc["quantized"] = stored
         return desc
@@ -183,17 +184,23 @@ class _GraphReader(_Reader):
             self.fail(where, f"the program leaves {depth} values, not 1")
         return prog
 
-    def tensor(self, k: int, local: int, g: int, n_tensors: int, d0: int, n_dims: int):
+    def tensor(self, k: int, local: int, g: int, n_tensors: int, d0: int, n_dims: int, inputs: list):
         where = f"tensor {k} (graph {g})"
-        dtype, rank, dims_at, alias_of, blob, reserved, off, length = self.record("n_tensors", spec.TENSOR, k)
+        dtype, rank, dims_at, alias_of, blob, default, off, length = self.record("n_tensors", spec.TENSOR, k)
         name = self.string(where, off, length)
         if dtype not in spec.TENSOR_DTYPE_NAMES:
             self.fail(where, f"dtype {dtype} is unknown (0 float32, 1 int64, 2 int32, 3 bool, 4 int8)")
         if rank > spec.MAX_RANK or dims_at + rank > n_dims:
             self.fail(where, f"rank {rank} and dims_at {dims_at}: rank at most {spec.MAX_RANK}, dims within the "
                              f"graph's {n_dims}")
-        if reserved:
-            self.fail(where, "reserved field is not zero")
+        if default:
+            if self.minor < spec.DEFAULT_MINOR:
+                self.fail(where, f"default {default} needs format {spec.GRAPH_MAJOR}.{spec.DEFAULT_MINOR}")
+            if g != 0 or local not in inputs:
+                self.fail(where, f"default {default}: only an input of graph 0 has one")
+            c = default - spec.DEFAULT_CONSTANT
+            if default >= spec.DEFAULT_CONSTANT and (c >= n_tensors or c == local):
+                self.fail(where, f"default {default}: tensor {c} is not another of the graph's {n_tensors} tensors")
         if alias_of != spec.NONE and (alias_of >= n_tensors or alias_of == local):
             self.fail(where, f"alias_of {alias_of}: another of the graph's {n_tensors} tensors, or NONE")
         if blob != spec.NONE and alias_of != spec.NONE:
@@ -212,6 +219,18 @@ class _GraphReader(_Reader):
                 numel = min(numel * v, len(self.data) + 1)
             data = self.constant(where, blob, dtype, numel, local).reshape(dims)
         return (dtype, rank, dims_at, data, -1 if alias_of == spec.NONE else alias_of, name)
+
+    def input_default(self, t0: int, g: int, t: int, tensors: list) -> int:
+        """rnnf_graph_desc's input_default of the input that is tensor t: -1 none, -2 zeros, else the constant tensor
+        holding it, which must be of the input's dtype and rank."""
+        default = self.record("n_tensors", spec.TENSOR, t0 + t)[5]
+        if default < spec.DEFAULT_CONSTANT:
+            return -2 if default == spec.DEFAULT_ZEROS else -1
+        c = default - spec.DEFAULT_CONSTANT
+        if tensors[c][3] is None or tensors[c][:2] != tensors[t][:2]:
+            self.fail(f"tensor {t0 + t} (graph {g})", f"default {default}: tensor {c} is not a constant of the "
+                                                       f"input's dtype and rank")
+        return c
 
     def constant(self, where, index, dtype, numel, local) -> np.ndarray:
         field = "data"
@@ -424,19 +443,20 @@ class RnnfGraph:
             raise FormatError(str(e)) from None
         self.unfit_reason = None
 
-        def info(n, t):
+        def info(n, t, optional=False):
             shape = [d if isinstance(d, int) else str(d) for d in values[n].shape]
-            return TensorInfo(n, shape, TYPE_NAMES[desc["tensors"][t][0]])
+            return TensorInfo(n, shape, TYPE_NAMES[desc["tensors"][t][0]], optional)
 
-        self.inputs = [info(n, t) for n, t in zip(in_names, desc["inputs"])]
+        self.inputs = [info(n, t, d != -1) for n, t, d in zip(in_names, desc["inputs"], desc["input_defaults"])]
         self.outputs = [info(n, t) for n, t in zip(out_names, desc["outputs"])]
         self.shape_strings = shapes
 
     def run(self, feeds: dict, output_names=None) -> list:
-        missing = [i.name for i in self.inputs if i.name not in feeds]
+        missing = [i.name for i in self.inputs if feeds.get(i.name) is None and not i.optional]
         if missing:
-            raise ValueError(f"{self.name}: missing input(s) {missing} (inputs: {[i.name for i in self.inputs]})")
-        outs = self.compiled.run([feeds[i.name] for i in self.inputs])
+            raise ValueError(f"{self.name}: missing input(s) {missing} (inputs: {[i.name for i in self.inputs]}; "
+                             f"optional: {[i.name for i in self.inputs if i.optional]})")
+        outs = self.compiled.run([feeds.get(i.name) for i in self.inputs])  # None: the input's default
         if output_names is None:
             return outs
         by_name = dict(zip(self.compiled.output_names, outs))

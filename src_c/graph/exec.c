@@ -69,6 +69,8 @@ void rnnf_graph_state_free(rnnf_graph_state *s)
     rnnf_mem_free(s->pool, s->dim_val);
     rnnf_mem_free(s->pool, s->offset);
     rnnf_mem_free(s->pool, s->tmp_out);
+    rnnf_mem_free(s->pool, s->in);
+    rnnf_mem_free(s->pool, s->zeros);
     rnnf_mem_free(s->pool, s->arena);
     rnnf_mem_free(s->pool, s->scratch);
     rnnf_mem_free(s->pool, s);
@@ -94,7 +96,8 @@ rnnf_status rnnf_graph_state_create_in(const rnnf_graph *g, rnnf_pool *pool, rnn
     s->rec = rnnf_mem_alloc(pool, ((size_t)g->n_nodes + 1) * sizeof(rnnf_recurrent_slot));
     s->branch = rnnf_mem_alloc(pool, (2 * (size_t)g->n_nodes + 1) * sizeof(rnnf_graph_state *));
     s->tmp_out = rnnf_mem_alloc(pool, RNNF_G_MAX_IO * sizeof(rnnf_tensor));
-    if (!s->sym_val || !s->dim_val || !s->offset || !s->rec || !s->branch || !s->tmp_out) {
+    s->in = rnnf_mem_alloc(pool, ((size_t)g->n_inputs + 1) * sizeof(rnnf_tensor));
+    if (!s->sym_val || !s->dim_val || !s->offset || !s->rec || !s->branch || !s->tmp_out || !s->in) {
         rnnf_graph_state_free(s);
         return RNNF_ERR_NOMEM;
     }
@@ -346,14 +349,83 @@ static rnnf_status check_recurrent_inputs(const rnnf_graph_state *s, rnnf_error 
     return RNNF_OK;
 }
 
+/* s->in: the call's inputs, each absent one (dtype RNNF_DT_NONE) replaced by its constant default; one that defaults
+ * to zeros stays absent until the plan's dims give its shape (zeros_input). */
+static rnnf_status with_defaults(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_error *err)
+{
+    const rnnf_graph *g = s->g;
+    for (int i = 0; i < g->n_inputs; i++) {
+        s->in[i] = inputs[i];
+        if (inputs[i].dtype != RNNF_DT_NONE) continue;
+        const int32_t d = g->input_default ? g->input_default[i] : RNNF_INPUT_REQUIRED;
+        if (d == RNNF_INPUT_REQUIRED) {
+            if (err) snprintf(err->message, sizeof err->message, "input '%s' is required (it has no default)",
+                              g->tensors[g->inputs[i]].name);
+            return RNNF_ERR_ARG;
+        }
+        if (d >= 0) {
+            const rnnf_gtensor *c = &g->tensors[d];
+            s->in[i].dtype = c->dtype;
+            s->in[i].rank = c->rank;
+            for (int a = 0; a < c->rank; a++) s->in[i].dims[a] = c->const_dims[a];
+            s->in[i].data = c->const_data;
+        }
+    }
+    return RNNF_OK;
+}
+
+/* An absent zeros-default input as the plan's zeros: its dims are its dimension programs' values (they read only
+ * other inputs' symbols). */
+static void zeros_input(rnnf_graph_state *s, int i)
+{
+    const rnnf_gtensor *t = &s->g->tensors[s->g->inputs[i]];
+    s->in[i].dtype = t->dtype;
+    s->in[i].rank = t->rank;
+    for (int a = 0; a < t->rank; a++) s->in[i].dims[a] = s->dim_val[t->dims_at + a];
+    s->in[i].data = s->zeros;
+}
+
+/* Zero bytes for the largest zeros-default input of this plan, given or not (so a run that leaves one out after a
+ * prepare that gave it allocates nothing); grown only when a plan needs more. */
+static rnnf_status place_zeros(rnnf_graph_state *s, rnnf_error *err)
+{
+    const rnnf_graph *g = s->g;
+    size_t need = 0;
+    for (int i = 0; i < g->n_inputs; i++)
+        if (g->input_default && g->input_default[i] == RNNF_INPUT_ZEROS) {
+            const size_t b = tensor_bytes(s, g->inputs[i]);
+            if (b > need) need = b;
+        }
+    if (need > s->memory_limit) {
+        if (err) snprintf(err->message, sizeof err->message, "a zeros default would need %s%zu bytes for these "
+                          "input shapes, over the memory limit of %zu bytes", need == SIZE_MAX ? "more than " : "",
+                          need == SIZE_MAX ? SIZE_MAX / 2 : need, s->memory_limit);
+        return RNNF_ERR_NOMEM;
+    }
+    if (need > s->zeros_bytes) {
+        rnnf_mem_free(s->pool, s->zeros);
+        s->zeros = rnnf_mem_alloc(s->pool, need); /* zero-filled, and never written */
+        s->zeros_bytes = s->zeros ? need : 0;
+        if (!s->zeros) {
+            if (err) snprintf(err->message, sizeof err->message, "graph: cannot allocate %zu bytes of zeros", need);
+            return RNNF_ERR_NOMEM;
+        }
+    }
+    return RNNF_OK;
+}
+
 rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_tensor *outputs,
                                rnnf_error *err)
 {
     if (err) err->message[0] = 0;
     if (!s || (!inputs && s->g->n_inputs) || !outputs) return RNNF_ERR_ARG;
     const rnnf_graph *g = s->g;
+    rnnf_status dst = with_defaults(s, inputs, err);
+    if (dst != RNNF_OK) return dst;
+    inputs = s->in;
     for (int i = 0; i < g->n_inputs; i++) {
         const rnnf_gtensor *t = &g->tensors[g->inputs[i]];
+        if (inputs[i].dtype == RNNF_DT_NONE) continue; /* zeros: its dims are the plan's, set below */
         if (inputs[i].dtype != t->dtype || inputs[i].rank != t->rank) {
             if (err) snprintf(err->message, sizeof err->message, "input '%s' is %s of rank %d, expected %s of "
                               "rank %d",
@@ -380,6 +452,8 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
     }
     /* Every call, not only when a symbol changed: an input that does not define a symbol (a state [L, B, H] beside
      * x [T, B, F]) can change its shape alone, and the plan must never see sizes it was not made for. */
+    for (int i = 0; i < g->n_inputs; i++)
+        if (s->in[i].dtype == RNNF_DT_NONE) zeros_input(s, i);
     for (int i = 0; i < g->n_inputs; i++) {
         const rnnf_gtensor *t = &g->tensors[g->inputs[i]];
         for (int a = 0; a < t->rank; a++)
@@ -414,6 +488,7 @@ rnnf_status rnnf_graph_prepare(rnnf_graph_state *s, const rnnf_tensor *inputs, r
                     return RNNF_ERR_SHAPE;
                 }
         rnnf_status st = check_recurrent_inputs(s, err);
+        if (st == RNNF_OK) st = place_zeros(s, err);
         if (st == RNNF_OK) st = place_arena(s, err);
         if (st == RNNF_OK) st = plan_nodes(s, err);
         if (st != RNNF_OK) return st;
@@ -586,8 +661,13 @@ rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_
     if (err) err->message[0] = 0;
     if (!s || !s->planned || (!inputs && s->g->n_inputs) || !outputs) return RNNF_ERR_ARG;
     const rnnf_graph *g = s->g;
-    for (int i = 0; i < g->n_inputs; i++)
+    rnnf_status dst = with_defaults(s, inputs, err);
+    if (dst != RNNF_OK) return dst;
+    inputs = s->in;
+    for (int i = 0; i < g->n_inputs; i++) {
+        if (inputs[i].dtype == RNNF_DT_NONE) zeros_input(s, i);
         if (!inputs[i].data && rnnf_tensor_numel(&inputs[i])) return RNNF_ERR_ARG;
+    }
     for (int i = 0; i < g->n_outputs; i++)
         if (!outputs[i].data && rnnf_tensor_numel(&outputs[i])) return RNNF_ERR_ARG;
     s->paused_at = -1;

@@ -103,6 +103,7 @@ void rnnf_graph_free(rnnf_graph *g)
     rnnf_mem_free(g->pool, g->tensors);
     rnnf_mem_free(g->pool, g->inputs);
     rnnf_mem_free(g->pool, g->outputs);
+    rnnf_mem_free(g->pool, g->input_default);
     rnnf_mem_free(g->pool, g->sym_input);
     rnnf_mem_free(g->pool, g->sym_axis);
     rnnf_mem_free(g->pool, g->dim_start);
@@ -334,6 +335,33 @@ static rnnf_status load_nodes(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_erro
     return RNNF_OK;
 }
 
+/* What an absent input is: a constant of its dtype and rank, or zeros whose every size the other inputs give (so it
+ * defines no symbol). */
+static rnnf_status load_input_defaults(rnnf_graph *g, const rnnf_graph_desc *d, rnnf_error *err)
+{
+    g->input_default = rnnf_mem_alloc(g->pool, ((size_t)g->n_inputs + 1) * sizeof(int32_t));
+    if (!g->input_default) return RNNF_ERR_NOMEM;
+    for (int i = 0; i < g->n_inputs; i++) {
+        const int32_t v = d->input_default ? d->input_default[i] : RNNF_INPUT_REQUIRED;
+        const rnnf_gtensor *t = &g->tensors[g->inputs[i]];
+        if (v >= 0) {
+            const rnnf_gtensor *c = v < g->n_tensors ? &g->tensors[v] : NULL;
+            if (!c || !c->is_const || c->dtype != t->dtype || c->rank != t->rank)
+                return fail(err, RNNF_ERR_FORMAT, "graph input %s: its default is not a constant of its dtype and "
+                            "rank%s", t->name, NULL);
+        } else if (v == RNNF_INPUT_ZEROS) {
+            for (int s = 0; s < g->n_syms; s++)
+                if (g->sym_input[s] == i)
+                    return fail(err, RNNF_ERR_FORMAT, "graph input %s: defaults to zeros but defines a symbol (its "
+                                "sizes must come from the other inputs)%s", t->name, NULL);
+        } else if (v != RNNF_INPUT_REQUIRED) {
+            return fail(err, RNNF_ERR_FORMAT, "graph input %s: unknown default%s", t->name, NULL);
+        }
+        g->input_default[i] = v;
+    }
+    return RNNF_OK;
+}
+
 rnnf_status rnnf_graph_create(const rnnf_graph_desc *d, rnnf_graph **out, rnnf_error *err)
 {
     return rnnf_graph_create_in(d, NULL, out, err);
@@ -406,6 +434,7 @@ rnnf_status rnnf_graph_create_in(const rnnf_graph_desc *d, rnnf_pool *pool, rnnf
         g->sym_input[s] = d->sym_input[s];
         g->sym_axis[s] = d->sym_axis[s];
     }
+    if ((st = load_input_defaults(g, d, err)) != RNNF_OK) goto done;
     g->n_checks = d->n_checks;
     g->checks = rnnf_mem_alloc(pool, (d->n_checks > 0 ? (size_t)d->n_checks : 1) * sizeof(rnnf_dim_check));
     if (!g->checks) { st = RNNF_ERR_NOMEM; goto done; }

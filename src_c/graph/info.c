@@ -57,3 +57,9 @@ rnnf_status rnnf_graph_state_loop(const rnnf_graph *g, int k, int *input, int *o
 }
 
 const char *rnnf_graph_source(const rnnf_graph *g) { return g && g->meta ? g->meta->source : ""; }
+
+int rnnf_graph_input_default(const rnnf_graph *g, int i)
+{
+    if (!g || i < 0 || i >= g->n_inputs || !g->input_default) return RNNF_INPUT_REQUIRED;
+    return g->input_default[i];
+}

@@ -46,6 +46,7 @@ struct rnnf_graph {
     rnnf_gtensor *tensors;
     rnnf_gnode *nodes;
     int32_t *inputs, *outputs;
+    int32_t *input_default;    /* per input: RNNF_INPUT_REQUIRED, RNNF_INPUT_ZEROS or a constant tensor id */
     int32_t *sym_input, *sym_axis;
     int32_t *dim_start;
     int64_t *prog;
@@ -95,6 +96,10 @@ struct rnnf_graph_state {
     rnnf_recurrent_slot *rec;  /* per node (used by recurrent nodes) */
     rnnf_graph_state **branch; /* per node, two (If nodes) */
     rnnf_tensor *tmp_out;      /* a branch's outputs, per If node output */
+    rnnf_tensor *in;           /* this call's inputs, absent ones replaced by their defaults (graph.h: ops never
+                                  write an input, so the zeros below stay zeros) */
+    unsigned char *zeros;      /* zero bytes for the largest zeros-default input of the current plan */
+    size_t zeros_bytes;
     double *profile_ns;        /* NULL, or per node: nanoseconds spent in it, accumulated over runs */
     size_t memory_limit;       /* no tensor and no arena may need more (refused before allocating) */
     int paused_at;             /* the host node a run stopped at, or -1 */

@@ -62,7 +62,11 @@ static void print_io(const rnnf_graph *g)
     for (int i = 0; i < rnnf_graph_n_inputs(g); i++) {
         CHECK(rnnf_graph_input_info(g, i, &info) == RNNF_OK, "input info");
         printf("input %s %s dtype %d rank %d\n", info.name, info.shape, info.dtype, info.rank);
+        if (rnnf_graph_input_default(g, i) != RNNF_INPUT_REQUIRED)
+            printf("optional %s %s\n", info.name, rnnf_graph_input_default(g, i) == RNNF_INPUT_ZEROS ? "zeros" :
+                   "constant");
     }
+    CHECK(rnnf_graph_input_default(g, -1) == RNNF_INPUT_REQUIRED, "no default out of range");
     for (int i = 0; i < rnnf_graph_n_outputs(g); i++) {
         CHECK(rnnf_graph_output_info(g, i, &info) == RNNF_OK, "output info");
         printf("output %s %s dtype %d rank %d\n", info.name, info.shape, info.dtype, info.rank);
@@ -117,6 +121,13 @@ static int run_mode(const char *path, const char *dir)
         rnnf_graph_io_info info;
         rnnf_graph_input_info(g, i, &info);
         snprintf(name, sizeof name, "%s/in%d.bin", dir, i);
+        FILE *given = fopen(name, "rb");
+        if (given) fclose(given);
+        if (!given && rnnf_graph_input_default(g, i) != RNNF_INPUT_REQUIRED) { /* left out: its default */
+            memset(&in[i], 0, sizeof in[i]);
+            in[i].dtype = RNNF_DT_NONE;
+            continue;
+        }
         CHECK(read_tensor(name, info.dtype, &in[i]), "read an input");
     }
     if (run_once(g, in, out, 1) == RNNF_OK && gb && run_once(gb, in, out2, 2) == RNNF_OK) {

@@ -13,6 +13,7 @@ from ...errors import FormatError, MemoryLimitError
 from ...limits import FOLD_MAX_BYTES, check_allocation, check_bytes, generated_bytes, nbytes
 from ...graph.infer import ONNX_DTYPES  # one table of ONNX element types for both paths
 from ...model import Model, TensorInfo
+from .defaults import state_defaults
 from .recurrent import OP_CELLS, RecurrentNodeSpec
 from .protos import AttributeProto, attribute_value, read_model, to_onnx
 from .schemas import is_standard_op
@@ -354,7 +355,10 @@ class OnnxGraph:
         _refuse_duplicates(name, "initializer", [init.name for init in graph.initializer])
         _refuse_duplicates(name, "graph input", [v.name for v in graph.input])
         self.consts = {init.name: to_array(init, f"{name}: initializer {init.name!r}") for init in graph.initializer}
-        self.inputs = [self._info(v, is_input=True) for v in graph.input if v.name not in self.consts]
+        # initializer-backed states stay inputs, their initializer the default (never folded as a constant)
+        self.defaults = {n: self.consts.pop(n) for n in (state_defaults(model_proto) if subgraph is None else ())}
+        self.inputs = [self._info(v, is_input=True, optional=v.name in self.defaults) for v in graph.input
+                       if v.name not in self.consts]
         self.outputs = [self._info(v) for v in graph.output]
         self._fixed_dims = {}
         self.steps = []
@@ -411,13 +415,19 @@ class OnnxGraph:
         self.consts.update((name, np.asarray(r)) for name, r in zip(ctx.node.output, results) if name)
         return True
 
-    def _info(self, value_info, is_input=False):
+    def _info(self, value_info, is_input=False, optional=False):
         t = value_info.type.tensor_type
         if is_input and t.elem_type not in TYPE_NAMES:  # feeds are checked against the type: it must be known
             raise FormatError(f"{self.name}: graph input {value_info.name!r} has ONNX element type {t.elem_type}; "
                               f"supported: {sorted(TYPE_NAMES.values())}")
         shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
-        return TensorInfo(value_info.name, shape, TYPE_NAMES.get(t.elem_type, f"tensor(type {t.elem_type})"))
+        if optional:  # as lower.py: an axis not declared as the initializer's fixed size is the input's own
+            default = self.defaults[value_info.name]
+            declared = shape if len(shape) == default.ndim else [None] * default.ndim
+            shape = [d if d == n else f"{value_info.name}:{a}" for a, (d, n) in enumerate(zip(declared,
+                                                                                               default.shape))]
+        return TensorInfo(value_info.name, shape, TYPE_NAMES.get(t.elem_type, f"tensor(type {t.elem_type})"),
+                          optional)
 
     def run(self, feeds: dict, output_names=None) -> list:
         # While rnnfast verify watches CompiledStack.run (commands/trace.py), the graph runs node by node for it.
@@ -425,6 +435,9 @@ class OnnxGraph:
             return self.compiled.run(_ordered_feeds(self, feeds))
         values = dict(self.consts)
         for info in self.inputs:
+            if feeds.get(info.name) is None and info.optional:
+                values[info.name] = self.defaults[info.name]
+                continue
             if info.name not in feeds:
                 raise ValueError(f"{self.name}: missing input {info.name!r} (inputs: {[i.name for i in self.inputs]})")
             values[info.name] = self._check_input(info, feeds[info.name])
@@ -602,7 +615,7 @@ class CompiledOnnxGraph:
     def __init__(self, compiled, name):
         self.name, self.compiled = name, compiled
         g = compiled.graph
-        self.inputs = [_info_of(g.values[n]) for n in g.inputs]
+        self.inputs = [_info_of(g.values[n], n in g.defaults) for n in g.inputs]
         self.outputs = [_info_of(g.values[n]) for n in g.outputs]
 
     def run(self, feeds: dict, output_names=None) -> list:
@@ -641,17 +654,20 @@ def _quantized(compiled, weight_dtype, name, scope):
     return CompiledOnnxGraph(compiled.quantized(weight_dtype, scope), name)
 
 
-def _info_of(v) -> TensorInfo:
+def _info_of(v, optional=False) -> TensorInfo:
     from ...graph.dims import Dim
 
     types = {np.dtype(t): TYPE_NAMES[k] for k, t in ONNX_DTYPES.items() if k in TYPE_NAMES}
     shape = [None if isinstance(d, Dim) else d for d in v.shape]
-    return TensorInfo(v.name, shape, types.get(np.dtype(v.dtype), str(v.dtype)))
+    return TensorInfo(v.name, shape, types.get(np.dtype(v.dtype), str(v.dtype)), optional)
 
 
 def _ordered_feeds(graph, feeds: dict) -> list:
     out = []
     for info in graph.inputs:
+        if feeds.get(info.name) is None and info.optional:
+            out.append(None)  # the C executor's default
+            continue
         if info.name not in feeds:
             raise ValueError(f"{graph.name}: missing input {info.name!r} (inputs: {[i.name for i in graph.inputs]})")
         out.append(graph._check_input(info, feeds[info.name]) if hasattr(graph, "_check_input") else

@@ -14,6 +14,7 @@ from ...errors import FormatError
 from ...graph.dims import Dim
 from ...graph.infer import ONNX_DTYPES, Unfit
 from ...graph.ir import Graph, Node, Value
+from .defaults import state_defaults
 from .quant import MS_DOMAIN, QuantizedLstmSpec
 from .recurrent import OP_CELLS, RecurrentNodeSpec
 from .graph import LOAD_CHECKS
@@ -32,7 +33,7 @@ def model_opset(proto, name) -> int:
 def lower_model(proto, name: str) -> tuple:
     """(Graph, opset) for a whole model."""
     opset = model_opset(proto, name)
-    return _lower(proto.graph, name, opset, captured=None), opset
+    return _lower(proto.graph, name, opset, captured=None, kept=state_defaults(proto)), opset
 
 
 def _decode_attrs(node, where) -> dict:
@@ -60,8 +61,9 @@ def _input_value(vi, name_prefix) -> Value:
     return Value(vi.name, np.dtype(ONNX_DTYPES[t.elem_type]), tuple(shape))
 
 
-def _lower(gproto, name, opset, captured) -> Graph:
-    """captured: None for the main graph, else the list the branch's free names are appended to."""
+def _lower(gproto, name, opset, captured, kept=frozenset()) -> Graph:
+    """captured: None for the main graph, else the list the branch's free names are appended to. kept: the
+    initializer-backed inputs that stay inputs, the initializer their default (defaults.py)."""
     from .graph import _refuse_duplicates
 
     _refuse_duplicates(name, "initializer", [init.name for init in gproto.initializer])
@@ -70,11 +72,20 @@ def _lower(gproto, name, opset, captured) -> Graph:
     for init in gproto.initializer:
         arr = to_array(init, f"{name}: initializer {init.name!r}")
         values[init.name] = Value(init.name, arr.dtype, tuple(arr.shape), const=arr)
-    inputs = []
+    inputs, defaults = [], {}
     for vi in gproto.input:
-        if vi.name in values:
+        if vi.name in values and vi.name not in kept:
             continue
-        values[vi.name] = _input_value(vi, name)
+        if vi.name in values:
+            defaults[vi.name] = default = values[vi.name].const
+            values[vi.name] = v = _input_value(vi, name)
+            # a feed's shape may differ from the initializer's (onnxruntime takes any, a graph's Expand broadcasts
+            # it): an axis not declared as the initializer's fixed size is a size of this input's own
+            declared = v.shape if len(v.shape) == default.ndim else (None,) * default.ndim
+            v.shape = tuple(d if d == n else Dim.symbol(f"{vi.name}:{a}")
+                            for a, (d, n) in enumerate(zip(declared, default.shape)))
+        else:
+            values[vi.name] = _input_value(vi, name)
         inputs.append(vi.name)
     produced = set(values)
     nodes = []
@@ -111,7 +122,7 @@ def _lower(gproto, name, opset, captured) -> Graph:
             raise Unfit(f"{where}: {node.op_type} runs outside the C executor")
         nodes.append(ir)
         produced.update(o for o in node.output if o)
-    graph = Graph(name, inputs, [o.name for o in gproto.output], values, nodes)
+    graph = Graph(name, inputs, [o.name for o in gproto.output], values, nodes, defaults=defaults)
     return graph
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ...errors import FormatError
 from ...graph.build import GraphBuilder
+from ...graph.ir import ZEROS
 from ...model import TensorInfo
 from .graph import TorchGraph
 
@@ -26,10 +27,10 @@ def cell_graph(layer, name: str, states: bool) -> GraphBuilder:
     x = b.node("Unsqueeze", [b.input("input", np.float32, ["batch", layer.input_size]), _AXIS0], name="one_step")
     h0 = c0 = ""
     if states:
-        h0 = b.node("Unsqueeze", [b.input("h0", np.float32, ["batch", layer.hidden_size]), _AXIS0], name="h0/axis")
+        state = dict(dtype=np.float32, shape=["batch", layer.hidden_size], default=ZEROS)  # zeros, as in PyTorch
+        h0 = b.node("Unsqueeze", [b.input("h0", **state), _AXIS0], name="h0/axis")
         if layer.cell == "lstm":
-            c0 = b.node("Unsqueeze", [b.input("c0", np.float32, ["batch", layer.hidden_size]), _AXIS0],
-                        name="c0/axis")
+            c0 = b.node("Unsqueeze", [b.input("c0", **state), _AXIS0], name="c0/axis")
     _, h, c = b.recurrent(x, [layer], h0=h0, c0=c0, states=True, sequence=False, name=layer.name or "cell")
     b.output(b.node("Squeeze", [h, _AXIS0], name="h1/axis"), "h1")
     if c:
@@ -46,8 +47,8 @@ class TorchCellGraph(TorchGraph):
         super().__init__([layer], False, name=name, source=source, defaults=defaults)
         H = layer.hidden_size
         lstm = layer.cell == "lstm"
-        self.inputs = [TensorInfo("input", ["batch", layer.input_size]), TensorInfo("h0", ["batch", H])] + (
-            [TensorInfo("c0", ["batch", H])] if lstm else [])
+        self.inputs = [TensorInfo("input", ["batch", layer.input_size]), TensorInfo("h0", ["batch", H], optional=True)
+                       ] + ([TensorInfo("c0", ["batch", H], optional=True)] if lstm else [])
         self.outputs = [TensorInfo("h1", ["batch", H])] + ([TensorInfo("c1", ["batch", H])] if lstm else [])
 
     def _builder(self, states, lens, step, state_outputs):
