@@ -175,3 +175,23 @@ def chain_model(layers, states=False, glue="reshape", last="merged", opset=14, i
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model.SerializeToString()
+
+
+def lstm_with_initializer_state(h0, w_as_input=False):
+    """One LSTM whose initial_h is a graph input backed by an initializer (h0), and W an initializer listed among
+    the inputs too when w_as_input (how keep_initializers_as_inputs exports weights)."""
+    rng = np.random.default_rng(3)
+    H, I = h0.shape[-1], 4
+    W, R = (rng.standard_normal((1, 4 * H, n)).astype(np.float32) * 0.5 for n in (I, H))
+    B = rng.standard_normal((1, 8 * H)).astype(np.float32) * 0.1
+    inits = [numpy_helper.from_array(a, n) for a, n in ((W, "W"), (R, "R"), (B, "B"), (h0, "h0"))]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["seq", "batch", I]),
+              helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, "batch", H])]
+    if w_as_input:
+        inputs.append(helper.make_tensor_value_info("W", TensorProto.FLOAT, list(W.shape)))
+    node = helper.make_node("LSTM", ["X", "W", "R", "B", "", "h0"], ["Y", "Y_h"], hidden_size=H)
+    graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+                                                    for n in ("Y", "Y_h")], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    return model.SerializeToString()

@@ -345,3 +345,26 @@ def test_torch_initial_states_may_be_left_out_of_the_exported_code(tmp_path, run
     run_c(link_driver(e, "t", out, runtime[isa], isa), out, "run")
     for n in ("output", "h_n", "c_n"):
         assert_close(read_output(out, n, *e.outputs[n]), rec[n], what=f"{name} {n} (given {given})")
+
+
+def test_an_initializer_backed_state_is_its_value_when_left_out(tmp_path, runtime):
+    """An ONNX input backed by an initializer (onnxruntime's overridable initializer): NULL in <prefix>_run is the
+    initializer's value, a pointer overrides it; both against onnxruntime."""
+    from onnx_builders import lstm_with_initializer_state
+
+    rng = np.random.default_rng(6)
+    h0 = rng.standard_normal((1, 2, 5)).astype(np.float32)
+    data = lstm_with_initializer_state(h0)
+    x, fed = rng.standard_normal((3, 2, 4)).astype(np.float32), rng.standard_normal((1, 2, 5)).astype(np.float32)
+    e = export_c_graph(rnnfast.load(data), tmp_path, prefix="s", dims={"seq": 3, "batch": 2})
+    assert e.optional == ["h0"] and "(optional: NULL means its default value)" in e.header.read_text()
+    isa = next(iter(runtime))
+    exe = link_driver(e, "s", tmp_path, runtime[isa], isa)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    for feeds in ({"X": x}, {"X": x, "h0": fed}):
+        for stale in tmp_path.glob("*.bin"):
+            stale.unlink()
+        write_inputs(tmp_path, feeds)
+        run_c(exe, tmp_path, "run")
+        for n, want in zip(("Y", "Y_h"), session.run(None, feeds)):
+            assert_close(read_output(tmp_path, n, *e.outputs[n]), want, what=f"{n} given {sorted(feeds)}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_close
-from onnx import TensorProto, helper, numpy_helper
+from onnx_builders import lstm_with_initializer_state
 
 import rnnfast
 from rnnfast.exporters.onnx import export_onnx
@@ -69,26 +69,6 @@ def test_a_file_without_defaults_is_format_2_0_and_still_loads():
     assert raw[4:8] == b"\x02\x00\x00\x00" and not any(i.optional for i in again.inputs)
 
 
-def lstm_onnx(h0, w_as_input=False):
-    """One LSTM whose initial_h is a graph input backed by an initializer (h0), and W an initializer listed among
-    the inputs too when w_as_input (how keep_initializers_as_inputs exports weights)."""
-    rng = np.random.default_rng(3)
-    H, I = h0.shape[-1], 4
-    W, R = (rng.standard_normal((1, 4 * H, n)).astype(np.float32) * 0.5 for n in (I, H))
-    B = rng.standard_normal((1, 8 * H)).astype(np.float32) * 0.1
-    inits = [numpy_helper.from_array(a, n) for a, n in ((W, "W"), (R, "R"), (B, "B"), (h0, "h0"))]
-    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["seq", "batch", I]),
-              helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, "batch", H])]
-    if w_as_input:
-        inputs.append(helper.make_tensor_value_info("W", TensorProto.FLOAT, list(W.shape)))
-    node = helper.make_node("LSTM", ["X", "W", "R", "B", "", "h0"], ["Y", "Y_h"], hidden_size=H)
-    graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
-                                                    for n in ("Y", "Y_h")], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
 def ort_run(data, feeds):
     return ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)
 
@@ -98,7 +78,7 @@ def test_onnx_initializer_backed_state(w_as_input):
     """The initializer is h0 when it is left out; a feed overrides it; weights listed as inputs stay constants."""
     rng = np.random.default_rng(4)
     h0 = rng.standard_normal((1, 2, 5)).astype(np.float32)
-    data = lstm_onnx(h0, w_as_input)
+    data = lstm_with_initializer_state(h0, w_as_input)
     x = rng.standard_normal((6, 2, 4)).astype(np.float32)
     fed = rng.standard_normal((1, 2, 5)).astype(np.float32)
     model = rnnfast.load(data)

@@ -112,6 +112,7 @@ def export_c_graph(model, out_dir, prefix: str = "model", dims: dict | None = No
     for k, v in dims.items():
         if v < 1:
             raise ValueError(f"{where}: dims[{k!r}] = {v}; every size must be >= 1")
+    _default_dims(graph, desc, dims)
     inputs = _shapes(graph, graph.inputs, dims, where)
     outputs = _shapes(graph, graph.outputs, dims, where)
     for name, (_, dt) in {**inputs, **outputs}.items():
@@ -161,6 +162,20 @@ def _write_test(written: GraphCExport, compiled, prefix, out: Path, where):
     written.test.write_text(test_program(prefix, written.inputs, written.outputs, written.states, written.c_names,
                                          _ctype, feeds, expected, where))
     written.test_feeds, written.expected = feeds, expected
+
+
+def _default_dims(graph, desc, dims):
+    """A size only an input with a default value has (an ONNX initializer-backed input's own axis, "h0:1") is, unless
+    dims gives it, the default's: the exported code then runs with the input left out or given at that size."""
+    from ..graph.dims import Dim
+
+    for name, d in zip(graph.inputs, desc.get("input_defaults") or ()):
+        if d < 0:
+            continue
+        value = np.asarray(desc["tensors"][d][3])
+        for axis, size in enumerate(graph.values[name].shape):
+            if isinstance(size, Dim) and len(size.symbols()) == 1 and Dim.symbol(next(iter(size.symbols()))) == size:
+                dims.setdefault(next(iter(size.symbols())), int(value.shape[axis]))
 
 
 def _ctype(dt) -> str:
