@@ -177,9 +177,10 @@ def chain_model(layers, states=False, glue="reshape", last="merged", opset=14, i
     return model.SerializeToString()
 
 
-def lstm_with_initializer_state(h0, w_as_input=False):
+def lstm_with_initializer_state(h0, w_as_input=False, head=0):
     """One LSTM whose initial_h is a graph input backed by an initializer (h0), and W an initializer listed among
-    the inputs too when w_as_input (how keep_initializers_as_inputs exports weights)."""
+    the inputs too when w_as_input (how keep_initializers_as_inputs exports weights); head > 0: Y_h also goes
+    through a MatMul to `head` features (output Z), a weight Model.quantize(scope="all") stores quantized."""
     rng = np.random.default_rng(3)
     H, I = h0.shape[-1], 4
     W, R = (rng.standard_normal((1, 4 * H, n)).astype(np.float32) * 0.5 for n in (I, H))
@@ -189,9 +190,14 @@ def lstm_with_initializer_state(h0, w_as_input=False):
               helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, "batch", H])]
     if w_as_input:
         inputs.append(helper.make_tensor_value_info("W", TensorProto.FLOAT, list(W.shape)))
-    node = helper.make_node("LSTM", ["X", "W", "R", "B", "", "h0"], ["Y", "Y_h"], hidden_size=H)
-    graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
-                                                    for n in ("Y", "Y_h")], inits)
+    nodes = [helper.make_node("LSTM", ["X", "W", "R", "B", "", "h0"], ["Y", "Y_h"], hidden_size=H)]
+    outputs = ["Y", "Y_h"]
+    if head:
+        inits.append(numpy_helper.from_array(rng.standard_normal((H, head)).astype(np.float32), "head_w"))
+        nodes.append(helper.make_node("MatMul", ["Y_h", "head_w"], ["Z"]))
+        outputs.append("Z")
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+                                                   for n in outputs], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = 8
     return model.SerializeToString()

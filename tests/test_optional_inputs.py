@@ -69,6 +69,26 @@ def test_a_file_without_defaults_is_format_2_0_and_still_loads():
     assert raw[4:8] == b"\x02\x00\x00\x00" and not any(i.optional for i in again.inputs)
 
 
+def test_a_file_with_a_default_and_quantized_constants_is_format_2_2():
+    """An initializer-backed h0 and an int8 MatMul weight (Model.quantize(scope="all"), 2.1's feature) in one file:
+    2.2; reloaded, h0 stays optional, leaving it out is feeding the initializer, and every run is the quantized
+    model's."""
+    rng = np.random.default_rng(6)
+    h0 = rng.standard_normal((1, 2, 5)).astype(np.float32)
+    q = rnnfast.load(lstm_with_initializer_state(h0, head=3)).quantize("int8", scope="all")
+    again, data = reloaded(q, ".rnnf")
+    assert data[4:8] == b"\x02\x00\x02\x00"
+    stored = again.graph.compiled.desc.get("quantized") or {}
+    assert [v.dtype for v, _ in stored.values()] == [np.int8]  # the head's weight, as stored
+    assert [(i.name, i.optional) for i in again.inputs] == [("X", False), ("h0", True)]
+    x = rng.standard_normal((6, 2, 4)).astype(np.float32)
+    fed = rng.standard_normal((1, 2, 5)).astype(np.float32)
+    for feeds, same in (({"X": x}, {"X": x, "h0": h0}), ({"X": x, "h0": fed}, {"X": x, "h0": fed})):
+        want = q.run(same)
+        for k, got in enumerate(again.run(feeds)):
+            assert np.array_equal(got, want[k]), (k, sorted(feeds))
+
+
 def ort_run(data, feeds):
     return ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)
 
