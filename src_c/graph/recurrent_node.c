@@ -98,12 +98,24 @@ static int uniform_states(const rnnf_model *m, int cell_state)
     return 1;
 }
 
+/* Whether a stacked state tensor (initial_h / initial_c / Y_h / Y_c) is absent or float [LD, B, size]; else the
+ * message says which and what it must be. */
+static int state_fits(const rnnf_tensor *t, const char *name, int64_t LD, int64_t B, int size, const char *x,
+                      char *message)
+{
+    char got[64];
+    if (t->dtype == RNNF_DT_NONE || shape_is(t, 3, LD, B, size)) return 1;
+    snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "%s is %s, must be float [%lld, %lld, %d] (layers x directions, "
+             "batch, hidden) for X %s", name, dims_text(t, got, sizeof got), (long long)LD, (long long)B, size, x);
+    return 0;
+}
+
 rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor *in, const rnnf_tensor *out,
                                       char *message)
 {
     const rnnf_model *m = (const rnnf_model *)node->prep;
     const rnnf_layer *first = &m->layers[0];
-    char got[96], x[96];
+    char got[64], x[64];
     if (in[0].rank != 3 || in[0].dtype != RNNF_DT_F32 || in[0].dims[2] != first->input_size) {
         snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "X is %s, must be float [seq_len, batch, %d]",
                  dims_text(&in[0], x, sizeof x), first->input_size);
@@ -112,18 +124,8 @@ rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor 
     const int64_t T = in[0].dims[0], B = in[0].dims[1];
     const int64_t LD = (int64_t)m->n_layers * first->n_dirs;
     dims_text(&in[0], x, sizeof x);
-    if (in[2].dtype != RNNF_DT_NONE && !shape_is(&in[2], 3, LD, B, first->out_size)) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "initial_h is %s, must be float [%lld, %lld, %d] "
-                 "(layers x directions, batch, hidden) for X %s", dims_text(&in[2], got, sizeof got),
-                 (long long)LD, (long long)B, first->out_size, x);
-        return RNNF_ERR_SHAPE;
-    }
-    if (in[3].dtype != RNNF_DT_NONE && !shape_is(&in[3], 3, LD, B, first->hidden_size)) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "initial_c is %s, must be float [%lld, %lld, %d] "
-                 "(layers x directions, batch, hidden) for X %s", dims_text(&in[3], got, sizeof got),
-                 (long long)LD, (long long)B, first->hidden_size, x);
-        return RNNF_ERR_SHAPE;
-    }
+    if (!state_fits(&in[2], "initial_h", LD, B, first->out_size, x, message)) return RNNF_ERR_SHAPE;
+    if (!state_fits(&in[3], "initial_c", LD, B, first->hidden_size, x, message)) return RNNF_ERR_SHAPE;
     if (in[1].dtype != RNNF_DT_NONE && (in[1].dtype != RNNF_DT_I32 || in[1].rank != 1 || in[1].dims[0] != B)) {
         snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "sequence_lens is %s, must be int32 [%lld] (batch) for X %s",
                  dims_text(&in[1], got, sizeof got), (long long)B, x);
@@ -142,18 +144,8 @@ rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor 
                  "direction count");
         return RNNF_ERR_FORMAT;
     }
-    if (out[1].dtype != RNNF_DT_NONE && !shape_is(&out[1], 3, LD, B, first->out_size)) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "Y_h is %s, must be float [%lld, %lld, %d] "
-                 "(layers x directions, batch, hidden) for X %s", dims_text(&out[1], got, sizeof got),
-                 (long long)LD, (long long)B, first->out_size, x);
-        return RNNF_ERR_SHAPE;
-    }
-    if (out[2].dtype != RNNF_DT_NONE && !shape_is(&out[2], 3, LD, B, first->hidden_size)) {
-        snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "Y_c is %s, must be float [%lld, %lld, %d] "
-                 "(layers x directions, batch, hidden) for X %s", dims_text(&out[2], got, sizeof got),
-                 (long long)LD, (long long)B, first->hidden_size, x);
-        return RNNF_ERR_SHAPE;
-    }
+    if (!state_fits(&out[1], "Y_h", LD, B, first->out_size, x, message)) return RNNF_ERR_SHAPE;
+    if (!state_fits(&out[2], "Y_c", LD, B, first->hidden_size, x, message)) return RNNF_ERR_SHAPE;
     const rnnf_layer *last = &m->layers[m->n_layers - 1];
     const int64_t D = last->n_dirs;
     const int batch_dir = node->n_iattr >= 1 && node->iattr[0] == 1;
