@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 
+from ..stream import batch_rows
 from .dims import Dim
 
 
@@ -176,9 +177,7 @@ class LoopStep:
             for buf in self._cur.values():
                 buf[...] = 0
             return
-        rows = np.asarray(rows, np.int64).reshape(-1)
-        if rows.size and (rows.min() < 0 or rows.max() >= self.batch):
-            raise ValueError(f"{self._where}: rows must lie in [0, {self.batch}), got {rows.tolist()}")
+        rows = batch_rows(rows, self.batch, self._where)
         for name, buf in self._cur.items():
             axis = self._batch_axis(name)
             if axis is None:

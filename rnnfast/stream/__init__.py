@@ -18,6 +18,14 @@ import numpy as np
 from ..layers import RecurrentLayer
 
 
+def batch_rows(rows, batch: int, where: str) -> np.ndarray:
+    """`rows` of a reset as int64 indices, refused unless each lies in [0, batch): both ways a stream steps take it."""
+    rows = np.asarray(rows, np.int64).reshape(-1)
+    if rows.size and (rows.min() < 0 or rows.max() >= batch):
+        raise ValueError(f"{where}: rows must lie in [0, {batch}), got {rows.tolist()}")
+    return rows
+
+
 class Stream:
     """step(x or feeds) -> this step's outputs; feed(chunk) -> the steps of a chunk; reset(rows=None); state (read
     or assign a dict of arrays); pairs ({state input: the output fed back to it}) and pairs_from (how they were

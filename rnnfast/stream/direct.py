@@ -14,6 +14,7 @@ import numpy as np
 from ..engine import CompiledStack
 from ..errors import FormatError
 from ..layers import RecurrentLayer
+from . import batch_rows
 from .step_input import Features
 
 
@@ -62,11 +63,7 @@ class LayerStep:
         return y[0] if squeeze else y
 
     def reset(self, rows=None) -> None:
-        if rows is not None:
-            rows = np.asarray(rows, np.int64).reshape(-1)
-            if rows.size and (rows.min() < 0 or rows.max() >= self.batch):
-                raise ValueError(f"{self._where}: rows must lie in [0, {self.batch}), got {rows.tolist()}")
-        self._c.reset(rows)
+        self._c.reset(None if rows is None else batch_rows(rows, self.batch, self._where))
 
     @property
     def state(self) -> dict:
