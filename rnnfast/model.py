@@ -114,10 +114,10 @@ class Model:
         reset()
 
     def stream(self, batch: int = 1, n_threads=None, states=None):
-        """An rnnfast.Stream (rnnfast/stream.py), the same class for every format: step(x_t) keeps the state between
-        calls. `states` pairs a graph's state inputs with the outputs that feed them back ({"state": "stateN"}); by
-        default the graph's own loops, else inputs and outputs paired by name and shape; a model of recurrent
-        layers keeps each layer's state (layer0.h, ...)."""
+        """An rnnfast.Stream (rnnfast/stream/, made by graph/stream.py make_stream), the same class for every
+        format: step(x_t) keeps the state between calls. `states` pairs a graph's state inputs with the outputs
+        that feed them back ({"state": "stateN"}); by default the graph's own loops, else inputs and outputs paired
+        by name and shape; a model of recurrent layers keeps each layer's state (layer0.h, ...)."""
         make = getattr(self.graph, "stream", None)
         if n_threads is None:
             n_threads = self.n_threads

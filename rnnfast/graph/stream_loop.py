@@ -25,9 +25,7 @@ class LoopStep:
         # The C step runs without the GIL and flips the state buffers: two threads stepping one stream at once
         # would mix their states. Steps are serialized instead (~0.1 us each).
         self._lock = threading.Lock()
-        if int(batch) < 1:
-            raise ValueError(f"{where}: a stream needs batch >= 1, got {batch}")
-        self.batch = int(batch)
+        self.batch = int(batch)  # >= 1: make_stream, the only maker, checked it
         self.pairs = dict(pairs)
         self.step_inputs = [n for n in graph.inputs if n not in self.pairs]
         self.step_outputs = [n for n in graph.outputs if n not in self.pairs.values()]
