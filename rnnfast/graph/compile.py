@@ -128,8 +128,7 @@ class Lowering:
         if default is None:
             return -1
         if default is ZEROS:
-            own = {self.syms[k][0] for k in range(len(self.syms))} & {self.g.inputs.index(name)}
-            if own:
+            if any(i == self.g.inputs.index(name) for i, _ in self.syms):  # a symbol only this input gives
                 raise Unfit(f"{self.g.name}: input {name!r} defaults to zeros, but its shape {shape_str(v.shape)} "
                             f"has a size no other input gives")
             return -2

@@ -9,8 +9,6 @@ records, or those of the step graph rnnfast made of a chain or a Keras model), e
 shape (`find_state_pairs`); `Stream.pairs` and `Stream.pairs_from` say which were chosen and how."""
 from __future__ import annotations
 
-import numpy as np
-
 from ..stream import Stream
 from .dims import Dim
 from ..stream.direct import LayerStep

@@ -239,7 +239,7 @@ class _GraphReader(_Reader):
         if self.blob_used[index] is not None:
             self.fail(where, f"{field} reuses blob {index}, already used by {self.blob_used[index]}")
         self.blob_used[index] = f"{where} {field}"
-        offset, got, blob_dtype, scale_blob = self.blob_info[index]
+        offset, got, blob_dtype, _ = self.blob_info[index]
         want = spec.TENSOR_BLOB_DTYPE[dtype]
         if dtype == 0 and blob_dtype in (spec.DTYPE_F16, spec.DTYPE_I8):
             return self.stored_constant(where, index, numel, local)

@@ -292,8 +292,8 @@ class IfNode:
 
 class ScanNode:
     """ONNX Scan (opset 9+): the body runs once per step in numpy, carrying its state variables. rnnfast's own
-    ONNX export writes what the recurrent operators cannot say this way (exporters/onnx_scan.py). Scan axes other than 0 are
-    refused."""
+    ONNX export writes what the recurrent operators cannot say this way (exporters/onnx_scan.py). Scan axes other
+    than 0 are refused."""
 
     def __init__(self, node, where, opset, known, n_threads):
         self.node, self.where = node, where
