@@ -362,3 +362,21 @@ def test_a_looped_lone_stack_steps_directly_with_the_graph_streams_bits(cell):
     fast.reset()
     slow.reset()
     assert np.array_equal(fast.step(x[11]), slow.step(x[11]))
+
+
+
+def test_complex_or_object_steps_are_refused_not_converted_by_every_way_of_stepping():
+    """float32 conversion would drop a complex step's imaginary part and make None NaN; the graph executor refuses
+    both, and so do the direct steps (a chain's layers, a looped lone stack), leaving the state as it was."""
+    model, x, _ = _stream_and_run(batch=3)
+    looped, pairs = _looped_model("lstm")
+    cases = {"layers": (model.stream(batch=3), x[0]), "looped stack": (looped.stream(batch=3, states=pairs), x[:1])}
+    for name, (stream, x_t) in cases.items():
+        assert stream.direct, name
+        stream.step(x_t)
+        before = stream.state
+        for bad in (x_t.astype(np.complex64) + 1j, np.full(x_t.shape, None, object)):
+            with pytest.raises(ValueError, match=rf"real-valued features \[batch, input\], got {bad.dtype}"):
+                stream.step(bad)
+        after = stream.state
+        assert all(np.array_equal(before[k], after[k]) for k in before), name

@@ -23,6 +23,8 @@ class Features:
     def take(self, x_t, batch: int):
         """(the step as float32 [batch, width], whether the caller left out the batch axis)."""
         x = np.asarray(x_t)
+        if x.dtype.kind not in "fiub":  # complex would lose its imaginary part, None become NaN: refused, as run does
+            raise ValueError(f"{self.where}: a step takes real-valued features [batch, input], got {x.dtype}")
         squeeze = batch == 1 and x.ndim == 1
         if squeeze:
             x = x[None]
