@@ -39,13 +39,15 @@ def write_stack(w, node):
     arg = lambda k: w.name(node.inputs[k]) if k < len(node.inputs) and node.inputs[k] else ""
     x, lens, h0, c0, mask = (arg(k) for k in range(5))
     zero_output = bool(node.attrs.get("_mask_zero_output", 0))
-    # The layers written as Scan take which steps run (real) and which lie past sequence_lens (pad), [T, B, 1] bool
-    real = g.op("Unsqueeze", [mask, g.ints([2])], "real") if mask else None
-    pad = _past_lens(g, x, lens) if lens and (mask or any(needs_scan(layer) for layer in layers)) else None
+    suffix = bool(mask) and w.assume_suffix_padding and not lens
+    scanned = any(needs_scan(layer) for layer in layers) or (bool(mask) and not suffix)
+    # The layers written as Scan take which steps run (real) and which lie past sequence_lens (pad), [T, B, 1] bool;
+    # with none written as Scan neither is made (a graph without unused nodes)
+    real = g.op("Unsqueeze", [mask, g.ints([2])], "real") if mask and scanned else None
+    pad = _past_lens(g, x, lens) if lens and scanned else None
     if pad is not None:
         real = g.op("And", [real, g.op("Not", [pad])], "real") if mask else g.op("Not", [pad], "real")
     scan_lens = lens
-    suffix = bool(mask) and w.assume_suffix_padding and not lens
     if suffix:  # the caller's promise: each row's padding is at its end, so for the operators the mask is a length
         lens = g.op("ReduceSum", [g.op("Cast", [mask], to=_onnx_type(np.int32)), g.ints([0])], "sequence_lens",
                     keepdims=0)
