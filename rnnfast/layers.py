@@ -36,6 +36,9 @@ ACTIVATION_PARAMS = {
     "Gelu": (False, False),  # 0.5*x*(1+erf(x/sqrt(2)))  (Keras default approximate=False)
     "Exp": (False, False),  # exp(x)
 }
+# The names the ONNX RNN / GRU / LSTM operators take (opset 7+): all but the Keras-only ones above. The ONNX importer
+# reads these; the ONNX exporter writes a layer with any other as a Scan.
+ONNX_RECURRENT_ACTIVATIONS = tuple(n for n in ACTIVATION_PARAMS if n not in ("Selu", "Swish", "Gelu", "Exp"))
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,8 @@ import math
 import numpy as np
 
 from ..importers._gates import CANONICAL_ORDER, CANONICAL_PEEPHOLES
+from ..layers import ONNX_RECURRENT_ACTIVATIONS
 from ._onnx_graph import GraphWriter
-
-# The activations the ONNX RNN / GRU / LSTM operators take by name (opset 7+); anything else needs the Scan.
-ONNX_RECURRENT_ACTIVATIONS = ("Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh",
-                              "HardSigmoid", "Elu", "Softsign", "Softplus")
-SELU_ALPHA, SELU_GAMMA = 1.6732632423543772, 1.0507009873554805  # Keras' and ONNX Selu's constants
 
 
 def needs_scan(layer) -> bool:
@@ -172,7 +168,7 @@ def activation(g: GraphWriter, act, x):
     if name == "ScaledTanh":
         return g.op("Mul", [g.op("Tanh", [g.op("Mul", [x, g.const(b)])]), g.const(a)], "scaled_tanh")
     if name == "Selu":
-        return g.op("Selu", [x], alpha=SELU_ALPHA, gamma=SELU_GAMMA)
+        return g.op("Selu", [x])  # its default alpha and gamma are Keras' constants
     if name == "Swish":
         return g.op("Mul", [x, g.op("Sigmoid", [x])], "swish")
     if name == "Gelu":  # the erf form (Keras' default, approximate=False); the Gelu operator needs opset 20

@@ -14,7 +14,8 @@ import warnings
 import numpy as np
 
 from ...errors import FormatError
-from ...layers import ACTIVATION_PARAMS, N_ACTIVATIONS, N_GATES, Activation, RecurrentLayer, default_activations
+from ...layers import (N_ACTIVATIONS, N_GATES, ONNX_RECURRENT_ACTIVATIONS, Activation, RecurrentLayer,
+                       default_activations)
 from .._gates import split_onnx_bias
 from .protos import ATTRIBUTE_TYPE_NAMES, attribute_value
 from .schemas import recurrent_schema
@@ -24,7 +25,7 @@ OP_CELLS = {"RNN": "rnn", "GRU": "gru", "LSTM": "lstm"}
 DEFAULT_ALPHA = {"LeakyRelu": 0.01, "HardSigmoid": 0.2, "Elu": 1.0, "Affine": 0.0, "ScaledTanh": 0.0,
                  "ThresholdedRelu": 0.0}
 DEFAULT_BETA = {"HardSigmoid": 0.5, "Affine": 0.0, "ScaledTanh": 0.0}
-CANONICAL_NAMES = {name.lower(): name for name in ACTIVATION_PARAMS if name not in ("Selu", "Swish", "Gelu", "Exp")}
+CANONICAL_NAMES = {name.lower(): name for name in ONNX_RECURRENT_ACTIVATIONS}
 INPUT_NAMES = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 
 
