@@ -86,13 +86,14 @@ def paired_outputs(names, outs, onnx_names, onnx_outs):
 
 class OnnxRuntime:
     """onnxruntime over ONNX bytes; `error` says why it could not be used (not installed, or refused)."""
+    NOT_INSTALLED = "onnxruntime is not installed"
 
     def __init__(self, data: bytes, n_threads=None):
         self.session, self.error = None, None
         try:
             import onnxruntime as ort
         except ImportError:
-            self.error = "onnxruntime is not installed"
+            self.error = self.NOT_INSTALLED
             return
         options = ort.SessionOptions()
         if n_threads:

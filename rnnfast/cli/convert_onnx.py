@@ -9,7 +9,7 @@ import numpy as np
 
 from .codes import EXIT_MISMATCH, EXIT_OK
 from .common import CliError
-from .compare import check_written
+from .compare import OnnxRuntime, check_written
 from .inputs import random_inputs
 
 SEQ_LENS = (5, 64, 512)  # a length the model takes (a conv front end needs more than a few samples)
@@ -37,6 +37,9 @@ def write_onnx(args, model) -> int:
                                                                                       model.output_names)
     names = keep or outputs
     run_written, runner = _runner(args.out)
+    if run_written is None:
+        print(f"check FAILED: {args.out}: {runner}")
+        return EXIT_MISMATCH
     if runner.input_names != inputs or runner.output_names != names:
         print(f"check FAILED: {args.out} has inputs {runner.input_names} and outputs {runner.output_names}; the "
               f"source has inputs {inputs} and outputs {names}")
@@ -44,11 +47,12 @@ def write_onnx(args, model) -> int:
     if stateful:
         import rnnfast
 
+        written = rnnfast.load(args.out)  # random states of the shapes the written file declares
         print(f"the stateful layers' states are inputs {[n for n in inputs if n not in model.input_names]} and "
               f"outputs {[n for n in outputs if n not in model.output_names]}: feed each call's back to the next")
     lengths = SEQ_LENS if getattr(args, "seq_len", None) is None else (args.seq_len,)
     for seq_len in lengths:
-        feeds = random_inputs(rnnfast.load(args.out) if stateful else model, seq_len=seq_len,
+        feeds = random_inputs(written if stateful else model, seq_len=seq_len,
                               batch=getattr(args, "batch", None) or 2, seed=0)
         if args.assume_suffix_padding:  # the promise holds for ids without any padding
             feeds = {k: np.where(v == 0, 1, v) if v.dtype.kind in "iu" else v for k, v in feeds.items()}
@@ -78,24 +82,15 @@ class _Names:
 
 
 def _runner(path):
-    """(run(feeds) -> outputs, its names): onnxruntime's session of the written file, else rnnfast's load of it."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        import rnnfast
+    """(run(feeds) -> outputs, its names): onnxruntime's session of the written file (compare.py's, as verify and
+    bench use it), else rnnfast's load of it; (None, why) when onnxruntime refuses the file."""
+    with open(path, "rb") as f:
+        rt = OnnxRuntime(f.read())
+    if rt.session is not None:
+        return rt.run, _Names("onnxruntime", rt.input_names, rt.output_names)
+    if rt.error != OnnxRuntime.NOT_INSTALLED:
+        return None, rt.error
+    import rnnfast
 
-        model = rnnfast.load(path)
-        return model.run, _Names("rnnfast (onnxruntime is not installed)", model.input_names, model.output_names)
-    from .compare import overridable_inputs
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # not its warning that an initializer-backed input is overridable: it is meant
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    types = {i.name: i.type for i in overridable_inputs(session)}
-    dtypes = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32,
-              "tensor(bool)": np.bool_, "tensor(double)": np.float64}
-
-    def run(feeds):
-        return session.run(None, {k: np.asarray(v).astype(dtypes.get(types[k], np.asarray(v).dtype))
-                                  for k, v in feeds.items()})
-    return run, _Names("onnxruntime", list(types), [o.name for o in session.get_outputs()])
+    model = rnnfast.load(path)
+    return model.run, _Names("rnnfast (onnxruntime is not installed)", model.input_names, model.output_names)
