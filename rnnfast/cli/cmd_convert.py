@@ -80,10 +80,10 @@ def add_parser(sub):
                        help=f"ONNX: the opset to write (at least {MIN_OPSET}; default {DEFAULT_OPSET})")
         p.add_argument("--assume-suffix-padding", action="store_true",
                        help="ONNX: the model masks token id 0 (Keras mask_zero); write its recurrent layers as the "
-                            "ONNX RNN / GRU / LSTM operators with sequence_lens (faster in onnxruntime than the exact "
-                            "step-by-step Scan written by default), promising that padding only ever ends a row, so "
-                            "the mask becomes the count of non-zero ids. The reload check then uses ids without "
-                            "padding.")
+                            "ONNX RNN / GRU / LSTM operators with sequence_lens (one node per layer instead of the "
+                            "exact step-by-step Scan written by default), promising that padding only ever ends a "
+                            "row, so the mask becomes the count of non-zero ids. The reload check then uses ids "
+                            "without padding.")
         p.add_argument("--outputs", metavar="A,B",
                        help="ONNX: keep only these outputs (by name; default every output of the model)")
     return p

@@ -14,7 +14,7 @@ and P written as they are, activations with alpha/beta, clip, input_forget, line
 Keras masks (a bool [T, B] input of the stack): ONNX recurrent nodes have no per-step mask, only sequence_lens, which
 equals the mask only when every row's padding is at its end. By default a masked stack is written as Scans that
 apply the mask step by step, exactly as Keras and rnnfast do (state kept over a masked step, the last output repeated
-or zeros). `assume_suffix_padding=True` writes the RNN / GRU / LSTM operators instead (faster in onnxruntime), with
+or zeros). `assume_suffix_padding=True` writes the RNN / GRU / LSTM operators instead (one node per layer), with
 sequence_lens = the number of unmasked steps per row; where Keras repeats a row's last output over its padding
 (zero_output_for_mask False) the forward directions' Y is filled with Y_h there (Where). A mask with a gap before a
 row's end then gives a different answer than the source model: the flag is the caller's promise. A row of padding
