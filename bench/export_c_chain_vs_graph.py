@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import rnnfast  # noqa: E402
 from c_graph_driver import compile_runtime, link_driver, write_inputs  # noqa: E402
+from export_c_graph import sizes  # noqa: E402
 from rnnfast.exporters.c import export_c  # noqa: E402
 from rnnfast.exporters.c_graph import export_c_graph  # noqa: E402
 from rnnfast.graph.chain import ChainModel  # noqa: E402
@@ -92,8 +93,8 @@ int main(int argc, char **argv)
 
 
 def size_of(objs) -> int:
-    out = subprocess.run(["size", *map(str, objs)], capture_output=True, text=True, check=True).stdout.splitlines()
-    return sum(int(line.split()[0]) + int(line.split()[1]) for line in out[1:])
+    """text + data bytes of the objects (export_c_graph.py's measure)."""
+    return sum(sizes(objs))
 
 
 def load_options(path: Path) -> dict:
