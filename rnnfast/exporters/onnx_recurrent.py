@@ -64,7 +64,7 @@ def write_stack(w, node):
         cs.append(y_c)
         if k < n - 1:
             x = join_directions(g, d, y)
-        elif suffix and not zero_output and not needs_scan(layer):
+        elif suffix and not zero_output and not needs_scan(layer) and node.outputs[0]:  # Y is written
             y = _repeat_last_output(g, layer, y, y_h, g.op("Not", [mask], "padding"))
     out = node.outputs
     if out[0]:
