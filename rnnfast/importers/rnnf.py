@@ -145,13 +145,18 @@ class _Reader:
             return values.astype(np.float32)
         scale = None
         if dtype == spec.DTYPE_I8:
-            scale = self.take(where, f"{field} scales", scale_blob, got[:-1])
-            if not np.all(np.isfinite(scale)):
-                self.fail(where, f"{field} scales (blob {scale_blob}) are not all finite")
+            scale = self.scales(where, field, scale_blob, got[:-1])
             values = values.astype(np.int8)
         else:
             values = values.astype(np.float16 if dtype == spec.DTYPE_F16 else np.float32)
         return spec.DTYPE_NAMES[dtype], values, scale
+
+    def scales(self, where: str, field: str, index: int, shape) -> np.ndarray:
+        """The float32 scales (blob `index`, of `shape`) of `field`'s int8 values: every one finite."""
+        scale = self.take(where, f"{field} scales", index, shape)
+        if not np.all(np.isfinite(scale)):
+            self.fail(where, f"{field} scales (blob {index}) are not all finite")
+        return scale
 
     # ---- records ----
 

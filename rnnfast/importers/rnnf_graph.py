@@ -7,6 +7,7 @@ checked before use; then the executor (rnnf_graph_create) checks what the ops ne
 FormatError naming the file too."""
 from __future__ import annotations
 
+import math
 
 import numpy as np
 
@@ -263,25 +264,15 @@ class _GraphReader(_Reader):
         if self.minor < spec.QUANTIZED_CONSTANTS_MINOR:
             self.fail(where, f"data (blob {index}) is {name}: a quantized constant needs format {spec.GRAPH_MAJOR}."
                              f"{spec.QUANTIZED_CONSTANTS_MINOR}, the file says {self.major}.{self.minor}")
-        n = int(np.prod(got, dtype=np.int64))
         if (blob_dtype == spec.DTYPE_F16 and len(got) != 1) or (blob_dtype == spec.DTYPE_I8 and len(got) != 3) \
-                or n != numel:
+                or math.prod(got) != numel:
             self.fail(where, f"data (blob {index}) is {name} {list(got)}, expected " + (
                 f"float16 [{numel}]" if blob_dtype == spec.DTYPE_F16 else
                 f"int8 [outer, channels, inner] of {numel} elements"))
         values = np.frombuffer(self.data, spec.DTYPE_NUMPY2[blob_dtype], numel, offset).reshape(got)
         scale = None
         if blob_dtype == spec.DTYPE_I8:
-            if self.blob_used[scale_blob] is not None:
-                self.fail(where, f"data scales reuse blob {scale_blob}, already used by {self.blob_used[scale_blob]}")
-            self.blob_used[scale_blob] = f"{where} data scales"
-            s_got, s_dtype = self.blob_info[scale_blob][1], self.blob_info[scale_blob][2]
-            if s_dtype != spec.DTYPE_F32 or list(s_got) != [got[1]]:
-                self.fail(where, f"data scales (blob {scale_blob}) are {self.DTYPE_NAMES[s_dtype]} {list(s_got)}, "
-                                 f"expected float32 [{got[1]}] (one per channel of the int8 data)")
-            scale = np.frombuffer(self.data, "<f4", got[1], self.blob_info[scale_blob][0]).astype(np.float32)
-            if not np.all(np.isfinite(scale)):
-                self.fail(where, f"data scales (blob {scale_blob}) are not all finite")
+            scale = self.scales(where, "data", scale_blob, (got[1],))  # one per channel
             values = values.astype(np.int8)
         else:
             values = values.astype(np.float16)
