@@ -112,8 +112,9 @@ def _npy(arr) -> bytes:
     return f.getvalue()
 
 
-def _first_weight(members):
-    return next(n for n in members if n != f"{spec.NPZ_STRUCTURE}.npy")
+def _first_weight(entries):
+    """The first array of a split file, an npz member or a safetensors tensor: not the structure."""
+    return next(n for n in entries if n not in (f"{spec.NPZ_STRUCTURE}.npy", "__metadata__"))
 
 
 def _split_safetensors(data: bytes):
@@ -214,7 +215,7 @@ def test_missing_extra_and_mistyped_arrays_are_named(keras_model, fmt):
                       f"{weight}: dtype", "only arrays of numbers")
     else:
         header, body = _split_safetensors(data)
-        weight = next(k for k in header if k != "__metadata__")
+        weight = _first_weight(header)
         _load_refused(_join_safetensors({k: v for k, v in header.items() if k != weight}, body), name,
                       f"array {weight!r}", "is missing")
         changed = dict(header)
@@ -239,7 +240,7 @@ def test_a_huge_declared_shape_is_refused_before_allocating(keras_model, fmt):
         _load_refused(_npz(members), name, f"{weight}: shape", "the member holds")
     else:
         header, body = _split_safetensors(data)
-        weight = next(k for k in header if k != "__metadata__")
+        weight = _first_weight(header)
         header[weight]["shape"] = [1 << 40, 1 << 20]
         _load_refused(_join_safetensors(header, body), name, f"tensor {weight!r}")
 
