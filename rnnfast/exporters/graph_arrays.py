@@ -43,7 +43,7 @@ def _blob_names(doc: dict, parts) -> list:
     def text(off, length):
         return pool[off:off + length].decode("utf-8")
 
-    for rec in doc["tensors"]:  # dtype, rank, dims_at, alias_of, blob, reserved, name_off, name_len
+    for rec in doc["tensors"]:  # dtype, rank, dims_at, alias_of, blob, default, name_off, name_len
         if rec[4] != spec.NONE:
             names[rec[4]] = text(rec[6], rec[7])
     for rec in doc["nodes"]:  # ..., name_off, name_len at 2, 3; first_layer, n_layers at 12, 13
