@@ -53,11 +53,11 @@ class CompiledGraph:
             return CompiledGraph.from_desc(desc, self.graph, self.n_threads, self.graph.name, self.state_pairs)
         graph, new = _quantized_graph(self.graph, weight_dtype)
         checks = [(new.get(id(n), n),) + tuple(rest) for n, *rest in self.checks]
-        compiled = CompiledGraph(graph, self.opset, self.n_threads, checks)
-        compiled.state_pairs = self.state_pairs
-        if scope == "all":
-            compiled.desc = quantize_desc(compiled.desc, weight_dtype, scope, graph.name)
-            compiled.c_graph = _core.CGraph(compiled.desc, graph.name)
+        desc = lower_graph(graph, checks, self.opset)
+        if scope == "all":  # the constants, before the executor is built: it is built once
+            desc = quantize_desc(desc, weight_dtype, scope, graph.name)
+        compiled = CompiledGraph.from_desc(desc, graph, self.n_threads, graph.name, self.state_pairs)
+        compiled.checks, compiled.opset = checks, self.opset
         return compiled
 
     @property
