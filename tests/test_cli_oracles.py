@@ -20,8 +20,20 @@ from conftest import package_env
 DATA = Path(__file__).resolve().parent / "data"
 TORCH_PYTHON = Path("/work/venv-torch/bin/python")
 KERAS_PYTHON = Path("/work/venv-tf/bin/python")
-needs_torch = pytest.mark.skipif(not TORCH_PYTHON.exists(), reason=f"needs torch in {TORCH_PYTHON}")
-needs_keras = pytest.mark.skipif(not KERAS_PYTHON.exists(), reason=f"needs keras in {KERAS_PYTHON}")
+
+
+def _imports(python: Path, modules: str) -> bool:
+    """Whether that interpreter exists and imports the modules the oracle tests read their fixtures with (a venv
+    made for another purpose may lack one, e.g. safetensors beside torch)."""
+    if not python.exists():
+        return False
+    return subprocess.run([str(python), "-c", f"import {modules}"], capture_output=True).returncode == 0
+
+
+needs_torch = pytest.mark.skipif(not _imports(TORCH_PYTHON, "torch, safetensors"),
+                                 reason=f"needs torch and safetensors in {TORCH_PYTHON}")
+needs_keras = pytest.mark.skipif(not _imports(KERAS_PYTHON, "keras, h5py"),
+                                 reason=f"needs keras and h5py in {KERAS_PYTHON}")
 # Runs the command with the Keras LSTM gate order read as Keras 1's (i, c, f, o): an importer bug planted on purpose.
 # The same for PyTorch's GRU gates read as (z, r, h) instead of (r, z, h).
 WRONG_TORCH_GATES = ("import sys; from rnnfast.importers import _gates; "
