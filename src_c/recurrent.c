@@ -274,6 +274,6 @@ rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *st, int T, cons
         in = io.out;
         in_ld = (int)(D * P);
     }
-    rnnf_threads_after_call(T * model->n_layers, sleeps);
+    rnnf_threads_after_call(n_threads, T * model->n_layers, sleeps);
     return RNNF_OK;
 }

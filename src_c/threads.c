@@ -24,13 +24,27 @@
 #define RNNF_SPIN_ROUNDS 4000
 /* A call is contended when more than one barrier step in this many slept. Oversubscription is a property of the
  * machine, not of one model, so one contended call sends every call in the process (default or explicit count) to
- * one thread for the next RNNF_SOLO_CALLS calls (results are bit-identical for any thread count: only the speed
- * changes); then threads are tried again. */
+ * one thread for a while (results are bit-identical for any thread count: only the speed changes); then the next
+ * call tries threads again. "A while" is time, not a number of calls: 64 calls of a 33 ms batch-1 LSTM-512 stack
+ * kept it at one thread for 2 s after one busy moment, at 3.7x its 2-thread time. The window starts short and
+ * doubles each time the call that tries threads again finds the machine still busy (so a long contention costs
+ * one slow call a second), and an uncontended call with threads shortens it again. */
 #define RNNF_CONTENDED_STEP_SHARE 4
-#define RNNF_SOLO_CALLS 64
+#define RNNF_SOLO_MIN_NS 20000000LL   /* 20 ms */
+#define RNNF_SOLO_MAX_NS 1000000000LL /* 1 s */
 
 #ifdef _OPENMP
-static int solo_calls_left = 0;
+#include <time.h>
+
+static long long solo_until_ns = 0; /* 0: not backed off */
+static long long solo_window_ns = RNNF_SOLO_MIN_NS;
+
+static long long monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 #endif
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -108,23 +122,34 @@ int rnnf_threads_for_call(int n_threads)
      * has no second core free right now collapsed the same way (0.65x onnxruntime beside two busy processes). */
     const int want = n_threads > 0 ? n_threads : rnnf_default_threads();
     if (want <= 1) return 1;
-    int left = __atomic_load_n(&solo_calls_left, __ATOMIC_RELAXED);
-    if (left > 0) {
-        __atomic_store_n(&solo_calls_left, left - 1, __ATOMIC_RELAXED); /* a lost decrement only ends it later */
-        return 1;
+    /* The clock is read only while backed off: an uncontended call costs one relaxed load. */
+    const long long until = __atomic_load_n(&solo_until_ns, __ATOMIC_RELAXED);
+    if (until != 0) {
+        if (monotonic_ns() < until) return 1;
+        __atomic_store_n(&solo_until_ns, 0, __ATOMIC_RELAXED); /* this call tries threads again */
     }
     return want;
 }
 
 int rnnf_threads_backed_off(void)
 {
-    return __atomic_load_n(&solo_calls_left, __ATOMIC_RELAXED);
+    const long long until = __atomic_load_n(&solo_until_ns, __ATOMIC_RELAXED);
+    if (until == 0) return 0;
+    const long long left = until - monotonic_ns();
+    return left > 0 ? (int)((left + 999999) / 1000000) : 0;
 }
 
-void rnnf_threads_after_call(int steps, int sleeps)
+void rnnf_threads_after_call(int threads, int steps, int sleeps)
 {
-    if (sleeps > 0 && sleeps * RNNF_CONTENDED_STEP_SHARE > steps)
-        __atomic_store_n(&solo_calls_left, RNNF_SOLO_CALLS, __ATOMIC_RELAXED);
+    if (threads <= 1) return; /* a call on one thread says nothing about the second core */
+    if (sleeps > 0 && sleeps * RNNF_CONTENDED_STEP_SHARE > steps) {
+        const long long window = __atomic_load_n(&solo_window_ns, __ATOMIC_RELAXED);
+        __atomic_store_n(&solo_until_ns, monotonic_ns() + window, __ATOMIC_RELAXED);
+        __atomic_store_n(&solo_window_ns, window * 2 < RNNF_SOLO_MAX_NS ? window * 2 : RNNF_SOLO_MAX_NS,
+                         __ATOMIC_RELAXED);
+    } else if (__atomic_load_n(&solo_window_ns, __ATOMIC_RELAXED) != RNNF_SOLO_MIN_NS) {
+        __atomic_store_n(&solo_window_ns, RNNF_SOLO_MIN_NS, __ATOMIC_RELAXED);
+    }
 }
 #else
 /* One thread without OpenMP: nothing to back off from, and no global to keep (export-c has no writable one). */
@@ -132,8 +157,9 @@ int rnnf_threads_for_call(int n_threads) { return n_threads > 0 ? n_threads : rn
 
 int rnnf_threads_backed_off(void) { return 0; }
 
-void rnnf_threads_after_call(int steps, int sleeps)
+void rnnf_threads_after_call(int threads, int steps, int sleeps)
 {
+    (void)threads;
     (void)steps;
     (void)sleeps;
 }

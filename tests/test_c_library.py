@@ -82,6 +82,16 @@ def test_portable_build_has_no_simd_and_no_openmp(tmp_path):
     check_test_api_output(subprocess.run([str(out / "test_api")], capture_output=True, text=True), what="portable")
 
 
+def test_contention_backoff_policy(c_library):
+    """The recurrent calls' back-off to one thread when their barrier waits slept (src_c/threads.c), driven by a C
+    program with synthetic tallies: a window of time that doubles while the machine stays busy, up to 1 s, and is
+    short again after a call with threads went well."""
+    exe = link(c_library, "test_contention_backoff.c", f"-I{c_library / 'src_c'}")
+    result = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.rstrip().endswith("all ok"), result.stdout + result.stderr
+    assert "FAILED" not in result.stdout and result.stdout.count(" ok\n") >= 8, result.stdout
+
+
 def test_thread_choice_policy(c_library):
     """The executor's choice between one thread and the asked count (src_c/graph/adapt.c), driven by a C program with
     synthetic run times: quiet, busy (a second thread 500x slower), and back."""

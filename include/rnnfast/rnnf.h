@@ -400,7 +400,8 @@ int rnnf_openmp_enabled(void);
  * (OMP_NUM_THREADS, else one per available core); 1 without OpenMP. */
 int rnnf_default_threads(void);
 /* Nonzero while recent recurrent calls found the machine busy (their per-step waits slept), so calls use one thread
- * for a while: how many more calls will. */
+ * for a while: the milliseconds left of that while (20 ms after the first busy call, doubling up to 1 s while the
+ * machine stays busy). */
 int rnnf_threads_backed_off(void);
 
 #ifdef __cplusplus
