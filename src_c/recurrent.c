@@ -62,8 +62,11 @@ static void write_output(const rnnf_layer *L, const rnnf_state *st, const rnnf_i
     }
 }
 
+/* sense: this thread's side of the barrier `bar`, kept by the caller across the directions it runs on it in turn
+ * (after an odd number of steps the barrier's sense is flipped; a fresh local one would pass it unsynchronised). */
 static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int d, int T,
-                          const float *in, int in_ld, const rnnf_io *io, rnnf_barrier *bar, int gtid, int gthreads)
+                          const float *in, int in_ld, const rnnf_io *io, rnnf_barrier *bar, int *sense, int gtid,
+                          int gthreads)
 {
     const rnnf_kernels *K = rnnf_kernels_get();
     rnnf_kernels KQ; /* a quantized layer runs the same drivers with its weights' GEMM in the table */
@@ -77,11 +80,10 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
     const size_t weight_bytes = (size_t)cols * (size_t)(L->input_size + L->out_size) * sizeof(float);
     const int by_rows = by_unit_block && gthreads > 1 && B / gthreads >= RNNF_SPLIT_MIN_ROWS &&
                         weight_bytes <= RNNF_SPLIT_MAX_WEIGHT_BYTES;
-    int sense = 0;
     rnnf_step_ctx ctx = {L, S, K, d, B, 0,
                          L->n_blocks * gtid / gthreads, L->n_blocks * (gtid + 1) / gthreads,
                          L->n_qpanels * gtid / gthreads, L->n_qpanels * (gtid + 1) / gthreads,
-                         bar, &sense, NULL, NULL};
+                         bar, sense, NULL, NULL};
     int b0 = 0, b1 = B;
     if (by_rows) {
         b0 = B * gtid / gthreads;
@@ -128,7 +130,7 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
         else
             step(&ctx, gx + (size_t)t * B * cols, io->active + (size_t)t * B, hp, hn);
         if (io->out) write_output(L, st, io, d, s, t, hn, o0, o1, b0, b1);
-        if (!by_rows) rnnf_barrier_wait(bar, &sense);
+        if (!by_rows) rnnf_barrier_wait(bar, sense);
         cur ^= 1;
     }
     /* S->cur[d] flips after the whole team is done (run_layer): a thread that never waits on a partner may end
@@ -145,39 +147,63 @@ static int useful_threads(const rnnf_layer *L, int batch, int n_threads)
     return n_threads < useful ? n_threads : useful;
 }
 
+/* A direction's recurrent weights in bytes as stored (the part every step reads again). */
+static size_t recurrent_weight_bytes(const rnnf_layer *L)
+{
+    const size_t elem = L->weight_dtype == RNNF_WEIGHTS_F32 ? 4 : L->weight_dtype == RNNF_WEIGHTS_F16 ? 2 : 1;
+    return elem * ((size_t)L->gh_cols * (size_t)L->out_size +
+                   (size_t)L->n_qpanels * RNNF_UB * (size_t)(L->proj_size ? L->hidden_size : 0));
+}
+
 /* A bidirectional layer on two or more threads runs its directions in two groups; the team's threads are dealt
- * to them in turn, so group g has group_threads(team, groups, g) of them. */
-static int n_groups(const rnnf_layer *L, int team) { return (L->n_dirs == 2 && team >= 2) ? 2 : 1; }
+ * to them in turn, so group g has group_threads(team, groups, g) of them. Except when a direction's recurrent
+ * weights overflow one core's L2 at a batch split by unit blocks (the step is a matrix-vector product that reads
+ * them all): then every thread takes its share of each direction in turn, and each core keeps its half of one
+ * direction in its L2 for the whole sequence instead of streaming a whole direction from L3 every step
+ * (lat-h512 bilstm, 4 MiB per direction, 2 MiB of L2 per core: 15.9 ms one direction per thread, onnxruntime
+ * 10.0 ms). */
+static int n_groups(const rnnf_layer *L, int batch, int team)
+{
+    if (L->n_dirs != 2 || team < 2) return 1;
+    if (batch < 2 * RNNF_SPLIT_MIN_ROWS && recurrent_weight_bytes(L) > rnnf_core_l2_bytes()) return 1;
+    return 2;
+}
 
 static int group_threads(int team, int groups, int g) { return (team - g + groups - 1) / groups; }
 
 /* One thread's share of a layer in a team of `team` threads; bars are initialised by the caller.
- * With two threads and two directions, each direction is taken by whichever thread is free (`next_dir`), not by a
- * fixed one: when a busy machine starts the partner late, the first thread runs both directions instead of waiting
- * (and says so in bars[0].sleeps, so the back-off in threads.c sees the contention). A direction runs on one thread
- * either way, so the bits are the same. */
+ * With two threads and two directions, thread t claims direction t first and then the other one if nobody has
+ * (`claimed`, a bit per direction): when a busy machine starts the partner late, the first thread runs both
+ * directions instead of waiting (and says so in bars[0].sleeps, so the back-off in threads.c sees the contention);
+ * on a quiet one a direction stays on its core from call to call, and its weights in that core's L2 (taken by
+ * whichever thread came first, the directions changed cores between a stream's steps: 25 us steps took 60-116 us
+ * after a swap). A direction runs on one thread either way, so the bits are the same. */
 static void run_layer_thread(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int T, const float *in,
-                             int in_ld, const rnnf_io *io, rnnf_barrier *bars, int tid, int team, int *next_dir)
+                             int in_ld, const rnnf_io *io, rnnf_barrier *bars, int tid, int team, int *claimed)
 {
-    const int groups = n_groups(L, team);
+    const int groups = n_groups(L, st->batch, team);
     const int g = tid % groups, gtid = tid / groups, gthreads = group_threads(team, groups, g);
+    int sense = 0;
     if (groups == 2 && team == 2) {
-        int d, taken = 0;
-        while ((d = __atomic_fetch_add(next_dir, 1, __ATOMIC_RELAXED)) < 2) {
-            run_direction(L, S, st, d, T, in, in_ld, io, &bars[d], 0, 1);
+        int taken = 0;
+        for (int k = 0; k < 2; k++) {
+            const int d = tid ^ k;
+            if (__atomic_fetch_or(claimed, 1 << d, __ATOMIC_RELAXED) & (1 << d)) continue;
+            run_direction(L, S, st, d, T, in, in_ld, io, &bars[d], &sense, 0, 1);
             taken++;
         }
         if (taken == 2) __atomic_add_fetch(&bars[0].sleeps, 1, __ATOMIC_RELAXED);
     } else if (groups == 2) {
-        run_direction(L, S, st, g, T, in, in_ld, io, &bars[g], gtid, gthreads);
+        run_direction(L, S, st, g, T, in, in_ld, io, &bars[g], &sense, gtid, gthreads);
     } else {
-        for (int d = 0; d < L->n_dirs; d++) run_direction(L, S, st, d, T, in, in_ld, io, &bars[0], gtid, gthreads);
+        for (int d = 0; d < L->n_dirs; d++)
+            run_direction(L, S, st, d, T, in, in_ld, io, &bars[0], &sense, gtid, gthreads);
     }
 }
 
-static void init_barriers(const rnnf_layer *L, rnnf_barrier *bars, int team)
+static void init_barriers(const rnnf_layer *L, int batch, rnnf_barrier *bars, int team)
 {
-    const int groups = n_groups(L, team);
+    const int groups = n_groups(L, batch, team);
     for (int g = 0; g < groups; g++) rnnf_barrier_init(&bars[g], group_threads(team, groups, g));
 }
 
@@ -193,7 +219,7 @@ static int run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state 
 {
     rnnf_barrier bars[2];
     bars[0].sleeps = bars[1].sleeps = 0; /* read below even when the team has one group */
-    int next_dir = 0;
+    int claimed = 0;
     int nt = useful_threads(L, st->batch, n_threads);
 #ifndef _OPENMP
     nt = 1; /* without OpenMP the one thread runs every group */
@@ -201,24 +227,24 @@ static int run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state 
     if (nt <= 1) {
         /* No parallel region for one thread: entering one costs libgomp a team allocation and futex calls, about
          * a microsecond per layer, which is most of a small model's stream step. */
-        init_barriers(L, bars, 1);
-        run_layer_thread(L, S, st, T, in, in_ld, io, bars, 0, 1, &next_dir);
+        init_barriers(L, st->batch, bars, 1);
+        run_layer_thread(L, S, st, T, in, in_ld, io, bars, 0, 1, &claimed);
         flip_states(L, S, T);
         return bars[0].sleeps;
     }
 #ifdef _OPENMP
     /* Made before the region rather than by one of its threads: an `omp single` would make every thread wait for the
      * last to start, the very wait a busy machine makes long. */
-    init_barriers(L, bars, nt);
+    init_barriers(L, st->batch, bars, nt);
 #pragma omp parallel num_threads(nt)
     {
         /* The team may be smaller than asked (nested regions, OMP_THREAD_LIMIT): size groups from it. */
         const int tid = omp_get_thread_num(), team = omp_get_num_threads();
         if (team != nt) {
 #pragma omp single
-            init_barriers(L, bars, team);
+            init_barriers(L, st->batch, bars, team);
         }
-        run_layer_thread(L, S, st, T, in, in_ld, io, bars, tid, team, &next_dir);
+        run_layer_thread(L, S, st, T, in, in_ld, io, bars, tid, team, &claimed);
     }
     flip_states(L, S, T);
 #endif

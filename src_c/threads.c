@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef __linux__
 #include <linux/futex.h>
@@ -22,14 +23,17 @@
 /* Spin rounds before sleeping: tens of microseconds of PAUSE on current x86 cores, longer than a balanced wait
  * on an idle machine (a few us), much shorter than a scheduler time slice (milliseconds). */
 #define RNNF_SPIN_ROUNDS 4000
-/* A call is contended when more than one barrier step in this many slept. Oversubscription is a property of the
- * machine, not of one model, so one contended call sends every call in the process (default or explicit count) to
- * one thread for a while (results are bit-identical for any thread count: only the speed changes); then the next
- * call tries threads again. "A while" is time, not a number of calls: 64 calls of a 33 ms batch-1 LSTM-512 stack
+/* The machine is contended when more than one barrier step in this many slept, counted over the last
+ * RNNF_JUDGED_STEPS steps or more of calls with threads (a 100-step call is judged alone; a stream's one-step calls
+ * are judged together: one slept wait in a two-layer step, a vCPU's hiccup, had sent a stream to one thread at
+ * 2.8x its step time). Oversubscription is a property of the machine, not of one model, so contention sends every
+ * call in the process (default or explicit count) to one thread for a while (results are bit-identical for any
+ * thread count: only the speed changes); then the next call tries threads again. "A while" is time, not a number of calls: 64 calls of a 33 ms batch-1 LSTM-512 stack
  * kept it at one thread for 2 s after one busy moment, at 3.7x its 2-thread time. The window starts short and
  * doubles each time the call that tries threads again finds the machine still busy (so a long contention costs
  * one slow call a second), and an uncontended call with threads shortens it again. */
 #define RNNF_CONTENDED_STEP_SHARE 4
+#define RNNF_JUDGED_STEPS 64
 #define RNNF_SOLO_MIN_NS 20000000LL   /* 20 ms */
 #define RNNF_SOLO_MAX_NS 1000000000LL /* 1 s */
 
@@ -38,6 +42,9 @@
 
 static long long solo_until_ns = 0; /* 0: not backed off */
 static long long solo_window_ns = RNNF_SOLO_MIN_NS;
+/* Steps and slept waits of the calls with threads not judged yet. Updated without a lock: two calls ending at once
+ * may lose a count, which only delays a verdict. */
+static int tally_steps = 0, tally_sleeps = 0;
 
 static long long monotonic_ns(void)
 {
@@ -142,7 +149,16 @@ int rnnf_threads_backed_off(void)
 void rnnf_threads_after_call(int threads, int steps, int sleeps)
 {
     if (threads <= 1) return; /* a call on one thread says nothing about the second core */
-    if (sleeps > 0 && sleeps * RNNF_CONTENDED_STEP_SHARE > steps) {
+    steps += __atomic_load_n(&tally_steps, __ATOMIC_RELAXED);
+    sleeps += __atomic_load_n(&tally_sleeps, __ATOMIC_RELAXED);
+    if (steps < RNNF_JUDGED_STEPS) {
+        __atomic_store_n(&tally_steps, steps, __ATOMIC_RELAXED);
+        __atomic_store_n(&tally_sleeps, sleeps, __ATOMIC_RELAXED);
+        return;
+    }
+    __atomic_store_n(&tally_steps, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&tally_sleeps, 0, __ATOMIC_RELAXED);
+    if (sleeps * RNNF_CONTENDED_STEP_SHARE > steps) {
         const long long window = __atomic_load_n(&solo_window_ns, __ATOMIC_RELAXED);
         __atomic_store_n(&solo_until_ns, monotonic_ns() + window, __ATOMIC_RELAXED);
         __atomic_store_n(&solo_window_ns, window * 2 < RNNF_SOLO_MAX_NS ? window * 2 : RNNF_SOLO_MAX_NS,
@@ -151,11 +167,30 @@ void rnnf_threads_after_call(int threads, int steps, int sleeps)
         __atomic_store_n(&solo_window_ns, RNNF_SOLO_MIN_NS, __ATOMIC_RELAXED);
     }
 }
+size_t rnnf_core_l2_bytes(void)
+{
+    /* Read once (a relaxed race only repeats the query). The fallback is a conservative 512 KiB, the smallest L2 of
+     * the x86 and Arm server cores this runs on, where the C library cannot ask. */
+    static long bytes = 0;
+    long b = __atomic_load_n(&bytes, __ATOMIC_RELAXED);
+    if (b == 0) {
+#ifdef _SC_LEVEL2_CACHE_SIZE
+        b = sysconf(_SC_LEVEL2_CACHE_SIZE);
+#endif
+        if (b <= 0) b = 512L << 10;
+        __atomic_store_n(&bytes, b, __ATOMIC_RELAXED);
+    }
+    return (size_t)b;
+}
+
 #else
 /* One thread without OpenMP: nothing to back off from, and no global to keep (export-c has no writable one). */
 int rnnf_threads_for_call(int n_threads) { return n_threads > 0 ? n_threads : rnnf_default_threads(); }
 
 int rnnf_threads_backed_off(void) { return 0; }
+
+/* One thread: no group to size, so no cache to ask about (and no global to keep it in). */
+size_t rnnf_core_l2_bytes(void) { return 512u << 10; }
 
 void rnnf_threads_after_call(int threads, int steps, int sleeps)
 {

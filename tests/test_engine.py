@@ -129,8 +129,11 @@ def test_batch_rows_equal_batch_one_runs_to_the_bit(isa, isa_name, hidden, confi
     (c, d, b, h, e) for (c, d), b, h, e in itertools.product(
         [("lstm", "forward"), ("lstm", "bidirectional"), ("gru", "forward"), ("gru", "reverse"),
          ("rnn", "bidirectional")], [1, 5], [40, 200], [{}, {"mask": True}])
-] + [("lstm", "forward", 2, 64, {"proj_size": 24}), ("gru", "forward", 1, 300, {"linear_before_reset": False})])
+] + [("lstm", "forward", 2, 64, {"proj_size": 24}), ("gru", "forward", 1, 300, {"linear_before_reset": False}),
+      ("lstm", "bidirectional", 1, 1024, {}), ("gru", "bidirectional", 3, 1024, {"mask": True})])
 def test_thread_count_does_not_change_a_single_bit(cell, direction, batch, hidden, extra):
+    """Hidden 1024 (12-16 MiB of recurrent weights a direction, more than any core's L2): a bidirectional layer's
+    threads then share each direction in turn instead of taking one each (recurrent.c n_groups)."""
     rng = np.random.default_rng(7)
     extra = dict(extra)
     use_mask = extra.pop("mask", False)

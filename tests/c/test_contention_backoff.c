@@ -1,8 +1,8 @@
 /* test_contention_backoff.c: the recurrent calls' back-off to one thread under contention (src_c/threads.c), driven
  * with synthetic barrier tallies.
  *
- * The policy is time-based: a contended multi-thread call sends calls to one thread for a window that starts at
- * 20 ms, doubles each time the call that tries threads again is contended too (up to 1 s), and returns to 20 ms after
+ * The policy is time-based: contention (over a quarter of the barrier waits of at least 64 steps of calls with
+ * threads slept) sends calls to one thread for a window that starts at 20 ms, doubles each time the call that tries threads again is contended too (up to 1 s), and returns to 20 ms after
  * an uncontended multi-thread call. The checks below only wait longer than a window (a sleep never ends early); a
  * check that needs "no time passed" is made only when the clock says so, else reported as not made, so a descheduled
  * test process cannot fail it. Prints one line per check and exits non-zero on a failure.
@@ -72,6 +72,19 @@ int main(void)
     expect(rnnf_threads_for_call(2) == 2, "a one-thread call never backs off", 2);
     rnnf_threads_after_call(2, 100, 20); /* 20 of 100 waits slept: below the share that counts as contended */
     expect(rnnf_threads_for_call(2) == 2, "a few slept waits are not contention", 2);
+    /* One-step calls of a two-layer stream: one slept wait among 2 steps is a hiccup, judged with the next calls. */
+    rnnf_threads_after_call(2, 2, 1);
+    expect(rnnf_threads_for_call(2) == 2, "one slept wait in a short call: not judged alone", 2);
+    for (int i = 0; i < 40; i++) rnnf_threads_after_call(2, 2, 0);
+    expect(rnnf_threads_for_call(2) == 2, "... nor with 80 quiet steps after it", 2);
+    int backed = 0;
+    for (int i = 0; i < 32 && !backed; i++) {
+        rnnf_threads_after_call(2, 2, 1);
+        backed = rnnf_threads_for_call(2) == 1;
+    }
+    expect(backed, "short calls that keep sleeping: backed off once 64 steps tell", backed);
+    sleep_ms(25);
+    quiet_call(); /* the window back at 20 ms for the checks below */
 
     expect_window(backed_off_after_contended_call(), 0, 20, "contended: one thread for at most 20 ms");
     sleep_ms(25);
