@@ -348,3 +348,14 @@ def test_a_final_state_declared_smaller_than_its_layer_is_refused_by_the_c_libra
     result = _run(program, "check", path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith(f"{RNNF_OK} "), result.stdout
+
+
+def test_runs_while_the_recurrent_layers_are_backed_off_are_not_thread_samples(converted, tmp_path_factory):
+    """While the recurrent layers run on one thread after finding the machine busy (src_c/threads.c), a graph run
+    follows them and is not timed as the asked thread count (src_c/graph/exec.c): such samples made the choice
+    settle on one thread on a quiet machine. tests/c/test_graph_backoff.c forces the back-off through the library."""
+    build, flags = sanitized_build(tmp_path_factory)
+    exe = link(build, "test_graph_backoff.c", *flags, f"-I{build / 'src_c'}")
+    result = subprocess.run([str(exe), str(converted["lstm"]), "100,1,5"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.rstrip().endswith("all ok"), result.stdout + result.stderr
+    assert result.stdout.count(" ok\n") >= 2 and "FAILED" not in result.stdout, result.stdout
