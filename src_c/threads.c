@@ -10,41 +10,15 @@
 #include <limits.h>
 #include <sched.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef __linux__
 #include <linux/futex.h>
 #include <sys/syscall.h>
-#include <unistd.h>
 #endif
 
 #include "internal.h"
-
-/* Spin rounds before sleeping: tens of microseconds of PAUSE on current x86 cores, longer than a balanced wait
- * on an idle machine (a few us), much shorter than a scheduler time slice (milliseconds). */
-#define RNNF_SPIN_ROUNDS 4000
-/* The machine is contended when more than one barrier step in this many slept, counted over the last
- * RNNF_JUDGED_STEPS steps or more of calls with threads (a 100-step call is judged alone; a stream's one-step calls
- * are judged together: one slept wait in a two-layer step, a vCPU's hiccup, had sent a stream to one thread at
- * 2.8x its step time). Oversubscription is a property of the machine, not of one model, so contention sends every
- * call in the process (default or explicit count) to one thread for a while (results are bit-identical for any
- * thread count: only the speed changes); then the next call tries threads again. "A while" is time, not a number of calls: 64 calls of a 33 ms batch-1 LSTM-512 stack
- * kept it at one thread for 2 s after one busy moment, at 3.7x its 2-thread time. The window starts short and
- * doubles each time the call that tries threads again finds the machine still busy (so a long contention costs
- * one slow call a second), and an uncontended call with threads shortens it again. */
-#define RNNF_CONTENDED_STEP_SHARE 4
-#define RNNF_JUDGED_STEPS 64
-#define RNNF_SOLO_MIN_NS 20000000LL   /* 20 ms */
-#define RNNF_SOLO_MAX_NS 1000000000LL /* 1 s */
-
-#ifdef _OPENMP
-#include <time.h>
-
-static long long solo_until_ns = 0; /* 0: not backed off */
-static long long solo_window_ns = RNNF_SOLO_MIN_NS;
-/* Steps and slept waits of the calls with threads not judged yet. Updated without a lock: two calls ending at once
- * may lose a count, which only delays a verdict. */
-static int tally_steps = 0, tally_sleeps = 0;
 
 static long long monotonic_ns(void)
 {
@@ -52,6 +26,37 @@ static long long monotonic_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+
+/* How long a waiter spins before it sleeps: longer than a balanced wait (a few us) and than waking a sleeping
+ * thread, much shorter than a scheduler time slice (milliseconds). Waking is the part that matters on a VM: a
+ * sleeping waiter halts its vCPU, and waking that takes longer than a step, so the woken thread reaches the next
+ * barrier late and its partner sleeps there in turn: once started, every step paid a wake-up (a 2-thread
+ * LSTM-512 call 4 ms -> 12-28 ms, then judged contended) with a spin of 4000 PAUSEs (~50 us on this Xeon). In time,
+ * not PAUSEs: a PAUSE takes 10-140 cycles from one core to another. */
+#define RNNF_SPIN_NS 200000
+#define RNNF_SPINS_PER_CLOCK_READ 64
+/* The machine is contended when more than one barrier step in this many slept, counted over the last
+ * RNNF_JUDGED_STEPS steps or more of calls with threads (a 100-step call is judged alone; a stream's one-step calls
+ * are judged together: one slept wait in a two-layer step, a vCPU's hiccup, had sent a stream to one thread at
+ * 2.8x its step time). Oversubscription is a property of the machine, not of one model, so contention sends every
+ * call in the process (default or explicit count) to one thread for a while (results are bit-identical for any
+ * thread count: only the speed changes); then the next call tries threads again. "A while" is time, not a number
+ * of calls: 64 calls of a 33 ms batch-1 LSTM-512 stack kept it at one thread for 2 s after one busy moment, at 3.7x
+ * its 2-thread time. The window starts short and doubles each time the call that tries threads again finds the
+ * machine still busy (so a long contention costs one slow call a second), and an uncontended call with threads
+ * shortens it again. */
+#define RNNF_CONTENDED_STEP_SHARE 4
+#define RNNF_JUDGED_STEPS 64
+#define RNNF_SOLO_MIN_NS 20000000LL   /* 20 ms */
+#define RNNF_SOLO_MAX_NS 1000000000LL /* 1 s */
+
+#ifdef _OPENMP
+
+static long long solo_until_ns = 0; /* 0: not backed off */
+static long long solo_window_ns = RNNF_SOLO_MIN_NS;
+/* Steps and slept waits of the calls with threads not judged yet. Updated without a lock: two calls ending at once
+ * may lose a count, which only delays a verdict. */
+static int tally_steps = 0, tally_sleeps = 0;
 #endif
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -104,10 +109,13 @@ void rnnf_barrier_wait(rnnf_barrier *b, int *local_sense)
         if (__atomic_load_n(&b->sleepers, __ATOMIC_SEQ_CST) > 0) wake_all(b);
         return;
     }
-    for (int spins = 0; spins < RNNF_SPIN_ROUNDS; spins++) {
-        if (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) == want) return;
-        RNNF_PAUSE();
-    }
+    const long long spin_until = monotonic_ns() + RNNF_SPIN_NS;
+    do {
+        for (int spins = 0; spins < RNNF_SPINS_PER_CLOCK_READ; spins++) {
+            if (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) == want) return;
+            RNNF_PAUSE();
+        }
+    } while (monotonic_ns() < spin_until);
     __atomic_add_fetch(&b->sleeps, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&b->sense, __ATOMIC_SEQ_CST) != want) sleep_while_sense_is(b, !want);

@@ -2,8 +2,8 @@
  * with synthetic barrier tallies.
  *
  * The policy is time-based: contention (over a quarter of the barrier waits of at least 64 steps of calls with
- * threads slept) sends calls to one thread for a window that starts at 20 ms, doubles each time the call that tries threads again is contended too (up to 1 s), and returns to 20 ms after
- * an uncontended multi-thread call. The checks below only wait longer than a window (a sleep never ends early); a
+ * threads slept) sends calls to one thread for a window that starts at 20 ms, doubles each time the call that tries
+ * threads again is contended too (up to 1 s), and returns to 20 ms after an uncontended multi-thread call. The checks below only wait longer than a window (a sleep never ends early); a
  * check that needs "no time passed" is made only when the clock says so, else reported as not made, so a descheduled
  * test process cannot fail it. Prints one line per check and exits non-zero on a failure.
  */
