@@ -5,8 +5,11 @@
  * slice (the same call took 2.5-6.8 ms at 2 threads beside other busy processes, 0.3 ms at 1). Whether it pays is a
  * property of the model, the shapes and the machine's load right now, so it is measured, not guessed: each state
  * keeps the last few run times of "1 thread" and of "the asked count", uses the faster, and now and then tries the
- * other. A try that loses at least doubles the interval to the next try, and spaces tries so that the slow ones cost
- * under 5% of the time however slow they are; a try that wins switches at once. Every op gives the same bits
+ * other. A try is two runs, the second timed: the first run with threads after a stretch on one thread waits for
+ * the idle partner to wake, which on a VM took 5-9 ms against a 0.4 ms run, so one-run tries always lost and the
+ * choice stayed on one thread (a bidirectional LSTM-128 at 0.7 ms a call instead of 0.4). A try that loses at least
+ * doubles the interval to the next try, and spaces tries so that the slow ones cost under 5% of the time however
+ * slow they are; a try that wins switches at once. Every op gives the same bits
  * for any thread count, so the choice only changes the speed.
  */
 #include <string.h>
@@ -54,9 +57,13 @@ int rnnf_thread_choice_begin(rnnf_thread_choice *c, int asked, int *arm)
     }
     int use = c->arm;
     c->exploring = 0;
-    if (--c->explore_in <= 0) {
+    if (c->explore_next) {
+        c->explore_next = 0;
         use = !c->arm;
         c->exploring = 1;
+    } else if (--c->explore_in <= 0) {
+        use = !c->arm;
+        c->exploring = 2;
     }
     *arm = use;
     return use ? asked : 1;
@@ -66,6 +73,11 @@ void rnnf_thread_choice_end(rnnf_thread_choice *c, int arm, double seconds)
 {
     if (arm < 0) {
         if (c->asked > 1) c->warm = 1;
+        return;
+    }
+    if (c->exploring == 2) { /* a try's first run: its partner may have slept, so the next run is the one timed */
+        c->exploring = 0;
+        c->explore_next = 1;
         return;
     }
     double *t = c->times[arm];
@@ -80,9 +92,10 @@ void rnnf_thread_choice_end(rnnf_thread_choice *c, int arm, double seconds)
             c->arm = arm;
             c->interval = ADAPT_MIN_INTERVAL;
         } else {
-            /* A losing try costs (its time - the usual time); spacing tries by at least 20x the ratio keeps that
-             * under 5% even when a busy machine makes the other count 500x slower (seen: 107 ms vs 0.22 ms). */
-            double spacing = mine > 0 ? 20.0 * seconds / mine : 0;
+            /* A losing try costs two runs of (its time - the usual time); spacing tries by at least 40x the ratio
+             * keeps that under 5% even when a busy machine makes the other count 500x slower (seen: 107 ms vs
+             * 0.22 ms). */
+            double spacing = mine > 0 ? 40.0 * seconds / mine : 0;
             long next = 2L * c->interval;
             if (spacing > next) next = spacing > ADAPT_MAX_INTERVAL ? ADAPT_MAX_INTERVAL : (long)spacing;
             c->interval = next > ADAPT_MAX_INTERVAL ? ADAPT_MAX_INTERVAL : (int)next;

@@ -66,7 +66,8 @@ typedef struct {
     int asked;            /* the count the times below were measured with; 0 = nothing measured */
     int arm;              /* in use: 0 one thread, 1 the asked count */
     int warm;             /* a run of this plan was made (the first is not timed) */
-    int exploring;        /* the run in progress tries the other arm */
+    int exploring;        /* the run in progress tries the other arm: 2 its first run (untimed), 1 the timed one */
+    int explore_next;     /* the next run is the timed run of a try */
     int explore_in;       /* runs until the next try */
     int interval;         /* runs between tries */
     double times[2][3];   /* the last three run times of each arm, seconds */
