@@ -12,8 +12,8 @@ from .model import Model, TensorInfo
 from .stream import Stream
 
 __version__ = "0.1.0"
-__all__ = ["load", "Model", "TensorInfo", "Stream", "InferenceSession", "FormatError", "AssumptionWarning",
-           "show_config", "__version__"]
+__all__ = ["load", "Model", "TensorInfo", "Stream", "InferenceSession", "FormatError", "OptionError",
+           "AssumptionWarning", "show_config", "__version__"]
 
 
 def load(path_or_bytes, strict: bool = False, **options) -> Model:

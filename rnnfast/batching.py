@@ -160,7 +160,7 @@ def _score_batch(model, plan: Plan, members: list, results: list):
             rows = plan.split(y, lengths)
         else:
             rows = plan.split(plan.run(model, plan.stack([s for _, s in members])), [None] * len(members))
-    except (ValueError, NotImplementedError, MemoryError) as e:
+    except (ValueError, MemoryError) as e:
         if len(members) == 1:
             results[members[0][0]] = (None, str(e) or type(e).__name__)
             return

@@ -102,15 +102,19 @@ class Model:
         ({"threads": n, "seconds_1_thread": t1, "seconds_asked": tn}, times None until measured)."""
         compiled = getattr(self.graph, "compiled", None)
         if compiled is None or not hasattr(compiled, "thread_choice"):
-            raise NotImplementedError(f"{self.source or 'this model'}: not run by the graph executor")
+            why = getattr(self.graph, "unfit_reason", None)
+            raise ValueError(f"{self.source or 'this model'}: no thread choice to report: the C graph executor, "
+                             f"which times one thread against the asked count, does not run this model"
+                             f"{f' ({why})' if why else ''}; its runs use the asked count (n_threads) as given")
         return compiled.thread_choice()
 
     def reset_states(self) -> None:
         """Zero the state that stateful layers (Keras stateful=True) keep from one run call to the next."""
         reset = getattr(self.graph, "reset_states", None)
         if reset is None:
-            raise NotImplementedError(f"{self.source or 'this model'}: {type(self.graph).__name__} models keep no "
-                                      f"state between run calls")
+            raise ValueError(f"{self.source or 'this model'}: nothing to reset: this model keeps no state between "
+                             f"run calls (only Keras layers with stateful=True do); a stream's state is reset with "
+                             f"stream.reset()")
         reset()
 
     def stream(self, batch: int = 1, n_threads=None, states=None):
@@ -122,8 +126,10 @@ class Model:
         if n_threads is None:
             n_threads = self.n_threads
         if make is None:
-            raise NotImplementedError(f"{self.source or 'this model'}: streaming is not available for "
-                                      f"{type(self.graph).__name__} models")
+            from .errors import FormatError
+
+            raise FormatError(f"{self.source or 'this model'}: cannot stream this model; Model.run runs it on whole "
+                              f"sequences")
         return make(batch, n_threads=n_threads, states=states)
 
     def __reduce__(self):

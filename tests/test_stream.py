@@ -169,12 +169,67 @@ def test_chains_that_cannot_stream_say_why():
 
     rng = np.random.default_rng(0)
     fwd = [random_layer(rng, "gru", "forward", 4 if k == 0 else 6, 6) for k in range(2)]
-    with pytest.raises(NotImplementedError, match="X as the only graph input, no initial state"):
+    with pytest.raises(rnnfast.FormatError, match=r"cannot stream: its recurrent layers step on their own only when "
+                       r"X is the graph's only input \(no initial state\).*inputs are \['X', 'h0', 'h1'\].*"
+                       r"model.stream\(states="):
         rnnfast.load(chain_model(fwd, states=True)).stream()
     rev = [random_layer(rng, "gru", "reverse", 4 if k == 0 else 6, 6) for k in range(2)]
     with pytest.raises(rnnfast.FormatError, match="is reverse; a stream runs forward in time only"):
         rnnfast.load(chain_model(rev)).stream()
 
+
+
+def _onnx_file(tmp_path, name, nodes, inputs, outputs, inits=()):
+    """A small ONNX model written to tmp_path/name (a file, so messages can be checked to name it); inputs and
+    outputs: (name, shape) of float tensors."""
+    from onnx import TensorProto, helper
+
+    vi = lambda n, shape: helper.make_tensor_value_info(n, TensorProto.FLOAT, shape)
+    graph = helper.make_graph(nodes, "g", [vi(*i) for i in inputs], [vi(*o) for o in outputs], list(inits))
+    path = tmp_path / name
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString())
+    return str(path)
+
+
+def test_models_with_nothing_to_stream_or_reset_say_why_by_name(tmp_path):
+    """A call that makes no sense for the model is a ValueError, a stream rnnfast cannot make a FormatError; each
+    names the file and what would work."""
+    from onnx import helper, numpy_helper
+
+    relu = _onnx_file(tmp_path, "relu.onnx", [helper.make_node("Relu", ["x"], ["y"])], [("x", ["batch", 4])],
+                      [("y", ["batch", 4])])
+    model = rnnfast.load(relu)
+    with pytest.raises(ValueError, match=re.escape(f"{relu}: cannot stream: no output of the graph is evidently the "
+                                                   f"next value of an input") + r".*inputs are \['x'\] and its "
+                                                   r"outputs \['y'\].*model.stream\(states="):
+        model.stream()
+    with pytest.raises(ValueError, match=re.escape(f"{relu}: nothing to reset: this model keeps no state between "
+                                                   f"run calls")):
+        model.reset_states()
+
+    sized = _onnx_file(tmp_path, "sized.onnx", [helper.make_node("Neg", ["state"], ["state_out"]),
+                                                helper.make_node("Relu", ["x"], ["y"])],
+                       [("x", ["batch", 4]), ("state", ["batch", "n"])], [("y", ["batch", 4]),
+                                                                          ("state_out", ["batch", "n"])])
+    with pytest.raises(rnnfast.FormatError, match=re.escape(f"{sized}: cannot stream: state 'state' has the size n "
+                                                            f"on axis 1") + ".*give that axis a fixed size"):
+        rnnfast.load(sized).stream()
+
+    ends = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in
+            (("starts", [0]), ("ends", [2 ** 62]), ("axes", [1]), ("steps", [2]))]
+    strided = _onnx_file(tmp_path, "strided.onnx", [helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"],
+                                                                     ["s"]), helper.make_node("Neg", ["s"], ["y"])],
+                         [("x", ["batch", "time", 4])], [("y", None)], ends)
+    by_nodes = rnnfast.load(strided)
+    assert by_nodes.graph.compiled is None  # runs node by node: no C executor to stream or time threads with
+    why = (re.escape(f"{strided}: cannot stream: rnnfast runs this graph node by node in Python (") +
+           r".*\(Slice\): slice .* of a symbolic axis\), and streams such a graph only when it is one recurrent node "
+           r"with constant weights.*has 2 node\(s\)")
+    with pytest.raises(rnnfast.FormatError, match=why):
+        by_nodes.stream()
+    with pytest.raises(ValueError, match=re.escape(f"{strided}: no thread choice to report") + r".*Slice.*"
+                                         r"n_threads\) as given"):
+        by_nodes.thread_choice()
 
 def _hammer(stream, x_t, threads=2, steps=300):
     """`threads` threads each stepping `stream` with the same x_t: whatever the interleaving, the state must end as
@@ -356,7 +411,8 @@ def test_a_looped_lone_stack_steps_directly_with_the_graph_streams_bits(cell):
         slow.reset([1])
     else:
         for stream in (fast, slow):
-            with pytest.raises(NotImplementedError, match="no batch axis to reset rows on"):
+            with pytest.raises(ValueError, match=r"cannot reset rows: state 'initial_[hc]' \(shape \(1, 3, 6\)\) has "
+                               r"no axis the graph declares as the batch size.*reset\(\) without rows"):
                 stream.reset([1])
     assert np.array_equal(fast.step(x[10]), slow.step(x[10]))
     fast.reset()

@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         return modules[args.command].main(args)
     except CliError as e:
         return _fail(str(e))
-    except (ValueError, NotImplementedError, OSError, MemoryError) as e:  # FormatError is a ValueError
+    except (ValueError, OSError, MemoryError) as e:  # FormatError is a ValueError
         return _fail(_named(str(e) or type(e).__name__, getattr(args, "file", None)))
     except KeyboardInterrupt:
         return 130

@@ -9,6 +9,7 @@ records, or those of the step graph rnnfast made of a chain or a Keras model), e
 shape (`find_state_pairs`); `Stream.pairs` and `Stream.pairs_from` say which were chosen and how."""
 from __future__ import annotations
 
+from ..errors import FormatError
 from ..stream import Stream
 from .dims import Dim
 from ..stream.direct import LayerStep
@@ -102,9 +103,12 @@ def make_stream(where: str, batch: int = 1, n_threads=None, *, compiled=None, st
     stack = lone_stack(graph) if direct else None
     if stack is not None:
         return Stream._of(LayerStep(stack, batch, n_threads, where), "layers")
+    io = f"the graph's inputs are {graph.inputs} and its outputs {graph.outputs}"
     if any(n.op == "Recurrent" for n in graph.nodes):
-        raise NotImplementedError(f"{where}: streaming recurrent layers needs X as the only graph input, no initial "
-                                  f"state and the last layer's sequence as the first output, or state inputs and "
-                                  f"outputs to pair: model.stream(states={{'input': 'output'}})")
-    raise NotImplementedError(f"{where}: no output of the graph is evidently the next value of an input (a state "
-                              f"loop); name them: model.stream(states={{'input': 'output'}})")
+        raise FormatError(f"{where}: cannot stream: its recurrent layers step on their own only when X is the "
+                          f"graph's only input (no initial state) and the last layer's sequence its first output; "
+                          f"{io}: name each state input and the output that feeds it back, as in "
+                          f"model.stream(states={{'h0': 'h_n'}})")
+    raise ValueError(f"{where}: cannot stream: no output of the graph is evidently the next value of an input (a "
+                     f"state), so nothing would be kept between steps; {io}: name the states, as in "
+                     f"model.stream(states={{'state': 'state_out'}}), or use Model.run")

@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 
+from ..errors import FormatError
 from ..stream import batch_rows
 from .dims import Dim
 
@@ -73,8 +74,10 @@ class LoopStep:
         for axis, d in enumerate(graph.values[name].shape):
             if isinstance(d, Dim):
                 if d.symbols() != {self._batch_symbol}:
-                    raise NotImplementedError(f"{self._where}: state {name!r} has the size {d} on axis {axis}, which "
-                                              f"the stream cannot know before the first step")
+                    raise FormatError(f"{self._where}: cannot stream: state {name!r} has the size {d} on axis "
+                                      f"{axis}, which the stream must know before the first step to hold the state; "
+                                      f"a state streams when each of its sizes is fixed or the batch size (give "
+                                      f"that axis a fixed size in the model)")
                 d = d.evaluate({self._batch_symbol: self.batch})
             shape.append(int(d))
         return tuple(shape)
@@ -179,7 +182,9 @@ class LoopStep:
         for name, buf in self._cur.items():
             axis = self._batch_axis(name)
             if axis is None:
-                raise NotImplementedError(f"{self._where}: state {name!r} has no batch axis to reset rows on")
+                raise ValueError(f"{self._where}: cannot reset rows: state {name!r} (shape {buf.shape}) has no "
+                                 f"axis the graph declares as the batch size, so its rows are not known; reset() "
+                                 f"without rows zeroes every state")
             index = [slice(None)] * buf.ndim
             index[axis] = rows
             buf[tuple(index)] = 0

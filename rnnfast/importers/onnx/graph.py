@@ -503,13 +503,15 @@ class OnnxGraph:
         if self.compiled is not None:
             return make_stream(self.name, batch, n_threads or self.n_threads, compiled=self.compiled, states=states)
         recurrent = [step for kind, step in self.steps if kind == "recurrent"]
+        why = f"rnnfast runs this graph node by node in Python ({self.unfit_reason}), and streams such a graph"
         if len(self.steps) != 1 or len(recurrent) != 1 or recurrent[0].layer is None:
-            raise NotImplementedError(f"{self.name}: streaming needs a graph of one recurrent node with constant "
-                                      f"weights, or a stack of them joined by Squeeze or Transpose + Reshape; this "
-                                      f"one has {len(self.steps)} node(s)")
+            raise FormatError(f"{self.name}: cannot stream: {why} only when it is one recurrent node with constant "
+                              f"weights, or a stack of them joined by Squeeze or Transpose + Reshape; this one has "
+                              f"{len(self.steps)} node(s)")
         node = recurrent[0]
         if node.spec.inputs["X"] != self.inputs[0].name or len(self.inputs) != 1:
-            raise NotImplementedError(f"{self.name}: streaming needs X as the only graph input")
+            raise FormatError(f"{self.name}: cannot stream: {why} only when the recurrent node's X is the graph's "
+                              f"only input; its inputs are {[i.name for i in self.inputs]}")
         return make_stream(node.spec.where, batch, n_threads or node.n_threads, layers=[node.layer])
 
     def to_pipeline(self):
