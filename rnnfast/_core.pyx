@@ -2,7 +2,7 @@
 """Thin binding of the C engine: plain buffers in, status codes checked in one place, GIL released while
 the C code runs. Everything about shapes and formats is decided in Python (rnnfast/engine.py); this file
 only checks what it must to keep the C side memory-safe."""
-from libc.stdint cimport int32_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 
@@ -536,27 +536,66 @@ cdef class CStream:
         PyThread_release_lock(self.lock)
         check(status, f"resetting rows {list(rows)} of a batch of {self.batch}")
 
-    def get(self, int layer, bint which_c):
-        lay = self.model.layers[layer]
-        arr = np.empty((lay["n_dirs"], self.batch, lay["hidden_size"] if which_c else lay["out_size"]), np.float32)
-        cdef float[::1] v = arr.reshape(-1)
-        self.acquire()
-        status = rnnf_state_get(self.st, layer, which_c, &v[0])
-        PyThread_release_lock(self.lock)
-        check(status, f"reading the state of layer {layer}")
-        return arr
+    def _state_layout(self, keys):
+        """(layer and which-state codes as int32, their shapes, where each starts in one flat float32 buffer) of
+        keys [(layer, which_c)], checked before the lock is taken (nothing may fail while it is held)."""
+        from rnnfast.engine import CELL_CODES  # engine imports this module: resolved at call time
 
-    def set(self, int layer, bint which_c, value):
-        lay = self.model.layers[layer]
-        shape = (lay["n_dirs"], self.batch, lay["hidden_size"] if which_c else lay["out_size"])
-        arr = np.ascontiguousarray(value, dtype=np.float32)
-        if arr.shape != shape:
-            raise ValueError(f"state {'c' if which_c else 'h'} of layer {layer} must have shape {shape}, got {arr.shape}")
-        cdef const float[::1] v = arr.reshape(-1)
+        shapes, offsets, end = [], [0], 0  # no negative indices: this module is compiled without wraparound
+        for layer, which_c in keys:
+            lay = self.model.layers[layer]
+            if which_c and lay["cell"] != CELL_CODES["lstm"]:
+                raise ValueError(f"layer {layer} is not an LSTM: it has no cell state")
+            shape = (lay["n_dirs"], self.batch, lay["hidden_size"] if which_c else lay["out_size"])
+            end += shape[0] * shape[1] * shape[2]
+            shapes.append(shape)
+            offsets.append(end)
+        codes = np.asarray([(int(layer), 1 if which_c else 0) for layer, which_c in keys], np.int32).reshape(-1, 2)
+        return codes, shapes, np.asarray(offsets, np.int64)
+
+    def get_all(self, keys):
+        """keys [(layer, which_c)] -> their states [n_dirs, batch, size], read under one hold of the lock: all from
+        the same step (read one by one, they could straddle a step another thread runs between them)."""
+        codes, shapes, offsets = self._state_layout(keys)
+        flat = np.empty(max(int(offsets[len(offsets) - 1]), 1), np.float32)
+        cdef float[::1] v = flat
+        cdef const int32_t[:, ::1] cv = codes
+        cdef const int64_t[::1] ov = offsets
+        cdef Py_ssize_t i, n = cv.shape[0]
+        cdef rnnf_status status = RNNF_OK
         self.acquire()
-        status = rnnf_state_set(self.st, layer, which_c, &v[0])
+        for i in range(n):
+            status = rnnf_state_get(self.st, cv[i, 0], cv[i, 1], &v[ov[i]])
+            if status != RNNF_OK:
+                break
         PyThread_release_lock(self.lock)
-        check(status, f"setting the state of layer {layer}")
+        check(status, "reading the stream state")
+        return [flat[offsets[k]:offsets[k + 1]].reshape(shape).copy() for k, shape in enumerate(shapes)]
+
+    def set_all(self, items):
+        """items [(layer, which_c, value)]: every value checked against its state's shape first, then all written
+        under one hold of the lock, so a step sees all of them or none."""
+        codes, shapes, offsets = self._state_layout([(layer, which_c) for layer, which_c, _ in items])
+        parts = []
+        for (layer, which_c, value), shape in zip(items, shapes):
+            arr = np.ascontiguousarray(value, dtype=np.float32)
+            if arr.shape != shape:
+                raise ValueError(f"state {'c' if which_c else 'h'} of layer {layer} must have shape {shape}, got "
+                                 f"{arr.shape}")
+            parts.append(arr.reshape(-1))
+        flat = np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(1, np.float32))
+        cdef const float[::1] v = flat
+        cdef const int32_t[:, ::1] cv = codes
+        cdef const int64_t[::1] ov = offsets
+        cdef Py_ssize_t i, n = cv.shape[0]
+        cdef rnnf_status status = RNNF_OK
+        self.acquire()
+        for i in range(n):
+            status = rnnf_state_set(self.st, cv[i, 0], cv[i, 1], &v[ov[i]])
+            if status != RNNF_OK:
+                break
+        PyThread_release_lock(self.lock)
+        check(status, "setting the stream state")
 
 
 include "_graph.pxi"

@@ -194,7 +194,8 @@ def test_step_by_step_equals_whole_sequence(cell):
     for t in range(12):
         stream.step(x[t], out)
         assert np.array_equal(out, y[t]), f"step {t}"
-    assert np.array_equal(stream.get(0, False), y_h[0]) and np.array_equal(stream.get(1, False), y_h[1])
+    h0, h1 = stream.get_all([(0, False), (1, False)])
+    assert np.array_equal(h0, y_h[0]) and np.array_equal(h1, y_h[1])
 
 
 def test_stream_refuses_bidirectional_layers():

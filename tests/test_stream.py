@@ -283,6 +283,84 @@ def test_a_graph_stream_stepped_from_two_threads_keeps_a_consistent_state():
             assert np.array_equal(got[key], want[key]), (trial, key)
 
 
+
+def _sign_keeping_stream(how):
+    """A stream whose every state element keeps its sign forever, so a state that is all positive or all negative
+    stays so, and a state with both signs is a mix of two (torn). how: the way it steps: "direct" and "graph loop",
+    three RNN layers stepping h <- tanh(3 h) (no input weights, recurrent weights 3 I), stepped by the engine or by
+    the graph's state loop (their states graph inputs); "looped stack", one LSTM layer whose gates hold its cell
+    state (forget and output gates biased to 1, input gate to 0: c <- c, h <- tanh(c)), states as graph inputs."""
+    from onnx_builders import chain_model
+    from rnnfast.graph.stream import make_stream
+    from rnnfast.layers import RecurrentLayer
+    from rnnfast.stream import Stream
+
+    H, B = 8, 2
+    x = np.zeros((1, B, H), np.float32)
+    if how == "looped stack":
+        bias = np.zeros((1, 8 * H), np.float32)
+        bias[0, :H], bias[0, H:3 * H] = -20, 20  # ONNX gate order i, o, f, c
+        data, _ = recurrent_model("lstm", {"hidden_size": H}, [x, np.zeros((1, 4 * H, H), np.float32),
+                                                               np.zeros((1, 4 * H, H), np.float32), bias, None,
+                                                               np.zeros((1, B, H), np.float32),
+                                                               np.zeros((1, B, H), np.float32)], 3)
+        stream = rnnfast.load(data).stream(batch=B, states={"initial_h": "Y_h", "initial_c": "Y_c"})
+        assert stream.direct
+        return stream, x
+    zeros = np.zeros((1, H), np.float32)
+    layers = [RecurrentLayer(cell="rnn", direction="forward", hidden_size=H, input_size=H,
+                             w_ih=np.zeros((1, H, H), np.float32), w_hh=3 * np.eye(H, dtype=np.float32)[None],
+                             b_ih=zeros, b_hh=zeros) for _ in range(3)]
+    if how == "direct":
+        return Stream(layers, batch=B), x[0]
+    model = rnnfast.load(chain_model(layers, states=True))
+    return make_stream("model", B, compiled=model.graph.compiled, states={f"h{k}": f"Yh{k}" for k in range(3)},
+                       direct=False), x
+
+
+@pytest.mark.parametrize("how", ["direct", "graph loop", "looped stack"])
+def test_states_set_and_read_while_another_thread_steps_are_never_torn(how):
+    """One thread steps, one sets the whole state to all +0.5 or all -0.5 in turn, one reads it: every read is one
+    state (one sign), whatever falls between: setting and reading take the lock a step holds, across every layer."""
+    import sys
+    import threading
+
+    stream, x = _sign_keeping_stream(how)
+    plus = {name: np.full(v.shape, 0.5, np.float32) for name, v in stream.state.items()}
+    minus = {name: -v for name, v in plus.items()}
+    assert len(plus) >= 2
+    stop, torn, reads, steps = threading.Event(), [], [0], [0]
+
+    def step():
+        while not stop.is_set():
+            stream.step(x)
+            steps[0] += 1
+
+    def read():
+        while not stop.is_set():
+            state = stream.state
+            signs = np.unique(np.sign(np.concatenate([v.ravel() for v in state.values()])))
+            reads[0] += 1
+            if len(signs) != 1:
+                torn.append({k: v.ravel()[:2] for k, v in state.items()})
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns often, so the interleavings a lock must exclude do happen
+    pool = [threading.Thread(target=step), threading.Thread(target=read)]
+    try:
+        for t in pool:
+            t.start()
+        for i in range(6000):
+            stream.state = plus if i % 2 else minus
+    finally:
+        stop.set()
+        for t in pool:
+            t.join()
+        sys.setswitchinterval(switch)
+    assert reads[0] > 0 and steps[0] > 0 and not torn, torn[:3]
+    signs = np.unique(np.sign(np.concatenate([v.ravel() for v in stream.state.values()])))
+    assert signs.tolist() == [1.0]  # the last state set (i = 5999: plus), stepped or not
+
 EMB_LSTM_FC_OPTIONS = dict(embedding="emb", rnn="lstm", head="fc", batch_first=True)
 
 

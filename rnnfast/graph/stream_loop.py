@@ -191,8 +191,10 @@ class LoopStep:
 
     @property
     def state(self) -> dict:
-        """{state input name: array}: copies, picklable."""
-        return {name: buf.copy() for name, buf in self._cur.items()}
+        """{state input name: array}: copies, picklable, taken under the lock steps hold (a step swaps the buffers
+        when it ends: read without it, the states could come from two steps)."""
+        with self._lock:
+            return {name: buf.copy() for name, buf in self._cur.items()}
 
     @state.setter
     def state(self, value: dict) -> None:

@@ -76,12 +76,13 @@ class Stream:
     @property
     def state(self) -> dict:
         """{state input name: array} (for layers: "layer0.h" [1, batch, out], "layer0.c" [1, batch, hidden] for an
-        LSTM, ...): copies, picklable."""
+        LSTM, ...): copies, picklable, all as one step left them even while other threads step."""
         return self._impl.state
 
     @state.setter
     def state(self, value: dict) -> None:
-        """Every state at once, by the names `state` gives; checked whole first, so a refused one changes nothing."""
+        """Every state at once, by the names `state` gives; checked whole first, so a refused one changes nothing,
+        and written whole between two steps, so a step in another thread sees the old states or the new."""
         self._impl.state = value
 
     @property

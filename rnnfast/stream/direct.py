@@ -65,27 +65,36 @@ class LayerStep:
     def reset(self, rows=None) -> None:
         self._c.reset(None if rows is None else batch_rows(rows, self.batch, self._where))
 
+    def _state_keys(self) -> list:
+        """[(name, layer, which_c)] of every state, in the order the C stream reads and writes them."""
+        keys = []
+        for k, layer in enumerate(self.layers):
+            keys.append((f"layer{k}.h", k, False))
+            if layer.cell == "lstm":
+                keys.append((f"layer{k}.c", k, True))
+        return keys
+
     @property
     def state(self) -> dict:
-        out = {}
-        for k, layer in enumerate(self.layers):
-            out[f"layer{k}.h"] = self._c.get(k, False)
-            if layer.cell == "lstm":
-                out[f"layer{k}.c"] = self._c.get(k, True)
-        return out
+        """Every state as one step left it: read at once under the C stream's lock, which steps also take (read layer
+        by layer, a step by another thread could fall between two layers)."""
+        keys = self._state_keys()
+        return dict(zip([name for name, _, _ in keys], self._c.get_all([(k, c) for _, k, c in keys])))
 
     @state.setter
     def state(self, value: dict) -> None:
-        current = self.state
-        if set(value) != set(current):
-            raise ValueError(f"{self._where}: a stream state has the keys {sorted(current)}, got {sorted(value)}")
-        for key, arr in value.items():  # check everything first, so a refused state changes nothing
-            if np.shape(arr) != current[key].shape:
-                raise ValueError(f"{self._where}: state {key!r} must have shape {current[key].shape}, "
-                                 f"got {np.shape(arr)}")
-        for key, arr in value.items():
-            k, which = key[len("layer"):].split(".")
-            self._c.set(int(k), which == "c", arr)
+        keys = self._state_keys()
+        names = sorted(name for name, _, _ in keys)
+        if set(value) != set(names):
+            raise ValueError(f"{self._where}: a stream state has the keys {names}, got {sorted(value)}")
+        items = []
+        for name, k, which_c in keys:  # checked whole first (set_all), so a refused state changes nothing
+            layer = self.layers[k]
+            shape = (1, self.batch, layer.hidden_size if which_c else layer.output_size)
+            if np.shape(value[name]) != shape:
+                raise ValueError(f"{self._where}: state {name!r} must have shape {shape}, got {np.shape(value[name])}")
+            items.append((k, which_c, value[name]))
+        self._c.set_all(items)  # at once under the C stream's lock: a step sees the old state or the new, whole
 
     def describe(self) -> str:
         return f"direct C step of {len(self.layers)} recurrent layer(s)"
