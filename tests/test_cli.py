@@ -350,6 +350,33 @@ def test_convert_to_onnx_runs_in_onnxruntime(tmp_path):
     assert "['output', 'h_n', 'c_n']" in r.stderr and not (tmp_path / "x.onnx").exists()
 
 
+
+def test_convert_reports_a_written_file_onnxruntime_cannot_run_by_name(tmp_path, monkeypatch, capsys):
+    """onnxruntime's refusal at run time (its own exception types) of the file convert wrote is the check's verdict,
+    naming the file, the input and onnxruntime's reason, never a traceback. The written file here declares its
+    input with 3 rows (the exporter is replaced by one that writes it so), and the check feeds 2."""
+    from onnx import TensorProto, helper
+
+    import rnnfast.exporters.onnx as exporter
+    from rnnfast.cli import main
+    from rnnfast.cli.codes import EXIT_MISMATCH
+
+    def relu(rows):
+        vi = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [rows, 4])
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [vi("x")], [vi("y")])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]).SerializeToString()
+
+    def export_three_rows(model, path, **options):
+        Path(path).write_bytes(relu(3))
+
+    source, out = tmp_path / "relu.onnx", tmp_path / "m.onnx"
+    source.write_bytes(relu("batch"))
+    monkeypatch.setattr(exporter, "export_onnx", export_three_rows)
+    assert main(["convert", str(source), str(out), "--batch", "2"]) == EXIT_MISMATCH
+    text = capsys.readouterr().out
+    assert f"check FAILED: {out} was written, but onnxruntime could not run it on random input x [2, 4]: " in text
+    assert "invalid dimensions for input: x" in text and "Expected: 3" in text, text
+
 def test_convert_masked_keras_to_onnx_exactly_or_with_the_promise(tmp_path):
     import onnxruntime as ort
 

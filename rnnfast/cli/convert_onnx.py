@@ -65,15 +65,24 @@ def write_onnx(args, model) -> int:
     else:
         raise CliError(f"{args.file}: no random input of length {', '.join(map(str, lengths))} runs; {args.out} "
                        f"was written but not checked (give --seq-len and --batch)")
-    got = run_written(feeds)
+    try:
+        got = run_written(feeds)
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types, one per kind of refusal
+        why = " ".join(str(e).split())[:500] or type(e).__name__  # all of it: its last line can be a bare "fix it"
+        print(f"check FAILED: {args.out} was written, but {runner.name} could not run it on random input "
+              f"{_shapes(feeds)}: {why} (another --opset may suit this onnxruntime version)")
+        return EXIT_MISMATCH
     ok, worst = check_written((name, g, want[name]) for name, g in zip(names, got))
     if ok is None:
         print(f"check FAILED: {worst}")
         return EXIT_MISMATCH
     print(f"check {'ok' if ok else 'FAILED'}: ran {args.out} in {runner.name} beside the source on random input "
-          f"{', '.join(f'{k} {list(v.shape)}' for k, v in feeds.items())}, {len(names)} output(s) compared: max abs "
-          f"difference {worst:.3g}")
+          f"{_shapes(feeds)}, {len(names)} output(s) compared: max abs difference {worst:.3g}")
     return EXIT_OK if ok else EXIT_MISMATCH
+
+
+def _shapes(feeds) -> str:
+    return ", ".join(f"{k} {list(v.shape)}" for k, v in feeds.items())
 
 
 class _Names:
