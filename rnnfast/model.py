@@ -62,8 +62,8 @@ class Model:
         if make is None:
             from .errors import FormatError
 
-            raise FormatError(f"{self.source or 'this model'}: {type(self.graph).__name__} models do not convert "
-                              f"to a chain of embedding, recurrent and dense layers")
+            raise FormatError(f"{self.source or 'this model'}: this kind of model does not convert to a chain of "
+                              f"embedding, recurrent and dense layers")
         return make()
 
     def quantize(self, weights: str, scope: str = "recurrent") -> "Model":
@@ -83,11 +83,11 @@ class Model:
         if scope != "recurrent" and not getattr(self.graph, "quantizes_weight_constants", False):
             raise ValueError(f"{self.source or 'this model'}: quantizing scope {scope!r} (MatMul, Gemm and Conv "
                              f"weights too) works on a whole graph the C executor runs (ONNX, .rnnf 2, .npz, "
-                             f".safetensors), not on {type(self.graph).__name__} models: write the model as .rnnf 2 "
+                             f".safetensors), not on this model as it was read: write the model as .rnnf 2 "
                              f"(rnnfast convert MODEL m.rnnf), load that and quantize it")
         graph = (make(weights) if scope == "recurrent" else make(weights, scope)) if make is not None else None
         if graph is None:  # None: not a graph the executor runs
-            why = getattr(self.graph, "unfit_reason", None) or f"it does not run {type(self.graph).__name__} models"
+            why = getattr(self.graph, "unfit_reason", None) or "rnnfast has no whole-graph form of this kind of model"
             raise FormatError(f"{self.source or 'this model'}: cannot quantize: the C executor does not run this "
                               f"model whole ({why}), and quantizing stores the weights of the graph it runs")
         model = Model(graph, source=self.source)

@@ -199,8 +199,8 @@ def test_scope_all_on_a_model_without_a_whole_graph_is_refused_by_name():
     from pathlib import Path
 
     model = rnnfast.load(Path(__file__).parent / "data" / "torch" / "gru_2layer.pt", batch_first=False)
-    with pytest.raises(ValueError, match=r"quantizing scope 'all' .* not on TorchGraph models: write the model as "
-                                         r"\.rnnf 2"):
+    with pytest.raises(ValueError, match=r"gru_2layer\.pt: quantizing scope 'all' .* not on this model as it was "
+                                         r"read: write the model as \.rnnf 2"):
         model.quantize("int8", scope="all")
 
 

@@ -258,7 +258,8 @@ def test_keras_activation_layers_fold_into_a_linear_dense(rng):
 
 
 @pytest.mark.parametrize("layers, why", [
-    ([("Dense", {"units": 2, "activation": "elu"})], "activation 'elu' does not fit a chain's dense stage"),
+    ([("Dense", {"units": 2, "activation": "elu"})],
+     "activation 'elu' does not fit a chain of layers, whose Dense layers take linear, relu"),
     ([("Activation", {"activation": "relu"})], "Activation layer fits a chain only right after a linear Dense"),
     ([("GRU", {"units": 2, "reset_after": True, "zero_output_for_mask": True})],
      "zero_output_for_mask without return_sequences"),

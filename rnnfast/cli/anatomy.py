@@ -326,7 +326,7 @@ def _pipeline_layers(graph) -> list:
 
     out = []
     for i, s in enumerate(graph.pipeline.stages):
-        name = s.name or f"stage{i}"
+        name = s.name or f"layer{i}"
         if isinstance(s, EmbeddingStage):
             shape = list(s.table.shape)
             out.append(LayerInfo(name, "Embedding", _size([shape]), {"table": shape},

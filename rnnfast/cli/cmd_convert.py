@@ -131,8 +131,7 @@ def main(args) -> int:
     if getattr(args, "sequence_lens", False):
         compiled = compiled_graph_of(model, args.file, ".rnnf 2" if fmt == "rnnf" else fmt, lengths=True)
     if compiled is None:
-        why = getattr(model.graph, "unfit_reason", None) or (f"{type(model.graph).__name__} models do not lower "
-                                                            f"to the graph yet")
+        why = getattr(model.graph, "unfit_reason", None) or "rnnfast has no whole-graph form of this kind of model yet"
         what = ".rnnf 2" if fmt == "rnnf" else f"{fmt}"
         hint = " (--rnnf-version 1 writes a chain of embedding, recurrent and dense layers, if the model is one)" \
             if fmt == "rnnf" else ""

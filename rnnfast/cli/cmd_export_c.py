@@ -12,15 +12,16 @@ from .common import add_model_arguments, load_model
 def add_parser(sub):
     p = sub.add_parser(
         "export-c", help="write the model as C99 source with static weights, for embedded builds",
-        description="Load FILE, convert it to a pipeline (optional embedding, recurrent stacks, dense heads; a model "
-                    "that does not fit is refused, naming the layer or node) and write DIR/PREFIX.h, DIR/PREFIX.c "
-                    "(weights as static const arrays, a state struct, PREFIX_init/_reset/_step/_run; no malloc, no "
-                    "global mutable state) and DIR/PREFIX_test.c, a program that runs embedded inputs and exits "
-                    "non-zero when its outputs differ from rnnfast's beyond the tolerance it states. Build it with "
-                    "e.g. `gcc -std=c99 -O2 PREFIX.c PREFIX_test.c -lm`. With --dim (or --graph), the whole graph "
-                    "instead, any model the C executor runs (convolutions, If, several inputs and outputs, state "
-                    "loops): DIR/PREFIX.h, DIR/PREFIX.c, DIR/PREFIX_test.c and DIR/rnnf_runtime/ (rnnfast's own "
-                    "executor and kernels), for one shape fixed by the --dim sizes. docs/export-c.md is the user guide.",
+        description="Load FILE, convert it to a chain of layers (an optional embedding, recurrent stacks, dense "
+                    "heads; a model that is not one is refused, naming the layer or node) and write DIR/PREFIX.h, "
+                    "DIR/PREFIX.c (weights as static const arrays, a state struct, PREFIX_init/_reset/_step/_run; no "
+                    "malloc, no global mutable state) and DIR/PREFIX_test.c, a program that runs embedded inputs and "
+                    "exits non-zero when its outputs differ from rnnfast's beyond the tolerance it states. Build it "
+                    "with e.g. `gcc -std=c99 -O2 PREFIX.c PREFIX_test.c -lm`. With --dim (or --graph), the whole "
+                    "graph instead, any model the C executor runs (convolutions, If, several inputs and outputs, "
+                    "state loops): DIR/PREFIX.h, DIR/PREFIX.c, DIR/PREFIX_test.c and DIR/rnnf_runtime/ (rnnfast's "
+                    "own executor and kernels), for one shape fixed by the --dim sizes. docs/export-c.md is the user "
+                    "guide.",
         epilog=EXIT_CODES_NO_CHECK_HELP)
     add_model_arguments(p)
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory (made if missing)")

@@ -127,8 +127,7 @@ def compiled_graph_of(model, where: str = "", purpose: str = "a whole-graph expo
     if compiled is None and hasattr(graph, "c_graph") and hasattr(graph, "desc"):
         compiled = graph
     if compiled is None:
-        why = getattr(graph, "unfit_reason", None) or (f"{type(graph).__name__} models do not lower to the graph IR "
-                                                       f"yet")
+        why = getattr(graph, "unfit_reason", None) or "rnnfast has no whole-graph form of this kind of model yet"
         raise FormatError(f"{where}: the C executor does not run this model whole, so {purpose} cannot hold it: "
                           f"{why}")
     return compiled

@@ -26,7 +26,8 @@ def compile_keras(model_graph):
         raise
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, ArithmeticError) as e:
         # a form the lowering does not expect: the numpy path loads the model and names what is wrong, if anything
-        return None, f"{model_graph.source}: the graph lowering failed ({type(e).__name__}: {e})"
+        return None, (f"{model_graph.source}: rnnfast could not translate the model for the C executor "
+                      f"({type(e).__name__}: {e})")
     return CompiledKeras(compiled, lowered, model_graph.source), None
 
 

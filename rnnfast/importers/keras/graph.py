@@ -417,7 +417,7 @@ class KerasModelGraph:
         if self.executor is not None:
             lines.append(f"  runs in the C graph executor: {self.executor.describe()}")
         else:
-            lines.append(f"  runs layer by layer in numpy: {self.unfit_reason or 'not lowered to the graph'}")
+            lines.append(f"  runs layer by layer in numpy: {self.unfit_reason or 'not compiled for the C executor'}")
         formula, who = ("x/6 + 0.5", "Keras 3") if self.ctx.major >= 3 else ("0.2*x + 0.5", "Keras 1/2, tf.keras")
         lines.append(f"  hard_sigmoid means clip({formula}, 0, 1) ({who} definition) for this file")
         for layer, option, value, why in self.ctx.defaults:

@@ -140,7 +140,7 @@ class _Lowering:
         for cls, method in LAYER_LOWERINGS + _conv_lowerings():
             if isinstance(layer, cls):
                 return method(self, layer, x, kw)
-        raise Unfit(f"{layer.where}: no graph lowering for {layer.cls} layers yet")
+        raise Unfit(f"{layer.where}: the C executor has no {layer.cls} layer yet")
 
     # ---- helpers ----
     def node(self, op, inputs, attrs=None, name=None, outputs=1):
@@ -159,7 +159,7 @@ class _Lowering:
     def activation(self, layer, name, x) -> str:
         fn = ACTIVATIONS.get(name)
         if fn is None:
-            raise Unfit(f"{layer.where}: activation {name!r} has no graph lowering")
+            raise Unfit(f"{layer.where}: the C executor has no activation {name!r} yet")
         return fn(self, x, layer)
 
     def squeeze(self, value, axes, name=None):
@@ -251,7 +251,7 @@ class _Lowering:
                     shape.insert(i, 1)
                 return KT(self.unsqueeze(a.name, ax, n), tuple(shape), a.dtype)
             return KT(self.squeeze(a.name, ax, n), tuple(d for i, d in enumerate(a.shape) if i not in ax), a.dtype)
-        raise Unfit(f"{layer.where}: operation {key!r} has no graph lowering")
+        raise Unfit(f"{layer.where}: the C executor has no operation {key!r} yet")
 
 
 def _with_mask(x, mask, low, layer):
@@ -340,8 +340,8 @@ def lower_identity(low, layer, x, kw):
 
 def lower_embedding(low, layer: Embedding, x, kw):
     if not isinstance(x, KT) or x.name not in low.b.g.inputs or x.dtype.kind not in "iu":
-        raise Unfit(f"{layer.where}: an Embedding lowers when it reads integer ids straight from a model input (the "
-                    f"model checks them against the vocabulary)")
+        raise Unfit(f"{layer.where}: the C executor runs an Embedding only where it reads integer ids straight from a "
+                    f"model input (the model checks them against the vocabulary)")
     low.out.id_inputs.setdefault(x.name, []).append((layer.input_dim, layer.where))
     y = low.b.embedding(x.name, layer.weights[0], name=layer.name)
     mask = None
@@ -564,7 +564,8 @@ def lower_time_distributed(low, layer: TimeDistributed, x, kw):
     if isinstance(inner, BatchNormalization) and _axes(inner.axis, x.rank - 1) == [x.rank - 2]:
         per_step = (BatchNormalization,)
     if not isinstance(inner, per_step):
-        raise Unfit(f"{layer.where}: TimeDistributed({inner.cls}) has no graph lowering")
+        raise Unfit(f"{layer.where}: the C executor has no TimeDistributed({inner.cls}) yet (it takes Dense, "
+                    f"Activation and BatchNormalization over the features in TimeDistributed)")
     outs = low.layer(inner, KT(x.name, x.shape), {})
     return [KT(o.name, o.shape, mask=x.mask) for o in outs]
 

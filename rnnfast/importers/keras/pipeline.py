@@ -84,8 +84,8 @@ def _add(stages, layer):
     if isinstance(layer, Dense):
         act = activation_name(layer.config.get("activation"), where)
         if act not in DENSE_ACTIVATIONS:
-            raise FormatError(f"{where}: activation {act!r} does not fit a chain's dense stage "
-                              f"({', '.join(DENSE_ACTIVATIONS)})")
+            raise FormatError(f"{where}: activation {act!r} does not fit a chain of layers, whose Dense layers "
+                              f"take {', '.join(DENSE_ACTIVATIONS)}")
         stages.append(DenseStage(layer.weights[0].T, layer.weights[1] if layer.use_bias else None, act,
                                  name=layer.name))
         return

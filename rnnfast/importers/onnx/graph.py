@@ -608,7 +608,7 @@ def compile_onnx(proto, name, n_threads):
         # node-by-node path then loads the file, and names what is wrong with it if anything is.
         if isinstance(e, FormatError):
             raise
-        return None, f"{name}: the graph lowering failed ({type(e).__name__}: {e})"
+        return None, f"{name}: rnnfast could not translate the graph for the C executor ({type(e).__name__}: {e})"
 
 
 class CompiledOnnxGraph:
