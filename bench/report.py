@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the source tree, when not installed
+from machine import machine_line  # noqa: E402
 from others import OthersMeter  # noqa: E402
 from timing import fmt_time as fmt, time_block  # noqa: E402
 from workloads import (CELLS, WORKLOADS, checked_outputs, engine_runner, expected_output, make_case,  # noqa: E402
@@ -185,8 +186,8 @@ def write_markdown(path, rows, problems, command, torch_note, ort_version, commi
     losing = [f"{r['workload']} {r['cell']} ({r['speedup']:.2f}×)" for r in rows if r["speedup"] < 1]
     with open(path, "w") as f:
         f.write(f"# Performance\n\nMeasured {datetime.date.today()} at commit {commit} with\n\n    {command}\n\n"
-                "on the project machine (2 vCPUs of an AMD EPYC Zen 3, AVX2 + FMA, shared and noisy: compare ratios "
-                "within this table only). Each time is the median per call over interleaved rounds of ~20 ms blocks "
+                f"on the project machine ({machine_line()}; shared and noisy: compare ratios within this table "
+                "only). Each time is the median per call over interleaved rounds of ~20 ms blocks "
                 "per runner in one process, each block after an untimed call and followed by a 50 ms pause so the "
                 "engine's spinning threads park before the next one runs. Every runner's outputs were checked "
                 "against the float64 reference (rtol 1e-4, atol 1e-5) before timing.\n\n"
@@ -200,8 +201,8 @@ def write_markdown(path, rows, problems, command, torch_note, ort_version, commi
                 "stream: a seq_len-1 model with initial_h/initial_c inputs, its outputs fed back each call.\n"
                 f"- **torch**: {torch_note}\n\n"
                 "Speedup = time of the fastest peer (best of its 1 and 2 threads) / time of rnnfast (best of 1 and "
-                "2 threads); above 1 rnnfast is faster. GFLOP/s and % of the 2-core FMA peak (200 GFLOP/s) are "
-                "rnnfast's, counting 2·seq·batch·n_gates·H·(I+H) per layer and direction. Targets from "
+                "2 threads); above 1 rnnfast is faster. GFLOP/s and % of peak (of 200 GFLOP/s, the 2-core FMA peak of "
+                "PERFORMANCE.md's Zen 3 with AVX2, whatever the machine above) are rnnfast's, counting 2·seq·batch·n_gates·H·(I+H) per layer and direction. Targets from "
                 "PERFORMANCE.md; 1t ≡ 2t: rnnfast's outputs bit-identical for 1 and 2 threads. Others' CPU: the "
                 "share of the machine other processes (or the hypervisor) used while the row was timed; a row above "
                 "15 % was measured again (up to 3 times) and the quietest attempt kept, since a 2-thread engine whose "

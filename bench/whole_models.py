@@ -36,7 +36,6 @@ import atexit
 import datetime
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -49,6 +48,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 sys.path.insert(1, ROOT)  # the source tree, when not installed
+from machine import machine_line  # noqa: E402
 from others import OthersMeter  # noqa: E402
 from timing import fmt_time, time_block  # noqa: E402
 
@@ -543,23 +543,6 @@ class Spinners:
 
 
 # ---------------------------------------------------------------------------------------------------- report
-
-def machine_line() -> str:
-    model, flags = "?", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model == "?":
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    isa = "+".join(x for x in ("avx2", "fma", "avx512f") if x in flags) or "no avx2"
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"nproc {usable} (of {os.cpu_count()}), {model} ({isa}), "
-            f"{platform.python_implementation()} {platform.python_version()}")
-
 
 def loadavg() -> str:
     try:
