@@ -1,5 +1,5 @@
 """The stream workload's cells (bench/workloads.py) as chains (the form .rnnf 1 files, PyTorch modules and
-quantized models load as: graph/chain.py ChainModel) and as an ONNX model with its states as inputs and outputs
+quantized models load as: graph/chain.py ChainGraph) and as an ONNX model with its states as inputs and outputs
 (h0 -> Yh0, as torch.onnx.export writes them), stepped in interleaved rounds: Model.stream() (a lone recurrent
 stack: the direct C step, rnnfast/stream/direct.py), the same graph's state loop through the C executor
 (make_stream(direct=False), what such a stream took before), and onnxruntime's run of the seq_len-1 model with the
@@ -25,12 +25,12 @@ from workloads import check, expected_output, make_case, onnx_model, ort_runner,
 def chain_runners(case, n_threads):
     """(Model.stream step, the one-step graph's step) of the case's layers as a chain."""
     import rnnfast
-    from rnnfast.graph.chain import ChainModel
+    from rnnfast.graph.chain import ChainGraph
     from rnnfast.stream.step_input import Features
     from rnnfast.graph.stream import make_stream
     from rnnfast.pipeline import Pipeline, RecurrentStage
 
-    model = rnnfast.Model(ChainModel(Pipeline([RecurrentStage(case.layers)])), source="bench")
+    model = rnnfast.Model(ChainGraph.of(Pipeline([RecurrentStage(case.layers)])), source="bench")
     batch = case.x.shape[1]
     fast = model.stream(batch=batch, n_threads=n_threads)
     compiled = model.graph.variant(step=True)

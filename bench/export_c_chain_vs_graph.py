@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -32,7 +33,8 @@ from c_graph_driver import compile_runtime, link_driver, write_inputs  # noqa: E
 from export_c_graph import sizes  # noqa: E402
 from rnnfast.exporters.c import export_c  # noqa: E402
 from rnnfast.exporters.c_graph import export_c_graph  # noqa: E402
-from rnnfast.graph.chain import ChainModel  # noqa: E402
+from rnnfast.graph.chain import ChainGraph  # noqa: E402
+from rnnfast.pipeline import quantized_stages  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 CASES = [("torch lstm", "torch/lstm.pt", None), ("torch gru 2 layers", "torch/gru_2layer.pt", None),
@@ -129,7 +131,7 @@ def main():
         model = rnnfast.load(str(DATA / rel), **load_options(DATA / rel))
         p = model.to_pipeline()
         if quant:
-            p = ChainModel(p).quantized(quant).pipeline
+            p = replace(p, stages=quantized_stages(p.stages, quant))
         d = work / label.replace(" ", "_").replace("+", "_")
         chain_dir, graph_dir = d / "chain", d / "graph"
         ce = export_c(p, chain_dir, prefix="m")
@@ -147,7 +149,7 @@ def main():
         cexe = chain_dir / "driver"
         subprocess.run(["gcc", "-std=c99", *flags, f"-I{chain_dir}", str(drv), str(cobj), "-lm", "-o", str(cexe)],
                        check=True)
-        chain = ChainModel(p)
+        chain = ChainGraph.of(p)
         seq = chain.variant()
         xg = x.astype(np.int64) if p.takes_ids else x
         dims = {"batch": 1, "seq_len": T}

@@ -4,8 +4,8 @@ change to the stream code: its step time before and after, as a ratio from the s
 
 Cases: the stream workload's cells (bench/workloads.py) as a chain of recurrent layers alone (the direct C step)
 and as an ONNX model with h0 -> Yh0 state inputs and outputs (the direct step of a looped stack); the PyTorch
-fixture emb_lstm_fc (token ids -> embedding -> LSTM -> Linear: the step graph's state loop) and the VAD fixture
-(a whole graph's state loop). Both trees' first steps are checked to give the same bits.
+fixture emb_lstm_fc (token ids -> embedding -> LSTM -> Linear: the step graph's state loop), the TF 1.x fixture
+lstm2_dense (two LSTM layers and a dense head) and the VAD fixture (a whole graph's state loop). Both trees' first steps are checked to give the same bits.
 
 --callgrind counts instead the instructions per step of each case in each tree under valgrind's callgrind (exact,
 so usable on a busy machine; collected only inside the exec that runs the steps): the arithmetic is the same in
@@ -34,7 +34,7 @@ sys.path.insert(1, sys.argv[2])
 import warnings
 warnings.simplefilter("ignore")
 import rnnfast
-from rnnfast.graph.chain import ChainModel
+from rnnfast.exporters.rnnf import to_bytes
 from rnnfast.pipeline import Pipeline, RecurrentStage
 from workloads import make_case, onnx_model
 
@@ -46,7 +46,7 @@ def make(name):
     kind, _, cell = name.partition(":")
     if kind == "chain":
         case = make_case("stream", cell)
-        model = rnnfast.Model(ChainModel(Pipeline([RecurrentStage(case.layers)])), source="bench")
+        model = rnnfast.load(to_bytes(Pipeline([RecurrentStage(case.layers)])))  # a .rnnf 1 chain, in either tree
         return model.stream(batch=case.x.shape[1], n_threads=threads), case.x[0]
     if kind == "looped":
         case = make_case("stream", cell)
@@ -57,6 +57,9 @@ def make(name):
         model = rnnfast.load(data + "/torch/emb_lstm_fc.pt", embedding="emb", rnn="lstm", head="fc",
                              batch_first=True)
         return model.stream(batch=1, n_threads=threads), np.array([3])
+    if kind == "tf1":
+        model = rnnfast.load(data + "/tf1/lstm2_dense/model.ckpt")
+        return model.stream(batch=3, n_threads=threads), np.load(data + "/tf1/lstm2_dense/expected.npz")["x"][:, 0]
     if kind == "vad":
         rec = np.load(data + "/onnx/graph/vad.npz")
         model = rnnfast.load(data + "/onnx/graph/vad.ts.onnx")
@@ -141,7 +144,7 @@ def main(argv=None) -> int:
     ap.add_argument("--callgrind", action="store_true")
     args = ap.parse_args(argv)
     data = os.path.join(os.path.dirname(HERE), "tests", "data")
-    cases = [f"{k}:{c}" for c in args.cells.split(",") for k in ("chain", "looped")] + ["torch:", "vad:"]
+    cases = [f"{k}:{c}" for c in args.cells.split(",") for k in ("chain", "looped")] + ["torch:", "tf1:", "vad:"]
     if args.callgrind:
         instructions({"old": os.path.abspath(args.old), "new": os.path.abspath(args.new)}, cases, args.threads, data)
         return 0

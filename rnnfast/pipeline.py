@@ -1,5 +1,7 @@
-"""The portable model: the subset of every source format that the exporters (.rnnf, ONNX, C code, npz) write.
-It is data only: a pipeline runs as a graph (graph/chain.py lowers it with graph/build.py).
+"""The chain form of a model: what the chain writers (.rnnf 1, export-c's chain export) read, and the parts a model
+read as a chain (.rnnf 1, PyTorch, TF 1.x) is built from. It is data only: every model is a graph (graph/chain.py
+builds one of these parts with graph/build.py), and Model.to_pipeline reads this form back off the graph
+(graph/to_pipeline.py; Keras: importers/keras/pipeline.py).
 
 A Pipeline is one input, one output and a chain of stages:
     [EmbeddingStage] -> RecurrentStage+ (and DenseStage between or after them) -> DenseStage*
@@ -14,7 +16,7 @@ zeros instead, as Keras' Bidirectional does).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional, Union
 
 import numpy as np
@@ -113,19 +115,7 @@ class Pipeline:
     source: str = field(default="", repr=False)
 
     def __post_init__(self):
-        where = self.source or self.name or "pipeline"
-        if not any(isinstance(s, RecurrentStage) for s in self.stages):
-            raise FormatError(f"{where}: a chain needs at least one recurrent layer")
-        if any(isinstance(s, EmbeddingStage) for s in self.stages[1:]):
-            raise FormatError(f"{where}: an embedding can only be the first stage")
-        width, sequence = None, True
-        for s in self.stages:
-            if not sequence and isinstance(s, RecurrentStage):
-                raise FormatError(f"{where}: recurrent stage {s.name!r} follows a stage that returned no sequence")
-            if isinstance(s, (RecurrentStage, DenseStage)) and width is not None and s.input_size != width:
-                raise FormatError(f"{where}: stage {s.name!r} takes {s.input_size} features, gets {width}")
-            width = s.output_size
-            sequence = sequence and not (isinstance(s, RecurrentStage) and not s.return_sequences)
+        check_chain(self.stages, self.source or self.name or "chain")
 
     @property
     def takes_ids(self) -> bool:
@@ -145,21 +135,34 @@ class Pipeline:
         return all(s.return_sequences for s in self.stages if isinstance(s, RecurrentStage))
 
 
+def check_chain(stages, where: str) -> None:
+    """FormatError naming `where` unless the stages make a chain: one or more recurrent stages, an embedding only
+    first, each stage taking the features the one before gives, no recurrent stage after a final state."""
+    if not any(isinstance(s, RecurrentStage) for s in stages):
+        raise FormatError(f"{where}: a chain needs at least one recurrent layer")
+    if any(isinstance(s, EmbeddingStage) for s in stages[1:]):
+        raise FormatError(f"{where}: an embedding can only be the first stage")
+    width, sequence = None, True
+    for s in stages:
+        if not sequence and isinstance(s, RecurrentStage):
+            raise FormatError(f"{where}: recurrent stage {s.name!r} follows a stage that returned no sequence")
+        if isinstance(s, (RecurrentStage, DenseStage)) and width is not None and s.input_size != width:
+            raise FormatError(f"{where}: stage {s.name!r} takes {s.input_size} features, gets {width}")
+        width = s.output_size
+        sequence = sequence and not (isinstance(s, RecurrentStage) and not s.return_sequences)
+
+
 def run_pipeline(p: Pipeline, x, n_threads=None) -> np.ndarray:
     """x: float [seq_len, batch, input_size] or int ids [seq_len, batch] (batch-first when p.batch_first).
     Returns [seq_len, batch, out] (batch-first likewise) or [batch, out] when a stage ends the sequence. The
-    pipeline runs as a graph in the C executor (graph/chain.py), compiled for this one call."""
-    from .graph.chain import ChainModel
+    chain runs as a graph in the C executor (graph/chain.py), compiled for this one call."""
+    from .graph.chain import ChainGraph
 
-    return ChainModel(p).run({"input": x}, n_threads=n_threads)[0]
+    return ChainGraph.of(p).run({"input": x}, n_threads=n_threads)[0]
 
 
-def dense(s: DenseStage, x: np.ndarray) -> np.ndarray:
-    """A Dense stage applied in numpy, for the importers that still step layer by layer in Python (TF 1.x's
-    trace and stream paths, importers/tf/graph.py)."""
-    from .reference import dense_activation
-
-    y = x @ s.weight.T
-    if s.bias is not None:
-        y = y + s.bias
-    return dense_activation(s.activation, y).astype(np.float32)
+def quantized_stages(stages, weight_dtype: str) -> list:
+    """The stages with their recurrent layers' weights stored in weight_dtype (rnnfast/quantize.py's rule, applied
+    by RecurrentLayer.with_weight_dtype); embedding and dense stages stay float32."""
+    return [replace(s, layers=[layer.with_weight_dtype(weight_dtype) for layer in s.layers])
+            if isinstance(s, RecurrentStage) else s for s in stages]

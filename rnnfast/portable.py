@@ -8,10 +8,10 @@ packed weights once, and unpickled copies of one model in one process are the sa
 This stays at the Model level on purpose: whatever a Model holds inside (ONNX, Keras, PyTorch or .rnnf graphs, or
 an IR), the bytes and options that made it make it again.
 
-Models made in memory, and TF 1.x checkpoints (several files), have no source bytes. One whose graph is a rnnfast
-chain (a ChainModel as a .rnnf file loads) pickles as its .rnnf 1 bytes, which hold a pipeline exactly (int8 /
-float16 weights included); any other refuses with NotPicklableError naming the graph type and what would make it
-picklable. Model.quantize() of a loaded model records the step: it pickles as its source's bytes and options plus
+Models made in memory, and TF 1.x checkpoints (several files), have no source bytes. One whose graph is a chain in
+a .rnnf file's conventions (graph/chain.py ChainGraph, one input and one output) pickles as its .rnnf 1 bytes, which
+hold such a chain exactly (int8 / float16 weights included); any other refuses with NotPicklableError naming the
+graph type and what would make it picklable. Model.quantize() of a loaded model records the step: it pickles as its source's bytes and options plus
 ("quantize", weights), redone after the load.
 
 Load options that are paths (an ONNX model's external data folder, a Keras weights file's `config`) travel as
@@ -77,17 +77,17 @@ def origin_of(model) -> Origin:
 
 
 def _memory_origin(model) -> Origin:
-    from .graph.chain import ChainModel
+    from .graph.chain import RNNF, ChainGraph
 
-    if isinstance(model.graph, ChainModel) and not model.graph.torch:  # exactly what a .rnnf file holds
+    graph = model.graph
+    if isinstance(graph, ChainGraph) and graph.conventions == RNNF:  # exactly what a .rnnf file holds
         from .exporters.rnnf import to_bytes
 
-        model.origin = Origin(to_bytes(model.graph.pipeline), model.source or "<memory pipeline>", {})
+        model.origin = Origin(to_bytes(graph.to_pipeline()), model.source or "<memory chain>", {})
         return model.origin
     raise NotPicklableError(
         f"{model!r} cannot be pickled: it was made in memory or read from several files (a TF 1.x checkpoint; its "
-        f"graph is a {type(model.graph).__name__}), so it has no source bytes to be rebuilt from, and only a rnnfast "
-        f"Pipeline has an exact file form (.rnnf). "
+        f"graph is a {type(model.graph).__name__}), so it has no source bytes to be rebuilt from. "
         f"Load it with rnnfast.load from a file or bytes, or pickle rnnfast.load(rnnfast.exporters.rnnf.to_bytes("
         f"model.to_pipeline())) if its main output is all you need")
 

@@ -7,6 +7,7 @@ Needs aarch64-linux-gnu-gcc and qemu-aarch64 (Debian: gcc-aarch64-linux-gnu, qem
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,7 @@ from test_engine import ACTIVATION_CASES, HIDDEN_TAILS, check_activation
 
 from rnnfast.engine import ACTIVATION_CODES
 from rnnfast.exporters.rnnf import save_rnnf
-from rnnfast.graph.chain import ChainModel
-from rnnfast.pipeline import Pipeline, RecurrentStage
+from rnnfast.pipeline import Pipeline, RecurrentStage, quantized_stages
 
 ROOT = Path(__file__).resolve().parent.parent
 CROSS_CC, QEMU = "aarch64-linux-gnu-gcc", "qemu-aarch64"
@@ -32,7 +32,7 @@ UB = 16  # kernels.h RNNF_UB: the packed panel width
 
 def quantized_chain(p, dtype):
     """The pipeline with its recurrent weights stored in dtype, as Model.quantize stores them."""
-    return ChainModel(p).quantized(dtype).pipeline
+    return replace(p, stages=quantized_stages(p.stages, dtype))
 
 
 @pytest.fixture(scope="module")

@@ -99,7 +99,7 @@ def test_c_runs_torch_lstms_with_and_without_their_initial_states(program, conve
     assert [(i.name, i.optional) for i in model.inputs] == [("input", False), ("h0", True), ("c0", True)]
     feeds = {"input": record["input"]} | {n: record[n] for n in given}
     if given == ("h0",):  # the float64 reference with c0 zeros (PyTorch takes both or neither)
-        layer = rnnfast.load(TORCH / "lstm.pt").graph.pipeline.stages[0].layers[0]
+        layer = rnnfast.load(TORCH / "lstm.pt").graph.layers[0]
         y, h, c = run_layer(layer, record["input"], initial_h=record["h0"], initial_c=np.zeros((1, 3, 8)))
         want = [y[:, 0], h, c]
     else:

@@ -227,14 +227,14 @@ def test_one_quantization_rule_in_the_engine_rnnf_and_export_c(built, name, tmp_
     weights (the recurrent matrices; the Dense head stays float32 in all three), so their outputs differ only by
     float32 summation order: the suite's float32 tolerance, not the int8 / half bound."""
     from rnnfast.exporters.rnnf_graph import save_rnnf_graph
-    from rnnfast.graph.chain import ChainModel
+    from rnnfast.graph.chain import ChainGraph
     from rnnfast.model import Model
 
     p, out, proc = built[name]
     assert proc.returncode == 0, f"{name}: {proc.args}\n{proc.stderr[-4000:]}"
     quant = name.split("_")[0]
     printed = np.array(proc.stdout.split(), np.float32).reshape(out.expected.shape)
-    model = Model(ChainModel(p)).quantize(quant)
+    model = Model(ChainGraph.of(p)).quantize(quant)
     x = np.swapaxes(out.test_input, 0, 1)
     engine = model.run(x)[0]
     engine = np.swapaxes(engine, 0, 1) if engine.ndim == 3 else engine

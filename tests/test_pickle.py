@@ -108,11 +108,11 @@ def test_quantized_model_pickles_as_its_source_and_the_step():
 
 def test_memory_chain_pickles_as_rnnf():
     from rnnfast.exporters.rnnf import to_bytes
-    from rnnfast.graph.chain import ChainModel
+    from rnnfast.graph.chain import ChainGraph
 
     npz = np.load(os.path.join(DATA, "torch", "lstm_no_state.npz"))
     pipeline = rnnfast.load(os.path.join(DATA, "torch", "lstm_no_state.pt")).to_pipeline()
-    back = _roundtrip(Model(ChainModel(pipeline)))
+    back = _roundtrip(Model(ChainGraph.of(pipeline)))
     assert back.origin.data == to_bytes(pipeline)
     assert_close(back.run(npz["input"])[0], npz["output"], what="lstm_no_state chain from memory")
 

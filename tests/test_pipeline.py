@@ -5,7 +5,7 @@ from conftest import assert_close, random_layer
 
 from rnnfast import reference
 from rnnfast.errors import FormatError
-from rnnfast.graph.chain import ChainModel
+from rnnfast.graph.chain import ChainGraph
 from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
 
 
@@ -40,7 +40,7 @@ def test_embedding_stack_dense_matches_reference(rng, cell, return_sequences, ma
     got = run_pipeline(p, ids)
     assert got.shape == ((9, 4, 3) if return_sequences else (4, 3))
     assert_close(got, _expected(p, ids), what=f"{cell} pipeline")
-    graph = ChainModel(p)
+    graph = ChainGraph.of(p)
     assert_close(graph.run({"input": ids.T.copy() if p.batch_first else ids})[0], got)
 
 
@@ -76,13 +76,13 @@ def test_bad_input_is_named(rng):
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_stream_steps_equal_run(rng, cell):
-    """A loaded .rnnf (ChainModel) streams: step T times == run on the T steps, heads applied per step."""
+    """A loaded .rnnf 1 chain (ChainGraph) streams: step T times == run on the T steps, heads applied per step."""
     l1 = random_layer(rng, cell, "forward", input_size=5, hidden_size=6)
     l2 = random_layer(rng, cell, "forward", input_size=6, hidden_size=4)
     p = Pipeline([EmbeddingStage(rng.standard_normal((9, 5))), RecurrentStage([l1]), RecurrentStage([l2]),
                   DenseStage(rng.standard_normal((3, 4)), rng.standard_normal(3), "softmax")])
     ids = rng.integers(0, 9, (7, 2))
-    stream = ChainModel(p).stream(batch=2)
+    stream = ChainGraph.of(p).stream(batch=2)
     stepped = np.stack([stream.step(ids[t]) for t in range(7)])
     np.testing.assert_array_equal(stepped, run_pipeline(p, ids))
 
@@ -93,7 +93,7 @@ def test_a_dense_stage_between_recurrent_stages_streams(rng):
     p = Pipeline([RecurrentStage([layer]), DenseStage(rng.standard_normal((4, 4)), None, "relu", name="mid"),
                   RecurrentStage([layer])])
     x = rng.standard_normal((6, 3, 4)).astype(np.float32)
-    stream = ChainModel(p).stream(batch=3)
+    stream = ChainGraph.of(p).stream(batch=3)
     np.testing.assert_array_equal(np.stack([stream.step(x[t]) for t in range(6)]), run_pipeline(p, x))
     assert sorted(stream.state) == ["layer0.h", "layer1.h"]
 
@@ -102,10 +102,10 @@ def test_streams_that_cannot_be_are_refused(rng):
     layer = random_layer(rng, "gru", "forward", input_size=4, hidden_size=4)
     masked = Pipeline([EmbeddingStage(np.zeros((5, 4)), mask_zero=True), RecurrentStage([layer])])
     with pytest.raises(FormatError, match="mask_zero"):
-        ChainModel(masked).stream()
+        ChainGraph.of(masked).stream()
     bidir = Pipeline([RecurrentStage([random_layer(rng, "lstm", "bidirectional", input_size=4, hidden_size=3)])])
     with pytest.raises(FormatError, match="bidirectional"):
-        ChainModel(bidir).stream()
+        ChainGraph.of(bidir).stream()
 
 
 @pytest.mark.parametrize("case", ["embed-mask-bi-zero-out", "embed-mask-rnn-last", "two-stacks-batch-first",
@@ -119,7 +119,7 @@ def test_pipelines_run_in_c_and_node_by_node_as_the_reference_does(rng, case):
 
     p = random_pipeline(rng, **PIPELINE_CASES[case])
     x = random_input(rng, p)
-    model = ChainModel(p)
+    model = ChainGraph.of(p)
     got = model.run({"input": x})[0]
     assert_close(got, reference_pipeline(p, x), what=case)
     with recording() as calls:

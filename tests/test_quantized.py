@@ -3,6 +3,7 @@ as stored (tight, float32 tolerance), the error of quantization itself against t
 half modes), ISA tables against ref, thread counts, .rnnf round trips, and `rnnfast convert --quantize`."""
 import itertools
 import struct
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,9 +17,8 @@ from rnnfast import rnnf_spec as spec
 from rnnfast.engine import CompiledStack
 from rnnfast.errors import FormatError
 from rnnfast.exporters.rnnf import save_rnnf, to_bytes
-from rnnfast.graph.chain import ChainModel
 from rnnfast.importers.rnnf import load_rnnf
-from rnnfast.pipeline import RecurrentStage, run_pipeline
+from rnnfast.pipeline import RecurrentStage, quantized_stages, run_pipeline
 from rnnfast.quantize import dequantized, quantize_int8
 
 HIDDEN_TAILS = [1, 7, 8, 15, 16, 17, 33, 64]
@@ -35,7 +35,7 @@ CONFIG_IDS = ["-".join(f"{k}={v}" for k, v in c.items()) for c in CONFIGS]
 
 def quantized_chain(p, dtype):
     """The pipeline with its recurrent weights stored in dtype, as Model.quantize stores them."""
-    return ChainModel(p).quantized(dtype).pipeline
+    return replace(p, stages=quantized_stages(p.stages, dtype))
 
 
 @pytest.fixture

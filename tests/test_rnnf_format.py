@@ -14,7 +14,7 @@ from rnnfast.exporters.rnnf import save_rnnf, to_bytes
 from rnnfast.exporters.safetensors import save_safetensors
 from rnnfast.importers._safetensors import read_safetensors
 from rnnfast.importers.rnnf import load_rnnf
-from rnnfast.graph.chain import ChainModel
+from rnnfast.graph.chain import ChainGraph
 from rnnfast.pipeline import RecurrentStage, run_pipeline
 
 
@@ -56,7 +56,7 @@ def test_round_trip_runs_bit_for_bit(rng, case, tmp_path):
     expected = run_pipeline(p, x)
     np.testing.assert_array_equal(run_pipeline(back, x), expected)
     model = rnnfast.load(path)
-    assert isinstance(model.graph, ChainModel)
+    assert isinstance(model.graph, ChainGraph)
     np.testing.assert_array_equal(model.run(x)[0], expected)
 
 
@@ -109,7 +109,7 @@ def test_a_pipeline_as_a_graph_in_npz_and_safetensors_runs_bit_for_bit(rng, tmp_
 
     for case in ("two-stacks-last", "embed-mask-bi-zero-out"):
         p = random_pipeline(rng, **PIPELINE_CASES[case])
-        save(Model(ChainModel(p), source="memory"), tmp_path / "w")
+        save(Model(ChainGraph.of(p), source="memory"), tmp_path / "w")
         x = random_input(rng, p)
         np.testing.assert_array_equal(rnnfast.load(tmp_path / "w").run(x)[0], run_pipeline(p, x))
 
@@ -118,8 +118,8 @@ def test_npz_and_safetensors_name_the_layer_weights(rng, tmp_path):
     from rnnfast.model import Model
 
     p = random_pipeline(rng, **PIPELINE_CASES["two-stacks-last"])
-    save_npz(Model(ChainModel(p)), tmp_path / "w.npz")
-    save_safetensors(Model(ChainModel(p)), tmp_path / "w.safetensors")
+    save_npz(Model(ChainGraph.of(p)), tmp_path / "w.npz")
+    save_safetensors(Model(ChainGraph.of(p)), tmp_path / "w.safetensors")
     lstm = p.stages[0].layers[0]
     tensors, meta = read_safetensors((tmp_path / "w.safetensors").read_bytes(), "w.safetensors", as_stored=True)
     with np.load(tmp_path / "w.npz") as z:

@@ -325,7 +325,7 @@ def _pipeline_layers(graph) -> list:
     from ..pipeline import DenseStage, EmbeddingStage, RecurrentStage
 
     out = []
-    for i, s in enumerate(graph.pipeline.stages):
+    for i, s in enumerate(graph.stages):
         name = s.name or f"layer{i}"
         if isinstance(s, EmbeddingStage):
             shape = list(s.table.shape)
@@ -345,7 +345,7 @@ def _pipeline_layers(graph) -> list:
 def source_framework(model) -> str:
     kind = type(model.graph).__name__
     return {"OnnxGraph": "onnx", "CompiledOnnxGraph": "onnx", "KerasModelGraph": "keras", "TorchGraph": "torch",
-            "TorchCellGraph": "torch", "ChainModel": "rnnf", "TF1Graph": "tf1"}.get(kind, kind)
+            "TorchCellGraph": "torch", "ChainGraph": "rnnf", "TF1Graph": "tf1"}.get(kind, kind)
 
 
 def layers(model) -> list:
@@ -382,8 +382,8 @@ def int_input_range(model, name: str, seq_len: int) -> tuple:
     g = model.graph
     if framework in ("torch", "tf1") and g.embedding is not None and name == "input":
         return 0, g.embedding.weight.shape[0]
-    if framework == "rnnf" and g.pipeline.takes_ids:
-        return 0, g.pipeline.stages[0].table.shape[0]
+    if framework == "rnnf" and g.takes_ids:
+        return 0, g.vocab
     if framework == "keras":
         vocab = [obj.input_dim for _, obj in g.graph.order if type(obj).__name__ == "Embedding"]
         if vocab:

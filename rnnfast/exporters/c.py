@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import FormatError
-from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
+from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, quantized_stages, run_pipeline
 from ..quantize import check_weight_dtype
 from ._c_arrays import HALF_TO_FLOAT, QUANTIZE, check_finite, matrix_2d, float_literal
 from ._c_cells import Emitter, dense_fn, layer_step
@@ -56,16 +56,14 @@ def export_c(pipeline: Pipeline, out_dir, prefix: str = "model", quantize=None, 
     the pipeline (with the weights as stored, when quantized), computed now.
     """
     if not isinstance(pipeline, Pipeline):
-        raise TypeError(f"export_c takes a rnnfast.pipeline.Pipeline, got {type(pipeline).__name__}")
+        raise TypeError(f"export_c takes a chain (rnnfast.pipeline.Pipeline, as Model.to_pipeline() gives), got "
+                        f"{type(pipeline).__name__}")
     if not isinstance(prefix, str) or not _IDENT.match(prefix):
         raise ValueError(f"prefix must be a C identifier (letters, digits, _), got {prefix!r}")
     if quantize not in QUANTIZE:
         raise ValueError(f"quantize must be one of {QUANTIZE}, got {quantize!r}")
-    if quantize:
-        from ..graph.chain import ChainModel
-
-        # the stored weights Model.quantize's chain computes with too
-        pipeline = ChainModel(pipeline).quantized(check_weight_dtype(quantize)).pipeline
+    if quantize:  # the stored weights Model.quantize's chain computes with too
+        pipeline = replace(pipeline, stages=quantized_stages(pipeline.stages, check_weight_dtype(quantize)))
     gen = _Generator(pipeline, prefix)
     header, source = gen.header(), gen.source()
     internal = set(re.findall(r"^static (?:inline )?(?:const )?\w+ (\w+)[\[(]", source, re.M))
@@ -100,7 +98,7 @@ def _test_vectors(p: Pipeline, x, seq_len, n_seq, seed):
             x = np.swapaxes(x, 0, 1)
     y = run_pipeline(p, x)
     if not np.all(np.isfinite(y)):
-        raise FormatError(f"{p.source or p.name or 'pipeline'}: the outputs on the test input are not finite; "
+        raise FormatError(f"{p.source or p.name or 'chain'}: the outputs on the test input are not finite; "
                           f"give a test_input the model handles")
     x = np.asarray(x)
     if not p.batch_first:
@@ -126,7 +124,7 @@ class _Op:
 class _Generator:
     def __init__(self, p: Pipeline, prefix: str):
         self.p, self.prefix, self.P = p, prefix, prefix.upper()
-        self.where = p.source or p.name or "pipeline"
+        self.where = p.source or p.name or "chain"
         self.state_type = f"{prefix}_state"
         self.acts = Activations(self.where)
         self.em = Emitter(self.state_type, self.acts, self.where)

@@ -47,15 +47,14 @@ def source_graph(source):
     from ..pipeline import Pipeline
 
     if isinstance(source, Pipeline):
-        from ..graph.chain import ChainModel
+        from ..graph.chain import ChainGraph
 
-        source = ChainModel(source)
+        source = ChainGraph.of(source)
     graph = getattr(source, "graph", source)
     where = getattr(source, "source", "") or getattr(graph, "where", "") or "this model"
     compiled = getattr(graph, "compiled", None)
-    names = [t.name for t in getattr(graph, "inputs", [])]
-    if compiled is not None and hasattr(graph, "variant") and list(compiled.graph.inputs) != names:
-        compiled = graph.variant(states=graph.torch)  # a chain (graph/chain.py) ran without its optional states
+    if compiled is not None and hasattr(graph, "variant"):
+        compiled = graph.variant()  # a chain's whole graph, whichever variant it ran last (graph/chain.py)
     if compiled is None:
         why = getattr(graph, "unfit_reason", None)
         raise FormatError(f"{where}: cannot be written as ONNX: " + (

@@ -72,7 +72,8 @@ def _layer(w: _Writer, layer) -> bytes:
 def to_bytes(pipeline: Pipeline) -> bytes:
     """The .rnnf file content of a pipeline."""
     if not isinstance(pipeline, Pipeline):
-        raise TypeError(f"save_rnnf needs a rnnfast.pipeline.Pipeline, got {type(pipeline).__name__}")
+        raise TypeError(f"save_rnnf needs a chain (rnnfast.pipeline.Pipeline, as Model.to_pipeline() gives), got "
+                        f"{type(pipeline).__name__}")
     w = _Writer()
     stages, layers = [], []
     for s in pipeline.stages:

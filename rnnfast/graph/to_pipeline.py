@@ -8,9 +8,11 @@ of those labels, so a view is read from the shapes alone (its labels cut into ru
 exporter spelled it with (Squeeze, Reshape with 0 / -1 / sizes, Flatten, a Transpose the analysis made a View), the
 labels say whether the directions ended up next to each other in the features, beside time and batch. Recognised:
 - the input: float [x0, x1, F], or int ids [x0, x1] through Gather(constant table, ids) on axis 0 (the embedding);
+  other inputs only when their default is zeros and they are initial states (PyTorch's optional h0 / c0);
 - "Recurrent" nodes (graph/stack.py) and the recurrent nodes the analysis leaves as they are (layout 1), with
   constant weights, no sequence_lens and zero initial states; a node reading the previous one's sequence joins its
-  stage (so does a Linear graph/stack.py folded into a first layer's input weights);
+  stage (so does a Linear graph/stack.py folded into a first layer's input weights); Greater(ids, 0) as the mask
+  every recurrent node reads (the embedding's mask_zero, with the nodes' rule for masked steps);
 - Transpose, Cast to float (of ids: to int32 / int64), views; Slice of a stack's final state to its last layer;
 - MatMul(x, constant W) and Gemm(final state, constant W, constant C) as dense stages, with the bias and the
   Relu / Tanh / Sigmoid that graph/fuse.py folded into them, and an Add, activation or Softmax (over the features)
@@ -30,7 +32,7 @@ from .build import DENSE_ACTIVATIONS
 # What a refusal says the model does not fit: the form the chain exporters (.rnnf 1, export-c's chain export) hold
 CHAIN = "a chain (embedding, recurrent layers and dense head, the form .rnnf 1 and export-c's chain export hold)"
 from .fuse import EPILOGUE_ACTS
-from .ir import VIEW_OPS
+from .ir import VIEW_OPS, ZEROS
 from .stack import CELL_OPS, SEQ_BATCH_DIR, _is_zero
 
 OUTER = ("x0", "x1")
@@ -43,7 +45,8 @@ FLOAT_TYPES, ID_TYPES = (1, 10, 11), (6, 7)  # ONNX element types a Cast may go 
 @dataclass(frozen=True)
 class Flow:
     """What a value computes from the graph input."""
-    kind: str                 # "ids", "seq" (features), "state" (a stack's final h), "aux" (droppable: c, inner layers)
+    kind: str                 # "ids", "seq" (features), "state" (a stack's final h), "aux" (droppable: c, inner
+                              # layers), "mask" (id 0 of the ids masks a step)
     axes: tuple = ()          # a tuple of labels per axis
     feat: tuple = ()          # the labels that together are the features
     stages: tuple = ()
@@ -64,6 +67,7 @@ class _Converter:
         self.g, self.where, self.opset = graph, where, opset
         self.flows, self.size, self.bind = {}, {}, {}  # value -> Flow; label -> size; x0 / x1 -> "T" / "B"
         self.producers = graph.producers()
+        self.masked = []  # whether each recurrent node read a mask
 
     def refuse(self, where, why):
         raise FormatError(f"{where} does not fit {CHAIN}: {why}")
@@ -85,9 +89,10 @@ class _Converter:
 
     def run(self) -> Pipeline:
         g = self.g
-        if len(g.inputs) != 1:
+        main = [n for n in g.inputs if g.defaults.get(n) is not ZEROS]  # zero initial states: what a chain starts from
+        if len(main) != 1:
             raise FormatError(f"{self.where}: a chain has one input; this graph has {list(g.inputs)}")
-        v = g.values[g.inputs[0]]
+        v = g.values[main[0]]
         shape = tuple(v.shape)
         self.size.update(zip(OUTER, shape[:2]))
         if v.dtype.kind == "f":
@@ -154,13 +159,20 @@ class _Converter:
         if lens:
             self.refuse(where, "sequence_lens depends on the data; a chain takes no lengths")
         for key, name in (("initial_h", h0), ("initial_c", c0)):
-            if name and not _is_zero(self.g, name, self.producers):
+            if name and not (_is_zero(self.g, name, self.producers) or self.zero_input(name)):
                 self.refuse(where, f"{key} is not zero; a chain starts from zero state")
+        mask = node.inputs[4] if node.op == "Recurrent" and len(node.inputs) > 4 else ""
+        zero_output = self.mask(node, mask, x)
         stages = list(x.stages)
+        if mask:  # the embedding's mask_zero, which every recurrent stage of a chain then reads
+            stages[0] = replace(stages[0], mask_zero=True)
         if x.stack:
-            stages[-1] = RecurrentStage(stages[-1].layers + layers, name=stages[-1].name)
+            if stages[-1].mask_zero_output != zero_output:
+                self.refuse(where, "it gives zeros for masked steps and the layer before it does not, or the other "
+                                   "way round; a chain's recurrent stage has one rule")
+            stages[-1] = replace(stages[-1], layers=stages[-1].layers + layers)
         else:
-            stages.append(RecurrentStage(layers, name=layers[0].name))
+            stages.append(RecurrentStage(layers, mask_zero_output=zero_output, name=layers[0].name))
         stages = tuple(stages)
         final = stages[:-1] + (replace(stages[-1], return_sequences=False),)
         d, p = self.label("D", layers[-1].n_dirs), self.label("P", layers[-1].output_size)
@@ -182,6 +194,34 @@ class _Converter:
             self.flows[y_h] = Flow("state", axes, (d, p), final, rows)
         if y_c:
             self.flows[y_c] = Flow("aux", what="an LSTM's final cell state")  # a pipeline's final state is h
+
+    def zero_input(self, name) -> bool:
+        """Is `name` (through views and slices) a graph input whose default is zeros (PyTorch's optional h0 / c0)?"""
+        while name not in self.g.defaults:
+            node = self.producers.get(name)
+            if node is None or node.op not in VIEW_OPS + ("Slice",):
+                return False
+            name = node.inputs[0]
+        return self.g.defaults[name] is ZEROS
+
+    def mask(self, node, mask, x) -> bool:
+        """Checks a recurrent node's mask (Keras': id 0 of the embedding's ids masks a step) and returns whether it
+        gives zeros for masked steps. Every recurrent node of a chain reads the mask, or none does."""
+        self.masked.append(bool(mask))
+        if not mask:
+            return False
+        m = self.flows.get(mask)
+        if (m is None or m.kind != "mask" or m.axes != x.axes[:2] or not x.stages
+                or not isinstance(x.stages[0], EmbeddingStage)):
+            self.refuse(node.where, "its mask is not id 0 of the embedding's token ids (Greater(ids, 0)) over the "
+                                    "same steps")
+        return bool(node.attrs.get("_mask_zero_output"))
+
+    def op_greater(self, node, ins):
+        ids, zero = ins[0], self.g.values[node.inputs[1]].const
+        if ids is None or ids.kind != "ids" or ins[1] is not None or zero is None or np.size(zero) != 1 or np.any(zero):
+            self.refuse(node.where, "only Greater(token ids, 0), an embedding's mask of id 0, is part of a chain")
+        return Flow("mask", ids.axes)
 
     def final(self, flow):
         """A final state as the [batch, features] a pipeline's last recurrent stage returns, or None."""
@@ -359,6 +399,9 @@ class _Converter:
             self.refuse(where, f"it is {out.what}; a chain returns the last layer's sequence or final state h")
         if out is None or out.kind != "seq" or not any(isinstance(s, RecurrentStage) for s in out.stages):
             self.refuse(where, "it is not computed from the input through recurrent layers")
+        if any(self.masked) and not all(self.masked):
+            self.refuse(where, "some of its recurrent layers read the embedding's mask and some do not; in a chain "
+                               "the mask of id 0 reaches every recurrent layer")
         for name in g.outputs[1:]:
             if name not in self.flows or self.flows[name].kind not in ("state", "aux"):
                 self.refuse(f"{self.where}: output {name!r}", "a chain has one output; only final-state outputs "

@@ -1,4 +1,5 @@
-"""Read a .rnnf file (docs/format.md) into a Pipeline.
+"""Read a .rnnf file (docs/format.md): a version 1 file's chain of stages, which rnnfast.load builds as a graph
+(graph/chain.py), or for a version 2 file the header and blob checks importers/rnnf_graph.py builds on.
 
 Every count, offset, size, index and enum is checked before it is used, in the order the spec lists them, so
 a damaged file fails with a FormatError naming the file, the record and the field, and never reaches numpy or
@@ -41,7 +42,8 @@ class _Reader:
         if magic != spec.MAGIC:
             self.fail("header", f"magic {bytes(magic)!r} is not {spec.MAGIC!r}: not a .rnnf file")
         if major == spec.GRAPH_MAJOR:
-            self.fail("header", "format version 2 holds a whole graph, not a pipeline: load it with rnnfast.load")
+            self.fail("header", "format version 2 holds a whole graph, not a chain of stages: load it with "
+                                "rnnfast.load")
         if major != spec.VERSION_MAJOR or minor > spec.VERSION_MINOR:
             self.fail("header", f"format version {major}.{minor} is not readable by this reader ({READS})")
         if header_size != spec.HEADER.size:
@@ -280,6 +282,7 @@ class _Reader:
         return stage, arg0 + arg1
 
     def pipeline(self) -> Pipeline:
+        """The file's chain: its stages in order, batch_first and name as stored."""
         self.header()
         self.blobs()
         stages, next_layer = [], 0
@@ -318,8 +321,8 @@ def load_rnnf(data, name: str = "<bytes>") -> Pipeline:
 
 def load_rnnf_model(data, name: str = "<bytes>", n_threads=None):
     """rnnfast.load's entry: a version 2 file's graph, compiled for the C executor (importers/rnnf_graph.py), or a
-    Model over a version 1 file's pipeline (input `input`, output `output`), run by the C executor (graph/chain.py)."""
-    from ..graph.chain import ChainModel
+    version 1 file's chain built as a graph (input `input`, output `output`) and compiled for it (graph/chain.py)."""
+    from ..graph.chain import ChainGraph
     from ..model import Model
 
     head = bytes(memoryview(data)[:8])
@@ -328,4 +331,5 @@ def load_rnnf_model(data, name: str = "<bytes>", n_threads=None):
 
         return load_rnnf_graph_model(data, name, n_threads)
 
-    return Model(ChainModel(load_rnnf(data, name)), source=name)
+    chain = load_rnnf(data, name)
+    return Model(ChainGraph(chain.stages, chain.batch_first, name, name=chain.name), source=name)

@@ -3,8 +3,8 @@
 PyTorch's cell call is `h1 = cell(input, h0)` (`h1, c1 = cell(input, (h0, c0))` for LSTMCell), so the model's inputs
 are `input` [batch, input_size] (or unbatched [input_size]), `h0` and, for LSTMCell, `c0` [batch, hidden] (optional:
 zeros when absent, as in PyTorch), and its outputs `h1` (and `c1`). The graph is the layer run over one time step;
-`stream()` steps the same layer with its state kept (layer0.h / layer0.c, as for nn.LSTM). It has no pipeline form
-(the ONNX export and export-c's chain export): .rnnf 2 and export-c --dim write its graph. A cell applied in a loop
+`stream()` steps the same layer with its state kept (layer0.h / layer0.c, as for nn.LSTM). It is no chain over a
+sequence (export-c's chain export): .rnnf 2, ONNX and export-c --dim write its graph. A cell applied in a loop
 over a sequence (`cell_loop=True`) is no cell model: it loads as nn.LSTM/GRU/RNN with one layer (graph.TorchGraph).
 """
 from __future__ import annotations
@@ -14,7 +14,6 @@ import numpy as np
 from ...errors import FormatError
 from ...graph.build import GraphBuilder
 from ...graph.ir import ZEROS
-from ...model import TensorInfo
 from .graph import TorchGraph
 
 CELL_CLASSES = {"lstm": "nn.LSTMCell", "gru": "nn.GRUCell", "rnn": "nn.RNNCell"}
@@ -45,27 +44,20 @@ class TorchCellGraph(TorchGraph):
 
     def __init__(self, layer, name="", source="", defaults=()):
         super().__init__([layer], False, name=name, source=source, defaults=defaults)
-        H = layer.hidden_size
-        lstm = layer.cell == "lstm"
-        self.inputs = [TensorInfo("input", ["batch", layer.input_size]), TensorInfo("h0", ["batch", H], optional=True)
-                       ] + ([TensorInfo("c0", ["batch", H], optional=True)] if lstm else [])
-        self.outputs = [TensorInfo("h1", ["batch", H])] + ([TensorInfo("c1", ["batch", H])] if lstm else [])
 
-    def _builder(self, states, lens, step, state_outputs):
+    def _builder(self, lens, step):
         if step:  # a stream steps the layer with its state kept, as for nn.LSTM
-            return super()._builder(states, lens, step, state_outputs)
-        return cell_graph(self.layers[0], self.name, states)
+            return super()._builder(lens, step)
+        return cell_graph(self.layers[0], self.name, states=True)
 
-    def _prepare(self, feeds, sequence_lens):
+    def _prepare(self, feeds, lengths):
         where, layer = self.where, self.layers[0]
-        if sequence_lens is not None:
-            raise TypeError(f"{where}: run() got an unexpected option 'sequence_lens' (one step of a cell has no "
-                            f"sequence; load with cell_loop=True to run the cell over one)")
-        if "input" not in feeds:
+        if feeds.get("input") is None:
             raise ValueError(f"{where}: the input 'input' is required")
-        unknown = [n for n in feeds if n not in self.input_names]
+        names = [t.name for t in self.inputs]
+        unknown = [n for n in feeds if n not in names]
         if unknown:
-            raise ValueError(f"{where}: unknown input(s) {unknown}; the inputs are {self.input_names}")
+            raise ValueError(f"{where}: unknown input(s) {unknown}; the inputs are {names}")
         x = np.asarray(feeds["input"])
         I, H = layer.input_size, layer.hidden_size
         if x.dtype.kind not in "fiub" or x.ndim not in (1, 2) or x.shape[-1:] != (I,):
@@ -74,33 +66,36 @@ class TorchCellGraph(TorchGraph):
         batched = x.ndim == 2
         x = np.asarray(x if batched else x[None], np.float32)
         arrays = [x]
-        given = any(feeds.get(k) is not None for k in ("h0", "c0"))
-        if given:  # an absent one of the two is zeros, as in PyTorch
-            for key in [t.name for t in self.inputs[1:]]:
-                s = feeds.get(key)
-                if s is None:
-                    arrays.append(np.zeros((x.shape[0], H), np.float32))
-                    continue
+        for key in names[1:]:  # an absent state is zeros, as in PyTorch (the graph's default)
+            s = feeds.get(key)
+            if s is not None:
                 s = np.asarray(s, np.float32)
                 want = (x.shape[0], H) if batched else (H,)
                 if s.shape != want:
                     raise ValueError(f"{where}: {key} must have shape {want} (batch, hidden) like the input's batch; "
                                      f"got {s.shape}")
-                arrays.append(s if batched else s[None])
-        self._last = self.variant(given)
+                s = s if batched else s[None]
+            arrays.append(s)
+        self._last = self.variant()
         return self._last, arrays, batched
 
-    def _torch_outputs(self, outs, batched):
+    def _lengths_option(self, options):
+        if options:
+            raise TypeError(f"{self.where}: run() got an unexpected option {sorted(options)[0]!r} (one step of a cell "
+                            f"has no sequence; load with cell_loop=True to run the cell over one)")
+        return None
+
+    def _unbatched(self, outs, batched):
         return outs if batched else [o[0] for o in outs]
 
     def to_pipeline(self):
-        """Refused: a pipeline (what the ONNX/.npz exports and export-c's chain export write) runs sequences, and one
+        """Refused: a chain (what the ONNX/.npz exports and export-c's chain export write) runs sequences, and one
         step of a cell has other inputs; written as one, it would not be this model."""
         cls = CELL_CLASSES[self.layers[0].cell]
         raise FormatError(f"{self.where}: one step of an {cls} (input [batch, {self.layers[0].input_size}], states in "
-                          f"and out) has no pipeline form: convert it to .rnnf or export its whole graph (export-c "
-                          f"--dim batch=N), or load it with cell_loop=True (-O cell_loop=true) to write the cell run "
-                          f"over a sequence, whose C step function is the cell's step")
+                          f"and out) is not a chain over a sequence: convert it to .rnnf or export its whole graph "
+                          f"(export-c --dim batch=N), or load it with cell_loop=True (-O cell_loop=true) to write the "
+                          f"cell run over a sequence, whose C step function is the cell's step")
 
     def quantized(self, weight_dtype: str) -> "TorchCellGraph":
         return TorchCellGraph(self.layers[0].with_weight_dtype(weight_dtype), self.name, self.source, self.defaults)

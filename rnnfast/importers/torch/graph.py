@@ -1,8 +1,9 @@
 """The graph a PyTorch file becomes: optional Embedding, a stack of recurrent layers, optional Linear head.
 
-It runs with nn.LSTM / nn.GRU / nn.RNN conventions: inputs `input` (and optional `h0`, `c0`), outputs `output`,
-`h_n` (and `c_n` for LSTM); batch_first applies to input and output only; unbatched input (no batch axis) works.
-The chain is a graph run by the C executor (graph/chain.py).
+It runs with nn.LSTM / nn.GRU / nn.RNN conventions: inputs `input` (and optional `h0`, `c0`: zeros when left out),
+outputs `output`, `h_n` (and `c_n` for LSTM); batch_first applies to input and output only; unbatched input (no
+batch axis) works; the run option sequence_lens gives per-row lengths (packed sequences). The model is built as a
+graph and run by the C executor (graph/chain.py).
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Optional
 
 import numpy as np
 
-from ...graph.chain import ChainModel
-from ...pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
+from ...graph.chain import TORCH, ChainGraph
+from ...pipeline import DenseStage, EmbeddingStage, RecurrentStage
 
 
 @dataclass
@@ -28,32 +29,29 @@ class Linear:
     bias: Optional[np.ndarray]
 
 
-class TorchGraph(ChainModel):
-    """Embedding -> the recurrent stack -> Linear as a chain (graph/chain.py) with PyTorch's conventions."""
+class TorchGraph(ChainGraph):
+    """Embedding -> the recurrent stack -> Linear as a graph (graph/chain.py) with PyTorch's conventions."""
 
     framework = "torch"
 
     def __init__(self, layers, batch_first=False, embedding: Optional[Embedding] = None,
                  head: Optional[Linear] = None, name="", source="", defaults=()):
-        self.layers = list(layers)
+        layers = list(layers)
         self.defaults = list(defaults)  # (module, option, value, why) for options the file did not store
-        self.embedding, self.head, self.name, self.source = embedding, head, name, source
-        first = self.layers[0]
-        self.cell, self.n_dirs = first.cell, first.n_dirs
-        self.states = len(self.layers) * self.n_dirs
+        self.embedding, self.head, self.source = embedding, head, source
+        self.cell, self.n_dirs = layers[0].cell, layers[0].n_dirs
+        self.states = len(layers) * self.n_dirs
         stages = []
         if embedding is not None:
             stages.append(EmbeddingStage(embedding.weight, name=embedding.name))
-        stages.append(RecurrentStage(list(self.layers), name=name))
+        stages.append(RecurrentStage(layers, name=name))
         if head is not None:
             stages.append(DenseStage(head.weight, head.bias, name=head.name))
-        where = source or "torch model"
-        super().__init__(Pipeline(stages, batch_first=bool(batch_first), name=name, source=where), torch=True,
-                         where=where)
+        super().__init__(stages, bool(batch_first), source or "torch model", TORCH, name)
 
     def quantized(self, weight_dtype: str) -> "TorchGraph":
-        """The same model (inputs, outputs, conventions), its recurrent weights stored in weight_dtype (subclasses,
-        TF 1.x's graph and the PyTorch cell, make their own)."""
+        """The same model (inputs, outputs, conventions), its recurrent weights stored in weight_dtype (the PyTorch
+        cell makes its own)."""
         layers = [layer.with_weight_dtype(weight_dtype) for layer in self.layers]
         return TorchGraph(layers, self.batch_first, self.embedding, self.head, self.name, self.source, self.defaults)
 
