@@ -152,15 +152,6 @@ def check_chain(stages, where: str) -> None:
         sequence = sequence and not (isinstance(s, RecurrentStage) and not s.return_sequences)
 
 
-def run_pipeline(p: Pipeline, x, n_threads=None) -> np.ndarray:
-    """x: float [seq_len, batch, input_size] or int ids [seq_len, batch] (batch-first when p.batch_first).
-    Returns [seq_len, batch, out] (batch-first likewise) or [batch, out] when a stage ends the sequence. The
-    chain runs as a graph in the C executor (graph/chain.py), compiled for this one call."""
-    from .graph.chain import ChainGraph
-
-    return ChainGraph.of(p).run({"input": x}, n_threads=n_threads)[0]
-
-
 def quantized_stages(stages, weight_dtype: str) -> list:
     """The stages with their recurrent layers' weights stored in weight_dtype (rnnfast/quantize.py's rule, applied
     by RecurrentLayer.with_weight_dtype); embedding and dense stages stay float32."""

@@ -5,6 +5,7 @@
     random_input(rng, pipeline, seq_len, batch)   -> ids or floats in the pipeline's own layout
     PIPELINE_CASES: named keyword sets for random_pipeline that together use every option
     reference_pipeline(pipeline, x, time_major=False) -> the float64 outputs (rnnfast/reference.py per layer)
+    run_chain(pipeline, x)                        -> what the chain's model gives (graph/chain.py, the C executor)
 """
 import numpy as np
 from conftest import random_layer
@@ -99,7 +100,7 @@ PIPELINE_CASES = {
 
 
 def reference_pipeline(p: Pipeline, x, time_major=False):
-    """run_pipeline's walk with every stage in float64. x is in the pipeline's own layout (batch-first when
+    """The chain's walk with every stage in float64. x is in the pipeline's own layout (batch-first when
     p.batch_first), or time-major whatever p says with time_major=True; the output is in the same layout."""
     x, mask = np.asarray(x), None
     swap = p.batch_first and not time_major
@@ -122,3 +123,10 @@ def reference_pipeline(p: Pipeline, x, time_major=False):
     if swap and x.ndim == 3:
         x = np.swapaxes(x, 0, 1)
     return x
+
+
+def run_chain(p, x):
+    """What the model of chain p (as a .rnnf 1 file of it loads) gives for x, in p's own layout."""
+    from rnnfast.graph.chain import ChainGraph
+
+    return ChainGraph.of(p).run({"input": x})[0]

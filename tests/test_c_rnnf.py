@@ -1,7 +1,7 @@
 """.rnnf files in the standalone C library (no Python): tests/c/test_rnnf_file.c loads files written here by
-save_rnnf, runs and steps them; its outputs are compared with rnnfast's run_pipeline. Damaged files must get
-the same verdict from the C and the Python reader. The library and program are built with AddressSanitizer and
-UBSan when gcc has them, so a read out of bounds fails the test instead of passing silently."""
+save_rnnf, runs and steps them; its outputs are compared with rnnfast's model of the chain (run_chain). Damaged
+files must get the same verdict from the C and the Python reader. The library and program are built with
+AddressSanitizer and UBSan when gcc has them, so a read out of bounds fails the test instead of passing silently."""
 import struct
 import subprocess
 
@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from c_build import link, needs_gcc_and_make, sanitized_build
 from conftest import assert_close
-from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline
+from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline, run_chain
 
 from rnnfast import rnnf_spec as spec
 from rnnfast.errors import FormatError
 from rnnfast.exporters.rnnf import save_rnnf, to_bytes
 from rnnfast.importers.rnnf import load_rnnf
-from rnnfast.pipeline import run_pipeline
 
 pytestmark = needs_gcc_and_make
 RNNF_OK, RNNF_ERR_FORMAT = 0, 4
@@ -33,13 +32,13 @@ def _run(exe, *args):
 
 
 def c_run_matches_python(program, rng, p, case, tmp_path, T=6, B=3):
-    """Save p, run the C reader's `run` on a random input and compare its output with run_pipeline's."""
+    """Save p, run the C reader's `run` on a random input and compare its output with run_chain's."""
     x = random_input(rng, p, seq_len=T, batch=B)
     save_rnnf(p, tmp_path / "m.rnnf")
     (tmp_path / "x.bin").write_bytes(np.ascontiguousarray(x, "<i4" if p.takes_ids else "<f4").tobytes())
     result = _run(program, "run", tmp_path / "m.rnnf", tmp_path / "x.bin", T, B, tmp_path / "y.bin")
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = run_pipeline(p, x)
+    expected = run_chain(p, x)
     assert_close(np.fromfile(tmp_path / "y.bin", "<f4").reshape(expected.shape), expected, what=case)
 
 

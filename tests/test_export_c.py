@@ -17,14 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from conftest import assert_close, random_layer
-from pipeline_builders import reference_pipeline
+from pipeline_builders import reference_pipeline, run_chain
 
 import rnnfast
 from rnnfast.errors import FormatError
 from rnnfast.exporters.c import export_c
 from rnnfast.exporters.onnx import export_onnx
 from rnnfast.layers import ACTIVATION_PARAMS, Activation
-from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
+from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 # -pedantic and the rest: what embedded builds turn on.
@@ -212,7 +212,7 @@ def test_quantized_weights_stay_within_their_bound(built, name):
     printed = np.array(proc.stdout.split(), np.float32).reshape(out.expected.shape)
     assert_close(printed, out.expected, long=True, what=f"{name}: against the stored weights")
     x = np.swapaxes(out.test_input, 0, 1)
-    full = run_pipeline(p, x)
+    full = run_chain(p, x)
     full = np.swapaxes(full, 0, 1) if full.ndim == 3 else full
     quant = name.split("_")[0]
     assert_close(printed, full, int8=quant == "int8", half=quant == "fp16", what=f"{name}: against float32")

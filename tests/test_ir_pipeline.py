@@ -7,12 +7,13 @@ import os
 import numpy as np
 import pytest
 from conftest import assert_close, random_layer
+from pipeline_builders import run_chain
 from onnx import TensorProto, helper, numpy_helper
 
 import rnnfast
 from rnnfast.cli import anatomy
 from rnnfast.errors import FormatError
-from rnnfast.pipeline import RecurrentStage, run_pipeline
+from rnnfast.pipeline import RecurrentStage
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "onnx")
 
@@ -32,7 +33,7 @@ def test_exporter_forms_the_ir_reads(rng, name):
     p = model.to_pipeline()
     assert sum(isinstance(s, RecurrentStage) for s in p.stages) == 1
     x = _input(rng, model, p)
-    assert_close(run_pipeline(p, x), model.run(x)[0], what=name)
+    assert_close(run_chain(p, x), model.run(x)[0], what=name)
 
 
 @pytest.mark.parametrize("variant", ["int8", "int8_per_channel", "int8_reduce_range"])
@@ -42,7 +43,7 @@ def test_quantized_lstm_converts_as_its_dequantized_lstm(rng, variant):
     p = model.to_pipeline()
     assert [type(s).__name__ for s in p.stages] == ["RecurrentStage", "DenseStage"]
     x = _input(rng, model, p)
-    assert_close(run_pipeline(p, x), model.run(x)[0], what=variant)
+    assert_close(run_chain(p, x), model.run(x)[0], what=variant)
 
 
 def _chain(nodes, out, cell="lstm", dtype=np.float32, extra=()):
@@ -69,7 +70,7 @@ def test_graphs_only_the_c_lowering_refuses_still_convert(rng, dtype):
     assert model.graph.compiled is None
     p = model.to_pipeline()
     x = rng.standard_normal((5, 2, 3)).astype(dtype)
-    assert_close(run_pipeline(p, x), model.run(x)[0].astype(np.float32), what=str(dtype), half=dtype == np.float16)
+    assert_close(run_chain(p, x), model.run(x)[0].astype(np.float32), what=str(dtype), half=dtype == np.float16)
 
 
 def test_final_states_in_every_spelling(rng):
@@ -86,7 +87,7 @@ def test_final_states_in_every_spelling(rng):
         model = rnnfast.load(data)
         p = model.to_pipeline()
         assert not p.stages[0].return_sequences and p.stages[-1].activation == act
-        assert_close(run_pipeline(p, x), model.run(x)[0])
+        assert_close(run_chain(p, x), model.run(x)[0])
 
 
 @pytest.mark.parametrize("nodes, out, extra, why", [

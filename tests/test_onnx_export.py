@@ -9,13 +9,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 from conftest import assert_close, random_layer
-from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline
+from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline, run_chain
 
 import rnnfast
 from rnnfast.errors import FormatError
 from rnnfast.exporters.onnx import export_onnx
 from rnnfast.layers import Activation
-from rnnfast.pipeline import EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
+from rnnfast.pipeline import EmbeddingStage, Pipeline, RecurrentStage
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
@@ -47,7 +47,7 @@ def test_random_pipelines_agree_with_onnxruntime(rng, case):
     x = suffix_padded(rng, p) if p.takes_ids else random_input(rng, p)
     masked = any(isinstance(s, EmbeddingStage) and s.mask_zero for s in p.stages)
     data = exported(p, assume_suffix_padding=masked)
-    expected = run_pipeline(p, x)
+    expected = run_chain(p, x)
     assert_close(onnxruntime_run(data, x), expected, what=f"{case} onnxruntime")
     assert_close(rnnfast.load(data).run(x)[0], expected, what=f"{case} rnnfast.load")
 
@@ -58,7 +58,7 @@ def test_opsets(rng, opset):
     x = suffix_padded(rng, p)
     data = exported(p, opset=opset, assume_suffix_padding=True)
     assert onnx.load_from_string(data).opset_import[0].version == opset
-    assert_close(onnxruntime_run(data, x), run_pipeline(p, x))
+    assert_close(onnxruntime_run(data, x), run_chain(p, x))
 
 
 def test_keras_mask_anywhere_exports_exactly_and_the_suffix_promise_writes_operators():
@@ -139,7 +139,7 @@ def test_written_to_a_path(rng, tmp_path):
     p = random_pipeline(rng, **PIPELINE_CASES["gru"])
     x = random_input(rng, p)
     export_onnx(p, tmp_path / "m.onnx")
-    assert_close(rnnfast.load(str(tmp_path / "m.onnx")).run(x)[0], run_pipeline(p, x))
+    assert_close(rnnfast.load(str(tmp_path / "m.onnx")).run(x)[0], run_chain(p, x))
 
 
 @pytest.mark.parametrize("acts", [("HardSigmoid", "Softplus", "Softsign"), ("Sigmoid", "Elu", "ScaledTanh"),
@@ -158,8 +158,8 @@ def test_projection_scan_decomposition(rng, acts, direction):
     x = suffix_padded(rng, p)
     data = exported(p, assume_suffix_padding=True)
     assert "Scan" in {n.op_type for n in onnx.load_from_string(data).graph.node}
-    assert_close(onnxruntime_run(data, x), run_pipeline(p, x), what=str(acts))
-    assert_close(rnnfast.load(data).run(x)[0], run_pipeline(p, x), what=str(acts))
+    assert_close(onnxruntime_run(data, x), run_chain(p, x), what=str(acts))
+    assert_close(rnnfast.load(data).run(x)[0], run_chain(p, x), what=str(acts))
 
 
 def test_scan_forms_rnnfast_does_not_run_are_refused():
@@ -183,7 +183,7 @@ def test_exported_files_convert_back_to_pipelines(rng, case):
     x = random_input(rng, p)
     back = rnnfast.load(exported(p)).to_pipeline()
     assert [type(s) for s in back.stages] == [type(s) for s in p.stages] and back.batch_first == p.batch_first
-    assert_close(run_pipeline(back, x), run_pipeline(p, x))
+    assert_close(run_chain(back, x), run_chain(p, x))
 
 
 def test_what_exports_but_has_no_pipeline_form_is_refused_on_the_way_back(rng):
@@ -201,7 +201,7 @@ def test_batch_first_variants(rng, case):
     p = random_pipeline(rng, **{**PIPELINE_CASES[case], "batch_first": True})
     x = suffix_padded(rng, p) if p.takes_ids else random_input(rng, p)
     data = exported(p, assume_suffix_padding=getattr(p.stages[0], "mask_zero", False))
-    assert_close(onnxruntime_run(data, x), run_pipeline(p, x), what=case)
+    assert_close(onnxruntime_run(data, x), run_chain(p, x), what=case)
 
 
 @pytest.mark.parametrize("proj_size", [0, 2])
@@ -213,7 +213,7 @@ def test_masked_steps_repeat_the_last_output(rng, proj_size, direction):
                         proj_size=proj_size, head=None)
     x = suffix_padded(rng, p)
     data = exported(p, assume_suffix_padding=True)
-    expected = run_pipeline(p, x)
+    expected = run_chain(p, x)
     half = p.stages[1].layers[-1].output_size
     if direction == "bidirectional":  # row 0 ends at step 3 of 7: its forward half repeats step 3's output
         np.testing.assert_array_equal(expected[4:, 0, :half], np.broadcast_to(expected[3, 0, :half], (3, half)))

@@ -2,11 +2,12 @@
 import numpy as np
 import pytest
 from conftest import assert_close, random_layer
+from pipeline_builders import run_chain
 
 from rnnfast import reference
 from rnnfast.errors import FormatError
 from rnnfast.graph.chain import ChainGraph
-from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, run_pipeline
+from rnnfast.pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage
 
 
 def _expected(p, ids):
@@ -37,7 +38,7 @@ def test_embedding_stack_dense_matches_reference(rng, cell, return_sequences, ma
     ids = rng.integers(1, 11, (9, 4))
     ids[3:5, 1] = 0  # padding in the middle of a row
     ids[7:, 2] = 0
-    got = run_pipeline(p, ids)
+    got = run_chain(p, ids)
     assert got.shape == ((9, 4, 3) if return_sequences else (4, 3))
     assert_close(got, _expected(p, ids), what=f"{cell} pipeline")
     graph = ChainGraph.of(p)
@@ -48,8 +49,8 @@ def test_batch_first_swaps_only_the_outer_axes(rng):
     layer = random_layer(rng, "gru", "forward", input_size=4, hidden_size=5)
     head = DenseStage(rng.standard_normal((2, 5)), None, "tanh")
     x = rng.standard_normal((6, 3, 4)).astype(np.float32)
-    time_major = run_pipeline(Pipeline([RecurrentStage([layer]), head]), x)
-    batch_major = run_pipeline(Pipeline([RecurrentStage([layer]), head], batch_first=True), x.transpose(1, 0, 2))
+    time_major = run_chain(Pipeline([RecurrentStage([layer]), head]), x)
+    batch_major = run_chain(Pipeline([RecurrentStage([layer]), head], batch_first=True), x.transpose(1, 0, 2))
     np.testing.assert_array_equal(batch_major, time_major.transpose(1, 0, 2))
 
 
@@ -69,9 +70,9 @@ def test_inconsistent_pipelines_are_refused(rng):
 def test_bad_input_is_named(rng):
     p = Pipeline([EmbeddingStage(np.zeros((4, 3))), RecurrentStage([random_layer(rng, "rnn", input_size=3)])])
     with pytest.raises(ValueError, match=r"token ids must lie in \[0, 4\)"):
-        run_pipeline(p, np.array([[5]]))
+        run_chain(p, np.array([[5]]))
     with pytest.raises(ValueError, match="integer token ids"):
-        run_pipeline(p, np.zeros((2, 1), np.float32))
+        run_chain(p, np.zeros((2, 1), np.float32))
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -84,7 +85,7 @@ def test_stream_steps_equal_run(rng, cell):
     ids = rng.integers(0, 9, (7, 2))
     stream = ChainGraph.of(p).stream(batch=2)
     stepped = np.stack([stream.step(ids[t]) for t in range(7)])
-    np.testing.assert_array_equal(stepped, run_pipeline(p, ids))
+    np.testing.assert_array_equal(stepped, run_chain(p, ids))
 
 
 def test_a_dense_stage_between_recurrent_stages_streams(rng):
@@ -94,7 +95,7 @@ def test_a_dense_stage_between_recurrent_stages_streams(rng):
                   RecurrentStage([layer])])
     x = rng.standard_normal((6, 3, 4)).astype(np.float32)
     stream = ChainGraph.of(p).stream(batch=3)
-    np.testing.assert_array_equal(np.stack([stream.step(x[t]) for t in range(6)]), run_pipeline(p, x))
+    np.testing.assert_array_equal(np.stack([stream.step(x[t]) for t in range(6)]), run_chain(p, x))
     assert sorted(stream.state) == ["layer0.h", "layer1.h"]
 
 

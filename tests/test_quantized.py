@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from conftest import assert_close, random_layer
-from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline
+from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline, run_chain
 from test_c_rnnf import (RNNF_ERR_FORMAT, RNNF_OK, _run, c_run_matches_python, program,  # noqa: F401 (fixture)
                          readers_agree_on_damaged)
 
@@ -18,7 +18,7 @@ from rnnfast.engine import CompiledStack
 from rnnfast.errors import FormatError
 from rnnfast.exporters.rnnf import save_rnnf, to_bytes
 from rnnfast.importers.rnnf import load_rnnf
-from rnnfast.pipeline import RecurrentStage, quantized_stages, run_pipeline
+from rnnfast.pipeline import RecurrentStage, quantized_stages
 from rnnfast.quantize import dequantized, quantize_int8
 
 HIDDEN_TAILS = [1, 7, 8, 15, 16, 17, 33, 64]
@@ -190,7 +190,7 @@ def test_rnnf_round_trip_keeps_the_stored_weights(rng, dtype, case, tmp_path):
                 np.testing.assert_array_equal(b.qweights[key][1], s)
             np.testing.assert_array_equal(getattr(b, key), getattr(a, key))
     x = random_input(rng, p)
-    np.testing.assert_array_equal(run_pipeline(back, x), run_pipeline(p, x))
+    np.testing.assert_array_equal(run_chain(back, x), run_chain(p, x))
 
 
 def test_float32_files_stay_version_1_0(rng):

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline
+from pipeline_builders import PIPELINE_CASES, random_input, random_pipeline, run_chain
 
 import rnnfast
 from rnnfast import engine, rnnf_spec as spec
@@ -15,7 +15,7 @@ from rnnfast.exporters.safetensors import save_safetensors
 from rnnfast.importers._safetensors import read_safetensors
 from rnnfast.importers.rnnf import load_rnnf
 from rnnfast.graph.chain import ChainGraph
-from rnnfast.pipeline import RecurrentStage, run_pipeline
+from rnnfast.pipeline import RecurrentStage
 
 
 def _layer_fields(layer):
@@ -53,8 +53,8 @@ def test_round_trip_runs_bit_for_bit(rng, case, tmp_path):
     back = load_rnnf(path.read_bytes(), str(path))
     assert_same_pipeline(p, back)
     x = random_input(rng, p)
-    expected = run_pipeline(p, x)
-    np.testing.assert_array_equal(run_pipeline(back, x), expected)
+    expected = run_chain(p, x)
+    np.testing.assert_array_equal(run_chain(back, x), expected)
     model = rnnfast.load(path)
     assert isinstance(model.graph, ChainGraph)
     np.testing.assert_array_equal(model.run(x)[0], expected)
@@ -69,7 +69,7 @@ def test_random_pipelines_round_trip(rng):
         back = load_rnnf(to_bytes(p))
         assert_same_pipeline(p, back)
         x = random_input(rng, p, seq_len=int(rng.integers(1, 6)), batch=int(rng.integers(1, 4)))
-        np.testing.assert_array_equal(run_pipeline(back, x), run_pipeline(p, x))
+        np.testing.assert_array_equal(run_chain(back, x), run_chain(p, x))
 
 
 def test_layout_is_aligned_and_exact(rng):
@@ -111,7 +111,7 @@ def test_a_pipeline_as_a_graph_in_npz_and_safetensors_runs_bit_for_bit(rng, tmp_
         p = random_pipeline(rng, **PIPELINE_CASES[case])
         save(Model(ChainGraph.of(p), source="memory"), tmp_path / "w")
         x = random_input(rng, p)
-        np.testing.assert_array_equal(rnnfast.load(tmp_path / "w").run(x)[0], run_pipeline(p, x))
+        np.testing.assert_array_equal(rnnfast.load(tmp_path / "w").run(x)[0], run_chain(p, x))
 
 
 def test_npz_and_safetensors_name_the_layer_weights(rng, tmp_path):
@@ -147,7 +147,7 @@ def test_every_activation_kind_round_trips(rng):
     assert_same_pipeline(p, back)
     assert {a.name for l in back.stages[0].layers for acts in l.activations for a in acts} == set(spec.ACTIVATIONS)
     x = 0.3 * rng.standard_normal((4, 2, 3)).astype(np.float32)
-    np.testing.assert_array_equal(run_pipeline(back, x), run_pipeline(p, x))
+    np.testing.assert_array_equal(run_chain(back, x), run_chain(p, x))
 
 
 def test_a_memory_mapped_file_loads_in_place(rng, tmp_path):
@@ -158,7 +158,7 @@ def test_a_memory_mapped_file_loads_in_place(rng, tmp_path):
     with open(tmp_path / "m.rnnf", "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
         back = load_rnnf(m, "m.rnnf")
     x = random_input(rng, p)
-    np.testing.assert_array_equal(run_pipeline(back, x), run_pipeline(p, x))  # weights were copied out of the map
+    np.testing.assert_array_equal(run_chain(back, x), run_chain(p, x))  # weights were copied out of the map
 
 
 def test_activation_codes_are_the_c_librarys():

@@ -99,9 +99,9 @@ def test_embedding_stream_and_pipeline():
     assert model.output_names == ["output"]  # GRU layers of 7 and 5 units: no stacked state output
     full = model.run(e["x"])[0]
     pipe = model.to_pipeline()
-    from rnnfast.pipeline import run_pipeline
+    from pipeline_builders import run_chain
 
-    assert_close(run_pipeline(pipe, e["x"]), full, what="pipeline")
+    assert_close(run_chain(pipe, e["x"]), full, what="pipeline")
     # The rows TensorFlow ran to their full length agree without sequence_length too.
     assert_close(full[0, :5], e["output"][0, :5], what="row 0")
 

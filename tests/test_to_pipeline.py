@@ -1,4 +1,4 @@
-"""Model.to_pipeline for every source: run_pipeline of the pipeline equals the model's own run on the same input
+"""Model.to_pipeline for every source: run_chain of the pipeline equals the model's own run on the same input
 (PyTorch and Keras fixtures, ONNX graphs with exporter glue from tests/onnx_builders.py); what does not fit is
 refused by name."""
 import glob
@@ -8,11 +8,12 @@ import os
 import numpy as np
 import pytest
 from conftest import assert_close, random_layer
+from pipeline_builders import run_chain
 from onnx_builders import stack_model
 
 import rnnfast
 from rnnfast.errors import FormatError
-from rnnfast.pipeline import RecurrentStage, run_pipeline
+from rnnfast.pipeline import RecurrentStage
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 TORCH = sorted(os.path.basename(f)[:-4] for f in glob.glob(os.path.join(DATA, "torch", "*.npz")))
@@ -40,7 +41,7 @@ def test_torch_fixtures(name):
     p = model.to_pipeline()
     if x.ndim == (1 if p.takes_ids else 2):  # unbatched: a pipeline always has a batch axis
         x = x[:, None] if not p.batch_first else x[None]
-    assert_close(run_pipeline(p, x), model.run(x)[0], what=name)
+    assert_close(run_chain(p, x), model.run(x)[0], what=name)
 
 
 @pytest.mark.parametrize("case", KERAS_CASES, ids=[c["name"] + "-" + c["generation"] for c in KERAS_CASES])
@@ -53,7 +54,7 @@ def test_keras_fixtures(case):
         assert "a chain" in str(e) and case["file"] in str(e)
         return
     assert p.batch_first
-    got = run_pipeline(p, x.astype(np.int64) if p.takes_ids else x)
+    got = run_chain(p, x.astype(np.int64) if p.takes_ids else x)
     assert_close(got, model.run(x)[0], what=case["name"])
 
 
@@ -116,7 +117,7 @@ def test_onnx_graphs_with_exporter_glue(rng, case):
     assert p.batch_first == bf and sum(isinstance(s, RecurrentStage) for s in p.stages) == 1
     shape = (3, 6) if bf else (6, 3)
     x = rng.integers(0, 9, shape) if table is not None else rng.standard_normal(shape + (5,)).astype(np.float32)
-    assert_close(run_pipeline(p, x), model.run(x)[0], what=str(case))
+    assert_close(run_chain(p, x), model.run(x)[0], what=str(case))
 
 
 def test_onnx_graphs_that_do_not_fit_are_refused(rng):
@@ -160,7 +161,7 @@ def test_onnx_glue_that_does_not_fit_is_refused_by_node(rng):
 
     x = rng.standard_normal((4, 2, 3)).astype(np.float32)
     plain = rnnfast.load(_glue_model(rng, [], "S"))
-    assert_close(run_pipeline(plain.to_pipeline(), x), plain.run(x)[0])
+    assert_close(run_chain(plain.to_pipeline(), x), plain.run(x)[0])
     with pytest.raises(FormatError, match=r"node r \(Relu\) does not fit a chain[^:]*: an activation fits a chain "
                                           r"only right after a dense layer"):
         rnnfast.load(_glue_model(rng, [helper.make_node("Relu", ["S"], ["out"], name="r")], "out")).to_pipeline()
@@ -189,7 +190,7 @@ def test_onnx_layout_1_node_is_batch_first(rng):
     p = model.to_pipeline()
     assert p.batch_first
     x = rng.standard_normal((2, 5, 3)).astype(np.float32)
-    assert_close(run_pipeline(p, x), model.run(x)[0])
+    assert_close(run_chain(p, x), model.run(x)[0])
 
 
 def _sequential_config(name, layers):
@@ -240,7 +241,7 @@ def test_keras_nested_chains_are_their_layers(rng):
     assert len(p.stages[1].layers) == 2
     ids = rng.integers(0, 7, (3, 6))
     ids[1, 4:] = 0
-    assert_close(run_pipeline(p, ids), model.run(ids)[0])
+    assert_close(run_chain(p, ids), model.run(ids)[0])
 
 
 def test_keras_activation_layers_fold_into_a_linear_dense(rng):
@@ -254,7 +255,7 @@ def test_keras_activation_layers_fold_into_a_linear_dense(rng):
     assert [type(s).__name__ for s in p.stages] == ["EmbeddingStage", "RecurrentStage", "DenseStage"]
     assert p.stages[-1].activation == "softmax"
     ids = rng.integers(0, 7, (3, 6))
-    assert_close(run_pipeline(p, ids), model.run(ids)[0])
+    assert_close(run_chain(p, ids), model.run(ids)[0])
 
 
 @pytest.mark.parametrize("layers, why", [

@@ -206,7 +206,7 @@ def _write_rnnf1(args, model, quantize) -> int:
     the chain."""
     import rnnfast
     from ..exporters.rnnf import save_rnnf
-    from ..pipeline import run_pipeline
+    from ..graph.chain import ChainGraph
 
     source = model.to_pipeline()
     pipeline = model.quantize(quantize).to_pipeline() if quantize else source
@@ -224,14 +224,14 @@ def _write_rnnf1(args, model, quantize) -> int:
     written = rnnfast.load(args.out)
     feeds = random_inputs(written, seq_len=args.seq_len or 5, batch=args.batch, seed=0)
     got = written.run(feeds)[0]
-    ok, diff = check_written([(written.output_names[0], got, run_pipeline(pipeline, next(iter(feeds.values()))))])
+    ok, diff = check_written([(written.output_names[0], got, ChainGraph.of(pipeline).run(feeds)[0])])
     if ok is None:
         print(f"check FAILED: {args.out}: {diff}")
         return EXIT_MISMATCH
     print(f"check {'ok' if ok else 'FAILED'}: reloaded {args.out} and ran it beside the source on random input "
           f"{', '.join(f'{k} {list(v.shape)}' for k, v in feeds.items())}: max abs difference {diff:.3g}")
     if quantize:
-        float32 = np.asarray(run_pipeline(source, next(iter(feeds.values()))), np.float64)
+        float32 = np.asarray(ChainGraph.of(source).run(feeds)[0], np.float64)
         print(f"quantization ({quantize}): max abs difference from the float32 model on the same input "
               f"{float(np.max(np.abs(got - float32))) if got.size else 0.0:.3g}")
     return EXIT_OK if ok else EXIT_MISMATCH

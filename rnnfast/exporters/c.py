@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import FormatError
-from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, quantized_stages, run_pipeline
+from ..pipeline import DenseStage, EmbeddingStage, Pipeline, RecurrentStage, quantized_stages
 from ..quantize import check_weight_dtype
 from ._c_arrays import HALF_TO_FLOAT, QUANTIZE, check_finite, matrix_2d, float_literal
 from ._c_cells import Emitter, dense_fn, layer_step
@@ -51,7 +51,7 @@ def export_c(pipeline: Pipeline, out_dir, prefix: str = "model", quantize=None, 
     "int8" (per-output-row symmetric scales, float accumulation) or "fp16" (half storage, float32 compute), by
     rnnfast/quantize.py's rule, as Model.quantize: the recurrent matrices only, while embeddings, biases,
     peepholes and Dense weights stay float32.
-    test_input: what the test program runs, in the pipeline's own layout (as run_pipeline takes it); by
+    test_input: what the test program runs, in the chain's own layout (as its model's run takes it); by
     default `test_sequences` random sequences of `test_seq_len` steps. Its expected outputs are rnnfast's run of
     the pipeline (with the weights as stored, when quantized), computed now.
     """
@@ -96,7 +96,9 @@ def _test_vectors(p: Pipeline, x, seq_len, n_seq, seed):
             x = rng.standard_normal((seq_len, n_seq, p.input_size)).astype(np.float32)
         if p.batch_first:
             x = np.swapaxes(x, 0, 1)
-    y = run_pipeline(p, x)
+    from ..graph.chain import ChainGraph
+
+    y = ChainGraph.of(p).run({"input": x})[0]
     if not np.all(np.isfinite(y)):
         raise FormatError(f"{p.source or p.name or 'chain'}: the outputs on the test input are not finite; "
                           f"give a test_input the model handles")
