@@ -1,7 +1,7 @@
 """Build of rnnfast._core: the C engine in src_c/ behind a Cython binding.
 
-ISA-specific kernel files get their own flags (-mavx2 -mfma) and are reached only through the run-time
-dispatch table, so the package runs on any x86-64 CPU. On aarch64 the NEON table needs no flags (NEON is baseline). No -march=native, no -ffast-math.
+ISA-specific kernel files get their own flags (-mavx2 -mfma; -mavx512f ... where the compiler takes them) and are
+reached only through the run-time dispatch table, so the package runs on any x86-64 CPU. On aarch64 the NEON table needs no flags (NEON is baseline). No -march=native, no -ffast-math.
 OpenMP is used when the compiler supports it; RNNFAST_NO_OPENMP=1 turns it off.
 """
 import glob
@@ -25,9 +25,19 @@ CORE_SOURCES = GRAPH_SOURCES + ["src_c/api.c", "src_c/dispatch.c", "src_c/pool.c
 # The reference kernels are the executable spec: no contraction of a*b+c into FMA.
 EXACT_SOURCES = ["src_c/kernels/ref.c", "src_c/kernels/activations.c", "src_c/kernels/ref_q.c"]
 MACHINE = platform.machine().lower()
+# -ffp-contract=off: a kernel does the operations it spells out (an FMA where it calls one), so the AVX2 and AVX-512
+# tables give the same bits (tests/test_isa_tables.py), and the same as the Makefile's -std=c99 build, where it is off.
+NO_CONTRACT = ["-ffp-contract=off"]
+AVX2_FLAGS = ["-mavx2", "-mfma"] + NO_CONTRACT
+AVX512_FLAGS = ["-mavx512f", "-mavx512vl", "-mavx512dq", "-mavx512bw"] + AVX2_FLAGS
+# Tables built only where the compiler takes their flags (an old gcc or clang without AVX-512): a probe program each.
+PROBED = {"RNNF_HAVE_AVX512": "#include <immintrin.h>\n"
+                              "__m512 probe(__m512 a, __m512 b) { return _mm512_andnot_ps(a, _mm512_fmadd_ps(a, b, b)); }\n"}
 if MACHINE in ("x86_64", "amd64", "i686", "i386"):
-    ISA_SOURCES = [("src_c/kernels/avx2.c", ["-mavx2", "-mfma"], "RNNF_HAVE_AVX2"),
-                   ("src_c/kernels/avx2_q.c", ["-mavx2", "-mfma", "-mf16c"], "RNNF_HAVE_AVX2")]
+    ISA_SOURCES = [("src_c/kernels/avx2.c", AVX2_FLAGS, "RNNF_HAVE_AVX2"),
+                   ("src_c/kernels/avx2_q.c", AVX2_FLAGS + ["-mf16c"], "RNNF_HAVE_AVX2"),
+                   ("src_c/kernels/avx512.c", AVX512_FLAGS, "RNNF_HAVE_AVX512"),
+                   ("src_c/kernels/avx512_q.c", AVX512_FLAGS, "RNNF_HAVE_AVX512")]
 elif MACHINE in ("aarch64", "arm64"):
     ISA_SOURCES = [("src_c/kernels/neon.c", [], "RNNF_HAVE_NEON")]
 else:
@@ -36,25 +46,27 @@ COMMON_FLAGS = ["-O3", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
 INCLUDE_DIRS = ["include", "src_c"]
 
 
-def openmp_probe_failure(compiler, flag):
-    """None when a program using OpenMP compiles and links with `flag`, else why not (the compiler's own messages
-    go to stderr above it)."""
+def probe_failure(compiler, source, flags, link):
+    """None when `source` compiles (and links, if `link`) with `flags`, else why not (the compiler's own messages go
+    to stderr above it)."""
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as f:
-            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
+            f.write(source)
         try:
-            objs = compiler.compile([src], output_dir=tmp, extra_postargs=[flag])
-            compiler.link_executable(objs, os.path.join(tmp, "probe"), extra_postargs=[flag])
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=flags)
+            if link:
+                compiler.link_executable(objs, os.path.join(tmp, "probe"), extra_postargs=flags)
             return None
-        except Exception as e:  # noqa: BLE001 - any failure means no OpenMP; the reason is printed
+        except Exception as e:  # noqa: BLE001 - any failure means not with these flags; the reason is printed
             return " ".join(str(e).split())[-300:] or type(e).__name__
 
 
 class BuildExt(build_ext):
     def build_extension(self, ext):
         use_omp = os.environ.get("RNNFAST_NO_OPENMP", "") not in ("1", "true", "yes")
-        failure = openmp_probe_failure(self.compiler, "-fopenmp") if use_omp else None
+        omp_probe = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+        failure = probe_failure(self.compiler, omp_probe, ["-fopenmp"], link=True) if use_omp else None
         if failure:
             # sanitizer flags in CFLAGS reach the probe's compile but not its link (undefined __asan_* symbols):
             # they belong in CC (.ci/sanitize)
@@ -63,9 +75,16 @@ class BuildExt(build_ext):
                              f"rnnfast: (sanitizer flags must go through CC, not CFLAGS)\n")
             use_omp = False
         omp = ["-fopenmp"] if use_omp else []
-        macros = [(m, "1") for m in dict.fromkeys(m for _, _, m in ISA_SOURCES)]
+        isa_sources = []
+        for src, flags, macro in ISA_SOURCES:
+            failure = probe_failure(self.compiler, PROBED[macro], flags, link=False) if macro in PROBED else None
+            if failure:
+                sys.stderr.write(f"rnnfast: {src} left out: the compiler does not take {' '.join(flags)} ({failure})\n")
+            else:
+                isa_sources.append((src, flags, macro))
+        macros = [(m, "1") for m in dict.fromkeys(m for _, _, m in isa_sources)]
         objects = []
-        units = [(src, flags) for src, flags, _ in ISA_SOURCES]
+        units = [(src, flags) for src, flags, _ in isa_sources]
         units += [(src, ["-ffp-contract=off"]) for src in EXACT_SOURCES]
         total = len(units) + len(ext.sources)
         # the C core takes a minute or two to build: say where it is (pip shows it with -v)
@@ -83,7 +102,7 @@ class BuildExt(build_ext):
         ext.extra_compile_args = COMMON_FLAGS + omp
         ext.extra_link_args = omp + ["-lm"]
         sys.stderr.write(f"rnnfast: OpenMP {'on' if use_omp else 'off'}; ISA kernels: "
-                         f"{[s for s, _, _ in ISA_SOURCES] or 'none'}\n")
+                         f"{[s for s, _, _ in isa_sources] or 'none'}\n")
         sys.stderr.write(f"rnnfast: compiling the other {len(ext.sources)} files and linking\n")
         super().build_extension(ext)
 

@@ -1,7 +1,8 @@
 /* dispatch.c: picks the kernel table once, from CPUID + XGETBV, or from RNNFAST_ISA.
  *
  * Compiled without ISA flags so it runs on any x86-64 (and any other) CPU; only the ISA files are built
- * with -mavx2 -mfma, and they are reached only through the table chosen here. On aarch64 NEON is part of
+ * with -mavx2 -mfma (and -mavx512f ... for avx512.c where the compiler has them), and they are reached only
+ * through the table chosen here: the first of avx512, avx2, ref this CPU runs. On aarch64 NEON is part of
  * the base architecture, so its table is chosen at build time (RNNF_HAVE_NEON) and always supported.
  */
 #include <stdlib.h>
@@ -27,6 +28,23 @@ static int cpu_has_avx2_fma(void)
 }
 #endif
 
+#ifdef RNNF_HAVE_AVX512
+/* AVX-512 F, DQ, BW and VL (leaf 7 EBX bits 16, 17, 30, 31) beside AVX2 + FMA (the table shares avx2.c's
+ * Winograd transforms), and an OS that saves the opmask and both halves of the zmm registers (XCR0 bits 5, 6, 7)
+ * besides XMM and YMM (bits 1, 2): a kernel that did not check XCR0 would fault where the OS leaves them off. */
+static int cpu_has_avx512(void)
+{
+    if (!cpu_has_avx2_fma()) return 0;
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    const unsigned need = 1u << 16 | 1u << 17 | 1u << 30 | 1u << 31;
+    if ((b & need) != need) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 0xe6) == 0xe6;
+}
+#endif
+
 typedef struct {
     const char *name;
     const rnnf_kernels *table;
@@ -35,7 +53,11 @@ typedef struct {
 
 static int always(void) { return 1; }
 
+/* best first */
 static const isa_entry isas[] = {
+#ifdef RNNF_HAVE_AVX512
+    {"avx512", &rnnf_kernels_avx512, cpu_has_avx512},
+#endif
 #ifdef RNNF_HAVE_AVX2
     {"avx2", &rnnf_kernels_avx2, cpu_has_avx2_fma},
 #endif
@@ -88,7 +110,9 @@ const rnnf_kernels *rnnf_kernels_get(void)
 
 const char *rnnf_isa_compiled(void)
 {
-#if defined(RNNF_HAVE_AVX2)
+#if defined(RNNF_HAVE_AVX512)
+    return "ref,avx2,avx512";
+#elif defined(RNNF_HAVE_AVX2)
     return "ref,avx2";
 #elif defined(RNNF_HAVE_NEON)
     return "ref,neon";
@@ -99,8 +123,17 @@ const char *rnnf_isa_compiled(void)
 
 const char *rnnf_isa_supported(void)
 {
-    /* at most one SIMD table is compiled in: the best one is either it or ref */
-    return best() != &rnnf_kernels_ref ? rnnf_isa_compiled() : "ref";
+    /* the compiled tables form a chain (avx512 needs avx2's): what this CPU runs is the chain up to the best one */
+#ifdef RNNF_HAVE_AVX512
+    if (best() == &rnnf_kernels_avx512) return "ref,avx2,avx512";
+#endif
+#ifdef RNNF_HAVE_AVX2
+    if (best() == &rnnf_kernels_avx2) return "ref,avx2";
+#endif
+#ifdef RNNF_HAVE_NEON
+    return "ref,neon";
+#endif
+    return "ref";
 }
 
 const char *rnnf_isa_selected(void) { return rnnf_kernels_get()->name; }

@@ -38,6 +38,10 @@ static int cpu_has_f16c(void)
 
 rnnf_gemm_packed_fn rnnf_qgemm_get(const rnnf_kernels *K, int weight_dtype)
 {
+#ifdef RNNF_HAVE_AVX512
+    if (K == &rnnf_kernels_avx512) /* AVX-512F widens halves itself: no F16C question */
+        return weight_dtype == RNNF_WEIGHTS_I8 ? rnnf_gemm_packed_i8_avx512 : rnnf_gemm_packed_f16_avx512;
+#endif
 #ifdef RNNF_HAVE_AVX2
     if (K == &rnnf_kernels_avx2) {
         if (weight_dtype == RNNF_WEIGHTS_I8) return rnnf_gemm_packed_i8_avx2;

@@ -1,5 +1,6 @@
 """The standalone C library (`make -C src_c`, no Python) built and exercised by a C program; its printed outputs
 are compared with the float64 reference on the same weights."""
+import os
 import subprocess
 
 import numpy as np
@@ -68,6 +69,21 @@ def test_c_api_checks_pass_and_outputs_match_the_reference(c_program):
     check_test_api_output(subprocess.run([str(c_program)], capture_output=True, text=True))
 
 
+def test_every_table_this_cpu_runs_passes_the_c_api_checks(c_library, c_program):
+    """`make -C src_c` builds every table the compiler can (AVX-512 beside AVX2 on x86-64): test_kernels isa names
+    them and picks the best this CPU runs, RNNFAST_ISA forces each in turn, and test_api passes on each."""
+    kernels = link(c_library, "test_kernels.c", "-D_POSIX_C_SOURCE=200112L", f"-I{c_library / 'src_c'}")
+    words = subprocess.run([str(kernels), "isa"], capture_output=True, text=True, check=True).stdout.split()
+    compiled, supported, selected = words[1].split(","), words[3].split(","), words[5]
+    assert words[0::2] == ["compiled", "supported", "selected"] and set(supported) <= set(compiled), words
+    assert selected == supported[-1], words  # the chain of supported tables ends with the best one
+    for table in supported:
+        env = dict(os.environ, RNNFAST_ISA=table)
+        forced = subprocess.run([str(kernels), "isa"], capture_output=True, text=True, env=env).stdout.split()
+        assert forced[5] == table, forced
+        check_test_api_output(subprocess.run([str(c_program)], capture_output=True, text=True, env=env), what=table)
+
+
 def test_portable_build_has_no_simd_and_no_openmp(tmp_path):
     """`make PORTABLE=1`: plain C99 (-pedantic), only the ref table, no OpenMP; the C API program still passes."""
     copy_sources(tmp_path, with_c_tests=True)
@@ -76,7 +92,7 @@ def test_portable_build_has_no_simd_and_no_openmp(tmp_path):
     assert made.returncode == 0, made.stderr[-3000:]
     out = tmp_path / "src_c" / "build" / "portable"
     symbols = subprocess.run(["nm", str(out / "librnnfast.a")], capture_output=True, text=True).stdout
-    assert "rnnf_kernels_ref" in symbols and "avx2" not in symbols and "GOMP" not in symbols
+    assert "rnnf_kernels_ref" in symbols and "avx2" not in symbols and "avx512" not in symbols and "GOMP" not in symbols
     isa = subprocess.run([str(out / "test_kernels"), "isa"], capture_output=True, text=True)
     assert isa.stdout.split() == ["compiled", "ref", "supported", "ref", "selected", "ref"]
     check_test_api_output(subprocess.run([str(out / "test_api")], capture_output=True, text=True), what="portable")

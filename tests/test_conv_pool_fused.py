@@ -4,7 +4,7 @@ tile is one pool window: the kernel table's wino2_out_pool; the implicit GEMM po
 gemm_offsets_pool; the other modes pool their whole planes after the tasks).
 
 Each case runs against onnxruntime (conftest.assert_close) at two shapes and the first again, with 1 and 2 threads
-giving the same bits, under the selected kernel table and under the scalar reference table (RNNFAST_ISA=ref). The
+giving the same bits, under every kernel table this CPU runs (the scalar reference, AVX2, AVX-512). The
 shapes reach every conv mode: the crnn fixture's two convs (1 input channel: implicit GEMM; 16: Winograd), odd
 output sizes (a last row or column no window takes), batch 1 and > 1, groups, a depthwise conv, strides, dilations,
 asymmetric pads, a 1x1 kernel, Winograd rows wider than one task, and outputs so narrow that the GEMM takes
@@ -64,11 +64,10 @@ def isa():
     _core.isa_select(before)
 
 
-@pytest.mark.parametrize("table", ["selected", "ref"])
+@pytest.mark.parametrize("table", _core.isa_supported())
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_fused_conv_pool_vs_onnxruntime(case, table, isa):
-    if table == "ref":
-        isa("ref")
+    isa(table)
     rng = np.random.default_rng(900 + case)
     data = fused_model(case, rng)
     model = check(data, feeds_of(case, rng), threads=True)

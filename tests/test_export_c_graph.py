@@ -26,6 +26,7 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
 DATA = Path(__file__).parent / "data" / "onnx" / "graph"
 AVX2 = ("-mavx2", "-mfma", "-mf16c")
+AVX512 = AVX2 + ("-mavx512f", "-mavx512vl", "-mavx512dq", "-mavx512bw")
 
 
 def ort_run(path, feeds):
@@ -44,7 +45,8 @@ def runtime(tmp_path_factory):
     """Runtime objects per ISA flag set, compiled once (every export ships the same runtime sources)."""
     tmp = tmp_path_factory.mktemp("runtime")
     _, _, e = export(tmp, "stream_gru", "ts", {"batch": 1, "frames": 1})
-    isas = [AVX2, ()] if "avx2" in rnnfast._core.isa_supported() else [()]
+    supported = rnnfast._core.isa_supported()
+    isas = ([AVX512] if "avx512" in supported else []) + ([AVX2] if "avx2" in supported else []) + [()]
     return {isa: compile_runtime(e, tmp, isa) for isa in isas}
 
 
@@ -131,22 +133,27 @@ def test_no_allocator_and_no_writable_global(runtime):
     assert ".data.rel.ro" in table or ".rodata" in table, "objdump lists no data sections at all"
 
 
-def test_gemm_accumulators_stay_in_registers_at_O2(runtime):
+@pytest.mark.parametrize("flags,table,register,entry,kernels", [
+    (AVX2, "avx2", "ymm", "gemm_packed_avx2", ("gemm_packed_avx2", "conv_micro_r")),
+    (AVX512, "avx512", "zmm", "gemm_packed_avx512", ("rows_r", "conv_rows", "conv_pool_rows"))], ids=["avx2", "avx512"])
+def test_gemm_accumulators_stay_in_registers_at_O2(runtime, flags, table, register, entry, kernels):
     """The exported runtime is built with -O2, where gcc left the GEMM microkernels' accumulator arrays in memory
     unless their loops carry RNNF_UNROLL (kernels.h): the crnn's and the denoiser's exported C ran 2.2-3x slower
     than the library built with -O3. In the AVX2 object, the packed GEMM and the implicit-GEMM microkernel must not
-    move a ymm register to or from the stack (the accumulators of a 6 x 16 block need 12 of the 16)."""
-    if AVX2 not in runtime:
-        pytest.skip("this CPU has no AVX2")
-    obj = next(o for o in runtime[AVX2] if Path(o).stem == "rnnf_kernels_avx2")
+    move a ymm register to or from the stack (the accumulators of a 6 x 16 block need 12 of the 16); in the AVX-512
+    object, the functions holding its register blocks (up to 24 accumulators of the 32 zmm) no zmm register."""
+    if flags not in runtime:
+        pytest.skip(f"this CPU has no {table} table")
+    obj = next(o for o in runtime[flags] if Path(o).stem == f"rnnf_kernels_{table}")
     text = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(obj)], capture_output=True, text=True,
                           check=True).stdout
     bodies = dict(re.findall(r"<(\w+)>:\n(.*?)(?=\n\n|\Z)", text, re.S))
-    assert "gemm_packed_avx2" in bodies, sorted(bodies)
+    assert entry in bodies and any(k in bodies for k in kernels), sorted(bodies)
     # the microkernel's own function when gcc keeps one (a caller inlining it also stores partial panels' tiles)
-    for name in [k for k in ("gemm_packed_avx2", "conv_micro_r") if k in bodies]:
-        spills = re.findall(r"vmov\w+\s+(?:%ymm\d+,\s*-?\w*\(%r[sb]p\)|-?\w*\(%r[sb]p\),\s*%ymm\d+)", bodies[name])
-        assert not spills, f"{name}: {len(spills)} ymm moves to or from the stack, e.g. {spills[:3]}"
+    for name in [k for k in kernels if k in bodies]:
+        spills = re.findall(rf"vmov\w+\s+(?:%{register}\d+,\s*-?\w*\(%r[sb]p\)|-?\w*\(%r[sb]p\),\s*%{register}\d+)",
+                            bodies[name])
+        assert not spills, f"{name}: {len(spills)} {register} moves to or from the stack, e.g. {spills[:3]}"
 
 
 @pytest.mark.parametrize("quant", ["int8", "fp16"])

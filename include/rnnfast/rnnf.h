@@ -389,10 +389,10 @@ rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, fl
 const char *rnnf_activation_name(int kind);
 
 /* Build and CPU information, for show_config(). */
-const char *rnnf_isa_compiled(void);   /* e.g. "ref,avx2" */
+const char *rnnf_isa_compiled(void);   /* e.g. "ref,avx2,avx512" */
 const char *rnnf_isa_supported(void);  /* what this CPU can run of those */
 const char *rnnf_isa_selected(void);   /* the kernel table in use */
-/* Force a kernel table by name ("ref", "avx2", "neon"); RNNF_ERR_ISA if unknown or unsupported here. Not thread-safe:
+/* Force a kernel table by name ("ref", "avx2", "avx512", "neon"); RNNF_ERR_ISA if unknown or unsupported here. Not thread-safe:
  * call before running. The RNNFAST_ISA environment variable does the same at first use. */
 rnnf_status rnnf_isa_select(const char *name);
 int rnnf_openmp_enabled(void);

@@ -4,8 +4,8 @@ kernel sources from src_c/, copied verbatim under rnnf_runtime/src/, and one sma
 Each unit includes rnnf_target.h first and then its source, so the whole runtime builds with a plain
 `gcc -std=c99 ... rnnf_runtime/*.c`: rnnf_target.h sets the POSIX level the sources need, compiles the heap out
 (RNNF_NO_HEAP: every load-time block comes from the pool in the caller's state struct, pool.h) and picks the kernel
-table from the compiler's target macros (AVX2 + FMA + F16C, or aarch64 NEON, else the portable reference), so there
-is no run-time dispatch and no writable global. The SIMD units compile to nothing on other targets.
+table from the compiler's target macros (AVX-512 F/VL/DQ/BW with AVX2 + FMA + F16C, AVX2 + FMA + F16C, or aarch64
+NEON, else the portable reference), so there is no run-time dispatch and no writable global. The SIMD units compile to nothing on other targets.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ SOURCES = ["api.c", "pool.c", "model.c", "recurrent.c", "threads.c", "lstm.c", "
            "quant.c", "kernels/ref.c", "kernels/activations.c", "kernels/ref_q.c"]
 GRAPH_DIRS = ("graph", "graph/ops")
 SIMD_SOURCES = {"kernels/avx2.c": "RNNF_HAVE_AVX2", "kernels/avx2_q.c": "RNNF_HAVE_AVX2",
+                "kernels/avx512.c": "RNNF_HAVE_AVX512", "kernels/avx512_q.c": "RNNF_HAVE_AVX512",
                 "kernels/neon.c": "RNNF_HAVE_NEON"}
 HEADERS = ["internal.h", "pool.h", "kernels/kernels.h", "kernels/kernels_q.h", "kernels/approx.h"]
 
@@ -32,9 +33,13 @@ TARGET_H = """/* rnnf_target.h: this export's runtime settings, included before 
 #endif
 /* no malloc: every block comes from the pool inside the caller's state struct (pool.h) */
 #define RNNF_NO_HEAP 1
-/* the kernel table, from the compiler's target (-mavx2 -mfma -mf16c, -march=haswell, aarch64): no run-time choice */
+/* the kernel table, from the compiler's target (-mavx2 -mfma -mf16c, -march=haswell; with -mavx512f -mavx512vl
+ * -mavx512dq -mavx512bw or -march=skylake-avx512 the AVX-512 one, which needs AVX2's too; aarch64): no run-time choice */
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && !defined(RNNF_PORTABLE)
 #define RNNF_HAVE_AVX2 1
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && defined(__AVX512BW__)
+#define RNNF_HAVE_AVX512 1
+#endif
 #elif defined(__aarch64__) && defined(__ARM_NEON) && !defined(RNNF_PORTABLE)
 #define RNNF_HAVE_NEON 1
 #endif
@@ -48,7 +53,9 @@ TARGET_C = """/* rnnf_target.c: the kernel table of this export, fixed when it i
 
 const rnnf_kernels *rnnf_kernels_get(void)
 {
-#if defined(RNNF_HAVE_AVX2)
+#if defined(RNNF_HAVE_AVX512)
+    return &rnnf_kernels_avx512;
+#elif defined(RNNF_HAVE_AVX2)
     return &rnnf_kernels_avx2;
 #elif defined(RNNF_HAVE_NEON)
     return &rnnf_kernels_neon;

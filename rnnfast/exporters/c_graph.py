@@ -18,9 +18,9 @@ needs is one byte array of a size known now, inside the caller's `<prefix>_state
 An input with a default (PyTorch's h0 and c0: zeros; an ONNX input backed by an initializer: its value) may be given
 as NULL to vad_run or vad_step, which then uses the default; the header marks such inputs "optional".
 
-Build: gcc -std=c99 -O2 [-mavx2 -mfma -mf16c] -Iout/rnnf_runtime -Iout/rnnf_runtime/src -Iout/rnnf_runtime/include
-out/vad.c out/rnnf_runtime/*.c -lm. The kernel table (AVX2, NEON or the portable reference) follows the compiler's
-target. Functions return 0 (RNNF_OK) or an rnnf_status; `<prefix>_error(st)` says what went wrong, naming the node.
+Build: gcc -std=c99 -O2 [-mavx2 -mfma -mf16c [-mavx512f -mavx512vl -mavx512dq -mavx512bw]] -Iout/rnnf_runtime
+-Iout/rnnf_runtime/src -Iout/rnnf_runtime/include out/vad.c out/rnnf_runtime/*.c -lm. The kernel table (AVX-512,
+AVX2, NEON or the portable reference) follows the compiler's target. Functions return 0 (RNNF_OK) or an rnnf_status; `<prefix>_error(st)` says what went wrong, naming the node.
 """
 from __future__ import annotations
 

@@ -376,8 +376,7 @@ static inline __attribute__((always_inline)) void wino2_in8(const float *x, int 
 
 /* Eight tiles at a time, the last group's loads masked: the even/odd split of the staged rows makes each tile
  * column j one unaligned load. (A masked store costs ~20 cycles on Zen 2: the last group writes whole vectors.) */
-static void wino2_in_avx2(int C, int n, const float *X, int64_t ldc, int ldx, int odd, float *V, int64_t ldp,
-                          int ldv)
+void rnnf_wino2_in_avx2(int C, int n, const float *X, int64_t ldc, int ldx, int odd, float *V, int64_t ldp, int ldv)
 {
     const __m256i mk = lane_mask(n % 8);
     for (int c = 0; c < C; c++) {
@@ -435,8 +434,8 @@ static inline __attribute__((always_inline)) void wino2_out8(const float *y, int
 
 /* Eight tiles at a time, the last group (or one cut by w) masked; each output row's two columns are interleaved
  * in registers before the store. */
-static void wino2_out_avx2(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
-                           float *out, int64_t ldoc, int ldo, int h, int w)
+void rnnf_wino2_out_avx2(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
+                         float *out, int64_t ldoc, int ldo, int h, int w)
 {
     const int nf = w / 16 < n / 8 ? w / 16 : n / 8, tt = 8 * nf; /* whole groups: 8 tiles, 16 columns */
     const int cols = w - 2 * tt < 16 ? w - 2 * tt : 16;
@@ -479,8 +478,8 @@ static inline __attribute__((always_inline)) __m256 wino2_pool8(const float *y, 
     return _mm256_max_ps(c1, _mm256_max_ps(c0, ninf));
 }
 
-static void wino2_out_pool_avx2(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
-                                float *out, int64_t ldoc)
+void rnnf_wino2_out_pool_avx2(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
+                              float *out, int64_t ldoc)
 {
     const int tt = n / 8 * 8;
     const __m256i mk = lane_mask(n - tt);
@@ -932,8 +931,8 @@ const rnnf_kernels rnnf_kernels_avx2 = {
     gru_lbr_rows_avx2,
     rnn_rows_avx2,
     gemm_offsets_avx2,
-    wino2_in_avx2,
-    wino2_out_avx2,
-    wino2_out_pool_avx2,
+    rnnf_wino2_in_avx2,
+    rnnf_wino2_out_avx2,
+    rnnf_wino2_out_pool_avx2,
     gemm_offsets_pool_avx2,
 };

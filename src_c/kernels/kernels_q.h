@@ -34,6 +34,12 @@ void rnnf_gemm_packed_i8_avx2(int M, int K, const float *A, int lda, const float
 void rnnf_gemm_packed_f16_avx2(int M, int K, const float *A, int lda, const float *Bp, int p0, int p1,
                                const float *bias, float *C, int ldc);
 #endif
+#ifdef RNNF_HAVE_AVX512
+void rnnf_gemm_packed_i8_avx512(int M, int K, const float *A, int lda, const float *Bp, int p0, int p1,
+                                const float *bias, float *C, int ldc);
+void rnnf_gemm_packed_f16_avx512(int M, int K, const float *A, int lda, const float *Bp, int p0, int p1,
+                                 const float *bias, float *C, int ldc);
+#endif
 
 /* Exact widening of an IEEE binary16 bit pattern (subnormals, infinities and NaN included). */
 float rnnf_half_to_float(uint16_t h);
