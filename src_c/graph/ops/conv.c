@@ -24,9 +24,10 @@
  * than the direct conv), and the products are transformed back to 2x2 outputs with the bias and activation. The
  * transforms are adds and subtractions only (kernel table: wino2_in, wino2_out), the weights' transform is done
  * once at load in double. Its error stays that of the direct conv (float64 reference, 16-64 channels of
- * conv-scale weights: max abs 4-8e-7 against 1.2-2.0e-6 for a direct sum); F(4x4, 3x3) was ~5x outside the
- * tolerance the tests hold results to. Like any Winograd conv it differs from the direct sum on infinite inputs
- * (Inf - Inf in the transforms gives NaN where the direct sum gives +-Inf) and may overflow within ~4x of FLT_MAX.
+ * conv-scale weights: max abs 4-8e-7 against 1.2-2.0e-6 for a direct sum); larger tiles do not hold the
+ * tolerance the tests hold results to (wino_possible). Like any Winograd conv it differs from the direct sum on
+ * infinite inputs (Inf - Inf in the transforms gives NaN where the direct sum gives +-Inf) and may overflow within
+ * ~4x of FLT_MAX.
  *
  * A MaxPool 2x2 stride 2 after the conv may be fused (graph/fuse.py): a Winograd tile is one pool window
  * (wino2_out_pool), the implicit GEMM computes row pairs and pools them in registers (gemm_offsets_pool), and the
@@ -158,8 +159,12 @@ typedef struct {
 } conv_geom;
 
 /* Winograd F(2x2, 3x3) needs a 2-D 3x3 kernel with unit strides and dilations; it is kept for reductions deep
- * enough to pay for its transforms (any pads and groups). F(4x4, 3x3) would save 4x rather than 2.25x, but its
- * transforms' coefficients (up to 8, squared in 2-D) lose ~5x the accuracy the tests hold results to. */
+ * enough to pay for its transforms (any pads and groups). Larger tiles lose too much accuracy to the float32 sums
+ * of the position products. bench/winograd_tiles.py emulates each in float32 against the float64 conv on the
+ * crnn's conv2 and on random 8-64 channel layers, as max |err| / (atol + rtol |y|) under the tests' tolerance
+ * (1 fails): F(2x2) 0.19-0.52 (a direct float32 sum 0.19-0.51); F(2, 3) x F(4, 3), 3 products per output
+ * instead of 4, 0.35-1.33 with the best points found ({0, +-1, 1/2, -2} or {0, +-1, -1/2, 2}), over 1 at 64
+ * channels and 0.7-0.9 at 16-32; F(2, 3) x F(3, 3) 0.42-1.08; F(3x3) 0.98-2.65; F(4x4) 1.15-6.5. */
 static int wino_possible(const conv_prep *p)
 {
     return p->ns == 2 && p->kh == 3 && p->kw == 3 && p->sh == 1 && p->sw == 1 && p->dh == 1 && p->dw == 1 &&
