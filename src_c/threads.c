@@ -47,6 +47,7 @@ static long long monotonic_ns(void)
  * shortens it again. */
 #define RNNF_CONTENDED_STEP_SHARE 4
 #define RNNF_JUDGED_STEPS 64
+#define RNNF_CONTENDED_CALLS_IN_A_ROW 4
 #define RNNF_SOLO_MIN_NS 20000000LL   /* 20 ms */
 #define RNNF_SOLO_MAX_NS 1000000000LL /* 1 s */
 
@@ -57,6 +58,7 @@ static long long solo_window_ns = RNNF_SOLO_MIN_NS;
 /* Steps and slept waits of the calls with threads not judged yet. Updated without a lock: two calls ending at once
  * may lose a count, which only delays a verdict. */
 static int tally_steps = 0, tally_sleeps = 0;
+static int contended_calls_in_a_row = 0;
 #endif
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -157,9 +159,20 @@ int rnnf_threads_backed_off(void)
 void rnnf_threads_after_call(int threads, int steps, int sleeps)
 {
     if (threads <= 1) return; /* a call on one thread says nothing about the second core */
+    /* Judged at once when several calls in a row were contended on their own: a stream whose steps waited out a
+     * busy process's time slice (16 ms a step beside one busy process) must not take 64 steps, a second, to see
+     * it, nor again after each window. */
+    const int run = sleeps * RNNF_CONTENDED_STEP_SHARE > steps
+                        ? __atomic_add_fetch(&contended_calls_in_a_row, 1, __ATOMIC_RELAXED)
+                        : (__atomic_store_n(&contended_calls_in_a_row, 0, __ATOMIC_RELAXED), 0);
     steps += __atomic_load_n(&tally_steps, __ATOMIC_RELAXED);
     sleeps += __atomic_load_n(&tally_sleeps, __ATOMIC_RELAXED);
-    if (steps < RNNF_JUDGED_STEPS) {
+    const int clearly_busy = run >= RNNF_CONTENDED_CALLS_IN_A_ROW;
+    if (clearly_busy) {
+        __atomic_store_n(&contended_calls_in_a_row, 0, __ATOMIC_RELAXED);
+        sleeps = steps; /* the verdict below: contended */
+    }
+    if (steps < RNNF_JUDGED_STEPS && !clearly_busy) {
         __atomic_store_n(&tally_steps, steps, __ATOMIC_RELAXED);
         __atomic_store_n(&tally_sleeps, sleeps, __ATOMIC_RELAXED);
         return;
