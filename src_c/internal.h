@@ -111,6 +111,8 @@ void rnnf_barrier_wait(rnnf_barrier *b, int *local_sense);
  * while the machine is oversubscribed), and the bookkeeping after a call that ran `steps` barrier steps. */
 int rnnf_threads_for_call(int n_threads);
 void rnnf_threads_after_call(int threads, int steps, int sleeps);
+/* CLOCK_MONOTONIC in nanoseconds: the one clock of the back-off and of the graph's run timings. */
+long long rnnf_monotonic_ns(void);
 /* One core's L2 in bytes (sysconf where it answers, else 512 KiB). */
 size_t rnnf_core_l2_bytes(void);
 

@@ -20,7 +20,7 @@
 
 #include "internal.h"
 
-static long long monotonic_ns(void)
+long long rnnf_monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -111,13 +111,13 @@ void rnnf_barrier_wait(rnnf_barrier *b, int *local_sense)
         if (__atomic_load_n(&b->sleepers, __ATOMIC_SEQ_CST) > 0) wake_all(b);
         return;
     }
-    const long long spin_until = monotonic_ns() + RNNF_SPIN_NS;
+    const long long spin_until = rnnf_monotonic_ns() + RNNF_SPIN_NS;
     do {
         for (int spins = 0; spins < RNNF_SPINS_PER_CLOCK_READ; spins++) {
             if (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) == want) return;
             RNNF_PAUSE();
         }
-    } while (monotonic_ns() < spin_until);
+    } while (rnnf_monotonic_ns() < spin_until);
     __atomic_add_fetch(&b->sleeps, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&b->sense, __ATOMIC_SEQ_CST) != want) sleep_while_sense_is(b, !want);
@@ -142,7 +142,7 @@ int rnnf_threads_for_call(int n_threads)
     /* The clock is read only while backed off: an uncontended call costs one relaxed load. */
     const long long until = __atomic_load_n(&solo_until_ns, __ATOMIC_RELAXED);
     if (until != 0) {
-        if (monotonic_ns() < until) return 1;
+        if (rnnf_monotonic_ns() < until) return 1;
         __atomic_store_n(&solo_until_ns, 0, __ATOMIC_RELAXED); /* this call tries threads again */
     }
     return want;
@@ -152,7 +152,7 @@ int rnnf_threads_backed_off(void)
 {
     const long long until = __atomic_load_n(&solo_until_ns, __ATOMIC_RELAXED);
     if (until == 0) return 0;
-    const long long left = until - monotonic_ns();
+    const long long left = until - rnnf_monotonic_ns();
     return left > 0 ? (int)((left + 999999) / 1000000) : 0;
 }
 
@@ -167,21 +167,17 @@ void rnnf_threads_after_call(int threads, int steps, int sleeps)
                         : (__atomic_store_n(&contended_calls_in_a_row, 0, __ATOMIC_RELAXED), 0);
     steps += __atomic_load_n(&tally_steps, __ATOMIC_RELAXED);
     sleeps += __atomic_load_n(&tally_sleeps, __ATOMIC_RELAXED);
-    const int clearly_busy = run >= RNNF_CONTENDED_CALLS_IN_A_ROW;
-    if (clearly_busy) {
-        __atomic_store_n(&contended_calls_in_a_row, 0, __ATOMIC_RELAXED);
-        sleeps = steps; /* the verdict below: contended */
-    }
-    if (steps < RNNF_JUDGED_STEPS && !clearly_busy) {
+    if (steps < RNNF_JUDGED_STEPS && run < RNNF_CONTENDED_CALLS_IN_A_ROW) {
         __atomic_store_n(&tally_steps, steps, __ATOMIC_RELAXED);
         __atomic_store_n(&tally_sleeps, sleeps, __ATOMIC_RELAXED);
         return;
     }
     __atomic_store_n(&tally_steps, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&tally_sleeps, 0, __ATOMIC_RELAXED);
-    if (sleeps * RNNF_CONTENDED_STEP_SHARE > steps) {
+    __atomic_store_n(&contended_calls_in_a_row, 0, __ATOMIC_RELAXED);
+    if (run >= RNNF_CONTENDED_CALLS_IN_A_ROW || sleeps * RNNF_CONTENDED_STEP_SHARE > steps) {
         const long long window = __atomic_load_n(&solo_window_ns, __ATOMIC_RELAXED);
-        __atomic_store_n(&solo_until_ns, monotonic_ns() + window, __ATOMIC_RELAXED);
+        __atomic_store_n(&solo_until_ns, rnnf_monotonic_ns() + window, __ATOMIC_RELAXED);
         __atomic_store_n(&solo_window_ns, window * 2 < RNNF_SOLO_MAX_NS ? window * 2 : RNNF_SOLO_MAX_NS,
                          __ATOMIC_RELAXED);
     } else if (__atomic_load_n(&solo_window_ns, __ATOMIC_RELAXED) != RNNF_SOLO_MIN_NS) {

@@ -126,6 +126,17 @@ static void concrete(const rnnf_graph_state *s, int t, rnnf_tensor *v)
     v->data = NULL;
 }
 
+/* Tensor id's concrete shape, or an absent optional one (id < 0) as dtype RNNF_DT_NONE. */
+static void concrete_or_absent(const rnnf_graph_state *s, int id, rnnf_tensor *t)
+{
+    if (id >= 0) {
+        concrete(s, id, t);
+        return;
+    }
+    memset(t, 0, sizeof *t);
+    t->dtype = RNNF_DT_NONE;
+}
+
 static void *data_of(const rnnf_graph_state *s, int t, const rnnf_tensor *inputs, rnnf_tensor *outputs)
 {
     const rnnf_gtensor *r = &s->g->tensors[s->g->tensors[t].root];
@@ -250,14 +261,8 @@ static rnnf_status plan_nodes(rnnf_graph_state *s, rnnf_error *err)
     for (int i = 0; i < g->n_nodes; i++) {
         const rnnf_gnode *n = &g->nodes[i];
         rnnf_tensor in[RNNF_G_MAX_IO], out[RNNF_G_MAX_IO];
-        for (int k = 0; k < n->n_in; k++) {
-            if (n->in[k] < 0) { memset(&in[k], 0, sizeof in[k]); in[k].dtype = RNNF_DT_NONE; }
-            else concrete(s, n->in[k], &in[k]);
-        }
-        for (int k = 0; k < n->n_out; k++) {
-            if (n->out[k] < 0) { memset(&out[k], 0, sizeof out[k]); out[k].dtype = RNNF_DT_NONE; }
-            else concrete(s, n->out[k], &out[k]);
-        }
+        for (int k = 0; k < n->n_in; k++) concrete_or_absent(s, n->in[k], &in[k]);
+        for (int k = 0; k < n->n_out; k++) concrete_or_absent(s, n->out[k], &out[k]);
         if (n->op == RNNF_OP_RECURRENT) {
             rnnf_status st = rnnf_recurrent_node_plan(n, &s->rec[i], in[0].dims[0], in[0].dims[1], s->pool);
             if (st != RNNF_OK) {
@@ -332,14 +337,8 @@ static rnnf_status check_recurrent_inputs(const rnnf_graph_state *s, rnnf_error 
         if (n->op != RNNF_OP_RECURRENT) continue;
         rnnf_tensor in[RNNF_G_MAX_IO], out[RNNF_G_MAX_IO];
         char message[RNNF_ERROR_MESSAGE_SIZE] = "";
-        for (int k = 0; k < n->n_in; k++) {
-            if (n->in[k] < 0) { memset(&in[k], 0, sizeof in[k]); in[k].dtype = RNNF_DT_NONE; }
-            else concrete(s, n->in[k], &in[k]);
-        }
-        for (int k = 0; k < n->n_out; k++) {
-            if (n->out[k] < 0) { memset(&out[k], 0, sizeof out[k]); out[k].dtype = RNNF_DT_NONE; }
-            else concrete(s, n->out[k], &out[k]);
-        }
+        for (int k = 0; k < n->n_in; k++) concrete_or_absent(s, n->in[k], &in[k]);
+        for (int k = 0; k < n->n_out; k++) concrete_or_absent(s, n->out[k], &out[k]);
         const rnnf_status st = rnnf_recurrent_node_check(n, in, out, message);
         if (st != RNNF_OK) {
             if (err) snprintf(err->message, sizeof err->message, "%s: %s", n->name, message);
@@ -573,12 +572,7 @@ rnnf_status rnnf_graph_state_threads(const rnnf_graph_state *s, int *n_threads, 
     return RNNF_OK;
 }
 
-static double now_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+static double now_seconds(void) { return 1e-9 * (double)rnnf_monotonic_ns(); }
 
 /* The concrete tensors of node n for this call. */
 static void node_io(const rnnf_graph_state *s, const rnnf_gnode *n, const rnnf_tensor *inputs, rnnf_tensor *outputs,
