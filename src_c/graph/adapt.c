@@ -5,12 +5,18 @@
  * slice (the same call took 2.5-6.8 ms at 2 threads beside other busy processes, 0.3 ms at 1). Whether it pays is a
  * property of the model, the shapes and the machine's load right now, so it is measured, not guessed: each state
  * keeps the last few run times of "1 thread" and of "the asked count", uses the faster, and now and then tries the
- * other. A try is two runs, the second timed: the first run with threads after a stretch on one thread waits for
- * the idle partner to wake, which on a VM took 5-9 ms against a 0.4 ms run, so one-run tries always lost and the
- * choice stayed on one thread (a bidirectional LSTM-128 at 0.7 ms a call instead of 0.4). A try that loses at least
- * doubles the interval to the next try, and spaces tries so that the slow ones cost under 5% of the time however
- * slow they are; a try that wins switches at once. Every op gives the same bits
- * for any thread count, so the choice only changes the speed.
+ * other. Every op gives the same bits for any thread count, so the choice only changes the speed.
+ *
+ * Short runs make single times unreliable: a one-step bidirectional LSTM takes 17 us at 2 threads and 75 at 1, and
+ * on a shared VM two or three runs in a row now and then take 100-300 us (the partner's vCPU is halted or
+ * preempted). With the median of the last three times such a burst sent the choice to one thread, and a try of
+ * one run lost to the next blip and doubled the wait to the following try, so a whole benchmark block ran at 4x
+ * its time. Hence the median of the last seven (a switch needs four slow runs of the last seven), and a try is one
+ * untimed run (its partner may have slept: waking a halted vCPU took 5-9 ms against a 0.4 ms run) and then the median
+ * of three timed ones; a try whose timed run is clearly slower ends at once, so tries stay cheap on a busy machine.
+ * A try that loses waits longer for the next (doubling, and at least 20x its extra cost so that lost tries cost
+ * under 5% of the run time however slow they are), but never more than about a second of run time unless its cost
+ * needs it: a machine that was busy during a try is often quiet again soon. A try that wins switches at once.
  */
 #include <string.h>
 
@@ -20,14 +26,33 @@
 #define ADAPT_MAX_INTERVAL (1 << 20)
 /* The other count must be this much faster to take over: run times jitter by a few percent. */
 #define ADAPT_MARGIN 0.95
+/* A try's timed run this many times slower than the count in use has lost: the try stops there. */
+#define ADAPT_TRY_GIVE_UP 3.0
+/* Lost tries may cost this share of the run time. */
+#define ADAPT_TRY_COST_SHARE 0.04
+/* Doubling stops at this much run time between tries (the cost share may ask for more). */
+#define ADAPT_DOUBLING_MAX_SECONDS 1.0
 
-/* The middle of the last three times; of two, the slower: one lucky run must not make a count look fast. */
-static double median3(const double *t, int n)
+/* The median of n times; of an even count the slower middle one: one lucky run must not make a count look fast. */
+static double median_of(const double *t, int n)
 {
-    if (n < 3) return n == 1 ? t[0] : (n == 2 ? (t[0] > t[1] ? t[0] : t[1]) : 0.0);
-    const double a = t[0], b = t[1], c = t[2];
-    if (a < b) return b < c ? b : (a < c ? c : a);
-    return a < c ? a : (b < c ? c : b);
+    if (n <= 0) return 0.0;
+    double v[RNNF_ADAPT_RING > RNNF_ADAPT_TRY_RUNS ? RNNF_ADAPT_RING : RNNF_ADAPT_TRY_RUNS];
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        for (; j > 0 && v[j - 1] > t[i]; j--) v[j] = v[j - 1];
+        v[j] = t[i];
+    }
+    return v[n / 2];
+}
+
+static double arm_median(const rnnf_thread_choice *c, int arm) { return median_of(c->times[arm], c->count[arm]); }
+
+static void record(rnnf_thread_choice *c, int arm, double seconds)
+{
+    c->times[arm][c->next[arm]] = seconds;
+    c->next[arm] = (c->next[arm] + 1) % RNNF_ADAPT_RING;
+    if (c->count[arm] < RNNF_ADAPT_RING) c->count[arm]++;
 }
 
 static void reset(rnnf_thread_choice *c, int asked)
@@ -36,7 +61,7 @@ static void reset(rnnf_thread_choice *c, int asked)
     c->asked = asked;
     c->arm = 1;                 /* start with what was asked; the first try of one thread comes soon */
     c->interval = ADAPT_MIN_INTERVAL;
-    c->explore_in = 2;          /* one sample of the asked count first, then one of a single thread */
+    c->explore_in = 2;          /* one sample of the asked count first, then a try of a single thread */
 }
 
 void rnnf_thread_choice_reset(rnnf_thread_choice *c)
@@ -55,18 +80,43 @@ int rnnf_thread_choice_begin(rnnf_thread_choice *c, int asked, int *arm)
         *arm = -1;
         return c->arm ? asked : 1;
     }
-    int use = c->arm;
-    c->exploring = 0;
-    if (c->explore_next) {
-        c->explore_next = 0;
-        use = !c->arm;
-        c->exploring = 1;
-    } else if (--c->explore_in <= 0) {
-        use = !c->arm;
-        c->exploring = 2;
+    if (!c->trying && --c->explore_in <= 0) {
+        c->trying = RNNF_ADAPT_TRY_RUNS + 1;
+        c->try_taken = 0;
     }
+    const int use = c->trying ? !c->arm : c->arm;
     *arm = use;
     return use ? asked : 1;
+}
+
+/* The try of the other arm is over: its times replace that arm's older ones (they describe another moment of the
+ * machine), and it takes over or the next try is set. */
+static void conclude_try(rnnf_thread_choice *c, double mine)
+{
+    if (mine < 1e-9) mine = 1e-9; /* a count in use with no time yet (only synthetic zero times) */
+    const int other = !c->arm;
+    c->trying = 0;
+    c->count[other] = 0;
+    c->next[other] = 0;
+    for (int k = 0; k < c->try_taken; k++) record(c, other, c->try_times[k]);
+    const double theirs = median_of(c->try_times, c->try_taken);
+    if (theirs < mine * ADAPT_MARGIN) {
+        c->arm = other;
+        c->interval = ADAPT_MIN_INTERVAL;
+        c->explore_in = c->interval;
+        return;
+    }
+    /* What the try cost beyond running the count in use: its timed runs and, at about the same time, the untimed. */
+    double extra = theirs > mine ? theirs - mine : 0.0;
+    for (int k = 0; k < c->try_taken; k++) extra += c->try_times[k] > mine ? c->try_times[k] - mine : 0.0;
+    const double for_cost = extra / (ADAPT_TRY_COST_SHARE * mine);
+    const double doubling_cap = ADAPT_DOUBLING_MAX_SECONDS / mine;
+    double next = 2.0 * c->interval;
+    if (next > doubling_cap) next = doubling_cap;
+    if (next < for_cost) next = for_cost;
+    if (next < ADAPT_MIN_INTERVAL) next = ADAPT_MIN_INTERVAL;
+    c->interval = next > ADAPT_MAX_INTERVAL ? ADAPT_MAX_INTERVAL : (int)next;
+    c->explore_in = c->interval;
 }
 
 void rnnf_thread_choice_end(rnnf_thread_choice *c, int arm, double seconds)
@@ -75,45 +125,30 @@ void rnnf_thread_choice_end(rnnf_thread_choice *c, int arm, double seconds)
         if (c->asked > 1) c->warm = 1;
         return;
     }
-    if (c->exploring == 2) { /* a try's first run: its partner may have slept, so the next run is the one timed */
-        c->exploring = 0;
-        c->explore_next = 1;
+    if (c->trying) {
+        if (c->trying-- == RNNF_ADAPT_TRY_RUNS + 1) return; /* the untimed first run of the try */
+        c->try_times[c->try_taken++] = seconds;
+        const double mine = arm_median(c, c->arm);
+        if (c->trying > 0 && seconds < ADAPT_TRY_GIVE_UP * mine) return;
+        conclude_try(c, mine);
         return;
     }
-    double *t = c->times[arm];
-    t[c->next[arm]] = seconds;
-    c->next[arm] = (c->next[arm] + 1) % 3;
-    if (c->count[arm] < 3) c->count[arm]++;
-    const double mine = median3(c->times[c->arm], c->count[c->arm]);
-    const double other = median3(c->times[!c->arm], c->count[!c->arm]);
-    if (c->exploring) {
-        c->exploring = 0;
-        if (seconds < mine * ADAPT_MARGIN) {
-            c->arm = arm;
-            c->interval = ADAPT_MIN_INTERVAL;
-        } else {
-            /* A losing try costs two runs of (its time - the usual time); spacing tries by at least 40x the ratio
-             * keeps that under 5% even when a busy machine makes the other count 500x slower (seen: 107 ms vs
-             * 0.22 ms). */
-            double spacing = mine > 0 ? 40.0 * seconds / mine : 0;
-            long next = 2L * c->interval;
-            if (spacing > next) next = spacing > ADAPT_MAX_INTERVAL ? ADAPT_MAX_INTERVAL : (long)spacing;
-            c->interval = next > ADAPT_MAX_INTERVAL ? ADAPT_MAX_INTERVAL : (int)next;
-        }
-        c->explore_in = c->interval;
-        return;
-    }
+    record(c, arm, seconds);
     /* The count in use got slower than the other was when last tried (the machine got busy or quiet): switch now
-     * rather than wait for the next try; the interval keeps growing, so a flip-flop between the two stays rare. */
-    if (c->count[!c->arm] > 0 && other < mine * ADAPT_MARGIN) {
+     * rather than wait for the next try. That time of the other count may be old, and a burst of slow runs can end
+     * as soon as it is seen, so the count left is tried again soon (the spacing starts again: the tries that spaced out
+     * were of the other count); if it still loses, its tries space out as any. */
+    const double mine = arm_median(c, c->arm);
+    if (c->count[!c->arm] > 0 && arm_median(c, !c->arm) < mine * ADAPT_MARGIN) {
         c->arm = !c->arm;
+        c->interval = ADAPT_MIN_INTERVAL;
         c->explore_in = c->interval;
     }
 }
 
 int rnnf_thread_choice_current(const rnnf_thread_choice *c, double *seconds_one, double *seconds_asked)
 {
-    if (seconds_one) *seconds_one = median3(c->times[0], c->count[0]);
-    if (seconds_asked) *seconds_asked = median3(c->times[1], c->count[1]);
+    if (seconds_one) *seconds_one = arm_median(c, 0);
+    if (seconds_asked) *seconds_asked = arm_median(c, 1);
     return c->asked <= 1 ? 1 : (c->arm ? c->asked : 1);
 }
