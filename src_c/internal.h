@@ -103,10 +103,12 @@ typedef struct rnnf_barrier {
     volatile int sense;
     volatile int sleepers; /* threads blocked in the kernel on `sense` (Linux futex), so the last arrival wakes them */
     volatile int sleeps;   /* waits that had to sleep since init: the sign of an oversubscribed machine */
+    volatile int woke;     /* the last release woke sleepers: they are on their way, however slowly */
     int n;
 } rnnf_barrier;
 void rnnf_barrier_init(rnnf_barrier *b, int n);
-void rnnf_barrier_wait(rnnf_barrier *b, int *local_sense);
+/* Returns 1 when this wait slept in the kernel, else 0. */
+int rnnf_barrier_wait(rnnf_barrier *b, int *local_sense);
 /* The thread count for a call that asked for `n_threads` (<= 0: the default, which backs off to one thread
  * while the machine is oversubscribed), and the bookkeeping after a call that ran `steps` barrier steps. */
 int rnnf_threads_for_call(int n_threads);

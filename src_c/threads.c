@@ -34,6 +34,12 @@ long long rnnf_monotonic_ns(void)
  * LSTM-512 call 4 ms -> 12-28 ms, then judged contended) with a spin of 4000 PAUSEs (~50 us on this Xeon). In time,
  * not PAUSEs: a PAUSE takes 10-140 cycles from one core to another. */
 #define RNNF_SPIN_NS 200000
+/* After a release that woke sleepers, the next wait spins this long before it sleeps itself: the woken thread is
+ * on its way but its vCPU may take milliseconds to run again (0.1-9 ms measured), and a waiter that gave up at
+ * 200 us halted its own vCPU, so the woken one found it asleep at the next barrier and woke it in turn: once one
+ * wait slept, every step of the call paid a wake-up (a bidirectional LSTM-512 call 8 ms -> 48-58 ms on a quiet
+ * machine). Spinning here waits for a thread known to be coming, not for a core that may never be free. */
+#define RNNF_SPIN_AFTER_WAKE_NS 10000000
 #define RNNF_SPINS_PER_CLOCK_READ 64
 /* The machine is contended when more than one barrier step in this many slept, counted over the last
  * RNNF_JUDGED_STEPS steps or more of calls with threads (a 100-step call is judged alone; a stream's one-step calls
@@ -74,6 +80,7 @@ void rnnf_barrier_init(rnnf_barrier *b, int n)
     b->sense = 0;
     b->sleepers = 0;
     b->sleeps = 0;
+    b->woke = 0;
     b->n = n;
 }
 
@@ -98,9 +105,9 @@ static void wake_all(rnnf_barrier *b)
 #endif
 }
 
-void rnnf_barrier_wait(rnnf_barrier *b, int *local_sense)
+int rnnf_barrier_wait(rnnf_barrier *b, int *local_sense)
 {
-    if (b->n <= 1) return;
+    if (b->n <= 1) return 0;
     int want = !*local_sense;
     *local_sense = want;
     if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == b->n) {
@@ -108,13 +115,16 @@ void rnnf_barrier_wait(rnnf_barrier *b, int *local_sense)
         /* Sequentially consistent with the sleepers' increment: either the releaser sees a sleeper and wakes it,
          * or the sleeper's futex call sees the new sense and returns at once. */
         __atomic_store_n(&b->sense, want, __ATOMIC_SEQ_CST);
-        if (__atomic_load_n(&b->sleepers, __ATOMIC_SEQ_CST) > 0) wake_all(b);
-        return;
+        const int sleepers = __atomic_load_n(&b->sleepers, __ATOMIC_SEQ_CST) > 0;
+        __atomic_store_n(&b->woke, sleepers, __ATOMIC_RELAXED);
+        if (sleepers) wake_all(b);
+        return 0;
     }
-    const long long spin_until = rnnf_monotonic_ns() + RNNF_SPIN_NS;
+    const long long spin_until =
+        rnnf_monotonic_ns() + (__atomic_load_n(&b->woke, __ATOMIC_RELAXED) ? RNNF_SPIN_AFTER_WAKE_NS : RNNF_SPIN_NS);
     do {
         for (int spins = 0; spins < RNNF_SPINS_PER_CLOCK_READ; spins++) {
-            if (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) == want) return;
+            if (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) == want) return 0;
             RNNF_PAUSE();
         }
     } while (rnnf_monotonic_ns() < spin_until);
@@ -122,6 +132,7 @@ void rnnf_barrier_wait(rnnf_barrier *b, int *local_sense)
     __atomic_add_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&b->sense, __ATOMIC_SEQ_CST) != want) sleep_while_sense_is(b, !want);
     __atomic_sub_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
+    return 1;
 }
 
 void rnnf_carry_inactive(int batch, const uint8_t *active, const float *hp, float *hn, int stride, int c0, int c1)

@@ -108,6 +108,14 @@ def test_contention_backoff_policy(c_library):
     assert "FAILED" not in result.stdout and result.stdout.count(" ok\n") >= 8, result.stdout
 
 
+def test_barrier_absorbs_a_slow_wake(c_library):
+    """The step barrier (src_c/threads.c) when a woken thread takes 2 ms to run again, as a halted vCPU does: one late
+    arrival must not turn into a sleep and a wake-up at every later step."""
+    exe = link(c_library, "test_barrier_wake.c", f"-I{c_library / 'src_c'}")
+    result = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.rstrip().endswith("all ok"), result.stdout + result.stderr
+
+
 def test_thread_choice_policy(c_library):
     """The executor's choice between one thread and the asked count (src_c/graph/adapt.c), driven by a C program with
     synthetic run times: quiet, busy (a second thread 500x slower), and back, bursts of slow short runs, and the
