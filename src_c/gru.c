@@ -6,6 +6,9 @@
  */
 #include "internal.h"
 
+/* The i-th unit block of this thread's in the order of this step (rnnf_recurrent_product says why). */
+static int walk(const rnnf_step_ctx *ctx, int i) { return ctx->backwards ? ctx->jb1 - 1 - (i - ctx->jb0) : i; }
+
 void rnnf_gru_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *active, const float *hp, float *hn)
 {
     const rnnf_layer *L = ctx->L;
@@ -16,7 +19,7 @@ void rnnf_gru_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *a
 
     if (L->linear_before_reset) {
         if (ctx->jb1 > ctx->jb0)
-            K->gemm_packed(B, H, hp, hs, L->w_hh[d], ctx->jb0 * G, ctx->jb1 * G, L->bias_h[d], gh, cols);
+            rnnf_recurrent_product(ctx, B, H, hp, hs, L->w_hh[d], ctx->jb0 * G, ctx->jb1 * G, L->bias_h[d], gh, cols);
         for (int b = 0; b < B; b++) {
             if (!active[b]) continue;
             for (int jb = ctx->jb0; jb < ctx->jb1; jb++) {
@@ -27,8 +30,10 @@ void rnnf_gru_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *a
         }
     } else {
         float *rh = ctx->S->m[d], *z = ctx->S->z[d];
-        for (int jb = ctx->jb0; jb < ctx->jb1; jb++)
+        for (int i = ctx->jb0; i < ctx->jb1; i++) {
+            const int jb = walk(ctx, i);
             K->gemm_packed(B, H, hp, hs, L->w_hh[d], jb * G, jb * G + 2, NULL, gh, cols);
+        }
         for (int b = 0; b < B; b++) {
             if (!active[b]) continue;
             for (int jb = ctx->jb0; jb < ctx->jb1; jb++) {
@@ -38,8 +43,10 @@ void rnnf_gru_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *a
             }
         }
         rnnf_barrier_wait(ctx->barrier, ctx->sense);
-        for (int jb = ctx->jb0; jb < ctx->jb1; jb++)
+        for (int i = ctx->jb0; i < ctx->jb1; i++) {
+            const int jb = walk(ctx, i);
             K->gemm_packed(B, H, rh, hpad, L->w_hh[d], jb * G + 2, jb * G + 3, NULL, gh, cols);
+        }
         for (int b = 0; b < B; b++) {
             if (!active[b]) continue;
             for (int jb = ctx->jb0; jb < ctx->jb1; jb++) {

@@ -73,7 +73,12 @@ typedef struct {
     struct rnnf_barrier *barrier;
     int *sense;
     float *gx_blk, *gh_blk; /* rnnf_rows_block: this thread's [batch][n_gates*RNNF_UB] products of one unit block */
+    int backwards;          /* this step walks the recurrent weights from the last panel (every other step) */
 } rnnf_step_ctx;
+/* The recurrent product of panels [p0, p1) for a step (gemm_packed's arguments), walked backwards when
+ * ctx->backwards: the bits are the same either way. */
+void rnnf_recurrent_product(const rnnf_step_ctx *ctx, int M, int K, const float *A, int lda, const float *Bp, int p0,
+                            int p1, const float *bias, float *C, int ldc);
 
 /* One time step of one direction for this thread's units: reads the current h buffer hp, the input
  * projection gx_t [batch][gh_cols], active [batch]; writes hn (and c in place). May wait on the barrier

@@ -18,7 +18,7 @@ void rnnf_lstm_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *
     const int proj = L->proj_size > 0;
 
     if (ctx->jb1 > ctx->jb0)
-        K->gemm_packed(B, L->out_size, hp, hs, L->w_hh[d], ctx->jb0 * G, ctx->jb1 * G, NULL, gh, cols);
+        rnnf_recurrent_product(ctx, B, L->out_size, hp, hs, L->w_hh[d], ctx->jb0 * G, ctx->jb1 * G, NULL, gh, cols);
     for (int b = 0; b < B; b++) {
         if (!active[b]) continue;
         for (int jb = ctx->jb0; jb < ctx->jb1; jb++) {
@@ -34,6 +34,6 @@ void rnnf_lstm_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *
     }
     rnnf_barrier_wait(ctx->barrier, ctx->sense);
     if (ctx->q1 > ctx->q0)
-        K->gemm_packed(B, L->hidden_size, m, L->hpad, L->w_hr[d], ctx->q0, ctx->q1, NULL, hn, hs);
+        rnnf_recurrent_product(ctx, B, L->hidden_size, m, L->hpad, L->w_hr[d], ctx->q0, ctx->q1, NULL, hn, hs);
     rnnf_carry_inactive(B, active, hp, hn, hs, ctx->q0 * UB, ctx->q1 * UB);
 }

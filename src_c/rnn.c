@@ -10,7 +10,7 @@ void rnnf_rnn_step(const rnnf_step_ctx *ctx, const float *gx_t, const uint8_t *a
     float *gh = ctx->S->gh[d];
 
     if (ctx->jb1 > ctx->jb0)
-        K->gemm_packed(B, L->hidden_size, hp, hs, L->w_hh[d], ctx->jb0, ctx->jb1, NULL, gh, cols);
+        rnnf_recurrent_product(ctx, B, L->hidden_size, hp, hs, L->w_hh[d], ctx->jb0, ctx->jb1, NULL, gh, cols);
     for (int b = 0; b < B; b++) {
         if (!active[b]) continue;
         for (int jb = ctx->jb0; jb < ctx->jb1; jb++) {
