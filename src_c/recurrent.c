@@ -83,7 +83,7 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
     rnnf_step_ctx ctx = {L, S, K, d, B, 0,
                          L->n_blocks * gtid / gthreads, L->n_blocks * (gtid + 1) / gthreads,
                          L->n_qpanels * gtid / gthreads, L->n_qpanels * (gtid + 1) / gthreads,
-                         bar, sense, NULL, NULL};
+                         bar, sense, NULL, NULL, 0};
     int b0 = 0, b1 = B;
     if (by_rows) {
         b0 = B * gtid / gthreads;
