@@ -2,13 +2,16 @@
 graph IR, with Keras' semantics (shared/docs/SEMANTICS.md 1.2, as rnn.py runs them):
 - batch-major [batch, steps, features] in and out; the node is time-major, and a sequence a recurrent layer passes
   to the next one stays time-major (KT.time_major), so a stack of layers is one node after the analysis;
-- go_backwards is a time-reversed input and mask, and the outputs come in processing order (time-reversed);
+- go_backwards is a reverse-direction layer (the same steps in the same order as Keras' run over the reversed input
+  and mask), whose outputs Keras gives in processing order (time-reversed);
 - the mask is the node's mask input: a masked step keeps the state and repeats the previous output, or gives
   zeros with zero_output_for_mask (Bidirectional's rule when it returns sequences);
 - the last output is the final state h, except when a masked last step repeats an output that is not the state (a
   fully masked row started from a given state) or gives zeros: then it is the sequence's last step;
 - stateful layers read and write their state through graph inputs and outputs the model holds (lower.py)."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -83,7 +86,8 @@ def _run(low, r: KerasRNN, layer, xt, mt, h0c0, stateful, zero_output, need_sequ
 
 def _last_step(low, y, name, first=False):
     """y[T-1] (or y[0]) of a time-major [T, B, F] sequence, as [B, F]."""
-    step = low.slice(y, 0, 0, 1) if first else low.slice(y, 0, -1, INT64_MAX)
+    start, end = (0, 1) if first else (-1, INT64_MAX)
+    step = low.slice(y, 0, start, end, name=f"{name}/step")
     return low.squeeze(step, [0], name)
 
 
@@ -92,21 +96,27 @@ def _features(low, v, start, end, name):
 
 
 def _direction(low, r: KerasRNN, x: KT, initial, zero_output, need_sequence):
-    """One direction as rnn.py's run_sequence: (y [T, B, H] in processing order or None, last output [B, H],
-    final states [[B, H], ...])."""
+    """One direction as rnn.py's run_sequence: (y [T, B, H] aligned with the input's steps or None, last output
+    [B, H], final states [[B, H], ...])."""
     xt, mt = _time_major(low, x, r)
     name = r.name
-    if r.go_backwards:
-        xt = low.reverse_time(xt, 0, name=f"{name}/backwards")
-        if mt is not None:
-            mt = low.reverse_time(mt, 0, name=f"{name}/mask_backwards")
+    layer = replace(r.layer, direction="reverse") if r.go_backwards else r.layer
     h0c0 = _initial(low, r, [initial], 1, name) if initial is not None else None
     # the last output differs from the final state only when the last steps are masked (see the module's doc)
     last_from_y = mt is not None and (zero_output or initial is not None or r.stateful)
-    y, h_n, c_n = _run(low, r, r.layer, xt, mt, h0c0, r.stateful, zero_output, need_sequence or last_from_y, name)
-    last = _last_step(low, y, f"{name}/last") if last_from_y else low.squeeze(h_n, [0], f"{name}/last")
+    y, h_n, c_n = _run(low, r, layer, xt, mt, h0c0, r.stateful, zero_output, need_sequence or last_from_y, name)
+    if last_from_y:  # the output of the step processed last: the first one going backwards
+        last = _last_step(low, y, f"{name}/last", first=r.go_backwards)
+    else:
+        last = low.squeeze(h_n, [0], f"{name}/last")
     states = [low.squeeze(s, [0], f"{name}/state_{k}") for s, k in zip((h_n, c_n), STATE_KEYS) if s]
     return y, last, states
+
+
+def _in_processing_order(low, r: KerasRNN, y, name):
+    """y [T, B, H] aligned with the input's steps, in the order Keras returns a layer's outputs: the order it
+    processed the steps in."""
+    return low.reverse_time(y, 0, name=name) if r.go_backwards else y
 
 
 def lower_rnn(low, r: KerasRNN, x, kw):
@@ -119,6 +129,7 @@ def lower_rnn(low, r: KerasRNN, x, kw):
     y, last, states = _direction(low, r, _applied(x, kw), initial, r.zero_output_for_mask, r.return_sequences)
     T = x.shape[1]
     if r.return_sequences:
+        y = _in_processing_order(low, r, y, f"{r.name}/backwards")
         out = KT(low.node("Transpose", [y], {"perm": [1, 0, 2]}, name=r.name), (None, T, r.units), mask=x.mask,
                  time_major=y)
     else:
@@ -161,23 +172,30 @@ def lower_bidirectional(low, layer: Bidirectional, x, kw):
         h0c0 = _initial(low, layer, [init_f, init_b], 2, name) if initial is not None else None
         last_from_y = mt is not None and (initial is not None or layer.stateful)
         y, h_n, c_n = _run(low, f, layer.fused, xt, mt, h0c0, layer.stateful, seq, seq or last_from_y, name)
-        if seq:
-            a = _features(low, y, 0, H, f"{name}/forward") if layer.merge_mode != "concat" else None
-            b = _features(low, y, H, 2 * H, f"{name}/backward") if layer.merge_mode != "concat" else None
-        elif last_from_y:
-            a = _features(low, _last_step(low, y, f"{name}/last"), 0, H, f"{name}/forward")
-            b = _features(low, _last_step(low, y, f"{name}/first", first=True), H, 2 * H, f"{name}/backward")
+        concat = layer.merge_mode == "concat"
+        if seq and concat:
+            merged = [y]
+        elif not (seq or last_from_y) and concat:  # the final states [2, B, H] as [B, 2H], directions side by side
+            merged = [low.node("Reshape", [low.node("Transpose", [h_n], {"perm": [1, 0, 2]}, name=f"{name}/finals"),
+                                           np.array([0, -1], np.int64)], name=name)]
         else:
-            a = low.node("Gather", [h_n, np.array(0, np.int64)], {"axis": 0}, name=f"{name}/forward")
-            b = low.node("Gather", [h_n, np.array(1, np.int64)], {"axis": 0}, name=f"{name}/backward")
+            if seq:
+                a, b = _features(low, y, 0, H, f"{name}/forward"), _features(low, y, H, 2 * H, f"{name}/backward")
+            elif last_from_y:
+                a = _features(low, _last_step(low, y, f"{name}/last"), 0, H, f"{name}/forward")
+                b = _features(low, _last_step(low, y, f"{name}/first", first=True), H, 2 * H, f"{name}/backward")
+            else:
+                a = low.node("Gather", [h_n, np.array(0, np.int64)], {"axis": 0}, name=f"{name}/forward")
+                b = low.node("Gather", [h_n, np.array(1, np.int64)], {"axis": 0}, name=f"{name}/backward")
+            merged = _merge(low, layer, a, b, -1, name)
         states = [low.node("Gather", [s, np.array(d, np.int64)], {"axis": 0}, name=f"{name}/state_{k}{d}")
                   for d in (0, 1) for s, k in zip((h_n, c_n), STATE_KEYS) if s] if layer.return_state else []
-        merged = [y] if seq and layer.merge_mode == "concat" else _merge(low, layer, a, b, -1, name)
     else:
         yf, lf, sf = _direction(low, f, run_x, init_f, seq, seq)
         yb, lb, sb = _direction(low, bw, run_x, init_b, seq, seq)
-        if seq:
-            yb = low.reverse_time(yb, 0, name=f"{name}/backward_aligned")
+        if seq:  # Keras reverses the backward layer's outputs (in its processing order) to merge them
+            yf = _in_processing_order(low, f, yf, f"{name}/forward_backwards")
+            yb = yb if bw.go_backwards else low.reverse_time(yb, 0, name=f"{name}/backward_reversed")
             merged = _merge(low, layer, yf, yb, -1, name)
         else:
             merged = _merge(low, layer, lf, lb, -1, name)
