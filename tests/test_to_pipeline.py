@@ -244,6 +244,20 @@ def test_keras_nested_chains_are_their_layers(rng):
     assert_close(run_chain(p, ids), model.run(ids)[0])
 
 
+def test_keras_nested_model_under_a_mask_runs_in_c(rng):
+    """The mask reaching a nested model's layers follows the Keras generation of the file, as the layer path's."""
+    model = _keras_sequential(rng, [
+        ("Embedding", {"input_dim": 7, "output_dim": 3, "mask_zero": True, "batch_input_shape": [None, 6]}),
+        ("Sequential", [("GRU", {"units": 4, "return_sequences": True, "reset_after": True,
+                                 "batch_input_shape": [None, 6, 3]})])])
+    ids = rng.integers(0, 7, (3, 6))
+    ids[1, 4:] = ids[2, 1] = 0
+    layers = model.run(ids)[0]
+    model.graph.compile()
+    assert model.graph.compiled is not None, model.graph.unfit_reason
+    assert_close(model.run(ids)[0], layers)
+
+
 def test_keras_activation_layers_fold_into_a_linear_dense(rng):
     model = _keras_sequential(rng, [
         ("Embedding", {"input_dim": 7, "output_dim": 3, "mask_zero": True, "batch_input_shape": [None, 6]}),

@@ -119,7 +119,7 @@ class _Lowering:
                 x = _with_mask(x, kwargs["mask"], self, layer)
             kw = {k: v for k, v in kwargs.items() if k not in ("mask", "training")}
             first = x[0] if isinstance(x, (list, tuple)) else x
-            if isinstance(first, KT) and first.mask is not None and keras3_drops_mask(node, layer.ctx):
+            if isinstance(first, KT) and first.mask is not None and keras3_drops_mask(node, self.mg.ctx):
                 if not isinstance(layer, (KerasRNN, Bidirectional)):
                     x = _with_mask(x, None, self, layer)
                 kw[UNAPPLIED_MASK] = True
