@@ -59,6 +59,7 @@ class GraphBuilder:
         self.g = Graph(name, [], [], {}, [])
         self._count = 0
         self._node_names = set()
+        self.origin = ""  # stamped on the nodes made from now on (ir.Node.origin): the importer's layer being lowered
 
     # ---- values ----
     def _fresh(self, stem: str) -> str:
@@ -105,7 +106,7 @@ class GraphBuilder:
             if v:
                 self.g.values[v] = Value(v)  # typed by the analysis
         self.g.nodes.append(Node(op, ins, list(outputs), dict(attrs or {}), name, f"{self.g.name}: node {name} ({op})",
-                                 payload))
+                                 payload, origin=self.origin))
         return outputs[0] if len(outputs) == 1 else list(outputs)
 
     # ---- compound pieces ----

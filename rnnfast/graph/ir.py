@@ -43,6 +43,8 @@ class Node:
     where: str = ""                   # for messages: "model.onnx: node Conv_3 (Conv)"
     payload: object = None            # Recurrent: the list of canonical RecurrentLayers; If: the two branch Graphs
     proto: object = None              # the ONNX NodeProto it came from (constant folding through onnx.reference)
+    origin: str = ""                  # the source's layer it was lowered from, when the source is not a graph of
+                                      # such nodes: what a refusal names ("model.keras: layer 'lstm' (LSTM)")
 
 
 @dataclass

@@ -283,7 +283,8 @@ def _merge_one(graph, opset) -> bool:
         where += f"node {name} ({len(layers)} x {layers[0].spec.cell.upper()})"
         mask, zero_output = _mask(b)
         merged = Node("Recurrent", [a.inputs[0], a.inputs[1], h0[0], c0[0]] + ([mask] if mask else []),
-                      [b.outputs[0], "", ""], {"_y_layout": b.attrs["_y_layout"]}, name, where, layers, b.proto)
+                      [b.outputs[0], "", ""], {"_y_layout": b.attrs["_y_layout"]}, name, where, layers, b.proto,
+                      a.origin)  # where the stack starts, which is what its input and initial states are checked at
         if mask:
             merged.attrs["_mask_zero_output"] = zero_output
         at = graph.nodes.index(b)

@@ -109,32 +109,38 @@ class _Lowering:
         node = spec.nodes[index]
         args = _map(node.args, lambda r: self.value(graph, r, values))
         kwargs = _map(node.kwargs, lambda r: self.value(graph, r, values))
-        if isinstance(layer, OpNode):
-            outs = [self.op_node(layer, args, kwargs)]
-        else:
-            if not args:
-                raise FormatError(f"{layer.where}: a layer call without inputs")
-            x = args[0]
-            if "mask" in kwargs and kwargs["mask"] is not None:
-                x = _with_mask(x, kwargs["mask"], self, layer)
-            kw = {k: v for k, v in kwargs.items() if k not in ("mask", "training")}
-            first = x[0] if isinstance(x, (list, tuple)) else x
-            if isinstance(first, KT) and first.mask is not None and keras3_drops_mask(node, self.mg.ctx):
-                if not isinstance(layer, (KerasRNN, Bidirectional)):
-                    x = _with_mask(x, None, self, layer)
-                kw[UNAPPLIED_MASK] = True
-            if isinstance(layer, ModelLayer):
-                xs = list(x) if isinstance(x, (list, tuple)) else [x]
-                if len(xs) != len(layer.graph.spec.inputs):
-                    raise ValueError(f"{layer.where}: takes {len(layer.graph.spec.inputs)} input(s), got {len(xs)}")
-                outs = self.graph_outputs(layer.graph, xs)
-            else:
-                outs = self.layer(layer, x, kw)
+        outer, self.b.origin = self.b.origin, layer.where  # what the IR's messages name its nodes by (ir.Node.origin)
+        try:
+            outs = self._call(layer, args, kwargs, node)
+        finally:
+            self.b.origin = outer
         for i, o in enumerate(outs):
             values[Ref(ref.layer, ref.node, i)] = o
         if ref not in values:
             raise FormatError(f"{layer.where}: the model uses its output #{ref.tensor}, the layer gives {len(outs)}")
         return values[ref]
+
+    def _call(self, layer, args, kwargs, node) -> list:
+        """The KTs one call of `layer` gives."""
+        if isinstance(layer, OpNode):
+            return [self.op_node(layer, args, kwargs)]
+        if not args:
+            raise FormatError(f"{layer.where}: a layer call without inputs")
+        x = args[0]
+        if "mask" in kwargs and kwargs["mask"] is not None:
+            x = _with_mask(x, kwargs["mask"], self, layer)
+        kw = {k: v for k, v in kwargs.items() if k not in ("mask", "training")}
+        first = x[0] if isinstance(x, (list, tuple)) else x
+        if isinstance(first, KT) and first.mask is not None and keras3_drops_mask(node, self.mg.ctx):
+            if not isinstance(layer, (KerasRNN, Bidirectional)):
+                x = _with_mask(x, None, self, layer)
+            kw[UNAPPLIED_MASK] = True
+        if isinstance(layer, ModelLayer):
+            xs = list(x) if isinstance(x, (list, tuple)) else [x]
+            if len(xs) != len(layer.graph.spec.inputs):
+                raise ValueError(f"{layer.where}: takes {len(layer.graph.spec.inputs)} input(s), got {len(xs)}")
+            return self.graph_outputs(layer.graph, xs)
+        return self.layer(layer, x, kw)
 
     def layer(self, layer, x, kw) -> list:
         for cls, method in LAYER_LOWERINGS + _conv_lowerings():
