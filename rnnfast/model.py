@@ -57,7 +57,8 @@ class Model:
     def to_pipeline(self):
         """The model as a rnnfast.pipeline.Pipeline (what the exporters write), or FormatError naming the layer or
         node that does not fit one. Only the main output is kept: a PyTorch model's h_n/c_n outputs and h0/c0
-        inputs, and an ONNX graph's final-state outputs, have no place in a pipeline (it starts from zero state)."""
+        inputs, a Keras layer's return_state outputs and an ONNX graph's final-state outputs, have no place in a
+        pipeline (it starts from zero state)."""
         make = getattr(self.graph, "to_pipeline", None)
         if make is None:
             from .errors import FormatError

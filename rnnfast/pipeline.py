@@ -1,7 +1,7 @@
 """The chain form of a model: what the chain writers (.rnnf 1, export-c's chain export) read, and the parts a model
 read as a chain (.rnnf 1, PyTorch, TF 1.x) is built from. It is data only: every model is a graph (graph/chain.py
 builds one of these parts with graph/build.py), and Model.to_pipeline reads this form back off the graph
-(graph/to_pipeline.py; Keras: importers/keras/pipeline.py).
+(graph/to_pipeline.py), for every format.
 
 A Pipeline is one input, one output and a chain of stages:
     [EmbeddingStage] -> RecurrentStage+ (and DenseStage between or after them) -> DenseStage*

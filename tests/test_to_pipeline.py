@@ -80,11 +80,13 @@ def test_keras_stacks_merge_and_masks_carry():
 
 
 @pytest.mark.parametrize("name, why", [
-    ("go_backwards", "go_backwards with return_sequences"),
-    ("seed_stateful_lstm", "stateful"),
-    ("seed_encoder_decoder", "RepeatVector"),
-    ("bidirectional_modes", "one input and one output"),
-    ("functional_mix", "one input and one output"),
+    ("go_backwards", r"layer 'lstm_10' \(LSTM\), node [^ ]+ \(Slice\) does not fit a chain[^:]*: it reverses the "
+                     r"steps.*go_backwards with return_sequences"),
+    ("seed_stateful_lstm", r"layer 'lstm_9' \(LSTM\).*: it keeps its state between calls"),
+    ("seed_encoder_decoder", r"layer 'repeat_vector' \(RepeatVector\)"),
+    ("bidirectional_modes", r"layer 'bi_sum' \(Bidirectional\).*merge_mode other than 'concat'"),
+    ("functional_mix", r"a chain has one input; this model has the inputs \['left', 'right'\]"),
+    ("return_state", r"layer 'gru_7' \(GRU\).*: it is not on the way from the input to output 'lstm_12:0'"),
 ])
 def test_keras_models_that_do_not_fit_are_refused_by_name(name, why):
     model = rnnfast.load(os.path.join(DATA, "keras", f"k3_{name}.keras"))
@@ -205,15 +207,16 @@ def _set_random_weights(rng, graph, width):
     """Weights drawn at random in the shapes the layers ask for, nested models included; returns the width out."""
     from rnnfast.importers.keras.graph import ModelLayer
 
+    gru = lambda c: [(width, 3 * c["units"]), (c["units"], 3 * c["units"]), (2, 3 * c["units"])]
     shapes = {"Embedding": lambda c: [(c["input_dim"], c["output_dim"])],
-              "Dense": lambda c: [(width, c["units"]), (c["units"],)],
-              "GRU": lambda c: [(width, 3 * c["units"]), (c["units"], 3 * c["units"]), (2, 3 * c["units"])]}
+              "Dense": lambda c: [(width, c["units"]), (c["units"],)], "GRU": gru,
+              "Bidirectional": lambda c: 2 * gru(c["layer"]["config"])}  # of a GRU
     for ls, obj in graph.order:
         if isinstance(obj, ModelLayer):
             width = _set_random_weights(rng, obj.graph, width)
         elif ls.cls in shapes:
             obj.set_weights([rng.uniform(-0.5, 0.5, s).astype(np.float32) for s in shapes[ls.cls](ls.config)])
-            width = ls.config.get("units", ls.config.get("output_dim"))
+            width = ls.config.get("units", ls.config.get("output_dim")) or 2 * ls.config["layer"]["config"]["units"]
     return width
 
 
@@ -272,12 +275,54 @@ def test_keras_activation_layers_fold_into_a_linear_dense(rng):
     assert_close(run_chain(p, ids), model.run(ids)[0])
 
 
+def _masked_ids(rng):
+    ids = rng.integers(1, 7, (3, 6))
+    ids[0, 2] = ids[1, 4:] = ids[2, :2] = 0  # masked steps in the middle, at the end, at the start
+    return ids
+
+
+def test_keras_go_backwards_without_sequences_is_a_reverse_layer(rng):
+    model = _keras_sequential(rng, [
+        ("Embedding", {"input_dim": 7, "output_dim": 3, "mask_zero": True, "batch_input_shape": [None, 6]}),
+        ("GRU", {"units": 4, "return_sequences": True, "reset_after": True}),
+        ("GRU", {"units": 3, "go_backwards": True, "reset_after": True}),
+        ("Dense", {"units": 2, "activation": "sigmoid"})])
+    p = model.to_pipeline()
+    assert [type(s).__name__ for s in p.stages] == ["EmbeddingStage", "RecurrentStage", "DenseStage"]
+    assert [l.direction for l in p.stages[1].layers] == ["forward", "reverse"]
+    ids = _masked_ids(rng)
+    assert_close(run_chain(p, ids), model.run(ids)[0])
+
+
+BIDIRECTIONAL_GRU = ("Bidirectional", {"layer": {"class_name": "GRU", "config": {
+    "units": 4, "return_sequences": True, "reset_after": True}}, "merge_mode": "concat"})
+
+
+@pytest.mark.parametrize("order, zero_output", [("bidirectional first", False), ("bidirectional first", True),
+                                                ("bidirectional last", False)])
+def test_keras_stage_gives_its_last_layers_output_for_masked_steps(rng, order, zero_output):
+    """Keras' Bidirectional gives zeros at masked steps, a GRU (by default) its last output: in one stage the last
+    layer's rule is the stage's (the next layer skips masked steps, so no layer reads the one before at them)."""
+    gru = ("GRU", {"units": 3, "return_sequences": True, "reset_after": True, "zero_output_for_mask": zero_output})
+    layers = [BIDIRECTIONAL_GRU, gru] if order == "bidirectional first" else [gru, BIDIRECTIONAL_GRU]
+    model = _keras_sequential(rng, [
+        ("Embedding", {"input_dim": 7, "output_dim": 3, "mask_zero": True, "batch_input_shape": [None, 6]})] + layers)
+    p = model.to_pipeline()
+    assert [type(s).__name__ for s in p.stages] == ["EmbeddingStage", "RecurrentStage"]
+    assert p.stages[1].mask_zero_output == (zero_output if order == "bidirectional first" else True)
+    ids = _masked_ids(rng)
+    assert_close(run_chain(p, ids), model.run(ids)[0])
+
+
 @pytest.mark.parametrize("layers, why", [
     ([("Dense", {"units": 2, "activation": "elu"})],
-     "activation 'elu' does not fit a chain of layers, whose Dense layers take linear, relu"),
-    ([("Activation", {"activation": "relu"})], "Activation layer fits a chain only right after a linear Dense"),
+     r"layer 's_l2' \(Dense\).*: the Elu after it \(folded into it\) is not an activation of a dense stage"),
+    ([("Activation", {"activation": "relu"})],
+     r"layer 's_l2' \(Activation\).*: an activation fits a chain only right after a dense layer"),
+    ([("Dense", {"units": 2, "activation": "relu"}), ("Activation", {"activation": "tanh"})],
+     r"layer 's_l3' \(Activation\).*: an activation fits a chain only right after a dense layer"),
     ([("GRU", {"units": 2, "reset_after": True, "zero_output_for_mask": True})],
-     "zero_output_for_mask without return_sequences"),
+     r"layer 's_l2' \(GRU\).*: it takes some of the steps.*zero_output_for_mask"),
 ])
 def test_keras_layers_that_do_not_fit(rng, layers, why):
     head = [("Embedding", {"input_dim": 7, "output_dim": 3, "mask_zero": True, "batch_input_shape": [None, 6]}),

@@ -134,7 +134,7 @@ class GraphBuilder:
         if len(payload) == 1:  # a lone layer's states are its own: a stack the analysis merges it into keeps them
             payload[0].y_h, payload[0].y_c = outs[1], outs[2]
         attrs = {"_y_layout": SEQ_BATCH_DIR}
-        if mask:
+        if mask or zero_output:  # without a mask the rule changes nothing, but a chain read back keeps it
             attrs["_mask_zero_output"] = int(bool(zero_output))
         y, y_h, y_c = self.node("Recurrent", [x, sequence_lens, h0, c0] + ([mask] if mask else []), attrs, name,
                                 outs, payload)

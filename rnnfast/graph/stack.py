@@ -281,12 +281,12 @@ def _merge_one(graph, opset) -> bool:
         name = f"{a.name}+{b.name}"
         where = f"{b.where.split(': node ')[0]}: " if ": node " in b.where else ""
         where += f"node {name} ({len(layers)} x {layers[0].spec.cell.upper()})"
-        mask, zero_output = _mask(b)
+        mask = _mask(b)[0]
         merged = Node("Recurrent", [a.inputs[0], a.inputs[1], h0[0], c0[0]] + ([mask] if mask else []),
                       [b.outputs[0], "", ""], {"_y_layout": b.attrs["_y_layout"]}, name, where, layers, b.proto,
                       a.origin)  # where the stack starts, which is what its input and initial states are checked at
-        if mask:
-            merged.attrs["_mask_zero_output"] = zero_output
+        if "_mask_zero_output" in b.attrs:  # the last layer's rule is the stack's output's (masks are equal, above)
+            merged.attrs["_mask_zero_output"] = b.attrs["_mask_zero_output"]
         at = graph.nodes.index(b)
         graph.nodes[at:at + 1] = h0[1] + c0[1] + [merged]
         for dead in [a] + glue:

@@ -11,16 +11,20 @@ labels say whether the directions ended up next to each other in the features, b
   other inputs only when their default is zeros and they are initial states (PyTorch's optional h0 / c0);
 - "Recurrent" nodes (graph/stack.py) and the recurrent nodes the analysis leaves as they are (layout 1), with
   constant weights, no sequence_lens and zero initial states; a node reading the previous one's sequence joins its
-  stage (so does a Linear graph/stack.py folded into a first layer's input weights); Greater(ids, 0) as the mask
-  every recurrent node reads (the embedding's mask_zero, with the nodes' rule for masked steps);
+  stage (so does a Linear graph/stack.py folded into a first layer's input weights), whose rule for masked steps is
+  its last layer's (each layer skips the masked steps, so none reads what the one before gives there);
+  Greater(ids, 0) as the mask every recurrent node reads (the embedding's mask_zero);
 - Transpose, Cast to float (of ids: to int32 / int64), views; Slice of a stack's final state to its last layer;
 - MatMul(x, constant W) and Gemm(final state, constant W, constant C) as dense stages, with the bias and the
   Relu / Tanh / Sigmoid that graph/fuse.py folded into them, and an Add, activation or Softmax (over the features)
   right after one.
-The graph's first output is the pipeline's output; further outputs may only be recurrent final states (dropped, as
-a chain starts from zero state and returns one tensor). Anything else is refused naming the node."""
+The graph's first output is the pipeline's output; further outputs may only be final states of its own recurrent
+layers (dropped, as a chain starts from zero state and returns one tensor), and a graph with state loops (a stateful
+model) is none. Anything else is refused naming the node, by the source's layer it was lowered from when it has one
+(ir.Node.origin: Keras)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -68,6 +72,7 @@ class _Converter:
         self.flows, self.size, self.bind = {}, {}, {}  # value -> Flow; label -> size; x0 / x1 -> "T" / "B"
         self.producers = graph.producers()
         self.masked = []  # whether each recurrent node read a mask
+        self.recurrent_nodes = []  # (node, its layers as the stages hold them)
 
     def refuse(self, where, why):
         raise FormatError(f"{where} does not fit {CHAIN}: {why}")
@@ -89,9 +94,14 @@ class _Converter:
 
     def run(self) -> Pipeline:
         g = self.g
+        for out, inp in g.state_loops:  # a stateful model (Keras stateful layers): its state is a graph input
+            node = self.producers.get(out)
+            self.refuse(_at(node) if node is not None else f"{self.where}: output {out!r}",
+                        f"it keeps its state between calls (as input {inp!r} of the next one); a chain starts every "
+                        f"call from zero state")
         main = [n for n in g.inputs if g.defaults.get(n) is not ZEROS]  # zero initial states: what a chain starts from
         if len(main) != 1:
-            raise FormatError(f"{self.where}: a chain has one input; this graph has {list(g.inputs)}")
+            raise FormatError(f"{self.where}: a chain has one input; this model has the inputs {list(g.inputs)}")
         v = g.values[main[0]]
         shape = tuple(v.shape)
         self.size.update(zip(OUTER, shape[:2]))
@@ -123,7 +133,7 @@ class _Converter:
             return
         if op == "Concat":
             if len(flows) != len(ins) or any(f.kind not in ("state", "aux") for f in flows):
-                self.refuse(node.where, "only final states are concatenated in a chain")
+                self.refuse(_at(node), "only final states are concatenated in a chain")
             self.flows[out] = Flow("aux", what="the final states of several layers")  # torch's h_n / c_n
             return
         handler = getattr(self, "op_" + op.lower(), None)
@@ -132,12 +142,12 @@ class _Converter:
         if handler is None and op in ACT_OPS:
             handler = self.activation
         if handler is None:
-            self.refuse(node.where, f"{op} is not one of the reshapes between a chain's layers")
+            self.refuse(_at(node), f"{op} is not one of the reshapes between a chain's layers")
         self.flows[out] = handler(node, ins)
 
     # recurrent nodes ------------------------------------------------------------------------------------------
     def recurrent(self, node, x):
-        where = node.where
+        where = _at(node)
         if node.op == "Recurrent":
             layers = [layer.spec.build_layer(*layer.weights) for layer in node.payload]
             layout, lens, h0, c0 = 0, node.inputs[1], node.inputs[2], node.inputs[3]
@@ -166,13 +176,12 @@ class _Converter:
         stages = list(x.stages)
         if mask:  # the embedding's mask_zero, which every recurrent stage of a chain then reads
             stages[0] = replace(stages[0], mask_zero=True)
-        if x.stack:
-            if stages[-1].mask_zero_output != zero_output:
-                self.refuse(where, "it gives zeros for masked steps and the layer before it does not, or the other "
-                                   "way round; a chain's recurrent stage has one rule")
-            stages[-1] = replace(stages[-1], layers=stages[-1].layers + layers)
+        if x.stack:  # the stage's rule for masked steps is its last layer's: the layers read one mask, so no layer
+            # reads what the one before it gives at a masked step
+            stages[-1] = replace(stages[-1], layers=stages[-1].layers + layers, mask_zero_output=zero_output)
         else:
             stages.append(RecurrentStage(layers, mask_zero_output=zero_output, name=layers[0].name))
+        self.recurrent_nodes.append((node, layers))
         stages = tuple(stages)
         final = stages[:-1] + (replace(stages[-1], return_sequences=False),)
         d, p = self.label("D", layers[-1].n_dirs), self.label("P", layers[-1].output_size)
@@ -206,21 +215,23 @@ class _Converter:
 
     def mask(self, node, mask, x) -> bool:
         """Checks a recurrent node's mask (Keras': id 0 of the embedding's ids masks a step) and returns whether it
-        gives zeros for masked steps. Every recurrent node of a chain reads the mask, or none does."""
+        gives zeros for masked steps (a rule graph/build.py keeps without a mask too, as Keras' Bidirectional has
+        it). Every recurrent node of a chain reads the mask, or none does."""
         self.masked.append(bool(mask))
+        zero_output = bool(node.attrs.get("_mask_zero_output"))
         if not mask:
-            return False
+            return zero_output
         m = self.flows.get(mask)
         if (m is None or m.kind != "mask" or m.axes != x.axes[:2] or not x.stages
                 or not isinstance(x.stages[0], EmbeddingStage)):
-            self.refuse(node.where, "its mask is not id 0 of the embedding's token ids (Greater(ids, 0)) over the "
-                                    "same steps")
-        return bool(node.attrs.get("_mask_zero_output"))
+            self.refuse(_at(node), "its mask is not id 0 of the embedding's token ids (Greater(ids, 0)) over the "
+                                   "same steps")
+        return zero_output
 
     def op_greater(self, node, ins):
         ids, zero = ins[0], self.g.values[node.inputs[1]].const
         if ids is None or ids.kind != "ids" or ins[1] is not None or zero is None or np.size(zero) != 1 or np.any(zero):
-            self.refuse(node.where, "only Greater(token ids, 0), an embedding's mask of id 0, is part of a chain")
+            self.refuse(_at(node), "only Greater(token ids, 0), an embedding's mask of id 0, is part of a chain")
         return Flow("mask", ids.axes)
 
     def final(self, flow):
@@ -238,7 +249,7 @@ class _Converter:
         x = ins[0]
         if node.op in ("Identity", "Dropout"):
             return x
-        return replace(x, axes=self.regroup(x, self.g.values[node.outputs[0]].shape, node.where), open_dense=False)
+        return replace(x, axes=self.regroup(x, self.g.values[node.outputs[0]].shape, _at(node)), open_dense=False)
 
     def regroup(self, x, shape, where) -> tuple:
         """The axes of a view of x with this shape: x's labels in order, cut into runs whose sizes are the new dims.
@@ -274,26 +285,44 @@ class _Converter:
         x, to = ins[0], node.attrs.get("to")
         if to in (ID_TYPES if x.kind == "ids" else FLOAT_TYPES):
             return x
-        self.refuse(node.where, f"Cast to type {to} of a {x.kind} value")
+        self.refuse(_at(node), f"Cast to type {to} of a {x.kind} value")
 
     def op_slice(self, node, ins):
         """Rows of a stack's final state: the last layer's are its final state, the others are left out."""
         x = ins[0]
-        if x.kind != "state":
-            self.refuse(node.where, "Slice is not one of the reshapes between a chain's layers")
         params = self._slice_params(node)
+        if x.kind == "seq":
+            self.refuse(_at(node), self._sequence_slice(x, params))
+        if x.kind != "state":
+            self.refuse(_at(node), "Slice is not one of the reshapes between a chain's layers")
         if params is None or len(params) != 1:
-            self.refuse(node.where, "only the rows of a recurrent stack's final state are sliced in a chain's "
-                                    "graph")
+            self.refuse(_at(node), "only the rows of a recurrent stack's final state are sliced in a chain's "
+                                   "graph")
         axis, start, end, step = params[0]
         k = axis % len(x.axes)
         d, rows = x.rows[1], self.size[x.rows[0]] * self.size[x.rows[1]]
         if self.nonunit(x.axes[k]) != self.nonunit(x.rows) or step != 1:
-            self.refuse(node.where, f"it slices axis {k} of {self.show(x.axes)}, not the layers of a final state")
+            self.refuse(_at(node), f"it slices axis {k} of {self.show(x.axes)}, not the layers of a final state")
         start, end = (max(0, min(v + rows if v < 0 else v, rows)) for v in (start, end))
         if (start, end) != (rows - self.size[d], rows):
             return Flow("aux", what="the final state of a layer before the last")
         return replace(x, axes=x.axes[:k] + ((d,),) + x.axes[k + 1:])
+
+    def _sequence_slice(self, x, params) -> str:
+        """Why a Slice of a sequence is no part of a chain, saying what it takes (and what Keras does so)."""
+        for axis, _, _, step in params or ():
+            labels = x.axes[axis % len(x.axes)]
+            if labels and self.bind.get(labels[0]) == "T":
+                if step < 0:
+                    return ("it reverses the steps, which a chain's layers do not (Keras: go_backwards with "
+                            "return_sequences gives the outputs last step first)")
+                return ("it takes some of the steps; a chain returns the whole sequence or the final state (Keras: "
+                        "without return_sequences, zero_output_for_mask or an initial state make the output the last "
+                        "step's, which is not the final state when the last steps are masked)")
+            if self.is_feat(x, labels):
+                return ("it takes some of the features; a chain's layers pass all of them on (Keras: a Bidirectional "
+                        "merge_mode other than 'concat' takes the directions apart)")
+        return f"it slices a sequence of axes {self.show(x.axes)}, which a chain's layers do not"
 
     def _slice_params(self, node):
         """[(axis, start, end, step)] of constant bounds (inputs from opset 10, attributes before), or None."""
@@ -317,7 +346,7 @@ class _Converter:
         table, ids = self.g.values[node.inputs[0]].const, ins[1]
         if (ins[0] is not None or table is None or ids is None or ids.kind != "ids" or np.ndim(table) != 2
                 or node.attrs.get("axis", 0) % 2):
-            self.refuse(node.where, "only Gather(constant table, token ids) on axis 0 is an embedding")
+            self.refuse(_at(node), "only Gather(constant table, token ids) on axis 0 is an embedding")
         stage = EmbeddingStage(np.asarray(table), name=node.name)
         f = self.label("F", stage.output_size)
         return Flow("seq", ids.axes + ((f,),), (f,), (stage,))
@@ -325,14 +354,14 @@ class _Converter:
     def _features_in(self, node, x):
         x = self.final(x) or x
         if x is None or x.kind != "seq" or not x.axes or not self.is_feat(x, x.axes[-1]):
-            self.refuse(node.where, "its input is not a sequence or final state with features last")
+            self.refuse(_at(node), "its input is not a sequence or final state with features last")
         return x
 
     def op_matmul(self, node, ins):
         x = self._features_in(node, ins[0])
         w, width = self.g.values[node.inputs[1]].const, _product(self.size[l] for l in x.feat)
         if ins[1] is not None or w is None or w.ndim != 2 or w.shape[0] != width:
-            self.refuse(node.where, f"only x @ W with a constant W of shape [{width}, out] is a dense layer")
+            self.refuse(_at(node), f"only x @ W with a constant W of shape [{width}, out] is a dense layer")
         return self._dense(node, x, np.asarray(w).T, node.attrs.get("_bias"))
 
     def op_gemm(self, node, ins):
@@ -341,17 +370,17 @@ class _Converter:
         if (x is None or x.kind != "seq" or not self.batch_and_features(x) or any(f is not None for f in ins[1:])
                 or consts[0] is None or node.attrs.get("transA", 0)
                 or (len(node.inputs) > 2 and node.inputs[2] and consts[1] is None)):
-            self.refuse(node.where, "only Gemm(final state, constant W, constant C) is a dense layer")
+            self.refuse(_at(node), "only Gemm(final state, constant W, constant C) is a dense layer")
         w, c = np.asarray(consts[0]), consts[1] if len(consts) > 1 else None
         w = (w if node.attrs.get("transB", 0) else w.T) * node.attrs.get("alpha", 1.0)
         width = _product(self.size[l] for l in x.feat)
         if w.ndim != 2 or w.shape[1] != width:
-            self.refuse(node.where, f"W does not take {width} features")
+            self.refuse(_at(node), f"W does not take {width} features")
         bias = None
         for b in (None if c is None else np.asarray(c).reshape(-1) * node.attrs.get("beta", 1.0),
                   node.attrs.get("_bias")):
             if b is not None and b.size not in (1, w.shape[0]):
-                self.refuse(node.where, f"C of shape {list(np.shape(c))} is not a bias of the {w.shape[0]} outputs")
+                self.refuse(_at(node), f"C of shape {list(np.shape(c))} is not a bias of the {w.shape[0]} outputs")
             if b is not None:
                 bias = np.broadcast_to(b, (w.shape[0],)) + (0 if bias is None else bias)
         return self._dense(node, x, w, bias)
@@ -359,8 +388,8 @@ class _Converter:
     def _dense(self, node, x, weight, bias):
         act = node.attrs.get("_act")
         if act and act[0] not in DENSE_ACTS:
-            self.refuse(node.where, f"the {FUSED_OPS.get(act[0], act[0])} after it (folded into it) is not an "
-                                    f"activation of a dense stage (relu, tanh, sigmoid, softmax)")
+            self.refuse(_at(node), f"the {FUSED_OPS.get(act[0], act[0])} after it (folded into it) is not an "
+                                   f"activation of a dense stage (relu, tanh, sigmoid, softmax)")
         stage = DenseStage(weight, bias, DENSE_ACTS[act[0]] if act else "linear", name=node.name)
         f = self.label("F", stage.output_size)
         return Flow("seq", x.axes[:-1] + ((f,),), (f,), x.stages + (stage,), open_dense=not act)
@@ -371,17 +400,17 @@ class _Converter:
         last = x.stages[-1] if x.stages else None
         if (not x.open_dense or last.bias is not None or b is None or ins[1 - k] is not None
                 or b.size != last.output_size or b.shape[-1:] != (last.output_size,)):
-            self.refuse(node.where, "only a constant bias [out] added right after a MatMul is part of a dense layer")
+            self.refuse(_at(node), "only a constant bias [out] added right after a MatMul is part of a dense layer")
         return replace(x, stages=x.stages[:-1] + (replace(last, bias=np.asarray(b).reshape(-1)),))
 
     def activation(self, node, ins):
         x = ins[0]
         if not x.open_dense:
-            self.refuse(node.where, "an activation fits a chain only right after a dense layer")
+            self.refuse(_at(node), "an activation fits a chain only right after a dense layer")
         if node.op == "Softmax":
             axis = node.attrs.get("axis", -1 if self.opset is None or self.opset >= 13 else 1)
             if axis % len(x.axes) != len(x.axes) - 1:
-                self.refuse(node.where, f"softmax over axis {axis}, not the features")
+                self.refuse(_at(node), f"softmax over axis {axis}, not the features")
         last = replace(x.stages[-1], activation=ACT_OPS[node.op])
         return replace(x, stages=x.stages[:-1] + (last,), open_dense=False)
 
@@ -406,6 +435,11 @@ class _Converter:
             if name not in self.flows or self.flows[name].kind not in ("state", "aux"):
                 self.refuse(f"{self.where}: output {name!r}", "a chain has one output; only final-state outputs "
                                                               "may be left out")
+        on_path = {id(l) for s in out.stages if isinstance(s, RecurrentStage) for l in s.layers}
+        for node, layers in self.recurrent_nodes:  # one off the output's path: its final states are a branch's outputs
+            if not all(id(l) in on_path for l in layers):
+                self.refuse(_at(node), f"it is not on the way from the input to output {g.outputs[0]!r}; a chain is "
+                                       f"one path of layers, and its final-state outputs are the path's own")
         order = tuple(self.bind[a] for a in OUTER)
         axes, sequence = out.axes, _returns_sequence(out)
         if sequence:  # in the input's layout
@@ -420,6 +454,20 @@ class _Converter:
             self.refuse(where, f"its axes are {self.show(axes)}; a chain returns {list(order) + ['F']} (the "
                                f"input's layout) or [B, F]")
         return Pipeline(list(out.stages), batch_first=order == ("B", "T"), name=g.name, source=self.where)
+
+
+def refuse_unfit(name: str, reason: str):
+    """FormatError for a model whose IR could not be made or analysed, for `reason` (graph/infer.py's Unfit): naming
+    the node or layer it names ("file: node n (Op): why", "file: layer 'n' (LSTM): why") the way a refusal does."""
+    m = re.fullmatch(r"(.*?: (?:node .*? \([\w.]+\)|layer .*? \([^)]*\))): (.*)", reason or "", re.S)
+    if m:
+        raise FormatError(f"{m[1]} does not fit {CHAIN}: {m[2]}")
+    raise FormatError(f"{name} does not fit {CHAIN}: {reason}")
+
+
+def _at(node) -> str:
+    """How a refusal names a node: by the source's layer it was lowered from (ir.Node.origin), when it has one."""
+    return f"{node.origin}, node {node.name} ({node.op})" if node.origin else node.where
 
 
 def _returns_sequence(flow) -> bool:

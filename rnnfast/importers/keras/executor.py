@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import FormatError
 from ...graph.infer import Unfit
 from .lower import lower_keras
 
 
+# What a lowering raises at a form it does not expect (a FormatError, though a ValueError, is the file's fault and
+# goes to the user as it is)
+UNEXPECTED = (ValueError, KeyError, IndexError, TypeError, AttributeError, ArithmeticError)
+
+
 def compile_keras(model_graph):
     """(CompiledKeras, None), or (None, why) when a layer has no lowering or the C executor cannot take the graph."""
-    from ...errors import FormatError
     from ...graph.build import OPSET
     from ...graph.runtime import compile_graph
 
@@ -24,11 +29,30 @@ def compile_keras(model_graph):
         return None, str(e)
     except FormatError:
         raise
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, ArithmeticError) as e:
+    except UNEXPECTED as e:
         # a form the lowering does not expect: the numpy path loads the model and names what is wrong, if anything
         return None, (f"{model_graph.source}: rnnfast could not translate the model for the C executor "
                       f"({type(e).__name__}: {e})")
     return CompiledKeras(compiled, lowered, model_graph.source), None
+
+
+def analysed_keras(model_graph):
+    """The model's analysed graph IR without the C executor's lowering (for a model the executor does not run, or
+    told to run layer by layer), or FormatError naming the layer that has no IR form."""
+    from ...graph.analysis import analyse
+    from ...graph.build import OPSET
+    from ...graph.to_pipeline import refuse_unfit
+
+    try:
+        graph = lower_keras(model_graph).builder.graph()
+        analyse(graph, OPSET)
+    except Unfit as e:
+        refuse_unfit(model_graph.source, str(e))
+    except FormatError:
+        raise
+    except UNEXPECTED as e:
+        refuse_unfit(model_graph.source, model_graph.unfit_reason or f"{type(e).__name__}: {e}")
+    return graph
 
 
 class CompiledKeras:

@@ -381,14 +381,21 @@ class KerasModelGraph:
             self.executor.reset_states()
 
     def to_pipeline(self):
-        from .pipeline import keras_to_pipeline
+        """The chain read off the model's analysed graph IR (graph/to_pipeline.py), as for every format, named as
+        the Keras model is."""
+        import dataclasses
 
-        return keras_to_pipeline(self)
+        from ...graph.to_pipeline import graph_to_pipeline
+        from .executor import analysed_keras
+
+        ir = self.compiled.graph if self.compiled is not None else analysed_keras(self)
+        return dataclasses.replace(graph_to_pipeline(ir, self.source), name=self.graph.spec.name, source=self.source)
 
     def quantized(self, weight_dtype: str) -> "KerasModelGraph":
         """The same model (inputs, outputs, masks, stateful layers), its recurrent weights stored in weight_dtype
-        (rnnfast/quantize.py): the C graph's stacks by CompiledGraph.quantized, and the layers of the numpy path
-        (what `rnnfast verify` and to_pipeline read) by the same rule, so both compute with the same weights.
+        (rnnfast/quantize.py): the C graph's stacks by CompiledGraph.quantized (what to_pipeline reads), and the
+        layers of the numpy path (what `rnnfast verify` reads) by the same rule, so both compute with the same
+        weights.
         None when the C executor does not run this model (Model.quantize then says why)."""
         import copy
 

@@ -5,10 +5,8 @@ analysed again here, without the lowering to C, so what only the C lowering refu
 a pipeline computes in float32) still converts. Anything the analysis refuses is refused by the node it names."""
 from __future__ import annotations
 
-import re
-
 from ...errors import FormatError
-from ...graph.to_pipeline import CHAIN, graph_to_pipeline
+from ...graph.to_pipeline import graph_to_pipeline, refuse_unfit
 from ...pipeline import Pipeline
 
 
@@ -22,22 +20,14 @@ def onnx_to_pipeline(graph) -> Pipeline:
 
     proto = getattr(graph, "proto", None)
     if proto is None:
-        _refuse(graph.name, graph.unfit_reason)
+        refuse_unfit(graph.name, graph.unfit_reason)
     try:
         ir, opset = lower_model(proto, graph.name)
         analyse(ir, opset)
     except Unfit as e:
-        _refuse(graph.name, str(e))
+        refuse_unfit(graph.name, str(e))
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, ArithmeticError, RecursionError) as e:
         if isinstance(e, FormatError):
             raise
-        _refuse(graph.name, graph.unfit_reason)  # a form the analysis does not expect: compile_onnx said what
+        refuse_unfit(graph.name, graph.unfit_reason)  # a form the analysis does not expect: compile_onnx said what
     return graph_to_pipeline(ir, graph.name, opset)
-
-
-def _refuse(name, reason):
-    """The analysis names the node it stops at ("file: node n (Op): why"): the refusal names it the same way."""
-    m = re.fullmatch(r"(.*?: node .*? \([\w.]+\)): (.*)", reason or "", re.S)
-    if m:
-        raise FormatError(f"{m[1]} does not fit {CHAIN}: {m[2]}")
-    raise FormatError(f"{name} does not fit {CHAIN}: {reason}")
