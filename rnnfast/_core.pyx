@@ -8,7 +8,7 @@ from libc.string cimport memset
 
 import numpy as np
 
-from rnnfast.errors import MemoryLimitError
+from rnnfast.errors import EngineError, InstructionSetError, MemoryLimitError
 from rnnfast.limits import check_bytes, memory_limit_from_env
 
 cimport numpy as cnp
@@ -42,21 +42,23 @@ Y_SEQ_DIR_BATCH = 0
 Y_SEQ_BATCH_DIR = 1
 
 
-class EngineError(RuntimeError):
-    """The C engine refused a call that the Python layer should have caught first (a bug in rnnfast)."""
-
-
 cdef int check(rnnf_status status, str what) except -1:
+    """A C status as the exception README's "Errors" documents for it."""
     if status == RNNF_OK:
         return 0
     msg = f"{what}: {rnnf_status_str(status).decode()}"
     if status == RNNF_ERR_NOMEM:
-        raise MemoryError(msg)
+        raise MemoryLimitError(msg)
     if status == RNNF_ERR_ISA:
-        raise RuntimeError(msg)
+        raise InstructionSetError(msg)
     if status in (RNNF_ERR_ARG, RNNF_ERR_SHAPE, RNNF_ERR_UNSUPPORTED):
         raise ValueError(msg)
     raise EngineError(msg)
+
+
+def out_of_memory(str what):
+    """The error for an allocation of the binding's own that failed."""
+    return MemoryLimitError(f"{what}: out of memory")
 
 
 def isa_compiled():
@@ -256,7 +258,7 @@ cdef class CModel:
             raise ValueError("a model needs at least one recurrent layer")
         c_descs = <rnnf_layer_desc *>calloc(n, sizeof(rnnf_layer_desc))
         if c_descs == NULL:
-            raise MemoryError()
+            raise out_of_memory("building the C model")
         keep = []
         try:
             self.layers = []
@@ -269,7 +271,7 @@ cdef class CModel:
             free(c_descs)
         self.dims = <LayerDims *>calloc(n, sizeof(LayerDims))
         if self.dims == NULL:
-            raise MemoryError()
+            raise out_of_memory("building the C model")
         for i, lay in enumerate(self.layers):
             self.dims[i] = LayerDims(lay["cell"], lay["n_dirs"], lay["input_size"], lay["hidden_size"],
                                      lay["out_size"])
@@ -370,7 +372,7 @@ cdef class CModel:
         if L > LOCAL_LAYERS:
             ptrs = <const float **>calloc(4 * L, sizeof(float *))
             if ptrs == NULL:
-                raise MemoryError()
+                raise out_of_memory("running the model")
         else:
             memset(local_ptrs, 0, sizeof(local_ptrs))
         try:
@@ -456,7 +458,7 @@ cdef class CStream:
         self.st = NULL
         self.lock = PyThread_allocate_lock()
         if self.lock == NULL:
-            raise MemoryError()
+            raise out_of_memory("making a stream")
         self.model = model
         self.batch = batch
         self.input_size = model.layers[0]["input_size"]

@@ -20,7 +20,7 @@ cdef void *take(list pool, size_t n) except NULL:
     """malloc'd memory freed with the pool (after rnnf_graph_create has copied everything)."""
     cdef void *p = malloc(n if n else 1)
     if p == NULL:
-        raise MemoryError()
+        raise out_of_memory("building the C graph")
     pool.append(<size_t>p)
     return p
 

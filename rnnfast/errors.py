@@ -13,15 +13,25 @@ class FormatError(ValueError):
 
 
 class MemoryLimitError(ValueError, MemoryError):
-    """A model would need more memory than the limit (RNNFAST_MAX_MEMORY, default 4 GiB) for these inputs or at load;
-    refused before anything is allocated. Both a ValueError (bad input, like every other refusal) and a
-    MemoryError (what it is about)."""
+    """A model would need more memory than the limit (RNNFAST_MAX_MEMORY, default 4 GiB) for these inputs or at load,
+    refused before anything is allocated; or an allocation of the C engine failed (the machine is out of memory).
+    Both a ValueError (bad input, like every other refusal) and a MemoryError (what it is about)."""
 
 
 class DeclaredSizeError(FormatError, MemoryLimitError):
     """A file declares a size that loading it would have to allocate (a tensor, a zip member, a dataset, a pickle
     memo index) over the memory budget (rnnfast.load's max_memory, RNNFAST_MAX_MEMORY), or data that would inflate
     more than any real model's weights do; refused before allocating, naming the file, the entry and the size."""
+
+
+class InstructionSetError(RuntimeError):
+    """RNNFAST_ISA (read when the C engine is first imported) names a kernel table this build did not compile or this CPU cannot
+    run; the message lists both sets. Not a silent fallback to another table: the choice was asked for."""
+
+
+class EngineError(RuntimeError):
+    """The C engine refused a call that rnnfast's own checks should have refused first, naming the call and the C
+    status: a bug in rnnfast, to be reported."""
 
 
 class OptionError(TypeError):

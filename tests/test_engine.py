@@ -6,13 +6,16 @@ this file pins down the properties DESIGN.md promises of the engine.
 """
 import itertools
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import assert_close, random_layer
+from conftest import assert_close, package_env, random_layer
 from rnnfast import _core, engine
 from rnnfast.engine import ACTIVATION_CODES, CompiledStack
+from rnnfast.errors import InstructionSetError
 
 HIDDEN_TAILS = [1, 7, 8, 15, 16, 17, 33, 64]  # every remainder of the 16-unit blocks and 8-lane vectors
 OTHER_ISAS = [isa for isa in _core.isa_supported() if isa != "ref"]
@@ -264,8 +267,16 @@ def test_activations_against_float64(isa, table, name, alpha, beta, exact):
 
 
 def test_unknown_isa_is_an_error(isa):
-    with pytest.raises(RuntimeError, match="RNNFAST_ISA='nonsense'"):
+    with pytest.raises(InstructionSetError, match=r"RNNFAST_ISA='nonsense' \(compiled: .*, supported here: .*\): "
+                                                  r"instruction set not available"):
         _core.isa_select("nonsense")
+
+
+def test_unsupported_isa_in_the_environment_stops_the_engine_import():
+    r = subprocess.run([sys.executable, "-c", "import rnnfast.engine"], capture_output=True, text=True, cwd="/",
+                       env=package_env(RNNFAST_ISA="nonsense"))
+    assert r.returncode != 0
+    assert "rnnfast.errors.InstructionSetError: RNNFAST_ISA='nonsense'" in r.stderr, r.stderr
 
 
 def test_c_layer_checks_stacked_sizes():
