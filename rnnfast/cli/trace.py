@@ -1,10 +1,14 @@
-"""Watch (or replace) every recurrent computation of one model run.
+"""Watch (or replace) every recurrent computation of one model run: what `rnnfast verify` (per-layer checks, the
+float64 reference oracle) and `rnnfast inspect` (each layer's shapes) are built on.
 
-Every recurrent layer of every importer's graph reaches the C engine through `engine.CompiledStack.run`
-(`engine.run_layer` runs a one-layer stack, pipelines run whole stacks). Patching that one method for the
-duration of a run therefore records each recurrent layer's exact inputs and outputs (for per-layer checks and
-shapes), or runs the whole model with the float64 reference in place of the engine, through the model's own
-glue code, without any importer knowing about it.
+`recording` replaces `engine.CompiledStack.run` for the duration of a block, and `engine.run_is_traced()` then says
+so. The C graph executor runs a whole model in one call that makes no such call, so a traced model runs node by node
+instead: a chain graph (.rnnf 1, PyTorch, TF 1.x) through graph/interpret.py, an ONNX model through its node-by-node
+path, a Keras model layer by layer; each recurrent stack there reaches the engine through that one method. The
+replacement records each call's exact inputs, options and outputs (`Call`), or computes it with the float64
+reference (rnnfast/reference.py) instead of the engine, without any importer knowing about it. A .rnnf 2 file holds
+the executor's description only, no graph to run node by node: it runs in one C call, traced or not, so nothing is
+recorded or replaced for it.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from .. import engine, reference
 
 @dataclass
 class Call:
-    layers: list  # the RecurrentLayers run by this call (one, or a pipeline's stack)
+    layers: list  # the RecurrentLayers run by this call (one, or a stack run whole)
     x: np.ndarray
     options: dict  # sequence_lens, initial_h, initial_c, mask, mask_zero_output
     outputs: tuple  # (y [T, D, B, P], [y_h per layer], [y_c per layer or None])

@@ -430,7 +430,7 @@ class OnnxGraph:
                           optional)
 
     def run(self, feeds: dict, output_names=None) -> list:
-        # While rnnfast verify watches CompiledStack.run (commands/trace.py), the graph runs node by node for it.
+        # While rnnfast verify watches CompiledStack.run (cli/trace.py), the graph runs node by node for it.
         if self.compiled is not None and output_names is None and not engine.run_is_traced():
             return self.compiled.run(_ordered_feeds(self, feeds))
         values = dict(self.consts)
