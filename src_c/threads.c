@@ -34,11 +34,13 @@ long long rnnf_monotonic_ns(void)
  * LSTM-512 call 4 ms -> 12-28 ms, then judged contended) with a spin of 4000 PAUSEs (~50 us on this Xeon). In time,
  * not PAUSEs: a PAUSE takes 10-140 cycles from one core to another. */
 #define RNNF_SPIN_NS 200000
-/* After a release that woke sleepers, the next wait spins this long before it sleeps itself: the woken thread is
- * on its way but its vCPU may take milliseconds to run again (0.1-9 ms measured), and a waiter that gave up at
- * 200 us halted its own vCPU, so the woken one found it asleep at the next barrier and woke it in turn: once one
- * wait slept, every step of the call paid a wake-up (a bidirectional LSTM-512 call 8 ms -> 48-58 ms on a quiet
- * machine). Spinning here waits for a thread known to be coming, not for a core that may never be free. */
+/* After a release that woke sleepers, the next wait keeps waiting up to this long before it sleeps itself: the
+ * woken thread is on its way but its vCPU may take milliseconds to run again (0.1-9 ms measured), and a waiter that
+ * gave up at 200 us halted its own vCPU, so the woken one found it asleep at the next barrier and woke it in turn:
+ * once one wait slept, every step of the call paid a wake-up (a bidirectional LSTM-512 call 8 ms -> 48-58 ms on a
+ * quiet machine). Past the usual spin it yields instead of PAUSEs: on a busy machine the woken thread may be queued
+ * on this very CPU, and a waiter that kept the CPU for 10 ms made every step wait out a time slice (one 2-thread
+ * call 812 ms beside four busy processes). */
 #define RNNF_SPIN_AFTER_WAKE_NS 10000000
 #define RNNF_SPINS_PER_CLOCK_READ 64
 /* The machine is contended when more than one barrier step in this many slept, counted over the last
@@ -120,14 +122,21 @@ int rnnf_barrier_wait(rnnf_barrier *b, int *local_sense)
         if (sleepers) wake_all(b);
         return 0;
     }
-    const long long spin_until =
-        rnnf_monotonic_ns() + (__atomic_load_n(&b->woke, __ATOMIC_RELAXED) ? RNNF_SPIN_AFTER_WAKE_NS : RNNF_SPIN_NS);
+    const long long t0 = rnnf_monotonic_ns();
+    const long long spin_until = t0 + RNNF_SPIN_NS;
     do {
         for (int spins = 0; spins < RNNF_SPINS_PER_CLOCK_READ; spins++) {
             if (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) == want) return 0;
             RNNF_PAUSE();
         }
     } while (rnnf_monotonic_ns() < spin_until);
+    if (__atomic_load_n(&b->woke, __ATOMIC_RELAXED)) {
+        const long long yield_until = t0 + RNNF_SPIN_AFTER_WAKE_NS;
+        do {
+            if (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) == want) return 0;
+            sched_yield();
+        } while (rnnf_monotonic_ns() < yield_until);
+    }
     __atomic_add_fetch(&b->sleeps, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&b->sense, __ATOMIC_SEQ_CST) != want) sleep_while_sense_is(b, !want);
