@@ -342,10 +342,32 @@ def _pipeline_layers(graph) -> list:
     return out
 
 
+# --- .rnnf 2 and the graph containers (.npz, .safetensors): the C executor's description ------------------------
+def _rnnf_graph_layers(desc) -> list:
+    """Each recurrent node's layers (the objects verify and inspect watch run, graph/watched.py) and each other node
+    with float constants (its weights), in If branches too."""
+    from ..graph.compile import OP, OP_NAMES
+
+    out = []
+    for op, name, ins, _, iattr, _, layers in desc["nodes"]:
+        if op == OP["RECURRENT"]:
+            out += [_canonical(d["layer"], "rnnf", d["layer"].name or f"{name} layer {k}")
+                    for k, d in enumerate(layers)]
+        elif op == OP["IF"]:
+            for i in iattr[:2]:
+                out += _rnnf_graph_layers(desc["subgraphs"][i])
+        else:
+            consts = {desc["tensors"][t][5]: list(desc["tensors"][t][3].shape) for t in ins
+                      if t >= 0 and desc["tensors"][t][3] is not None and desc["tensors"][t][0] == 0}
+            if consts:
+                out.append(LayerInfo(name, OP_NAMES[op], _size(consts.values()), consts))
+    return out
+
+
 def source_framework(model) -> str:
     kind = type(model.graph).__name__
     return {"OnnxGraph": "onnx", "CompiledOnnxGraph": "onnx", "KerasModelGraph": "keras", "TorchGraph": "torch",
-            "TorchCellGraph": "torch", "ChainGraph": "rnnf", "TF1Graph": "tf1"}.get(kind, kind)
+            "TorchCellGraph": "torch", "ChainGraph": "rnnf", "RnnfGraph": "rnnf", "TF1Graph": "tf1"}.get(kind, kind)
 
 
 def layers(model) -> list:
@@ -358,7 +380,8 @@ def layers(model) -> list:
     if framework == "torch":
         return _torch_layers(model.graph)
     if framework == "rnnf":
-        return _pipeline_layers(model.graph)
+        g = model.graph
+        return _rnnf_graph_layers(g.compiled.desc) if hasattr(g, "compiled") else _pipeline_layers(g)
     if framework == "tf1":
         return _tf1_layers(model.graph)
     return []
@@ -382,7 +405,7 @@ def int_input_range(model, name: str, seq_len: int) -> tuple:
     g = model.graph
     if framework in ("torch", "tf1") and g.embedding is not None and name == "input":
         return 0, g.embedding.weight.shape[0]
-    if framework == "rnnf" and g.takes_ids:
+    if framework == "rnnf" and getattr(g, "takes_ids", False):
         return 0, g.vocab
     if framework == "keras":
         vocab = [obj.input_dim for _, obj in g.graph.order if type(obj).__name__ == "Embedding"]

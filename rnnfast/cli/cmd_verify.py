@@ -21,15 +21,20 @@ def add_parser(sub):
         "verify", help="compare a model's outputs with the float64 reference, onnxruntime, or its own framework",
         description="Run FILE with rnnfast and compare every output with the oracles of --against: `reference`, "
                     "the same model computed with the float64 numpy reference (rnnfast/reference.py) in place of "
-                    "the C engine for every recurrent layer; `onnxruntime`, on the ONNX model (the file itself, or "
+                    "the C engine for every recurrent layer (every format, a .rnnf 2 file included: it reads the "
+                    "same file, so it checks the engine's float32 arithmetic, not whether the file holds the "
+                    "weights of its source; a model that computes no recurrent layer has nothing for it to "
+                    "compute, which verify says, and with --against reference or --layers is an error); "
+                    "`onnxruntime`, on the ONNX model (the file itself, or "
                     "the model's ONNX export when this build has an exporter), with onnx.reference where "
                     "onnxruntime refuses the model; `torch` or `keras`, the file loaded and run by its own "
                     "framework in a separate Python process (--python), which catches a wrong reading of the file "
                     "(TorchScript, whole pickled modules and Keras models are independent checks; a state_dict "
                     "stores no architecture, so torch runs modules built from rnnfast's reading of the settings, "
                     "which checks the weights but not those settings). The framework is never imported by rnnfast "
-                    "nor needed by it. Prints the max abs and max relative error per output; --layers adds one "
-                    "line per recurrent layer, comparing the engine with the reference on that layer's own inputs. "
+                    "nor needed by it. Prints the max abs and max relative error of each output as `rnnfast run` "
+                    "computes it; --layers adds one line per recurrent layer, comparing the engine with the "
+                    "reference on that layer's own inputs. "
                     "Inputs not given by --inputs / --input / --value are random (seeded; the seed and shapes are "
                     "printed). Stateful Keras layers start from zero state.",
         epilog=EXIT_CODES_HELP)
@@ -111,8 +116,14 @@ def collect(args) -> dict:
     try:
         progress.update(0, "rnnfast")
         _reset(model)
-        with recording() as calls:
-            outs = run_checked(model, feeds, unsure, source)
+        outs = run_checked(model, feeds, unsure, source)  # as `rnnfast run` computes them: in one C call if it can
+        calls = []
+        if args.layers:  # each recurrent layer's engine run, watched (cli/trace.py)
+            _reset(model)
+            with recording() as calls:
+                model.run(feeds)
+            if not calls:
+                raise CliError(f"--layers: the run of {args.file} computed no recurrent layer to compare")
         _reset(model)
         for k, name in enumerate(oracles):
             progress.update(1 + k, "float64 reference" if name == "reference" else name)
@@ -137,8 +148,13 @@ def collect(args) -> dict:
 def _against_reference(args, model, kind, feeds, outs, notes, explicit, python):
     from .trace import recording
 
-    with recording(use_reference=True):
+    with recording(use_reference=True) as calls:
         ref_outs = model.run(feeds)
+    if not calls:  # the same run as rnnfast's: a comparison would be rnnfast against itself
+        why = f"the run of {args.file} computed no recurrent layer for the float64 reference to replace"
+        if explicit:
+            raise CliError(f"--against reference: {why}")
+        return [], {"how": f"not run: {why}", "independent": False}
     rows = [{"against": "float64 reference", "output": name, **errors(got, want)}
             for name, got, want in zip(model.output_names, outs, ref_outs)]
     return rows, {"how": "rnnfast's own graph with every recurrent layer computed by the float64 numpy reference "

@@ -2,13 +2,15 @@
 float64 reference oracle) and `rnnfast inspect` (each layer's shapes) are built on.
 
 `recording` replaces `engine.CompiledStack.run` for the duration of a block, and `engine.run_is_traced()` then says
-so. The C graph executor runs a whole model in one call that makes no such call, so a traced model runs node by node
-instead: a chain graph (.rnnf 1, PyTorch, TF 1.x) through graph/interpret.py, an ONNX model through its node-by-node
-path, a Keras model layer by layer; each recurrent stack there reaches the engine through that one method. The
-replacement records each call's exact inputs, options and outputs (`Call`), or computes it with the float64
-reference (rnnfast/reference.py) instead of the engine, without any importer knowing about it. A .rnnf 2 file holds
-the executor's description only, no graph to run node by node: it runs in one C call, traced or not, so nothing is
-recorded or replaced for it.
+so. The C graph executor runs a whole model in one call that makes no such call, so a traced model runs otherwise:
+a chain graph (.rnnf 1, PyTorch, TF 1.x) node by node through graph/interpret.py, an ONNX model through its
+node-by-node path, a Keras model layer by layer, and a .rnnf 2 file (or a graph in .npz / .safetensors), which
+holds only the executor's description, in the C executor with each recurrent node handed back to Python
+(graph/watched.py); each recurrent layer there reaches the engine through that one method. The replacement records
+each call's exact inputs, options and outputs (`Call`), or computes it with the float64 reference
+(rnnfast/reference.py) instead of the engine, without any importer knowing about it. A run that makes no call
+(a model without recurrent layers) has nothing recorded or replaced, and verify says so rather than compare the
+model with itself.
 """
 from __future__ import annotations
 

@@ -32,12 +32,18 @@ def run_by_nodes(graph, arrays: list, n_threads=None) -> list:
 
 
 def _stack(node, args, n_threads):
-    """Y [T, B, D, P], Y_h [L*D, B, P], Y_c [L*D, B, H] as the Recurrent node gives them (_y_layout 1), one engine
-    call per layer, so what watches the engine sees each layer on its own input (as an ONNX file's layer nodes)."""
-    x, lens, h0, c0 = args[:4]
-    mask = args[4] if len(args) > 4 else None
-    zero_output = bool(node.attrs.get("_mask_zero_output"))
+    """Y [T, B, D, P], Y_h [L*D, B, P], Y_c [L*D, B, H] as the Recurrent node gives them (_y_layout 1)."""
     layers = [layer.spec.build_layer(*layer.weights) for layer in node.payload]
+    y, h, c = run_layers(layers, *args[:4], mask=args[4] if len(args) > 4 else None,
+                         zero_output=bool(node.attrs.get("_mask_zero_output")), n_threads=n_threads)
+    return [y.transpose(0, 2, 1, 3), h, c]
+
+
+def run_layers(layers, x, lens=None, h0=None, c0=None, mask=None, zero_output=False, n_threads=None):
+    """A stack of layers as the C recurrent node runs it (src_c/graph/recurrent_node.c), one engine call per layer,
+    so what watches the engine sees each layer on its own input (as an ONNX file's layer nodes): the last layer's
+    Y [T, D, B, P], Y_h [L*D, B, P] and Y_c [L*D, B, H] (None where the layers' sizes differ or have no cell
+    state)."""
     rows = lambda s, at, n: None if s is None else [s[at:at + n]]
     x, hs, cs, at = np.ascontiguousarray(x, np.float32), [], [], 0
     for layer in layers:
@@ -45,10 +51,10 @@ def _stack(node, args, n_threads):
         y, h, c = engine.CompiledStack([layer]).run(x, sequence_lens=lens, initial_h=rows(h0, at, d),
                                                     initial_c=rows(c0, at, d), mask=mask,
                                                     mask_zero_output=zero_output, n_threads=n_threads)
-        y = y.transpose(0, 2, 1, 3)
-        x, at = np.ascontiguousarray(y.reshape(y.shape[0], y.shape[1], -1)), at + d
+        merged = y.transpose(0, 2, 1, 3)
+        x, at = np.ascontiguousarray(merged.reshape(merged.shape[0], merged.shape[1], -1)), at + d
         hs += list(h)
         cs += list(c or ())
     h = np.concatenate(hs) if len({a.shape for a in hs}) == 1 else None
     c = np.concatenate(cs) if cs and cs[0] is not None and len({a.shape for a in cs}) == 1 else None
-    return [y, h, c]
+    return y, h, c

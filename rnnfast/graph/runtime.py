@@ -72,6 +72,17 @@ class CompiledGraph:
             todo += d["subgraphs"]
         return n
 
+    def watched(self) -> "CompiledGraph":
+        """This graph with every recurrent layer run through engine.CompiledStack.run (graph/watched.py), for what
+        watches the engine (cli/trace.py); itself when it has none. Built on first use."""
+        from .watched import watched_desc
+
+        if self.__dict__.get("_watched") is None:
+            desc = watched_desc(self.desc, self.c_graph.where)
+            self._watched = self if desc is None else CompiledGraph.from_desc(
+                desc, self.graph, self.n_threads, self.c_graph.where, self.state_pairs)
+        return self._watched
+
     def run(self, arrays: list, n_threads=None, into=None) -> list:
         """arrays: the inputs in order (the binding converts any that are not C-contiguous of the declared dtype)."""
         return self.c_graph.run(arrays, int(n_threads or self.n_threads), into)

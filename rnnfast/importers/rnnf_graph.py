@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from .. import rnnf_spec as spec
+from .. import engine
 from ..engine import layer_desc
 from ..errors import FormatError
 from ..graph.compile import DTYPE_CODES, OP
@@ -447,7 +448,9 @@ class RnnfGraph:
         if missing:
             raise ValueError(f"{self.name}: missing input(s) {missing} (inputs: {[i.name for i in self.inputs]}; "
                              f"optional: {[i.name for i in self.inputs if i.optional]})")
-        outs = self.compiled.run([feeds.get(i.name) for i in self.inputs])  # None: the input's default
+        # rnnfast verify / inspect watch every recurrent layer's engine run, which the one C call would not make
+        compiled = self.compiled.watched() if engine.run_is_traced() else self.compiled
+        outs = compiled.run([feeds.get(i.name) for i in self.inputs])  # None: the input's default
         if output_names is None:
             return outs
         by_name = dict(zip(self.compiled.output_names, outs))
