@@ -280,11 +280,39 @@ cdef class CGraph:
         """inputs: arrays of the graph inputs' dtypes, in order (others are converted). Returns the outputs as a list.
         into: None, or per output None or an array of the output's dtype and shape to write it into (a stream's
         state buffers), never one of the inputs."""
+        cdef rnnf_graph_state *st
+        cdef bint owned = False
+        cdef rnnf_status status
+        if rnnf_py_try_lock(&self.busy):
+            if self.cached == NULL:
+                status = rnnf_graph_state_create(self.ptr, &self.cached)
+                if status != RNNF_OK:
+                    rnnf_py_unlock(&self.busy)
+                    check(status, self.where)
+                rnnf_graph_state_set_memory_limit(self.cached, self.memory_limit)
+            st = self.cached
+        else:  # another thread is running this graph: plan in a state of our own
+            st = self.new_state()
+            owned = True
+        try:
+            return self.run_in(st, inputs, n_threads, into)
+        finally:
+            if owned:
+                rnnf_graph_state_free(st)
+            else:
+                rnnf_py_unlock(&self.busy)
+
+    cdef rnnf_graph_state *new_state(self) except NULL:
+        cdef rnnf_graph_state *st = NULL
+        check(rnnf_graph_state_create(self.ptr, &st), self.where)
+        rnnf_graph_state_set_memory_limit(st, self.memory_limit)
+        return st
+
+    cdef list run_in(self, rnnf_graph_state *st, list inputs, int n_threads, list into):
+        """run() in state st, which the caller holds for the call."""
         cdef rnnf_tensor tin[LOCAL_TENSORS]
         cdef rnnf_tensor tout[LOCAL_TENSORS]
         cdef rnnf_error err
-        cdef rnnf_graph_state *st = NULL
-        cdef bint owned = False
         cdef int i, a
         cdef rnnf_status status
         cdef cnp.ndarray arr
@@ -318,47 +346,29 @@ cdef class CGraph:
             for a in range(tin[i].rank):
                 tin[i].dims[a] = cnp.PyArray_DIM(arr, a)
             tin[i].data = cnp.PyArray_DATA(arr)
-        if rnnf_py_try_lock(&self.busy):
-            if self.cached == NULL:
-                status = rnnf_graph_state_create(self.ptr, &self.cached)
-                if status != RNNF_OK:
-                    rnnf_py_unlock(&self.busy)
-                    check(status, self.where)
-                rnnf_graph_state_set_memory_limit(self.cached, self.memory_limit)
-            st = self.cached
-        else:  # another thread is running this graph: plan in a state of our own
-            check(rnnf_graph_state_create(self.ptr, &st), self.where)
-            owned = True
-            rnnf_graph_state_set_memory_limit(st, self.memory_limit)
-        try:
+        with nogil:
+            status = rnnf_graph_prepare(st, tin, tout, &err)
+        graph_check(status, &err, self.where)
+        outs = []
+        for i in range(self.n_outputs):
+            for a in range(tout[i].rank):
+                shape[a] = tout[i].dims[a]
+            y = None if into is None else into[i]
+            if y is None:
+                y = cnp.PyArray_EMPTY(tout[i].rank, shape, NPY_OF_DTYPE[tout[i].dtype], 0)
+            elif not buffer_fits(y, NPY_OF_DTYPE[tout[i].dtype], tout[i].rank, shape):
+                raise ValueError(f"{self.where}: output {i} has shape "
+                                 f"{[shape[a] for a in range(tout[i].rank)]}; the buffer given for it does not fit")
+            tout[i].data = cnp.PyArray_DATA(<cnp.ndarray>y)
+            outs.append(y)
+        with nogil:
+            status = rnnf_graph_run(st, tin, tout, n_threads, &err)
+        while status == RNNF_HOST:  # an operator outside the C set: run it here, then the rest in C
+            self.run_host(st)
             with nogil:
-                status = rnnf_graph_prepare(st, tin, tout, &err)
-            graph_check(status, &err, self.where)
-            outs = []
-            for i in range(self.n_outputs):
-                for a in range(tout[i].rank):
-                    shape[a] = tout[i].dims[a]
-                y = None if into is None else into[i]
-                if y is None:
-                    y = cnp.PyArray_EMPTY(tout[i].rank, shape, NPY_OF_DTYPE[tout[i].dtype], 0)
-                elif not buffer_fits(y, NPY_OF_DTYPE[tout[i].dtype], tout[i].rank, shape):
-                    raise ValueError(f"{self.where}: output {i} has shape "
-                                     f"{[shape[a] for a in range(tout[i].rank)]}; the buffer given for it does not fit")
-                tout[i].data = cnp.PyArray_DATA(<cnp.ndarray>y)
-                outs.append(y)
-            with nogil:
-                status = rnnf_graph_run(st, tin, tout, n_threads, &err)
-            while status == RNNF_HOST:  # an operator outside the C set: run it here, then the rest in C
-                self.run_host(st)
-                with nogil:
-                    status = rnnf_graph_resume(st, n_threads, &err)
-            graph_check(status, &err, self.where)
-            return outs
-        finally:
-            if owned:
-                rnnf_graph_state_free(st)
-            else:
-                rnnf_py_unlock(&self.busy)
+                status = rnnf_graph_resume(st, n_threads, &err)
+        graph_check(status, &err, self.where)
+        return outs
 
     cdef int run_host(self, rnnf_graph_state *st) except -1:
         cdef rnnf_tensor hin[16]
@@ -394,21 +404,18 @@ cdef class CGraph:
         return getattr(fn, "where", f"host node {index}")
 
     def profile(self, list inputs, int n_runs=20, int n_threads=0):
-        """Seconds per run spent in each C node (in the description's node order), over n_runs runs."""
+        """Seconds per run spent in each C node (in the description's node order), over n_runs runs in a state of
+        its own: runs other threads make meanwhile are neither counted nor kept waiting."""
         cdef int n = rnnf_graph_n_nodes(self.ptr)
         cdef double[::1] ns = np.zeros(max(n, 1))
-        self.run(inputs, n_threads)  # plan first, so planning is not timed
-        if not rnnf_py_try_lock(&self.busy):
-            raise RuntimeError(f"{self.where}: profile while another thread runs the graph")
+        cdef rnnf_graph_state *st = self.new_state()
         try:
-            check(rnnf_graph_state_profile(self.cached, &ns[0]), self.where)
-        finally:
-            rnnf_py_unlock(&self.busy)
-        try:
+            self.run_in(st, inputs, n_threads, None)  # plan first, so planning is not timed
+            check(rnnf_graph_state_profile(st, &ns[0]), self.where)
             for _ in range(n_runs):
-                self.run(inputs, n_threads)
+                self.run_in(st, inputs, n_threads, None)
         finally:
-            rnnf_graph_state_profile(self.cached, NULL)
+            rnnf_graph_state_free(st)
         return [ns[i] * 1e-9 / n_runs for i in range(n)]
 
     def thread_choice(self):

@@ -1,7 +1,8 @@
 """Standard operators rnnfast has no kernel of its own for run through onnx.reference's implementation, so a model
 with a TopK or a Sin after its LSTM still loads and runs: as an island the C graph executor stops at and the binding
 runs (the rest of the graph stays in C), or node by node; checked against onnxruntime at two sequence lengths (the
-island's output shapes are planned per input shape); an unknown operator is still refused by name."""
+island's output shapes are planned per input shape); an unknown operator is still refused by name. Profiling times
+runs in a state of its own, whatever other threads run meanwhile."""
 from __future__ import annotations
 
 import numpy as np
@@ -66,6 +67,40 @@ def test_inspect_and_bench_name_the_nodes_outside_c(tmp_path):
     x = np.random.default_rng(1).standard_normal((6, 2, I)).astype(np.float32)
     ops = [op for _, op, seconds in compiled.profile([x], n_runs=3)]
     assert "HOST" in ops and "RECURRENT" in ops
+
+
+def test_profile_while_another_thread_is_inside_a_run(monkeypatch):
+    """profile() times runs in a state of its own, so a run another thread holds open (stopped here in the island)
+    does not make it fail, and that run still gives its outputs."""
+    import threading
+
+    from rnnfast.graph import islands
+    from rnnfast.graph.compile import OP_NAMES
+
+    compiled = rnnfast.load(lstm_then([helper.make_node("Sin", ["ys"], ["out"], name="sin")], "out")).graph.compiled
+    x = np.random.default_rng(1).standard_normal((6, 2, I)).astype(np.float32)
+    want = compiled.run([x])
+    inside, release, results = threading.Event(), threading.Event(), []
+    host_call = islands.HostFunction.__call__
+
+    def held(self, args):
+        if threading.current_thread() is other:
+            inside.set()
+            release.wait(60)
+        return host_call(self, args)
+
+    monkeypatch.setattr(islands.HostFunction, "__call__", held)
+    other = threading.Thread(target=lambda: results.append(compiled.run([x])))
+    other.start()
+    try:
+        assert inside.wait(60)
+        per_node = compiled.profile([x], n_runs=3)
+    finally:
+        release.set()
+        other.join(60)
+    assert [op for _, op, _ in per_node] == [OP_NAMES[node[0]] for node in compiled.desc["nodes"]]
+    assert all(seconds >= 0 for _, _, seconds in per_node) and sum(seconds for _, _, seconds in per_node) > 0
+    np.testing.assert_array_equal(results[0][0], want[0])
 
 
 def test_an_unknown_operator_is_still_refused_by_name():
