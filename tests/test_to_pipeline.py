@@ -169,7 +169,10 @@ def test_onnx_glue_that_does_not_fit_is_refused_by_node(rng):
         rnnfast.load(_glue_model(rng, [helper.make_node("Relu", ["S"], ["out"], name="r")], "out")).to_pipeline()
     with pytest.raises(FormatError, match="initial_h is not zero"):
         rnnfast.load(_glue_model(rng, [], "S", h0=np.ones((1, 2, 4), np.float32))).to_pipeline()
-    with pytest.raises(FormatError, match=r"\(Neg\) does not fit a chain[^:]*: Neg is not one of the reshapes"):
+    with pytest.raises(FormatError, match=r"\(Neg\) does not fit a chain[^:]*: between its layers a chain has only "
+                                          r"views .*Transpose, Cast.*dense layers .*Relu, Tanh, Sigmoid, Softmax\) "
+                                          r"after them, and Neg is none of these; to keep it, write the whole graph: "
+                                          r"\.rnnf 2 \(convert's default\), or export-c with --graph or --dim"):
         rnnfast.load(_glue_model(rng, [helper.make_node("Neg", ["S"], ["out"])], "out")).to_pipeline()
 
 

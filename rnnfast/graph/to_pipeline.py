@@ -44,6 +44,11 @@ DENSE_ACTS = {"RELU": "relu", "TANH": "tanh", "SIGMOID": "sigmoid"}  # graph/fus
 ACT_OPS = {op: name for name, op in DENSE_ACTIVATIONS.items() if op}  # ONNX op -> a Dense stage's activation
 FUSED_OPS = {kind: op for op, (kind, _, _) in EPILOGUE_ACTS.items()}
 FLOAT_TYPES, ID_TYPES = (1, 10, 11), (6, 7)  # ONNX element types a Cast may go to: float, float16, double; int32, int64
+# What a refusal of a node between the layers says a chain has there, and what holds any other node
+BETWEEN_LAYERS = ("between its layers a chain has only views (Reshape, Flatten, Squeeze...), Transpose, Cast, the "
+                  "Slice of a recurrent stack's final state, and dense layers (MatMul, Gemm) with an Add and an "
+                  f"activation ({', '.join(ACT_OPS)}) after them")
+WHOLE_GRAPH = "to keep it, write the whole graph: .rnnf 2 (convert's default), or export-c with --graph or --dim"
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ class _Converter:
         if handler is None and op in ACT_OPS:
             handler = self.activation
         if handler is None:
-            self.refuse(_at(node), f"{op} is not one of the reshapes between a chain's layers")
+            self.refuse(_at(node), f"{BETWEEN_LAYERS}, and {op} is none of these; {WHOLE_GRAPH}")
         self.flows[out] = handler(node, ins)
 
     # recurrent nodes ------------------------------------------------------------------------------------------
@@ -294,7 +299,7 @@ class _Converter:
         if x.kind == "seq":
             self.refuse(_at(node), self._sequence_slice(x, params))
         if x.kind != "state":
-            self.refuse(_at(node), "Slice is not one of the reshapes between a chain's layers")
+            self.refuse(_at(node), f"a chain slices only the rows of a recurrent stack's final state; {WHOLE_GRAPH}")
         if params is None or len(params) != 1:
             self.refuse(_at(node), "only the rows of a recurrent stack's final state are sliced in a chain's "
                                    "graph")
