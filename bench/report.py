@@ -23,13 +23,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the source tree, when not installed
+from fma_peak import measured_peak  # noqa: E402
 from machine import machine_line  # noqa: E402
 from others import OthersMeter  # noqa: E402
 from timing import fmt_time as fmt, time_block  # noqa: E402
 from workloads import (CELLS, WORKLOADS, checked_outputs, engine_runner, expected_output, make_case,  # noqa: E402
                        ort_runner, rnnfast_runner, spec_of, torch_runner)
 
-PEAK_2CORE = 200e9  # FMA peak of the 2 cores, PERFORMANCE.md
+PEAK = {}  # "flops": the usable cores' FMA peak, "how": where it comes from (bench/fma_peak.py, measured in main)
 L2_READ = 104e9  # L2 read bandwidth per core, PERFORMANCE.md
 TARGETS = {"stream": 3.0, "lat-h128": 2.0, "lat-h256": 2.0, "lat-h512": 2.0, "thru": 1.3, "tiny": 4.0}
 THRU_PEAK_SHARE = 0.75  # thru LSTM/GRU cells must also reach 75 % of the 2-core peak
@@ -122,7 +123,7 @@ def row_of(case, med, same, others):
     peer_times = {p: best(med, p) for p in PEERS if best(med, p) is not None} or {"none": nan}
     peer = min(peer_times, key=peer_times.get)
     speedup = peer_times[peer] / ours
-    share = case.flops / ours / PEAK_2CORE
+    share = case.flops / ours / PEAK["flops"]
     target = TARGETS[case.workload]
     met = speedup >= target and not (case.workload == "thru" and case.cell_name != "rnn" and share < THRU_PEAK_SHARE)
     return dict(workload=case.workload, cell=case.cell_name, med=med, peer=peer, speedup=speedup,
@@ -201,8 +202,8 @@ def write_markdown(path, rows, problems, command, torch_note, ort_version, commi
                 "stream: a seq_len-1 model with initial_h/initial_c inputs, its outputs fed back each call.\n"
                 f"- **torch**: {torch_note}\n\n"
                 "Speedup = time of the fastest peer (best of its 1 and 2 threads) / time of rnnfast (best of 1 and "
-                "2 threads); above 1 rnnfast is faster. GFLOP/s and % of peak (of 200 GFLOP/s, the 2-core FMA peak of "
-                "PERFORMANCE.md's Zen 3 with AVX2, whatever the machine above) are rnnfast's, counting 2·seq·batch·n_gates·H·(I+H) per layer and direction. Targets from "
+                "2 threads); above 1 rnnfast is faster. GFLOP/s and % of peak (of "
+                f"{PEAK['flops'] / 1e9:.0f} GFLOP/s, the FMA peak of the cores: {PEAK['how']}) are rnnfast's, counting 2·seq·batch·n_gates·H·(I+H) per layer and direction. Targets from "
                 "PERFORMANCE.md; 1t ≡ 2t: rnnfast's outputs bit-identical for 1 and 2 threads. Others' CPU: the "
                 "share of the machine other processes (or the hypervisor) used while the row was timed; a row above "
                 "15 % was measured again (up to 3 times) and the quietest attempt kept, since a 2-thread engine whose "
@@ -245,6 +246,7 @@ def main(argv=None) -> int:
             parser.error(f"--contention: counts must be >= 0, got {args.contention!r}")
         return run(counts, args.quick, args.only, args.torch_python, args.out, command)
     budget = 0.3 if args.quick else 4.0
+    PEAK["flops"], PEAK["how"] = measured_peak()
     torch_workers, torch_version = start_torch(args.torch_python)
     ort_version, commit = versions()
     rows, problems = [], []
