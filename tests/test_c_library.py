@@ -8,6 +8,7 @@ import pytest
 from c_build import copy_sources, link, needs_gcc_and_make
 
 from conftest import assert_close
+from rnnfast.engine import ACTIVATION_CODES
 from rnnfast.layers import RecurrentLayer
 from rnnfast.reference import run_layer
 
@@ -82,6 +83,45 @@ def test_every_table_this_cpu_runs_passes_the_c_api_checks(c_library, c_program)
         forced = subprocess.run([str(kernels), "isa"], capture_output=True, text=True, env=env).stdout.split()
         assert forced[5] == table, forced
         check_test_api_output(subprocess.run([str(c_program)], capture_output=True, text=True, env=env), what=table)
+
+
+def gru_gates_float64(gx, gh, h_prev, f, g, clip):
+    """linear_before_reset = 1 gates of gx, gh [N][3][16] (z, r, candidate) in float64."""
+    act = {"Sigmoid": lambda v: 1 / (1 + np.exp(-v)), "Tanh": np.tanh,
+           "HardSigmoid": lambda v: np.clip(0.2 * v + 0.5, 0, 1)}
+    c = (lambda v: np.clip(v, -clip, clip)) if clip > 0 else (lambda v: v)
+    gx, gh = gx.astype(np.float64), gh.astype(np.float64)
+    z, r = act[f](c(gx[:, 0] + gh[:, 0])), act[f](c(gx[:, 1] + gh[:, 1]))
+    n = act[g](c(gx[:, 2] + r * gh[:, 2]))
+    return (1 - z) * n + z * h_prev
+
+
+@pytest.mark.parametrize("f,g,clip", [("Sigmoid", "Tanh", 0.0), ("Sigmoid", "Tanh", 1.5), ("HardSigmoid", "Tanh", 0.0)])
+def test_gru_row_kernel_gives_the_block_kernels_bits_in_every_table(c_library, f, g, clip, tmp_path):
+    """The row kernel of the GRU gates (kernels.h gru_lbr_rows: the engine runs a row's unit blocks through it as
+    rows, and a batch's rows) against the same table's block kernel, bit for bit, for 1..9 rows with inactive rows
+    left alone (the AVX-512 table takes the common gates two rows at a time, so every pairing and tail), and against
+    float64 within the tests' tolerance; the ref table's scalar block kernel too."""
+    kernels = link(c_library, "test_kernels.c", "-D_POSIX_C_SOURCE=200112L", f"-I{c_library / 'src_c'}")
+    words = subprocess.run([str(kernels), "isa"], capture_output=True, text=True, check=True).stdout.split()
+    rng = np.random.default_rng(5)
+    for table in words[3].split(","):
+        env = dict(os.environ, RNNFAST_ISA=table)
+        for n in range(1, 10):
+            gx, gh = (rng.standard_normal((n, 3, 16)).astype(np.float32) * 2 for _ in range(2))
+            h_prev = rng.standard_normal((n, 16)).astype(np.float32)
+            active = (rng.random(n) < 0.7).astype(np.float32)
+            np.concatenate([gx.ravel(), gh.ravel(), h_prev.ravel(), active]).astype("<f4").tofile(tmp_path / "in.bin")
+            result = subprocess.run([str(kernels), "gru", str(ACTIVATION_CODES[f]), str(ACTIVATION_CODES[g]),
+                                     str(clip), str(n), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")],
+                                    capture_output=True, text=True, env=env)
+            assert result.returncode == 0, result.stderr
+            rows, blocks = np.fromfile(tmp_path / "out.bin", "<f4").reshape(2, n, 16)
+            what = f"{table} {f}/{g} clip {clip}, {n} rows, active {active.astype(int).tolist()}"
+            assert rows.tobytes() == blocks.tobytes(), what
+            on = active != 0
+            assert (rows[~on] == 7).all(), f"{what}: an inactive row was written"
+            assert_close(rows[on], gru_gates_float64(gx, gh, h_prev, f, g, clip)[on], what=what)
 
 
 def test_portable_build_has_no_simd_and_no_openmp(tmp_path):

@@ -632,10 +632,68 @@ static void lstm_rows_avx512(int n_rows, const uint8_t *active, const float *gx,
     }
 }
 
-/* Pipelined like lstm_rows: the candidate of one row (it waits on r) beside the z and r gates of the next. */
+/* One pass of the common GRU's rows (plain gates): the z and r gates of rows cur[0, n) beside the candidates of
+ * rows prev[0, np), whose activated z and r are zp[2q], zp[2q + 1]; n, np <= 2, so up to six activations in flight
+ * where a row alone has three. The new z and r go to zc. Each lane's operations are gru_lbr_block's. */
+static inline __attribute__((always_inline)) void gru_pass(int n, int np, const int *cur, const int *prev,
+                                                           const float *gx, const float *gh, int ldg,
+                                                           const float *h_prev, float *h_new, int ldh,
+                                                           const __m512 *zp, __m512 *zc)
+{
+    __m512 v[6];
+    RNNF_UNROLL
+    for (int q = 0; q < n; q++) {
+        const float *x = gx + (size_t)cur[q] * ldg, *y = gh + (size_t)cur[q] * ldg;
+        v[2 * q] = add_ld(x, y);
+        v[2 * q + 1] = add_ld(x + UB, y + UB);
+    }
+    RNNF_UNROLL
+    for (int q = 0; q < np; q++) {
+        const float *x = gx + (size_t)prev[q] * ldg, *y = gh + (size_t)prev[q] * ldg;
+        v[2 * n + q] = _mm512_fmadd_ps(zp[2 * q + 1], ld(y + 2 * UB), ld(x + 2 * UB));
+    }
+    sigmoid_tanh_n(2 * n, np, v);
+    RNNF_UNROLL
+    for (int q = 0; q < np; q++)
+        _mm512_storeu_ps(h_new + (size_t)prev[q] * ldh,
+                         gru_mix(zp[2 * q], v[2 * n + q], ld(h_prev + (size_t)prev[q] * ldh)));
+    RNNF_UNROLL
+    for (int q = 0; q < 2 * n; q++) zc[q] = v[q];
+}
+
+/* Pipelined like lstm_rows: the candidates of one pair of rows (they wait on r) beside the z and r gates of the
+ * next pair; other gate configurations one row at a time, the candidate of one beside the z and r of the next. */
 static void gru_lbr_rows_avx512(int n_rows, const uint8_t *active, const float *gx, const float *gh, int ldg,
                                 const float *h_prev, float *h_new, int ldh, const rnnf_gate_params *gp)
 {
+    if (plain_gates(gp)) {
+        int rows[2][2], n[2] = {0, 0}, slot = 0; /* the previous pair's rows and gates sit in slot ^ 1 */
+        __m512 zr[2][4];
+        for (int b = 0;;) {
+            int *cur = rows[slot];
+            n[slot] = 0;
+            for (; b < n_rows && n[slot] < 2; b++)
+                if (active[b]) cur[n[slot]++] = b;
+            const int *prev = rows[slot ^ 1];
+            const __m512 *zp = zr[slot ^ 1];
+            __m512 *zc = zr[slot];
+#define RNNF_GRU_PASS(N, NP) gru_pass(N, NP, cur, prev, gx, gh, ldg, h_prev, h_new, ldh, zp, zc)
+            switch (3 * n[slot] + n[slot ^ 1]) { /* constant counts keep the vectors in registers */
+            case 8: RNNF_GRU_PASS(2, 2); break;
+            case 7: RNNF_GRU_PASS(2, 1); break;
+            case 6: RNNF_GRU_PASS(2, 0); break;
+            case 5: RNNF_GRU_PASS(1, 2); break;
+            case 4: RNNF_GRU_PASS(1, 1); break;
+            case 3: RNNF_GRU_PASS(1, 0); break;
+            case 2: RNNF_GRU_PASS(0, 2); break;
+            case 1: RNNF_GRU_PASS(0, 1); break;
+            default: break;
+            }
+#undef RNNF_GRU_PASS
+            if (!n[slot]) return;
+            slot ^= 1;
+        }
+    }
     int prev = -1, slot = 0;
     __m512 zr[2][2];
     for (int b = 0; b <= n_rows; b++) {

@@ -7,6 +7,11 @@
  *   test_kernels gemm M K P SPLIT IN OUT            IN: A [M][K], packed B [P][K][16], bias [P*16] (float32);
  *       OUT: C = A*B + bias from two calls over panels [0, SPLIT) and [SPLIT, P), then C = A*B from one call.
  *       A and C are copied into wider rows so the leading dimensions differ from the widths.
+ *   test_kernels gru F G CLIP N IN OUT              GRU (linear_before_reset = 1) gates of N rows of one 16-unit
+ *       block, activations F and G (rnnf_act_kind), clip CLIP: IN holds gx [N][48], gh [N][48], h_prev [N][16] and
+ *       active [N] (0 or 1) as float32; OUT: h_new [N][16] from the table's row kernel (rows at strides 48 and 16,
+ *       as the blocks of one row are passed), then h_new from the block kernel row by row; rows not active keep
+ *       the value 7 in both.
  * Exit status 0 when the arguments and files were usable.
  */
 #include <stdio.h>
@@ -83,6 +88,35 @@ static int gemm_mode(char **argv)
     return ok ? 0 : 1;
 }
 
+static int gru_mode(char **argv)
+{
+    const rnnf_activation f = {atoi(argv[0]), 0.2f, 0.5f}, g = {atoi(argv[1]), 0.2f, 0.5f}, h = {RNNF_ACT_TANH, 0, 0};
+    const rnnf_gate_params gp = {f, g, h, (float)atof(argv[2]), 0};
+    const int N = atoi(argv[3]), W = 3 * RNNF_UB;
+    if (N < 1 || N > 4096) return 1;
+    float *in = read_floats(argv[4], (size_t)N * (2 * W + RNNF_UB + 1));
+    float *out = malloc(2 * (size_t)N * RNNF_UB * sizeof(float));
+    uint8_t *active = malloc((size_t)N);
+    if (!in || !out || !active) return 1;
+    const float *gx = in, *gh = in + (size_t)N * W, *hp = gh + (size_t)N * W, *act = hp + (size_t)N * RNNF_UB;
+    for (int b = 0; b < N; b++) active[b] = act[b] != 0.0f;
+    for (size_t i = 0; i < 2 * (size_t)N * RNNF_UB; i++) out[i] = 7.0f;
+    const rnnf_kernels *k = rnnf_kernels_get();
+    float *rows = out, *blocks = out + (size_t)N * RNNF_UB;
+    for (int b = 0; b < N; b++)
+        if (active[b])
+            k->gru_lbr_block(gx + (size_t)b * W, gh + (size_t)b * W, hp + b * RNNF_UB, blocks + b * RNNF_UB, &gp);
+    if (k->gru_lbr_rows)
+        k->gru_lbr_rows(N, active, gx, gh, W, hp, rows, RNNF_UB, &gp);
+    else /* the table has no row kernel (ref, neon): the engine loops over the block kernel, so do that */
+        memcpy(rows, blocks, (size_t)N * RNNF_UB * sizeof(float));
+    int ok = write_floats(argv[5], out, 2 * (size_t)N * RNNF_UB);
+    free(in);
+    free(out);
+    free(active);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "isa") == 0) {
@@ -92,6 +126,8 @@ int main(int argc, char **argv)
     }
     if (argc == 7 && strcmp(argv[1], "act") == 0) return act_mode(argv + 2);
     if (argc == 8 && strcmp(argv[1], "gemm") == 0) return gemm_mode(argv + 2);
-    fprintf(stderr, "usage: test_kernels isa | act KIND ALPHA BETA IN OUT | gemm M K P SPLIT IN OUT\n");
+    if (argc == 8 && strcmp(argv[1], "gru") == 0) return gru_mode(argv + 2);
+    fprintf(stderr, "usage: test_kernels isa | act KIND ALPHA BETA IN OUT | gemm M K P SPLIT IN OUT | "
+            "gru F G CLIP N IN OUT\n");
     return 2;
 }
