@@ -67,6 +67,27 @@ def test_two_transposes_are_one_and_a_transpose_of_unit_axes_is_a_view():
     agrees(data, {"x": rng.standard_normal((1, 5, 6)).astype(np.float32)})
 
 
+def test_transpose_reshape_transpose_is_one_transpose_when_the_reshape_only_merges_axes():
+    """A CRNN's [B, C, F, T] -> [B, T, C, F] -> [B, T, C*F] -> [T, B, C*F] is one Transpose and a view, and so is
+    any reshape that merges neighbouring axes (the outer Transpose moves a merged axis as a whole); a reshape that
+    splits an axis keeps both Transposes. The results stay onnxruntime's either way."""
+    rng = np.random.default_rng(4)
+    i64 = lambda name, v: numpy_helper.from_array(np.array(v, np.int64), name)
+
+    def model(shape, perm2):
+        nodes = [helper.make_node("Transpose", ["x"], ["t1"], perm=[0, 3, 1, 2]),
+                 helper.make_node("Reshape", ["t1", "shape"], ["r"]),
+                 helper.make_node("Transpose", ["r"], ["t2"], perm=perm2), helper.make_node("Relu", ["t2"], ["y"])]
+        return build(nodes, [("x", ["batch", 4, 5, "time"])], [i64("shape", shape)])
+
+    x = rng.standard_normal((2, 4, 5, 7)).astype(np.float32)
+    for shape, perm2, transposes in (([0, 0, 20], [1, 0, 2], 1), ([0, -1, 5], [1, 0, 2], 1),
+                                     ([0, 0, 2, 10], [0, 2, 1, 3], 2)):
+        data = model(shape, perm2)
+        assert c_ops(rnnfast.load(data)).count("TRANSPOSE") == transposes, (shape, perm2)
+        agrees(data, {"x": x})
+
+
 def test_shape_arithmetic_is_folded_away():
     """Shape -> Gather -> Unsqueeze -> Concat -> Reshape, as torch exporters write a flatten: no C node computes
     sizes; the Reshape is a view, so only the Relu runs."""

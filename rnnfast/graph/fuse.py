@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import Graph
+from .dims import Dim
+from .ir import Graph, Node, Value
+from .stack import CELL_OPS
 
 # Activations a product's epilogue applies: op -> (kind, alpha attribute default, beta default).
 EPILOGUE_ACTS = {"Relu": ("RELU", None, None), "Tanh": ("TANH", None, None), "Sigmoid": ("SIGMOID", None, None),
@@ -68,8 +70,11 @@ def _pool_2x2(graph, conv, pool) -> bool:
 
 
 def _simplify_transposes(graph: Graph):
-    """Transpose(Transpose(x)) is one Transpose; a Transpose that moves only axes of size 1 keeps the memory order,
-    so it is a view ("View": an alias of its input with the output's shape), not a copy."""
+    """Transpose(Transpose(x)) is one Transpose; so is Transpose(Reshape(Transpose(x))) when the Reshape only merges
+    neighbouring axes that the outer Transpose keeps together (a CRNN's [B, C, F, T] -> [B, T, C, F] -> [B, T, C*F]
+    -> [T, B, C*F]): one Transpose of x, then a view with the outer one's shape. A Transpose that moves only axes of
+    size 1 keeps the memory order, so it is a view ("View": an alias of its input with the output's shape), not a
+    copy."""
     changed = True
     while changed:
         changed = False
@@ -88,12 +93,70 @@ def _simplify_transposes(graph: Graph):
                 graph.nodes.remove(src)
                 changed = True
                 break
+            if src is not None and src.op == "Reshape" and _merge_through_reshape(graph, users, node, perm, src):
+                changed = True
+                break
             moved = [a for a in perm if not (isinstance(shape[a], int) and shape[a] == 1)]
             if moved == sorted(moved):
                 node.op = "View"
                 node.attrs = {}
                 changed = True
                 break
+
+
+def _merged_groups(before, after):
+    """The runs of axes of shape `before` that a reshape to `after` merges into each of its axes, or None when the
+    reshape does more than merge neighbours (a split, or sizes that do not line up)."""
+    groups, i = [], 0
+    for size in after:
+        start, acc = i, 1
+        while i < len(before) and (i == start or not acc == size):
+            acc = Dim.make(Dim.of(acc) * before[i])
+            i += 1
+        if not acc == size:
+            return None
+        groups.append(list(range(start, i)))
+    return groups if i == len(before) else None
+
+
+def _single_use(graph, users, name) -> bool:
+    return len(users.get(name, [])) == 1 and name not in graph.outputs
+
+
+def _merge_through_reshape(graph, users, outer, perm, reshape) -> bool:
+    """outer = Transpose(perm) of reshape = Reshape(inner = Transpose(x)): rewritten as View(Transpose(x)) with one
+    permutation when the reshape merges runs of inner's axes that perm moves as wholes. outer's node becomes the
+    View (its output keeps its name and shape), the new Transpose goes right before it."""
+    producers = graph.producers()
+    inner = producers.get(reshape.inputs[0])
+    if (inner is None or inner.op != "Transpose" or not _single_use(graph, users, reshape.outputs[0])
+            or not _single_use(graph, users, inner.outputs[0])):
+        return False
+    if getattr(producers.get(inner.inputs[0]), "op", None) in CELL_OPS:
+        return False  # a recurrent layer's [T, D, B, H] -> [T, B, D, H] is its own output layout (stack.py)
+    x = graph.values[inner.inputs[0]]
+    mid, merged = graph.values[inner.outputs[0]].shape, graph.values[reshape.outputs[0]].shape
+    if x.shape is None or mid is None or merged is None:
+        return False
+    groups = _merged_groups(mid, merged)
+    if groups is None or len(groups) == len(mid):  # nothing merged: Transpose(Transpose) after the view
+        return False
+    inner_perm = list(inner.attrs.get("perm") or range(len(mid))[::-1])
+    combined = [inner_perm[i] for k in perm for i in groups[k]]
+    name = f"{outer.outputs[0]}/transposed"
+    while name in graph.values:
+        name += "_"
+    graph.values[name] = Value(name, x.dtype, tuple(x.shape[a] for a in combined))
+    at = graph.nodes.index(outer)
+    node_name, taken = f"{outer.name}/merged", {n.name for n in graph.nodes}
+    while node_name in taken:  # node names stay unique: the IR is written back to ONNX (exporters/)
+        node_name += "_"
+    graph.nodes.insert(at, Node("Transpose", [inner.inputs[0]], [name], {"perm": combined}, name=node_name,
+                                where=outer.where))
+    outer.op, outer.inputs, outer.attrs = "View", [name], {}
+    graph.nodes.remove(reshape)
+    graph.nodes.remove(inner)
+    return True
 
 
 def _bypass(graph, node, nxt):
@@ -120,8 +183,6 @@ def _fold_batchnorm(graph, conv, bn) -> bool:
 
 
 def _set_const(graph, node, index, arr, suffix):
-    from .ir import Value
-
     name = f"{node.name or node.outputs[0]}/{suffix}"
     while name in graph.values:
         name += "_"
