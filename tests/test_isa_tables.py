@@ -146,13 +146,16 @@ def with_specials(feeds, rng):
 
 @pytest.mark.parametrize("case", range(len(POOL_CASES)))
 def test_conv_and_fused_pool_give_the_avx2_bits(both_tables, case):
-    """Every conv mode (implicit GEMM with and without the fused 2x2 pool, Winograd with it, im2col panels) over
-    the shapes of test_conv_pool_fused, the Conv's own output as well, finite inputs and inputs with NaN and inf."""
+    """Every conv mode (implicit GEMM with and without the fused 2x2 pool, Winograd with and without it, im2col
+    panels) over the shapes of test_conv_pool_fused, fused (the pool in the conv's epilogue: AVX-512 has its own
+    pooled Winograd output transform) and not (the Conv's own output read as well), finite inputs and inputs with
+    NaN and inf."""
     rng = np.random.default_rng(990 + case)
-    model = load_compiled(fused_model(case, rng, conv_out_too=True), n_threads=1)
-    for feeds in feeds_of(case, rng):
-        for f in (feeds, with_specials(feeds, rng)):
-            assert_same_bits(both_tables(lambda: run_c(model, f)), f"conv-pool case {case}")
+    for apart in (True, False):
+        model = load_compiled(fused_model(case, rng, conv_out_too=apart), n_threads=1)
+        for feeds in feeds_of(case, rng):
+            for f in (feeds, with_specials(feeds, rng)):
+                assert_same_bits(both_tables(lambda: run_c(model, f)), f"conv-pool case {case}, apart {apart}")
 
 
 @pytest.mark.parametrize("case", range(len(WINO_CASES)))

@@ -478,8 +478,8 @@ static inline __attribute__((always_inline)) __m256 wino2_pool8(const float *y, 
     return _mm256_max_ps(c1, _mm256_max_ps(c0, ninf));
 }
 
-void rnnf_wino2_out_pool_avx2(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
-                              float *out, int64_t ldoc)
+static void wino2_out_pool_avx2(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
+                                float *out, int64_t ldoc)
 {
     const int tt = n / 8 * 8;
     const __m256i mk = lane_mask(n - tt);
@@ -933,6 +933,6 @@ const rnnf_kernels rnnf_kernels_avx2 = {
     gemm_offsets_avx2,
     rnnf_wino2_in_avx2,
     rnnf_wino2_out_avx2,
-    rnnf_wino2_out_pool_avx2,
+    wino2_out_pool_avx2,
     gemm_offsets_pool_avx2,
 };

@@ -95,15 +95,14 @@ typedef struct {
 extern const rnnf_kernels rnnf_kernels_ref;
 #ifdef RNNF_HAVE_AVX2
 extern const rnnf_kernels rnnf_kernels_avx2;
-/* avx2.c's Winograd transforms, also the entries of the AVX-512 table: they move data more than they compute, and
- * the same functions give the same bits by construction. */
+/* avx2.c's Winograd input and unpooled output transforms, also the entries of the AVX-512 table: they move data more
+ * than they compute, and the same functions give the same bits by construction. */
 void rnnf_wino2_in_avx2(int C, int n, const float *X, int64_t ldc, int ldx, int odd, float *V, int64_t ldp, int ldv);
 void rnnf_wino2_out_avx2(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu, float *out,
                          int64_t ldoc, int ldo, int h, int w);
-void rnnf_wino2_out_pool_avx2(int M, int n, const float *Y, int64_t ldp, int ldv, const float *bias, int relu,
-                              float *out, int64_t ldoc);
 #endif
-/* Built beside the AVX2 table (it shares avx2.c's Winograd transforms), chosen only where CPUID and XGETBV allow. */
+/* Built beside the AVX2 table (it shares two of avx2.c's Winograd transforms), chosen only where CPUID and XGETBV
+ * allow. */
 #ifdef RNNF_HAVE_AVX512
 extern const rnnf_kernels rnnf_kernels_avx512;
 #endif
