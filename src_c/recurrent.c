@@ -62,6 +62,14 @@ static void write_output(const rnnf_layer *L, const rnnf_state *st, const rnnf_i
     }
 }
 
+/* A direction's recurrent weights in bytes as stored (the part every step reads again). */
+static size_t recurrent_weight_bytes(const rnnf_layer *L)
+{
+    const size_t elem = L->weight_dtype == RNNF_WEIGHTS_F32 ? 4 : L->weight_dtype == RNNF_WEIGHTS_F16 ? 2 : 1;
+    return elem * ((size_t)L->gh_cols * (size_t)L->out_size +
+                   (size_t)L->n_qpanels * RNNF_UB * (size_t)(L->proj_size ? L->hidden_size : 0));
+}
+
 /* sense: this thread's side of the barrier `bar`, kept by the caller across the directions it runs on it in turn
  * (after an odd number of steps the barrier's sense is flipped; a fresh local one would pass it unsynchronised). */
 static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int d, int T,
@@ -116,6 +124,11 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
         K->gemm_packed(T * B, L->input_size, in, in_ld, L->w_ih[d], ctx.jb0 * G, ctx.jb1 * G, L->bias_x[d], gx, cols);
     }
 
+    /* Walking backwards pays where this thread's share of the recurrent weights nears its L2 (rnnf_recurrent_product)
+     * and costs where they sit in L2 anyway: its two-panel chunks leave a step at batch 1 or 2 too few accumulators
+     * for the FMA latency (GRU-96 stack at batch 2: 196 -> 216 us, GRU-256 at batch 1: 870 -> 950 us, one thread). */
+    const int walk_back =
+        recurrent_weight_bytes(L) / (size_t)L->n_blocks * (size_t)(ctx.jb1 - ctx.jb0) > rnnf_core_l2_bytes() / 2;
     int cur = S->cur[d];
     for (int s = 0; s < T; s++) {
         int t = is_reverse(L, d) ? T - 1 - s : s;
@@ -128,7 +141,7 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
                                 in + ((size_t)t * B + b0) * in_ld, in_ld, io->active + (size_t)t * B + b0,
                                 hp + hrow, hn + hrow);
         else {
-            ctx.backwards = s & 1;
+            ctx.backwards = walk_back && (s & 1);
             step(&ctx, gx + (size_t)t * B * cols, io->active + (size_t)t * B, hp, hn);
         }
         if (io->out) write_output(L, st, io, d, s, t, hn, o0, o1, b0, b1);
@@ -169,13 +182,6 @@ static int useful_threads(const rnnf_layer *L, int batch, int n_threads)
     return n_threads < useful ? n_threads : useful;
 }
 
-/* A direction's recurrent weights in bytes as stored (the part every step reads again). */
-static size_t recurrent_weight_bytes(const rnnf_layer *L)
-{
-    const size_t elem = L->weight_dtype == RNNF_WEIGHTS_F32 ? 4 : L->weight_dtype == RNNF_WEIGHTS_F16 ? 2 : 1;
-    return elem * ((size_t)L->gh_cols * (size_t)L->out_size +
-                   (size_t)L->n_qpanels * RNNF_UB * (size_t)(L->proj_size ? L->hidden_size : 0));
-}
 
 /* A bidirectional layer on two or more threads runs its directions in two groups; the team's threads are dealt
  * to them in turn, so group g has group_threads(team, groups, g) of them. Except when a direction's recurrent
