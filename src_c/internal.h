@@ -114,6 +114,15 @@ typedef struct rnnf_barrier {
 void rnnf_barrier_init(rnnf_barrier *b, int n);
 /* Returns 1 when this wait slept in the kernel, else 0. */
 int rnnf_barrier_wait(rnnf_barrier *b, int *local_sense);
+/* A count that one thread raises and another waits for (the steps a pipelined layer has done, recurrent.c): the
+ * waiter spins, then sleeps as a barrier waiter does. rnnf_progress_wait returns 1 when it had to sleep. */
+typedef struct rnnf_progress {
+    volatile int done;
+    volatile int sleepers;
+} rnnf_progress;
+void rnnf_progress_init(rnnf_progress *p);
+void rnnf_progress_publish(rnnf_progress *p, int done);
+int rnnf_progress_wait(rnnf_progress *p, int at_least);
 /* The thread count for a call that asked for `n_threads` (<= 0: the default, which backs off to one thread
  * while the machine is oversubscribed), and the bookkeeping after a call that ran `steps` barrier steps. */
 int rnnf_threads_for_call(int n_threads);

@@ -70,11 +70,13 @@ static size_t recurrent_weight_bytes(const rnnf_layer *L)
                    (size_t)L->n_qpanels * RNNF_UB * (size_t)(L->proj_size ? L->hidden_size : 0));
 }
 
-/* sense: this thread's side of the barrier `bar`, kept by the caller across the directions it runs on it in turn
+/* Processing steps [s0, s1) of T (step s is time T-1-s for a reverse direction), their input projection first;
+ * gx: the projection buffer, [T*batch][gh_cols] where the input projection is hoisted.
+ * sense: this thread's side of the barrier `bar`, kept by the caller across the directions it runs on it in turn
  * (after an odd number of steps the barrier's sense is flipped; a fresh local one would pass it unsynchronised). */
-static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int d, int T,
-                          const float *in, int in_ld, const rnnf_io *io, rnnf_barrier *bar, int *sense, int gtid,
-                          int gthreads)
+static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state *st, int d, int T, int s0,
+                          int s1, float *gx, const float *in, int in_ld, const rnnf_io *io, rnnf_barrier *bar,
+                          int *sense, int gtid, int gthreads)
 {
     const rnnf_kernels *K = rnnf_kernels_get();
     rnnf_kernels KQ; /* a quantized layer runs the same drivers with its weights' GEMM in the table */
@@ -103,7 +105,6 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
     }
     const size_t hrow = (size_t)b0 * L->hstride; /* this thread's first row in the h buffers */
     const rnnf_cell_step_fn step = step_fn(L->cell);
-    float *gx = st->gx[d];
     int o0, o1;
     if (L->proj_size) {
         o0 = ctx.q0 * RNNF_UB;
@@ -121,7 +122,9 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
         ctx.gh_blk = S->gh[d] + (size_t)gtid * B * cols / L->n_blocks;
     } else if (ctx.jb1 > ctx.jb0) {
         /* Each thread projects the inputs for its own gate panels only, so no barrier is needed before the loop. */
-        K->gemm_packed(T * B, L->input_size, in, in_ld, L->w_ih[d], ctx.jb0 * G, ctx.jb1 * G, L->bias_x[d], gx, cols);
+        const size_t t0 = (size_t)(is_reverse(L, d) ? T - s1 : s0) * B;
+        K->gemm_packed((s1 - s0) * B, L->input_size, in + t0 * in_ld, in_ld, L->w_ih[d], ctx.jb0 * G, ctx.jb1 * G,
+                       L->bias_x[d], gx + t0 * cols, cols);
     }
 
     /* Walking backwards pays where this thread's share of the recurrent weights nears its L2 (rnnf_recurrent_product)
@@ -129,8 +132,8 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
      * for the FMA latency (GRU-96 stack at batch 2: 196 -> 216 us, GRU-256 at batch 1: 870 -> 950 us, one thread). */
     const int walk_back =
         recurrent_weight_bytes(L) / (size_t)L->n_blocks * (size_t)(ctx.jb1 - ctx.jb0) > rnnf_core_l2_bytes() / 2;
-    int cur = S->cur[d];
-    for (int s = 0; s < T; s++) {
+    int cur = S->cur[d] ^ (s0 & 1);
+    for (int s = s0; s < s1; s++) {
         int t = is_reverse(L, d) ? T - 1 - s : s;
         const float *hp = S->h[d][cur];
         float *hn = S->h[d][cur ^ 1];
@@ -217,15 +220,15 @@ static void run_layer_thread(const rnnf_layer *L, rnnf_layer_state *S, const rnn
         for (int k = 0; k < 2; k++) {
             const int d = tid ^ k;
             if (__atomic_fetch_or(claimed, 1 << d, __ATOMIC_RELAXED) & (1 << d)) continue;
-            run_direction(L, S, st, d, T, in, in_ld, io, &bars[d], &sense, 0, 1);
+            run_direction(L, S, st, d, T, 0, T, st->gx[d], in, in_ld, io, &bars[d], &sense, 0, 1);
             taken++;
         }
         if (taken == 2) __atomic_add_fetch(&bars[0].sleeps, 1, __ATOMIC_RELAXED);
     } else if (groups == 2) {
-        run_direction(L, S, st, g, T, in, in_ld, io, &bars[g], &sense, gtid, gthreads);
+        run_direction(L, S, st, g, T, 0, T, st->gx[g], in, in_ld, io, &bars[g], &sense, gtid, gthreads);
     } else {
         for (int d = 0; d < L->n_dirs; d++)
-            run_direction(L, S, st, d, T, in, in_ld, io, &bars[0], &sense, gtid, gthreads);
+            run_direction(L, S, st, d, T, 0, T, st->gx[d], in, in_ld, io, &bars[0], &sense, gtid, gthreads);
     }
 }
 
@@ -279,6 +282,95 @@ static int run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state 
     return bars[0].sleeps + bars[1].sleeps;
 }
 
+/* ---- two stacked layers side by side ----
+ * At a small batch a step takes microseconds, and splitting every step's units between two threads pays a barrier
+ * per step: a round trip between the two vCPUs of the project's VM took 0.5-1 us, and a GRU-96 stack at batch 2
+ * ran no faster on two threads than on one. Two stacked layers instead run side by side, one per thread, the
+ * second a chunk of steps behind the first: it waits for the first layer's outputs (rnnf_progress), never the other
+ * way round, and each core keeps its own layer's weights in its L2. Each layer projects its inputs a chunk at a time
+ * (one GEMM of chunk * batch rows), so the second layer starts after the first chunk, not after the whole
+ * sequence. Every step is the one-thread step and every projection output the same FMA chain (kernels.h), so the
+ * bits are those of any other thread count. */
+
+/* Rows of a chunk's projection GEMM: enough to fill the microkernel's 12-row block, few enough that the second
+ * layer starts soon. */
+#define RNNF_PIPE_CHUNK_ROWS 12
+/* A layer needs this many multiply-adds in a call before a second thread pays for starting the region. */
+#define RNNF_PIPE_MIN_MACS (1L << 20)
+
+static int pipe_chunk(int batch) { return (RNNF_PIPE_CHUNK_ROWS + batch - 1) / batch; }
+
+/* A layer's input and recurrent weights in bytes as stored. */
+static size_t weight_bytes(const rnnf_layer *L)
+{
+    const size_t elem = L->weight_dtype == RNNF_WEIGHTS_F32 ? 4 : L->weight_dtype == RNNF_WEIGHTS_F16 ? 2 : 1;
+    return recurrent_weight_bytes(L) + elem * (size_t)L->gh_cols * (size_t)L->input_size;
+}
+
+/* Two forward layers whose steps project their inputs up front (not rows_step.c's), each with weights that fit one
+ * core's L2 (else splitting units keeps each core's half there) and enough work for a second thread. */
+static int pipelines(const rnnf_model *m, int batch, int T, int n_threads)
+{
+    if (n_threads < 2 || m->n_layers != 2 || T < 2 * pipe_chunk(batch)) return 0;
+    for (int l = 0; l < 2; l++) {
+        const rnnf_layer *L = &m->layers[l];
+        if (L->n_dirs != 1 || L->reverse || rnnf_rows_step_applies(L, batch) || weight_bytes(L) > rnnf_core_l2_bytes())
+            return 0;
+        if ((long)T * batch * L->gh_cols * (L->input_size + L->out_size) < RNNF_PIPE_MIN_MACS) return 0;
+    }
+    return 1;
+}
+
+/* Layer l of a pipelined pair, chunk by chunk; returns how many of its waits slept. */
+static int pipelined_layer(const rnnf_model *m, rnnf_state *st, int l, int T, const float *x, const rnnf_io *io,
+                           rnnf_progress *first)
+{
+    const rnnf_layer *L = &m->layers[l];
+    rnnf_layer_state *S = &st->ls[l];
+    const float *in = l ? io[0].out : x;
+    const int in_ld = l ? m->layers[0].out_size : L->input_size, chunk = pipe_chunk(st->batch);
+    rnnf_barrier solo;
+    rnnf_barrier_init(&solo, 1);
+    int sense = 0, sleeps = 0;
+    for (int s0 = 0; s0 < T; s0 += chunk) {
+        const int s1 = s0 + chunk < T ? s0 + chunk : T;
+        if (l) sleeps += rnnf_progress_wait(first, s1);
+        /* each layer its own projection buffer: gx[1] is free, the layers having one direction */
+        run_direction(L, S, st, 0, T, s0, s1, st->gx[l], in, in_ld, &io[l], &solo, &sense, 0, 1);
+        if (!l) rnnf_progress_publish(first, s1);
+    }
+    S->cur[0] ^= T & 1;
+    return sleeps;
+}
+
+/* Thread t takes layer t, then the other if nobody has: when a busy machine starts the partner late, the first
+ * thread runs both layers in turn (and says so in the count it returns, for the back-off in threads.c). */
+static int run_pipelined(const rnnf_model *m, rnnf_state *st, int T, const float *x, const rnnf_io *io)
+{
+    rnnf_progress first;
+    rnnf_progress_init(&first);
+    int claimed = 0, sleeps = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(2) reduction(+ : sleeps)
+#endif
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+#else
+        const int tid = 0;
+#endif
+        int taken = 0;
+        for (int k = 0; k < 2 && tid < 2; k++) {
+            const int l = tid ^ k;
+            if (__atomic_fetch_or(&claimed, 1 << l, __ATOMIC_RELAXED) & (1 << l)) continue;
+            sleeps += pipelined_layer(m, st, l, T, x, io, &first);
+            taken++;
+        }
+        if (taken == 2) sleeps++;
+    }
+    return sleeps;
+}
+
 static void find_first_steps(rnnf_state *st, int T)
 {
     const int B = st->batch;
@@ -291,6 +383,23 @@ static void find_first_steps(rnnf_state *st, int T)
         st->first_step[0][b] = fwd;
         st->first_step[1][b] = rev;
     }
+}
+
+/* Where layer l's output sequence goes: the next layer's input buffer, or y in its layout for the last. */
+static rnnf_io layer_io(const rnnf_model *model, const rnnf_state *st, int l, const int32_t *lens,
+                        int mask_zero_output, float *y, int y_layout)
+{
+    const rnnf_layer *L = &model->layers[l];
+    const size_t B = (size_t)st->batch, D = (size_t)L->n_dirs, P = (size_t)L->out_size;
+    rnnf_io io = {lens, st->active, mask_zero_output, NULL, 0, 0, 0};
+    const int last = l + 1 == model->n_layers;
+    io.out = last ? y : st->inter[l % 2];
+    if (!last || y_layout == RNNF_Y_SEQ_BATCH_DIR) {
+        io.ys_t = B * D * P; io.ys_d = P; io.ys_b = D * P;
+    } else {
+        io.ys_t = D * B * P; io.ys_d = B * P; io.ys_b = P;
+    }
+    return io;
 }
 
 rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *st, int T, const float *x, const int32_t *lens,
@@ -308,25 +417,22 @@ rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *st, int T, cons
                 (uint8_t)((!lens || t < lens[b]) && (!mask || mask[(size_t)t * B + b]));
     find_first_steps(st, T);
 
+    if (pipelines(model, B, T, n_threads)) {
+        rnnf_io io[2];
+        for (int l = 0; l < 2; l++) io[l] = layer_io(model, st, l, lens, mask_zero_output, y, y_layout);
+        sleeps = run_pipelined(model, st, T, x, io);
+        /* judged per wait, as the barrier steps are: one wait a chunk */
+        rnnf_threads_after_call(n_threads, (T + pipe_chunk(B) - 1) / pipe_chunk(B), sleeps);
+        return RNNF_OK;
+    }
     const float *in = x;
     int in_ld = model->layers[0].input_size;
     for (int l = 0; l < model->n_layers; l++) {
         const rnnf_layer *L = &model->layers[l];
-        const size_t D = (size_t)L->n_dirs, P = (size_t)L->out_size;
-        rnnf_io io = {lens, st->active, mask_zero_output, NULL, 0, 0, 0};
-        if (l + 1 < model->n_layers) {
-            io.out = st->inter[l % 2];
-        } else {
-            io.out = y;
-        }
-        if (l + 1 < model->n_layers || y_layout == RNNF_Y_SEQ_BATCH_DIR) {
-            io.ys_t = B * D * P; io.ys_d = P; io.ys_b = D * P;
-        } else {
-            io.ys_t = D * B * P; io.ys_d = B * P; io.ys_b = P;
-        }
+        const rnnf_io io = layer_io(model, st, l, lens, mask_zero_output, y, y_layout);
         sleeps += run_layer(L, &st->ls[l], st, T, in, in_ld, &io, n_threads);
         in = io.out;
-        in_ld = (int)(D * P);
+        in_ld = L->n_dirs * L->out_size;
     }
     rnnf_threads_after_call(n_threads, T * model->n_layers, sleeps);
     return RNNF_OK;

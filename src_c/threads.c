@@ -144,6 +144,48 @@ int rnnf_barrier_wait(rnnf_barrier *b, int *local_sense)
     return 1;
 }
 
+void rnnf_progress_init(rnnf_progress *p)
+{
+    p->done = 0;
+    p->sleepers = 0;
+}
+
+void rnnf_progress_publish(rnnf_progress *p, int done)
+{
+    /* Sequentially consistent with the sleepers' increment, as in rnnf_barrier_wait: either this sees the sleeper
+     * or the sleeper's futex call sees the new count. */
+    __atomic_store_n(&p->done, done, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0) {
+#ifdef __linux__
+        syscall(SYS_futex, (int *)&p->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#endif
+    }
+}
+
+int rnnf_progress_wait(rnnf_progress *p, int at_least)
+{
+    if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= at_least) return 0;
+    const long long spin_until = rnnf_monotonic_ns() + RNNF_SPIN_NS;
+    do {
+        for (int spins = 0; spins < RNNF_SPINS_PER_CLOCK_READ; spins++) {
+            if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= at_least) return 0;
+            RNNF_PAUSE();
+        }
+    } while (rnnf_monotonic_ns() < spin_until);
+    __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+    for (;;) {
+        const int seen = __atomic_load_n(&p->done, __ATOMIC_SEQ_CST);
+        if (seen >= at_least) break;
+#ifdef __linux__
+        syscall(SYS_futex, (int *)&p->done, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+#else
+        sched_yield();
+#endif
+    }
+    __atomic_sub_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+    return 1;
+}
+
 void rnnf_carry_inactive(int batch, const uint8_t *active, const float *hp, float *hn, int stride, int c0, int c1)
 {
     if (c1 <= c0) return;

@@ -170,6 +170,40 @@ def test_batch_split_across_threads_does_not_change_a_single_bit(cell, direction
         assert outputs_equal(one, many), f"{len(layers)} layer(s)"
 
 
+@pytest.mark.parametrize("cell,batch,hidden,extra", [
+    ("gru", 2, 96, {}), ("gru", 1, 96, {"lens": True}), ("gru", 5, 64, {"mask": True}),
+    ("gru", 2, 96, {"linear_before_reset": False}), ("lstm", 1, 64, {}), ("lstm", 3, 64, {"mask": True}),
+    ("lstm", 2, 64, {"proj_size": 24, "lens": True}), ("lstm", 2, 64, {"peepholes": True}), ("rnn", 1, 160, {}),
+    ("gru", 2, 96, {"dtype": "int8"}), ("lstm", 1, 64, {"dtype": "float16", "lens": True}),
+])
+def test_two_layers_side_by_side_do_not_change_a_single_bit(cell, batch, hidden, extra):
+    """Two forward layers at a small batch, large enough for two threads to run them side by side (recurrent.c
+    pipelines: the second a chunk of steps behind the first, each projecting its inputs a chunk at a time), give one
+    thread's bits: outputs and both final states, with initial states, masked steps and rows of other lengths, a
+    step count that is no whole number of chunks, and stored int8 or float16 weights. Run three times: the thread
+    that takes each layer may change from call to call."""
+    rng = np.random.default_rng(hidden + batch)
+    extra = dict(extra)
+    use_mask, use_lens, dtype = extra.pop("mask", False), extra.pop("lens", False), extra.pop("dtype", None)
+    if cell == "gru":
+        extra.setdefault("linear_before_reset", True)
+    first = random_layer(rng, cell=cell, input_size=64, hidden_size=hidden, **extra)
+    second = random_layer(rng, cell=cell, input_size=first.output_size, hidden_size=hidden, **extra)
+    layers = [first, second] if dtype is None else [first.with_weight_dtype(dtype), second.with_weight_dtype(dtype)]
+    T = 47
+    x = rng.standard_normal((T, batch, 64)).astype(np.float32)
+    kw = {"mask": rng.random((T, batch)) > 0.3} if use_mask else {}
+    if use_lens:
+        kw["sequence_lens"] = np.array([T - 13 * b for b in range(batch)], np.int32)
+    out = first.output_size
+    kw["initial_h"] = [rng.standard_normal((1, batch, out)).astype(np.float32) for _ in range(2)]
+    if cell == "lstm":
+        kw["initial_c"] = [rng.standard_normal((1, batch, hidden)).astype(np.float32) for _ in range(2)]
+    one = run_with(layers, x, n_threads=1, **kw)
+    for attempt in range(3):
+        assert outputs_equal(one, run_with(layers, x, n_threads=2, **kw)), f"call {attempt}"
+
+
 def test_stacked_layers_equal_layer_by_layer_runs():
     rng = np.random.default_rng(3)
     first = random_layer(rng, cell="lstm", direction="bidirectional", input_size=6, hidden_size=10)
