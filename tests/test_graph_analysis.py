@@ -88,6 +88,20 @@ def test_transpose_reshape_transpose_is_one_transpose_when_the_reshape_only_merg
         agrees(data, {"x": x})
 
 
+def test_a_transpose_before_a_narrowing_matmul_moves_after_it():
+    """Transpose (last axis kept) -> MatMul by a constant [K, N] -> Add -> Sigmoid runs the MatMul (bias and
+    activation folded) on the untransposed rows and transposes its N-wide result, when N <= K; a widening MatMul
+    keeps the Transpose before it. The results stay onnxruntime's."""
+    rng = np.random.default_rng(5)
+    for n, order in ((3, ["MATMUL", "TRANSPOSE"]), (9, ["TRANSPOSE", "MATMUL"])):
+        nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+                 helper.make_node("MatMul", ["t", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["a"]),
+                 helper.make_node("Sigmoid", ["a"], ["y"])]
+        data = build(nodes, [("x", ["time", "batch", 6])], [const(rng, "w", (6, n)), const(rng, "b", (n,))])
+        assert c_ops(rnnfast.load(data)) == order, n
+        agrees(data, {"x": rng.standard_normal((5, 2, 6)).astype(np.float32)})
+
+
 def test_shape_arithmetic_is_folded_away():
     """Shape -> Gather -> Unsqueeze -> Concat -> Reshape, as torch exporters write a flatten: no C node computes
     sizes; the Reshape is a view, so only the Relu runs."""

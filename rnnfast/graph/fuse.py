@@ -54,6 +54,38 @@ def fuse(graph: Graph):
                 changed = True
             if changed:
                 break
+    _transposes_after_products(graph)
+
+
+def _transposes_after_products(graph: Graph):
+    """Transpose (last axis kept) -> MatMul by a constant [K, N] is MatMul -> Transpose when N <= K: rows are
+    multiplied independently, so the product may run on the untransposed rows, and the Transpose then moves N floats
+    a row instead of K (the crnn's [T, B, 96] -> [B, T, 96] before its Linear to 10). After the fusions above, so
+    the MatMul keeps its folded bias and activation; the bits are the same (each output row is the same chain)."""
+    changed = True
+    while changed:
+        changed = False
+        users = graph.consumers()
+        for t in graph.nodes:
+            if t.op != "Transpose" or not _single_use(graph, users, t.outputs[0]):
+                continue
+            rank = len(graph.values[t.inputs[0]].shape)
+            perm = list(t.attrs.get("perm") or range(rank)[::-1])
+            mm = users[t.outputs[0]][0]
+            w = graph.values[mm.inputs[1]].const if mm.op == "MatMul" and mm.inputs[0] == t.outputs[0] else None
+            if perm[-1] != rank - 1 or w is None or w.ndim != 2 or w.shape[1] > w.shape[0]:
+                continue
+            out = graph.values[mm.outputs[0]]
+            name = f"{mm.outputs[0]}/untransposed"
+            while name in graph.values:
+                name += "_"
+            graph.values[name] = Value(name, out.dtype, tuple(graph.values[t.inputs[0]].shape[:-1]) + (w.shape[1],))
+            mm.inputs = [t.inputs[0]] + mm.inputs[1:]
+            t.inputs, t.outputs, mm.outputs = [name], [mm.outputs[0]], [name] + mm.outputs[1:]
+            graph.nodes.remove(t)
+            graph.nodes.insert(graph.nodes.index(mm) + 1, t)
+            changed = True
+            break
 
 
 def _pool_2x2(graph, conv, pool) -> bool:
