@@ -99,14 +99,15 @@ static int uniform_states(const rnnf_model *m, int cell_state)
 }
 
 /* Whether a stacked state tensor (initial_h / initial_c / Y_h / Y_c) is absent or float [LD, B, size]; else the
- * message says which and what it must be. */
-static int state_fits(const rnnf_tensor *t, const char *name, int64_t LD, int64_t B, int size, const char *x,
+ * message says which and what it must be for X. */
+static int state_fits(const rnnf_tensor *t, const char *name, int64_t LD, int64_t B, int size, const rnnf_tensor *x,
                       char *message)
 {
-    char got[64];
+    char got[64], xs[64];
     if (t->dtype == RNNF_DT_NONE || shape_is(t, 3, LD, B, size)) return 1;
     snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "%s is %s, must be float [%lld, %lld, %d] (layers x directions, "
-             "batch, hidden) for X %s", name, dims_text(t, got, sizeof got), (long long)LD, (long long)B, size, x);
+             "batch, hidden) for X %s", name, dims_text(t, got, sizeof got), (long long)LD, (long long)B, size,
+             dims_text(x, xs, sizeof xs));
     return 0;
 }
 
@@ -123,18 +124,19 @@ rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor 
     }
     const int64_t T = in[0].dims[0], B = in[0].dims[1];
     const int64_t LD = (int64_t)m->n_layers * first->n_dirs;
-    dims_text(&in[0], x, sizeof x);
-    if (!state_fits(&in[2], "initial_h", LD, B, first->out_size, x, message)) return RNNF_ERR_SHAPE;
-    if (!state_fits(&in[3], "initial_c", LD, B, first->hidden_size, x, message)) return RNNF_ERR_SHAPE;
+    /* X's dims are written into a message only when there is one: snprintf on every run cost more than the rest
+     * of the graph's per-run work for a small model */
+    if (!state_fits(&in[2], "initial_h", LD, B, first->out_size, &in[0], message)) return RNNF_ERR_SHAPE;
+    if (!state_fits(&in[3], "initial_c", LD, B, first->hidden_size, &in[0], message)) return RNNF_ERR_SHAPE;
     if (in[1].dtype != RNNF_DT_NONE && (in[1].dtype != RNNF_DT_I32 || in[1].rank != 1 || in[1].dims[0] != B)) {
         snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "sequence_lens is %s, must be int32 [%lld] (batch) for X %s",
-                 dims_text(&in[1], got, sizeof got), (long long)B, x);
+                 dims_text(&in[1], got, sizeof got), (long long)B, dims_text(&in[0], x, sizeof x));
         return RNNF_ERR_SHAPE;
     }
     const int has_mask = node->n_in == 5 && in[4].dtype != RNNF_DT_NONE;
     if (has_mask && (in[4].dtype != RNNF_DT_U8 || in[4].rank != 2 || in[4].dims[0] != T || in[4].dims[1] != B)) {
         snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "mask is %s, must be bool [%lld, %lld] (steps, batch) for X %s",
-                 dims_text(&in[4], got, sizeof got), (long long)T, (long long)B, x);
+                 dims_text(&in[4], got, sizeof got), (long long)T, (long long)B, dims_text(&in[0], x, sizeof x));
         return RNNF_ERR_SHAPE;
     }
     const int h_states = in[2].dtype != RNNF_DT_NONE || out[1].dtype != RNNF_DT_NONE;
@@ -144,8 +146,8 @@ rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor 
                  "direction count");
         return RNNF_ERR_FORMAT;
     }
-    if (!state_fits(&out[1], "Y_h", LD, B, first->out_size, x, message)) return RNNF_ERR_SHAPE;
-    if (!state_fits(&out[2], "Y_c", LD, B, first->hidden_size, x, message)) return RNNF_ERR_SHAPE;
+    if (!state_fits(&out[1], "Y_h", LD, B, first->out_size, &in[0], message)) return RNNF_ERR_SHAPE;
+    if (!state_fits(&out[2], "Y_c", LD, B, first->hidden_size, &in[0], message)) return RNNF_ERR_SHAPE;
     const rnnf_layer *last = &m->layers[m->n_layers - 1];
     const int64_t D = last->n_dirs;
     const int batch_dir = node->n_iattr >= 1 && node->iattr[0] == 1;
@@ -157,7 +159,8 @@ rnnf_status rnnf_recurrent_node_check(const rnnf_gnode *node, const rnnf_tensor 
         (!merged && !(out[0].rank == 4 && out[0].dims[0] == T && out[0].dims[1] == y1 && out[0].dims[2] == y2 &&
                       out[0].dims[3] == last->out_size)))) {
         snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "Y is %s, must be float [%lld, %lld, %lld, %d] for X %s",
-                 dims_text(&out[0], got, sizeof got), (long long)T, (long long)y1, (long long)y2, last->out_size, x);
+                 dims_text(&out[0], got, sizeof got), (long long)T, (long long)y1, (long long)y2, last->out_size,
+                 dims_text(&in[0], x, sizeof x));
         return RNNF_ERR_SHAPE;
     }
     return RNNF_OK;
