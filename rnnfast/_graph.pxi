@@ -243,6 +243,15 @@ cdef class CGraph:
     cdef size_t memory_limit
     cdef list in_names
     cdef list hosts  # per host node: a callable (input arrays) -> output arrays, for operators outside the C set
+    # accept_feeds' rules, per input: its name (None: run_feeds never takes it), whether it may be left out, the
+    # rank it must have (-1: any) and its fixed sizes (axis, size), in C for a check that costs next to nothing
+    cdef list feed_names
+    cdef bint feed_optional[LOCAL_TENSORS]
+    cdef int feed_rank[LOCAL_TENSORS]
+    cdef int feed_n_fixed[LOCAL_TENSORS]
+    cdef int feed_axis[LOCAL_TENSORS][8]
+    cdef cnp.npy_intp feed_size[LOCAL_TENSORS][8]
+    cdef int feed_threads
 
     def __cinit__(self, dict desc, str where):
         cdef rnnf_graph_desc g
@@ -276,10 +285,76 @@ cdef class CGraph:
         if self.ptr != NULL:
             rnnf_graph_free(self.ptr)
 
+    def accept_feeds(self, list rules, int n_threads=0):
+        """The feeds run_feeds takes as they are: per graph input in order, None (never: a feed of this input goes
+        the caller's way) or (name, optional, rank or -1 for any, ((axis, size), ...) the sizes it must have); and
+        the thread count its runs ask for."""
+        cdef int i, k
+        if len(rules) != self.n_inputs:
+            raise ValueError(f"{self.where}: {len(rules)} feed rules for {self.n_inputs} inputs")
+        names = []
+        for i, rule in enumerate(rules):
+            if rule is None:
+                names.append(None)
+                continue
+            name, optional, rank, fixed = rule
+            if len(fixed) > 8:
+                raise ValueError(f"{self.where}: input {name!r}: more than 8 fixed sizes")
+            names.append(str(name))
+            self.feed_optional[i] = bool(optional)
+            self.feed_rank[i] = int(rank)
+            self.feed_n_fixed[i] = len(fixed)
+            for k, (axis, size) in enumerate(fixed):
+                self.feed_axis[i][k] = axis
+                self.feed_size[i][k] = size
+        self.feed_names = names
+        self.feed_threads = n_threads
+
+    def run_feeds(self, dict feeds):
+        """run() of a feed dict {input name: array} when every key names an input, every required input is there
+        and each array passes accept_feeds' rule unchanged: a C-contiguous array of the input's own dtype, native
+        byte order, of the rank and fixed sizes given. Otherwise None, having run nothing: the caller's own checks
+        then name what is wrong (or convert what needs converting)."""
+        cdef int i, k, given = 0
+        cdef cnp.ndarray arr
+        cdef object x
+        if self.feed_names is None:
+            return None
+        inputs = [None] * self.n_inputs
+        for i in range(self.n_inputs):
+            name = self.feed_names[i]
+            if name is None:
+                return None
+            x = feeds.get(name)
+            if x is None:
+                if not self.feed_optional[i]:
+                    return None
+                if name in feeds:
+                    given += 1
+                continue
+            given += 1
+            if not (cnp.PyArray_CheckExact(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == self.in_types[i]
+                    and cnp.PyArray_ISCARRAY_RO(<cnp.ndarray>x)):
+                return None
+            arr = <cnp.ndarray>x
+            if self.feed_rank[i] >= 0 and cnp.PyArray_NDIM(arr) != self.feed_rank[i]:
+                return None
+            for k in range(self.feed_n_fixed[i]):
+                if cnp.PyArray_DIM(arr, self.feed_axis[i][k]) != self.feed_size[i][k]:
+                    return None
+            inputs[i] = x
+        if given != len(feeds):
+            return None
+        return self.run_locked(inputs, self.feed_threads, None)
+
     def run(self, list inputs, int n_threads=0, list into=None):
         """inputs: arrays of the graph inputs' dtypes, in order (others are converted). Returns the outputs as a list.
         into: None, or per output None or an array of the output's dtype and shape to write it into (a stream's
         state buffers), never one of the inputs."""
+        return self.run_locked(inputs, n_threads, into)
+
+    cdef list run_locked(self, list inputs, int n_threads, list into):
+        """run() in the graph's cached state, or in a state of its own while another thread runs the graph."""
         cdef rnnf_graph_state *st
         cdef bint owned = False
         cdef rnnf_status status
@@ -346,8 +421,9 @@ cdef class CGraph:
             for a in range(tin[i].rank):
                 tin[i].dims[a] = cnp.PyArray_DIM(arr, a)
             tin[i].data = cnp.PyArray_DATA(arr)
-        with nogil:
-            status = rnnf_graph_prepare(st, tin, tout, &err)
+        # with the GIL held: planning the same shapes again takes less than letting the GIL go and taking it back (a
+        # tenth of a small model's run), and new shapes are planned once
+        status = rnnf_graph_prepare(st, tin, tout, &err)
         graph_check(status, &err, self.where)
         outs = []
         for i in range(self.n_outputs):

@@ -118,6 +118,17 @@ def run_is_traced() -> bool:
     return CompiledStack.run is not _UNTRACED_RUN
 
 
+def compiled_shortcut(run, holder, compiled):
+    """run(arg) while holder.compiled is still `compiled` and the engine is not traced (run_is_traced), else None: a
+    shortcut past a graph's own run gives way to the node-by-node path `rnnfast verify` / `inspect` watch, and to a
+    graph whose compiled form was dropped or replaced."""
+    stack = CompiledStack
+
+    def call(arg):
+        return run(arg) if holder.compiled is compiled and stack.run is _UNTRACED_RUN else None
+    return call
+
+
 def compiled(layer: RecurrentLayer) -> CompiledStack:
     """The layer packed for C, built on first use and kept on the layer (layers are not changed after import)."""
     stack = layer.__dict__.get("_rnnf_compiled")

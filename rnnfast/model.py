@@ -22,6 +22,9 @@ class Model:
         self.source = source
         self.n_threads = None  # rnnfast.load's, for graphs that do not hold their own (Keras, PyTorch, .rnnf)
         self.origin = None  # rnnfast.load's bytes and options (rnnfast/portable.py), which pickling sends
+        # feeds -> outputs, or None for a feed that needs run's checks: a graph's shortcut into C for the common call
+        direct = getattr(graph, "direct_runner", None)
+        self._direct = direct() if direct is not None else None
 
     @property
     def inputs(self) -> list[TensorInfo]:
@@ -44,6 +47,10 @@ class Model:
         name -> array; an input whose TensorInfo is `optional` (PyTorch's h0/c0, an ONNX input backed by an
         initializer) may be left out and is then its default. Returns one array per model output, in
         `output_names` order."""
+        if self._direct is not None and type(inputs) is dict and not options and self.n_threads is None:
+            outs = self._direct(inputs)
+            if outs is not None:
+                return outs
         if self.n_threads is None:
             return self.graph.run(self._feeds(inputs), **options)
         from .engine import call_threads

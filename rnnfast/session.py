@@ -31,6 +31,8 @@ class InferenceSession:
         return ["CPUExecutionProvider"]
 
     def run(self, output_names, input_feed: dict, run_options=None):
+        if not output_names and type(input_feed) is dict:
+            return self._model.run(input_feed)
         if not isinstance(input_feed, dict):
             raise ValueError("input_feed must be a dict input name -> array, as in onnxruntime")
         if output_names:

@@ -5,6 +5,8 @@ that holds only the inputs and outputs). `CompiledGraph.run` takes the feeds in 
 needs converting (a float feed of another precision, non-contiguous arrays) and returns the outputs in order."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _core
 from .analysis import analyse
 from .compile import lower_graph
@@ -82,6 +84,11 @@ class CompiledGraph:
             self._watched = self if desc is None else CompiledGraph.from_desc(
                 desc, self.graph, self.n_threads, self.c_graph.where, self.state_pairs)
         return self._watched
+
+    @property
+    def input_dtypes(self) -> list:
+        """The numpy dtype of each input as the executor takes it, in order (other dtypes are converted)."""
+        return [np.dtype(_core.GRAPH_DTYPES[self.desc["tensors"][t][0]]) for t in self.desc["inputs"]]
 
     def run(self, arrays: list, n_threads=None, into=None) -> list:
         """arrays: the inputs in order (the binding converts any that are not C-contiguous of the declared dtype)."""

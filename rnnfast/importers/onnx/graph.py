@@ -463,6 +463,10 @@ class OnnxGraph:
         wanted = output_names or [o.name for o in self.outputs]
         return [values[n] for n in wanted]
 
+    def direct_runner(self):
+        """Model.run's shortcut past run and _check_input (_direct_runner), or None without the C executor."""
+        return None if self.compiled is None else _direct_runner(self)
+
     def _check_input(self, info, value):
         if type(value) is np.ndarray and value.dtype is F32 and info.type == "tensor(float)":
             fixed = self._fixed_dims.get(info.name)
@@ -627,6 +631,10 @@ class CompiledOnnxGraph:
         by_name = dict(zip(self.compiled.output_names, outs))
         return [by_name[n] for n in output_names]
 
+    def direct_runner(self):
+        """Model.run's shortcut past run (_direct_runner)."""
+        return _direct_runner(self)
+
     def describe(self) -> str:
         return f"ONNX graph {self.name}: {self.compiled.describe()}"
 
@@ -662,6 +670,24 @@ def _info_of(v, optional=False) -> TensorInfo:
     types = {np.dtype(t): TYPE_NAMES[k] for k, t in ONNX_DTYPES.items() if k in TYPE_NAMES}
     shape = [None if isinstance(d, Dim) else d for d in v.shape]
     return TensorInfo(v.name, shape, types.get(np.dtype(v.dtype), str(v.dtype)), optional)
+
+
+def _direct_runner(graph):
+    """feeds -> outputs in one call into the C executor (CGraph.run_feeds) for a feed dict that the graph's run would
+    pass on unchanged: arrays of each input's executor dtype, C-contiguous, of the declared rank and fixed sizes
+    (the first test of OnnxGraph._check_input), no unknown or missing names. Anything else gives None, and Model.run
+    takes the graph's run, whose checks name the problem; so does a run while rnnfast verify traces the engine, or
+    once graph.compiled is no longer the compiled graph this was made for."""
+    compiled, rules = graph.compiled, []
+    for info, dtype in zip(graph.inputs, compiled.input_dtypes):
+        is_float = info.type in ("tensor(float)", "tensor(float16)", "tensor(double)")
+        # the dtype checks of _check_input, which an array of the executor's own dtype must pass
+        passes = dtype.kind == "f" if is_float else dtype == np.bool_ if info.type == "tensor(bool)" else \
+            dtype.kind in "iu"
+        fixed = tuple((a, w) for a, w in enumerate(info.shape) if isinstance(w, int) and w > 0)
+        rules.append((info.name, info.optional, len(info.shape) or -1, fixed) if passes else None)
+    compiled.c_graph.accept_feeds(rules, compiled.n_threads)
+    return engine.compiled_shortcut(compiled.c_graph.run_feeds, graph, compiled)
 
 
 def _ordered_feeds(graph, feeds: dict) -> list:
