@@ -918,6 +918,53 @@ static void activation_avx2(const rnnf_activation *act, const float *x, float *y
     for (; i < n; i++) y[i] = rnnf_act_scalar(act, x[i]);
 }
 
+/* ---- sequence kernels (kernels.h rnnf_seq_args): a small layer's whole sequence for one row ----
+ * Each step is the step drivers' batch-1 step, one_row's products (the input projection unless it was made
+ * beforehand, then the recurrent product) and the block kernels, inlined into one loop: no call, table lookup or
+ * driver bookkeeping per step, the same operations on every lane. */
+static inline __attribute__((always_inline)) int seq_avx2(int cell, const rnnf_seq_args *a)
+{
+    const int G = cell == RNNF_CELL_LSTM ? 4 : cell == RNNF_CELL_GRU ? 3 : 1, panels = G * a->n_blocks;
+    float gx[RNNF_SEQ_MAX_COLS] __attribute__((aligned(32))), gh[RNNF_SEQ_MAX_COLS] __attribute__((aligned(32)));
+    if (panels * UB > RNNF_SEQ_MAX_COLS) return 0;
+    const float *x = a->gx ? a->gx : a->x;
+    float *y = a->y;
+    for (int s = 0; s < a->steps; s++) {
+        const float *hp = a->h[s & 1];
+        float *hn = a->h[(s & 1) ^ 1];
+        const float *g = x;
+        if (!a->gx) {
+            one_row(a->input_size, x, a->w_ih, 0, panels, a->bias_x, gx);
+            g = gx;
+        }
+        one_row(a->depth, hp, a->w_hh, 0, panels, a->bias_h, gh);
+        for (int jb = 0; jb < a->n_blocks; jb++) {
+            const int off = jb * G * UB;
+            if (cell == RNNF_CELL_LSTM)
+                lstm_block_avx2(g + off, gh + off, a->peep ? a->peep + jb * 3 * UB : NULL, a->c + jb * UB, hn + jb * UB,
+                                a->gp);
+            else if (cell == RNNF_CELL_GRU)
+                gru_lbr_block_avx2(g + off, gh + off, hp + jb * UB, hn + jb * UB, a->gp);
+            else
+                rnn_block_avx2(g + off, gh + off, hn + jb * UB, a->gp);
+        }
+        if (y) {
+            int j = 0;
+            for (; j + 8 <= a->out_len; j += 8) _mm256_storeu_ps(y + j, ld(hn + j));
+            for (; j < a->out_len; j++) y[j] = hn[j];
+            y += a->y_step;
+        }
+        x += a->x_step;
+    }
+    return 1;
+}
+
+static int lstm_seq_avx2(const rnnf_seq_args *a) { return seq_avx2(RNNF_CELL_LSTM, a); }
+
+static int gru_lbr_seq_avx2(const rnnf_seq_args *a) { return seq_avx2(RNNF_CELL_GRU, a); }
+
+static int rnn_seq_avx2(const rnnf_seq_args *a) { return seq_avx2(RNNF_CELL_RNN, a); }
+
 const rnnf_kernels rnnf_kernels_avx2 = {
     "avx2",
     gemm_packed_avx2,
@@ -935,4 +982,7 @@ const rnnf_kernels rnnf_kernels_avx2 = {
     rnnf_wino2_out_avx2,
     wino2_out_pool_avx2,
     gemm_offsets_pool_avx2,
+    lstm_seq_avx2,
+    gru_lbr_seq_avx2,
+    rnn_seq_avx2,
 };

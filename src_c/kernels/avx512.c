@@ -796,6 +796,224 @@ static void rnn_rows_avx512(int n_rows, const uint8_t *active, const float *gx, 
     }
 }
 
+/* ---- sequence kernels (kernels.h rnnf_seq_args): a small layer's whole sequence for one row ----
+ * A batch-1 step of a small layer is a few hundred cycles of work (an LSTM-32's: 256 FMAs of recurrent product and
+ * ten activations), so the step drivers' calls, table lookups and memory round trips were a fifth of it: here each
+ * step's input projection, recurrent product and gates run in one loop, the products in registers from the FMA
+ * chains to the gates and the cell state from step to step. Each lane sees gemm_packed's chains (zero, one FMA per
+ * k in order, then + bias or + 0) and the block kernels' gate operations, so the bits are the step drivers'. */
+
+/* NP panels of a packed matrix with `depth` rows against the vector v: acc[p] = one FMA chain over k, as
+ * gemm_block makes each output. */
+static inline __attribute__((always_inline)) void seq_product(int NP, int depth, const float *v, const float *w,
+                                                              __m512 *acc)
+{
+    const size_t ps = (size_t)depth * UB;
+    RNNF_UNROLL
+    for (int p = 0; p < NP; p++) acc[p] = _mm512_setzero_ps();
+    for (int k = 0; k < depth; k++) {
+        const __m512 a = _mm512_set1_ps(v[k]);
+        const float *row = w + (size_t)k * UB;
+        RNNF_UNROLL
+        for (int p = 0; p < NP; p++) acc[p] = _mm512_fmadd_ps(a, _mm512_loadu_ps(row + p * ps), acc[p]);
+    }
+}
+
+/* The step's input projection, x W_ih + bias_x as gemm_packed gives it, plus 0: the step drivers add a bias-less
+ * recurrent product to it as gx + (acc + 0), which equals (gx + 0) + acc in every case (x + y is -0 only when both
+ * are, and + 0 turns only -0 into +0; NaN keeps the first NaN operand either way), so the + 0 stays off the chain
+ * from one step to the next. */
+static inline __attribute__((always_inline)) void seq_input(int NP, const rnnf_seq_args *a, const float *x,
+                                                            __m512 *gx, int plus_zero)
+{
+    if (a->gx) { /* made by gemm_packed, x is its row */
+        RNNF_UNROLL
+        for (int p = 0; p < NP; p++) gx[p] = ld(x + p * UB);
+    } else {
+        seq_product(NP, a->input_size, x, a->w_ih, gx);
+        RNNF_UNROLL
+        for (int p = 0; p < NP; p++) gx[p] = _mm512_add_ps(gx[p], ld(a->bias_x + p * UB));
+    }
+    if (plus_zero) {
+        RNNF_UNROLL
+        for (int p = 0; p < NP; p++) gx[p] = _mm512_add_ps(gx[p], _mm512_setzero_ps());
+    }
+}
+
+/* Store the block vectors of a new state: all of them to hn (as the block kernels write them), the first out_len
+ * values to y when it is given. */
+static inline __attribute__((always_inline)) void seq_store(int NB, const __m512 *h, float *hn, float *y,
+                                                            int out_len)
+{
+    RNNF_UNROLL
+    for (int q = 0; q < NB; q++) {
+        _mm512_storeu_ps(hn + q * UB, h[q]);
+        if (!y) continue;
+        const int left = out_len - q * UB;
+        if (left >= UB)
+            _mm512_storeu_ps(y + q * UB, h[q]);
+        else if (left > 0)
+            _mm512_mask_storeu_ps(y + q * UB, (__mmask16)((1u << left) - 1), h[q]);
+    }
+}
+
+/* The common LSTM (lstm_front's plain_gates path, no peepholes, h = tanh): the cell state in registers. */
+static inline __attribute__((always_inline)) void lstm_seq_plain(int NB, const rnnf_seq_args *a)
+{
+    __m512 c[4];
+    RNNF_UNROLL
+    for (int q = 0; q < NB; q++) c[q] = ld(a->c + q * UB);
+    const float *x = a->gx ? a->gx : a->x;
+    float *y = a->y;
+    for (int s = 0; s < a->steps; s++) {
+        __m512 gx[16], acc[16], o[4], t[4];
+        seq_input(4 * NB, a, x, gx, 1);
+        seq_product(4 * NB, a->depth, a->h[s & 1], a->w_hh, acc);
+        RNNF_UNROLL
+        for (int q = 0; q < NB; q++) {
+            __m512 v[4]; /* i, o, f, candidate */
+            RNNF_UNROLL
+            for (int g = 0; g < 4; g++) v[g] = _mm512_add_ps(gx[4 * q + g], acc[4 * q + g]);
+            sigmoid_tanh_n(3, 1, v);
+            c[q] = _mm512_fmadd_ps(v[2], c[q], _mm512_mul_ps(v[0], v[3]));
+            o[q] = v[1];
+            t[q] = c[q];
+        }
+        tanh_n(NB, t);
+        RNNF_UNROLL
+        for (int q = 0; q < NB; q++) t[q] = _mm512_mul_ps(o[q], t[q]);
+        seq_store(NB, t, a->h[(s & 1) ^ 1], y, a->out_len);
+        x += a->x_step;
+        if (y) y += a->y_step;
+    }
+    RNNF_UNROLL
+    for (int q = 0; q < NB; q++) _mm512_storeu_ps(a->c + q * UB, c[q]);
+}
+
+/* Any other LSTM: the products staged as gemm_packed stores them, then lstm_block_avx512 on each block. */
+static inline __attribute__((always_inline)) void lstm_seq_any(int NB, const rnnf_seq_args *a)
+{
+    float gx[16 * UB] __attribute__((aligned(64))), gh[16 * UB] __attribute__((aligned(64)));
+    const float *x = a->gx ? a->gx : a->x;
+    float *y = a->y;
+    for (int s = 0; s < a->steps; s++) {
+        float *hn = a->h[(s & 1) ^ 1];
+        __m512 acc[16], h[4];
+        seq_input(4 * NB, a, x, acc, 0);
+        RNNF_UNROLL
+        for (int p = 0; p < 4 * NB; p++) _mm512_store_ps(gx + p * UB, acc[p]);
+        seq_product(4 * NB, a->depth, a->h[s & 1], a->w_hh, acc);
+        RNNF_UNROLL
+        for (int p = 0; p < 4 * NB; p++) _mm512_store_ps(gh + p * UB, _mm512_add_ps(acc[p], _mm512_setzero_ps()));
+        RNNF_UNROLL
+        for (int q = 0; q < NB; q++) {
+            lstm_block_avx512(gx + q * 4 * UB, gh + q * 4 * UB, a->peep ? a->peep + q * 3 * UB : NULL, a->c + q * UB,
+                              hn + q * UB, a->gp);
+            h[q] = ld(hn + q * UB);
+        }
+        seq_store(NB, h, hn, y, a->out_len);
+        x += a->x_step;
+        if (y) y += a->y_step;
+    }
+}
+
+static int lstm_seq_avx512(const rnnf_seq_args *a)
+{
+    const rnnf_gate_params *gp = a->gp;
+    const int plain = !a->peep && !gp->input_forget && plain_gates(gp) && gp->h.kind == RNNF_ACT_TANH;
+#define RNNF_SEQ_CASE(nb)                   \
+    case nb:                                \
+        if (plain)                          \
+            lstm_seq_plain(nb, a);          \
+        else                                \
+            lstm_seq_any(nb, a);            \
+        return 1
+    switch (a->n_blocks) {
+    RNNF_SEQ_CASE(1);
+    RNNF_SEQ_CASE(2);
+    RNNF_SEQ_CASE(3);
+    RNNF_SEQ_CASE(4);
+    default: return 0;
+    }
+#undef RNNF_SEQ_CASE
+}
+
+/* GRU, linear_before_reset = 1, as gru_lbr_block_avx512: z, r from gx + (product + Rb), the candidate from
+ * r*(product + Rb) + gx, the previous state in registers for the mix. */
+static inline __attribute__((always_inline)) void gru_lbr_seq_nb(int NB, const rnnf_seq_args *a)
+{
+    const rnnf_gate_params *gp = a->gp;
+    __m512 hp[5];
+    RNNF_UNROLL
+    for (int q = 0; q < NB; q++) hp[q] = ld(a->h[0] + q * UB);
+    const float *x = a->gx ? a->gx : a->x;
+    float *y = a->y;
+    for (int s = 0; s < a->steps; s++) {
+        __m512 gx[15], acc[15];
+        seq_input(3 * NB, a, x, gx, 0);
+        seq_product(3 * NB, a->depth, a->h[s & 1], a->w_hh, acc);
+        RNNF_UNROLL
+        for (int q = 0; q < NB; q++) {
+            const float *b = a->bias_h + q * 3 * UB;
+            __m512 zr[2] = {_mm512_add_ps(gx[3 * q], _mm512_add_ps(acc[3 * q], ld(b))),
+                            _mm512_add_ps(gx[3 * q + 1], _mm512_add_ps(acc[3 * q + 1], ld(b + UB)))};
+            act_n(&gp->f, gp->clip, 2, zr);
+            __m512 n = _mm512_fmadd_ps(zr[1], _mm512_add_ps(acc[3 * q + 2], ld(b + 2 * UB)), gx[3 * q + 2]);
+            act_n(&gp->g, gp->clip, 1, &n);
+            hp[q] = gru_mix(zr[0], n, hp[q]);
+        }
+        seq_store(NB, hp, a->h[(s & 1) ^ 1], y, a->out_len);
+        x += a->x_step;
+        if (y) y += a->y_step;
+    }
+}
+
+static int gru_lbr_seq_avx512(const rnnf_seq_args *a)
+{
+    switch (a->n_blocks) {
+    case 1: gru_lbr_seq_nb(1, a); return 1;
+    case 2: gru_lbr_seq_nb(2, a); return 1;
+    case 3: gru_lbr_seq_nb(3, a); return 1;
+    case 4: gru_lbr_seq_nb(4, a); return 1;
+    case 5: gru_lbr_seq_nb(5, a); return 1;
+    default: return 0;
+    }
+}
+
+/* Simple RNN, as rnn_block_avx512: h = f(clip(gx + product)). */
+static inline __attribute__((always_inline)) void rnn_seq_nb(int NB, const rnnf_seq_args *a)
+{
+    const rnnf_gate_params *gp = a->gp;
+    const float *x = a->gx ? a->gx : a->x;
+    float *y = a->y;
+    for (int s = 0; s < a->steps; s++) {
+        __m512 gx[8], acc[8];
+        seq_input(NB, a, x, gx, 1);
+        seq_product(NB, a->depth, a->h[s & 1], a->w_hh, acc);
+        RNNF_UNROLL
+        for (int q = 0; q < NB; q++) gx[q] = _mm512_add_ps(gx[q], acc[q]);
+        act_n(&gp->f, gp->clip, NB, gx);
+        seq_store(NB, gx, a->h[(s & 1) ^ 1], y, a->out_len);
+        x += a->x_step;
+        if (y) y += a->y_step;
+    }
+}
+
+static int rnn_seq_avx512(const rnnf_seq_args *a)
+{
+    switch (a->n_blocks) {
+    case 1: rnn_seq_nb(1, a); return 1;
+    case 2: rnn_seq_nb(2, a); return 1;
+    case 3: rnn_seq_nb(3, a); return 1;
+    case 4: rnn_seq_nb(4, a); return 1;
+    case 5: rnn_seq_nb(5, a); return 1;
+    case 6: rnn_seq_nb(6, a); return 1;
+    case 7: rnn_seq_nb(7, a); return 1;
+    case 8: rnn_seq_nb(8, a); return 1;
+    default: return 0;
+    }
+}
+
 const rnnf_kernels rnnf_kernels_avx512 = {
     "avx512",
     gemm_packed_avx512,
@@ -813,4 +1031,7 @@ const rnnf_kernels rnnf_kernels_avx512 = {
     rnnf_wino2_out_avx2,
     wino2_out_pool_avx512,
     gemm_offsets_pool_avx512,
+    lstm_seq_avx512,
+    gru_lbr_seq_avx512,
+    rnn_seq_avx512,
 };

@@ -9,6 +9,7 @@
 #ifndef RNNF_KERNELS_H
 #define RNNF_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rnnfast/rnnf.h"
@@ -30,6 +31,36 @@ typedef struct {
     float clip;              /* > 0: clamp pre-activations */
     int input_forget;
 } rnnf_gate_params;
+
+/* The sequence kernels' arguments: one direction of a layer over `steps` steps for one row (batch 1) on one thread.
+ * Step s takes its input projection from gx + s*x_step when gx is given (made by gemm_packed, bias_x included), else
+ * projects the input row x + s*x_step itself (steps negative when the direction runs backwards); it reads the state
+ * h[s % 2] and writes h[(s + 1) % 2] (the step drivers' double buffer: the last state ends in h[steps % 2]), both
+ * [n_blocks * UB] with the padding units written as the block kernels write them; c (LSTM) is updated in place; the
+ * new state's first out_len values go to y + s*y_step (y NULL: no output sequence). */
+typedef struct {
+    int steps, n_blocks;
+    const float *gx, *x;
+    ptrdiff_t x_step;
+    int input_size;
+    const float *w_ih, *bias_x; /* the input projection: packed panels and its bias (every bias it can hold) */
+    int depth;                  /* the recurrent product's depth: the state's length (out_size) */
+    const float *w_hh;          /* packed panels (n_gates per unit block, in canonical order) */
+    const float *bias_h;        /* GRU linear_before_reset: Rb in r*(h R^T + Rb); NULL otherwise */
+    const float *peep;          /* LSTM peepholes [n_blocks][3][UB] or NULL */
+    float *h[2];
+    float *c;
+    float *y;
+    ptrdiff_t y_step;
+    int out_len;
+    const rnnf_gate_params *gp;
+} rnnf_seq_args;
+
+/* The most packed columns (n_gates * n_blocks * UB) a sequence kernel takes: with AVX-512 the step's products stay
+ * in registers from the FMA chains to the gates. */
+#define RNNF_SEQ_MAX_COLS 256
+
+typedef int (*rnnf_seq_fn)(const rnnf_seq_args *a);
 
 typedef struct {
     const char *name;
@@ -90,6 +121,13 @@ typedef struct {
      * to X + dx + off[k] + N rounded up to RNNF_UB. */
     void (*gemm_offsets_pool)(int M, int K, const float *A, int lda, const float *X, int64_t dx, const int32_t *off,
                               int N, const float *bias, int relu, float *C, int ldc);
+    /* Optional (NULL: the step drivers run every step): a whole sequence of one small layer (rnnf_seq_args, at most
+     * RNNF_SEQ_MAX_COLS packed columns) in one call, each step's input projection, recurrent product and gates in
+     * registers, no call per step. The same bits as the step drivers with this table's gemm_packed and block
+     * kernels: each product one FMA chain over k then its bias (bias_x; bias_h, else zero), the gates as the block
+     * kernels compute them. Returns 0 having done nothing for a layer it does not cover. GRU: linear_before_reset =
+     * 1 only. */
+    rnnf_seq_fn lstm_seq, gru_lbr_seq, rnn_seq;
 } rnnf_kernels;
 
 extern const rnnf_kernels rnnf_kernels_ref;

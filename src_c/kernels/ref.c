@@ -235,6 +235,50 @@ static void activation_ref(const rnnf_activation *act, const float *x, float *y,
     for (int i = 0; i < n; i++) y[i] = rnnf_act_scalar(act, x[i]);
 }
 
+/* The sequence kernels' specification (kernels.h rnnf_seq_args): every step the step drivers' batch-1 step, the
+ * input projection and the recurrent product by gemm_packed_ref, then each unit block's kernel, and the new state's
+ * first out_len values to y. */
+static int seq_ref(int cell, const rnnf_seq_args *a)
+{
+    const int G = cell == RNNF_CELL_LSTM ? 4 : cell == RNNF_CELL_GRU ? 3 : 1, panels = G * a->n_blocks;
+    const int cols = panels * UB;
+    float gx[RNNF_SEQ_MAX_COLS], gh[RNNF_SEQ_MAX_COLS];
+    if (cols > RNNF_SEQ_MAX_COLS) return 0;
+    const float *x = a->gx ? a->gx : a->x;
+    float *y = a->y;
+    for (int s = 0; s < a->steps; s++) {
+        const float *hp = a->h[s & 1];
+        float *hn = a->h[(s & 1) ^ 1];
+        if (a->gx)
+            for (int j = 0; j < cols; j++) gx[j] = x[j];
+        else
+            gemm_packed_ref(1, a->input_size, x, a->input_size, a->w_ih, 0, panels, a->bias_x, gx, cols);
+        gemm_packed_ref(1, a->depth, hp, a->depth, a->w_hh, 0, panels, a->bias_h, gh, cols);
+        for (int jb = 0; jb < a->n_blocks; jb++) {
+            const size_t off = (size_t)jb * (size_t)(G * UB);
+            if (cell == RNNF_CELL_LSTM)
+                lstm_block_ref(gx + off, gh + off, a->peep ? a->peep + (size_t)jb * 3 * UB : NULL, a->c + jb * UB,
+                               hn + jb * UB, a->gp);
+            else if (cell == RNNF_CELL_GRU)
+                gru_lbr_block_ref(gx + off, gh + off, hp + jb * UB, hn + jb * UB, a->gp);
+            else
+                rnn_block_ref(gx + off, gh + off, hn + jb * UB, a->gp);
+        }
+        if (y) {
+            for (int j = 0; j < a->out_len; j++) y[j] = hn[j];
+            y += a->y_step;
+        }
+        x += a->x_step;
+    }
+    return 1;
+}
+
+static int lstm_seq_ref(const rnnf_seq_args *a) { return seq_ref(RNNF_CELL_LSTM, a); }
+
+static int gru_lbr_seq_ref(const rnnf_seq_args *a) { return seq_ref(RNNF_CELL_GRU, a); }
+
+static int rnn_seq_ref(const rnnf_seq_args *a) { return seq_ref(RNNF_CELL_RNN, a); }
+
 const rnnf_kernels rnnf_kernels_ref = {
     "ref",
     gemm_packed_ref,
@@ -252,4 +296,7 @@ const rnnf_kernels rnnf_kernels_ref = {
     rnnf_wino2_out_c,
     rnnf_wino2_out_pool_c,
     rnnf_gemm_offsets_pool_c,
+    lstm_seq_ref,
+    gru_lbr_seq_ref,
+    rnn_seq_ref,
 };
