@@ -284,7 +284,10 @@ class _Converter:
     def op_transpose(self, node, ins):
         x = ins[0]
         perm = node.attrs.get("perm") or list(range(len(x.axes)))[::-1]
-        return replace(x, axes=tuple(x.axes[p] for p in perm), open_dense=False)
+        # Keeping the features last, it only reorders a dense layer's output rows, so its bias and activation may
+        # still follow (graph/fuse.py moves the time/batch Transpose after a narrowing MatMul).
+        keeps_features = bool(perm) and perm[-1] % len(x.axes) == len(x.axes) - 1
+        return replace(x, axes=tuple(x.axes[p] for p in perm), open_dense=x.open_dense and keeps_features)
 
     def op_cast(self, node, ins):
         x, to = ins[0], node.attrs.get("to")
