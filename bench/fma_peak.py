@@ -16,6 +16,8 @@ import os
 import subprocess
 import tempfile
 
+from machine import cpu_model_and_flags
+
 ZEN3_2CORE_PEAK = 200e9  # PERFORMANCE.md's figure, used where the measurement cannot run (no gcc, no AVX2)
 
 _SOURCE = r"""
@@ -64,22 +66,11 @@ int main(int argc, char **argv)
 """
 
 
-def _flags() -> set:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def measured_peak(cores: int | None = None, runs: int = 5) -> tuple[float, str]:
     """(FLOP/s of `cores` cores (default: every usable one) at one core's measured rate, how it was obtained). Falls
     back to PERFORMANCE.md's Zen 3 figure, saying so, where the program cannot be built or run."""
     cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-    flags = _flags()
+    flags = cpu_model_and_flags()[1]
     if "avx512f" in flags:
         isa, march = "AVX-512 zmm", ["-mavx512f"]
     elif {"avx2", "fma"} <= flags:

@@ -7,7 +7,8 @@ import os
 import platform
 
 
-def machine_line() -> str:
+def cpu_model_and_flags() -> tuple:
+    """(the CPU's model name, its set of feature flags) from /proc/cpuinfo; ("?", set()) where it cannot be read."""
     model, flags = "?", set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -18,6 +19,11 @@ def machine_line() -> str:
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    return model, flags
+
+
+def machine_line() -> str:
+    model, flags = cpu_model_and_flags()
     isa = "+".join(x for x in ("avx2", "fma", "avx512f") if x in flags) or "no avx2"
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:

@@ -357,14 +357,13 @@ cdef class CGraph:
         """run() in the graph's cached state, or in a state of its own while another thread runs the graph."""
         cdef rnnf_graph_state *st
         cdef bint owned = False
-        cdef rnnf_status status
         if rnnf_py_try_lock(&self.busy):
             if self.cached == NULL:
-                status = rnnf_graph_state_create(self.ptr, &self.cached)
-                if status != RNNF_OK:
+                try:
+                    self.cached = self.new_state()
+                except BaseException:
                     rnnf_py_unlock(&self.busy)
-                    check(status, self.where)
-                rnnf_graph_state_set_memory_limit(self.cached, self.memory_limit)
+                    raise
             st = self.cached
         else:  # another thread is running this graph: plan in a state of our own
             st = self.new_state()

@@ -66,12 +66,23 @@ static void write_output(const rnnf_layer *L, const rnnf_state *st, const rnnf_i
     }
 }
 
+/* Bytes of one weight as the layer stores it. */
+static size_t weight_elem_bytes(const rnnf_layer *L)
+{
+    return L->weight_dtype == RNNF_WEIGHTS_F32 ? 4 : L->weight_dtype == RNNF_WEIGHTS_F16 ? 2 : 1;
+}
+
 /* A direction's recurrent weights in bytes as stored (the part every step reads again). */
 static size_t recurrent_weight_bytes(const rnnf_layer *L)
 {
-    const size_t elem = L->weight_dtype == RNNF_WEIGHTS_F32 ? 4 : L->weight_dtype == RNNF_WEIGHTS_F16 ? 2 : 1;
-    return elem * ((size_t)L->gh_cols * (size_t)L->out_size +
+    return weight_elem_bytes(L) * ((size_t)L->gh_cols * (size_t)L->out_size +
                    (size_t)L->n_qpanels * RNNF_UB * (size_t)(L->proj_size ? L->hidden_size : 0));
+}
+
+/* A direction's input and recurrent weights in bytes as stored. */
+static size_t weight_bytes(const rnnf_layer *L)
+{
+    return recurrent_weight_bytes(L) + weight_elem_bytes(L) * (size_t)L->gh_cols * (size_t)L->input_size;
 }
 
 /* The table's sequence kernel (kernels.h) for a direction one thread runs alone at batch 1, when the layer is small
@@ -134,9 +145,8 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
     }
     const int B = st->batch, G = L->n_gates, cols = L->gh_cols;
     const int by_unit_block = rnnf_rows_step_applies(L, B);
-    const size_t weight_bytes = (size_t)cols * (size_t)(L->input_size + L->out_size) * sizeof(float);
     const int by_rows = by_unit_block && gthreads > 1 && B / gthreads >= RNNF_SPLIT_MIN_ROWS &&
-                        weight_bytes <= RNNF_SPLIT_MAX_WEIGHT_BYTES;
+                        weight_bytes(L) <= RNNF_SPLIT_MAX_WEIGHT_BYTES;
     rnnf_step_ctx ctx = {L, S, K, d, B, 0,
                          L->n_blocks * gtid / gthreads, L->n_blocks * (gtid + 1) / gthreads,
                          L->n_qpanels * gtid / gthreads, L->n_qpanels * (gtid + 1) / gthreads,
@@ -209,8 +219,9 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
 /* A step reads every recurrent weight once, and a thread's share is often about the size of its core's L2 (an
  * LSTM-512's 4 MiB on two threads against a 2 MiB L2): walked the same way at every step, each weight was evicted
  * just before it was needed again, so every step came from L3. Every other step walks the panels backwards and
- * starts on the ones the last step left in L2. Chunks of two panels keep the microkernels' panel pairs; every
- * output is one chain over k whatever the panel range of a call, so the order changes no bits. */
+ * starts on the ones the last step left in L2. Every output is one chain over k whatever the panel range of a call,
+ * so the order changes no bits; but a two-panel chunk gives a batch-1 or batch-2 step fewer accumulators than the
+ * microkernel's eight or six panels, which is why run_direction walks back only where the weights overflow. */
 #define RNNF_BACKWARDS_CHUNK 2
 
 void rnnf_recurrent_product(const rnnf_step_ctx *ctx, int M, int K, const float *A, int lda, const float *Bp, int p0,
@@ -253,6 +264,12 @@ static int n_groups(const rnnf_layer *L, int batch, int team)
 
 static int group_threads(int team, int groups, int g) { return (team - g + groups - 1) / groups; }
 
+/* Takes piece `which` (a bit of *claimed) for the calling thread: 1 unless another thread has it already. */
+static int claim(int *claimed, int which)
+{
+    return !(__atomic_fetch_or(claimed, 1 << which, __ATOMIC_RELAXED) & (1 << which));
+}
+
 /* One thread's share of a layer in a team of `team` threads; bars are initialised by the caller.
  * With two threads and two directions, thread t claims direction t first and then the other one if nobody has
  * (`claimed`, a bit per direction): when a busy machine starts the partner late, the first thread runs both
@@ -270,7 +287,7 @@ static void run_layer_thread(const rnnf_layer *L, rnnf_layer_state *S, const rnn
         int taken = 0;
         for (int k = 0; k < 2; k++) {
             const int d = tid ^ k;
-            if (__atomic_fetch_or(claimed, 1 << d, __ATOMIC_RELAXED) & (1 << d)) continue;
+            if (!claim(claimed, d)) continue;
             run_direction(L, S, st, d, T, 0, T, st->gx[d], in, in_ld, io, &bars[d], &sense, 0, 1);
             taken++;
         }
@@ -351,12 +368,6 @@ static int run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state 
 
 static int pipe_chunk(int batch) { return (RNNF_PIPE_CHUNK_ROWS + batch - 1) / batch; }
 
-/* A layer's input and recurrent weights in bytes as stored. */
-static size_t weight_bytes(const rnnf_layer *L)
-{
-    const size_t elem = L->weight_dtype == RNNF_WEIGHTS_F32 ? 4 : L->weight_dtype == RNNF_WEIGHTS_F16 ? 2 : 1;
-    return recurrent_weight_bytes(L) + elem * (size_t)L->gh_cols * (size_t)L->input_size;
-}
 
 /* Two forward layers whose steps project their inputs up front (not rows_step.c's), each with weights that fit one
  * core's L2 (else splitting units keeps each core's half there) and enough work for a second thread. */
@@ -413,7 +424,7 @@ static int run_pipelined(const rnnf_model *m, rnnf_state *st, int T, const float
         int taken = 0;
         for (int k = 0; k < 2 && tid < 2; k++) {
             const int l = tid ^ k;
-            if (__atomic_fetch_or(&claimed, 1 << l, __ATOMIC_RELAXED) & (1 << l)) continue;
+            if (!claim(&claimed, l)) continue;
             sleeps += pipelined_layer(m, st, l, T, x, io, &first);
             taken++;
         }

@@ -86,25 +86,40 @@ void rnnf_barrier_init(rnnf_barrier *b, int n)
     b->n = n;
 }
 
-static void sleep_while_sense_is(rnnf_barrier *b, int old)
+/* Sleep while *word still holds `old` (the kernel re-reads it before sleeping, so a change that lands in between is
+ * never missed), and wake every sleeper on word. */
+static void futex_wait(volatile int *word, int old)
 {
 #ifdef __linux__
-    /* The kernel re-reads sense before sleeping, so a release that lands in between is never missed. */
-    syscall(SYS_futex, (int *)&b->sense, FUTEX_WAIT_PRIVATE, old, NULL, NULL, 0);
+    syscall(SYS_futex, (int *)word, FUTEX_WAIT_PRIVATE, old, NULL, NULL, 0);
 #else
-    (void)b;
+    (void)word;
     (void)old;
     sched_yield();
 #endif
 }
 
-static void wake_all(rnnf_barrier *b)
+static void futex_wake_all(volatile int *word)
 {
 #ifdef __linux__
-    syscall(SYS_futex, (int *)&b->sense, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    syscall(SYS_futex, (int *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 #else
-    (void)b;
+    (void)word;
 #endif
+}
+
+/* Spin with PAUSE until *word reaches `want` (equals it, or with at_least is >= it) or the clock passes until_ns;
+ * 1 when it did. */
+static int spin_until(volatile int *word, int want, int at_least, long long until_ns)
+{
+    do {
+        for (int spins = 0; spins < RNNF_SPINS_PER_CLOCK_READ; spins++) {
+            const int v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+            if (at_least ? v >= want : v == want) return 1;
+            RNNF_PAUSE();
+        }
+    } while (rnnf_monotonic_ns() < until_ns);
+    return 0;
 }
 
 int rnnf_barrier_wait(rnnf_barrier *b, int *local_sense)
@@ -119,17 +134,11 @@ int rnnf_barrier_wait(rnnf_barrier *b, int *local_sense)
         __atomic_store_n(&b->sense, want, __ATOMIC_SEQ_CST);
         const int sleepers = __atomic_load_n(&b->sleepers, __ATOMIC_SEQ_CST) > 0;
         __atomic_store_n(&b->woke, sleepers, __ATOMIC_RELAXED);
-        if (sleepers) wake_all(b);
+        if (sleepers) futex_wake_all(&b->sense);
         return 0;
     }
     const long long t0 = rnnf_monotonic_ns();
-    const long long spin_until = t0 + RNNF_SPIN_NS;
-    do {
-        for (int spins = 0; spins < RNNF_SPINS_PER_CLOCK_READ; spins++) {
-            if (__atomic_load_n(&b->sense, __ATOMIC_ACQUIRE) == want) return 0;
-            RNNF_PAUSE();
-        }
-    } while (rnnf_monotonic_ns() < spin_until);
+    if (spin_until(&b->sense, want, 0, t0 + RNNF_SPIN_NS)) return 0;
     if (__atomic_load_n(&b->woke, __ATOMIC_RELAXED)) {
         const long long yield_until = t0 + RNNF_SPIN_AFTER_WAKE_NS;
         do {
@@ -139,7 +148,7 @@ int rnnf_barrier_wait(rnnf_barrier *b, int *local_sense)
     }
     __atomic_add_fetch(&b->sleeps, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
-    while (__atomic_load_n(&b->sense, __ATOMIC_SEQ_CST) != want) sleep_while_sense_is(b, !want);
+    while (__atomic_load_n(&b->sense, __ATOMIC_SEQ_CST) != want) futex_wait(&b->sense, !want);
     __atomic_sub_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
     return 1;
 }
@@ -155,32 +164,18 @@ void rnnf_progress_publish(rnnf_progress *p, int done)
     /* Sequentially consistent with the sleepers' increment, as in rnnf_barrier_wait: either this sees the sleeper
      * or the sleeper's futex call sees the new count. */
     __atomic_store_n(&p->done, done, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0) {
-#ifdef __linux__
-        syscall(SYS_futex, (int *)&p->done, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-#endif
-    }
+    if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0) futex_wake_all(&p->done);
 }
 
 int rnnf_progress_wait(rnnf_progress *p, int at_least)
 {
     if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= at_least) return 0;
-    const long long spin_until = rnnf_monotonic_ns() + RNNF_SPIN_NS;
-    do {
-        for (int spins = 0; spins < RNNF_SPINS_PER_CLOCK_READ; spins++) {
-            if (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) >= at_least) return 0;
-            RNNF_PAUSE();
-        }
-    } while (rnnf_monotonic_ns() < spin_until);
+    if (spin_until(&p->done, at_least, 1, rnnf_monotonic_ns() + RNNF_SPIN_NS)) return 0;
     __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
     for (;;) {
         const int seen = __atomic_load_n(&p->done, __ATOMIC_SEQ_CST);
         if (seen >= at_least) break;
-#ifdef __linux__
-        syscall(SYS_futex, (int *)&p->done, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
-#else
-        sched_yield();
-#endif
+        futex_wait(&p->done, seen);
     }
     __atomic_sub_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
     return 1;

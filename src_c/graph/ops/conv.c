@@ -1014,7 +1014,7 @@ static void conv_task_depthwise(const conv_job *j, int64_t t, int tid)
         for (int64_t i = 0; i < nz; i++) z[i] = 0.0f;
         const int64_t KK = p->kh * p->kw;
         for (int64_t k0 = 0; k0 < KK; k0 += 4) {
-            const float *src[4];
+            const float *src[4] = {0};
             const int nt = (int)min64(4, KK - k0);
             for (int q = 0; q < nt; q++) {
                 const int64_t kh = (k0 + q) / p->kw, kw = (k0 + q) % p->kw;
