@@ -163,4 +163,4 @@ def test_thread_choice_policy(c_library):
     exe = link(c_library, "test_thread_choice.c", f"-I{c_library / 'src_c'}")
     result = subprocess.run([str(exe)], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.rstrip().endswith("all ok"), result.stdout + result.stderr
-    assert result.stdout.count(") ok\n") == 11, result.stdout
+    assert result.stdout.count(") ok\n") == 12, result.stdout

@@ -11,9 +11,13 @@
  * on a shared VM two or three runs in a row now and then take 100-300 us (the partner's vCPU is halted or
  * preempted). With the median of the last three times such a burst sent the choice to one thread, and a try of
  * one run lost to the next blip and doubled the wait to the following try, so a whole benchmark block ran at 4x
- * its time. Hence the median of the last seven (a switch needs four slow runs of the last seven), and a try is one
- * untimed run (its partner may have slept: waking a halted vCPU took 5-9 ms against a 0.4 ms run) and then the median
- * of three timed ones; a try whose timed run is clearly slower ends at once, so tries stay cheap on a busy machine.
+ * its time. Hence the median of the last seven (a switch needs four slow runs of the last seven), and a try of the
+ * asked count is one untimed run (its partner may have slept: waking a halted vCPU took 5-9 ms against a 0.4 ms run)
+ * and then the median of three timed ones; such a try ends at once only when a timed run is 3x slower, since the
+ * bursts above hit exactly those runs. A try of one thread has no partner to wake and no bursts of that kind: it
+ * starts timed and ends at its first run 1.4x slower. It used to take four runs like the other, and a long model
+ * (a 100-step batch-64 LSTM, 25 ms at 2 threads, 50 at 1) spent runs 3 to 6 of its life on one thread: a user
+ * timing ten calls saw 1.4x the two-thread time.
  * A try that loses waits longer for the next (doubling, and at least 20x its extra cost so that lost tries cost
  * under 5% of the run time however slow they are), but never more than about a second of run time unless its cost
  * needs it: a machine that was busy during a try is often quiet again soon. A try that wins switches at once.
@@ -28,6 +32,7 @@
 #define ADAPT_MARGIN 0.95
 /* A try's timed run this many times slower than the count in use has lost: the try stops there. */
 #define ADAPT_TRY_GIVE_UP 3.0
+#define ADAPT_TRY_ONE_GIVE_UP 1.4
 /* Lost tries may cost this share of the run time. */
 #define ADAPT_TRY_COST_SHARE 0.04
 /* Doubling stops at this much run time between tries (the cost share may ask for more). */
@@ -81,7 +86,8 @@ int rnnf_thread_choice_begin(rnnf_thread_choice *c, int asked, int *arm)
         return c->arm ? asked : 1;
     }
     if (!c->trying && --c->explore_in <= 0) {
-        c->trying = RNNF_ADAPT_TRY_RUNS + 1;
+        c->try_untimed = c->arm == 0; /* a try of the asked count starts with a run that wakes the partner */
+        c->trying = RNNF_ADAPT_TRY_RUNS + c->try_untimed;
         c->try_taken = 0;
     }
     const int use = c->trying ? !c->arm : c->arm;
@@ -107,7 +113,7 @@ static void conclude_try(rnnf_thread_choice *c, double mine)
         return;
     }
     /* What the try cost beyond running the count in use: its timed runs and, at about the same time, the untimed. */
-    double extra = theirs > mine ? theirs - mine : 0.0;
+    double extra = c->try_untimed && theirs > mine ? theirs - mine : 0.0;
     for (int k = 0; k < c->try_taken; k++) extra += c->try_times[k] > mine ? c->try_times[k] - mine : 0.0;
     const double for_cost = extra / (ADAPT_TRY_COST_SHARE * mine);
     const double doubling_cap = ADAPT_DOUBLING_MAX_SECONDS / mine;
@@ -129,7 +135,8 @@ void rnnf_thread_choice_end(rnnf_thread_choice *c, int arm, double seconds)
         if (c->trying-- == RNNF_ADAPT_TRY_RUNS + 1) return; /* the untimed first run of the try */
         c->try_times[c->try_taken++] = seconds;
         const double mine = arm_median(c, c->arm);
-        if (c->trying > 0 && seconds < ADAPT_TRY_GIVE_UP * mine) return;
+        const double give_up = arm == 0 ? ADAPT_TRY_ONE_GIVE_UP : ADAPT_TRY_GIVE_UP;
+        if (c->trying > 0 && seconds < give_up * mine) return;
         conclude_try(c, mine);
         return;
     }

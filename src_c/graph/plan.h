@@ -63,12 +63,13 @@ typedef struct {
 
 /* adapt.c: per graph state, the thread count of each run, chosen between 1 and the asked count from measured times. */
 #define RNNF_ADAPT_RING 7     /* run times kept per arm: the median of 7 takes 4 slow runs to move */
-#define RNNF_ADAPT_TRY_RUNS 3 /* timed runs of a try of the other arm, after one untimed */
+#define RNNF_ADAPT_TRY_RUNS 3 /* timed runs of a try of the other arm (of the asked count after one untimed) */
 typedef struct {
     int asked;            /* the count the times below were measured with; 0 = nothing measured */
     int arm;              /* in use: 0 one thread, 1 the asked count */
     int warm;             /* a run of this plan was made (the first is not timed) */
     int trying;           /* runs left in the try in progress of the other arm (0: none) */
+    int try_untimed;      /* that try began with an untimed run */
     int try_taken;        /* timed runs of that try so far, in try_times */
     double try_times[RNNF_ADAPT_TRY_RUNS];
     int explore_in;       /* runs until the next try */

@@ -76,6 +76,12 @@ int main(void)
     const double ideal = 200000 * 0.22e-3;
     expect(b.total <= 1.10 * ideal, "busy (500x): total time / ideal one-thread time", b.total / ideal, 1.10);
 
+    /* A long model timed over its first ten calls (25 ms at two threads, 50 at one): the try of one thread must cost
+     * one run, not four. */
+    rnnf_thread_choice_reset(&c);
+    tally l = simulate(&c, 10, 50e-3, 25e-3);
+    expect(l.total <= 1.15 * 10 * 25e-3, "long model, first 10 runs: total time / ideal", l.total / 0.25, 1.15);
+
     /* Mildly busy: two threads 2x slower than one. */
     rnnf_thread_choice_reset(&c);
     tally m = simulate(&c, 100000, 1e-3, 2e-3);
