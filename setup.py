@@ -18,7 +18,7 @@ from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 GRAPH_SOURCES = sorted(glob.glob("src_c/graph/*.c") + glob.glob("src_c/graph/ops/*.c"))
-CORE_SOURCES = GRAPH_SOURCES + ["src_c/api.c", "src_c/dispatch.c", "src_c/pool.c", "src_c/model.c", "src_c/recurrent.c",
+CORE_SOURCES = GRAPH_SOURCES + ["src_c/adapt.c", "src_c/api.c", "src_c/dispatch.c", "src_c/pool.c", "src_c/model.c", "src_c/recurrent.c",
                 "src_c/threads.c", "src_c/lstm.c", "src_c/gru.c", "src_c/rnn.c", "src_c/rows_step.c",
                 "src_c/rnnf_read.c", "src_c/rnnf_file.c", "src_c/rnnf_graph_file.c", "src_c/pipeline.c",
                 "src_c/quant.c"]

@@ -56,6 +56,7 @@ cdef extern from "rnnfast/rnnf.h" nogil:
     void rnnf_state_free(rnnf_state *state)
     rnnf_status rnnf_state_reset(rnnf_state *state, const int32_t *rows, int n_rows)
     rnnf_status rnnf_state_get(const rnnf_state *state, int layer, int which_c, float *dst)
+    rnnf_status rnnf_state_threads(const rnnf_state *state, int *n_threads, double *seconds_one, double *seconds_asked)
     rnnf_status rnnf_state_set(rnnf_state *state, int layer, int which_c, const float *src)
 
     ctypedef struct rnnf_run_args:

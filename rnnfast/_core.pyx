@@ -466,6 +466,18 @@ cdef class CStream:
         self.output_size = last["out_size"] * last["n_dirs"]
         check(rnnf_state_create(model.ptr, batch, &self.st), "creating the stream state")
 
+    def thread_choice(self):
+        """{"threads": the count steps use now, "seconds_1_thread" / "seconds_asked": recent median seconds per step
+        of each, None until measured}: rnnf_step times its steps with one thread and the asked count (adapt.c)."""
+        cdef int n = 1
+        cdef double one = 0, asked = 0
+        self.acquire()
+        try:
+            check(rnnf_state_threads(self.st, &n, &one, &asked), "reading the stream's thread choice")
+        finally:
+            PyThread_release_lock(self.lock)
+        return {"threads": n, "seconds_1_thread": one or None, "seconds_asked": asked or None}
+
     def __dealloc__(self):
         if self.st != NULL:
             rnnf_state_free(self.st)

@@ -38,7 +38,7 @@ def threads_now(default: int, backed_off: int) -> str:
     if backed_off:
         return f"1: backed off under contention (recurrent calls waited for a busy core; {backed_off} ms more)"
     return (f"up to {default}: each model measures whether its runs go faster with 1 or {default} threads and uses "
-            f"the faster (Model.thread_choice())")
+            f"the faster (Model.thread_choice(), Stream.thread_choice())")
 
 
 def config() -> dict:

@@ -148,7 +148,44 @@ rnnf_status rnnf_state_reset(rnnf_state *st, const int32_t *rows, int n_rows)
     return RNNF_OK;
 }
 
+/* The thread count of a call on this state (the choice in adapt.c, as for a graph: a real-time stream steps every
+ * 20-30 ms, and its two threads' step then waited for the partner's vCPU to wake: 18 us in a tight loop, 0.1 to
+ * 6 ms paced, one thread 0.1 ms), and the call's time per step for that choice. While the recurrent layers are backed
+ * off under contention (threads.c) the call runs on one thread, untimed, as a graph run does. */
+static int call_threads(rnnf_state *st, int n_threads, int *arm, long long *t0)
+{
+    const int asked = n_threads > 0 ? n_threads : rnnf_default_threads();
+    *t0 = 0;
+    if (asked > 1 && rnnf_threads_backed_off()) {
+        *arm = -1;
+        return 1;
+    }
+    const int n = rnnf_thread_choice_begin(&st->threads, asked, arm);
+    *t0 = *arm >= 0 ? rnnf_monotonic_ns() : 0;
+    return n;
+}
+
+static rnnf_status call_done(rnnf_state *st, int arm, long long t0, int steps, rnnf_status s)
+{
+    if (s == RNNF_OK) {
+        const int fair = arm >= 0 && !rnnf_threads_backed_off();
+        rnnf_thread_choice_end(&st->threads, fair ? arm : -1,
+                               fair ? (double)(rnnf_monotonic_ns() - t0) * 1e-9 / steps : 0.0);
+    }
+    return s;
+}
+
 rnnf_status rnnf_run(const rnnf_model *m, rnnf_state *st, const rnnf_run_args *a)
+{
+    if (!m || !st || !a || st->model != m || a->seq_len <= 0) return rnnf_run_as_asked(m, st, a);
+    int arm;
+    long long t0;
+    rnnf_run_args mine = *a;
+    mine.n_threads = call_threads(st, a->n_threads, &arm, &t0);
+    return call_done(st, arm, t0, a->seq_len, rnnf_run_as_asked(m, st, &mine));
+}
+
+rnnf_status rnnf_run_as_asked(const rnnf_model *m, rnnf_state *st, const rnnf_run_args *a)
 {
     if (!m || !st || !a || st->model != m) return RNNF_ERR_ARG;
     if (a->seq_len <= 0 || !a->x) return RNNF_ERR_ARG;
@@ -208,10 +245,20 @@ rnnf_status rnnf_activation_apply(const rnnf_activation *act, const float *x, fl
     return RNNF_OK;
 }
 
+rnnf_status rnnf_state_threads(const rnnf_state *st, int *n_threads, double *seconds_one, double *seconds_asked)
+{
+    if (!st || !n_threads) return RNNF_ERR_ARG;
+    *n_threads = rnnf_thread_choice_current(&st->threads, seconds_one, seconds_asked);
+    return RNNF_OK;
+}
+
 rnnf_status rnnf_step(const rnnf_model *m, rnnf_state *st, const float *x, float *y, int n_threads)
 {
     if (!m || !st || !x || st->model != m) return RNNF_ERR_ARG;
     for (int l = 0; l < m->n_layers; l++)
         if (m->layers[l].n_dirs != 1 || m->layers[l].reverse) return RNNF_ERR_UNSUPPORTED;
-    return rnnf_run_layers(m, st, 1, x, NULL, NULL, 0, y, RNNF_Y_SEQ_BATCH_DIR, n_threads);
+    int arm;
+    long long t0;
+    const int n = call_threads(st, n_threads, &arm, &t0);
+    return call_done(st, arm, t0, 1, rnnf_run_layers(m, st, 1, x, NULL, NULL, 0, y, RNNF_Y_SEQ_BATCH_DIR, n));
 }

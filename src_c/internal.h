@@ -48,6 +48,30 @@ typedef struct {
     float *z[2];     /* [batch][hpad]: GRU update gate between the two halves */
 } rnnf_layer_state;
 
+/* adapt.c: per graph state and per recurrent state, the thread count of each run, chosen between 1 and the asked count from measured times. */
+#define RNNF_ADAPT_RING 7     /* run times kept per arm: the median of 7 takes 4 slow runs to move */
+#define RNNF_ADAPT_TRY_RUNS 3 /* timed runs of a try of the other arm (of the asked count after one untimed) */
+typedef struct {
+    int asked;            /* the count the times below were measured with; 0 = nothing measured */
+    int arm;              /* in use: 0 one thread, 1 the asked count */
+    int warm;             /* a run was made (the first of a plan or a state is not timed) */
+    int trying;           /* runs left in the try in progress of the other arm (0: none) */
+    int try_untimed;      /* that try began with an untimed run */
+    int try_taken;        /* timed runs of that try so far, in try_times */
+    double try_times[RNNF_ADAPT_TRY_RUNS];
+    int explore_in;       /* runs until the next try */
+    int interval;         /* runs between tries */
+    double times[2][RNNF_ADAPT_RING]; /* the last run times of each arm, seconds */
+    int next[2], count[2];
+} rnnf_thread_choice;
+
+void rnnf_thread_choice_reset(rnnf_thread_choice *c);
+/* The thread count for this run (1 when asked <= 1), and which arm that is (-1: not to be recorded). */
+int rnnf_thread_choice_begin(rnnf_thread_choice *c, int asked, int *arm);
+void rnnf_thread_choice_end(rnnf_thread_choice *c, int arm, double seconds);
+/* The count in use now, and the two arms' recent median times (0: none yet). */
+int rnnf_thread_choice_current(const rnnf_thread_choice *c, double *seconds_one, double *seconds_asked);
+
 struct rnnf_state {
     const rnnf_model *model;
     rnnf_pool *pool; /* where its memory came from (NULL: the heap) */
@@ -59,6 +83,7 @@ struct rnnf_state {
     float *inter[2];   /* ping-pong layer outputs [cap_steps][batch][max n_dirs*out] */
     uint8_t *active;   /* [cap_steps][batch] */
     int32_t *first_step[2]; /* [dir][batch]: first processing step that is real, for mask output repeat */
+    rnnf_thread_choice threads; /* rnnf_run / rnnf_step: one thread or the asked count, per step time */
 };
 
 /* Everything one thread needs for one direction of one layer over one call. */
@@ -132,6 +157,8 @@ long long rnnf_monotonic_ns(void);
 /* One core's L2 in bytes (sysconf where it answers, else 512 KiB). */
 size_t rnnf_core_l2_bytes(void);
 
+/* rnnf_run with a->n_threads as the count (no choice of its own): a graph's recurrent node, whose run chose it. */
+rnnf_status rnnf_run_as_asked(const rnnf_model *m, rnnf_state *st, const rnnf_run_args *a);
 /* The driver: run `seq_len` steps of every layer from the state's current h/c (rnnf_run sets them first). */
 rnnf_status rnnf_run_layers(const rnnf_model *model, rnnf_state *state, int seq_len, const float *x,
                             const int32_t *lens, const uint8_t *mask, int mask_zero_output, float *y, int y_layout,

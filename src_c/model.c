@@ -301,6 +301,7 @@ rnnf_status rnnf_state_create_in(const rnnf_model *model, int batch, rnnf_pool *
     st->pool = pool;
     st->model = model;
     st->batch = batch;
+    rnnf_thread_choice_reset(&st->threads);
     st->ls = rnnf_mem_alloc(pool, (size_t)model->n_layers * sizeof(rnnf_layer_state));
     int ok = st->ls != NULL;
     for (int d = 0; d < 2 && ok; d++)

@@ -103,6 +103,26 @@ def test_batch_one_steps_equal_run_to_the_bit(cell, hidden, seq_len):
     assert np.array_equal(np.stack([stream.step(x[t]) for t in range(seq_len)]), y[:, 0])
 
 
+def test_a_direct_stream_times_its_steps_with_both_thread_counts_and_keeps_the_bits():
+    """A stream's steps choose one thread or the asked count from their own times, as a graph's runs do (a stream
+    stepped every few ms found its partner thread asleep at every step): after a few steps both are measured, and
+    every step equals a one-thread stream's to the bit whichever ran it."""
+    from conftest import random_layer
+    from rnnfast.stream import Stream
+
+    rng = np.random.default_rng(5)
+    layer = random_layer(rng, "lstm", "forward", input_size=16, hidden_size=256)
+    xs = rng.standard_normal((24, 2, 16)).astype(np.float32)
+    two, one = Stream([layer], 2, n_threads=2), Stream([layer], 2, n_threads=1)
+    assert two.thread_choice()["seconds_asked"] is None  # nothing measured yet
+    for x in xs:
+        assert np.array_equal(two.step(x), one.step(x))
+    choice = two.thread_choice()
+    assert choice["threads"] in (1, 2)
+    assert choice["seconds_1_thread"] > 0 and choice["seconds_asked"] > 0
+    assert one.thread_choice() == {"threads": 1, "seconds_1_thread": None, "seconds_asked": None}
+
+
 def _stream_and_run(batch, seed=3):
     model = onnx_model("lstm", batch=batch, seed=seed)
     x = np.random.default_rng(seed).standard_normal((5, batch, 4)).astype(np.float32)

@@ -110,6 +110,11 @@ void rnnf_state_free(rnnf_state *state);
 rnnf_status rnnf_state_reset(rnnf_state *state, const int32_t *rows, int n_rows);
 /* Copy one layer's h [n_dirs][batch][out] or c [n_dirs][batch][hidden] out of / into the state. */
 rnnf_status rnnf_state_get(const rnnf_state *state, int layer, int which_c, float *dst);
+/* Threads: rnnf_run and rnnf_step on a state use one thread or the count asked (<= 0: rnnf_default_threads()),
+ * whichever the state's recent calls measured faster per step (a stream stepped every few ms found its partner
+ * thread asleep at every step; a busy machine makes a second thread a loss; the bits are the same either way). The
+ * count in use now and the recent median seconds per step of each (0: not measured yet). */
+rnnf_status rnnf_state_threads(const rnnf_state *state, int *n_threads, double *seconds_one, double *seconds_asked);
 rnnf_status rnnf_state_set(rnnf_state *state, int layer, int which_c, const float *src);
 
 /* How rnnf_run writes y: ONNX [seq][dir][batch][out], or merged [seq][batch][dir*out] (Keras / PyTorch). */

@@ -16,7 +16,7 @@ from ..errors import FormatError
 
 # src_c/ sources the executor needs besides every graph/*.c and graph/ops/*.c (the chain API's pipeline.c, the .rnnf
 # reader and the run-time dispatch are not part of an export), and the headers they include.
-SOURCES = ["api.c", "pool.c", "model.c", "recurrent.c", "threads.c", "lstm.c", "gru.c", "rnn.c", "rows_step.c",
+SOURCES = ["adapt.c", "api.c", "pool.c", "model.c", "recurrent.c", "threads.c", "lstm.c", "gru.c", "rnn.c", "rows_step.c",
            "quant.c", "kernels/ref.c", "kernels/activations.c", "kernels/ref_q.c"]
 GRAPH_DIRS = ("graph", "graph/ops")
 SIMD_SOURCES = {"kernels/avx2.c": "RNNF_HAVE_AVX2", "kernels/avx2_q.c": "RNNF_HAVE_AVX2",

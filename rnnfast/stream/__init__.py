@@ -110,6 +110,16 @@ class Stream:
         """The threads a step uses (0: the engine's default, OMP_NUM_THREADS or every core)."""
         return self._impl.n_threads
 
+    def thread_choice(self) -> dict:
+        """How many threads the steps use now and why, where the stream measures it (a direct stream: the steps are
+        timed with one thread and with n_threads, and use the faster per step; {"threads": n, "seconds_1_thread":
+        t1, "seconds_asked": tn}, None until measured). Other streams refuse: their graph runs choose per run."""
+        choice = getattr(self._impl, "thread_choice", None)
+        if choice is None:
+            raise ValueError(f"{self._impl._where}: this stream steps a graph ({self._impl.describe()}); its runs "
+                             f"choose their threads as the model's do (Model.thread_choice())")
+        return choice()
+
     def __repr__(self) -> str:
         return (f"<rnnfast.Stream of {self._impl._where}: steps {self.step_inputs} -> {self.step_outputs}, batch "
                 f"{self.batch}, states {self.pairs} ({self.pairs_from}); {self._impl.describe()}>")

@@ -46,6 +46,11 @@ class LayerStep:
             if layer.cell == "lstm":
                 self.pairs[f"layer{k}.c"] = f"layer{k}.c_n"
 
+    def thread_choice(self) -> dict:
+        """How many threads the steps use now: one or n_threads (else the default), whichever the recent steps
+        measured faster ({"threads": n, "seconds_1_thread": t1, "seconds_asked": tn} per step, None until measured)."""
+        return self._c.thread_choice()
+
     def step(self, x_t) -> np.ndarray:
         """One time step: x_t [batch, ...] (or without the batch axis when batch is 1). Returns this step's output."""
         if self._plain:  # the usual float32 step, checked and run in one C call; anything else is converted below

@@ -60,31 +60,6 @@ typedef struct {
     rnnf_state *st;
     int batch;
 } rnnf_recurrent_slot;
-
-/* adapt.c: per graph state, the thread count of each run, chosen between 1 and the asked count from measured times. */
-#define RNNF_ADAPT_RING 7     /* run times kept per arm: the median of 7 takes 4 slow runs to move */
-#define RNNF_ADAPT_TRY_RUNS 3 /* timed runs of a try of the other arm (of the asked count after one untimed) */
-typedef struct {
-    int asked;            /* the count the times below were measured with; 0 = nothing measured */
-    int arm;              /* in use: 0 one thread, 1 the asked count */
-    int warm;             /* a run of this plan was made (the first is not timed) */
-    int trying;           /* runs left in the try in progress of the other arm (0: none) */
-    int try_untimed;      /* that try began with an untimed run */
-    int try_taken;        /* timed runs of that try so far, in try_times */
-    double try_times[RNNF_ADAPT_TRY_RUNS];
-    int explore_in;       /* runs until the next try */
-    int interval;         /* runs between tries */
-    double times[2][RNNF_ADAPT_RING]; /* the last run times of each arm, seconds */
-    int next[2], count[2];
-} rnnf_thread_choice;
-
-void rnnf_thread_choice_reset(rnnf_thread_choice *c);
-/* The thread count for this run (1 when asked <= 1), and which arm that is (-1: not to be recorded). */
-int rnnf_thread_choice_begin(rnnf_thread_choice *c, int asked, int *arm);
-void rnnf_thread_choice_end(rnnf_thread_choice *c, int arm, double seconds);
-/* The count in use now, and the two arms' recent median times (0: none yet). */
-int rnnf_thread_choice_current(const rnnf_thread_choice *c, double *seconds_one, double *seconds_asked);
-
 struct rnnf_graph_state {
     const rnnf_graph *g;
     rnnf_pool *pool;           /* where its memory comes from (NULL: the heap); with a pool, a plan also plans both

@@ -215,5 +215,5 @@ rnnf_status rnnf_recurrent_node_run(const rnnf_gnode *node, rnnf_recurrent_slot 
     a.y_h = yh;
     a.y_c = yc;
     a.n_threads = n_threads;
-    return rnnf_run(m, slot->st, &a);
+    return rnnf_run_as_asked(m, slot->st, &a);
 }

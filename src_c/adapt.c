@@ -1,4 +1,5 @@
-/* adapt.c: how many threads a graph run uses, chosen from the run times the graph state measures.
+/* adapt.c: how many threads a graph run or a recurrent call uses, chosen from the run times its state measures
+ * (a graph state; a recurrent state of rnnf_run / rnnf_step, timed per step).
  *
  * A second thread pays on a quiet machine (a CRNN call 245 -> 166 us) and ruins a busy one: every fork-join op and
  * every per-step barrier of a recurrent layer waits for a partner that the scheduler may not run for a whole time
@@ -24,7 +25,7 @@
  */
 #include <string.h>
 
-#include "graph/plan.h"
+#include "internal.h"
 
 #define ADAPT_MIN_INTERVAL 4
 #define ADAPT_MAX_INTERVAL (1 << 20)
