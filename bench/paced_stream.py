@@ -1,6 +1,6 @@
 """A stream stepped in real time: one step every `--every` ms, as an audio or sensor app calls it, not back to back.
 
-    python bench/paced_stream.py [--every 0,1,10,30] [--cells lstm,gru,rnn,lstm2,bilstm] [--rounds 12]
+    python bench/paced_stream.py [--every 0,1,10,30] [--cells lstm,gru,rnn,lstm2,bilstm] [--rounds 12] [--busy N]
 
 Between two steps the engines' threads have gone to sleep and the CPU's caches hold other work, so a paced step
 costs more than a step of a tight loop, and a second thread can cost far more than it gives: it must be woken (on
@@ -11,11 +11,13 @@ what the machine does hits them alike. Every runner's outputs over the case are 
 reference first (workloads.checked_outputs); one that is off is reported and not timed.
 
 Per runner: the median step time over all rounds, and the least round median in brackets. ratio = onnxruntime's
-best of 1/2 threads over rnnfast's default.
+best of 1/2 threads over rnnfast's default. --busy N runs it all beside N busy processes (bench/busy.py), as a
+user's machine often is.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -25,6 +27,7 @@ import numpy as np
 BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCH)
 sys.path.insert(1, os.path.dirname(BENCH))  # the source tree, when not installed
+from busy import busy_processes  # noqa: E402
 from machine import machine_line  # noqa: E402
 from timing import fmt_time  # noqa: E402
 from workloads import checked_outputs, expected_output, make_case, ort_runner, rnnfast_runner  # noqa: E402
@@ -56,8 +59,14 @@ def main() -> int:
     p.add_argument("--every", default="0,1,10,30", help="ms between steps, comma-separated (0: back to back)")
     p.add_argument("--cells", default="lstm,gru,rnn,lstm2,bilstm")
     p.add_argument("--rounds", type=int, default=12)
+    p.add_argument("--busy", type=int, default=0, metavar="N", help="N busy processes beside the timing")
     args = p.parse_args()
-    print(machine_line())
+    print(machine_line() + (f"; {args.busy} busy processes beside" if args.busy else ""))
+    with busy_processes(args.busy) if args.busy else contextlib.nullcontext():
+        return paced_table(args)
+
+
+def paced_table(args) -> int:
     problems = []
     names = [name for name, _, _ in RUNNERS]
     print("| cell | every | " + " | ".join(names) + " | ort best / rnnfast default |")
