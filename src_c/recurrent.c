@@ -85,28 +85,29 @@ static size_t weight_bytes(const rnnf_layer *L)
     return recurrent_weight_bytes(L) + weight_elem_bytes(L) * (size_t)L->gh_cols * (size_t)L->input_size;
 }
 
-/* The table's sequence kernel (kernels.h) for a direction one thread runs alone at batch 1, when the layer is small
- * enough and every step is real (a masked step repeats or zeroes outputs as write_output decides); else NULL. */
+/* The table's sequence kernel (kernels.h) for steps [s0, s1) of a direction one thread runs alone at batch 1, when
+ * the layer is small enough and each of those steps is real (a masked step repeats or zeroes outputs as write_output
+ * decides); else NULL. */
 static rnnf_seq_fn seq_kernel(const rnnf_kernels *K, const rnnf_layer *L, int batch, int gthreads,
-                              const uint8_t *active, int T)
+                              const uint8_t *active, int rev, int T, int s0, int s1)
 {
     if (batch != 1 || gthreads != 1 || L->proj_size || L->weight_dtype != RNNF_WEIGHTS_F32 ||
-        L->gh_cols > RNNF_SEQ_MAX_COLS || memchr(active, 0, (size_t)T))
+        L->gh_cols > RNNF_SEQ_MAX_COLS || memchr(active + (rev ? T - s1 : s0), 0, (size_t)(s1 - s0)))
         return NULL;
     if (L->cell == RNNF_CELL_LSTM) return K->lstm_seq;
     if (L->cell == RNNF_CELL_GRU) return L->linear_before_reset ? K->gru_lbr_seq : NULL;
     return K->rnn_seq;
 }
 
-/* The whole direction through the sequence kernel, the input projection included; 0 when it does not cover the
- * layer (nothing done then). */
-static int run_sequence(rnnf_seq_fn seq, const rnnf_layer *L, rnnf_layer_state *S, int d, int T, const float *in,
-                        int in_ld, const float *gx, const rnnf_io *io)
+/* Steps [s0, s1) of the direction through the sequence kernel, their input projection included (gx: made already);
+ * 0 when it does not cover the layer (nothing done then). */
+static int run_sequence(rnnf_seq_fn seq, const rnnf_layer *L, rnnf_layer_state *S, int d, int T, int s0, int s1,
+                        const float *in, int in_ld, const float *gx, const rnnf_io *io)
 {
-    const int rev = is_reverse(L, d), t0 = rev ? T - 1 : 0, cur = S->cur[d];
+    const int rev = is_reverse(L, d), t0 = rev ? T - 1 - s0 : s0, cur = S->cur[d] ^ (s0 & 1);
     const int ld = gx ? L->gh_cols : in_ld;
     rnnf_seq_args a;
-    a.steps = T;
+    a.steps = s1 - s0;
     a.n_blocks = L->n_blocks;
     a.gx = gx ? gx + (size_t)t0 * (size_t)ld : NULL;
     a.x = in + (size_t)t0 * (size_t)in_ld;
@@ -179,13 +180,13 @@ static void run_direction(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_s
         ctx.gh_blk = S->gh[d] + (size_t)gtid * B * cols / L->n_blocks;
     } else if (ctx.jb1 > ctx.jb0) {
         /* Each thread projects the inputs for its own gate panels only, so no barrier is needed before the loop. */
-        const rnnf_seq_fn seq = s0 == 0 && s1 == T ? seq_kernel(K, L, B, gthreads, io->active, T) : NULL;
+        const rnnf_seq_fn seq = seq_kernel(K, L, B, gthreads, io->active, is_reverse(L, d), T, s0, s1);
         const int project_in_steps = L->input_size <= RNNF_SEQ_MAX_STEP_INPUT;
-        if (seq && project_in_steps && run_sequence(seq, L, S, d, T, in, in_ld, NULL, io)) return;
+        if (seq && project_in_steps && run_sequence(seq, L, S, d, T, s0, s1, in, in_ld, NULL, io)) return;
         const size_t t0 = (size_t)(is_reverse(L, d) ? T - s1 : s0) * B;
         K->gemm_packed((s1 - s0) * B, L->input_size, in + t0 * in_ld, in_ld, L->w_ih[d], ctx.jb0 * G, ctx.jb1 * G,
                        L->bias_x[d], gx + t0 * cols, cols);
-        if (seq && !project_in_steps && run_sequence(seq, L, S, d, T, in, in_ld, gx, io)) return;
+        if (seq && !project_in_steps && run_sequence(seq, L, S, d, T, s0, s1, in, in_ld, gx, io)) return;
     }
 
     /* Walking backwards pays where this thread's share of the recurrent weights nears its L2 (rnnf_recurrent_product)

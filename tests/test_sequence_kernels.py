@@ -92,3 +92,32 @@ def test_bidirectional_and_stacked_small_layers_give_the_step_drivers_bits(table
                                           n_threads=n_threads)[0]
         assert stacked.tobytes() == second[:T].tobytes(), f"{table} {cell} stacked"
 
+
+@pytest.mark.parametrize("input_size", [12, 64])  # the first layer projects in the kernel, or a chunk by one GEMM
+@pytest.mark.parametrize("cell,hidden", [("lstm", 64), ("gru", 80), ("rnn", 160)])
+def test_two_layers_side_by_side_give_one_threads_bits(table, cell, hidden, input_size):
+    """Two stacked forward layers at batch 1 on two threads run side by side (recurrent.c run_pipelined), each thread
+    a chunk of steps at a time through the sequence kernel, or through the step drivers where the chunk has a masked
+    step: outputs and final states have one thread's bits, with initial states and a step count that is no whole
+    number of chunks, masked or not."""
+    rng = np.random.default_rng(hidden + input_size)
+    extra = dict(linear_before_reset=True) if cell == "gru" else {}
+    first = random_layer(rng, cell=cell, input_size=input_size, hidden_size=hidden, **extra)
+    second = random_layer(rng, cell=cell, input_size=hidden, hidden_size=hidden, **extra)
+    stack = CompiledStack([first, second])
+    T = 61
+    x = rng.standard_normal((T, 1, input_size)).astype(np.float32)
+    kw = {"initial_h": [rng.standard_normal((1, 1, hidden)).astype(np.float32) for _ in range(2)]}
+    if cell == "lstm":
+        kw["initial_c"] = [rng.standard_normal((1, 1, hidden)).astype(np.float32) for _ in range(2)]
+    mask = np.ones((T, 1), bool)
+    mask[[20, 40]] = False
+    for m in (None, mask):
+        one = stack.run(x, mask=m, n_threads=1, **kw)
+        two = stack.run(x, mask=m, n_threads=2, **kw)
+        what = f"{table} {cell} input {input_size} mask {m is not None}"
+        assert one[0].tobytes() == two[0].tobytes(), f"{what}: outputs"
+        for layer in range(2):
+            assert one[1][layer].tobytes() == two[1][layer].tobytes(), f"{what}: layer {layer} final h"
+            if cell == "lstm":
+                assert one[2][layer].tobytes() == two[2][layer].tobytes(), f"{what}: layer {layer} final c"
