@@ -94,7 +94,7 @@ def test_bidirectional_and_stacked_small_layers_give_the_step_drivers_bits(table
 
 
 @pytest.mark.parametrize("input_size", [12, 64])  # the first layer projects in the kernel, or a chunk by one GEMM
-@pytest.mark.parametrize("cell,hidden", [("lstm", 64), ("gru", 80), ("rnn", 160)])
+@pytest.mark.parametrize("cell,hidden", [("lstm", 32), ("lstm", 64), ("gru", 32), ("gru", 80), ("rnn", 160)])
 def test_two_layers_side_by_side_give_one_threads_bits(table, cell, hidden, input_size):
     """Two stacked forward layers at batch 1 on two threads run side by side (recurrent.c run_pipelined), each thread
     a chunk of steps at a time through the sequence kernel, or through the step drivers where the chunk has a masked
