@@ -20,7 +20,6 @@ paths: the receiving process reads them, so they must exist at the same path the
 from __future__ import annotations
 
 import collections
-import hashlib
 import io
 import pickle
 import threading
@@ -52,6 +51,10 @@ class Origin:
     def key(self) -> str:
         """sha256 of the bytes and the options: equal keys rebuild to equal models."""
         if self._key is None:
+            # imported here, not with this module (which every rnnfast.load imports): hashlib loads OpenSSL's
+            # libcrypto, 3.3 MiB of resident memory a process that never pickles a model would carry
+            import hashlib
+
             h = hashlib.sha256(self.data)
             h.update(repr((sorted(self.options.items()), self.steps)).encode())
             self._key = h.hexdigest()
