@@ -356,18 +356,17 @@ static rnnf_status binary_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
         const int sa = b.st[0][0] != 0, sb = b.st[1][0] != 0;
         const char *A = in[0].data, *B = in[1].data;
         char *Y = out[0].data;
-PARALLEL_FOR
-        for (int t = 0; t < nt; t++) {
+        PARALLEL_TASKS(t, {
             const int64_t lo = (int64_t)t * per, hi = lo + per < n ? lo + per : n;
             if (lo < hi)
                 fn(A + (size_t)(sa ? lo : 0) * ea, sa, B + (size_t)(sb ? lo : 0) * ea, sb, Y + (size_t)lo * ey,
                    hi - lo);
-        }
+        });
         return RNNF_OK;
     }
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++)
+    PARALLEL_TASKS(t, {
         binary_rows(fn, &b, in[0].data, in[1].data, out[0].data, ea, ea, ey, rows * t / nt, rows * (t + 1) / nt);
+    });
     return RNNF_OK;
 }
 
@@ -435,9 +434,9 @@ static rnnf_status where_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf
         where_rows(fn, &b, in[0].data, in[1].data, in[2].data, out[0].data, es, 0, rows);
         return RNNF_OK;
     }
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++)
+    PARALLEL_TASKS(t, {
         where_rows(fn, &b, in[0].data, in[1].data, in[2].data, out[0].data, es, rows * t / nt, rows * (t + 1) / nt);
+    });
     return RNNF_OK;
 }
 
@@ -527,11 +526,10 @@ static rnnf_status cast_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_
     const size_t ei = rnnf_dtype_size(from), eo = rnnf_dtype_size(to);
     const char *X = in[0].data;
     char *Y = out[0].data;
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) {
+    PARALLEL_TASKS(t, {
         const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
         cast_range(from, to, X + (size_t)lo * ei, Y + (size_t)lo * eo, hi - lo);
-    }
+    });
     return RNNF_OK;
 }
 

@@ -120,11 +120,10 @@ static rnnf_status copy_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_
     }
     const char *X = in[0].data;
     char *Y = out[0].data;
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) {
+    PARALLEL_TASKS(t, {
         const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
         memcpy(Y + (size_t)lo * es, X + (size_t)lo * es, (size_t)(hi - lo) * es);
-    }
+    });
     return RNNF_OK;
 }
 
@@ -288,16 +287,18 @@ static rnnf_status transpose_run(const rnnf_gnode *node, const rnnf_tensor *in, 
     if (L.is[L.r - 1] == 1) {
         const int64_t rows = n / L.d[L.r - 1];
         const int nt = threads_for(n, ctx->n_threads, rows);
-PARALLEL_FOR
-        for (int t = 0; t < nt; t++) transpose_runs(&L, x->data, y->data, es, rows * t / nt, rows * (t + 1) / nt);
+        PARALLEL_TASKS(t, {
+            transpose_runs(&L, x->data, y->data, es, rows * t / nt, rows * (t + 1) / nt);
+        });
         return RNNF_OK;
     }
     int a = 0;
     while (L.is[a] != 1) a++;
     const int64_t units = n / (L.d[a] * L.d[L.r - 1]) * ((L.d[a] + TILE - 1) / TILE);
     const int nt = threads_for(n, ctx->n_threads, units);
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) transpose_tiles(&L, a, x->data, y->data, es, units * t / nt, units * (t + 1) / nt);
+    PARALLEL_TASKS(t, {
+        transpose_tiles(&L, a, x->data, y->data, es, units * t / nt, units * (t + 1) / nt);
+    });
     return RNNF_OK;
 }
 
@@ -378,8 +379,9 @@ static rnnf_status parts_run(int to_whole, const rnnf_gnode *node, const rnnf_te
     if (total == 0) return RNNF_OK;
     const int64_t outer = prod(whole->dims, 0, axis);
     const int nt = threads_for(total, ctx->n_threads, outer);
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) parts_move(to_whole, whole, parts, n, axis, outer * t / nt, outer * (t + 1) / nt);
+    PARALLEL_TASKS(t, {
+        parts_move(to_whole, whole, parts, n, axis, outer * t / nt, outer * (t + 1) / nt);
+    });
     return RNNF_OK;
 }
 
@@ -511,8 +513,7 @@ static rnnf_status slice_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf
     const char *X = x->data;
     char *Y = y->data;
     const int nt = threads_for(n, ctx->n_threads, rows);
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) {
+    PARALLEL_TASKS(t, {
         for (int64_t row = rows * t / nt; row < rows * (t + 1) / nt; row++) {
             int64_t rest = row, off = base;
             for (int i = R - 2; i >= 0; i--) {
@@ -521,7 +522,7 @@ PARALLEL_FOR
             }
             copy_strided(Y + (size_t)(row * inner) * es, X + off * (int64_t)es, istep, inner, es);
         }
-    }
+    });
     return RNNF_OK;
 }
 
@@ -577,8 +578,7 @@ static rnnf_status gather_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
     char *Y = y->data;
     const int64_t units = outer * ni;
     const int nt = threads_for(n, ctx->n_threads, units);
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) {
+    PARALLEL_TASKS(t, {
         const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
         if (chunk == 4) {
             for (int64_t u = u0; u < u1; u++) {
@@ -596,7 +596,7 @@ PARALLEL_FOR
                 memcpy(Y + (size_t)u * chunk, X + (size_t)(o * d + (v < 0 ? v + d : v)) * chunk, chunk);
             }
         }
-    }
+    });
     return RNNF_OK;
 }
 
@@ -703,8 +703,7 @@ static rnnf_status pad_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_t
     const char *X = x->data;
     char *Y = y->data;
     const int nt = threads_for(n, ctx->n_threads, rows);
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) {
+    PARALLEL_TASKS(t, {
         for (int64_t row = rows * t / nt; row < rows * (t + 1) / nt; row++) {
             char *yr = Y + (size_t)(row * W) * es;
             int64_t rest = row, off = 0;
@@ -734,7 +733,7 @@ PARALLEL_FOR
                 copy_strided(yr + (size_t)(b + d) * es, xr + (size_t)(d - 2 >= 0 ? d - 2 : 0) * es, -1, a, es);
             }
         }
-    }
+    });
     return RNNF_OK;
 }
 
@@ -791,8 +790,7 @@ static rnnf_status expand_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
     const char *X = x->data;
     char *Y = y->data;
     const int nt = threads_for(n, ctx->n_threads, rows);
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) {
+    PARALLEL_TASKS(t, {
         for (int64_t row = rows * t / nt; row < rows * (t + 1) / nt; row++) {
             int64_t rest = row, off = 0;
             for (int i = 1; i < r; i++) {
@@ -803,7 +801,7 @@ PARALLEL_FOR
             if (st[0]) memcpy(yr, X + (size_t)off * es, (size_t)inner * es);
             else fill_elems(yr, X + (size_t)off * es, inner, es);
         }
-    }
+    });
     return RNNF_OK;
 }
 
@@ -851,11 +849,10 @@ static rnnf_status fill_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_
     const int64_t n = rnnf_tensor_numel(y);
     const int nt = threads_for(n, ctx->n_threads, ctx->n_threads);
     char *Y = y->data;
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) {
+    PARALLEL_TASKS(t, {
         const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;
         fill_elems(Y + (size_t)lo * es, v, hi - lo, es);
-    }
+    });
     return RNNF_OK;
 }
 

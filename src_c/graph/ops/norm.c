@@ -152,15 +152,14 @@ static rnnf_status softmax_run(const rnnf_gnode *node, const rnnf_tensor *in, rn
     float *Y = out[0].data;
     if (inner == 1) {
         const int nt = threads_for(n, ctx->n_threads, outer);
-PARALLEL_FOR
-        for (int t = 0; t < nt; t++)
+        PARALLEL_TASKS(t, {
             for (int64_t r = outer * t / nt; r < outer * (t + 1) / nt; r++) softmax_row(X + r * L, Y + r * L, L, log_out);
+        });
         return RNNF_OK;
     }
     const int64_t chunks = (inner + SOFTMAX_COLS - 1) / SOFTMAX_COLS, units = outer * chunks;
     const int nt = threads_for(n, ctx->n_threads, units);
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) {
+    PARALLEL_TASKS(t, {
         double *sum = (double *)ctx->scratch + (size_t)t * SOFTMAX_COLS;
         float *mx = (float *)((double *)ctx->scratch + (size_t)nt * SOFTMAX_COLS) + (size_t)t * SOFTMAX_COLS;
         for (int64_t u = units * t / nt; u < units * (t + 1) / nt; u++) {
@@ -168,7 +167,7 @@ PARALLEL_FOR
             const int64_t c1 = c0 + SOFTMAX_COLS < inner ? c0 + SOFTMAX_COLS : inner;
             softmax_cols(X + o * L * inner, Y + o * L * inner, L, inner, c0, c1, log_out, mx, sum);
         }
-    }
+    });
     return RNNF_OK;
 }
 
@@ -266,11 +265,11 @@ static rnnf_status layernorm_run(const rnnf_gnode *node, const rnnf_tensor *in, 
     const int64_t s_step = ns == D && D > 1, b_step = bi && nb == D && D > 1;
     const double eps = node->fattr[0];
     const int nt = threads_for(rows * D, ctx->n_threads, rows);
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++)
+    PARALLEL_TASKS(t, {
         for (int64_t r = rows * t / nt; r < rows * (t + 1) / nt; r++)
             layernorm_row(X + r * D, Y + r * D, D, eps, S, s_step, B, b_step, mean_out ? mean_out + r : NULL,
                           inv_out ? inv_out + r : NULL);
+    });
     return RNNF_OK;
 }
 
@@ -311,8 +310,7 @@ static rnnf_status affine_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
     const int64_t group = inner >= AFFINE_ROW_ACT ? 1 : (AFFINE_ROW_ACT + inner - 1) / inner;
     const int64_t units = (rows + group - 1) / group;
     const int nt = threads_for(n, ctx->n_threads, units);
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++)
+    PARALLEL_TASKS(t, {
         for (int64_t u = units * t / nt; u < units * (t + 1) / nt; u++) {
             const int64_t r0 = u * group, r1 = r0 + group < rows ? r0 + group : rows;
             for (int64_t r = r0; r < r1; r++) {
@@ -324,6 +322,7 @@ PARALLEL_FOR
             if (kind != RNNF_UN_NONE)
                 rnnf_unary_apply(kind, alpha, beta, Y + r0 * inner, Y + r0 * inner, (r1 - r0) * inner);
         }
+    });
     return RNNF_OK;
 }
 

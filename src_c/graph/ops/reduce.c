@@ -404,13 +404,12 @@ static rnnf_status reduce_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
     const int64_t units = dt != RNNF_DT_F32 || last_red ? n_out : n_out / K * ((K + RED_COLS - 1) / RED_COLS);
     int nt = n_in >= PAR_MIN_ELEMENTS && ctx->n_threads > 1 ? ctx->n_threads : 1;
     if (units < nt) nt = (int)units;
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) {
+    PARALLEL_TASKS(t, {
         const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
         if (dt != RNNF_DT_F32) reduce_int(kind, dt, &L, x->data, y->data, u0, u1);
         else if (last_red) reduce_last(kind, &L, x->data, y->data, u0, u1);
         else reduce_kept(kind, &L, x->data, y->data, u0, u1, (double *)ctx->scratch + (size_t)t * RED_COLS);
-    }
+    });
     return RNNF_OK;
 }
 

@@ -22,13 +22,6 @@
 #define TABLE_CHUNK (1 << 24)
 /* Below this many elements a parallel region costs more than it saves. */
 #define PAR_MIN_ELEMENTS (1 << 20)
-/* The loop after it, split in static chunks over the nt threads in scope when built with OpenMP. */
-#ifdef _OPENMP
-#define PARALLEL_FOR _Pragma("omp parallel for num_threads(nt) schedule(static) if (nt > 1)")
-#else
-#define PARALLEL_FOR
-#endif
-
 static void table_apply(int act_kind, float alpha, float beta, const float *x, float *y, int64_t n)
 {
     const rnnf_kernels *K = rnnf_kernels_get();
@@ -172,11 +165,10 @@ static rnnf_status unary_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf
     /* chunks on 16-element boundaries: each element takes the table's vector or scalar-tail path as with one
      * thread, so any thread count gives the same bits */
     const int64_t per = (n / nt + 15) / 16 * 16;
-PARALLEL_FOR
-    for (int t = 0; t < nt; t++) {
+    PARALLEL_TASKS(t, {
         const int64_t a = (int64_t)t * per, b = a + per < n ? a + per : n;
         if (a < b) rnnf_unary_apply(kind, alpha, beta, x + a, y + a, b - a);
-    }
+    });
     return RNNF_OK;
 }
 
