@@ -886,7 +886,9 @@ static inline rnnf_seq_args seq_group_args(const rnnf_seq_args *a, int G, int q0
 }
 
 /* One step of blocks [q0, q0 + NB) of the common LSTM (lstm_front's plain_gates path, no peepholes, h = tanh): their
- * input projection and product chains in registers, then their gates; c: their cell states. */
+ * input projection and product chains in registers, then their gates, every block's in one interleaved pass (the
+ * activations' dependent chains are most of a tiny step's latency: tiny LSTM 7.9 -> 7.6 us against a pass per
+ * block); c: their cell states. */
 static inline __attribute__((always_inline)) void lstm_plain_group(int NB, const rnnf_seq_args *a, const float *x,
                                                                    const float *hp, float *hn, float *y, int q0,
                                                                    __m512 *c)
@@ -895,14 +897,18 @@ static inline __attribute__((always_inline)) void lstm_plain_group(int NB, const
     const rnnf_seq_args g = seq_group_args(a, 4, q0);
     seq_input(4 * NB, &g, a->gx ? x + q0 * 4 * UB : x, gx, 1);
     seq_product(4 * NB, a->depth, hp, a->w_hh + (size_t)q0 * 4 * a->depth * UB, acc);
+    __m512 v[8]; /* every block's i, o, f, then every block's candidate */
     RNNF_UNROLL
     for (int q = 0; q < NB; q++) {
-        __m512 v[4]; /* i, o, f, candidate */
         RNNF_UNROLL
-        for (int k = 0; k < 4; k++) v[k] = _mm512_add_ps(gx[4 * q + k], acc[4 * q + k]);
-        sigmoid_tanh_n(3, 1, v);
-        c[q] = _mm512_fmadd_ps(v[2], c[q], _mm512_mul_ps(v[0], v[3]));
-        o[q] = v[1];
+        for (int k = 0; k < 3; k++) v[3 * q + k] = _mm512_add_ps(gx[4 * q + k], acc[4 * q + k]);
+        v[3 * NB + q] = _mm512_add_ps(gx[4 * q + 3], acc[4 * q + 3]);
+    }
+    sigmoid_tanh_n(3 * NB, NB, v);
+    RNNF_UNROLL
+    for (int q = 0; q < NB; q++) {
+        c[q] = _mm512_fmadd_ps(v[3 * q + 2], c[q], _mm512_mul_ps(v[3 * q], v[3 * NB + q]));
+        o[q] = v[3 * q + 1];
         t[q] = c[q];
     }
     tanh_n(NB, t);
@@ -982,7 +988,9 @@ static int lstm_seq_avx512(const rnnf_seq_args *a)
 }
 
 /* GRU, linear_before_reset = 1, as gru_lbr_block_avx512: z, r from gx + (product + Rb), the candidate from
- * r*(product + Rb) + gx; one step of blocks [q0, q0 + NB), hp: their previous state, in registers for the mix. */
+ * r*(product + Rb) + gx; one step of blocks [q0, q0 + NB), hp: their previous state, in registers for the mix. Every
+ * block's z and r in one interleaved pass, then every block's candidate (tiny GRU 6.4 -> 5.6 us against a block at
+ * a time). */
 static inline __attribute__((always_inline)) void gru_lbr_group(int NB, const rnnf_seq_args *a, const float *x,
                                                                 const float *hv, float *hn, float *y, int q0,
                                                                 __m512 *hp)
@@ -992,16 +1000,20 @@ static inline __attribute__((always_inline)) void gru_lbr_group(int NB, const rn
     const rnnf_seq_args g = seq_group_args(a, 3, q0);
     seq_input(3 * NB, &g, a->gx ? x + q0 * 3 * UB : x, gx, 0);
     seq_product(3 * NB, a->depth, hv, a->w_hh + (size_t)q0 * 3 * a->depth * UB, acc);
+    const float *b = a->bias_h + q0 * 3 * UB;
+    __m512 zr[4], n[2]; /* every block's z and r, then every block's candidate */
     RNNF_UNROLL
     for (int q = 0; q < NB; q++) {
-        const float *b = a->bias_h + (q0 + q) * 3 * UB;
-        __m512 zr[2] = {_mm512_add_ps(gx[3 * q], _mm512_add_ps(acc[3 * q], ld(b))),
-                        _mm512_add_ps(gx[3 * q + 1], _mm512_add_ps(acc[3 * q + 1], ld(b + UB)))};
-        act_n(&gp->f, gp->clip, 2, zr);
-        __m512 n = _mm512_fmadd_ps(zr[1], _mm512_add_ps(acc[3 * q + 2], ld(b + 2 * UB)), gx[3 * q + 2]);
-        act_n(&gp->g, gp->clip, 1, &n);
-        hp[q] = gru_mix(zr[0], n, hp[q]);
+        zr[2 * q] = _mm512_add_ps(gx[3 * q], _mm512_add_ps(acc[3 * q], ld(b + 3 * q * UB)));
+        zr[2 * q + 1] = _mm512_add_ps(gx[3 * q + 1], _mm512_add_ps(acc[3 * q + 1], ld(b + (3 * q + 1) * UB)));
     }
+    act_n(&gp->f, gp->clip, 2 * NB, zr);
+    RNNF_UNROLL
+    for (int q = 0; q < NB; q++)
+        n[q] = _mm512_fmadd_ps(zr[2 * q + 1], _mm512_add_ps(acc[3 * q + 2], ld(b + (3 * q + 2) * UB)), gx[3 * q + 2]);
+    act_n(&gp->g, gp->clip, NB, n);
+    RNNF_UNROLL
+    for (int q = 0; q < NB; q++) hp[q] = gru_mix(zr[2 * q], n[q], hp[q]);
     seq_store(NB, hp, hn + q0 * UB, y ? y + q0 * UB : NULL, a->out_len - q0 * UB);
 }
 
