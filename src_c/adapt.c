@@ -154,6 +154,29 @@ void rnnf_thread_choice_end(rnnf_thread_choice *c, int arm, double seconds)
     }
 }
 
+int rnnf_thread_choice_start(rnnf_thread_choice *c, int n_threads)
+{
+    const int asked = n_threads > 0 ? n_threads : rnnf_default_threads();
+    c->run_t0_ns = 0;
+    if (asked > 1 && rnnf_threads_backed_off()) {
+        c->run_arm = -1; /* the recurrent layers are backed off for a while (threads.c): the run follows, untimed */
+        return 1;
+    }
+    const int n = rnnf_thread_choice_begin(c, asked, &c->run_arm);
+    if (c->run_arm >= 0) c->run_t0_ns = rnnf_monotonic_ns(); /* timed only when the run is a sample */
+    return n;
+}
+
+/* Unless the recurrent layers found the machine busy during the run and went to one thread on their own: then it
+ * timed one thread as the asked count, and such samples had the choice settle on one thread for good on a quiet
+ * machine (lat-h512 LSTM at 16 ms a call instead of 4). */
+void rnnf_thread_choice_finish(rnnf_thread_choice *c, int units)
+{
+    const int fair = c->run_arm >= 0 && !rnnf_threads_backed_off();
+    rnnf_thread_choice_end(c, fair ? c->run_arm : -1,
+                           fair ? 1e-9 * (double)(rnnf_monotonic_ns() - c->run_t0_ns) / units : 0.0);
+}
+
 int rnnf_thread_choice_current(const rnnf_thread_choice *c, double *seconds_one, double *seconds_asked)
 {
     if (seconds_one) *seconds_one = arm_median(c, 0);

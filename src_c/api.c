@@ -148,41 +148,17 @@ rnnf_status rnnf_state_reset(rnnf_state *st, const int32_t *rows, int n_rows)
     return RNNF_OK;
 }
 
-/* The thread count of a call on this state (the choice in adapt.c, as for a graph: a real-time stream steps every
- * 20-30 ms, and its two threads' step then waited for the partner's vCPU to wake: 18 us in a tight loop, 0.1 to
- * 6 ms paced, one thread 0.1 ms), and the call's time per step for that choice. While the recurrent layers are backed
- * off under contention (threads.c) the call runs on one thread, untimed, as a graph run does. */
-static int call_threads(rnnf_state *st, int n_threads, int *arm, long long *t0)
-{
-    const int asked = n_threads > 0 ? n_threads : rnnf_default_threads();
-    *t0 = 0;
-    if (asked > 1 && rnnf_threads_backed_off()) {
-        *arm = -1;
-        return 1;
-    }
-    const int n = rnnf_thread_choice_begin(&st->threads, asked, arm);
-    *t0 = *arm >= 0 ? rnnf_monotonic_ns() : 0;
-    return n;
-}
-
-static rnnf_status call_done(rnnf_state *st, int arm, long long t0, int steps, rnnf_status s)
-{
-    if (s == RNNF_OK) {
-        const int fair = arm >= 0 && !rnnf_threads_backed_off();
-        rnnf_thread_choice_end(&st->threads, fair ? arm : -1,
-                               fair ? (double)(rnnf_monotonic_ns() - t0) * 1e-9 / steps : 0.0);
-    }
-    return s;
-}
-
+/* A call on a state chooses its threads as a graph run does (adapt.c), timed per step: a real-time stream steps
+ * every 20-30 ms, and its two threads' step then waited for the partner's vCPU to wake: 18 us in a tight loop, 0.1
+ * to 6 ms paced, one thread 0.1 ms. */
 rnnf_status rnnf_run(const rnnf_model *m, rnnf_state *st, const rnnf_run_args *a)
 {
     if (!m || !st || !a || st->model != m || a->seq_len <= 0) return rnnf_run_as_asked(m, st, a);
-    int arm;
-    long long t0;
     rnnf_run_args mine = *a;
-    mine.n_threads = call_threads(st, a->n_threads, &arm, &t0);
-    return call_done(st, arm, t0, a->seq_len, rnnf_run_as_asked(m, st, &mine));
+    mine.n_threads = rnnf_thread_choice_start(&st->threads, a->n_threads);
+    const rnnf_status s = rnnf_run_as_asked(m, st, &mine);
+    if (s == RNNF_OK) rnnf_thread_choice_finish(&st->threads, a->seq_len);
+    return s;
 }
 
 rnnf_status rnnf_run_as_asked(const rnnf_model *m, rnnf_state *st, const rnnf_run_args *a)
@@ -257,8 +233,8 @@ rnnf_status rnnf_step(const rnnf_model *m, rnnf_state *st, const float *x, float
     if (!m || !st || !x || st->model != m) return RNNF_ERR_ARG;
     for (int l = 0; l < m->n_layers; l++)
         if (m->layers[l].n_dirs != 1 || m->layers[l].reverse) return RNNF_ERR_UNSUPPORTED;
-    int arm;
-    long long t0;
-    const int n = call_threads(st, n_threads, &arm, &t0);
-    return call_done(st, arm, t0, 1, rnnf_run_layers(m, st, 1, x, NULL, NULL, 0, y, RNNF_Y_SEQ_BATCH_DIR, n));
+    const int n = rnnf_thread_choice_start(&st->threads, n_threads);
+    const rnnf_status s = rnnf_run_layers(m, st, 1, x, NULL, NULL, 0, y, RNNF_Y_SEQ_BATCH_DIR, n);
+    if (s == RNNF_OK) rnnf_thread_choice_finish(&st->threads, 1);
+    return s;
 }

@@ -63,12 +63,19 @@ typedef struct {
     int interval;         /* runs between tries */
     double times[2][RNNF_ADAPT_RING]; /* the last run times of each arm, seconds */
     int next[2], count[2];
+    int run_arm;          /* the run in progress (rnnf_thread_choice_start): its arm, -1 not a sample */
+    long long run_t0_ns;  /* and when it began */
 } rnnf_thread_choice;
 
 void rnnf_thread_choice_reset(rnnf_thread_choice *c);
 /* The thread count for this run (1 when asked <= 1), and which arm that is (-1: not to be recorded). */
 int rnnf_thread_choice_begin(rnnf_thread_choice *c, int asked, int *arm);
 void rnnf_thread_choice_end(rnnf_thread_choice *c, int arm, double seconds);
+/* A run's thread count for a call that asked n_threads (<= 0: the default), one thread untimed while the recurrent
+ * layers are backed off (threads.c); and, when it completed, its time per unit (a step, or a whole graph run) for the
+ * choice. The pair that graph runs and rnnf_run / rnnf_step use. */
+int rnnf_thread_choice_start(rnnf_thread_choice *c, int n_threads);
+void rnnf_thread_choice_finish(rnnf_thread_choice *c, int units);
 /* The count in use now, and the two arms' recent median times (0: none yet). */
 int rnnf_thread_choice_current(const rnnf_thread_choice *c, double *seconds_one, double *seconds_asked);
 

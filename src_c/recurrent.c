@@ -372,7 +372,6 @@ static int run_layer(const rnnf_layer *L, rnnf_layer_state *S, const rnnf_state 
 
 static int pipe_chunk(int batch) { return (RNNF_PIPE_CHUNK_ROWS + batch - 1) / batch; }
 
-
 /* Two forward layers whose steps project their inputs up front (not rows_step.c's), each with weights that fit one
  * core's L2 (else splitting units keeps each core's half there) and enough work for a second thread. */
 static int pipelines(const rnnf_model *m, int batch, int T, int n_threads)

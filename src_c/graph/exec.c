@@ -640,16 +640,11 @@ static rnnf_status run_from(rnnf_graph_state *s, int first, const rnnf_tensor *i
     return RNNF_OK;
 }
 
-/* A run that completed is timed for the thread choice (a paused one is timed when it completes; host time counts
- * for both arms alike), unless its recurrent layers found the machine busy and went to one thread on their own
- * (threads.c): then it timed one thread as the asked count, and such samples had the choice settle on one thread
- * for good on a quiet machine (lat-h512 LSTM at 16 ms a call instead of 4). */
+/* A run that completed is timed for the thread choice (adapt.c; a paused one when it completes: host time counts for
+ * both arms alike). */
 static rnnf_status finish(rnnf_graph_state *s, rnnf_status st)
 {
-    if (st == RNNF_OK) {
-        const int fair = s->run_arm >= 0 && !rnnf_threads_backed_off();
-        rnnf_thread_choice_end(&s->threads, fair ? s->run_arm : -1, fair ? now_seconds() - s->run_t0 : 0);
-    }
+    if (st == RNNF_OK) rnnf_thread_choice_finish(&s->threads, 1);
     return st;
 }
 
@@ -669,15 +664,7 @@ rnnf_status rnnf_graph_run(rnnf_graph_state *s, const rnnf_tensor *inputs, rnnf_
     for (int i = 0; i < g->n_outputs; i++)
         if (!outputs[i].data && rnnf_tensor_numel(&outputs[i])) return RNNF_ERR_ARG;
     s->paused_at = -1;
-    const int asked = n_threads > 0 ? n_threads : rnnf_default_threads();
-    if (asked > 1 && rnnf_threads_backed_off()) {
-        /* The recurrent layers are backed off to one thread for a while: the whole run follows them, untimed. */
-        s->run_threads = 1;
-        s->run_arm = -1;
-    } else {
-        s->run_threads = rnnf_thread_choice_begin(&s->threads, asked, &s->run_arm);
-    }
-    s->run_t0 = s->run_arm >= 0 ? now_seconds() : 0; /* timed only when the run is a sample for the choice */
+    s->run_threads = rnnf_thread_choice_start(&s->threads, n_threads);
     return finish(s, run_from(s, 0, inputs, outputs, err));
 }
 

@@ -25,6 +25,13 @@
 #ifndef PAR_MIN_ELEMENTS
 #define PAR_MIN_ELEMENTS (1 << 20)
 #endif
+/* Threads for a memory-bound op over n elements in `units` independent pieces: one below PAR_MIN_ELEMENTS, never
+ * more than the pieces. */
+static inline int par_threads(int64_t n, int n_threads, int64_t units)
+{
+    if (n < PAR_MIN_ELEMENTS || n_threads <= 1) return 1;
+    return units < n_threads ? (int)units : n_threads;
+}
 /* for (int t = 0; t < nt; t++) followed by the statement given, the iterations split in static chunks over nt
  * threads when built with OpenMP. With nt <= 1 no parallel region is entered: libgomp makes a team even for one
  * thread (an if(0) clause too) and ends it with a futex wake syscall, which made a 1-thread VAD call (seven such

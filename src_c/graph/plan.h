@@ -87,9 +87,7 @@ struct rnnf_graph_state {
     rnnf_tensor *run_out;
     double host_t0;            /* when the paused run stopped (seconds), for profiling the host node */
     rnnf_thread_choice threads; /* how many threads runs of this plan use */
-    int run_threads;           /* this run's choice (resume continues with it), and its arm */
-    int run_arm;
-    double run_t0;             /* when this run began (seconds) */
+    int run_threads;           /* this run's choice (resume continues with it) */
 };
 
 /* rnnf_graph_create and rnnf_graph_state_create with their memory from a pool (pool.h; NULL: the heap). With a

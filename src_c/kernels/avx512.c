@@ -1058,9 +1058,7 @@ static inline __attribute__((always_inline)) void rnn_seq_group(int NB, const rn
 {
     const rnnf_gate_params *gp = a->gp;
     __m512 gx[4], acc[4];
-    rnnf_seq_args g = *a; /* the group's panels: its columns of the input weights and bias */
-    g.w_ih = a->w_ih + (size_t)q0 * a->input_size * UB;
-    g.bias_x = a->bias_x + q0 * UB;
+    const rnnf_seq_args g = seq_group_args(a, 1, q0);
     seq_input(NB, &g, a->gx ? x + q0 * UB : x, gx, 1);
     seq_product(NB, a->depth, hp, a->w_hh + (size_t)q0 * a->depth * UB, acc);
     RNNF_UNROLL

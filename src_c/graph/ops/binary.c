@@ -100,12 +100,6 @@ static void bcast_next_row(const bcast *b, int n_in, int64_t *idx, int64_t *off)
     }
 }
 
-static int threads_for(int64_t n, int n_threads, int64_t rows)
-{
-    if (n < PAR_MIN_ELEMENTS || n_threads <= 1) return 1;
-    return rows < n_threads ? (int)rows : n_threads;
-}
-
 /* ---- binary kernels: one row of n outputs, each input with stride 1 or 0 ---- */
 
 typedef void (*bin_fn)(const void *a, int sa, const void *b, int sb, void *y, int64_t n);
@@ -345,7 +339,7 @@ static rnnf_status binary_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
     }
     const size_t ea = rnnf_dtype_size(in[0].dtype), ey = rnnf_dtype_size(out_dt);
     const int64_t inner = b.dims[b.rank - 1], rows = n / inner;
-    const int nt = threads_for(n, ctx->n_threads, rows);
+    const int nt = par_threads(n, ctx->n_threads, rows);
     if (nt <= 1) {
         binary_rows(fn, &b, in[0].data, in[1].data, out[0].data, ea, ea, ey, 0, rows);
         return RNNF_OK;
@@ -429,7 +423,7 @@ static rnnf_status where_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf
     if (n == 0) return RNNF_OK;
     const where_fn fn = es == 1 ? where_1 : es == 4 ? where_4 : where_8;
     const int64_t rows = n / b.dims[b.rank - 1];
-    const int nt = threads_for(n, ctx->n_threads, rows);
+    const int nt = par_threads(n, ctx->n_threads, rows);
     if (nt <= 1) {
         where_rows(fn, &b, in[0].data, in[1].data, in[2].data, out[0].data, es, 0, rows);
         return RNNF_OK;
@@ -518,7 +512,7 @@ static rnnf_status cast_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_
         snprintf(ctx->message, RNNF_ERROR_MESSAGE_SIZE, "cast: unsupported dtypes %d -> %d", from, to);
         return RNNF_ERR_UNSUPPORTED;
     }
-    const int nt = n >= PAR_MIN_ELEMENTS ? ctx->n_threads : 1;
+    const int nt = par_threads(n, ctx->n_threads, n);
     if (nt <= 1) {
         cast_range(from, to, in[0].data, out[0].data, n);
         return RNNF_OK;

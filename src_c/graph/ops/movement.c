@@ -17,12 +17,6 @@
 
 #define TILE 32
 
-static int threads_for(int64_t n, int n_threads, int64_t units)
-{
-    if (n < PAR_MIN_ELEMENTS || n_threads <= 1) return 1;
-    return units < n_threads ? (int)units : n_threads;
-}
-
 static int64_t prod(const int64_t *d, int a, int b)
 {
     int64_t p = 1;
@@ -113,7 +107,7 @@ static rnnf_status copy_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_
         return RNNF_ERR_SHAPE;
     }
     if (n == 0 || in[0].data == out[0].data) return RNNF_OK;
-    const int nt = threads_for(n, ctx->n_threads, ctx->n_threads);
+    const int nt = par_threads(n, ctx->n_threads, ctx->n_threads);
     if (nt <= 1) {
         memmove(out[0].data, in[0].data, (size_t)n * es);
         return RNNF_OK;
@@ -286,7 +280,7 @@ static rnnf_status transpose_run(const rnnf_gnode *node, const rnnf_tensor *in, 
     }
     if (L.is[L.r - 1] == 1) {
         const int64_t rows = n / L.d[L.r - 1];
-        const int nt = threads_for(n, ctx->n_threads, rows);
+        const int nt = par_threads(n, ctx->n_threads, rows);
         PARALLEL_TASKS(t, {
             transpose_runs(&L, x->data, y->data, es, rows * t / nt, rows * (t + 1) / nt);
         });
@@ -295,7 +289,7 @@ static rnnf_status transpose_run(const rnnf_gnode *node, const rnnf_tensor *in, 
     int a = 0;
     while (L.is[a] != 1) a++;
     const int64_t units = n / (L.d[a] * L.d[L.r - 1]) * ((L.d[a] + TILE - 1) / TILE);
-    const int nt = threads_for(n, ctx->n_threads, units);
+    const int nt = par_threads(n, ctx->n_threads, units);
     PARALLEL_TASKS(t, {
         transpose_tiles(&L, a, x->data, y->data, es, units * t / nt, units * (t + 1) / nt);
     });
@@ -378,7 +372,7 @@ static rnnf_status parts_run(int to_whole, const rnnf_gnode *node, const rnnf_te
     const int64_t total = rnnf_tensor_numel(whole);
     if (total == 0) return RNNF_OK;
     const int64_t outer = prod(whole->dims, 0, axis);
-    const int nt = threads_for(total, ctx->n_threads, outer);
+    const int nt = par_threads(total, ctx->n_threads, outer);
     PARALLEL_TASKS(t, {
         parts_move(to_whole, whole, parts, n, axis, outer * t / nt, outer * (t + 1) / nt);
     });
@@ -512,7 +506,7 @@ static rnnf_status slice_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf
     const int64_t inner = len[R - 1], rows = n / inner, istep = step[R - 1];
     const char *X = x->data;
     char *Y = y->data;
-    const int nt = threads_for(n, ctx->n_threads, rows);
+    const int nt = par_threads(n, ctx->n_threads, rows);
     PARALLEL_TASKS(t, {
         for (int64_t row = rows * t / nt; row < rows * (t + 1) / nt; row++) {
             int64_t rest = row, off = base;
@@ -577,7 +571,7 @@ static rnnf_status gather_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
     const char *X = data->data;
     char *Y = y->data;
     const int64_t units = outer * ni;
-    const int nt = threads_for(n, ctx->n_threads, units);
+    const int nt = par_threads(n, ctx->n_threads, units);
     PARALLEL_TASKS(t, {
         const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
         if (chunk == 4) {
@@ -702,7 +696,7 @@ static rnnf_status pad_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_t
     const int64_t W = y->dims[R - 1], d = x->dims[R - 1], b = bef[R - 1], rows = n / W;
     const char *X = x->data;
     char *Y = y->data;
-    const int nt = threads_for(n, ctx->n_threads, rows);
+    const int nt = par_threads(n, ctx->n_threads, rows);
     PARALLEL_TASKS(t, {
         for (int64_t row = rows * t / nt; row < rows * (t + 1) / nt; row++) {
             char *yr = Y + (size_t)(row * W) * es;
@@ -789,7 +783,7 @@ static rnnf_status expand_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
     const int64_t inner = d[0], rows = n / inner;
     const char *X = x->data;
     char *Y = y->data;
-    const int nt = threads_for(n, ctx->n_threads, rows);
+    const int nt = par_threads(n, ctx->n_threads, rows);
     PARALLEL_TASKS(t, {
         for (int64_t row = rows * t / nt; row < rows * (t + 1) / nt; row++) {
             int64_t rest = row, off = 0;
@@ -847,7 +841,7 @@ static rnnf_status fill_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf_
         }
     }
     const int64_t n = rnnf_tensor_numel(y);
-    const int nt = threads_for(n, ctx->n_threads, ctx->n_threads);
+    const int nt = par_threads(n, ctx->n_threads, ctx->n_threads);
     char *Y = y->data;
     PARALLEL_TASKS(t, {
         const int64_t lo = n * t / nt, hi = n * (t + 1) / nt;

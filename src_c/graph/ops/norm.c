@@ -25,12 +25,6 @@ static int64_t prod(const int64_t *d, int a, int b)
     return p;
 }
 
-static int threads_for(int64_t n, int n_threads, int64_t units)
-{
-    if (n < PAR_MIN_ELEMENTS || n_threads <= 1) return 1;
-    return units < n_threads ? (int)units : n_threads;
-}
-
 static rnnf_status bad_counts(char *message, const char *op, const rnnf_gnode *node)
 {
     snprintf(message, RNNF_ERROR_MESSAGE_SIZE, "%s: %d inputs, %d outputs, %d integer and %d float attributes", op,
@@ -151,14 +145,14 @@ static rnnf_status softmax_run(const rnnf_gnode *node, const rnnf_tensor *in, rn
     const float *X = x->data;
     float *Y = out[0].data;
     if (inner == 1) {
-        const int nt = threads_for(n, ctx->n_threads, outer);
+        const int nt = par_threads(n, ctx->n_threads, outer);
         PARALLEL_TASKS(t, {
             for (int64_t r = outer * t / nt; r < outer * (t + 1) / nt; r++) softmax_row(X + r * L, Y + r * L, L, log_out);
         });
         return RNNF_OK;
     }
     const int64_t chunks = (inner + SOFTMAX_COLS - 1) / SOFTMAX_COLS, units = outer * chunks;
-    const int nt = threads_for(n, ctx->n_threads, units);
+    const int nt = par_threads(n, ctx->n_threads, units);
     PARALLEL_TASKS(t, {
         double *sum = (double *)ctx->scratch + (size_t)t * SOFTMAX_COLS;
         float *mx = (float *)((double *)ctx->scratch + (size_t)nt * SOFTMAX_COLS) + (size_t)t * SOFTMAX_COLS;
@@ -264,7 +258,7 @@ static rnnf_status layernorm_run(const rnnf_gnode *node, const rnnf_tensor *in, 
     float *Y = out[0].data;
     const int64_t s_step = ns == D && D > 1, b_step = bi && nb == D && D > 1;
     const double eps = node->fattr[0];
-    const int nt = threads_for(rows * D, ctx->n_threads, rows);
+    const int nt = par_threads(rows * D, ctx->n_threads, rows);
     PARALLEL_TASKS(t, {
         for (int64_t r = rows * t / nt; r < rows * (t + 1) / nt; r++)
             layernorm_row(X + r * D, Y + r * D, D, eps, S, s_step, B, b_step, mean_out ? mean_out + r : NULL,
@@ -309,7 +303,7 @@ static rnnf_status affine_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
      * scalar-tail split, and with it every bit, does not depend on the thread count */
     const int64_t group = inner >= AFFINE_ROW_ACT ? 1 : (AFFINE_ROW_ACT + inner - 1) / inner;
     const int64_t units = (rows + group - 1) / group;
-    const int nt = threads_for(n, ctx->n_threads, units);
+    const int nt = par_threads(n, ctx->n_threads, units);
     PARALLEL_TASKS(t, {
         for (int64_t u = units * t / nt; u < units * (t + 1) / nt; u++) {
             const int64_t r0 = u * group, r1 = r0 + group < rows ? r0 + group : rows;

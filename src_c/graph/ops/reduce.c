@@ -402,8 +402,7 @@ static rnnf_status reduce_run(const rnnf_gnode *node, const rnnf_tensor *in, rnn
     const int last_red = L.red[L.r - 1];
     const int64_t K = L.d[L.r - 1];
     const int64_t units = dt != RNNF_DT_F32 || last_red ? n_out : n_out / K * ((K + RED_COLS - 1) / RED_COLS);
-    int nt = n_in >= PAR_MIN_ELEMENTS && ctx->n_threads > 1 ? ctx->n_threads : 1;
-    if (units < nt) nt = (int)units;
+    const int nt = par_threads(n_in, ctx->n_threads, units);
     PARALLEL_TASKS(t, {
         const int64_t u0 = units * t / nt, u1 = units * (t + 1) / nt;
         if (dt != RNNF_DT_F32) reduce_int(kind, dt, &L, x->data, y->data, u0, u1);

@@ -20,8 +20,6 @@
 
 /* Calls into the kernel table take an int count. */
 #define TABLE_CHUNK (1 << 24)
-/* Below this many elements a parallel region costs more than it saves. */
-#define PAR_MIN_ELEMENTS (1 << 20)
 static void table_apply(int act_kind, float alpha, float beta, const float *x, float *y, int64_t n)
 {
     const rnnf_kernels *K = rnnf_kernels_get();
@@ -157,7 +155,7 @@ static rnnf_status unary_run(const rnnf_gnode *node, const rnnf_tensor *in, rnnf
     const float alpha = node->fattr[0], beta = node->fattr[1];
     const float *x = in[0].data;
     float *y = out[0].data;
-    const int nt = n >= PAR_MIN_ELEMENTS ? ctx->n_threads : 1;
+    const int nt = par_threads(n, ctx->n_threads, n);
     if (nt <= 1) {
         rnnf_unary_apply(kind, alpha, beta, x, y, n);
         return RNNF_OK;
